@@ -1,0 +1,158 @@
+"""The backward engine: reverse-mode differentiation over the recorded graph.
+
+``run_backward(root, grad)``:
+
+1. Order the graph's nodes (``Function`` contexts) so that every node comes
+   after all nodes that consume its output: an iterative depth-first search,
+   so a 10,000-op chain needs no recursion.
+2. Walk that order once from the root, calling each node's ``backward`` on
+   the sum of the gradients its consumers sent it, undoing broadcasting
+   (:func:`unbroadcast`), and passing the results on to its inputs.
+3. Leaves (tensors made by the user with ``requires_grad=True``) accumulate
+   into ``.grad``. Intermediate gradients are dropped as soon as they are
+   used, and each node's saved arrays are freed unless ``retain_graph``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_ndarray = np.ndarray
+
+from neural_arch.autograd.function import _as_array, check_finite, unbroadcast
+from neural_arch.autograd.grad_mode import STATE, no_grad
+from neural_arch.errors import GradientError, ShapeError, shape_str
+
+
+def topological_order(root_fn) -> list:
+    """Nodes reachable from ``root_fn``, each before the nodes it feeds into
+    (post-order); reversed, every node comes after all its consumers."""
+    order = []
+    seen = {id(root_fn)}
+    stack = [(root_fn, iter(root_fn.parents))]
+    while stack:
+        fn, parents = stack[-1]
+        for p in parents:
+            pf = p._ctx
+            if pf is not None and id(pf) not in seen:
+                seen.add(id(pf))
+                stack.append((pf, iter(pf.parents)))
+                break
+        else:
+            stack.pop()
+            order.append(fn)
+    return order
+
+
+def _owned(g, incoming) -> bool:
+    """May a leaf keep ``g`` as its ``.grad`` without copying it? Only if no
+    other gradient shares its memory: pass-through ops (add, reshape views,
+    broadcast_to) hand on the incoming array or a view of it."""
+    return g is not incoming and getattr(g, "flags", None) is not None and g.flags.owndata and g.flags.writeable
+
+
+def run_backward(root, grad, retain_graph: bool = False) -> None:
+    from neural_arch.autograd.tensor import Tensor  # local: tensor.py imports this module
+
+    if root._ctx is None:
+        _accumulate_leaf(root, grad, grad, Tensor)
+        return
+    anomaly = STATE.anomaly
+    order = topological_order(root._ctx)
+    grads = {id(root._ctx): grad}
+    # Hooks run user code that may build new graphs; backward itself records nothing.
+    with no_grad():
+        for fn in reversed(order):
+            g = grads.pop(id(fn), None)
+            if g is None:  # no gradient flows into this node (e.g. only through int outputs)
+                if not retain_graph:
+                    fn._saved = None
+                continue
+            if fn._out_hooks is not None:
+                for hook in fn._out_hooks:
+                    r = hook(Tensor._wrap(g))
+                    if r is not None:
+                        g = r.data
+            if fn._retained is not None:
+                t = fn._retained()
+                if t is not None:
+                    t.grad = Tensor._wrap(g.copy() if t.grad is None else t.grad.data + g)
+            if fn._saved is None:
+                raise GradientError(
+                    f"{fn.name}: trying to backward through the graph a second time (its saved "
+                    "arrays were freed after the first backward). Pass retain_graph=True to the "
+                    "first backward() if you need to call it twice."
+                )
+            in_grads = fn.backward(fn, g)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+            if not retain_graph:
+                fn._saved = None
+            parents = fn.parents
+            if len(in_grads) != len(parents):
+                raise GradientError(
+                    f"{fn.name}: backward returned {len(in_grads)} gradients for {len(parents)} inputs"
+                )
+            for p, pg, need in zip(parents, in_grads, fn.needs_input_grad):
+                if pg is None or not need:
+                    continue
+                if pg.shape != p.data.shape:
+                    pg = unbroadcast(pg, p.data.shape)
+                if type(pg) is not _ndarray:  # NumPy turns 0-d results into scalars
+                    pg = _as_array(pg)
+                if anomaly:
+                    check_finite(pg, f"the backward of {type(fn).__name__}")
+                pf = p._ctx
+                if pf is None:
+                    _accumulate_leaf(p, pg, g, Tensor)
+                else:
+                    k = id(pf)
+                    prev = grads.get(k)
+                    grads[k] = pg if prev is None else prev + pg
+            if not retain_graph:
+                fn.parents = ()  # free the graph behind this node as we go
+
+
+def _accumulate_leaf(leaf, g, incoming, Tensor) -> None:
+    if not leaf.requires_grad:
+        return
+    if leaf._hooks is not None:
+        for hook in leaf._hooks:
+            r = hook(Tensor._wrap(g))
+            if r is not None:
+                g = r.data
+    if g.dtype != leaf.data.dtype:
+        g = g.astype(leaf.data.dtype)
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(g if _owned(g, incoming) else g.copy())
+    else:
+        # In place, so that optimizers holding ``p.grad`` see the sum and no new array is made.
+        acc = leaf.grad.data
+        if acc.shape != g.shape:
+            raise ShapeError(f"cannot accumulate gradient {shape_str(g.shape)} into .grad {shape_str(acc.shape)}")
+        acc += g
+
+
+def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
+    """``tensor.backward(gradient)``: see :meth:`Tensor.backward`."""
+    if not tensor.requires_grad:
+        raise GradientError(
+            "backward() on a tensor that does not require grad: no input of the computation "
+            "had requires_grad=True (or it ran under no_grad())"
+        )
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise GradientError(
+                f"backward() without a gradient needs a scalar output, got shape {shape_str(tensor.shape)}; "
+                "pass gradient=<tensor of that shape> or reduce first (e.g. .sum())"
+            )
+        grad = np.ones_like(tensor.data)
+    else:
+        grad = gradient.data if hasattr(gradient, "data") and not isinstance(gradient, np.ndarray) else gradient
+        grad = np.asarray(grad, dtype=tensor.data.dtype) if isinstance(grad, (list, float, int, np.ndarray)) else grad
+        if grad.shape != tensor.data.shape:
+            raise ShapeError(
+                f"backward(gradient): gradient has shape {shape_str(grad.shape)} but the tensor has "
+                f"shape {shape_str(tensor.shape)}"
+            )
+    run_backward(tensor, grad, retain_graph=retain_graph)

@@ -1,0 +1,15 @@
+"""Layer 3: every differentiable op, one family per file.
+
+Importing this package attaches the ops to ``Tensor`` as methods and
+operators (see ``tensor_methods.py``).
+"""
+
+from neural_arch.ops import tensor_methods as _tensor_methods
+from neural_arch.ops.creation import *  # noqa: F401,F403
+from neural_arch.ops.elementwise import *  # noqa: F401,F403
+from neural_arch.ops.index import gather, getitem, index_select, masked_fill, narrow, scatter_add  # noqa: F401
+from neural_arch.ops.linalg import bmm, dot, einsum, matmul, mm, outer  # noqa: F401
+from neural_arch.ops.reduce import *  # noqa: F401,F403
+from neural_arch.ops.shape import *  # noqa: F401,F403
+
+_tensor_methods.register()

@@ -1,0 +1,567 @@
+"""Elementwise ops: arithmetic, exp/log family, trigonometry, clamping, ``where``.
+
+Gradients are written for the broadcast output shape; the engine sums them
+back to each input's shape (``unbroadcast``). Non-differentiable ops
+(comparisons, logical ops) build plain tensors without a graph node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd.function import Function
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.ops._operands import as_tensor, binary_operands
+
+
+# -- arithmetic ----------------------------------------------------------------------------------
+class Add(Function):
+    """z = x + y        dz/dx = 1,  dz/dy = 1"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x + y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    """z = x - y        dz/dx = 1,  dz/dy = -1"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x - y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, (-grad if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """z = x * y        dz/dx = y,  dz/dy = x"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y if ctx.needs_input_grad[0] else None)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        return (grad * y if y is not None else None), (grad * x if x is not None else None)
+
+
+class Div(Function):
+    """z = x / y        dz/dx = 1 / y,  dz/dy = -x / y^2 = -z / y"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        z = x / y
+        ctx.save_for_backward(y, z if ctx.needs_input_grad[1] else None)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, z = ctx.saved_tensors
+        gx = grad / y
+        return gx, (-gx * z if z is not None else None)
+
+
+class Neg(Function):
+    """y = -x           dy/dx = -1"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class PowScalar(Function):
+    """y = x^p (p a number)        dy/dx = p x^(p-1)"""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.p = p
+        ctx.save_for_backward(x)
+        if p == 2:
+            return x * x
+        return x**p
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        p = ctx.p
+        if p == 2:
+            return grad * (x + x)
+        if p == 0:
+            return grad * 0
+        return grad * (p * x ** (p - 1)).astype(x.dtype, copy=False)
+
+
+class Pow(Function):
+    """z = x^y          dz/dx = y x^(y-1),  dz/dy = x^y log x   (0 where x = 0, as in torch)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        z = x**y
+        ctx.save_for_backward(x, y, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, z = ctx.saved_tensors
+        gx = grad * y * x ** (y - 1) if ctx.needs_input_grad[0] else None
+        gy = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logx = np.log(x)
+            gy = grad * np.where((x == 0) & (y >= 0), 0, z * logx)
+        return gx, gy
+
+
+# -- exp / log family ----------------------------------------------------------------------------------
+class Exp(Function):
+    """y = e^x          dy/dx = e^x = y"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.saved_tensors[0]
+
+
+class Log(Function):
+    """y = ln x         dy/dx = 1 / x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / ctx.saved_tensors[0]
+
+
+class Log1p(Function):
+    """y = ln(1 + x)    dy/dx = 1 / (1 + x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / (1 + ctx.saved_tensors[0])
+
+
+class Expm1(Function):
+    """y = e^x - 1      dy/dx = e^x = y + 1"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.expm1(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (ctx.saved_tensors[0] + 1)
+
+
+class Sqrt(Function):
+    """y = sqrt(x)      dy/dx = 1 / (2 y)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / (2 * ctx.saved_tensors[0])
+
+
+class Rsqrt(Function):
+    """y = 1 / sqrt(x)  dy/dx = -y^3 / 2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 1 / np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.saved_tensors[0]
+        return grad * (-0.5 * y * y * y).astype(y.dtype, copy=False)
+
+
+# -- trigonometry and squashing ----------------------------------------------------------------------
+class Sin(Function):
+    """y = sin x        dy/dx = cos x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.cos(ctx.saved_tensors[0])
+
+
+class Cos(Function):
+    """y = cos x        dy/dx = -sin x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad * np.sin(ctx.saved_tensors[0])
+
+
+class Tanh(Function):
+    """y = tanh x       dy/dx = 1 - y^2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.saved_tensors[0]
+        return grad * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x)    dy/dx = y (1 - y)
+
+    Computed as e^x / (1 + e^x) for x < 0 so that large |x| never overflows."""
+
+    @staticmethod
+    def forward(ctx, x):
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.saved_tensors[0]
+        return grad * (y * (1 - y))
+
+
+class Abs(Function):
+    """y = |x|          dy/dx = sign(x)   (0 at x = 0, as in torch)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.sign(ctx.saved_tensors[0])
+
+
+class ZeroGrad(Function):
+    """Piecewise-constant maps (sign, floor, ceil, round, trunc): dy/dx = 0 almost everywhere."""
+
+    @staticmethod
+    def forward(ctx, x, fn):
+        ctx.shape = x.shape
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.zeros_like(grad)
+
+
+# -- clamping and selection -------------------------------------------------------------------------
+class Clamp(Function):
+    """y = min(max(x, lo), hi)      dy/dx = 1 where lo <= x <= hi, else 0"""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return np.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        keep = np.ones(x.shape, dtype=bool) if ctx.lo is None else x >= ctx.lo
+        if ctx.hi is not None:
+            keep &= x <= ctx.hi
+        return grad * keep
+
+
+class Maximum(Function):
+    """z = max(x, y)    dz/dx = [x > y] + [x = y] / 2   (ties split, as in torch)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return np.maximum(x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        wx = (x > y) + 0.5 * (x == y)
+        return grad * wx.astype(grad.dtype), grad * (1 - wx).astype(grad.dtype)
+
+
+class Minimum(Function):
+    """z = min(x, y)    dz/dx = [x < y] + [x = y] / 2"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return np.minimum(x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        wx = (x < y) + 0.5 * (x == y)
+        return grad * wx.astype(grad.dtype), grad * (1 - wx).astype(grad.dtype)
+
+
+class Where(Function):
+    """z = cond ? x : y     dz/dx = [cond],  dz/dy = [not cond]"""
+
+    @staticmethod
+    def forward(ctx, x, y, cond):
+        ctx.cond = cond
+        return np.where(cond, x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cond = ctx.cond
+        zero = np.zeros((), dtype=grad.dtype)
+        gx = np.where(cond, grad, zero) if ctx.needs_input_grad[0] else None
+        gy = np.where(cond, zero, grad) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+# -- the functional API ------------------------------------------------------------------------------
+def add(a, b, alpha=1) -> Tensor:
+    if alpha != 1:
+        b = mul(b, alpha)
+    return Add.apply(*binary_operands(a, b))
+
+
+def sub(a, b, alpha=1) -> Tensor:
+    if alpha != 1:
+        b = mul(b, alpha)
+    return Sub.apply(*binary_operands(a, b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul.apply(*binary_operands(a, b))
+
+
+def div(a, b, rounding_mode: str | None = None) -> Tensor:
+    a, b = binary_operands(a, b)
+    if rounding_mode is None:
+        if a.data.dtype.kind in "biu":  # true division of integers gives the default float
+            from neural_arch.backend.dtypes import get_default_dtype  # noqa: PLC0415
+
+            a, b = a.to(get_default_dtype()), b.to(get_default_dtype())
+        return Div.apply(a, b)
+    if rounding_mode == "floor":
+        return Tensor._wrap(np.floor_divide(a.data, b.data))
+    if rounding_mode == "trunc":
+        q = np.trunc(a.data / b.data)
+        return Tensor._wrap(q.astype(a.data.dtype, copy=False))
+    raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+
+
+def neg(x) -> Tensor:
+    return Neg.apply(x)
+
+
+def pow(x, exponent) -> Tensor:  # noqa: A001 - torch's name
+    if isinstance(x, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+        if x.data.dtype.kind in "iub" and isinstance(exponent, float):
+            from neural_arch.backend.dtypes import get_default_dtype  # noqa: PLC0415
+
+            x = x.to(get_default_dtype())
+        return PowScalar.apply(x, p=exponent)
+    return Pow.apply(*binary_operands(x, exponent))
+
+
+def _unary(cls):
+    def op(x: Tensor) -> Tensor:
+        if x.data.dtype.kind in "iub":  # exp, log, sin, ... of integers give the default float
+            from neural_arch.backend.dtypes import get_default_dtype  # noqa: PLC0415
+
+            x = x.to(get_default_dtype())
+        return cls.apply(x)
+
+    op.__name__ = cls.__name__.lower()
+    op.__doc__ = cls.__doc__
+    return op
+
+
+exp = _unary(Exp)
+log = _unary(Log)
+log1p = _unary(Log1p)
+expm1 = _unary(Expm1)
+sqrt = _unary(Sqrt)
+rsqrt = _unary(Rsqrt)
+sin = _unary(Sin)
+cos = _unary(Cos)
+tanh = _unary(Tanh)
+sigmoid = _unary(Sigmoid)
+
+
+def abs(x) -> Tensor:  # noqa: A001
+    return Abs.apply(x)
+
+
+def sign(x) -> Tensor:
+    return ZeroGrad.apply(x, fn=np.sign)
+
+
+def floor(x) -> Tensor:
+    return ZeroGrad.apply(x, fn=np.floor) if x.data.dtype.kind == "f" else x
+
+
+def ceil(x) -> Tensor:
+    return ZeroGrad.apply(x, fn=np.ceil) if x.data.dtype.kind == "f" else x
+
+
+def round(x, decimals: int = 0) -> Tensor:  # noqa: A001
+    """Round half to even, as torch.round (and np.round) do."""
+    if x.data.dtype.kind != "f":
+        return x
+    return ZeroGrad.apply(x, fn=lambda a: np.round(a, decimals))
+
+
+def trunc(x) -> Tensor:
+    return ZeroGrad.apply(x, fn=np.trunc) if x.data.dtype.kind == "f" else x
+
+
+def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002
+    """Clamp into [min, max]; tensor bounds are applied with maximum/minimum."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+clip = clamp
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum.apply(*binary_operands(a, b))
+
+
+def minimum(a, b) -> Tensor:
+    return Minimum.apply(*binary_operands(a, b))
+
+
+def where(condition, x, y) -> Tensor:
+    """``x`` where ``condition`` holds, else ``y`` (broadcast together)."""
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        cond = cond.astype(bool)
+    x, y = binary_operands(x, y)
+    return Where.apply(x, y, cond=cond)
+
+
+# -- no-grad elementwise: comparisons and logic ---------------------------------------------------------
+def _compare(ufunc):
+    def op(a, b) -> Tensor:
+        a, b = binary_operands(a, b)
+        return Tensor._wrap(ufunc(a.data, b.data))
+
+    op.__name__ = ufunc.__name__
+    return op
+
+
+eq = _compare(np.equal)
+ne = _compare(np.not_equal)
+lt = _compare(np.less)
+le = _compare(np.less_equal)
+gt = _compare(np.greater)
+ge = _compare(np.greater_equal)
+
+
+def _logical(ufunc):
+    def op(a, b) -> Tensor:
+        return Tensor._wrap(ufunc(as_tensor(a).data, as_tensor(b).data))
+
+    op.__name__ = ufunc.__name__
+    return op
+
+
+logical_and = _logical(np.logical_and)
+logical_or = _logical(np.logical_or)
+logical_xor = _logical(np.logical_xor)
+
+
+def logical_not(x) -> Tensor:
+    return Tensor._wrap(np.logical_not(x.data))
+
+
+def isnan(x) -> Tensor:
+    return Tensor._wrap(np.isnan(x.data))
+
+
+def isinf(x) -> Tensor:
+    return Tensor._wrap(np.isinf(x.data))
+
+
+def isfinite(x) -> Tensor:
+    return Tensor._wrap(np.isfinite(x.data))
+
+
+def _bitwise(ufunc, name):
+    def op(a, b) -> Tensor:
+        a, b = binary_operands(a, b)
+        return Tensor._wrap(ufunc(a.data, b.data))
+
+    op.__name__ = name
+    return op
+
+
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+
+
+def bitwise_not(x) -> Tensor:
+    return Tensor._wrap(np.invert(x.data))
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    return bool(np.allclose(as_tensor(a).data, as_tensor(b).data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(a, b) -> bool:
+    a, b = as_tensor(a), as_tensor(b)
+    return a.shape == b.shape and bool((a.data == b.data).all())

@@ -1,0 +1,367 @@
+"""Reductions: sum, mean, prod, var/std, max/min, logsumexp, cumsum, norm.
+
+``dim`` may be None (all dims), an int or a tuple; ``keepdim`` as in torch.
+Backward re-inserts the reduced axes (size 1) and lets broadcasting spread
+the gradient over them.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+
+import numpy as np
+
+from neural_arch.autograd.function import Function
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import get_default_dtype
+from neural_arch.errors import ShapeError, shape_str
+from neural_arch.ops._dims import normalize_dims
+
+
+def _expand_back(grad, shape, axes, keepdim):
+    """Reshape a reduced gradient so that it broadcasts against the input ``shape``."""
+    if keepdim or not axes:
+        return grad
+    return grad.reshape([1 if i in axes else s for i, s in enumerate(shape)])
+
+
+class Sum(Function):
+    """y = sum_i x_i over axes         dy/dx_i = 1"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, dtype):
+        ctx.shape, ctx.axes, ctx.keepdim, ctx.in_dtype = x.shape, axes, keepdim, x.dtype
+        return x.sum(axis=axes, keepdims=keepdim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = _expand_back(grad, ctx.shape, ctx.axes, ctx.keepdim)
+        return np.broadcast_to(g.astype(ctx.in_dtype, copy=False), ctx.shape)
+
+
+class Mean(Function):
+    """y = (1/n) sum_i x_i             dy/dx_i = 1/n"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        ctx.n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        return x.mean(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = _expand_back(grad, ctx.shape, ctx.axes, ctx.keepdim) / ctx.n
+        return np.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
+
+
+class Prod(Function):
+    """y = prod_i x_i       dy/dx_i = prod_{j != i} x_j   (exact with zeros: no division)"""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdim):
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return x.prod(axis=axis, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        axis = ctx.axis
+        if axis is None:
+            flat = x.reshape(-1)
+            return (grad.reshape(()) * _prod_others(flat, 0)).reshape(x.shape)
+        g = grad if ctx.keepdim else np.expand_dims(grad, axis)
+        return g * _prod_others(x, axis)
+
+
+def _prod_others(x, axis):
+    """prod of all elements but x_i along ``axis``: exclusive cumprods from both sides."""
+    ones = np.ones_like(np.take(x, [0], axis=axis))
+    left = np.cumprod(np.concatenate([ones, np.take(x, range(x.shape[axis] - 1), axis=axis)], axis=axis), axis=axis)
+    rev = np.flip(x, axis=axis)
+    right = np.cumprod(np.concatenate([ones, np.take(rev, range(x.shape[axis] - 1), axis=axis)], axis=axis), axis=axis)
+    return left * np.flip(right, axis=axis)
+
+
+class Var(Function):
+    """y = sum_i (x_i - mean)^2 / (n - c)     dy/dx_i = 2 (x_i - mean) / (n - c)"""
+
+    @staticmethod
+    def forward(ctx, x, axes, correction, keepdim):
+        mean = x.mean(axis=axes, keepdims=True)
+        centered = x - mean
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        ctx.save_for_backward(centered)
+        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, builtins.max(n - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.square(centered).sum(axis=axes, keepdims=keepdim) / ctx.denom).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (centered,) = ctx.saved_tensors
+        g = _expand_back(grad, centered.shape, ctx.axes, ctx.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (g * centered * (2.0 / ctx.denom if ctx.denom else np.nan)).astype(grad.dtype, copy=False)
+
+
+class AMax(Function):
+    """y = max_i x_i        dy/dx_i = [x_i = y] / (number of ties)   (as torch.amax)"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, use_min):
+        y = (x.min if use_min else x.max)(axis=axes, keepdims=True)
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        mask = x == y
+        count = mask.sum(axis=ctx.axes, keepdims=True)
+        g = _expand_back(grad, x.shape, ctx.axes, ctx.keepdim)
+        return (g * mask / count).astype(grad.dtype, copy=False)
+
+
+class MaxDim(Function):
+    """values, indices = max(x, dim)     d values / dx = 1 at the chosen index, else 0"""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdim, use_min):
+        idx = (np.argmin if use_min else np.argmax)(x, axis=axis)
+        idx_k = np.expand_dims(idx, axis)
+        values = np.take_along_axis(x, idx_k, axis=axis)
+        ctx.shape, ctx.axis, ctx.keepdim, ctx.idx = x.shape, axis, keepdim, idx_k
+        ctx.indices = idx_k if keepdim else idx
+        return values if keepdim else np.squeeze(values, axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad if ctx.keepdim else np.expand_dims(grad, ctx.axis)
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.put_along_axis(out, ctx.idx, g, axis=ctx.axis)
+        return out
+
+
+class LogSumExp(Function):
+    """y = log sum_i e^{x_i} = m + log sum_i e^{x_i - m}     dy/dx_i = softmax(x)_i"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        m = x.max(axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) along a row: avoid inf - inf
+        e = np.exp(x - m)
+        s = e.sum(axis=axes, keepdims=True)
+        with np.errstate(divide="ignore"):
+            y = np.log(s) + m
+        ctx.save_for_backward(e, s)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        e, s = ctx.saved_tensors
+        g = _expand_back(grad, e.shape, ctx.axes, ctx.keepdim)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return g * (e / s)
+
+
+class CumSum(Function):
+    """y_i = sum_{j <= i} x_j        dL/dx_j = sum_{i >= j} dL/dy_i  (a reversed cumsum)"""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return np.cumsum(x, axis=axis, dtype=x.dtype if x.dtype.kind == "f" else None)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a = ctx.axis
+        return np.flip(np.cumsum(np.flip(grad, a), axis=a), a)
+
+
+class Norm2(Function):
+    """y = sqrt(sum_i x_i^2)      dy/dx_i = x_i / y   (0 where y = 0, as in torch)"""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        y = np.sqrt(np.square(x).sum(axis=axes, keepdims=True))
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        g = _expand_back(grad, x.shape, ctx.axes, ctx.keepdim)
+        safe = np.where(y == 0, 1, y)
+        return np.where(y == 0, 0, g * x / safe).astype(grad.dtype, copy=False)
+
+
+# -- the functional API ------------------------------------------------------------------------------
+def _float_input(x: Tensor) -> Tensor:
+    return x if x.data.dtype.kind in "fc" else x.to(get_default_dtype())
+
+
+def sum(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
+    """Sum over ``dim`` (all dims by default). Integer and bool inputs sum into int64, as in torch."""
+    if dtype is None and x.data.dtype.kind in "biu":
+        dtype = np.int64
+    axes = normalize_dims(dim, x.data.ndim, "sum")
+    return Sum.apply(x, axes=axes, keepdim=keepdim, dtype=dtype)
+
+
+def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.data.dtype.kind not in "fc":
+        raise _dtype_error("mean", x)
+    return Mean.apply(x, axes=normalize_dims(dim, x.data.ndim, "mean"), keepdim=keepdim)
+
+
+def _dtype_error(op, x):
+    from neural_arch.errors import DTypeError  # noqa: PLC0415
+
+    return DTypeError(f"{op}: needs a floating-point input, got {x.dtype}; convert with .float() first")
+
+
+def prod(x, dim=None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Prod.apply(x, axis=None, keepdim=False)
+    (axis,) = normalize_dims(dim, x.data.ndim, "prod")
+    return Prod.apply(x, axis=axis, keepdim=keepdim)
+
+
+def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> Tensor:
+    """Variance with Bessel's ``correction`` (1 by default, as torch); ``unbiased=False`` means 0."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    return Var.apply(_float_input(x), axes=normalize_dims(dim, x.data.ndim, "var"), correction=correction, keepdim=keepdim)
+
+
+def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> Tensor:
+    from neural_arch.ops.elementwise import sqrt  # noqa: PLC0415
+
+    return sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+
+
+def var_mean(x, dim=None, *, correction=1, keepdim=False):
+    return var(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
+
+
+def std_mean(x, dim=None, *, correction=1, keepdim=False):
+    return std(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
+
+
+def _check_nonempty(x, axes, op):
+    if builtins.any(x.data.shape[a] == 0 for a in axes) or (not axes and x.data.size == 0):
+        raise ShapeError(f"{op}: cannot reduce over an empty dimension (input shape {shape_str(x.shape)})")
+
+
+def amax(x, dim=None, keepdim: bool = False) -> Tensor:
+    axes = normalize_dims(dim, x.data.ndim, "amax")
+    _check_nonempty(x, axes, "amax")
+    return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=False)
+
+
+def amin(x, dim=None, keepdim: bool = False) -> Tensor:
+    axes = normalize_dims(dim, x.data.ndim, "amin")
+    _check_nonempty(x, axes, "amin")
+    return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=True)
+
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def _max_min(x, dim, keepdim, use_min, op):
+    if dim is None:
+        return amin(x) if use_min else amax(x)
+    if not isinstance(dim, int):  # torch.max(a, b): elementwise
+        from neural_arch.ops import elementwise  # noqa: PLC0415
+
+        return elementwise.minimum(x, dim) if use_min else elementwise.maximum(x, dim)
+    (axis,) = normalize_dims(dim, x.data.ndim, op)
+    _check_nonempty(x, (axis,), op)
+    values = MaxDim.apply(x, axis=axis, keepdim=keepdim, use_min=use_min)
+    node = values._ctx
+    idx = node.indices if node is not None else _indices(x.data, axis, keepdim, use_min)
+    return MaxResult(values, Tensor._wrap(idx.astype(np.int64, copy=False)))
+
+
+def _indices(a, axis, keepdim, use_min):
+    idx = (np.argmin if use_min else np.argmax)(a, axis=axis)
+    return np.expand_dims(idx, axis) if keepdim else idx
+
+
+def max(x, dim=None, keepdim: bool = False):  # noqa: A001
+    """``max(x)`` -> the largest value; ``max(x, dim)`` -> (values, indices); ``max(x, other)`` -> elementwise."""
+    return _max_min(x, dim, keepdim, False, "max")
+
+
+def min(x, dim=None, keepdim: bool = False):  # noqa: A001
+    return _max_min(x, dim, keepdim, True, "min")
+
+
+def argmax(x, dim=None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor._wrap(np.asarray(np.argmax(x.data), dtype=np.int64))
+    (axis,) = normalize_dims(dim, x.data.ndim, "argmax")
+    return Tensor._wrap(_indices(x.data, axis, keepdim, False).astype(np.int64, copy=False))
+
+
+def argmin(x, dim=None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor._wrap(np.asarray(np.argmin(x.data), dtype=np.int64))
+    (axis,) = normalize_dims(dim, x.data.ndim, "argmin")
+    return Tensor._wrap(_indices(x.data, axis, keepdim, True).astype(np.int64, copy=False))
+
+
+def logsumexp(x, dim, keepdim: bool = False) -> Tensor:
+    return LogSumExp.apply(_float_input(x), axes=normalize_dims(dim, x.data.ndim, "logsumexp"), keepdim=keepdim)
+
+
+def cumsum(x, dim: int) -> Tensor:
+    (axis,) = normalize_dims(dim, x.data.ndim, "cumsum")
+    if x.data.ndim == 0:
+        return x.clone()
+    return CumSum.apply(x, axis=axis)
+
+
+def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """The p-norm over ``dim`` (all elements by default): 'fro', inf, -inf, 0, and any p > 0."""
+    from neural_arch.ops import elementwise as ew  # noqa: PLC0415
+
+    x = _float_input(x)
+    if p == "fro":
+        p = 2
+    if p == float("inf"):
+        return amax(ew.abs(x), dim, keepdim)
+    if p == float("-inf"):
+        return amin(ew.abs(x), dim, keepdim)
+    if p == 0:
+        return sum(ne_zero(x), dim, keepdim).to(x.dtype)
+    if p == 2:
+        return Norm2.apply(x, axes=normalize_dims(dim, x.data.ndim, "norm"), keepdim=keepdim)
+    if p == 1:
+        return sum(ew.abs(x), dim, keepdim)
+    return ew.pow(sum(ew.pow(ew.abs(x), p), dim, keepdim), 1.0 / p)
+
+
+def ne_zero(x):
+    return Tensor._wrap(x.data != 0)
+
+
+def all(x, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    axes = normalize_dims(dim, x.data.ndim, "all")
+    return Tensor._wrap(np.asarray(np.all(x.data, axis=axes, keepdims=keepdim)))
+
+
+def any(x, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    axes = normalize_dims(dim, x.data.ndim, "any")
+    return Tensor._wrap(np.asarray(np.any(x.data, axis=axes, keepdims=keepdim)))
+
+
+def count_nonzero(x, dim=None) -> Tensor:
+    axes = normalize_dims(dim, x.data.ndim, "count_nonzero")
+    return Tensor._wrap(np.asarray(np.count_nonzero(x.data, axis=axes), dtype=np.int64))

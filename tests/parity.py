@@ -1,0 +1,118 @@
+"""The one parity helper: run the same computation in neural-arch and in torch,
+compare forward values and the gradients of every input.
+
+    check(lambda x, y: x * y, [a, b])                 # same code for both frameworks
+    check(lambda x: na.exp(x), [a], torch_fn=lambda x: torch.exp(x))
+
+Inputs are NumPy arrays (float64 masters); each run casts them to the dtype
+under test. Backward uses a non-uniform upstream gradient, so a wrong
+broadcast reduction or a transposed gradient cannot hide behind a sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import neural_arch as na
+
+TOL = {  # (rtol, atol): float64 tight, float32 at float32 precision
+    np.float64: (1e-9, 1e-11),
+    np.float32: (2e-5, 2e-6),
+}
+
+
+def _to_na(a, dtype, grad, noncontig):
+    if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+        arr = a.astype(dtype)
+        if noncontig and arr.ndim >= 2:
+            arr = np.asfortranarray(arr)  # same values, non-C-contiguous memory
+        return na.Tensor(arr, requires_grad=grad)
+    if isinstance(a, np.ndarray):
+        return na.Tensor(a)
+    return a
+
+
+def _to_torch(a, dtype, grad):
+    if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+        return torch.tensor(a.astype(dtype), requires_grad=grad)
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a.copy())
+    return a
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def assert_close(ours, ref, rtol, atol, what=""):
+    ours = np.asarray(ours)
+    ref = np.asarray(ref)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != torch {ref.shape}"
+    if ref.dtype.kind in "biu":
+        np.testing.assert_array_equal(ours, ref, err_msg=what)
+        return
+    np.testing.assert_allclose(ours.astype(np.float64), ref.astype(np.float64), rtol=rtol, atol=atol,
+                               err_msg=what, equal_nan=True)
+
+
+def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True, rtol=None, atol=None,
+          noncontig=False, seed=0, check_dtype=True):
+    """Compare ``fn`` on neural-arch tensors with ``torch_fn`` (default ``fn``) on torch tensors.
+
+    ``inputs``: NumPy arrays (float ones get ``requires_grad`` when ``grad``)
+    or plain Python values passed through unchanged.
+    """
+    torch_fn = torch_fn or fn
+    rng = np.random.default_rng(seed)
+    for dtype in dtypes:
+        r, a = TOL[dtype]
+        r, a = rtol or r, atol or a
+        if dtype == np.float32 and rtol is not None:
+            r = max(rtol, TOL[np.float32][0])
+        if dtype == np.float32 and atol is not None:
+            a = max(atol, TOL[np.float32][1])
+        ours_in = [_to_na(x, dtype, grad, noncontig) for x in inputs]
+        ref_in = [_to_torch(x, dtype, grad) for x in inputs]
+        ours = _as_list(fn(*ours_in))
+        refs = _as_list(torch_fn(*ref_in))
+        assert len(ours) == len(refs), f"{len(ours)} outputs vs torch's {len(refs)}"
+        for k, (o, t) in enumerate(zip(ours, refs)):
+            assert_close(o.detach().numpy(), t.detach().numpy(), r, a, f"forward output {k} ({np.dtype(dtype)})")
+            if check_dtype:
+                assert str(o.dtype) == str(t.dtype).removeprefix("torch."), f"dtype {o.dtype} vs torch {t.dtype}"
+        if not grad:
+            continue
+        loss_terms = []
+        for o, t in zip(ours, refs):
+            if not t.requires_grad:
+                continue
+            up = rng.standard_normal(t.shape).astype(dtype)
+            loss_terms.append((o, t, up))
+        if not loss_terms:
+            continue
+        torch.autograd.backward([t for _, t, _ in loss_terms], [torch.tensor(u) for _, _, u in loss_terms])
+        for o, _, u in loss_terms:
+            o.backward(na.Tensor(u), retain_graph=True)
+        for k, (x, xt) in enumerate(zip(ours_in, ref_in)):
+            if isinstance(xt, torch.Tensor) and xt.requires_grad:
+                if xt.grad is None:
+                    assert x.grad is None or not np.any(x.grad.numpy()), f"input {k}: torch has no grad"
+                    continue
+                assert x.grad is not None, f"input {k}: no gradient (torch has one)"
+                assert_close(x.grad.numpy(), xt.grad.numpy(), r, a * 10, f"grad of input {k} ({np.dtype(dtype)})")
+
+
+def gradcheck(fn, inputs, fast_mode=False, **kw):
+    """Our finite-difference check, float64, on inputs given as NumPy arrays."""
+    tensors = [na.Tensor(x.astype(np.float64), requires_grad=True) if isinstance(x, np.ndarray) and x.dtype.kind == "f"
+               else (na.Tensor(x) if isinstance(x, np.ndarray) else x) for x in inputs]
+    return na.gradcheck(fn, tensors, fast_mode=fast_mode, **kw)
+
+
+def randn(*shape, seed=0, scale=1.0):
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape) * scale)
+
+
+def rand_pos(*shape, seed=0, low=0.5, high=2.0):
+    return np.asarray(np.random.default_rng(seed).uniform(low, high, shape))
