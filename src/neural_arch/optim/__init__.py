@@ -1,0 +1,1 @@
+"""Layer 4: optimizers and learning-rate schedulers (being written)."""
