@@ -1,0 +1,30 @@
+"""``python -m benchmarks [suite ...]``: run suites, print a Markdown table per suite."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from benchmarks.harness import machine, table
+
+SUITES = ["overhead", "ops", "train", "memory"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("suites", nargs="*", default=SUITES, help=f"any of {SUITES}")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds per workload")
+    args = parser.parse_args()
+    print(f"machine: {machine()}\n")
+    for name in args.suites:
+        try:
+            mod = importlib.import_module(f"benchmarks.{name}")
+        except ModuleNotFoundError as exc:
+            print(f"## {name}: not available ({exc})\n")
+            continue
+        results = mod.run(**({"rounds": args.rounds} if args.rounds else {}))
+        print(f"## {name}\n\n{table(results)}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

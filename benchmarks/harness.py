@@ -1,0 +1,102 @@
+"""Timing both frameworks on one workload, interleaved, in one process.
+
+Each round runs every contender once (in a rotating order) so that slow
+drifts of the machine (thermal, other processes) hit all of them alike; the
+table reports medians and ``torch_time / our_time`` (> 1: we are faster).
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Result:
+    name: str
+    times: dict = field(default_factory=dict)  # contender -> list of seconds
+
+    def median(self, who: str) -> float:
+        return statistics.median(self.times[who])
+
+
+def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inner: int = 1) -> Result:
+    """Time each ``contenders[who]()`` (a zero-argument callable) ``rounds`` times, interleaved.
+
+    ``inner`` repeats the call inside one timing (for microsecond workloads);
+    the recorded time is per call.
+    """
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    res = Result(name, {who: [] for who in contenders})
+    names = list(contenders)
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            order = names[r % len(names):] + names[: r % len(names)]
+            for who in order:
+                fn = contenders[who]
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    fn()
+                res.times[who].append((time.perf_counter() - t0) / inner)
+            gc.collect()
+    finally:
+        if gc_was:
+            gc.enable()
+    return res
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.2f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:8.2f} ms"
+    return f"{seconds:8.2f} s "
+
+
+def table(results: list[Result], ours: str = "neural-arch", ref: str = "torch") -> str:
+    """A Markdown table: one row per workload, medians per contender, and torch/ours."""
+    others = []
+    for r in results:
+        for who in r.times:
+            if who not in (ours, ref) and who not in others:
+                others.append(who)
+    head = ["workload", ours, ref, *others, f"{ref} / {ours}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r.name, _fmt(r.median(ours)), _fmt(r.median(ref)) if ref in r.times else "-"]
+        cells += [_fmt(r.median(o)) if o in r.times else "-" for o in others]
+        cells.append(f"{r.median(ref) / r.median(ours):.2f}" if ref in r.times else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One line naming the machine and the library versions."""
+    import os
+    import platform
+
+    import numpy as np
+
+    parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} cores", f"Python {platform.python_version()}",
+             f"NumPy {np.__version__}"]
+    try:
+        import torch
+
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i['internal_api']} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
+                if i.get("user_api") == "blas"]
+        parts += blas
+    except ImportError:
+        pass
+    return ", ".join(parts)
