@@ -1,0 +1,147 @@
+"""The Hugging Face checkpoint layout, read and written with the ``safetensors`` package.
+
+A Hugging Face model directory holds ``config.json`` (the hyperparameters)
+and ``model.safetensors`` (every tensor by name), or, for big models,
+``model.safetensors.index.json`` naming several shards. These helpers know
+only that layout; each model file maps the names and the config fields.
+
+    arrays = load_safetensors_dir("gpt2/")        # {"transformer.wte.weight": ndarray, ...}
+    config = read_config("gpt2/")                 # the dict in config.json
+    save_pretrained_dir("out/", model.state_dict(), {"model_type": "gpt2", ...})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from neural_arch.errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+
+__all__ = ["read_config", "load_safetensors_dir", "load_safetensors_file", "save_pretrained_dir", "to_numpy_dict"]
+
+
+def _directory(directory) -> Path:
+    path = Path(directory)
+    if not path.is_dir():
+        raise CheckpointError(f"from_pretrained: {str(path)!r} is not a directory; pass a folder holding "
+                              f"{CONFIG_NAME} and {WEIGHTS_NAME} (as written by save_pretrained)")
+    return path
+
+
+def read_config(directory) -> dict:
+    """The dict stored in ``directory/config.json``."""
+    path = _directory(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"from_pretrained: no {CONFIG_NAME} in {str(path.parent)!r}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"from_pretrained: {str(path)!r} is not valid JSON ({exc})") from exc
+
+
+def load_safetensors_file(path) -> dict:
+    """Every tensor of one ``.safetensors`` file as a NumPy array, by name.
+
+    NOTE: NumPy itself has no bfloat16: with ``ml_dtypes`` installed (the
+    ``bf16`` extra) bfloat16 tensors come back as ``ml_dtypes.bfloat16``,
+    without it as float32 (exact: a bfloat16 is the top half of a float32).
+    """
+    from safetensors.numpy import load_file  # noqa: PLC0415 - a core dependency, imported when used
+
+    path = Path(path)
+    try:
+        return load_file(str(path))
+    except TypeError:  # a dtype NumPy does not know (bfloat16): read that file by hand
+        return _load_with_bfloat16(path)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from exc
+
+
+_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _load_with_bfloat16(path: Path) -> dict:
+    """The safetensors format read directly: 8-byte header length, JSON header, raw little-endian data."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    body = memoryview(raw)[8 + n:]
+    out = {}
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        if info["dtype"] == "BF16":
+            bits = np.frombuffer(body[start:end], dtype="<u2").astype(np.uint32) << 16
+            arr = bits.view(np.float32)
+        elif info["dtype"] in _DTYPES:
+            arr = np.frombuffer(body[start:end], dtype=np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")).copy()
+        else:
+            raise CheckpointError(f"{str(path)!r}: tensor {name!r} has dtype {info['dtype']}, which we cannot read")
+        out[name] = arr.reshape(info["shape"])
+    return out
+
+
+def load_safetensors_dir(directory) -> dict:
+    """Every tensor of a Hugging Face model directory (one file or an index of shards), by name."""
+    path = _directory(directory)
+    if (path / WEIGHTS_NAME).is_file():
+        return load_safetensors_file(path / WEIGHTS_NAME)
+    if (path / INDEX_NAME).is_file():
+        weight_map = json.loads((path / INDEX_NAME).read_text())["weight_map"]
+        out = {}
+        for shard in sorted(set(weight_map.values())):
+            out.update(load_safetensors_file(path / shard))
+        return out
+    raise CheckpointError(f"from_pretrained: no {WEIGHTS_NAME} (or {INDEX_NAME}) in {str(path)!r}; "
+                          "only the safetensors format is read (convert pytorch_model.bin with transformers first)")
+
+
+def to_numpy_dict(state_dict) -> dict:
+    """A state_dict of Tensors (or arrays) -> contiguous NumPy arrays, as safetensors needs."""
+    out = {}
+    for name, value in state_dict.items():
+        arr = value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
+        if not isinstance(arr, np.ndarray):
+            arr = arr.get() if hasattr(arr, "get") else np.asarray(arr)  # a CuPy array -> host
+        out[name] = np.ascontiguousarray(arr)
+    return out
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)`` then rename over ``path``: a failure never leaves a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
+
+    ``state_dict`` maps Hugging Face tensor names to Tensors or arrays; leave
+    out tied copies (e.g. ``lm_head.weight`` when it is the embedding), as
+    transformers does. Each file is written to a temporary name and renamed,
+    so an existing checkpoint survives a failed save.
+    """
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays = to_numpy_dict(state_dict)
+    _atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(arrays, tmp, metadata={"format": "pt"}))
+    text = json.dumps(config_dict, indent=2, sort_keys=True) + "\n"
+    _atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
