@@ -352,35 +352,58 @@ class ToDevice(Function):
         return _device.to_device(grad, ctx.in_device)
 
 
-def format_tensor(t: Tensor) -> str:
-    """torch-like repr: ``tensor([1.0000, 2.5000], requires_grad=True)``."""
-    arr = _device.to_numpy(t.data)
-    kind = arr.dtype.kind
-    opts = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
-    if kind == "f" or arr.dtype == np.dtype("float16"):
-        a64 = arr.astype(np.float64)
-        finite = a64[np.isfinite(a64)]
-        integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
-        big = finite.size > 0 and (np.abs(finite).max() >= 1e8 or (np.abs(finite[finite != 0]).min(initial=1) < 1e-4))
-        if integral and not big:
-            body = np.array2string(a64, **opts, formatter={"float_kind": lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)})
-        elif big:
-            body = np.array2string(a64, **opts, formatter={"float_kind": lambda v: f"{v:.4e}"})
-        else:
-            body = np.array2string(a64, **opts, precision=4, floatmode="fixed")
+def _float_formatter(a64: np.ndarray):
+    """torch's rule for printing floats: ``1.`` when every value is integral,
+    ``1.0000`` otherwise, ``1.0000e+00`` when the magnitudes span more than
+    1000x or reach 1e8 (or, for non-integral values, go below 1e-4); every
+    element padded to one width."""
+    values = a64[np.isfinite(a64) & (a64 != 0)]
+    finite = np.abs(values)
+    if finite.size == 0:
+        fmt = lambda v: f"{v:.0f}."  # noqa: E731
     else:
-        body = np.array2string(arr, **opts)
-    extras = []
-    if t.device.type != "cpu":
-        extras.append(f"device='{t.device}'")
-    default_float = get_default_dtype()
-    if arr.size == 0 or (arr.dtype not in (default_float, np.dtype(np.int64), np.dtype(np.bool_))):
-        extras.append(f"dtype={arr.dtype}" if arr.dtype.name != "bfloat16" else "dtype=bfloat16")
-    if t._ctx is not None:
-        extras.append(f"grad_fn=<{type(t._ctx).__name__}Backward>")
-    elif t.requires_grad:
-        extras.append("requires_grad=True")
+        lo, hi = finite.min(), finite.max()
+        integral = bool(np.all(finite == np.ceil(finite)))
+        sci = hi / lo > 1000.0 or hi > 1e8 or (not integral and lo < 1e-4)
+        fmt = (lambda v: f"{v:.4e}") if sci else (lambda v: f"{v:.0f}.") if integral else (lambda v: f"{v:.4f}")
+    # as torch: the width comes from the finite non-zero values only, so nan/inf/-0. may stick out
+    width = max((len(fmt(v)) for v in values), default=1)
+    return lambda v: (fmt(v) if np.isfinite(v) else str(v)).rjust(width)
+
+
+def format_tensor(t: Tensor) -> str:
+    """torch-like repr: ``tensor([1.0000, 2.5000], requires_grad=True)``.
+
+    Values, padding, summarisation (``...`` past 1000 elements) and the
+    suffixes (dtype when not float32/int64/bool, size of empty tensors,
+    device, grad_fn or requires_grad) follow torch. Differences: grad_fn
+    names carry no ``0`` suffix (``<MulBackward>``) and dtypes print without
+    ``torch.``; line wrapping is NumPy's.
+    """
+    arr = _device.to_numpy(t.data)
+    opts = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3, "max_line_width": 80}
+    floating = is_floating(arr.dtype)
+    dtype_name = "bfloat16" if arr.dtype.name == "bfloat16" else str(arr.dtype)
+    suffixes = []
     if arr.size == 0:
-        body = "[]" if arr.ndim == 1 else body
-        extras.insert(0, f"size={shape_str(arr.shape)}") if arr.ndim > 1 else None
-    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+        body = "[]"
+        if arr.ndim != 1:
+            suffixes.append(f"size={shape_str(arr.shape)}")
+        if arr.dtype != get_default_dtype():  # nothing to infer an int dtype from, so it is shown
+            suffixes.append(f"dtype={dtype_name}")
+    else:
+        if floating:
+            a64 = arr.astype(np.float64)
+            body = np.array2string(a64, **opts, formatter={"float_kind": _float_formatter(a64)})
+        else:
+            body = np.array2string(arr, **opts)
+        if arr.dtype not in (get_default_dtype(), np.dtype(np.int64), np.dtype(np.bool_)):
+            suffixes.append(f"dtype={dtype_name}")
+    if t.device.type != "cpu":
+        suffixes.append(f"device='{t.device}'")
+        suffixes.insert(0, suffixes.pop())  # torch puts the device first
+    if t._ctx is not None:
+        suffixes.append(f"grad_fn=<{type(t._ctx).__name__}Backward>")
+    elif t.requires_grad:
+        suffixes.append("requires_grad=True")
+    return "tensor(" + body + "".join(", " + e for e in suffixes) + ")"

@@ -100,11 +100,14 @@ def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
     """The common dtype of two tensors' dtypes (PyTorch's table for the common cases)."""
     if a == b:
         return a
+    ca, cb = category(a), category(b)
+    if ca != cb:  # torch: the higher category wins outright (int64 + float16 -> float16)
+        return a if ca > cb else b
     if bfloat16 is not None and bfloat16 in (a, b):
         other = b if a == bfloat16 else a
         if other == float16:
             return float32  # as torch: neither holds the other
-        return bfloat16 if category(other) < 2 else other
+        return other  # the other is float16/32/64 here
     if a == uint8 and b == int8 or a == int8 and b == uint8:
         return int16
     return np.promote_types(a, b)

@@ -18,7 +18,11 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
         return value
     if like is not None and isinstance(value, _SCALARS):
         dtype = scalar_dtype(value, like.data.dtype)
-        return Tensor._wrap(array_namespace(like.data).asarray(value, dtype=dtype))
+        xp = array_namespace(like.data)
+        try:
+            return Tensor._wrap(xp.asarray(value, dtype=dtype))
+        except OverflowError:  # uint8_tensor * 300: wrap around as torch does
+            return Tensor._wrap(xp.asarray(np.array(value).astype(dtype)))
     return Tensor(value)
 
 

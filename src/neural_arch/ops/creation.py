@@ -116,8 +116,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = 
 
 def randint(low, high=None, size=(), generator=None, dtype=None, device=None) -> Tensor:
     """Integers uniform on [low, high) (``randint(high, size)`` also works, as in torch)."""
-    if high is None:
-        low, high = 0, low
+    if high is None or isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, size if high is None else high
     if low >= high:
         raise ShapeError(f"randint: low ({low}) must be < high ({high})")
     arr = get_generator(generator).integers(low, high, size=_shape((size,)), dtype=np.int64)

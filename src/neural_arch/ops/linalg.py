@@ -30,11 +30,11 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
-        g = grad
+        g = grad  # put the removed vector dims back: g becomes (..., m, n)
+        if ctx.y1:
+            g = g[..., None]
         if ctx.x1:
             g = np.expand_dims(g, -2)
-        if ctx.y1:
-            g = np.expand_dims(g, -1)
         gx = gy = None
         if y is not None:
             ye = y[:, None] if ctx.y1 else y
@@ -138,15 +138,20 @@ class Einsum(Function):
             if not ctx.needs_input_grad[k]:
                 grads.append(None)
                 continue
-            if len(set(sub)) != len(sub):
-                raise ShapeError(f"einsum backward: repeated subscript in {sub!r} (a diagonal) is not supported")
+            uniq = "".join(dict.fromkeys(sub))  # a letter repeated in one operand is a diagonal
+            size = dict(zip(sub, x.shape))
             others = [(s, o) for j, (o, s) in enumerate(zip(xs, ctx.subs)) if j != k]
             known = set(ctx.out).union(*(set(s) for s, _ in others))
-            target = "".join(c for c in sub if c in known)
+            target = "".join(c for c in uniq if c in known)
             spec = ",".join([ctx.out] + [s for s, _ in others]) + "->" + target
             g = np.einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
-            if target != sub:  # letters summed away in forward: every position got the same gradient
-                g = np.broadcast_to(g.reshape([x.shape[i] if c in known else 1 for i, c in enumerate(sub)]), x.shape)
+            if target != uniq:  # letters summed away in forward: every position got the same gradient
+                g = np.broadcast_to(g.reshape([size[c] if c in known else 1 for c in uniq]),
+                                    [size[c] for c in uniq])
+            if uniq != sub:  # write the gradient onto the diagonal (einsum's diagonal is a writeable view)
+                full = np.zeros(x.shape, dtype=grad.dtype)
+                np.einsum(sub + "->" + uniq, full)[...] = g
+                g = full
             grads.append(g)
         return tuple(grads)
 

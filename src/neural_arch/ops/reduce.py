@@ -85,24 +85,35 @@ def _prod_others(x, axis):
 
 
 class Var(Function):
-    """y = sum_i (x_i - mean)^2 / (n - c)     dy/dx_i = 2 (x_i - mean) / (n - c)"""
+    """y = sum_i (x_i - mean)^2 / max(n - c, 0)     dy/dx_i = 2 (x_i - mean) / (n - c)
+
+    ``c`` is the correction. With ``c >= n`` the forward divides by 0 (inf,
+    or nan for a constant input), and backward follows torch exactly: over
+    all elements (``dim=None``) it is ``inf`` (``nan`` where x_i = mean);
+    over given dims it is the plain formula, ``2 (x_i - mean) / (n - c)``
+    (a signed inf for c = n, finite and negative for c > n).
+    """
 
     @staticmethod
-    def forward(ctx, x, axes, correction, keepdim):
+    def forward(ctx, x, axes, correction, keepdim, all_dims):
         mean = x.mean(axis=axes, keepdims=True)
         centered = x - mean
         n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
         ctx.save_for_backward(centered)
-        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, builtins.max(n - correction, 0)
+        ctx.axes, ctx.keepdim, ctx.dof, ctx.all_dims = axes, keepdim, n - correction, all_dims
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (np.square(centered).sum(axis=axes, keepdims=keepdim) / ctx.denom).astype(x.dtype, copy=False)
+            sq = np.square(centered).sum(axis=axes, keepdims=keepdim)
+            return (sq / builtins.max(n - correction, 0)).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         (centered,) = ctx.saved_tensors
         g = _expand_back(grad, centered.shape, ctx.axes, ctx.keepdim)
+        if ctx.dof <= 0 and ctx.all_dims:
+            return g * np.where(centered == 0, np.nan, np.inf).astype(grad.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (g * centered * (2.0 / ctx.denom if ctx.denom else np.nan)).astype(grad.dtype, copy=False)
+            scale = np.divide(2.0, ctx.dof) if ctx.dof else np.inf
+            return (g * centered * scale).astype(grad.dtype, copy=False)
 
 
 class AMax(Function):
@@ -237,7 +248,9 @@ def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
     """Variance with Bessel's ``correction`` (1 by default, as torch); ``unbiased=False`` means 0."""
     if unbiased is not None:
         correction = 1 if unbiased else 0
-    return Var.apply(_float_input(x), axes=normalize_dims(dim, x.data.ndim, "var"), correction=correction, keepdim=keepdim)
+    axes = normalize_dims(dim, x.data.ndim, "var")
+    return Var.apply(_float_input(x), axes=axes, correction=correction, keepdim=keepdim,
+                     all_dims=dim is None or x.data.ndim == 0)
 
 
 def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> Tensor:

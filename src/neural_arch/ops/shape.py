@@ -386,8 +386,17 @@ def chunk(x: Tensor, chunks: int, dim: int = 0):
     """``chunks`` pieces of equal size (the last smaller), as torch.chunk."""
     if chunks <= 0:
         raise ShapeError(f"chunk: chunks must be positive, got {chunks}")
-    n = x.data.shape[normalize_dims(dim, x.data.ndim, "chunk")[0]]
-    return split(x, max(-(-n // chunks), 1), dim)
+    axis = normalize_dims(dim, x.data.ndim, "chunk")[0]
+    n = x.data.shape[axis]
+    if n == 0:  # torch: an empty dim gives `chunks` empty pieces
+        return tuple(narrow_empty(x, axis) for _ in range(chunks))
+    return split(x, -(-n // chunks), dim)
+
+
+def narrow_empty(x: Tensor, axis: int) -> Tensor:
+    from neural_arch.ops.index import narrow  # noqa: PLC0415
+
+    return narrow(x, axis, 0, 0)
 
 
 def unbind(x: Tensor, dim: int = 0):
