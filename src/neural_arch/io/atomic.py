@@ -1,0 +1,52 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+The recipe (the same one databases use):
+
+1. write the bytes to a temporary file *in the same directory* (so that the
+   rename below never crosses a file system),
+2. ``flush`` Python's buffer and ``fsync`` the file, so its bytes are on disk,
+3. ``os.replace`` it over the target: a rename, atomic on POSIX and Windows,
+4. ``fsync`` the directory, so the rename itself survives a power cut.
+
+A process killed at any moment (even SIGKILL, which runs no cleanup) leaves
+the previous file intact; at worst a stray ``.<name>.*.tmp`` file remains.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically (see the module docstring) and return the path."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # NOTE: BaseException, so that Ctrl-C during a save removes the temp file too.
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a directory; its rename is durable enough
+        return
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
