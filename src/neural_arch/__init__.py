@@ -42,6 +42,7 @@ from neural_arch.backend import bool_ as bool  # noqa: A001 - torch's name
 from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
+from neural_arch.io import load, save  # noqa: E402,F401 - na.save / na.load (safetensors)
 
 half = float16
 float = float32  # noqa: A001
