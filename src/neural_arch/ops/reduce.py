@@ -76,12 +76,16 @@ class Prod(Function):
 
 
 def _prod_others(x, axis):
-    """prod of all elements but x_i along ``axis``: exclusive cumprods from both sides."""
-    ones = np.ones_like(np.take(x, [0], axis=axis))
-    left = np.cumprod(np.concatenate([ones, np.take(x, range(x.shape[axis] - 1), axis=axis)], axis=axis), axis=axis)
-    rev = np.flip(x, axis=axis)
-    right = np.cumprod(np.concatenate([ones, np.take(rev, range(x.shape[axis] - 1), axis=axis)], axis=axis), axis=axis)
-    return left * np.flip(right, axis=axis)
+    """prod of all elements but x_i along ``axis``: the exclusive cumulative
+    products from the left times those from the right (no division, so zeros are exact)."""
+    if x.shape[axis] == 0:
+        return np.zeros_like(x)
+    m = np.moveaxis(x, axis, 0)
+    left = np.ones_like(m)
+    right = np.ones_like(m)
+    np.cumprod(m[:-1], axis=0, out=left[1:])
+    np.cumprod(m[:0:-1], axis=0, out=right[-2::-1])
+    return np.moveaxis(left * right, 0, axis)
 
 
 class Var(Function):
@@ -238,7 +242,8 @@ def _dtype_error(op, x):
 
 
 def prod(x, dim=None, keepdim: bool = False) -> Tensor:
-    if dim is None:
+    if dim is None or x.data.ndim == 0:
+        normalize_dims(dim, x.data.ndim, "prod")  # still reject a bad dim on a 0-d tensor
         return Prod.apply(x, axis=None, keepdim=False)
     (axis,) = normalize_dims(dim, x.data.ndim, "prod")
     return Prod.apply(x, axis=axis, keepdim=keepdim)
@@ -294,6 +299,9 @@ def _max_min(x, dim, keepdim, use_min, op):
         from neural_arch.ops import elementwise  # noqa: PLC0415
 
         return elementwise.minimum(x, dim) if use_min else elementwise.maximum(x, dim)
+    if x.data.ndim == 0:  # torch: dim 0 / -1 of a 0-d tensor is the element itself
+        normalize_dims(dim, 0, op)
+        return MaxResult(x.clone(), Tensor._wrap(np.zeros((), dtype=np.int64)))
     (axis,) = normalize_dims(dim, x.data.ndim, op)
     _check_nonempty(x, (axis,), op)
     values = MaxDim.apply(x, axis=axis, keepdim=keepdim, use_min=use_min)
@@ -319,6 +327,9 @@ def min(x, dim=None, keepdim: bool = False):  # noqa: A001
 def argmax(x, dim=None, keepdim: bool = False) -> Tensor:
     if dim is None:
         return Tensor._wrap(np.asarray(np.argmax(x.data), dtype=np.int64))
+    if x.data.ndim == 0:
+        normalize_dims(dim, 0, "argmax")
+        return Tensor._wrap(np.zeros((), dtype=np.int64))
     (axis,) = normalize_dims(dim, x.data.ndim, "argmax")
     return Tensor._wrap(_indices(x.data, axis, keepdim, False).astype(np.int64, copy=False))
 
@@ -326,6 +337,9 @@ def argmax(x, dim=None, keepdim: bool = False) -> Tensor:
 def argmin(x, dim=None, keepdim: bool = False) -> Tensor:
     if dim is None:
         return Tensor._wrap(np.asarray(np.argmin(x.data), dtype=np.int64))
+    if x.data.ndim == 0:
+        normalize_dims(dim, 0, "argmin")
+        return Tensor._wrap(np.zeros((), dtype=np.int64))
     (axis,) = normalize_dims(dim, x.data.ndim, "argmin")
     return Tensor._wrap(_indices(x.data, axis, keepdim, True).astype(np.int64, copy=False))
 
@@ -335,9 +349,10 @@ def logsumexp(x, dim, keepdim: bool = False) -> Tensor:
 
 
 def cumsum(x, dim: int) -> Tensor:
-    (axis,) = normalize_dims(dim, x.data.ndim, "cumsum")
     if x.data.ndim == 0:
+        normalize_dims(dim, 0, "cumsum")
         return x.clone()
+    (axis,) = normalize_dims(dim, x.data.ndim, "cumsum")
     return CumSum.apply(x, axis=axis)
 
 
