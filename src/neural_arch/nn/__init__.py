@@ -1,3 +1,9 @@
-"""Layer 4: modules, layers, initialisers (being written)."""
+"""Layer 4: ``Module``, ``Parameter``, layers, ``init``, ``functional`` and ``utils``, like ``torch.nn``.
 
-from neural_arch.nn import functional  # noqa: F401
+    import neural_arch.nn as nn
+    import neural_arch.nn.functional as F
+"""
+
+from neural_arch.nn import functional, init, utils  # noqa: F401
+from neural_arch.nn.modules import *  # noqa: F401,F403
+from neural_arch.nn.parameter import Parameter  # noqa: F401

@@ -1,0 +1,44 @@
+"""``Parameter``: a Tensor that a Module registers as one of its learnable weights.
+
+A Parameter is an ordinary leaf Tensor with ``requires_grad=True`` whose
+*type* tells ``Module.__setattr__`` to register it. It adds no slots, so
+every op, the engine and ``Function.apply`` treat it exactly like a Tensor
+(``isinstance(p, na.Tensor)`` holds) and Tensor's fast paths are untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd.tensor import Tensor, format_tensor
+
+
+class Parameter(Tensor):
+    """A learnable tensor of a Module, like ``torch.nn.Parameter``.
+
+    ``Parameter(data)`` shares memory with ``data`` (a Tensor or an array),
+    as torch's does. ``requires_grad`` defaults to True.
+    """
+
+    __slots__ = ()  # keep Tensor's memory layout and fast attribute access
+
+    def __init__(self, data=None, requires_grad: bool = True):
+        if data is None:
+            data = np.empty((0,), dtype=np.float32)
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + format_tensor(self)
+
+    def __reduce_ex__(self, protocol):
+        # Rebuild as a Parameter (pickle / deepcopy): data and requires_grad are what defines it.
+        return (Parameter, (self.data, self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        out = Parameter(self.data.copy(), self.requires_grad)
+        if self.grad is not None:
+            out.grad = Tensor._wrap(self.grad.data.copy())
+        memo[id(self)] = out
+        return out
