@@ -149,3 +149,27 @@ def test_compose_runs_in_order():
     assert "ToTensor" in repr(tf)
     with pytest.raises(ConfigError, match="callable"):
         Compose([1])
+
+
+def test_transforms_compose_inside_a_dataloader():
+    """A dataset's ``transform`` runs per sample; the DataLoader stacks the results."""
+    from neural_arch.data import DataLoader, Dataset
+
+    images = np.random.default_rng(0).integers(0, 256, size=(10, 28, 28), dtype=np.uint8)
+
+    class Images(Dataset):
+        def __init__(self, transform):
+            self.transform = transform
+
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return self.transform(images[i]), i % 3
+
+    tf = Compose([ToTensor(), RandomCrop(28, padding=4), RandomHorizontalFlip(), Normalize((0.5,), (0.25,))])
+    batches = list(DataLoader(Images(tf), batch_size=4, shuffle=True, generator=na.Generator(0)))
+    assert [b[0].shape for b in batches] == [(4, 1, 28, 28), (4, 1, 28, 28), (2, 1, 28, 28)]
+    assert batches[0][0].dtype == na.float32 and batches[0][1].dtype == na.int64
+    x = np.concatenate([b[0].numpy() for b in batches])
+    assert x.min() >= (0 - 0.5) / 0.25 - 1e-6 and x.max() <= (1 - 0.5) / 0.25 + 1e-6
