@@ -1,0 +1,337 @@
+"""Fused CPU kernels, compiled by numba and cached on disk.
+
+Every kernel has a NumPy twin (the readable spelling in the op that calls
+it, and in ``reference.py``); tests check that they agree. Rules that make
+these loops vectorise (measured; see BENCHMARKS.md):
+
+* ``error_model="numpy"``: Python's error model puts a division-by-zero
+  branch in every division, which stops LLVM from vectorising the loop.
+* No ``math.exp``/``math.erf`` in float32 loops: without Intel's SVML they
+  are scalar libm calls. ``_expf`` and ``_normal_cdff`` below are branch-free
+  polynomials accurate to ~1.2e-7 relative.
+* float32 constants spelled ``F(...)`` so nothing silently widens to float64.
+* Reductions (row sums) need ``fastmath`` to be reassociated into SIMD lanes.
+* ``prange`` splits rows (or chunks) over threads; the wrappers in
+  ``neural_arch.ops`` choose serial execution for small inputs
+  (``threads.PARALLEL_MIN_ELEMENTS``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from neural_arch.backend import threads
+
+F = np.float32
+FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
+EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
+
+
+def parallel_for(n_elements: int) -> None:
+    """Use all threads for big inputs, one thread for small ones."""
+    numba.set_num_threads(threads.num_threads() if n_elements >= threads.PARALLEL_MIN_ELEMENTS else 1)
+
+
+# -- float32 math, inlined into the loops ------------------------------------------------------------
+@njit(inline="always", **FAST)
+def _expf(x):
+    """e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2; e^r by a degree-7 polynomial (Cephes)."""
+    x = min(max(x, F(-87.3)), F(88.37))  # keeps n in [-126, 127]: a normal float32 2^n
+    n = np.floor(x * F(1.4426950408889634) + F(0.5))
+    r = x - n * F(0.693359375) + n * F(2.12194440e-4)
+    p = F(1.9875691500e-4)
+    p = p * r + F(1.3981999507e-3)
+    p = p * r + F(8.3334519073e-3)
+    p = p * r + F(4.1665795894e-2)
+    p = p * r + F(1.6666665459e-1)
+    p = p * r + F(5.0000001201e-1)
+    p = p * r * r + r + F(1.0)
+    return p * np.int32((np.int32(n) + 127) << 23).view(np.float32)  # times 2^n, built in the exponent bits
+
+
+@njit(inline="always", **FAST)
+def _normal_cdff(v):
+    """Phi(v) = erfc(-v / sqrt 2) / 2 through erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z = |v| / sqrt 2
+    (Numerical Recipes' erfcc: relative error < 1.2e-7 everywhere). Using erfc, not 1 + erf, keeps the
+    negative tail accurate: there 1 + erf(z) would cancel to a few significant bits."""
+    z = abs(v) * F(0.7071067811865476)
+    t = F(1.0) / (F(1.0) + F(0.5) * z)
+    p = t * F(0.17087277) + F(-0.82215223)
+    p = p * t + F(1.48851587)
+    p = p * t + F(-1.13520398)
+    p = p * t + F(0.27886807)
+    p = p * t + F(-0.18628806)
+    p = p * t + F(0.09678418)
+    p = p * t + F(0.37409196)
+    p = p * t + F(1.00002368)
+    p = p * t + F(-1.26551223)
+    half_erfc = F(0.5) * t * _expf(p - z * z)
+    return half_erfc if v < F(0.0) else F(1.0) - half_erfc
+
+
+@njit(inline="always", **FAST)
+def _sigmoidf(x):
+    return F(1.0) / (F(1.0) + _expf(-x))
+
+
+# -- activations (flat, contiguous float32) --------------------------------------------------------------
+INV_SQRT_2PI = 0.3989422804014327
+SQRT_2_OVER_PI = 0.7978845608028654
+
+
+@njit(parallel=True, **FAST)
+def gelu_forward(x, out):
+    """y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2"""
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v * _normal_cdff(v)
+
+
+@njit(parallel=True, **FAST)
+def gelu_backward(x, g, out):
+    """dy/dx = Phi(x) + x phi(x)"""
+    for i in prange(x.size):
+        v = x[i]
+        cdf = _normal_cdff(v)
+        pdf = _expf(F(-0.5) * v * v) * F(INV_SQRT_2PI)
+        out[i] = g[i] * (cdf + v * pdf)
+
+
+@njit(parallel=True, **FAST)
+def gelu_tanh_forward(x, out):
+    """y = x (1 + tanh u) / 2 = x sigmoid(2u),  u = sqrt(2/pi) (x + 0.044715 x^3)
+    (the sigmoid form has no cancellation in the negative tail, where tanh u -> -1)"""
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v * _sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
+
+
+@njit(parallel=True, **FAST)
+def gelu_tanh_backward(x, g, out):
+    """dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
+    for i in prange(x.size):
+        v = x[i]
+        s = _sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
+        du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
+        out[i] = g[i] * (s + F(2.0) * v * s * (F(1.0) - s) * du)
+
+
+@njit(parallel=True, **FAST)
+def silu_forward(x, alpha, out):
+    """y = x sigmoid(alpha x)   (alpha = 1: SiLU; alpha = 1.702: quick GELU)"""
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v * _sigmoidf(alpha * v)
+
+
+@njit(parallel=True, **FAST)
+def silu_backward(x, g, alpha, out):
+    """dy/dx = s + alpha x s (1 - s),  s = sigmoid(alpha x)"""
+    for i in prange(x.size):
+        v = x[i]
+        s = _sigmoidf(alpha * v)
+        out[i] = g[i] * (s + alpha * v * s * (F(1.0) - s))
+
+
+# -- row-wise kernels on (rows, D) C-contiguous float32 ----------------------------------------------------
+@njit(parallel=True, **FAST)
+def layer_norm_forward(x, w, b, eps, y, mean, rstd):
+    """y = (x - mean) / sqrt(var + eps) * w + b per row (biased variance, two passes for accuracy)"""
+    rows, d = x.shape
+    for r in prange(rows):
+        s = F(0.0)
+        for j in range(d):
+            s += x[r, j]
+        mu = s / F(d)
+        q = F(0.0)
+        for j in range(d):
+            c = x[r, j] - mu
+            q += c * c
+        rs = F(1.0) / np.sqrt(q / F(d) + eps)
+        mean[r] = mu
+        rstd[r] = rs
+        for j in range(d):
+            y[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
+
+
+@njit(parallel=True, **FAST)
+def layer_norm_backward(g, x, w, mean, rstd, dx, dw_parts, db_parts):
+    """xhat = (x - mean) rstd;  dx = rstd (g w - mean(g w) - xhat mean(g w xhat));
+    dw = sum_rows g xhat,  db = sum_rows g  (per-chunk partial sums, added up by the caller)."""
+    rows, d = x.shape
+    chunks = dw_parts.shape[0]
+    per = (rows + chunks - 1) // chunks
+    for c in prange(chunks):
+        for r in range(c * per, min(rows, (c + 1) * per)):
+            mu = mean[r]
+            rs = rstd[r]
+            s1 = F(0.0)
+            s2 = F(0.0)
+            for j in range(d):
+                xh = (x[r, j] - mu) * rs
+                gw = g[r, j] * w[j]
+                s1 += gw
+                s2 += gw * xh
+                dw_parts[c, j] += g[r, j] * xh
+                db_parts[c, j] += g[r, j]
+            s1 /= F(d)
+            s2 /= F(d)
+            for j in range(d):
+                xh = (x[r, j] - mu) * rs
+                dx[r, j] = rs * (g[r, j] * w[j] - s1 - xh * s2)
+
+
+@njit(parallel=True, **FAST)
+def rms_norm_forward(x, w, eps, y, rstd):
+    """y = x / sqrt(mean(x^2) + eps) * w per row"""
+    rows, d = x.shape
+    for r in prange(rows):
+        q = F(0.0)
+        for j in range(d):
+            q += x[r, j] * x[r, j]
+        rs = F(1.0) / np.sqrt(q / F(d) + eps)
+        rstd[r] = rs
+        for j in range(d):
+            y[r, j] = x[r, j] * rs * w[j]
+
+
+@njit(parallel=True, **FAST)
+def rms_norm_backward(g, x, w, rstd, dx, dw_parts):
+    """xhat = x rstd;  dx = rstd (g w - xhat mean(g w xhat));  dw = sum_rows g xhat"""
+    rows, d = x.shape
+    chunks = dw_parts.shape[0]
+    per = (rows + chunks - 1) // chunks
+    for c in prange(chunks):
+        for r in range(c * per, min(rows, (c + 1) * per)):
+            rs = rstd[r]
+            s2 = F(0.0)
+            for j in range(d):
+                xh = x[r, j] * rs
+                s2 += g[r, j] * w[j] * xh
+                dw_parts[c, j] += g[r, j] * xh
+            s2 /= F(d)
+            for j in range(d):
+                dx[r, j] = rs * (g[r, j] * w[j] - x[r, j] * rs * s2)
+
+
+@njit(parallel=True, **FAST)
+def softmax_forward(x, y, log):
+    """y = e^{x - max} / sum e^{x - max} per row; with ``log``: y = x - max - log sum e^{x - max}.
+    A row that is all -inf gives NaN, as in torch."""
+    rows, d = x.shape
+    for r in prange(rows):
+        m = x[r, 0]
+        for j in range(1, d):
+            m = max(m, x[r, j])
+        s = F(0.0)
+        for j in range(d):
+            e = _expf(x[r, j] - m)
+            y[r, j] = e
+            s += e
+        if log:
+            lse = m + np.log(s)
+            for j in range(d):
+                y[r, j] = x[r, j] - lse
+        else:
+            inv = F(1.0) / s
+            for j in range(d):
+                y[r, j] *= inv
+
+
+@njit(parallel=True, **FAST)
+def softmax_backward(y, g, dx, log):
+    """softmax: dx = y (g - sum(g y));   log_softmax: dx = g - e^y sum(g)"""
+    rows, d = y.shape
+    for r in prange(rows):
+        s = F(0.0)
+        if log:
+            for j in range(d):
+                s += g[r, j]
+            for j in range(d):
+                dx[r, j] = g[r, j] - _expf(y[r, j]) * s
+        else:
+            for j in range(d):
+                s += g[r, j] * y[r, j]
+            for j in range(d):
+                dx[r, j] = y[r, j] * (g[r, j] - s)
+
+
+@njit(parallel=True, **FAST)
+def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_grad):
+    """Per row with logits x, class t and smoothing s over C classes:
+        loss = lse(x) - (1 - s) x_t - s mean(x)
+        dloss/dx = softmax(x) - (1 - s) onehot(t) - s / C      (0 for ignored rows)
+    The gradient is written to ``dx`` here, in the same pass, when ``want_grad``."""
+    rows, c = x.shape
+    for r in prange(rows):
+        t = target[r]
+        if t == ignore_index:
+            loss[r] = F(0.0)
+            if want_grad:
+                for j in range(c):
+                    dx[r, j] = F(0.0)
+            continue
+        m = x[r, 0]
+        for j in range(1, c):
+            m = max(m, x[r, j])
+        s = F(0.0)
+        sx = F(0.0)
+        for j in range(c):
+            s += _expf(x[r, j] - m)
+            sx += x[r, j]
+        lse = m + np.log(s)
+        loss[r] = lse - (F(1.0) - smoothing) * x[r, t] - smoothing * sx / F(c)
+        if want_grad:
+            inv = F(1.0) / s
+            off = smoothing / F(c)
+            for j in range(c):
+                dx[r, j] = _expf(x[r, j] - m) * inv - off
+            dx[r, t] -= F(1.0) - smoothing
+
+
+@njit(parallel=True, **FAST)
+def scale_rows(dx, scale):
+    """dx[r, :] *= scale[r]  (the upstream gradient of a per-row loss)"""
+    rows, c = dx.shape
+    for r in prange(rows):
+        sr = scale[r]
+        for j in range(c):
+            dx[r, j] *= sr
+
+
+# -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
+@njit(parallel=True, **EXACT)
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, bias_c1, bias_c2_sqrt, amsgrad, vmax):
+    """Adam / AdamW, torch's formulas in torch's order of operations:
+        AdamW: p <- p (1 - lr wd);   Adam: g <- g + wd p
+        m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+        p <- p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)        (sqrt(max v) with amsgrad)"""
+    step = lr / bias_c1
+    for i in prange(p.size):
+        gi = g[i]
+        if decoupled:
+            p[i] = p[i] * (F(1.0) - lr * weight_decay)
+        elif weight_decay != 0:
+            gi = gi + weight_decay * p[i]
+        m[i] = m[i] + (gi - m[i]) * (F(1.0) - beta1)  # torch's lerp
+        v[i] = v[i] * beta2 + (F(1.0) - beta2) * gi * gi
+        vi = v[i]
+        if amsgrad:
+            vmax[i] = max(vmax[i], vi)
+            vi = vmax[i]
+        p[i] = p[i] - step * (m[i] / (np.sqrt(vi) / bias_c2_sqrt + eps))
+
+
+# -- gather/scatter -------------------------------------------------------------------------------------
+@njit(**EXACT)
+def embedding_backward(ids, g, out, padding_idx):
+    """out[ids[k]] += g[k] for every k (repeated ids accumulate; the padding row gets nothing)"""
+    n, d = g.shape
+    for k in range(n):
+        row = ids[k]
+        if row == padding_idx:
+            continue
+        for j in range(d):
+            out[row, j] += g[k, j]

@@ -1,0 +1,161 @@
+"""The numba kernels against float64 NumPy math (the op-level tests compare both paths with torch)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from neural_arch.backend import kernels
+
+cpu = kernels.get()
+pytestmark = pytest.mark.skipif(cpu is None, reason="numba not installed or NEURAL_ARCH_JIT=0")
+
+rng = np.random.default_rng(0)
+f32 = np.float32
+
+
+def _erf64(x):
+    return np.vectorize(math.erf)(x)
+
+
+def test_gelu_exact_error_below_1e6_against_float64_math():
+    x = np.linspace(-10, 10, 400_001).astype(f32)
+    y = np.empty_like(x)
+    cpu.gelu_forward(x, y)
+    x64 = x.astype(np.float64)
+    ref = 0.5 * x64 * (1 + _erf64(x64 / math.sqrt(2)))
+    err = np.abs(y - ref).max()
+    print(f"\nfused exact GELU (float32): max |error| vs float64 math on [-10, 10] = {err:.3g}")
+    assert err < 1e-6
+
+
+def test_gelu_backward_matches_float64():
+    x = (rng.standard_normal(10_000) * 3).astype(f32)
+    g = rng.standard_normal(10_000).astype(f32)
+    out = np.empty_like(x)
+    cpu.gelu_backward(x, g, out)
+    x64 = x.astype(np.float64)
+    ref = g * (0.5 * (1 + _erf64(x64 / math.sqrt(2))) + x64 * np.exp(-0.5 * x64**2) / math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-6)
+
+
+def test_gelu_tanh_and_silu():
+    x = (rng.standard_normal(10_000) * 4).astype(f32)
+    g = rng.standard_normal(10_000).astype(f32)
+    x64 = x.astype(np.float64)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    cpu.gelu_tanh_forward(x, y)
+    u = math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)
+    np.testing.assert_allclose(y, 0.5 * x64 * (1 + np.tanh(u)), rtol=1e-5, atol=1e-6)
+    cpu.gelu_tanh_backward(x, g, dx)
+    t = np.tanh(u)
+    ref = g * (0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64**2))
+    np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-5)
+    for alpha in (1.0, 1.702):
+        cpu.silu_forward(x, f32(alpha), y)
+        s = 1 / (1 + np.exp(-alpha * x64))
+        np.testing.assert_allclose(y, x64 * s, rtol=1e-5, atol=1e-6)
+        cpu.silu_backward(x, g, f32(alpha), dx)
+        np.testing.assert_allclose(dx, g * (s + alpha * x64 * s * (1 - s)), rtol=1e-4, atol=1e-5)
+
+
+def _layer_norm64(x, w, b, eps):
+    mu = x.mean(1, keepdims=True)
+    var = x.var(1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def test_layer_norm_forward_backward():
+    x = (rng.standard_normal((64, 48)) * 3 + 1).astype(f32)
+    w, b = rng.standard_normal(48).astype(f32), rng.standard_normal(48).astype(f32)
+    g = rng.standard_normal((64, 48)).astype(f32)
+    y, mean, rstd = np.empty_like(x), np.empty(64, f32), np.empty(64, f32)
+    cpu.layer_norm_forward(x, w, b, f32(1e-5), y, mean, rstd)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(y, _layer_norm64(x64, w, b, 1e-5), rtol=1e-4, atol=1e-5)
+    dx, dw, db = np.empty_like(x), np.zeros((3, 48), f32), np.zeros((3, 48), f32)
+    cpu.layer_norm_backward(g, x, w, mean, rstd, dx, dw, db)
+    # reference gradient by the closed form in float64
+    mu, rs = x64.mean(1, keepdims=True), 1 / np.sqrt(x64.var(1, keepdims=True) + 1e-5)
+    xh = (x64 - mu) * rs
+    gw = g * w
+    ref_dx = rs * (gw - gw.mean(1, keepdims=True) - xh * (gw * xh).mean(1, keepdims=True))
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(dw.sum(0), (g * xh).sum(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db.sum(0), g.sum(0), rtol=1e-4, atol=1e-4)
+
+
+def test_rms_norm_forward_backward():
+    x = rng.standard_normal((32, 40)).astype(f32)
+    w = rng.standard_normal(40).astype(f32)
+    g = rng.standard_normal((32, 40)).astype(f32)
+    y, rstd = np.empty_like(x), np.empty(32, f32)
+    cpu.rms_norm_forward(x, w, f32(1e-6), y, rstd)
+    x64 = x.astype(np.float64)
+    rs = 1 / np.sqrt((x64**2).mean(1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(y, x64 * rs * w, rtol=1e-5, atol=1e-6)
+    dx, dw = np.empty_like(x), np.zeros((2, 40), f32)
+    cpu.rms_norm_backward(g, x, w, rstd, dx, dw)
+    xh = x64 * rs
+    ref = rs * (g * w - xh * (g * w * xh).mean(1, keepdims=True))
+    np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dw.sum(0), (g * xh).sum(0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_rows_stable_at_1e4(log):
+    x = (rng.standard_normal((16, 30)) * 1e4).astype(f32)
+    g = rng.standard_normal((16, 30)).astype(f32)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    cpu.softmax_forward(x, y, log)
+    x64 = x.astype(np.float64)
+    lse = x64.max(1, keepdims=True) + np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1, keepdims=True))
+    ref = x64 - lse if log else np.exp(x64 - lse)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+    cpu.softmax_backward(y, g, dx, log)
+    p = np.exp(x64 - lse)
+    ref_dx = g - p * g.sum(1, keepdims=True) if log else p * (g - (g * p).sum(1, keepdims=True))
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-4)
+
+
+def test_cross_entropy_rows_with_smoothing_and_ignore():
+    n, c = 50, 17
+    x = (rng.standard_normal((n, c)) * 5).astype(f32)
+    t = rng.integers(0, c, n)
+    t[3] = -100
+    loss, dx = np.empty(n, f32), np.empty_like(x)
+    cpu.cross_entropy_forward(x, t, -100, f32(0.1), loss, dx, True)
+    x64 = x.astype(np.float64)
+    lse = np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1)) + x64.max(1)
+    safe_t = np.where(t < 0, 0, t)
+    ref = lse - 0.9 * x64[np.arange(n), safe_t] - 0.1 * x64.mean(1)
+    ref[3] = 0
+    np.testing.assert_allclose(loss, ref, rtol=1e-5, atol=1e-5)
+    p = np.exp(x64 - lse[:, None]) - 0.1 / c
+    p[np.arange(n), safe_t] -= 0.9
+    p[3] = 0
+    np.testing.assert_allclose(dx, p, rtol=1e-4, atol=1e-6)
+
+
+def test_adam_step_matches_numpy_formula():
+    p = rng.standard_normal(1000).astype(f32)
+    g = rng.standard_normal(1000).astype(f32)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    p0 = p.copy()
+    cpu.adam_step(p, g, m, v, f32(1e-3), f32(0.9), f32(0.999), f32(1e-8), f32(0.01), True, f32(0.1),
+                  f32(math.sqrt(0.001)), False, m)
+    pref = p0 * (1 - 1e-3 * 0.01)
+    mref, vref = 0.1 * g, 0.001 * g * g
+    pref = pref - (1e-3 / 0.1) * mref / (np.sqrt(vref) / math.sqrt(0.001) + 1e-8)
+    np.testing.assert_allclose(p, pref, rtol=1e-6, atol=1e-7)
+
+
+def test_embedding_backward_accumulates_repeats_and_skips_padding():
+    ids = np.array([1, 3, 1, 0, 1])
+    g = rng.standard_normal((5, 4)).astype(f32)
+    out = np.zeros((5, 4), f32)
+    cpu.embedding_backward(ids, g, out, 0)
+    ref = np.zeros((5, 4), f32)
+    np.add.at(ref, ids, g)
+    ref[0] = 0
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
