@@ -1,3 +1,147 @@
-"""(being written)"""
+"""``scaled_dot_product_attention``: softmax(Q K^T * scale + mask) V as one fused node."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neural_arch.autograd.function import Function
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops.dropout import keep_mask
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+class ScaledDotProductAttention(Function):
+    """S = scale Q K^T + M,   P = softmax(S) along keys,   O = (P * D) V
+    (M: additive mask, -inf where a boolean mask is False; D: scaled dropout keep-mask or 1)
+
+    Backward, with Pd = P * D:
+        dV = Pd^T dO,   dP = (dO V^T) * D,   dS = P * (dP - rowsum(dP * P))
+        dQ = scale dS K,   dK = scale dS^T Q,   dM = dS (for a float mask that needs grad)
+
+    A row whose scores are all -inf (every key masked) attends to nothing: its P row is 0, so
+    its output and gradients are 0 -- what torch 2.13 returns, not NaN. With ``groups`` > 1
+    (grouped-query attention) each K/V head serves ``groups`` consecutive query heads; their
+    gradients are summed back per K/V head.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, *mask_in, mask, scale, drop, groups):
+        if groups > 1:
+            k, v = np.repeat(k, groups, axis=-3), np.repeat(v, groups, axis=-3)
+        if mask_in:
+            mask = mask_in[0]
+        s = np.matmul(q, np.swapaxes(k, -1, -2))
+        s *= scale
+        if mask is not None:
+            if mask.dtype == np.bool_:
+                s = np.where(mask, s, -np.inf).astype(s.dtype, copy=False)
+            else:
+                s = s + mask
+        m = s.max(axis=-1, keepdims=True)
+        dead = ~np.isfinite(m)  # every key masked (or a -inf/NaN score row)
+        if dead.any():
+            m = np.where(dead, 0, m).astype(s.dtype, copy=False)
+        p = s
+        p -= m
+        np.exp(p, out=p)
+        total = p.sum(axis=-1, keepdims=True)
+        if dead.any():
+            total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
+        p /= total
+        pd = p if drop is None else p * drop
+        out = np.matmul(pd, v)
+        ctx.save_for_backward(q, k, v, p, drop)
+        ctx.scale, ctx.groups = scale, groups
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, p, drop = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        pd = p if drop is None else p * drop
+        dv = np.matmul(np.swapaxes(pd, -1, -2), grad) if need[2] else None
+        dp = np.matmul(grad, np.swapaxes(v, -1, -2))
+        if drop is not None:
+            dp *= drop
+        ds = dp
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p
+        dmask = ds if len(need) > 3 and need[3] else None
+        dq = np.matmul(ds, k) * ctx.scale if need[0] else None
+        dk = np.matmul(np.swapaxes(ds, -1, -2), q) * ctx.scale if need[1] else None
+        g = ctx.groups
+        if g > 1:  # sum the gradients of the query heads that shared one K/V head
+            if dk is not None:
+                dk = dk.reshape(dk.shape[:-3] + (dk.shape[-3] // g, g) + dk.shape[-2:]).sum(axis=-3)
+            if dv is not None:
+                dv = dv.reshape(dv.shape[:-3] + (dv.shape[-3] // g, g) + dv.shape[-2:]).sum(axis=-3)
+        return (dq, dk, dv) + ((dmask,) if len(need) > 3 else ())
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False, generator=None) -> Tensor:
+    """softmax(Q K^T * scale + mask) V over query (..., L, E), key (..., S, E), value (..., S, Ev).
+
+    ``attn_mask``: boolean (True = may attend, as torch) or additive float, broadcastable to
+    (..., L, S). ``is_causal``: query i attends to keys j <= i (top-left aligned, as torch).
+    ``scale`` defaults to 1/sqrt(E). ``dropout_p`` drops attention weights using ``generator``
+    (ours; na's default generator otherwise). ``enable_gqa``: key/value may have fewer heads
+    (dim -3) than query, dividing them.
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor) or t.data.dtype.kind != "f":
+            raise DTypeError(f"scaled_dot_product_attention: {name} must be a floating-point Tensor")
+        if t.data.ndim < 2:
+            raise ShapeError(f"scaled_dot_product_attention: {name} needs at least 2 dims (..., seq, dim), "
+                             f"got {shape_str(t.shape)}")
+    qs, ks, vs = query.data.shape, key.data.shape, value.data.shape
+    if qs[-1] != ks[-1] or ks[-2] != vs[-2]:
+        raise ShapeError(f"scaled_dot_product_attention: query {shape_str(qs)}, key {shape_str(ks)} and value "
+                         f"{shape_str(vs)} must agree: query and key on the last dim, key and value on seq (-2)")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ConfigError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got {dropout_p}")
+    groups = 1
+    if enable_gqa and len(qs) >= 3 and len(ks) >= 3 and qs[-3] != ks[-3]:
+        if qs[-3] % ks[-3] or ks[-3] != vs[-3]:
+            raise ShapeError(f"scaled_dot_product_attention: with enable_gqa, query heads ({qs[-3]}) must be a "
+                             f"multiple of key/value heads ({ks[-3]}, {vs[-3]})")
+        groups = qs[-3] // ks[-3]
+    L, S = qs[-2], ks[-2]
+    dt = query.data.dtype
+    if key.data.dtype != dt or value.data.dtype != dt:
+        raise DTypeError(f"scaled_dot_product_attention: query, key and value must share a dtype, got "
+                         f"{query.dtype}, {key.dtype}, {value.dtype}")
+    mask, mask_in = None, ()
+    if is_causal:
+        if attn_mask is not None:
+            raise ConfigError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+        mask = np.tril(np.ones((L, S), dtype=bool))
+    elif attn_mask is not None:
+        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        try:
+            np.broadcast_shapes(m.shape, qs[:-1] + (S,))
+        except ValueError:
+            raise ShapeError(f"scaled_dot_product_attention: attn_mask {shape_str(m.shape)} does not broadcast to "
+                             f"the scores' shape {shape_str(qs[:-1] + (S,))}") from None
+        if m.dtype != np.bool_:
+            if m.dtype.kind != "f":
+                raise DTypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got {m.dtype}")
+            if isinstance(attn_mask, Tensor) and attn_mask.requires_grad:
+                mask_in = (attn_mask if attn_mask.dtype == dt else attn_mask.to(dt),)
+            m = m.astype(dt, copy=False)
+        mask = m
+    scale = 1.0 / math.sqrt(qs[-1]) if scale is None else float(scale)
+    drop = None
+    if dropout_p > 0:
+        kv_batch = ks[:-2] if groups == 1 else ks[:-3] + (qs[-3],)
+        score_shape = np.broadcast_shapes(qs[:-2], kv_batch) + (L, S)
+        if mask is not None:
+            score_shape = np.broadcast_shapes(score_shape, mask.shape)
+        drop = keep_mask(score_shape, dropout_p, dt, generator)
+    return ScaledDotProductAttention.apply(query, key, value, *mask_in, mask=mask, scale=scale, drop=drop,
+                                           groups=groups)

@@ -1,3 +1,99 @@
-"""(being written)"""
+"""Dropout: zero elements (or whole channels) with probability p, scale the rest by 1/(1 - p).
 
-__all__: list[str] = []
+Random numbers come from ``generator=`` or na's default generator (seed it with
+``na.manual_seed``), so a run is reproducible; the stream differs from torch's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd.function import Function
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.random import get_generator
+from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
+
+
+class Dropout(Function):
+    """y = x m / (1 - p),  m ~ Bernoulli(1 - p) (broadcast over channels for dropout2d)
+    dy/dx = m / (1 - p)"""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.saved_tensors[0]
+
+
+def _check(input, p, op):
+    if not isinstance(input, Tensor):
+        raise DTypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
+    if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        raise ConfigError(f"{op}: dropout probability must be in [0, 1], got {p}")
+    if input.data.dtype.kind != "f":
+        raise DTypeError(f"{op}: needs a floating-point tensor, got {input.dtype}")
+
+
+def keep_mask(shape, p: float, dtype, generator=None):
+    """The scaled keep-mask m / (1 - p) in ``dtype`` (zeros when p = 1)."""
+    if p == 1:
+        return np.zeros(shape, dtype=dtype)
+    u = get_generator(generator).random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+    mask = (u >= p).astype(dtype)
+    mask *= 1 / (1 - p)  # a Python float: the mask stays in ``dtype``
+    return mask
+
+
+def _dropout(input, p, training, mask_shape, op, generator):
+    _check(input, p, op)
+    if not training or p == 0:
+        return input
+    mask = keep_mask(mask_shape, p, input.data.dtype, generator)
+    return Dropout.apply(input, mask=mask)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+            generator=None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the others by 1/(1 - p).
+    ``inplace`` is accepted and ignored; ``generator`` (ours) picks the random stream."""
+    return _dropout(input, p, training, input.shape if isinstance(input, Tensor) else (), "dropout", generator)
+
+
+def _channel_dropout(input, p, training, generator, op, batched_ndim):
+    """Drop whole channels: the mask has the (N, C) dims (or C alone when unbatched) and 1s elsewhere."""
+    if isinstance(input, Tensor) and input.data.ndim not in (batched_ndim - 1, batched_ndim):
+        raise ShapeError(f"{op}: expected a {batched_ndim - 1}-d or {batched_ndim}-d input, got "
+                         f"{shape_str(input.shape)}")
+    if not isinstance(input, Tensor):
+        _check(input, p, op)
+    shape = input.data.shape
+    lead = 2 if input.data.ndim == batched_ndim else 1
+    return _dropout(input, p, training, shape[:lead] + (1,) * (len(shape) - lead), op, generator)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+              generator=None) -> Tensor:
+    """Channel dropout for (N, C, L) or (C, L) inputs."""
+    return _channel_dropout(input, p, training, generator, "dropout1d", 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+              generator=None) -> Tensor:
+    """Channel dropout for (N, C, H, W) inputs. A 3-d input is taken as (N, C, L), as torch
+    does (with its warning): one mask value per (sample, channel)."""
+    if isinstance(input, Tensor) and input.data.ndim == 3:
+        _check(input, p, "dropout2d")
+        s = input.data.shape
+        return _dropout(input, p, training, s[:2] + (1,), "dropout2d", generator)
+    return _channel_dropout(input, p, training, generator, "dropout2d", 4)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+              generator=None) -> Tensor:
+    """Channel dropout for (N, C, D, H, W) or (C, D, H, W) inputs."""
+    return _channel_dropout(input, p, training, generator, "dropout3d", 5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.ops import elementwise as ew
-from neural_arch.ops import index, linalg, reduce, shape
+from neural_arch.ops import activation, index, linalg, reduce, shape
 
 
 def _reflected(fn):
@@ -68,6 +68,8 @@ METHODS = {
     "masked_fill": index.masked_fill, "narrow": index.narrow,
     # linear algebra
     "matmul": linalg.matmul, "mm": linalg.mm, "bmm": linalg.bmm, "dot": linalg.dot,
+    # activations
+    "relu": activation.relu, "softmax": activation.softmax, "log_softmax": activation.log_softmax,
 }
 
 PROPERTIES = {"T": shape.T, "mT": shape.mT}
