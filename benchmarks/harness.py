@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 @dataclass
 class Result:
     name: str
-    times: dict = field(default_factory=dict)  # contender -> list of seconds
+    times: dict = field(default_factory=dict)  # contender -> list of seconds (or of MB when unit == "MB")
+    unit: str = "s"
 
     def median(self, who: str) -> float:
         return statistics.median(self.times[who])
@@ -51,7 +52,9 @@ def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inne
     return res
 
 
-def _fmt(seconds: float) -> str:
+def _fmt(seconds: float, unit: str = "s") -> str:
+    if unit != "s":
+        return f"{seconds:8.1f} {unit}"
     if seconds < 1e-3:
         return f"{seconds * 1e6:8.2f} us"
     if seconds < 1:
@@ -69,8 +72,8 @@ def table(results: list[Result], ours: str = "neural-arch", ref: str = "torch") 
     head = ["workload", ours, ref, *others, f"{ref} / {ours}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r.name, _fmt(r.median(ours)), _fmt(r.median(ref)) if ref in r.times else "-"]
-        cells += [_fmt(r.median(o)) if o in r.times else "-" for o in others]
+        cells = [r.name, _fmt(r.median(ours), r.unit), _fmt(r.median(ref), r.unit) if ref in r.times else "-"]
+        cells += [_fmt(r.median(o), r.unit) if o in r.times else "-" for o in others]
         cells.append(f"{r.median(ref) / r.median(ours):.2f}" if ref in r.times else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Memory suite: peak resident memory of a GPT training step, ours vs torch.
+
+Each framework runs in its own subprocess (peak RSS is per process). We
+report the peak growth during three training steps over the memory held
+just before them (model, optimizer and batch built): that is what the step
+itself needs: activations kept for backward, gradients, optimizer state.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from benchmarks.harness import Result
+
+CHILD = r"""
+import json, resource, sys
+import numpy as np
+which, n_layer, n_embd, n_head, block, batch = sys.argv[1], *map(int, sys.argv[2:7])
+vocab = 65
+def rss_kb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+kw = dict(vocab_size=vocab, n_positions=block, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+rng = np.random.default_rng(0)
+ids = rng.integers(0, vocab, (batch, block)); tgt = rng.integers(0, vocab, (batch, block))
+if which == "torch":
+    import torch, transformers
+    torch.manual_seed(0)
+    m = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw)).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    a, b = torch.tensor(ids), torch.tensor(tgt)
+    F = torch.nn.functional
+else:
+    import neural_arch as na
+    from neural_arch.models import GPT2Config, GPT2LMHeadModel
+    m = GPT2LMHeadModel(GPT2Config(**kw)).train()
+    opt = na.optim.AdamW(m.parameters(), lr=1e-3)
+    a, b = na.tensor(ids), na.tensor(tgt)
+    F = na.nn.functional
+base = rss_kb()
+import resource
+peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(3):
+    opt.zero_grad()
+    loss = F.cross_entropy(m(a).logits.reshape(-1, vocab), b.reshape(-1))
+    loss.backward()
+    opt.step()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024, "step_mb": (peak - max(base, peak0)) / 1024}))
+"""
+
+
+def measure(which: str, cfg: tuple) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, which, *map(str, cfg)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(rounds: int = 1):
+    results = []
+    for name, cfg in [("char GPT 4L 128w, block 64, batch 12", (4, 128, 4, 64, 12)),
+                      ("GPT 6L 384w, block 256, batch 16", (6, 384, 6, 256, 16))]:
+        ours, theirs = measure("neural-arch", cfg), measure("torch", cfg)
+        print(f"  {name}: neural-arch {ours}, torch {theirs}", file=sys.stderr)
+        r = Result(f"{name}: peak memory of the step", {"neural-arch": [ours["step_mb"]], "torch": [theirs["step_mb"]]},
+                   unit="MB")
+        results.append(r)
+    return results

@@ -1,0 +1,128 @@
+"""Train suite: time per training step (forward, backward, optimizer) of whole models.
+
+The same architecture, initial weights and batches in both frameworks:
+
+* MLP 784-100-10, ReLU, Adam, batch 128 (reported per epoch of 60,000 images)
+* small CNN (two 3x3 conv blocks + pooling + linear) on 28x28, batch 64
+* char GPT: 4 layers, 128 wide, 4 heads, block 64, batch 12, AdamW
+* GPT: 6 layers, 384 wide, 6 heads, block 256, batch 16, AdamW
+
+The GPTs are ours (``neural_arch.models.GPT2LMHeadModel``) and Hugging Face
+``transformers``' GPT-2 in torch, built from one config.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.harness import compare
+
+
+def _mlp(nn):
+    return nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def _cnn(nn):
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+    )
+
+
+def _copy_weights(ours, theirs):
+    """Give both models the same initial weights (torch's init, copied by parameter name)."""
+    import neural_arch as na
+
+    ref = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}
+    ours.load_state_dict({k: na.tensor(v) for k, v in ref.items()}, strict=False)
+
+
+def _step_pair(ours, theirs, make_opt_na, make_opt_torch, batch_na, batch_torch, loss_na, loss_torch):
+    opt_a, opt_t = make_opt_na(ours.parameters()), make_opt_torch(theirs.parameters())
+
+    def step_na():
+        opt_a.zero_grad()
+        loss = loss_na(ours, *batch_na)
+        loss.backward()
+        opt_a.step()
+
+    def step_torch():
+        opt_t.zero_grad()
+        loss = loss_torch(theirs, *batch_torch)
+        loss.backward()
+        opt_t.step()
+
+    return step_na, step_torch
+
+
+def _classifier(name, build, x_shape, batch, rounds, per_epoch=None):
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as TF
+
+    import neural_arch as na
+    import neural_arch.nn as nn
+    import neural_arch.nn.functional as F
+    from neural_arch import optim
+
+    torch.manual_seed(0)
+    theirs, ours = build(tnn), build(nn)
+    _copy_weights(ours, theirs)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, *x_shape)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    step_na, step_torch = _step_pair(
+        ours, theirs, lambda p: optim.Adam(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3),
+        (na.tensor(x), na.tensor(y)), (torch.tensor(x), torch.tensor(y)),
+        lambda m, a, b: F.cross_entropy(m(a), b), lambda m, a, b: TF.cross_entropy(m(a), b),
+    )
+    res = compare(name, {"neural-arch": step_na, "torch": step_torch}, rounds=rounds)
+    if per_epoch:
+        res.name += f" (x{per_epoch} steps = one epoch)"
+        for who in res.times:
+            res.times[who] = [t * per_epoch for t in res.times[who]]
+    return res
+
+
+def _gpt(name, n_layer, n_embd, n_head, block, batch, vocab, rounds):
+    import torch
+    import transformers
+
+    import neural_arch as na
+    from neural_arch import optim
+    from neural_arch.models import GPT2Config, GPT2LMHeadModel
+
+    kw = dict(vocab_size=vocab, n_positions=block, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+              resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    theirs = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw)).train()
+    ours = GPT2LMHeadModel(GPT2Config(**kw)).train()
+    _copy_weights(ours, theirs)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocab, (batch, block))
+    tgt = rng.integers(0, vocab, (batch, block))
+
+    def loss_na(m, a, b):
+        logits = m(a).logits
+        return na.nn.functional.cross_entropy(logits.reshape(-1, vocab), b.reshape(-1))
+
+    def loss_torch(m, a, b):
+        logits = m(a).logits
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), b.reshape(-1))
+
+    step_na, step_torch = _step_pair(
+        ours, theirs, lambda p: optim.AdamW(p, lr=1e-3), lambda p: torch.optim.AdamW(p, lr=1e-3),
+        (na.tensor(ids), na.tensor(tgt)), (torch.tensor(ids), torch.tensor(tgt)), loss_na, loss_torch,
+    )
+    return compare(name, {"neural-arch": step_na, "torch": step_torch}, rounds=rounds)
+
+
+def run(rounds: int = 10):
+    results = [
+        _classifier("MLP 784-100-10 Adam, batch 128", _mlp, (784,), 128, rounds * 5, per_epoch=469),
+        _classifier("CNN 2x(conv3x3+pool)+linear Adam, 28x28 batch 64", _cnn, (1, 28, 28), 64, rounds),
+        _gpt("char GPT 4L 128w 4h, block 64, batch 12, AdamW", 4, 128, 4, 64, 12, 65, rounds),
+        _gpt("GPT 6L 384w 6h, block 256, batch 16, AdamW", 6, 384, 6, 256, 16, 65, max(3, rounds // 3)),
+    ]
+    return results
