@@ -1,0 +1,227 @@
+"""Convolution ops: conv1d, conv2d, conv_transpose2d, unfold, fold vs torch (forward, backward,
+float64/float32), gradcheck, and the errors a user can cause."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from parity import check, gradcheck, randn
+
+import neural_arch as na
+import neural_arch.nn.functional as F
+from neural_arch.errors import ConfigError, DTypeError, ShapeError
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
+
+# float32 GEMMs sum up to C*kh*kw products in a different order than torch's kernels
+F32 = dict(dtypes=(np.float32,), rtol=1e-4, atol=1e-5)
+
+
+def both(fn, inputs, torch_fn=None, **kw):
+    """float64 at the tight default tolerance, float32 at GEMM-accumulation tolerance."""
+    check(fn, inputs, torch_fn=torch_fn, dtypes=(np.float64,), **kw)
+    check(fn, inputs, torch_fn=torch_fn, **{**F32, **kw})
+
+
+def conv2d_call(mod, bias, kw):
+    if bias:
+        return lambda x, w, b: mod.conv2d(x, w, b, **kw)
+    return lambda x, w: mod.conv2d(x, w, **kw)
+
+
+CONV2D = [  # (input shape, weight shape, kwargs)
+    ((2, 3, 7, 6), (4, 3, 3, 3), {}),
+    ((1, 3, 7, 6), (4, 3, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 8, 9), (6, 2, 3, 2), dict(groups=2, stride=(2, 1), padding=(1, 0))),
+    ((2, 4, 6, 6), (4, 1, 3, 3), dict(groups=4, padding=1)),  # depthwise
+    ((2, 4, 6, 6), (8, 1, 3, 3), dict(groups=4, padding=1)),  # depthwise, channel multiplier 2
+    ((2, 3, 9, 8), (5, 3, 3, 2), dict(padding="same", dilation=2)),
+    ((2, 3, 9, 8), (5, 3, 4, 2), dict(padding="same")),  # even kernel: asymmetric "same" padding
+    ((2, 3, 9, 8), (5, 3, 2, 3), dict(padding="valid", dilation=(2, 3))),
+    ((3, 5, 5, 5), (2, 5, 1, 1), {}),  # 1x1 conv: the input is its own column matrix
+    ((2, 2, 5, 7), (3, 2, 5, 7), {}),  # kernel as large as the input: a 1x1 output
+    ((2, 3, 10, 11), (4, 3, 3, 3), dict(stride=3, padding=2, dilation=2)),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("xs,ws,kw", CONV2D)
+def test_conv2d_parity(xs, ws, kw, bias):
+    inputs = [randn(*xs, seed=1), randn(*ws, seed=2)] + ([randn(ws[0], seed=3)] if bias else [])
+    both(conv2d_call(F, bias, kw), inputs, torch_fn=conv2d_call(TF, bias, kw))
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV2D[:7])
+def test_conv2d_gradcheck(xs, ws, kw):
+    xs = (1,) + xs[1:]  # batch 1 keeps the exact (one pair per element) check cheap
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)])
+
+
+def test_conv2d_benchmark_shape_float32():
+    # the CNN benchmark layer: N=32, C 16 -> 32, 28x28, 3x3, padding 1
+    kw = dict(padding=1)
+    inputs = [randn(32, 16, 28, 28, seed=1), randn(32, 16, 3, 3, seed=2, scale=0.1), randn(32, seed=3)]
+    # dL/dW sums 25,088 products per entry (|dL/dW| up to ~600): float32 rounding is ~1e-3
+    # absolute for both frameworks (ours measured ~10x closer to the float64 result than torch's)
+    check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), dtypes=(np.float32,),
+          rtol=1e-4, atol=5e-4)
+    gradcheck(conv2d_call(F, True, kw), [randn(4, 16, 8, 8, seed=1), randn(8, 16, 3, 3, seed=2), randn(8, seed=3)],
+              fast_mode=True)
+
+
+def test_conv2d_noncontiguous_and_unbatched():
+    kw = dict(padding=1, stride=2)
+    check(conv2d_call(F, True, kw), [randn(2, 3, 6, 5, seed=1), randn(4, 3, 3, 3, seed=2), randn(4, seed=3)],
+          torch_fn=conv2d_call(TF, True, kw), dtypes=(np.float64,), noncontig=True)
+    check(conv2d_call(F, True, kw), [randn(3, 6, 5, seed=1), randn(4, 3, 3, 3, seed=2), randn(4, seed=3)],
+          torch_fn=conv2d_call(TF, True, kw), dtypes=(np.float64,))
+
+
+def test_conv2d_grad_of_one_input_only():
+    x, w = randn(2, 3, 5, 5, seed=1), randn(4, 3, 3, 3, seed=2)
+    for need_x in (True, False):
+        xt, wt = na.tensor(x, requires_grad=need_x), na.tensor(w, requires_grad=not need_x)
+        X, W = torch.tensor(x, requires_grad=need_x), torch.tensor(w, requires_grad=not need_x)
+        F.conv2d(xt, wt, padding=1).sum().backward()
+        TF.conv2d(X, W, padding=1).sum().backward()
+        ours, ref = (xt, X) if need_x else (wt, W)
+        np.testing.assert_allclose(ours.grad.numpy(), ref.grad.numpy(), rtol=1e-10, atol=1e-12)
+        assert (wt if need_x else xt).grad is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 2), st.sampled_from([(1, 1), (2, 1), (2, 2), (3, 3), (6, 3)]), st.integers(1, 3),
+       st.integers(1, 3), st.integers(0, 2), st.integers(1, 2), st.integers(5, 8), st.integers(5, 8))
+def test_conv2d_hypothesis(n, cg, kh, kw, pad, dil, h, w):
+    c, groups = cg[0], cg[0] // cg[1]
+    args = dict(stride=(1 + (h % 2), 1 + (w % 3 == 0)), padding=pad, dilation=dil, groups=groups)
+    xs, ws = (n, c, h, w), (2 * groups, cg[1], kh, kw)
+    if (kh - 1) * dil + 1 > h + 2 * pad or (kw - 1) * dil + 1 > w + 2 * pad:
+        return
+    check(conv2d_call(F, True, args), [randn(*xs, seed=h), randn(*ws, seed=w), randn(ws[0], seed=1)],
+          torch_fn=conv2d_call(TF, True, args), dtypes=(np.float64,))
+
+
+CONV1D = [
+    ((2, 3, 10), (4, 3, 3), {}),
+    ((1, 4, 11), (6, 2, 3), dict(stride=2, padding=1, groups=2)),
+    ((2, 3, 9), (5, 3, 4), dict(padding="same", dilation=2)),
+    ((2, 4, 9), (4, 1, 5), dict(padding="valid", groups=4)),
+    ((3, 9), (5, 3, 2), dict(stride=3)),  # unbatched
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV1D)
+def test_conv1d_parity_and_gradcheck(xs, ws, kw):
+    fn = lambda x, w, b: F.conv1d(x, w, b, **kw)  # noqa: E731
+    tfn = lambda x, w, b: TF.conv1d(x, w, b, **kw)  # noqa: E731
+    inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
+    both(fn, inputs, torch_fn=tfn)
+    gradcheck(fn, inputs)
+
+
+CONVT = [  # (input shape, weight shape (C_in, C_out/groups, kh, kw), kwargs)
+    ((2, 4, 5, 4), (4, 3, 3, 3), {}),
+    ((1, 4, 5, 4), (4, 3, 3, 2), dict(stride=2, padding=1, output_padding=1)),
+    ((2, 4, 4, 5), (4, 2, 3, 3), dict(stride=(3, 2), padding=(2, 0), output_padding=(2, 1), dilation=2)),
+    ((2, 4, 4, 5), (4, 3, 2, 3), dict(groups=2, stride=2)),
+    ((2, 4, 4, 4), (4, 1, 3, 3), dict(groups=4, padding=1)),  # depthwise
+    ((2, 3, 3, 3), (3, 2, 4, 4), dict(stride=2, padding=1)),  # the usual 2x upsampling layer
+]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("xs,ws,kw", CONVT)
+def test_conv_transpose2d_parity(xs, ws, kw, bias):
+    groups = kw.get("groups", 1)
+    if bias:
+        fn = lambda m: lambda x, w, b: m.conv_transpose2d(x, w, b, **kw)  # noqa: E731
+        inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[1] * groups, seed=3)]
+    else:
+        fn = lambda m: lambda x, w: m.conv_transpose2d(x, w, **kw)  # noqa: E731
+        inputs = [randn(*xs, seed=1), randn(*ws, seed=2)]
+    both(fn(F), inputs, torch_fn=fn(TF))
+    if bias:
+        gradcheck(fn(F), inputs, fast_mode=True)
+        gradcheck(fn(F), [inputs[0][:1]] + inputs[1:])
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    # <conv2d(x, W), y> == <x, conv_transpose2d(y, W)> for the same stride/padding/dilation/groups
+    x, w, y = randn(2, 4, 9, 8, seed=1), randn(6, 2, 3, 3, seed=2), randn(2, 6, 5, 4, seed=3)
+    kw = dict(stride=2, padding=1, dilation=1, groups=2)
+    lhs = (F.conv2d(na.tensor(x), na.tensor(w), **kw).numpy() * y).sum()
+    rhs = (x * F.conv_transpose2d(na.tensor(y), na.tensor(w), output_padding=(0, 1), **kw).numpy()).sum()
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+
+
+UNFOLD = [
+    ((2, 3, 6, 5), dict(kernel_size=3)),
+    ((1, 2, 7, 6), dict(kernel_size=(2, 3), stride=2, padding=1)),
+    ((2, 2, 9, 8), dict(kernel_size=2, dilation=(2, 3), stride=(1, 2), padding=(0, 1))),
+    ((2, 7, 6), dict(kernel_size=3, padding=1)),  # unbatched
+]
+
+
+@pytest.mark.parametrize("xs,kw", UNFOLD)
+def test_unfold_parity_and_gradcheck(xs, kw):
+    fn = lambda m: lambda x: m.unfold(x, **kw)  # noqa: E731
+    check(fn(F), [randn(*xs, seed=1)], torch_fn=fn(TF))
+    gradcheck(fn(F), [randn(*xs, seed=1)])
+
+
+@pytest.mark.parametrize("xs,kw", UNFOLD)
+def test_fold_parity_and_gradcheck(xs, kw):
+    cols = TF.unfold(torch.zeros(xs), **kw).shape
+    size = xs[-2:]
+    fn = lambda m: lambda x: m.fold(x, size, **kw)  # noqa: E731
+    check(fn(F), [randn(*cols, seed=2)], torch_fn=fn(TF))
+    gradcheck(fn(F), [randn(*cols, seed=2)])
+
+
+def test_conv2d_equals_unfold_matmul():
+    x, w = randn(2, 3, 6, 6, seed=1), randn(4, 3, 3, 3, seed=2)
+    cols = F.unfold(na.tensor(x), 3, padding=1)  # (N, 27, 36)
+    y = (na.tensor(w.reshape(4, -1)) @ cols).reshape(2, 4, 6, 6)
+    np.testing.assert_allclose(y.numpy(), F.conv2d(na.tensor(x), na.tensor(w), padding=1).numpy(), rtol=1e-12)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+def t(*shape, dtype=np.float32):
+    return na.tensor(np.ones(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    "call,err,words",
+    [
+        (lambda: F.conv2d(t(2, 3, 5), t(4, 3, 3, 3)), ShapeError, "input channels"),  # 3-d = unbatched C=2
+        (lambda: F.conv2d(t(3, 5), t(4, 3, 3, 3)), ShapeError, "4-d"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3)), ShapeError, "weight must be 4-d"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 2, 3, 3)), ShapeError, "has 3"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 1, 3, 3), groups=2), ShapeError, "divisible by groups"),
+        (lambda: F.conv2d(t(1, 4, 5, 5), t(3, 2, 3, 3), groups=2), ShapeError, "out_channels"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), t(3)), ShapeError, "bias"),
+        (lambda: F.conv2d(t(1, 3, 2, 5), t(4, 3, 3, 3)), ShapeError, "larger than the padded input"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), dilation=3), ShapeError, "dilated"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=2, padding="same"), ConfigError, "same"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), padding="full"), ConfigError, "padding"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), stride=0), ConfigError, "stride"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3), padding=-1), ConfigError, "padding"),
+        (lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 3, 3, dtype=np.float64)), DTypeError, "dtype"),
+        (lambda: F.conv2d(t(1, 3, 5, 5, dtype=np.int64), t(4, 3, 3, 3, dtype=np.int64)), DTypeError, "floating"),
+        (lambda: F.conv1d(t(1, 3, 5), t(4, 3, 3), stride=2, padding="same"), ConfigError, "same"),
+        (lambda: F.conv1d(t(1, 3, 5), t(4, 3, 3, 1)), ShapeError, "3-d"),
+        (lambda: F.conv1d(t(1, 3, 2), t(4, 3, 3)), ShapeError, "larger"),
+        (lambda: F.conv_transpose2d(t(1, 3, 5, 5), t(4, 2, 3, 3)), ShapeError, "input channels"),
+        (lambda: F.conv_transpose2d(t(1, 4, 5, 5), t(4, 2, 3, 3), output_padding=1), ConfigError, "output_padding"),
+        (lambda: F.conv_transpose2d(t(1, 4, 1, 1), t(4, 2, 1, 1), padding=1), ShapeError, "empty output"),
+        (lambda: F.unfold(t(1, 3, 2, 2), 3), ShapeError, "does not fit"),
+        (lambda: F.fold(t(1, 12, 5), (4, 4), 2), ShapeError, "blocks"),
+        (lambda: F.fold(t(1, 10, 9), (4, 4), 2), ShapeError, "divisible"),
+    ],
+)
+def test_errors(call, err, words):
+    with pytest.raises(err, match=words):
+        call()
