@@ -146,8 +146,16 @@ def _max_pool_index(x, kernel, stride, padding, dilation, out_hw):
         flat = win[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]
     arg = flat.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)
     ki, kj = np.divmod(arg, kw)
-    rows = (np.arange(ho) * sh - ph)[:, None] + ki * dh
-    cols = (np.arange(wo) * sw - pw) + kj * dw
+    r0, c0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
+    rows, cols = r0[:, None] + ki * dh, c0 + kj * dw
+    if ph or pw:
+        # A window whose real pixels are all -inf "wins" at a padding pixel; torch reports the
+        # window's first real pixel then (its running max starts there).
+        first_r = np.where(r0 < 0, r0 + (-r0 + dh - 1) // dh * dh, r0)[:, None]
+        first_c = np.where(c0 < 0, c0 + (-c0 + dw - 1) // dw * dw, c0)
+        pad_win = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
+        rows = np.where(pad_win, first_r, rows)
+        cols = np.where(pad_win, first_c, cols)
     return rows * w + cols
 
 
