@@ -135,3 +135,33 @@ def test_attention_bias_masks_future_and_padding():
     allowed = bias.numpy()[0, 0] == 0
     np.testing.assert_array_equal(allowed, [[False, True, True, False], [False, True, True, True]])
     assert not causal and np.isfinite(bias.numpy()).all()
+
+
+def test_context_window_slides_past_the_position_limit(model):
+    prompt = _prompt(B=1, T=6)
+    kw = dict(max_new_tokens=30, context_window=10)
+    cached = model.generate(prompt, **kw).numpy()
+    np.testing.assert_array_equal(cached, model.generate(prompt, use_cache=False, **kw).numpy())
+    assert cached.shape == (1, 36)
+    # until the first slide the window changes nothing
+    np.testing.assert_array_equal(cached[:, :11], model.generate(prompt, max_new_tokens=5).numpy())
+    with pytest.raises(ConfigError, match="context_window"):
+        model.generate(prompt, context_window=1)
+
+
+def test_bpe_tokenizer_round_trip_and_files(tmp_path):
+    from neural_arch.data import CharTokenizer
+    from neural_arch.models import BPETokenizer, load_tokenizer, save_char_tokenizer
+
+    text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 20
+    tok = BPETokenizer.train(text, vocab_size=300)
+    ids = tok.encode("To be, or not to be? Ça va, 東京")  # unseen bytes still encode
+    assert ids.dtype == np.int64 and tok.vocab_size <= 300
+    assert len(tok.encode("to be, or not to be")) < len("to be, or not to be")  # merges were learned
+    assert tok.decode(ids) == "To be, or not to be? Ça va, 東京"
+    tok.save(tmp_path / "bpe")
+    assert load_tokenizer(tmp_path / "bpe").encode("the question").tolist() == tok.encode("the question").tolist()
+    save_char_tokenizer(tmp_path / "char", CharTokenizer.from_text(text))
+    assert load_tokenizer(tmp_path / "char").decode([0, 1]) == CharTokenizer.from_text(text).decode([0, 1])
+    with pytest.raises(ConfigError, match="vocab_size"):
+        BPETokenizer.train(text, vocab_size=100)

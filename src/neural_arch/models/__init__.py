@@ -1,7 +1,35 @@
 """Layer 6: model architectures, one readable file each, loading Hugging Face checkpoints.
 
-``hf`` holds the shared helpers for the Hugging Face directory layout
-(``config.json`` + ``model.safetensors``).
+    gpt2        GPT2LMHeadModel, GPT2Config
+    modern      ModernTransformer, ModernConfig (the Llama layout; aliases LlamaForCausalLM, LlamaConfig)
+    generation  generate(): greedy / temperature / top-k / top-p, stop token, KV cache
+    tokenizers  BPETokenizer (byte-level BPE via ``tokenizers``), tokenizer files next to a model
+    hf          the Hugging Face directory layout (config.json + model.safetensors), shared by all models
+
+``AutoModelForCausalLM.from_pretrained(directory)`` picks the class from
+``config.json``'s ``model_type``, as transformers' does.
 """
 
+from neural_arch.errors import CheckpointError
 from neural_arch.models import hf  # noqa: F401
+from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+from neural_arch.models.modern import LlamaConfig, LlamaForCausalLM, ModernConfig, ModernTransformer
+from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
+
+CAUSAL_LM_CLASSES = {"gpt2": GPT2LMHeadModel, "llama": ModernTransformer}
+
+
+class AutoModelForCausalLM:
+    """``AutoModelForCausalLM.from_pretrained(directory)``: the causal LM that ``config.json`` names."""
+
+    @staticmethod
+    def from_pretrained(directory, dtype=None):
+        model_type = hf.read_config(directory).get("model_type")
+        if model_type not in CAUSAL_LM_CLASSES:
+            raise CheckpointError(f"AutoModelForCausalLM: model_type {model_type!r} in {str(directory)!r} is not one "
+                                  f"of {sorted(CAUSAL_LM_CLASSES)}")
+        return CAUSAL_LM_CLASSES[model_type].from_pretrained(directory, dtype=dtype)
+
+
+__all__ = ["AutoModelForCausalLM", "BPETokenizer", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig",
+           "LlamaForCausalLM", "ModernConfig", "ModernTransformer", "load_tokenizer", "save_char_tokenizer"]

@@ -177,7 +177,7 @@ def _check(max_new_tokens, temperature, top_k, top_p) -> None:
 
 def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, eos_token_id=None, pad_token_id=None,
-             attention_mask=None, use_cache: bool = True, generator=None) -> Tensor:
+             attention_mask=None, use_cache: bool = True, generator=None, context_window: int | None = None) -> Tensor:
     """Continue each row of ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + n).
 
     Greedy (``do_sample=False``) takes the argmax; sampling applies
@@ -187,15 +187,25 @@ def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False
     batch of prompts of different lengths, left-pad them and pass
     ``attention_mask`` (1 = token, 0 = padding). ``use_cache=False``
     re-runs the whole sequence each step (same tokens, slower).
+
+    ``context_window=n`` lets the text grow past what the model can see (a
+    GPT-2 has only ``n_positions`` position embeddings): once the model's
+    view would exceed n tokens, it restarts on the last n // 2 of them (one
+    prompt pass), then continues with the cache. Without it, a sequence
+    longer than the model's positions is a ``ShapeError``.
     """
     _check(max_new_tokens, temperature, top_k, top_p)
     config = model.config
     ids = token_ids(input_ids, config.vocab_size, "generate")
     B, T = ids.shape
     limit = getattr(model, "max_positions", None)
-    if limit is not None and T + max_new_tokens > limit:
+    if context_window is not None:
+        if not isinstance(context_window, (int, np.integer)) or context_window < 2 or (limit and context_window > limit):
+            raise ConfigError(f"generate: context_window must be an integer in [2, {limit or 'inf'}], "
+                              f"got {context_window!r}")
+    elif limit is not None and T + max_new_tokens > limit:
         raise ShapeError(f"generate: prompt length {T} + max_new_tokens {max_new_tokens} exceeds the model's "
-                         f"{limit} positions; shorten the prompt or ask for fewer tokens")
+                         f"{limit} positions; ask for fewer tokens or pass context_window={limit} to slide")
     mask = np.ones((B, T), np.int64) if attention_mask is None else np.asarray(
         attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask).astype(np.int64)
     if mask.shape != (B, T):
@@ -207,14 +217,16 @@ def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False
     unfinished = np.ones(B, dtype=bool)
     was_training = model.training
     model.eval()
-    past, step_ids = None, ids
+    past, start = None, 0  # the model sees ids[:, start:]; the cache holds all of it but the newest token
     try:
         with na.no_grad():
             for _ in range(max_new_tokens):
-                positions = position_ids_from_mask(mask)
-                if past is not None:
-                    positions = positions[:, -step_ids.shape[1]:]
-                out = model(step_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
+                if context_window is not None and ids.shape[1] - start > context_window:
+                    start, past = ids.shape[1] - context_window // 2, None  # slide: a fresh prompt pass
+                step_ids = ids[:, start:] if past is None else ids[:, -1:]
+                view_mask = mask[:, start:]
+                positions = position_ids_from_mask(view_mask)[:, -step_ids.shape[1]:]
+                out = model(step_ids, attention_mask=view_mask, position_ids=positions, past_key_values=past,
                             use_cache=use_cache, logits_to_keep=1)
                 logits = out.logits.data[:, -1, :]
                 logits = logits.get() if hasattr(logits, "get") else logits
@@ -225,14 +237,11 @@ def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False
                 nxt = np.where(unfinished, nxt, pad)
                 ids = np.concatenate([ids, nxt[:, None]], axis=1)
                 mask = np.concatenate([mask, np.ones((B, 1), np.int64)], axis=1)
+                past = out.past_key_values if use_cache else None
                 if eos:
                     unfinished &= ~np.isin(nxt, eos)
-                if use_cache:
-                    past, step_ids = out.past_key_values, nxt[:, None]
-                else:
-                    step_ids = ids
-                if not unfinished.any():
-                    break
+                    if not unfinished.any():
+                        break
     finally:
         model.train(was_training)
     return na.tensor(ids)

@@ -15,13 +15,14 @@ imported only when a tokenizer is made.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from neural_arch.errors import CheckpointError, ConfigError, DataError
 
-__all__ = ["BPETokenizer"]
+__all__ = ["BPETokenizer", "load_tokenizer", "save_char_tokenizer"]
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -94,3 +95,25 @@ class BPETokenizer:
     def decode(self, ids) -> str:
         ids = getattr(ids, "data", ids)
         return self.tokenizer.decode([int(i) for i in np.asarray(ids).reshape(-1)], skip_special_tokens=False)
+
+
+CHAR_TOKENIZER_NAME = "char_tokenizer.json"
+
+
+def save_char_tokenizer(directory, tokenizer) -> None:
+    """Store a ``neural_arch.data.CharTokenizer`` next to a model (``char_tokenizer.json``)."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CHAR_TOKENIZER_NAME).write_text(json.dumps(tokenizer.state_dict()))
+
+
+def load_tokenizer(directory):
+    """The tokenizer saved with a model: ``char_tokenizer.json`` (characters) or ``tokenizer.json`` (BPE)."""
+    path = Path(directory)
+    if (path / CHAR_TOKENIZER_NAME).is_file():
+        from neural_arch.data import CharTokenizer  # noqa: PLC0415
+
+        return CharTokenizer.from_state_dict(json.loads((path / CHAR_TOKENIZER_NAME).read_text()))
+    if (path / "tokenizer.json").is_file():
+        return BPETokenizer.from_pretrained(path)
+    raise CheckpointError(f"no tokenizer in {str(path)!r}: expected {CHAR_TOKENIZER_NAME} or tokenizer.json")
