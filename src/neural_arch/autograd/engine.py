@@ -60,6 +60,7 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
     anomaly = STATE.anomaly
     order = topological_order(root._ctx)
     grads = {id(root._ctx): grad}
+    hooked = {}
     # Hooks run user code that may build new graphs; backward itself records nothing.
     with no_grad():
         for fn in reversed(order):
@@ -104,13 +105,19 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                     check_finite(pg, f"the backward of {type(fn).__name__}")
                 pf = p._ctx
                 if pf is None:
-                    _accumulate_leaf(p, pg, g, Tensor)
+                    if p._hooks is None:
+                        _accumulate_leaf(p, pg, g, Tensor)
+                    else:  # a hooked leaf sees its total gradient once, after the whole pass
+                        prev = hooked.get(id(p))
+                        hooked[id(p)] = (p, pg.copy() if prev is None else prev[1] + pg)
                 else:
                     k = id(pf)
                     prev = grads.get(k)
                     grads[k] = pg if prev is None else prev + pg
             if not retain_graph:
                 fn.parents = ()  # free the graph behind this node as we go
+        for leaf, lg in hooked.values():
+            _accumulate_leaf(leaf, lg, None, Tensor)
 
 
 def _accumulate_leaf(leaf, g, incoming, Tensor) -> None:
@@ -120,7 +127,7 @@ def _accumulate_leaf(leaf, g, incoming, Tensor) -> None:
         for hook in leaf._hooks:
             r = hook(Tensor._wrap(g))
             if r is not None:
-                g = r.data
+                g = incoming = r.data  # the user may keep the replacement: never adopt it as .grad
     if g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if leaf.grad is None:
@@ -149,7 +156,10 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
         grad = np.ones_like(tensor.data)
     else:
         grad = gradient.data if hasattr(gradient, "data") and not isinstance(gradient, np.ndarray) else gradient
-        grad = np.asarray(grad, dtype=tensor.data.dtype) if isinstance(grad, (list, float, int, np.ndarray)) else grad
+        if isinstance(grad, (list, float, int, np.ndarray, np.generic)):
+            grad = np.asarray(grad, dtype=tensor.data.dtype)
+        elif grad.dtype != tensor.data.dtype:  # a float64 gradient must not turn a float32 graph float64
+            grad = grad.astype(tensor.data.dtype)
         if grad.shape != tensor.data.shape:
             raise ShapeError(
                 f"backward(gradient): gradient has shape {shape_str(grad.shape)} but the tensor has "

@@ -37,6 +37,12 @@ class _Mode:
         setattr(STATE, self.flag, self._prev)
         return False
 
+    def __new__(cls, *args, **kwargs):
+        # ``@no_grad`` without parentheses: the "argument" is the function to decorate
+        if len(args) == 1 and callable(args[0]) and not kwargs and cls is not set_grad_enabled:
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
@@ -81,6 +87,10 @@ class set_grad_enabled(_Mode):  # noqa: N801
 
     def __enter__(self):
         return self
+
+    def __call__(self, fn):
+        STATE.grad_enabled = self._prev  # as a decorator it must not change the mode at definition time
+        return super().__call__(fn)
 
     def _args(self):
         return (self.value,)

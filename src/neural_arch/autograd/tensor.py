@@ -198,7 +198,8 @@ class Tensor:
         if dtype is not None:
             dtype = resolve_dtype(dtype)
             if dtype != out.data.dtype:
-                out = Cast.apply(out, dtype=dtype)
+                # casting to an integer or bool dtype leaves the graph (no gradient exists), as in torch
+                out = Cast.apply(out, dtype=dtype) if is_floating(dtype) else Tensor._wrap(out.data.astype(dtype))
         if device is not None and _device.Device(device) != out.device:
             out = ToDevice.apply(out, device=_device.Device(device))
         return out
