@@ -108,7 +108,9 @@ class ClassNLL(Function):
             w = 1 if weight is None else weight.reshape(ctx.shape)
             g_smooth = (e / ctx.x_shape[1]) * (gl * np.expand_dims(valid, 1)) * w
         if ctx.fused:
-            sum_a = g_hot + (0 if g_smooth is None else g_smooth.sum(axis=1, keepdims=True))
+            sum_a = g_hot
+            if g_smooth is not None:  # unweighted, g_smooth is one value per position for all C classes
+                sum_a = sum_a + (g_smooth.sum(axis=1, keepdims=True) if weight is not None else g_smooth * ctx.x_shape[1])
             gx = np.exp(logp) * sum_a
         else:
             gx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
@@ -343,7 +345,9 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 # -- binary cross entropy -----------------------------------------------------------------------------------
 class BinaryCrossEntropy(Function):
     """l = -w (t log p + (1 - t) log(1 - p)),   each log clamped at -100 (as torch)
-    dl/dp = w (p - t) / max(p (1 - p), 1e-12),   dl/dt = w (log(1 - p) - log p)"""
+    dl/dp = w (p - t) / max(p (1 - p), 1e-12),   dl/dt = w (log(1 - p) - log p) = -w logit(p)
+
+    NOTE: as in torch, dl/dt uses the *unclamped* logs (infinite at p = 0 or 1)."""
 
     @staticmethod
     def forward(ctx, p, t, weight):
@@ -353,16 +357,18 @@ class BinaryCrossEntropy(Function):
         loss = -(t * lp + (1 - t) * l1p)
         if weight is not None:
             loss = loss * weight
-        ctx.save_for_backward(p, t, weight, lp if ctx.needs_input_grad[1] else None,
-                              l1p if ctx.needs_input_grad[1] else None)
+        ctx.save_for_backward(p, t, weight)
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        p, t, w, lp, l1p = ctx.saved_tensors
+        p, t, w = ctx.saved_tensors
         g = grad if w is None else grad * w
         gp = g * (p - t) / np.maximum(p * (1 - p), 1e-12) if ctx.needs_input_grad[0] else None
-        gt = g * (l1p - lp) if ctx.needs_input_grad[1] else None
+        gt = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                gt = g * (np.log1p(-p) - np.log(p))
         return gp, gt
 
 
