@@ -207,9 +207,11 @@ def _pad_indices(n: int, lo: int, hi: int, mode: str):
     if mode == "replicate":
         return np.clip(pos, 0, n - 1)
     if mode == "circular":
-        if lo > n or hi > n:
+        # torch crops negative pads first, then wraps around what is left
+        keep = np.arange(max(-lo, 0), n - max(-hi, 0))
+        if max(lo, 0) > len(keep) or max(hi, 0) > len(keep):
             raise ShapeError(f"pad: circular padding ({lo}, {hi}) larger than the dim ({n})")
-        return pos % n
+        return keep[np.arange(-max(lo, 0), len(keep) + max(hi, 0)) % len(keep)]
     if mode == "reflect":
         if lo >= n or hi >= n:
             raise ShapeError(f"pad: reflect padding ({lo}, {hi}) must be smaller than the dim ({n})")
