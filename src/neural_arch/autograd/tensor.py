@@ -18,7 +18,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.backend import device as _device
 from neural_arch.backend.dtypes import get_default_dtype, is_floating, resolve_dtype
-from neural_arch.errors import DTypeError, GradientError, NeuralArchError, shape_str
+from neural_arch.errors import DTypeError, GradientError, ShapeError, shape_str
 
 
 def _convert(data, dtype=None):
@@ -141,7 +141,7 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise NeuralArchError(
+            raise ShapeError(
                 f"item(): only a one-element tensor converts to a Python number, got shape {shape_str(self.shape)}"
             )
         return self.data.reshape(()).item()
@@ -270,7 +270,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise NeuralArchError(
+            raise ShapeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
             )
         return bool(self.data.reshape(()))

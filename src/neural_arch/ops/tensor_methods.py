@@ -9,6 +9,8 @@ functional op, so ``x.sum(1)`` is exactly ``ops.sum(x, 1)``.
 from __future__ import annotations
 
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import category
+from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
 
@@ -17,12 +19,24 @@ def _reflected(fn):
     return lambda self, other: fn(other, self)
 
 
-def _inplace(fn):
+def _inplace(fn, symbol: str):
     """``x += y`` and friends on tensors that need no grad: write into x's array."""
 
     def op(self, other):
         out = fn(self, other)
-        self[...] = out.data if out.data.dtype == self.data.dtype else out.data.astype(self.data.dtype)
+        if out.data.dtype != self.data.dtype:
+            if category(out.data.dtype) > category(self.data.dtype):  # as torch: no silent truncation
+                raise DTypeError(
+                    f"in-place {fn.__name__}: the result is {out.dtype} and cannot be stored in this "
+                    f"{self.dtype} tensor; use the out-of-place form (x = x {symbol} y)"
+                )
+            out = Tensor._wrap(out.data.astype(self.data.dtype))
+        if out.data.shape != self.data.shape:
+            raise ShapeError(
+                f"in-place {fn.__name__}: the result has shape {shape_str(out.shape)}, which does not fit "
+                f"this tensor's shape {shape_str(self.shape)}"
+            )
+        self[...] = out.data
         return self
 
     return op
@@ -39,8 +53,8 @@ METHODS = {
     "__eq__": ew.eq, "__ne__": ew.ne, "__lt__": ew.lt, "__le__": ew.le, "__gt__": ew.gt, "__ge__": ew.ge,
     "__and__": ew.bitwise_and, "__or__": ew.bitwise_or, "__xor__": ew.bitwise_xor, "__invert__": ew.bitwise_not,
     "__rand__": _reflected(ew.bitwise_and), "__ror__": _reflected(ew.bitwise_or),
-    "__iadd__": _inplace(ew.add), "__isub__": _inplace(ew.sub), "__imul__": _inplace(ew.mul),
-    "__itruediv__": _inplace(ew.div), "__getitem__": index.getitem,
+    "__iadd__": _inplace(ew.add, "+"), "__isub__": _inplace(ew.sub, "-"), "__imul__": _inplace(ew.mul, "*"),
+    "__itruediv__": _inplace(ew.div, "/"), "__getitem__": index.getitem,
     # elementwise
     "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": ew.div, "pow": ew.pow, "neg": ew.neg, "exp": ew.exp,
     "log": ew.log, "log1p": ew.log1p, "expm1": ew.expm1, "sqrt": ew.sqrt, "rsqrt": ew.rsqrt, "abs": ew.abs,
