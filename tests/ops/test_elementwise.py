@@ -172,3 +172,103 @@ def test_int_division_and_floor_division():
     np.testing.assert_array_equal((a // 2).numpy(), [3, -4, 4])
     np.testing.assert_array_equal(na.div(a, 2, rounding_mode="trunc").numpy(), [3, -3, 4])
     np.testing.assert_array_equal((a % 3).numpy(), torch.tensor([7, -7, 8]).remainder(3).numpy())
+
+
+# -- edge cases: empty dims, non-contiguous inputs, large magnitudes, special points ----------------------
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_empty_and_noncontiguous(name):
+    fn, make = UNARY[name]
+    check(fn, [make(0, 3, seed=1)])
+    check(fn, [make(4, 5, seed=2)], noncontig=True)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_scalars_both_ways(name):
+    fn = BINARY[name]
+    if name not in ("maximum", "minimum"):  # those take tensors only, in torch too
+        check(lambda x: fn(x, 1.5), [randn(3, seed=1)])
+        check(lambda x: fn(1.5, x), [rand_pos(3, seed=1)])
+    check(fn, [randn(seed=1), rand_pos(seed=2)])  # two 0-d tensors
+    check(fn, [randn(3, seed=1), rand_pos(seed=2)])  # 0-d next to a 1-d tensor
+    check(lambda x, y: fn(x.T, y), [randn(4, 3, seed=3), rand_pos(3, 4, seed=4)])  # non-contiguous view
+
+
+@settings(max_examples=20, deadline=None)
+@given(mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3))
+def test_where_maximum_broadcasting_hypothesis(shapes):
+    sc, sa, sb = shapes.input_shapes
+    cond = np.random.default_rng(1).random(sc) > 0.5
+    fn_na = lambda x, y: na.where(na.tensor(cond), x, y).maximum(y)  # noqa: E731
+    fn_t = lambda x, y: torch.where(torch.tensor(cond), x, y).maximum(y)  # noqa: E731
+    check(fn_na, [randn(*sa, seed=2), randn(*sb, seed=3)], torch_fn=fn_t)
+
+
+@pytest.mark.parametrize("name,values", [
+    ("exp", [-1000.0, -50.0, 0.0, 50.0, 80.0]),
+    ("log", [1e-300, 1e-10, 1.0, 1e10, 1e300]),
+    ("log1p", [-0.999999, -1e-12, 0.0, 1e-12, 1e12]),
+    ("expm1", [-50.0, -1e-10, 0.0, 1e-10, 50.0]),
+    ("sqrt", [1e-300, 1e-10, 1.0, 1e300]),
+    ("rsqrt", [1e-300, 1e-10, 1.0, 1e300]),
+    ("tanh", [-1e4, -20.0, 0.0, 20.0, 1e4]),
+    ("sin", [-1e6, 0.0, 1e6]),
+])
+def test_unary_large_magnitudes(name, values):
+    a = np.array(values)
+    with np.errstate(over="ignore", under="ignore"):
+        check(lambda x: getattr(x, name)(), [a], dtypes=(np.float64,))
+
+
+def test_special_points_match_torch():
+    zero_and_more = np.array([0.0, 0.0, 1.5, -2.0])
+    check(lambda x: x.abs(), [zero_and_more])  # d|x|/dx = 0 at 0
+    check(lambda x: x.clamp(0.0, 1.5), [zero_and_more])  # boundaries belong to the inside
+    check(lambda x: x.clamp(1.0, 0.5), [zero_and_more])  # min > max: everything is max, no gradient
+    check(lambda x: x.maximum(na.zeros(4, dtype=x.dtype)) if isinstance(x, na.Tensor)
+          else x.maximum(torch.zeros(4, dtype=x.dtype)), [zero_and_more])
+    check(lambda x: x**0, [zero_and_more])
+    check(lambda x, y: x**y, [np.array([0.0, 0.0, 2.0]), np.array([0.0, 2.0, 0.0])])  # 0^0, 0^2, 2^0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        check(lambda x: x**0.5, [np.array([-1.0, 0.0, 4.0])])  # nan and inf where torch has them
+
+
+def test_clamp_with_tensor_bounds():
+    lo, hi = randn(4, seed=1) - 1, randn(3, 1, seed=2) + 1
+    check(lambda x, a, b: x.clamp(a, b), [randn(3, 4, seed=3), lo, hi])
+    gradcheck(lambda x, a, b: x.clamp(a, b), [randn(3, 4, seed=3), lo, hi])
+
+
+def test_comparisons_broadcast_like_torch():
+    a, b = randn(3, 1, seed=1), randn(4, seed=2)
+    for name in ["eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"]:
+        ours = getattr(na, name)(na.tensor(a) > 0, na.tensor(b) > 0) if name.startswith("logical") \
+            else getattr(na, name)(na.tensor(a), na.tensor(b))
+        ref = getattr(torch, name)(torch.tensor(a) > 0, torch.tensor(b) > 0) if name.startswith("logical") \
+            else getattr(torch, name)(torch.tensor(a), torch.tensor(b))
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    np.testing.assert_array_equal((na.tensor(a) < 0.5).numpy(), (torch.tensor(a) < 0.5).numpy())
+    assert na.equal(na.tensor(a), na.tensor(a)) and not na.equal(na.tensor(a), na.tensor(b))
+    assert na.allclose(na.tensor(a), na.tensor(a) + 1e-9)
+
+
+def test_isnan_isinf_isfinite():
+    a = np.array([1.0, np.nan, np.inf, -np.inf])
+    for name in ["isnan", "isinf", "isfinite"]:
+        np.testing.assert_array_equal(getattr(na, name)(na.tensor(a)).numpy(), getattr(torch, name)(torch.tensor(a)).numpy())
+
+
+def test_add_sub_alpha_and_rsub_rdiv():
+    check(lambda x, y: na.add(x, y, alpha=2.5), [randn(3, seed=1), randn(3, seed=2)],
+          torch_fn=lambda x, y: torch.add(x, y, alpha=2.5))
+    check(lambda x, y: na.sub(x, y, alpha=-0.5), [randn(3, seed=1), randn(3, seed=2)],
+          torch_fn=lambda x, y: torch.sub(x, y, alpha=-0.5))
+    check(lambda x: 1.0 / x - 2.0, [rand_pos(3, seed=3)])
+
+
+def test_unary_of_integer_tensors_gives_default_float_like_torch():
+    i = np.array([1, 2, 3])
+    for name in ["exp", "log", "sqrt", "sin", "sigmoid", "tanh"]:
+        ours, ref = getattr(na, name)(na.tensor(i)), getattr(torch, name)(torch.tensor(i))
+        assert str(ours.dtype) == str(ref.dtype).removeprefix("torch.")
+        np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-6)
+    assert str(na.tensor(i).abs().dtype) == "int64" and str((na.tensor(i) ** 2).dtype) == "int64"

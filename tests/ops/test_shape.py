@@ -107,6 +107,7 @@ def test_cat_gradient_flows_back_in_each_inputs_dtype():
 def test_split_parity(n, arg, dim):
     shape = (n, 3) if dim == 0 else (2, n)
     check(lambda x: x.split(arg, dim), [randn(*shape, seed=1)])
+    gradcheck(lambda x: x.split(arg, dim), [randn(*shape, seed=1)])
 
 
 @pytest.mark.parametrize("n,chunks", [(5, 3), (6, 4), (6, 3), (1, 3), (0, 3), (7, 7), (3, 5)])
@@ -120,6 +121,8 @@ def test_chunk_matches_torch(n, chunks):
 
 def test_unbind_parity():
     check(lambda x: x.unbind(1), [randn(2, 3, seed=1)])
+    gradcheck(lambda x: x.unbind(1), [randn(2, 3, seed=1)])
+    gradcheck(lambda x: x.chunk(3, 1), [randn(2, 5, seed=1)])
 
 
 @pytest.mark.parametrize("pad", [(1, 2), (0, 0, 2, 1), (1, 1, 1, 1, 1, 1), (-1, 2), (2, -1, -1, 1), (-1, -1, 0, 0)])
@@ -135,6 +138,7 @@ def test_nonconstant_pad_parity(mode):
     fn_na = lambda x: na.pad(x, (2, 1, 1, 2), mode=mode)  # noqa: E731
     fn_t = lambda x: torch.nn.functional.pad(x, (2, 1, 1, 2), mode=mode)  # noqa: E731
     check(fn_na, [randn(2, 3, 4, 5, seed=1)], torch_fn=fn_t)
+    gradcheck(fn_na, [randn(1, 1, 3, 4, seed=2)])
 
 
 @settings(max_examples=20, deadline=None)

@@ -104,7 +104,9 @@ class PowScalar(Function):
 
 
 class Pow(Function):
-    """z = x^y          dz/dx = y x^(y-1),  dz/dy = x^y log x   (0 where x = 0, as in torch)"""
+    """z = x^y          dz/dx = y x^(y-1)  (0 where y = 0),   dz/dy = x^y log x  (0 where x = 0 and y >= 0)
+
+    The two masks are torch's: they keep 0^0 and 0^y (y >= 0) free of 0 * inf = nan."""
 
     @staticmethod
     def forward(ctx, x, y):
@@ -115,12 +117,12 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
-        gx = grad * y * x ** (y - 1) if ctx.needs_input_grad[0] else None
-        gy = None
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logx = np.log(x)
-            gy = grad * np.where((x == 0) & (y >= 0), 0, z * logx)
+        gx = gy = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                gx = grad * np.where(y == 0, 0, y * x ** (y - 1)).astype(grad.dtype, copy=False)
+            if ctx.needs_input_grad[1]:
+                gy = grad * np.where((x == 0) & (y >= 0), 0, z * np.log(x)).astype(grad.dtype, copy=False)
         return gx, gy
 
 
