@@ -53,3 +53,11 @@ def test_gradcheck_restores_inputs():
     na.gradcheck(lambda t: t.sin(), [x])
     na.gradcheck(lambda t: t.sin(), [x], fast_mode=True)
     np.testing.assert_array_equal(x.detach().numpy(), before)
+
+
+def test_gradcheck_on_non_contiguous_inputs():
+    base = np.random.default_rng(1).standard_normal((4, 3))
+    x = na.Tensor(base.T, requires_grad=True)  # a transposed (Fortran-ordered) view
+    assert not x.is_contiguous()
+    assert na.gradcheck(lambda t: (t * t).cumsum(1), [x])
+    np.testing.assert_array_equal(x.detach().numpy(), base.T)

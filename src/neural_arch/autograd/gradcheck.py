@@ -69,6 +69,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     for i in checked:
         x = inputs[i].data
+        if not x.flags.writeable:
+            raise GradientError(f"gradcheck: input {i} is a read-only view (e.g. from expand); pass a copy")
         if fast_mode:
             v = rng.standard_normal(x.shape)
             orig = x.copy()
@@ -83,11 +85,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
                 return _fail(raise_exception, f"input {i}: directional derivative {got:.8g} vs numeric {numeric:.8g}")
             continue
         numeric = np.zeros(x.shape)
-        flat = x.reshape(-1)  # a view: x is modified in place and restored
-        if flat.base is None and x.size:
-            raise GradientError("gradcheck needs contiguous inputs")
-        nflat = numeric.reshape(-1)
-        for k in range(flat.size):
+        flat, nflat = x.flat, numeric.reshape(-1)  # x.flat writes through to x even when x is a strided view
+        for k in range(x.size):
             old = flat[k]
             flat[k] = old + eps
             fp = f()
