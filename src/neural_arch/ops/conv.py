@@ -2,19 +2,20 @@
 
 Every convolution here is *im2col + one GEMM*:
 
-    cols[n, (c, i, j), (h, w)] = xpad[n, c, h*sh + i*dh, w*sw + j*dw]      (im2col, a copy)
-    y[n, o, (h, w)]           = sum_(c,i,j) W[o, (c, i, j)] cols[n, (c, i, j), (h, w)]
+    cols[(c, i, j), (n, h, w)] = xpad[n, c, h*sh + i*dh, w*sw + j*dw]      (im2col, a copy)
+    y[o, (n, h, w)]            = sum_(c,i,j) W[o, (c, i, j)] cols[(c, i, j), (n, h, w)]
 
-so that the hot loop is a BLAS matrix product. The columns are laid out as
-``(N, C*kh*kw, Ho*Wo)``: the weight reshapes to ``(O, C*kh*kw)`` without a copy
-and ``W @ cols`` (batched over N) lands directly in NCHW order, so the output
-needs no transpose either.
+so that the hot loop is one BLAS matrix product over the whole batch. The
+weight reshapes to ``(O, C*kh*kw)`` without a copy; the output comes out as
+(O, N, Ho, Wo) and is transposed to NCHW (a copy the size of the output,
+small next to the columns). One large GEMM beats N small ones: fewer BLAS
+calls, better blocking, one thread team.
 
 Backward:
 
-    dL/dW    = sum_n dL/dy[n] cols[n]^T               (one batched GEMM, summed over n)
-    dL/dcols = W^T dL/dy                              (one batched GEMM)
-    dL/dx    = col2im(dL/dcols)                       (scatter-add: one slice add per kernel tap)
+    dL/dW    = dL/dy cols^T                            (one GEMM; the sum over n is inside it)
+    dL/dcols = W^T dL/dy                               (one GEMM)
+    dL/dx    = col2im(dL/dcols)                        (scatter-add: one slice add per kernel tap)
 
 ``col2im`` loops over the kh*kw kernel taps (9 for a 3x3 kernel), each adding
 a whole strided slice, which is the adjoint of the im2col copy.
@@ -36,29 +37,30 @@ __all__ = ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 
 
 # -- im2col / col2im on raw arrays (shared with pool.py) ----------------------------------------------
-def im2col(xp, kernel, stride, dilation, out_hw):
-    """Windows of a padded ``(N, C, Hp, Wp)`` array as a contiguous ``(N, C, kh, kw, Ho, Wo)`` copy.
+def im2col(xp, kernel, stride, dilation, out_hw, batch_last=False):
+    """Windows of a padded ``(N, C, Hp, Wp)`` array as a contiguous copy.
 
-    ``cols[n, c, i, j, h, w] = xp[n, c, h*sh + i*dh, w*sw + j*dw]``; ``out_hw`` says how many
-    windows to take along each axis (callers compute it, so a buffer may be larger).
+    ``cols[n, c, i, j, h, w] = xp[n, c, h*sh + i*dh, w*sw + j*dw]``, laid out as
+    ``(N, C, kh, kw, Ho, Wo)``, or as ``(C, kh, kw, N, Ho, Wo)`` with ``batch_last`` (then
+    ``(C*kh*kw, N*Ho*Wo)`` is a plain reshape: the whole batch is one GEMM operand).
+    ``out_hw`` says how many windows to take along each axis (the buffer may be larger).
     """
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
-    if kh == kw == sh == sw == 1 and xp.shape[2:] == (ho, wo):
-        return xp[:, :, None, None]  # a 1x1 stride-1 conv: the input is its own column matrix
     win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
     win = win[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]  # (N, C, Ho, Wo, kh, kw)
-    return np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3))
+    return np.ascontiguousarray(win.transpose((1, 4, 5, 0, 2, 3) if batch_last else (0, 1, 4, 5, 2, 3)))
 
 
 def col2im(cols, padded_hw, stride, dilation):
     """Adjoint of :func:`im2col`: add every column entry back to the pixel it was copied from.
 
-    ``cols`` is ``(N, C, kh, kw, Ho, Wo)`` (any strides); returns a zero-initialised
-    ``(N, C, Hp, Wp)`` array with the sums. One strided slice add per kernel tap.
+    ``cols`` is ``(A, B, kh, kw, Ho, Wo)`` with any strides, (A, B) being (N, C) or (C, N);
+    returns a zero-initialised ``(A, B, Hp, Wp)`` array of the sums. One strided slice add per
+    kernel tap.
     """
-    n, c, kh, kw, ho, wo = cols.shape
+    a, b, kh, kw, ho, wo = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    out = np.zeros((n, c) + tuple(padded_hw), dtype=cols.dtype)
+    out = np.zeros((a, b) + tuple(padded_hw), dtype=cols.dtype)
     for i in range(kh):
         rows = slice(i * dh, i * dh + (ho - 1) * sh + 1, sh)
         for j in range(kw):
@@ -83,43 +85,48 @@ def crop_hw(x, pads, hw):
 class Conv2d(Function):
     """y[n, o] = b[o] + sum_(c in group(o), i, j) W[o, c, i, j] xpad[n, c, h*sh + i*dh, w*sw + j*dw]
 
-    Backward (cols = im2col(xpad), g = dL/dy as (N, G, O/G, Ho*Wo)):
-        dL/dW = sum_n g[n] cols[n]^T      dL/dx = crop(col2im(W^T g))      dL/db = sum_(n,h,w) g
+    Backward (cols = im2col(xpad) as (G, C/G*kh*kw, N*Ho*Wo), g = dL/dy as (G, O/G, N*Ho*Wo)):
+        dL/dW = g cols^T      dL/dx = crop(col2im(W^T g))      dL/db = sum_(n,h,w) dL/dy
 
+    NOTE: the batch sits in the GEMMs' long axis, (C*kh*kw, N*Ho*Wo), so each product is one
+    large BLAS call (per group) instead of N small ones; the price is a transpose of the
+    output and of dL/dy between NCHW and CNHW, which is cheap next to the columns.
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
-        n, c, h, wd = x.shape
+        n = x.shape[0]
         o, cg, kh, kw = w.shape
         xp = pad_hw(x, pads)
         hp, wp = xp.shape[2:]
         ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo)).reshape(n, groups, cg * kh * kw, ho * wo)
+        cols = im2col(xp, (kh, kw), stride, dilation, (ho, wo), batch_last=True)
+        cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
         wm = w.reshape(groups, o // groups, cg * kh * kw)
-        y = np.matmul(wm, cols).reshape(n, o, ho, wo)  # (N, G, O/G, L) is already NCHW order
+        y = np.matmul(wm, cols).reshape(o, n, ho, wo)
         if b is not None:
-            y += b.reshape(o, 1, 1)
+            y += b.reshape(o, 1, 1, 1)
         need = ctx.needs_input_grad
         ctx.save_for_backward(cols if need[1] else None, wm if need[0] else None)
-        ctx.geom = (x.shape, w.shape, xp.shape[2:], stride, pads, dilation, groups)
-        return y
+        ctx.geom = (x.shape, w.shape, (hp, wp), stride, pads, dilation, groups)
+        return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
 
     @staticmethod
     def backward(ctx, grad):
         cols, wm = ctx.saved_tensors
         xshape, wshape, padded_hw, stride, pads, dilation, groups = ctx.geom
         n, o, ho, wo = grad.shape
-        g = grad.reshape(n, groups, o // groups, ho * wo)
+        g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * ho * wo)
         gx = gw = gb = None
         if wm is not None:
-            gcols = np.matmul(wm.transpose(0, 2, 1), g)  # (N, G, Cg*kh*kw, L)
-            gcols = gcols.reshape((n, xshape[1]) + wshape[2:] + (ho, wo))
-            gx = crop_hw(col2im(gcols, padded_hw, stride, dilation), pads, xshape[2:])
+            gcols = np.matmul(wm.transpose(0, 2, 1), g)  # (G, Cg*kh*kw, N*L)
+            gcols = gcols.reshape((xshape[1],) + wshape[2:] + (n, ho, wo)).transpose(0, 3, 1, 2, 4, 5)
+            gxp = col2im(gcols, padded_hw, stride, dilation)  # (C, N, Hp, Wp)
+            gx = np.ascontiguousarray(crop_hw(gxp, pads, xshape[2:]).transpose(1, 0, 2, 3))
         if cols is not None:
-            gw = np.matmul(g, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(wshape)
+            gw = np.matmul(g, cols.transpose(0, 2, 1)).reshape(wshape)
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
@@ -129,7 +136,8 @@ class ConvTranspose2d(Function):
     """The adjoint of conv2d in x: y = crop_p(col2im(W^T x)) (+ b), W of shape (C_in, C_out/G, kh, kw).
 
     Backward (gcols = im2col(zero-extended dL/dy), the windows of conv2d's forward):
-        dL/dx = W gcols        dL/dW = sum_n x[n] gcols[n]^T        dL/db = sum_(n,h,w) dL/dy
+        dL/dx = W gcols        dL/dW = x gcols^T        dL/db = sum_(n,h,w) dL/dy
+    Same CNHW layout as Conv2d: the batch is in the GEMMs' long axis.
     """
 
     @staticmethod
@@ -138,18 +146,16 @@ class ConvTranspose2d(Function):
         n, cin, h, wd = x.shape
         _, og, kh, kw = w.shape
         wm = w.reshape(groups, cin // groups, og * kh * kw)
-        xm = x.reshape(n, groups, cin // groups, h * wd)
-        cols = np.matmul(wm.transpose(0, 2, 1), xm).reshape(n, groups * og, kh, kw, h, wd)
-        full = col2im(cols, full_hw, stride, dilation)
+        xm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, cin // groups, n * h * wd)
+        cols = np.matmul(wm.transpose(0, 2, 1), xm).reshape(groups * og, kh, kw, n, h, wd)
+        full = col2im(cols.transpose(0, 3, 1, 2, 4, 5), full_hw, stride, dilation)  # (C_out, N, Hf, Wf)
         y = full[:, :, padding[0] : padding[0] + out_hw[0], padding[1] : padding[1] + out_hw[1]]
-        if y.shape != full.shape:
-            y = np.ascontiguousarray(y)
         if b is not None:
-            y += b.reshape(-1, 1, 1)
+            y += b.reshape(-1, 1, 1, 1)
         need = ctx.needs_input_grad
         ctx.save_for_backward(xm if need[1] else None, wm if need[0] else None)
         ctx.geom = (x.shape, w.shape, stride, padding, dilation, groups, full_hw)
-        return y
+        return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
 
     @staticmethod
     def backward(ctx, grad):
@@ -161,13 +167,14 @@ class ConvTranspose2d(Function):
         else:
             gfull = np.zeros((n, cout) + tuple(full_hw), dtype=grad.dtype)
             gfull[:, :, padding[0] : padding[0] + ho, padding[1] : padding[1] + wo] = grad
-        gcols = im2col(gfull, wshape[2:], stride, dilation, xshape[2:])
-        gcols = gcols.reshape(n, groups, (cout // groups) * wshape[2] * wshape[3], xshape[2] * xshape[3])
+        gcols = im2col(gfull, wshape[2:], stride, dilation, xshape[2:], batch_last=True)
+        gcols = gcols.reshape(groups, (cout // groups) * wshape[2] * wshape[3], n * xshape[2] * xshape[3])
         gx = gw = gb = None
         if wm is not None:
-            gx = np.matmul(wm, gcols).reshape(xshape)
+            gx = np.matmul(wm, gcols).reshape((xshape[1], n) + xshape[2:])
+            gx = np.ascontiguousarray(gx.transpose(1, 0, 2, 3))
         if xm is not None:
-            gw = np.matmul(xm, gcols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(wshape)
+            gw = np.matmul(xm, gcols.transpose(0, 2, 1)).reshape(wshape)
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
