@@ -4,6 +4,9 @@
     modern      ModernTransformer, ModernConfig (the Llama layout; aliases LlamaForCausalLM, LlamaConfig)
     generation  generate(): greedy / temperature / top-k / top-p, stop token, KV cache
     tokenizers  BPETokenizer (byte-level BPE via ``tokenizers``), tokenizer files next to a model
+    resnet      ResNet, resnet18/34/50 (torchvision layout), resnet_small (28x28)
+    vit         ViTModel, ViTForImageClassification (HF layout), attention_rollout
+    clip        CLIPModel (HF layout), clip_loss, zero-shot classifier, retrieval Recall@K
     hf          the Hugging Face directory layout (config.json + model.safetensors), shared by all models
 
 ``AutoModelForCausalLM.from_pretrained(directory)`` picks the class from
@@ -15,6 +18,9 @@ from neural_arch.models import hf  # noqa: F401
 from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
 from neural_arch.models.modern import LlamaConfig, LlamaForCausalLM, ModernConfig, ModernTransformer
 from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
+from neural_arch.models.clip import CLIPConfig, CLIPModel
+from neural_arch.models.resnet import ResNet, resnet18, resnet34, resnet50, resnet_small
+from neural_arch.models.vit import ViTConfig, ViTForImageClassification, ViTModel
 
 CAUSAL_LM_CLASSES = {"gpt2": GPT2LMHeadModel, "llama": ModernTransformer}
 
@@ -32,4 +38,6 @@ class AutoModelForCausalLM:
 
 
 __all__ = ["AutoModelForCausalLM", "BPETokenizer", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig",
-           "LlamaForCausalLM", "ModernConfig", "ModernTransformer", "load_tokenizer", "save_char_tokenizer"]
+           "LlamaForCausalLM", "ModernConfig", "ModernTransformer", "load_tokenizer", "save_char_tokenizer",
+           "CLIPConfig", "CLIPModel", "ResNet", "resnet18", "resnet34", "resnet50", "resnet_small", "ViTConfig",
+           "ViTForImageClassification", "ViTModel"]

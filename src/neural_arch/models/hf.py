@@ -112,7 +112,7 @@ def to_numpy_dict(state_dict) -> dict:
         arr = value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
         if not isinstance(arr, np.ndarray):
             arr = arr.get() if hasattr(arr, "get") else np.asarray(arr)  # a CuPy array -> host
-        out[name] = np.ascontiguousarray(arr)
+        out[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # keeps 0-d tensors 0-d (logit_scale)
     return out
 
 
