@@ -58,7 +58,8 @@ def test_fully_masked_rows_give_zeros_like_torch(kind):
     keep[1] = False  # query 1 may attend to nothing
     keep[4] = False
     m = keep if kind == "bool" else np.where(keep, 0.0, -np.inf)
-    check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=na.tensor(m, dtype=q.dtype if kind == "float" else None)),
+    check(lambda q, k, v: F.scaled_dot_product_attention(
+              q, k, v, attn_mask=na.tensor(m, dtype=q.dtype if kind == "float" else None)),
           [q, k, v],
           torch_fn=lambda q, k, v: TF.scaled_dot_product_attention(
               q, k, v, attn_mask=torch.tensor(m, dtype=q.dtype if kind == "float" else torch.bool)))

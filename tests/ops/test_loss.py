@@ -81,7 +81,8 @@ def test_cross_entropy_gradcheck():
     gradcheck(lambda x: F.cross_entropy(x, na.tensor(t), weight=na.tensor(w), label_smoothing=0.1),
               [randn(4, 5, 3, seed=2)])
     q = rand_pos(4, 5, seed=3)
-    gradcheck(lambda x, q: F.cross_entropy(x, q, label_smoothing=0.2), [randn(4, 5, seed=4), q / q.sum(1, keepdims=True)])
+    gradcheck(lambda x, q: F.cross_entropy(x, q, label_smoothing=0.2),
+              [randn(4, 5, seed=4), q / q.sum(1, keepdims=True)])
 
 
 def test_cross_entropy_large_logits_float32():

@@ -86,7 +86,8 @@ def test_batch_norm_running_stats_in_place_and_unbiased():
 def test_group_norm(shape, groups):
     c = shape[1]
     inputs = [randn(*shape, seed=12) * 2, rand_pos(c, seed=13), randn(c, seed=14)]
-    check(lambda x, w, b: F.group_norm(x, groups, w, b), inputs, torch_fn=lambda x, w, b: TF.group_norm(x, groups, w, b))
+    check(lambda x, w, b: F.group_norm(x, groups, w, b), inputs,
+          torch_fn=lambda x, w, b: TF.group_norm(x, groups, w, b))
     gradcheck(lambda x, w, b: F.group_norm(x, groups, w, b), inputs)
     check(lambda x: F.group_norm(x, groups), inputs[:1], torch_fn=lambda x: TF.group_norm(x, groups))
 

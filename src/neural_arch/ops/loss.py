@@ -110,7 +110,8 @@ class ClassNLL(Function):
         if ctx.fused:
             sum_a = g_hot
             if g_smooth is not None:  # unweighted, g_smooth is one value per position for all C classes
-                sum_a = sum_a + (g_smooth.sum(axis=1, keepdims=True) if weight is not None else g_smooth * ctx.x_shape[1])
+                c = ctx.x_shape[1]
+                sum_a = sum_a + (g_smooth.sum(axis=1, keepdims=True) if weight is not None else g_smooth * c)
             gx = np.exp(logp) * sum_a
         else:
             gx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
@@ -313,13 +314,15 @@ def _pointwise(input, target, reduction, kind, param, op, weight=None, weighted_
     return _reduce(loss, reduction)
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:  # noqa: A002
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+             weight=None) -> Tensor:
     """(x - y)^2, reduced; with ``weight``, 'mean' is sum(w l) / sum(w) as torch."""
     return _pointwise(input, target, _reduction(reduction, size_average, reduce, "mse_loss"), "mse", None,
                       "mse_loss", weight)
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:  # noqa: A002
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+            weight=None) -> Tensor:
     return _pointwise(input, target, _reduction(reduction, size_average, reduce, "l1_loss"), "l1", None,
                       "l1_loss", weight)
 
