@@ -172,6 +172,8 @@ def test_shape_errors_name_the_op_and_shapes():
         x.permute(0, 0)
     with pytest.raises(ShapeError, match=r"expand: cannot expand \(2, 3\)"):
         x.expand(2, 4)
+    with pytest.raises(ShapeError, match="expand: -1 is not allowed"):
+        x.expand(-1, 2, 3)
     with pytest.raises(ShapeError, match=r"cat: sizes must match except in dim 0; got \(2, 3\), \(2, 4\)"):
         na.cat([x, na.randn(2, 4)])
     with pytest.raises(ShapeError, match="stack"):

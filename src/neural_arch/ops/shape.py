@@ -255,6 +255,8 @@ def expand(x: Tensor, *shape) -> Tensor:
     lead = len(shape) - x.data.ndim
     if lead < 0:
         raise ShapeError(f"expand: target {shape} has fewer dims than the tensor {shape_str(x.shape)}")
+    if any(s == -1 for s in shape[:lead]):
+        raise ShapeError(f"expand: -1 is not allowed for the new leading dims of {shape} (input {shape_str(x.shape)})")
     target = tuple(x.data.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     for i, s in enumerate(x.data.shape):
         if s != 1 and s != target[i + lead]:
