@@ -157,3 +157,10 @@ def test_torch_agrees_these_are_errors():
         TF.max_pool2d(torch.ones(1, 1, 4, 4), 3, padding=2)
     with pytest.raises(RuntimeError):
         TF.max_pool2d(torch.ones(1, 1, 2, 2), 3)
+
+
+def test_pools_take_noncontiguous_inputs():
+    x = randn(2, 3, 7, 6, seed=5)
+    check(inputs=[x], noncontig=True, dtypes=(np.float64,), **same("max_pool2d", kernel_size=3, stride=2, padding=1))
+    check(inputs=[x], noncontig=True, dtypes=(np.float64,), **same("avg_pool2d", kernel_size=2))
+    check(inputs=[x], noncontig=True, dtypes=(np.float64,), **same("adaptive_max_pool2d", output_size=(3, 4)))
