@@ -23,6 +23,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - re-exported as F.sigmoid / F.tanh
+from neural_arch.ops.fused import FusedGELU, FusedSiLU, FusedSoftmax, kernel_for
 
 __all__ = [
     "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "quick_gelu", "silu", "mish", "sigmoid",
@@ -419,17 +420,25 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     """x Phi(x) (``approximate='none'``, exact through erf) or the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise ConfigError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(_float(input, "gelu"), approximate=approximate)
+    x = _float(input, "gelu")
+    if kernel_for(x.data) is not None:
+        return FusedGELU.apply(x, approximate=approximate)
+    return GELU.apply(x, approximate=approximate)
 
 
 def quick_gelu(input: Tensor) -> Tensor:  # noqa: A002
     """x sigmoid(1.702 x): the GELU approximation of OpenAI's CLIP (not in torch; a composition)."""
     x = _float(input, "quick_gelu")
+    if kernel_for(x.data) is not None:
+        return FusedSiLU.apply(x, alpha=1.702)
     return x * sigmoid(x * 1.702)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    return SiLU.apply(_float(input, "silu"))
+    x = _float(input, "silu")
+    if kernel_for(x.data) is not None:
+        return FusedSiLU.apply(x, alpha=1.0)
+    return SiLU.apply(x)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
@@ -485,7 +494,10 @@ def _softmax_input(input, dtype, op):
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002
     """e^{x_i} / sum_j e^{x_j} along ``dim``; ``dtype`` casts the input first, as torch."""
     x = _softmax_input(input, dtype, "softmax")
-    return Softmax.apply(x, axis=_softmax_dim(x, dim, "softmax"))
+    axis = _softmax_dim(x, dim, "softmax")
+    if axis == (x.data.ndim - 1,) and kernel_for(x.data) is not None:
+        return FusedSoftmax.apply(x, log=False)
+    return Softmax.apply(x, axis=axis)
 
 
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002
@@ -496,6 +508,9 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:  # noqa: A002
     """x_i - log sum_j e^{x_j} along ``dim``, stable for any finite logits."""
     x = _softmax_input(input, dtype, "log_softmax")
-    return LogSoftmax.apply(x, axis=_softmax_dim(x, dim, "log_softmax"))
+    axis = _softmax_dim(x, dim, "log_softmax")
+    if axis == (x.data.ndim - 1,) and kernel_for(x.data) is not None:
+        return FusedSoftmax.apply(x, log=True)
+    return LogSoftmax.apply(x, axis=axis)
 
 

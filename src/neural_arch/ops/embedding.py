@@ -7,6 +7,7 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import kernels
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 
 __all__ = ["embedding", "one_hot"]
@@ -32,7 +33,12 @@ class Embedding(Function):
             counts = np.bincount(ids, minlength=ctx.num)
             g = g / counts[ids][:, None].astype(g.dtype)
         out = np.zeros((ctx.num, g.shape[1]), dtype=grad.dtype)
-        np.add.at(out, ids, g)
+        k = kernels.get()
+        if k is not None and type(g) is np.ndarray and g.dtype == np.float32:
+            # np.add.at is a slow generic scatter; the kernel is a plain loop over rows
+            k.embedding_backward(ids, np.ascontiguousarray(g), out, -1)
+        else:
+            np.add.at(out, ids, g)
         if ctx.padding_idx is not None:
             out[ctx.padding_idx] = 0
         return out.reshape((ctx.num,) + grad.shape[ctx.ids.ndim:])

@@ -21,6 +21,7 @@ from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.activation import _log_softmax, _sigmoid, _softplus
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors
+from neural_arch.ops.fused import FusedCrossEntropy, kernel_for
 
 __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
@@ -205,6 +206,9 @@ def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
         from neural_arch.ops.shape import unsqueeze  # noqa: PLC0415
 
         inp, t = unsqueeze(input, 0), t.reshape(1)
+    if fused and w is None and x.ndim == 2 and kernel_for(x) is not None:
+        return FusedCrossEntropy.apply(inp, target=t, ignore_index=ignore_index, smoothing=smoothing,
+                                       reduction=reduction)
     out = ClassNLL.apply(inp, target=t, weight=w, ignore_index=ignore_index, smoothing=smoothing,
                          reduction=reduction, fused=fused)
     if x.ndim == 1 and reduction == "none":

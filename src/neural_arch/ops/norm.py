@@ -19,6 +19,7 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops.fused import FusedLayerNorm, FusedRMSNorm, kernel_for
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
@@ -160,6 +161,9 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
                          f"{shape_str(x.shape)}")
     w = _param(weight, ns, ns, "layer_norm", "weight", x.dtype)
     b = _param(bias, ns, ns, "layer_norm", "bias", x.dtype)
+    affine = tuple(t for t in (w, b) if t is not None)
+    if kernel_for(x.data, *(t.data for t in affine)) is not None:
+        return FusedLayerNorm.apply(x, *affine, d=math.prod(ns), eps=eps, has_w=w is not None, has_b=b is not None)
     return _apply(x, w, b, tuple(range(x.data.ndim - k, x.data.ndim)), eps)
 
 
@@ -176,6 +180,9 @@ def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = N
         eps = float(np.finfo(x.data.dtype).eps)
     w = _param(weight, ns, ns, "rms_norm", "weight", x.dtype)
     axes = tuple(range(x.data.ndim - k, x.data.ndim))
+    if kernel_for(x.data, *([w.data] if w is not None else [])) is not None:
+        ws = (w,) if w is not None else ()
+        return FusedRMSNorm.apply(x, *ws, d=math.prod(ns), eps=eps)
     return RMSNorm.apply(x, w, axes=axes, eps=eps) if w is not None else RMSNorm.apply(x, axes=axes, eps=eps)
 
 

@@ -1,0 +1,225 @@
+"""Ops that run a fused numba kernel (``neural_arch.backend.kernels.cpu``).
+
+Each Function here is the fast twin of a readable NumPy Function elsewhere in
+``ops`` (named in its docstring); the functional API (``F.gelu``,
+``F.layer_norm``, ...) picks the twin through :func:`kernel_for` when numba is
+available, the input is a float32 NumPy array and it is big enough for the
+kernel to pay off. ``NEURAL_ARCH_JIT=0`` always selects the NumPy twin, and
+``tests/ops/test_fused_paths.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd.function import Function
+from neural_arch.backend import kernels
+
+# Below this many elements NumPy's per-call cost is as small as a kernel's dispatch.
+MIN_ELEMENTS = 4096
+
+
+def kernel_for(*arrays):
+    """The kernel module if every array is a float32 NumPy array and the first is large enough."""
+    k = kernels.get()
+    if k is None or arrays[0].size < MIN_ELEMENTS:
+        return None
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != np.float32:
+            return None
+    return k
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def _rows(a, d):
+    return np.ascontiguousarray(a).reshape(-1, d)
+
+
+def _f32(a):
+    return a if a.dtype == np.float32 else a.astype(np.float32)
+
+
+class FusedGELU(Function):
+    """Kernel twin of ``activation.GELU`` (same math): exact y = x Phi(x), or the tanh form."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        k = kernels.get()
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        k.parallel_for(x.size)
+        (k.gelu_tanh_forward if approximate == "tanh" else k.gelu_forward)(x.reshape(-1), y.reshape(-1))
+        ctx.save_for_backward(x)
+        ctx.tanh = approximate == "tanh"
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        k = kernels.get()
+        dx = np.empty_like(x)
+        k.parallel_for(x.size)
+        (k.gelu_tanh_backward if ctx.tanh else k.gelu_backward)(x.reshape(-1), _flat(_f32(grad)), dx.reshape(-1))
+        return dx
+
+
+class FusedSiLU(Function):
+    """Kernel twin of ``activation.SiLU`` (alpha = 1) and of quick_gelu (alpha = 1.702):
+    y = x sigmoid(alpha x),   dy/dx = s + alpha x s (1 - s)"""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        k = kernels.get()
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        k.parallel_for(x.size)
+        k.silu_forward(x.reshape(-1), np.float32(alpha), y.reshape(-1))
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        k = kernels.get()
+        dx = np.empty_like(x)
+        k.parallel_for(x.size)
+        k.silu_backward(x.reshape(-1), _flat(_f32(grad)), np.float32(ctx.alpha), dx.reshape(-1))
+        return dx
+
+
+class FusedSoftmax(Function):
+    """Kernel twin of ``activation.Softmax`` / ``LogSoftmax`` over the LAST dim."""
+
+    @staticmethod
+    def forward(ctx, x, log):
+        k = kernels.get()
+        d = x.shape[-1]
+        x2 = _rows(x, d)
+        y = np.empty_like(x2)
+        k.parallel_for(x2.size)
+        k.softmax_forward(x2, y, log)
+        ctx.save_for_backward(y)
+        ctx.log, ctx.shape = log, x.shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        k = kernels.get()
+        dx = np.empty_like(y)
+        k.parallel_for(y.size)
+        k.softmax_backward(y, _rows(_f32(grad), y.shape[1]), dx, ctx.log)
+        return dx.reshape(ctx.shape)
+
+
+def _chunks(rows: int) -> int:
+    from neural_arch.backend import threads  # noqa: PLC0415
+
+    return max(1, min(threads.num_threads() * 4, rows))
+
+
+class FusedLayerNorm(Function):
+    """Kernel twin of ``norm.Normalize`` for layer_norm (statistics over the trailing ``d`` elements):
+    y = (x - mean) r w + b,  r = 1 / sqrt(var + eps);
+    dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw = sum g xhat,  dL/db = sum g"""
+
+    @staticmethod
+    def forward(ctx, x, *affine, d, eps, has_w, has_b):
+        k = kernels.get()
+        x2 = _rows(x, d)
+        rows = x2.shape[0]
+        w = _flat(affine[0]) if has_w else np.ones(d, np.float32)
+        b = _flat(affine[-1]) if has_b else np.zeros(d, np.float32)
+        y = np.empty_like(x2)
+        mean, rstd = np.empty(rows, np.float32), np.empty(rows, np.float32)
+        k.parallel_for(x2.size)
+        k.layer_norm_forward(x2, w, b, np.float32(eps), y, mean, rstd)
+        ctx.save_for_backward(x2, w, mean, rstd)
+        ctx.shape, ctx.has_w, ctx.has_b, ctx.w_shape = x.shape, has_w, has_b, affine[0].shape if has_w else None
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x2, w, mean, rstd = ctx.saved_tensors
+        k = kernels.get()
+        rows, d = x2.shape
+        chunks = _chunks(rows)
+        dx = np.empty_like(x2)
+        dw, db = np.zeros((chunks, d), np.float32), np.zeros((chunks, d), np.float32)
+        k.parallel_for(x2.size)
+        k.layer_norm_backward(_rows(_f32(grad), d), x2, w, mean, rstd, dx, dw, db)
+        out = [dx.reshape(ctx.shape)]
+        if ctx.has_w:
+            out.append(dw.sum(axis=0).reshape(ctx.w_shape))
+        if ctx.has_b:
+            out.append(db.sum(axis=0).reshape(ctx.w_shape or (d,)))
+        return tuple(out)
+
+
+class FusedRMSNorm(Function):
+    """Kernel twin of ``norm.RMSNorm`` over the trailing ``d`` elements:
+    y = x r w,  r = 1 / sqrt(mean(x^2) + eps);   dL/dx = r (gw - xhat mean(gw xhat)),  dL/dw = sum g xhat"""
+
+    @staticmethod
+    def forward(ctx, x, *w, d, eps):
+        k = kernels.get()
+        x2 = _rows(x, d)
+        wf = _flat(w[0]) if w else np.ones(d, np.float32)
+        y = np.empty_like(x2)
+        rstd = np.empty(x2.shape[0], np.float32)
+        k.parallel_for(x2.size)
+        k.rms_norm_forward(x2, wf, np.float32(eps), y, rstd)
+        ctx.save_for_backward(x2, wf, rstd)
+        ctx.shape, ctx.has_w, ctx.w_shape = x.shape, bool(w), w[0].shape if w else None
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x2, w, rstd = ctx.saved_tensors
+        k = kernels.get()
+        rows, d = x2.shape
+        dx = np.empty_like(x2)
+        dw = np.zeros((_chunks(rows), d), np.float32)
+        k.parallel_for(x2.size)
+        k.rms_norm_backward(_rows(_f32(grad), d), x2, w, rstd, dx, dw)
+        return (dx.reshape(ctx.shape), dw.sum(axis=0).reshape(ctx.w_shape)) if ctx.has_w else dx.reshape(ctx.shape)
+
+
+class FusedCrossEntropy(Function):
+    """Kernel twin of ``loss.ClassNLL`` (fused, no class weights) on (N, C) logits:
+    l_n = lse(x_n) - (1 - e) x_{n,t} - e mean(x_n);   dl_n/dx_n = softmax(x_n) - (1 - e) onehot(t) - e / C.
+    The gradient is computed in the forward pass (one read of the logits) when it will be needed."""
+
+    @staticmethod
+    def forward(ctx, x, target, ignore_index, smoothing, reduction):
+        k = kernels.get()
+        x = np.ascontiguousarray(x)
+        n = x.shape[0]
+        want = bool(ctx.needs_input_grad[0])
+        loss = np.empty(n, np.float32)
+        dx = np.empty_like(x) if want else np.empty((1, 1), np.float32)
+        k.parallel_for(x.size)
+        k.cross_entropy_forward(x, target.astype(np.int64, copy=False), ignore_index, np.float32(smoothing), loss,
+                                dx, want)
+        ctx.save_for_backward(dx if want else None)
+        ctx.reduction = reduction
+        if reduction == "none":
+            return loss
+        total = loss.sum(dtype=np.float32)
+        if reduction == "sum":
+            return np.asarray(total)
+        ctx.denom = np.float32(np.count_nonzero(target != ignore_index))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(total / ctx.denom, dtype=np.float32)  # all ignored: 0/0 = NaN, as torch
+
+    @staticmethod
+    def backward(ctx, grad):
+        (dx,) = ctx.saved_tensors
+        if ctx.reduction == "none":
+            return dx * _f32(grad)[:, None]
+        scale = _f32(grad) if ctx.reduction == "sum" else _f32(grad) / ctx.denom
+        return dx * scale

@@ -1,0 +1,104 @@
+"""The numba-kernel twins in ops/fused.py against their NumPy twins and against torch.
+
+Inputs are float32 and larger than ``fused.MIN_ELEMENTS`` so that the kernel
+path is taken; the same call with kernels switched off takes the NumPy path.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import neural_arch as na
+import neural_arch.nn.functional as F
+from neural_arch.backend import kernels
+from neural_arch.ops import fused
+
+pytestmark = pytest.mark.skipif(kernels.get() is None, reason="numba not installed or NEURAL_ARCH_JIT=0")
+
+rng = np.random.default_rng(0)
+X = (rng.standard_normal((48, 160)) * 3).astype(np.float32)  # 7680 elements > MIN_ELEMENTS
+W = rng.standard_normal(160).astype(np.float32)
+B = rng.standard_normal(160).astype(np.float32)
+T = rng.integers(0, 160, 48)
+T[5] = -100
+
+CASES = {
+    "gelu": (lambda F, x, w, b: F.gelu(x), None),
+    "gelu_tanh": (lambda F, x, w, b: F.gelu(x, approximate="tanh"), None),
+    "silu": (lambda F, x, w, b: F.silu(x), None),
+    "quick_gelu": (lambda F, x, w, b: F.quick_gelu(x), lambda F, x, w, b: x * torch.sigmoid(1.702 * x)),
+    "softmax": (lambda F, x, w, b: F.softmax(x, dim=-1), None),
+    "log_softmax": (lambda F, x, w, b: F.log_softmax(x, dim=-1), None),
+    "layer_norm": (lambda F, x, w, b: F.layer_norm(x, (160,), w, b), None),
+    "layer_norm_no_affine": (lambda F, x, w, b: F.layer_norm(x, (160,)), None),
+    "rms_norm": (lambda F, x, w, b: F.rms_norm(x, (160,), w, eps=1e-6), None),
+    "cross_entropy": (lambda F, x, w, b: F.cross_entropy(x, _target(F)), None),
+    "cross_entropy_smooth_sum": (
+        lambda F, x, w, b: F.cross_entropy(x, _target(F), label_smoothing=0.1, reduction="sum"), None),
+    "cross_entropy_none": (lambda F, x, w, b: F.cross_entropy(x, _target(F), reduction="none"), None),
+}
+
+
+def _target(Fmod):
+    return torch.tensor(T) if Fmod is TF else na.tensor(T)
+
+
+def _run(fn, Fmod, lib):
+    x, w, b = (lib.tensor(a.copy(), requires_grad=True) for a in (X, W, B))
+    out = fn(Fmod, x, w, b)
+    up = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    out.backward(lib.tensor(up))
+    grads = [t.grad.numpy() if t.grad is not None else None for t in (x, w, b)]
+    return out.detach().numpy(), grads, type(out.grad_fn).__name__
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_kernel_path_matches_numpy_path_and_torch(name):
+    fn, torch_fn = CASES[name]
+    y_k, g_k, node = _run(fn, F, na)
+    assert node.startswith("Fused"), f"kernel path not taken ({node})"
+    kernels.set_enabled(False)
+    try:
+        y_n, g_n, node_n = _run(fn, F, na)
+        assert not node_n.startswith("Fused")
+    finally:
+        kernels.set_enabled(True)
+    y_t, g_t, _ = _run(torch_fn or fn, TF, torch)
+    for ours, ref, what in [(y_k, y_n, "kernel vs numpy"), (y_k, y_t, "kernel vs torch")]:
+        np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5, err_msg=f"{name} forward {what}")
+    for a, b_, c in zip(g_k, g_n, g_t):
+        if c is None:
+            continue
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4, err_msg=f"{name} grad kernel vs numpy")
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4, err_msg=f"{name} grad kernel vs torch")
+
+
+def test_small_inputs_take_the_numpy_path():
+    x = na.randn(4, 4, requires_grad=True)
+    assert x.numel() < fused.MIN_ELEMENTS
+    assert type(F.gelu(x).grad_fn).__name__ == "GELU"
+
+
+def test_float64_takes_the_numpy_path():
+    x = na.tensor(X.astype(np.float64), requires_grad=True)
+    assert type(F.gelu(x).grad_fn).__name__ == "GELU"
+
+
+def test_softmax_large_logits_kernel_path_stable():
+    x = na.tensor(X * 3000)  # |x| up to ~4e4
+    y = F.log_softmax(x, dim=-1)
+    ref = TF.log_softmax(torch.tensor(X * 3000), dim=-1).numpy()
+    assert np.isfinite(y.numpy()).all()
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-2)
+
+
+def test_embedding_backward_kernel_accumulates():
+    w = na.tensor(rng.standard_normal((50, 8)).astype(np.float32), requires_grad=True)
+    ids = rng.integers(0, 50, (30, 20))
+    out = F.embedding(na.tensor(ids), w, padding_idx=3)
+    up = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(na.tensor(up))
+    wt = torch.tensor(w.detach().numpy(), requires_grad=True)
+    TF.embedding(torch.tensor(ids), wt, padding_idx=3).backward(torch.tensor(up))
+    np.testing.assert_allclose(w.grad.numpy(), wt.grad.numpy(), rtol=1e-5, atol=1e-5)
