@@ -267,3 +267,14 @@ def test_get_submodule_and_parameter():
     assert m.get_buffer("norm.running_mean") is m.norm.running_mean
     with pytest.raises(AttributeError, match="nope"):
         m.get_submodule("body.nope")
+
+
+def test_buffer_marker_registers_buffers_like_torch():
+    m, t = nn.Module(), torch.nn.Module()
+    m.a = nn.Buffer(na.ones(2))
+    m.b = nn.Buffer(na.zeros(1), persistent=False)
+    t.a = torch.nn.Buffer(torch.ones(2))
+    t.b = torch.nn.Buffer(torch.zeros(1), persistent=False)
+    assert list(m.state_dict()) == list(t.state_dict()) == ["a"]
+    assert [n for n, _ in m.named_buffers()] == ["a", "b"]
+    assert type(m.a) is na.Tensor

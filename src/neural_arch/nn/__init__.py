@@ -6,4 +6,4 @@
 
 from neural_arch.nn import functional, init, utils  # noqa: F401
 from neural_arch.nn.modules import *  # noqa: F401,F403
-from neural_arch.nn.parameter import Parameter  # noqa: F401
+from neural_arch.nn.parameter import Buffer, Parameter  # noqa: F401

@@ -42,3 +42,14 @@ class Parameter(Tensor):
             out.grad = Tensor._wrap(self.grad.data.copy())
         memo[id(self)] = out
         return out
+
+
+class Buffer(Tensor):
+    """A marker, like ``torch.nn.Buffer``: ``module.name = Buffer(t, persistent=False)`` registers
+    ``t`` as a buffer (a plain Tensor sharing its memory), as ``register_buffer`` would."""
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data, *, persistent: bool = True):
+        super().__init__(data)
+        self.persistent = persistent

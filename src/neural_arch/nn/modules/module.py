@@ -23,7 +23,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import device as _device
 from neural_arch.backend.dtypes import is_floating, resolve_dtype
 from neural_arch.errors import CheckpointError, ConfigError, shape_str
-from neural_arch.nn.parameter import Parameter
+from neural_arch.nn.parameter import Buffer, Parameter
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -133,7 +133,10 @@ class Module:
     # -- registration --------------------------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
         params = self.__dict__.get("_parameters")
-        if isinstance(value, Parameter):
+        if isinstance(value, Buffer):
+            self._remove_from(name, self.__dict__, self._parameters, self._modules)
+            self.register_buffer(name, Tensor._wrap(value.data), persistent=value.persistent)
+        elif isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
             self._remove_from(name, self.__dict__, self._buffers, self._modules)
