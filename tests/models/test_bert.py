@@ -13,7 +13,7 @@ import neural_arch as na  # noqa: E402
 from neural_arch.errors import CheckpointError, ConfigError, DataError, DTypeError, IndexingError, ShapeError  # noqa: E402
 from neural_arch.models import bert as ours_bert  # noqa: E402
 from neural_arch.models.hf import load_safetensors_dir  # noqa: E402
-from neural_arch.models.tokenizer import Tokenizer  # noqa: E402
+from neural_arch.models.bert_tokenizer import BertTokenizer  # noqa: E402
 
 V, T, P = 61, 9, 24      # vocabulary, sequence length, position table
 TOL = dict(rtol=1e-4, atol=2e-5)
@@ -272,7 +272,7 @@ def test_tokenizer_matches_transformers_with_padding_truncation_and_pairs(vocab_
         ref.save_pretrained(vocab_dir)
         (vocab_dir / "vocab.txt").unlink()
         assert (vocab_dir / "tokenizer.json").is_file()
-    tok = Tokenizer.from_pretrained(vocab_dir)
+    tok = BertTokenizer.from_pretrained(vocab_dir)
     for kw in [dict(), dict(max_length=8), dict(max_length=12, padding="max_length")]:
         got = tok(TEXTS, **kw)
         expect = ref(TEXTS, padding=kw.get("padding", True), truncation=True, max_length=kw.get("max_length"),
@@ -291,7 +291,7 @@ def test_tokenizer_output_feeds_the_model_and_matches_transformers_end_to_end(vo
     cfg = transformers.BertConfig(**dict(SMALL, vocab_size=len(WORDS)))
     ref_model = _perturb(transformers.BertModel(cfg)).eval()
     ref_model.save_pretrained(vocab_dir)
-    tok = Tokenizer.from_pretrained(vocab_dir)
+    tok = BertTokenizer.from_pretrained(vocab_dir)
     assert tok.model_max_length == P   # capped by max_position_embeddings
     batch = tok(TEXTS)
     ours = ours_bert.BertModel.from_pretrained(vocab_dir)
@@ -301,11 +301,11 @@ def test_tokenizer_output_feeds_the_model_and_matches_transformers_end_to_end(vo
 
 
 def test_tokenizer_errors(vocab_dir, tmp_path):
-    tok = Tokenizer.from_pretrained(vocab_dir)
+    tok = BertTokenizer.from_pretrained(vocab_dir)
     with pytest.raises(ConfigError, match="padding"):
         tok(["a"], padding="sideways")
     with pytest.raises(DataError, match="lengths"):
         tok(["the cat", "the"], padding=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="tokenizer.json or vocab.txt"):
-        Tokenizer.from_pretrained(tmp_path / "empty")
+        BertTokenizer.from_pretrained(tmp_path / "empty")

@@ -31,7 +31,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.models import hf
 from neural_arch.models.bert import BertModel, RobertaConfig, RobertaModel
-from neural_arch.models.tokenizer import Tokenizer
+from neural_arch.models.bert_tokenizer import BertTokenizer
 from neural_arch.nn import functional as F
 
 __all__ = ["SentenceEncoder"]
@@ -76,14 +76,14 @@ class SentenceEncoder(nn.Module):
 
     Args:
         model: the encoder (``BertModel`` or ``RobertaModel``).
-        tokenizer: its :class:`Tokenizer`.
+        tokenizer: its :class:`BertTokenizer`.
         max_seq_length: inputs are truncated to this many tokens (special tokens included).
         pooling: "mean" (default), "cls", "max" or "mean_sqrt_len".
         normalize: divide each embedding by its L2 norm.
         do_lower_case: lower-case texts before tokenizing (sentence-transformers' flag).
     """
 
-    def __init__(self, model: BertModel, tokenizer: Tokenizer, max_seq_length: int = 256, pooling: str = "mean",
+    def __init__(self, model: BertModel, tokenizer: BertTokenizer, max_seq_length: int = 256, pooling: str = "mean",
                  normalize: bool = True, do_lower_case: bool = False):
         super().__init__()
         if pooling not in _POOLING_MODES:
@@ -128,7 +128,7 @@ class SentenceEncoder(nn.Module):
         if isinstance(model, RobertaModel):
             max_positions -= model.config.pad_token_id + 1   # positions start at pad + 1
         max_seq_length = min(st_config.get("max_seq_length") or max_positions, max_positions)
-        tokenizer = Tokenizer.from_pretrained(encoder_dir, model_max_length=max_seq_length)
+        tokenizer = BertTokenizer.from_pretrained(encoder_dir, model_max_length=max_seq_length)
         return cls(model, tokenizer, max_seq_length=max_seq_length, pooling=pooling,
                    normalize=_NORMALIZE in kinds, do_lower_case=bool(st_config.get("do_lower_case", False))).eval()
 

@@ -1,12 +1,16 @@
-"""``Tokenizer``: text -> padded (B, T) token ids for a Hugging Face model directory.
+"""``BertTokenizer``: text -> padded (B, T) token ids, masks and segment ids for an encoder model directory.
 
 A thin wrapper over the Rust ``tokenizers`` library (the ``text`` extra), which
 does the real work (normalisation, WordPiece / BPE, [CLS] ... [SEP] templates)
 exactly as ``transformers``' fast tokenizers do, because they *are* it:
 
-    tok = Tokenizer.from_pretrained("bert-dir/")          # reads tokenizer.json (or vocab.txt)
+    tok = BertTokenizer.from_pretrained("bert-dir/")      # reads tokenizer.json (or vocab.txt)
     batch = tok(["a sentence", "another one"], max_length=128)
     batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]   # (B, T) int64 arrays
+
+Any tokenizer.json works (a RoBERTa directory's too: its template adds <s> ... </s>);
+vocab.txt is BERT's WordPiece fallback. (GPT-2's byte-level BPE for generation is
+``models/tokenizers.py``'s BPETokenizer; this one makes padded encoder batches.)
 
 NOTE: a tokenizer.json may carry its own padding/truncation settings (e.g. pad
 everything to 128); like transformers we ignore them and pad/truncate per call.
@@ -21,7 +25,7 @@ import numpy as np
 
 from neural_arch.errors import CheckpointError, ConfigError, DataError
 
-__all__ = ["Tokenizer"]
+__all__ = ["BertTokenizer"]
 
 
 def _read_json(path: Path) -> dict:
@@ -30,7 +34,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"Tokenizer: {str(path)!r} is not valid JSON ({exc})") from exc
+        raise CheckpointError(f"BertTokenizer: {str(path)!r} is not valid JSON ({exc})") from exc
 
 
 def _token_text(value) -> str | None:
@@ -38,7 +42,7 @@ def _token_text(value) -> str | None:
     return value.get("content") if isinstance(value, dict) else value
 
 
-class Tokenizer:
+class BertTokenizer:
     """Batched encoding with padding and truncation; see the module docstring.
 
     Args:
@@ -55,20 +59,20 @@ class Tokenizer:
         self.pad_token = pad_token
         self.pad_token_id = tokenizer.token_to_id(pad_token)
         if self.pad_token_id is None:
-            raise ConfigError(f"Tokenizer: the pad token {pad_token!r} is not in the vocabulary")
+            raise ConfigError(f"BertTokenizer: the pad token {pad_token!r} is not in the vocabulary")
 
     @classmethod
-    def from_pretrained(cls, directory, model_max_length: int | None = None) -> Tokenizer:
+    def from_pretrained(cls, directory, model_max_length: int | None = None) -> BertTokenizer:
         """Read ``tokenizer.json``, else ``vocab.txt`` (BERT WordPiece, lower-cased unless
         tokenizer_config.json says ``do_lower_case: false``). ``model_max_length`` defaults to
         tokenizer_config.json's, capped by config.json's ``max_position_embeddings``."""
         try:
             from tokenizers import Tokenizer as _RustTokenizer  # noqa: PLC0415 - optional dependency
         except ImportError as exc:
-            raise ImportError("Tokenizer needs the `tokenizers` package: pip install 'neural-arch[text]'") from exc
+            raise ImportError("BertTokenizer needs the `tokenizers` package: pip install 'neural-arch[text]'") from exc
         path = Path(directory)
         if not path.is_dir():
-            raise CheckpointError(f"Tokenizer.from_pretrained: {str(path)!r} is not a directory")
+            raise CheckpointError(f"BertTokenizer.from_pretrained: {str(path)!r} is not a directory")
         tok_config = _read_json(path / "tokenizer_config.json")
         if (path / "tokenizer.json").is_file():
             tok = _RustTokenizer.from_file(str(path / "tokenizer.json"))
@@ -79,7 +83,7 @@ class Tokenizer:
             tok = BertWordPieceTokenizer(str(path / "vocab.txt"), lowercase=lowercase,
                                          strip_accents=tok_config.get("strip_accents"))._tokenizer
         else:
-            raise CheckpointError(f"Tokenizer.from_pretrained: no tokenizer.json or vocab.txt in {str(path)!r}")
+            raise CheckpointError(f"BertTokenizer.from_pretrained: no tokenizer.json or vocab.txt in {str(path)!r}")
 
         if model_max_length is None:
             model_max_length = tok_config.get("model_max_length", 512)
@@ -104,17 +108,17 @@ class Tokenizer:
         """
         texts = [text] if isinstance(text, str) else list(text)
         if not all(isinstance(t, str) for t in texts):
-            raise DataError(f"Tokenizer: expected strings, got {sorted({type(t).__name__ for t in texts})}")
+            raise DataError(f"BertTokenizer: expected strings, got {sorted({type(t).__name__ for t in texts})}")
         pairs = None
         if text_pair is not None:
             pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
             if len(pairs) != len(texts):
-                raise DataError(f"Tokenizer: {len(texts)} texts but {len(pairs)} text_pair entries")
+                raise DataError(f"BertTokenizer: {len(texts)} texts but {len(pairs)} text_pair entries")
         if padding not in (True, False, "longest", "max_length"):
-            raise ConfigError(f"Tokenizer: padding must be True, False, 'longest' or 'max_length', got {padding!r}")
+            raise ConfigError(f"BertTokenizer: padding must be True, False, 'longest' or 'max_length', got {padding!r}")
         max_length = self.model_max_length if max_length is None else int(max_length)
         if max_length < 1:
-            raise ConfigError(f"Tokenizer: max_length must be positive, got {max_length}")
+            raise ConfigError(f"BertTokenizer: max_length must be positive, got {max_length}")
 
         if truncation:
             self._tok.enable_truncation(max_length, strategy="longest_first")
@@ -132,7 +136,7 @@ class Tokenizer:
             self._tok.no_truncation()
         lengths = {len(e.ids) for e in encodings}
         if len(lengths) > 1:
-            raise DataError(f"Tokenizer: sequences have lengths {sorted(lengths)}; pass padding=True to batch them")
+            raise DataError(f"BertTokenizer: sequences have lengths {sorted(lengths)}; pass padding=True to batch them")
         T = lengths.pop() if lengths else 0
         as_array = lambda rows: np.asarray(rows, dtype=np.int64).reshape(len(encodings), T)  # noqa: E731
         return {
@@ -161,4 +165,4 @@ class Tokenizer:
         return self._tok.get_vocab_size()
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, pad={self.pad_token!r})"
+        return f"BertTokenizer(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, pad={self.pad_token!r})"
