@@ -1,6 +1,9 @@
 """Layer 6: model architectures, one readable file each, loading Hugging Face checkpoints.
 
     gpt2        GPT2LMHeadModel, GPT2Config
+    bert        BertModel, BertForMaskedLM, BertForSequenceClassification, Roberta* (same heads), BertConfig
+    sentence    SentenceEncoder (sentence-transformers directories: pooling + normalisation)
+    bert_tokenizer  BertTokenizer (padded encoder batches via ``tokenizers``: tokenizer.json or vocab.txt)
     modern      ModernTransformer, ModernConfig (the Llama layout; aliases LlamaForCausalLM, LlamaConfig)
     generation  generate(): greedy / temperature / top-k / top-p, stop token, KV cache
     tokenizers  BPETokenizer (byte-level BPE via ``tokenizers``), tokenizer files next to a model
@@ -16,6 +19,10 @@
 from neural_arch.errors import CheckpointError
 from neural_arch.models import hf  # noqa: F401
 from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+from neural_arch.models.bert import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel,
+                                     RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, RobertaModel)
+from neural_arch.models.bert_tokenizer import BertTokenizer
+from neural_arch.models.sentence import SentenceEncoder
 from neural_arch.models.modern import LlamaConfig, LlamaForCausalLM, ModernConfig, ModernTransformer
 from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
 from neural_arch.models.clip import CLIPConfig, CLIPModel
@@ -40,4 +47,6 @@ class AutoModelForCausalLM:
 __all__ = ["AutoModelForCausalLM", "BPETokenizer", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig",
            "LlamaForCausalLM", "ModernConfig", "ModernTransformer", "load_tokenizer", "save_char_tokenizer",
            "CLIPConfig", "CLIPModel", "ResNet", "resnet18", "resnet34", "resnet50", "resnet_small", "ViTConfig",
-           "ViTForImageClassification", "ViTModel"]
+           "ViTForImageClassification", "ViTModel", "BertConfig", "BertModel", "BertForMaskedLM",
+           "BertForSequenceClassification", "RobertaConfig", "RobertaModel", "RobertaForMaskedLM",
+           "RobertaForSequenceClassification", "BertTokenizer", "SentenceEncoder"]
