@@ -43,6 +43,7 @@ from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
 from neural_arch.io import load, save  # noqa: E402,F401 - na.save / na.load (safetensors)
+from neural_arch import nn, optim  # noqa: E402,F401 - na.nn and na.optim, as torch.nn / torch.optim
 
 half = float16
 float = float32  # noqa: A001

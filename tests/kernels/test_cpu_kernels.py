@@ -142,11 +142,12 @@ def test_adam_step_matches_numpy_formula():
     g = rng.standard_normal(1000).astype(f32)
     m, v = np.zeros_like(p), np.zeros_like(p)
     p0 = p.copy()
-    cpu.adam_step(p, g, m, v, f32(1e-3), f32(0.9), f32(0.999), f32(1e-8), f32(0.01), True, f32(0.1),
-                  f32(math.sqrt(0.001)), False, m)
-    pref = p0 * (1 - 1e-3 * 0.01)
+    lr, wd, bc1, bc2 = 1e-3, 0.01, 0.1, 0.001
+    cpu.adam_step(p, g, m, v, f32(lr / bc1), f32(0.1), f32(0.999), f32(0.001), f32(1e-8), f32(0.0),
+                  f32(1 - lr * wd), f32(math.sqrt(bc2)), False, m)
+    pref = p0 * (1 - lr * wd)
     mref, vref = 0.1 * g, 0.001 * g * g
-    pref = pref - (1e-3 / 0.1) * mref / (np.sqrt(vref) / math.sqrt(0.001) + 1e-8)
+    pref = pref - (lr / bc1) * mref / (np.sqrt(vref) / math.sqrt(bc2) + 1e-8)
     np.testing.assert_allclose(p, pref, rtol=1e-6, atol=1e-7)
 
 

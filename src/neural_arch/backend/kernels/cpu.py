@@ -303,25 +303,25 @@ def scale_rows(dx, scale):
 
 # -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
 @njit(parallel=True, **EXACT)
-def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, bias_c1, bias_c2_sqrt, amsgrad, vmax):
-    """Adam / AdamW, torch's formulas in torch's order of operations:
-        AdamW: p <- p (1 - lr wd);   Adam: g <- g + wd p
-        m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
-        p <- p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)        (sqrt(max v) with amsgrad)"""
-    step = lr / bias_c1
+def adam_step(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, eps, l2, decay, bias_c2_sqrt,
+              amsgrad, vmax):
+    """Adam / AdamW in one pass, torch's formulas in torch's order of operations
+    (scalars are precomputed in float64 by the caller, as torch does with Python floats):
+        p <- p decay                  (AdamW: decay = 1 - lr wd;  Adam: decay = 1)
+        g <- g + l2 p                 (Adam's L2 penalty;  AdamW: l2 = 0)
+        m <- m + (g - m)(1 - b1);     v <- v b2 + (1 - b2) g^2
+        p <- p - step_size m / (sqrt(v) / sqrt(bc2) + eps)     (sqrt(max v) with amsgrad)"""
     for i in prange(p.size):
-        gi = g[i]
-        if decoupled:
-            p[i] = p[i] * (F(1.0) - lr * weight_decay)
-        elif weight_decay != 0:
-            gi = gi + weight_decay * p[i]
-        m[i] = m[i] + (gi - m[i]) * (F(1.0) - beta1)  # torch's lerp
-        v[i] = v[i] * beta2 + (F(1.0) - beta2) * gi * gi
-        vi = v[i]
+        pi = p[i] * decay
+        gi = g[i] + l2 * pi
+        mi = m[i] + (gi - m[i]) * one_minus_beta1
+        vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
         if amsgrad:
-            vmax[i] = max(vmax[i], vi)
-            vi = vmax[i]
-        p[i] = p[i] - step * (m[i] / (np.sqrt(vi) / bias_c2_sqrt + eps))
+            vi = max(vmax[i], vi)
+            vmax[i] = vi
+        p[i] = pi - step_size * (mi / (np.sqrt(vi) / bias_c2_sqrt + eps))
 
 
 # -- gather/scatter -------------------------------------------------------------------------------------
