@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import neural_arch as na  # noqa: E402
-from neural_arch.errors import CheckpointError, ConfigError, DataError, DTypeError, IndexingError, ShapeError  # noqa: E402
+from neural_arch.errors import (CheckpointError, ConfigError, DataError, DTypeError, IndexingError,  # noqa: E402
+                                 ShapeError)
 from neural_arch.models import bert as ours_bert  # noqa: E402
 from neural_arch.models.hf import load_safetensors_dir  # noqa: E402
 from neural_arch.models.bert_tokenizer import BertTokenizer  # noqa: E402
@@ -262,7 +263,8 @@ def vocab_dir(tmp_path):
 
 
 def _hf_tokenizer(vocab_dir):
-    return transformers.BertTokenizer(vocab=str(vocab_dir / "vocab.txt"), do_lower_case=True)  # transformers 5: fast, from vocab=
+    # transformers 5: BertTokenizer is the fast (Rust) one, and takes the vocab file as vocab=
+    return transformers.BertTokenizer(vocab=str(vocab_dir / "vocab.txt"), do_lower_case=True)
 
 
 @pytest.mark.parametrize("source", ["vocab.txt", "tokenizer.json"])

@@ -280,8 +280,10 @@ class BertPooler(nn.Module):
 # Loading and saving the Hugging Face layout
 # ----------------------------------------------------------------------------------------------
 
-# Tensors some checkpoints carry that are not weights: HF's cached position / token type ids.
-_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
+# Checkpoint names that are not weights of ours: transformers' cached position / token type ids, and the
+# MLM decoder bias, which transformers ties to "cls.predictions.bias" / "lm_head.bias" (loaded under those).
+_SKIPPED_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", "predictions.decoder.bias",
+                     "lm_head.decoder.bias")
 
 
 class BertPreTrainedModel(nn.Module):
@@ -308,9 +310,11 @@ class BertPreTrainedModel(nn.Module):
         self.config = config
 
     # -- initialisation, as transformers' _init_weights --------------------------------------------
-    def init_weights(self) -> None:
+    def init_weights(self, module: nn.Module | None = None) -> None:
+        """Initialise ``module`` (default: the whole model): Linear and Embedding weights ~ N(0, initializer_range),
+        biases 0 (the padding row of an embedding too), LayerNorm (1, 0); then re-tie shared weights."""
         std = self.config.initializer_range
-        for m in self.modules():
+        for m in (self if module is None else module).modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, mean=0.0, std=std)
                 if m.bias is not None:
@@ -322,9 +326,8 @@ class BertPreTrainedModel(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for name, p in self.named_parameters():
-            if name.endswith("predictions.bias") or name == "lm_head.bias":
-                nn.init.zeros_(p)
+            elif isinstance(m, (BertLMPredictionHead, RobertaLMHead)):
+                nn.init.zeros_(m.bias)
         self._tie_weights()
 
     def _tie_weights(self) -> None:
@@ -359,9 +362,8 @@ class BertPreTrainedModel(nn.Module):
                 name = prefix + name              # a bare encoder checkpoint into a head model
             elif not is_head_model and name.startswith(prefix):
                 name = name[len(prefix):]         # a head checkpoint into a bare encoder
-            if name.endswith(_BUFFER_SUFFIXES) or self._is_tied(name) or name.endswith("predictions.decoder.bias") \
-                    or name == "lm_head.decoder.bias":
-                continue  # buffers, tied copies, and the decoder bias transformers ties to "...predictions.bias"
+            if name.endswith(_SKIPPED_SUFFIXES) or self._is_tied(name):
+                continue
             state[name] = arr
         missing = [k for k in own if k not in state and not self._is_tied(k)]
         unexpected = [k for k in state if k not in own]
@@ -405,8 +407,7 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = BertEmbeddings(config, position_padding_idx=self._position_padding_idx())
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        if type(self) in (BertModel, RobertaModel):
-            self.init_weights()
+        self.init_weights()   # a head model then initialises only its head
 
     def _position_padding_idx(self) -> int | None:
         return None
@@ -415,8 +416,8 @@ class BertModel(BertPreTrainedModel):
         """(B, T) ids -> (1, T) positions 0..T-1 (BERT ignores padding: the mask handles it)."""
         return np.arange(ids.shape[1])[None, :]
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                ) -> BaseModelOutputWithPooling:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None,
+                position_ids=None) -> BaseModelOutputWithPooling:
         """``input_ids`` (B, T) ints; ``attention_mask`` (B, T) 1 for tokens, 0 for padding;
         ``token_type_ids`` (B, T) segment ids (default 0); ``position_ids`` (B, T) (default per model)."""
         name = type(self).__name__
@@ -425,7 +426,8 @@ class BertModel(BertPreTrainedModel):
         ids = _int_array(input_ids, "input_ids", name)
         B, T = ids.shape
         _check_range(ids, config.vocab_size, "input_ids", "vocab_size", name)
-        types = np.zeros_like(ids) if token_type_ids is None else _int_array(token_type_ids, "token_type_ids", name, ids.shape)
+        types = np.zeros_like(ids) if token_type_ids is None else \
+            _int_array(token_type_ids, "token_type_ids", name, ids.shape)
         _check_range(types, config.type_vocab_size, "token_type_ids", "type_vocab_size", name)
         pos = self.position_ids_from(ids) if position_ids is None else _int_array(position_ids, "position_ids", name)
         if pos.size and pos.max() >= config.max_position_embeddings:
@@ -514,7 +516,7 @@ class BertForMaskedLM(BertPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
-        self.init_weights()
+        self.init_weights(self.cls)
 
     def _tie_weights(self) -> None:
         if self.config.tie_word_embeddings:
@@ -535,7 +537,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+        self.init_weights(self.classifier)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
         pooled = self.bert(input_ids, attention_mask, token_type_ids, position_ids).pooler_output   # (B, H)
@@ -566,7 +568,7 @@ class RobertaForMaskedLM(BertPreTrainedModel):
         super().__init__(config)
         self.roberta = RobertaModel(config, add_pooling_layer=False)
         self.lm_head = RobertaLMHead(config)
-        self.init_weights()
+        self.init_weights(self.lm_head)
 
     def _tie_weights(self) -> None:
         if self.config.tie_word_embeddings:
@@ -602,7 +604,7 @@ class RobertaForSequenceClassification(BertPreTrainedModel):
         super().__init__(config)
         self.roberta = RobertaModel(config, add_pooling_layer=False)
         self.classifier = RobertaClassificationHead(config)
-        self.init_weights()
+        self.init_weights(self.classifier)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
         h = self.roberta(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state

@@ -165,4 +165,5 @@ class BertTokenizer:
         return self._tok.get_vocab_size()
 
     def __repr__(self) -> str:
-        return f"BertTokenizer(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, pad={self.pad_token!r})"
+        return (f"BertTokenizer(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, "
+                f"pad={self.pad_token!r})")
