@@ -1,0 +1,97 @@
+"""What ``neural-arch info`` reports: versions, the BLAS NumPy uses, devices, optional extras."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+import re
+
+import numpy as np
+
+# Packages we use when present without any extra asking for them
+OPTIONAL = ["numba", "threadpoolctl"]
+
+
+def extras() -> dict[str, list[str]]:
+    """extra -> the distributions it requires, from the installed package's metadata (pyproject.toml)."""
+    out: dict[str, list[str]] = {}
+    try:
+        requirements = importlib.metadata.requires("neural-arch") or []
+    except importlib.metadata.PackageNotFoundError:
+        return out
+    for req in requirements:
+        if "extra ==" not in req:
+            continue
+        spec, _, marker = req.partition(";")
+        extra = marker.split("extra ==")[1].strip().strip("\"'")
+        name = re.split(r"[<>=!~\[ ;]", spec.strip(), maxsplit=1)[0]
+        if extra != "dev" and not name.startswith("neural-arch"):
+            out.setdefault(extra, []).append(name)
+    return out
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _importable(module: str) -> str | None:
+    try:
+        mod = importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - a broken install counts as missing
+        return None
+    return getattr(mod, "__version__", None) or "installed"
+
+
+def blas_info() -> str:
+    try:  # threadpoolctl sees the library actually loaded, and its thread count
+        from threadpoolctl import threadpool_info
+
+        libs = [f"{i['internal_api']} {i.get('version') or ''} ({i['num_threads']} threads)".replace("  ", " ")
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        if libs:
+            return ", ".join(libs)
+    except ImportError:
+        pass
+    try:  # NumPy >= 1.25 describes its build
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - older NumPy: no structured config
+        return "unknown"
+
+
+def devices() -> str:
+    from neural_arch.backend import cuda_is_available
+
+    found = ["cpu"]
+    if cuda_is_available():
+        import cupy
+
+        found += [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
+        return ", ".join(found)
+    reason = "CuPy not installed" if _importable("cupy") is None else "CuPy installed but no usable GPU"
+    return f"cpu (cuda: no, {reason})"
+
+
+def collect_info() -> dict[str, str]:
+    import neural_arch
+
+    found_extras = []
+    for extra, dists in extras().items():
+        found = [d for d in dists if _installed(d)]
+        state = "yes" if len(found) == len(dists) else ("partly: " + ", ".join(found) if found else "no")
+        found_extras.append(f"{extra} ({state})")
+    optional = [f"{m} {_importable(m)}" if _importable(m) else f"{m} (no)" for m in OPTIONAL]
+    return {
+        "neural-arch": neural_arch.__version__,
+        "python": f"{platform.python_version()} ({platform.system()} {platform.machine()})",
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "devices": devices(),
+        "extras": ", ".join(found_extras) or "unknown (package metadata not found)",
+        "optional": ", ".join(optional),
+    }
