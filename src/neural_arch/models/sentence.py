@@ -136,7 +136,8 @@ class SentenceEncoder(nn.Module):
         """Token ids (B, T) and mask (B, T) -> embeddings (B, D), differentiable (for fine-tuning)."""
         h = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
         w = self.model.embeddings.word_embeddings.weight
-        m = na.tensor(np.asarray(attention_mask), dtype=h.dtype, device=w.device).unsqueeze(-1)   # (B, T, 1)
+        mask = attention_mask.data if isinstance(attention_mask, Tensor) else np.asarray(attention_mask)
+        m = na.tensor(mask, dtype=h.dtype, device=w.device).unsqueeze(-1)                 # (B, T, 1)
         if self.pooling == "cls":
             e = h[:, 0]                                                  # (B, D)
         elif self.pooling == "max":
