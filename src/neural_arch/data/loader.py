@@ -148,6 +148,11 @@ class DataLoader:
         self._batches_done = skip
         return _LoaderIterator(self, skip)
 
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch handed out so far (0 between epochs)."""
+        return self._batches_done
+
     def fetch(self, indices):
         """The batch for a list of dataset indices."""
         if self._get_batch is not None:

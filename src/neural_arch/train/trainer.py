@@ -81,7 +81,10 @@ class Trainer:
                     for batch in batches:
                         metrics = self.train_step(batch)
                         self._call("on_step_end", metrics)
-                        if self.eval_every and self.step % self.eval_every == 0:
+                        epoch_done = self.train_loader.position == self.steps_per_epoch
+                        if epoch_done:
+                            self.epoch += 1
+                        if (self.eval_every and self.step % self.eval_every == 0) or (epoch_done and not self.eval_every):
                             self.evaluate()
                             evaluated_at = self.step
                         if self.checkpoint_every and self.step % self.checkpoint_every == 0:
@@ -89,11 +92,6 @@ class Trainer:
                             saved_at = self.step
                         if self.step >= self.max_steps or self._stop_requested:
                             break
-                    else:  # the epoch ran to its end
-                        self.epoch += 1
-                        if not self.eval_every and evaluated_at != self.step:
-                            self.evaluate()
-                            evaluated_at = self.step
                 finally:
                     if hasattr(batches, "close"):
                         batches.close()  # stop the loader's prefetch thread
