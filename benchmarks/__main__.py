@@ -7,7 +7,7 @@ import importlib
 
 from benchmarks.harness import machine, table
 
-SUITES = ["overhead", "ops", "train", "memory"]
+SUITES = ["overhead", "ops", "train", "peers", "memory"]
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""Peers suite: the MLP epoch in neural-arch, torch and the NumPy-based peers that are installed
+(MyGrad, HIPS autograd): MLP 784-100-10, ReLU, softmax cross-entropy, Adam, batch 128.
+
+The peers have no optimizer library, so they use one NumPy Adam written here
+(the same update as torch.optim.Adam); neural-arch and torch use their own.
+Times are per step, multiplied by the 469 steps of one 60,000-image epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.harness import compare
+
+STEPS_PER_EPOCH = 469
+BATCH = 128
+
+
+def _init(rng):
+    k1, k2 = 1 / np.sqrt(784), 1 / np.sqrt(100)
+    return [rng.uniform(-k1, k1, (784, 100)).astype(np.float32), rng.uniform(-k1, k1, 100).astype(np.float32),
+            rng.uniform(-k2, k2, (100, 10)).astype(np.float32), rng.uniform(-k2, k2, 10).astype(np.float32)]
+
+
+class _NumpyAdam:
+    def __init__(self, params, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+        self.p, self.lr, self.b1, self.b2, self.eps, self.t = params, lr, b1, b2, eps, 0
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+
+    def step(self, grads):
+        self.t += 1
+        for p, g, m, v in zip(self.p, grads, self.m, self.v):
+            m += (1 - self.b1) * (g - m)
+            v *= self.b2
+            v += (1 - self.b2) * g * g
+            p -= (self.lr / (1 - self.b1**self.t)) * m / (np.sqrt(v) / np.sqrt(1 - self.b2**self.t) + self.eps)
+
+
+def run(rounds: int = 30):
+    import torch
+
+    import neural_arch as na
+    from neural_arch import nn, optim
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 784)).astype(np.float32)
+    y = rng.integers(0, 10, BATCH)
+    contenders = {}
+
+    ours = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+    opt = optim.Adam(ours.parameters(), lr=1e-3)
+    xa, ya = na.tensor(x), na.tensor(y)
+
+    def step_ours():
+        opt.zero_grad()
+        nn.functional.cross_entropy(ours(xa), ya).backward()
+        opt.step()
+
+    contenders["neural-arch"] = step_ours
+
+    theirs = torch.nn.Sequential(torch.nn.Linear(784, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
+    topt = torch.optim.Adam(theirs.parameters(), lr=1e-3)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+
+    def step_torch():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(theirs(xt), yt).backward()
+        topt.step()
+
+    contenders["torch"] = step_torch
+
+    try:
+        import mygrad as mg
+
+        params_mg = _init(rng)
+        adam_mg = _NumpyAdam(params_mg)
+
+        def step_mygrad():
+            w1, b1, w2, b2 = (mg.tensor(p) for p in params_mg)
+            logits = mg.matmul(mg.nnet.relu(mg.matmul(x, w1) + b1), w2) + b2
+            loss = mg.nnet.softmax_crossentropy(logits, y)
+            loss.backward()
+            adam_mg.step([w1.grad, b1.grad, w2.grad, b2.grad])
+
+        contenders["MyGrad"] = step_mygrad
+    except ImportError:
+        pass
+
+    try:
+        import autograd.numpy as anp
+        from autograd import grad as agrad
+
+        params_ag = _init(rng)
+        adam_ag = _NumpyAdam(params_ag)
+        rows = np.arange(BATCH)
+
+        def loss_ag(params):
+            w1, b1, w2, b2 = params
+            logits = anp.dot(anp.maximum(anp.dot(x, w1) + b1, 0.0), w2) + b2
+            m = anp.max(logits, axis=1, keepdims=True)
+            lse = anp.log(anp.sum(anp.exp(logits - m), axis=1)) + m[:, 0]
+            return anp.mean(lse - logits[rows, y])
+
+        grad_ag = agrad(loss_ag)
+
+        def step_autograd():
+            adam_ag.step(grad_ag(params_ag))
+
+        contenders["HIPS autograd"] = step_autograd
+    except ImportError:
+        pass
+
+    res = compare(f"MLP 784-100-10 Adam batch {BATCH}: one epoch ({STEPS_PER_EPOCH} steps)", contenders, rounds=rounds)
+    for who in res.times:
+        res.times[who] = [t * STEPS_PER_EPOCH for t in res.times[who]]
+    return [res]
