@@ -33,14 +33,14 @@ class DataConfig(Section):
     name: Literal["tinyshakespeare", "fashion_mnist", "mnist"] = "tinyshakespeare"
     root: str | None = None  # where the IDX files are (images); None: the usual places, then download
     block_size: PositiveInt = 64  # text: characters of context
-    val_windows: PositiveInt = 4096  # text: evenly spaced validation windows scored at each evaluation
+    val_windows: PositiveInt = 2048  # text: evenly spaced validation windows scored at each evaluation
     normalize: bool = True  # images: subtract the training set's mean, divide by its std
     prefetch: NonNegativeInt = 2  # batches prepared ahead by the loader's background thread
 
 
 class OptimizerConfig(Section):
     name: Literal["adamw", "adam", "sgd", "lion", "rmsprop", "adagrad"] = "adamw"
-    lr: PositiveFloat = 1e-3
+    lr: PositiveFloat = 2e-3
     weight_decay: NonNegativeFloat = 0.01
     betas: tuple[float, float] | None = None  # adam, adamw, lion (None: the optimizer's default)
     momentum: NonNegativeFloat = 0.0  # sgd, rmsprop
