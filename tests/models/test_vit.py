@@ -136,3 +136,17 @@ def test_errors(tmp_path):
         model(na.randn(1, 1, 16, 16))
     with pytest.raises(CheckpointError):
         ViTModel.from_pretrained(tmp_path / "missing")
+
+
+def test_save_attention_rollout_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from neural_arch.viz import rollout_overlay, save_attention_rollout
+
+    na.manual_seed(0)
+    model = ViTForImageClassification(ViTConfig(**{**SMALL, "num_channels": 1}, num_labels=3))
+    x = np.random.default_rng(0).random((2, 1, 16, 16)).astype(np.float32)
+    maps, pred = rollout_overlay(model, x)
+    assert maps.shape == (2, 16, 16) and pred.shape == (2,)
+    np.testing.assert_array_equal(maps[:, :4, :4], np.broadcast_to(maps[:, :1, :1], (2, 4, 4)))  # one value per patch
+    path = save_attention_rollout(model, x, tmp_path / "r.png", labels=[0, 2], class_names=["a", "b", "c"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
