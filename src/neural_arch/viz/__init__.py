@@ -1,4 +1,4 @@
-"""Plots that explain models (needs matplotlib: the ``cli`` extra)."""
+"""Plots that explain models (needs matplotlib: the ``viz`` extra)."""
 
 from neural_arch.viz.attention import rollout_overlay, save_attention_rollout
 

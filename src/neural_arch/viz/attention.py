@@ -54,7 +54,7 @@ def save_attention_rollout(model, pixel_values, path, labels=None, class_names=N
         matplotlib.use("Agg")  # files only, no display needed
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("save_attention_rollout needs matplotlib: pip install 'neural-arch[cli]'") from exc
+        raise ConfigError("save_attention_rollout needs matplotlib: pip install 'neural-arch[viz]'") from exc
     maps, pred = rollout_overlay(model, pixel_values, head_fusion, discard_ratio)
     # stretch each map to [0, 1] for display: rollout maps of a shallow model are close to flat
     lo, hi = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
