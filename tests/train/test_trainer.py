@@ -1,6 +1,5 @@
 """Trainer: the loop's bookkeeping, evaluation, callbacks, logging, failure on a non-finite loss."""
 
-
 import numpy as np
 import pytest
 
