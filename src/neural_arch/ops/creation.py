@@ -15,6 +15,12 @@ from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ShapeError
 
+__all__ = [
+    "arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "linspace",
+    "normal", "ones", "ones_like", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like",
+    "randperm", "tensor", "zeros", "zeros_like",
+]
+
 
 def _shape(size) -> tuple:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):

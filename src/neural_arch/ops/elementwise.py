@@ -13,6 +13,14 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.ops._operands import as_tensor, binary_operands
 
+__all__ = [
+    "abs", "add", "allclose", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil", "clamp",
+    "clip", "cos", "div", "eq", "equal", "exp", "expm1", "floor", "ge", "gt", "isfinite", "isinf", "isnan",
+    "le", "log", "log1p", "logical_and", "logical_not", "logical_or", "logical_xor", "lt", "maximum",
+    "minimum", "mul", "ne", "neg", "pow", "round", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "sub", "tanh",
+    "trunc", "where",
+]
+
 
 # -- arithmetic ----------------------------------------------------------------------------------
 class Add(Function):

@@ -18,6 +18,11 @@ from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.errors import ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
 
+__all__ = [
+    "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "logsumexp", "max", "mean",
+    "min", "norm", "prod", "std", "std_mean", "sum", "var", "var_mean",
+]
+
 
 def _expand_back(grad, shape, axes, keepdim):
     """Reshape a reduced gradient so that it broadcasts against the input ``shape``."""

@@ -16,6 +16,13 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
 
+__all__ = [
+    "broadcast_tensors", "broadcast_to", "cat", "chunk", "concat", "concatenate", "expand", "expand_as",
+    "flatten", "flip", "pad", "permute", "repeat", "repeat_interleave", "reshape", "reshape_as", "roll",
+    "split", "squeeze", "stack", "swapaxes", "t", "tile", "transpose", "tril", "triu", "unbind", "unflatten",
+    "unsqueeze", "view", "view_as",
+]
+
 
 class Reshape(Function):
     """y = x viewed with a new shape      dL/dx = dL/dy reshaped back"""
