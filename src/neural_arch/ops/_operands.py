@@ -9,6 +9,8 @@ from neural_arch.backend.device import array_namespace
 from neural_arch.backend.dtypes import category, promote_types, scalar_dtype
 
 _SCALARS = (int, float, bool, np.generic)
+_ndarray = np.ndarray
+_np_array = np.array
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:
@@ -36,10 +38,12 @@ def binary_operands(a, b) -> tuple[Tensor, Tensor]:
     Python scalars are *weak*: they never widen a tensor of their own
     category. So are 0-d tensors next to tensors with dimensions.
     """
-    if type(a) is Tensor:
-        if type(b) is Tensor:
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
             if a.data.dtype is b.data.dtype or a.data.dtype == b.data.dtype:
                 return a, b
+        elif (type(b) is float or type(b) is int) and a.data.dtype.kind == "f" and type(a.data) is _ndarray:
+            return a, Tensor._wrap(_np_array(b, a.data.dtype))  # the common `x * 0.5`, `x + 1`: no promotion
         else:
             b = as_tensor(b, a)
     else:
