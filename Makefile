@@ -25,6 +25,7 @@ train: $(VENV)/.train-deps
 
 ## Run the whole test suite.
 test: $(VENV)/.test-deps
+	$(BIN)/python -m neural_arch.backend.kernels
 	$(BIN)/python -m pytest -q
 
 ## Benchmarks against PyTorch (see BENCHMARKS.md).

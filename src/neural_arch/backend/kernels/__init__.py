@@ -51,3 +51,48 @@ def set_enabled(flag: bool) -> None:
         get()
     else:
         _module, _tried = None, True
+
+
+def warm() -> float:
+    """Compile (or load from numba's on-disk cache) every kernel for float32; returns seconds.
+
+    Compiling costs ~0.5 s per kernel the first time; with a warm cache all of them load in
+    well under a second. ``make test`` calls this once before the suite so that no single
+    test pays for compilation.
+    """
+    import time  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    k = get()
+    if k is None:
+        return 0.0
+    f = np.float32
+    x = np.linspace(-2, 2, 64, dtype=f)
+    out = np.empty_like(x)
+    k.gelu_forward(x, out)
+    k.gelu_backward(x, x, out)
+    k.gelu_tanh_forward(x, out)
+    k.gelu_tanh_backward(x, x, out)
+    k.silu_forward(x, f(1.0), out)
+    k.silu_backward(x, x, f(1.0), out)
+    x2, y2, d2 = x.reshape(8, 8), np.empty((8, 8), f), np.empty((8, 8), f)
+    w, r1, r2 = np.ones(8, f), np.empty(8, f), np.empty(8, f)
+    parts = np.zeros((2, 8), f)
+    k.layer_norm_forward(x2, w, w, f(1e-5), y2, r1, r2)
+    k.layer_norm_backward(x2, x2, w, r1, r2, d2, parts, parts.copy())
+    k.rms_norm_forward(x2, w, f(1e-6), y2, r1)
+    k.rms_norm_backward(x2, x2, w, r1, d2, parts)
+    for log in (False, True):
+        k.softmax_forward(x2, y2, log)
+        k.softmax_backward(y2, x2, d2, log)
+    for want in (False, True):
+        k.cross_entropy_forward(x2, np.arange(8, dtype=np.int64), -100, f(0.0), r1, d2, want)
+    k.scale_rows(d2, r1)
+    p = x.copy()
+    for ams in (False, True):
+        k.adam_step(p, x, np.zeros_like(x), np.zeros_like(x), f(1e-3), f(0.1), f(0.999), f(0.001), f(1e-8), f(0.0),
+                    f(1.0), f(1.0), ams, np.zeros_like(x))
+    k.embedding_backward(np.arange(8, dtype=np.int64), x2, y2, -1)
+    return time.perf_counter() - t0
