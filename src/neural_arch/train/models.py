@@ -4,6 +4,7 @@
     cnn               two (conv 3x3 - ReLU - max-pool 2) blocks, then Linear layers
     char_transformer  a tiny causal transformer over characters (nanoGPT's shape)
     char_mlp          an MLP over a window of character embeddings (Bengio et al. 2003)
+    gpt2, modern      neural_arch.models' GPT2LMHeadModel / ModernTransformer over characters
 
 ``build_model(name, **kwargs)`` makes one; unknown or wrong kwargs raise
 ``ConfigError`` naming ``model.kwargs``. Language models take ``vocab_size`` and
@@ -159,8 +160,48 @@ class CharMLP(nn.Module):
         return self.net(x.reshape(B, T, -1))
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "char_transformer": CharTransformer, "char_mlp": CharMLP}
-LANGUAGE_MODELS = {"char_transformer", "char_mlp"}
+class _CausalLM(nn.Module):
+    """A causal LM of ``neural_arch.models`` (``.lm``) as the trainer wants it: ids (B, T) -> logits (B, T, V)."""
+
+    def __init__(self, lm, block_size: int):
+        super().__init__()
+        self.block_size = block_size
+        self.lm = lm
+
+    def forward(self, ids):
+        return self.lm(ids, use_cache=False).logits
+
+
+class GPT2(_CausalLM):
+    """``models.gpt2.GPT2LMHeadModel`` over characters; nanoGPT's shakespeare_char shape by default."""
+
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
+                 dropout: float = 0.0):
+        from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel  # noqa: PLC0415
+
+        super().__init__(GPT2LMHeadModel(GPT2Config(
+            vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+            resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=None, eos_token_id=None)),
+            block_size)
+
+
+class Modern(_CausalLM):
+    """``models.modern.ModernTransformer`` (RoPE, SwiGLU, RMSNorm, GQA) over characters."""
+
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_kv_head: int = 2,
+                 n_embd: int = 128, intermediate_size: int | None = None, dropout: float = 0.0):
+        from neural_arch.models.modern import ModernConfig, ModernTransformer  # noqa: PLC0415
+
+        hidden = intermediate_size or int(8 * n_embd / 3 + 7) // 8 * 8  # GPT-2's MLP parameter count
+        super().__init__(ModernTransformer(ModernConfig(
+            vocab_size=vocab_size, hidden_size=n_embd, intermediate_size=hidden, num_hidden_layers=n_layer,
+            num_attention_heads=n_head, num_key_value_heads=n_kv_head, max_position_embeddings=block_size,
+            rms_norm_eps=1e-5, attention_dropout=dropout, bos_token_id=None, eos_token_id=None)), block_size)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "char_transformer": CharTransformer, "char_mlp": CharMLP, "gpt2": GPT2,
+          "modern": Modern}
+LANGUAGE_MODELS = {"char_transformer", "char_mlp", "gpt2", "modern"}
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
