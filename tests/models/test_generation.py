@@ -165,3 +165,25 @@ def test_bpe_tokenizer_round_trip_and_files(tmp_path):
     assert load_tokenizer(tmp_path / "char").decode([0, 1]) == CharTokenizer.from_text(text).decode([0, 1])
     with pytest.raises(ConfigError, match="vocab_size"):
         BPETokenizer.train(text, vocab_size=100)
+
+
+def test_cli_generate_from_a_save_pretrained_directory(tmp_path):
+    from click.testing import CliRunner
+
+    from neural_arch.cli.main import main
+    from neural_arch.data import CharTokenizer
+    from neural_arch.models import save_char_tokenizer
+
+    tok = CharTokenizer.from_text("abcdefgh \n")
+    na.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                                       initializer_range=0.5))
+    model.save_pretrained(tmp_path)
+    save_char_tokenizer(tmp_path, tok)
+    res = CliRunner().invoke(main, ["generate", str(tmp_path), "--prompt", "abc", "--max-new-tokens", "40", "--greedy"])
+    assert res.exit_code == 0, res.output
+    expect = model.generate(tok.encode("abc")[None], max_new_tokens=40, context_window=16)
+    assert res.output == tok.decode(expect[0]) + "\n"  # 43 characters: slid past the 16 positions
+    (tmp_path / "char_tokenizer.json").unlink()
+    res = CliRunner().invoke(main, ["generate", str(tmp_path)])
+    assert res.exit_code == 1 and "no tokenizer" in res.output

@@ -4,6 +4,7 @@
     neural-arch train configs/fashion_mlp.yaml --set optimizer.lr=3e-4 --set train.epochs=2
     neural-arch train --resume runs/x/checkpoints/last.safetensors
     neural-arch evaluate runs/x                        # or a config file, with --checkpoint PATH
+    neural-arch generate runs/x --prompt "ROMEO:"      # or a save_pretrained directory
     neural-arch info                                   # versions, BLAS, devices, optional extras
 
 A run directory holds ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.safetensors``
@@ -131,6 +132,58 @@ def evaluate(config_or_run, checkpoint, overrides) -> None:
                + ", ".join(f"{k} {100 * v:.2f}%" if k == "accuracy" else f"{k} {v:.4f}" for k, v in metrics.items()))
     if run.tokenizer is not None and cfg.logging.sample_chars:
         click.echo("sample:\n" + sample_text(run.model, run.tokenizer, "\n", cfg.logging.sample_chars))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--prompt", default="\n", show_default=True, help="The text to continue.")
+@click.option("--max-new-tokens", default=300, show_default=True, type=int)
+@click.option("--temperature", default=0.8, show_default=True, type=float)
+@click.option("--top-k", default=200, show_default=True, type=int, help="0: no top-k filtering.")
+@click.option("--top-p", default=None, type=float, help="Nucleus sampling threshold in (0, 1].")
+@click.option("--greedy", is_flag=True, help="Take the most likely token each step (no sampling).")
+@click.option("--seed", default=0, show_default=True, type=int)
+def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, top_p, greedy, seed) -> None:
+    """Print PROMPT continued by a trained language model.
+
+    CHECKPOINT is a Hugging Face-layout directory (config.json + model.safetensors + a tokenizer file, as
+    save_pretrained and examples/train_shakespeare.py --out write), a run directory, or a training checkpoint.
+    """
+    import neural_arch as na
+    from neural_arch.train import sample_text
+
+    try:
+        model, tokenizer = _load_language_model(checkpoint)
+        lm = getattr(model, "lm", model)
+        if not hasattr(lm, "generate"):  # the trainer's small char models: sample through the logits
+            text = sample_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k or None, na.Generator(seed))
+        else:
+            ids = tokenizer.encode(prompt)
+            window = lm.max_positions or getattr(lm.config, "max_position_embeddings", None)
+            out = lm.generate(ids[None], max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=temperature,
+                              top_k=top_k or None, top_p=top_p, generator=na.Generator(seed), context_window=window)
+            text = tokenizer.decode(out[0, len(ids):])
+    except NeuralArchError as e:
+        _fail(e)
+    click.echo(prompt + text)
+
+
+def _load_language_model(path: Path):
+    """(model, tokenizer) from a Hugging Face-layout directory or a ``neural-arch train`` checkpoint."""
+    if path.is_dir() and (path / "config.json").is_file():
+        from neural_arch.models import AutoModelForCausalLM, load_tokenizer
+
+        return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
+    from neural_arch.cli.build import build_run, checkpoint_config
+    from neural_arch.config import load_config
+    from neural_arch.io import load_checkpoint
+
+    ckpt = path / "checkpoints" / "last.safetensors" if path.is_dir() else path
+    run = build_run(load_config(None, (), base=checkpoint_config(ckpt)))
+    if run.tokenizer is None:
+        raise ConfigError(f"generate: '{ckpt}' holds a {run.config.model.name} image model, not a language model")
+    load_checkpoint(ckpt, run.model, restore_rng=False)
+    return run.model.eval(), run.tokenizer
 
 
 @main.command()
