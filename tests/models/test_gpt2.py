@@ -177,3 +177,25 @@ def test_checkpoint_with_wrong_shapes_is_rejected(hf_dir, tmp_path):
     (tmp_path / "model.safetensors").write_bytes((hf_dir / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="size mismatch"):
         GPT2LMHeadModel.from_pretrained(tmp_path)
+
+
+def test_hub_layout_without_prefix_and_bfloat16_checkpoint_load(hf_dir, ref, tmp_path):
+    """The original ``gpt2`` on the Hub is a GPT2Model file (no ``transformer.`` prefix, causal-mask
+    buffers ``h.N.attn.bias``); big checkpoints are often bfloat16. Both load."""
+    from safetensors.numpy import save_file
+
+    arrays = load_safetensors_dir(hf_dir)
+    bare = {k.removeprefix("transformer."): v for k, v in arrays.items()}
+    bare["h.0.attn.bias"] = np.tril(np.ones((1, 1, 64, 64), np.float32))
+    (tmp_path / "bare").mkdir()
+    save_file(bare, str(tmp_path / "bare" / "model.safetensors"), metadata={"format": "pt"})
+    (tmp_path / "bare" / "config.json").write_text((hf_dir / "config.json").read_text())
+    ids = _ids()
+    np.testing.assert_allclose(GPT2LMHeadModel.from_pretrained(tmp_path / "bare")(ids).logits.detach().numpy(),
+                               _ref_out(ref, ids).logits.numpy(), **TOL)
+
+    half = transformers.GPT2LMHeadModel.from_pretrained(hf_dir).to(torch.bfloat16)
+    half.save_pretrained(tmp_path / "bf16")
+    ours = GPT2LMHeadModel.from_pretrained(tmp_path / "bf16")
+    assert ours.lm_head.weight.dtype == np.float32  # bfloat16 values, widened exactly
+    np.testing.assert_allclose(ours(ids).logits.detach().numpy(), _ref_out(half.float(), ids).logits.numpy(), **TOL)
