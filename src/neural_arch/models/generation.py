@@ -200,7 +200,8 @@ def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False
     B, T = ids.shape
     limit = getattr(model, "max_positions", None)
     if context_window is not None:
-        if not isinstance(context_window, (int, np.integer)) or context_window < 2 or (limit and context_window > limit):
+        ok = isinstance(context_window, (int, np.integer)) and 2 <= context_window <= (limit or context_window)
+        if not ok:
             raise ConfigError(f"generate: context_window must be an integer in [2, {limit or 'inf'}], "
                               f"got {context_window!r}")
     elif limit is not None and T + max_new_tokens > limit:
