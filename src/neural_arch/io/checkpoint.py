@@ -107,8 +107,6 @@ def _restore(obj, state, what: str, source: str, **kwargs) -> None:
     try:
         obj.load_state_dict(state, **kwargs)
     except NeuralArchError as e:
-        if isinstance(e, CheckpointError):
-            raise
         raise CheckpointError(f"load_checkpoint: the {what} state in '{source}' does not fit: {e}") from e
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise CheckpointError(f"load_checkpoint: the {what} state in '{source}' does not fit "
