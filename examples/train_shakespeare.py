@@ -53,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--eval-every", type=int, default=500, help="also evaluate every this many iterations (0: end)")
+    p.add_argument("--eval-every", type=int, default=1000, help="also evaluate every this many iterations (0: end)")
     p.add_argument("--sample-tokens", type=int, default=300)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--out", default=None, help="save the trained model here (Hugging Face layout + tokenizer)")
@@ -198,8 +198,10 @@ def main(argv=None) -> dict:
         print(f"torch {result['torch_ms_per_iter']:.1f} ms/iter (median), val loss {result['torch_val_loss']:.4f}; "
               f"torch/ours time ratio {result['torch_ms_per_iter'] / result['ms_per_iter']:.2f}")
     if args.sample_tokens:
+        # the model saw block_size positions in training: slide a window of that size over longer text
         out = model.generate(tok.encode("\n")[None], max_new_tokens=args.sample_tokens, do_sample=True,
-                             temperature=0.8, top_k=200, generator=na.Generator(args.seed))
+                             temperature=0.8, top_k=200, generator=na.Generator(args.seed),
+                             context_window=args.block_size)
         result["sample"] = tok.decode(out[0])
         print("\n--- sample (temperature 0.8, top-k 200) ---" + result["sample"])
     if args.out:
