@@ -48,20 +48,27 @@ def _importable(module: str) -> str | None:
 
 
 def blas_info() -> str:
-    try:  # threadpoolctl sees the library actually loaded, and its thread count
-        from threadpoolctl import threadpool_info
+    from neural_arch.backend import threads
 
-        libs = [f"{i['internal_api']} {i.get('version') or ''} ({i['num_threads']} threads)".replace("  ", " ")
-                for i in threadpool_info() if i.get("user_api") == "blas"]
-        if libs:
-            return ", ".join(libs)
-    except ImportError:
-        pass
+    libs = [f"{i['internal_api']} {i.get('version') or ''}, {i.get('architecture')} kernel, "
+            f"{i['num_threads']} threads".replace("  ", " ") for i in threads.blas_info()]
+    if libs:  # threadpoolctl sees the library actually loaded, its kernel and its threads
+        warning = threads.blas_warning()
+        return ", ".join(libs) + (f"  WARNING: {warning}" if warning else "")
     try:  # NumPy >= 1.25 describes its build
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 - older NumPy: no structured config
         return "unknown"
+
+
+def threading_policy() -> str:
+    from neural_arch.backend import threads
+
+    d = threads.describe()
+    return (f"{d['threads']} threads on {d['cores']} cores; kernels: {d['jit']}"
+            + (f" (numba layer {d['numba_threading_layer']}, serial below {d['parallel_min_elements']:,} elements)"
+               if d["jit"] == "numba" else ""))
 
 
 def devices() -> str:
@@ -91,6 +98,7 @@ def collect_info() -> dict[str, str]:
         "python": f"{platform.python_version()} ({platform.system()} {platform.machine()})",
         "numpy": np.__version__,
         "blas": blas_info(),
+        "threading": threading_policy(),
         "devices": devices(),
         "extras": ", ".join(found_extras) or "unknown (package metadata not found)",
         "optional": ", ".join(optional),
