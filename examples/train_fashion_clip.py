@@ -1,6 +1,6 @@
 """Train a tiny CLIP contrastively on Fashion-MNIST images + captions; evaluate zero-shot with held-out prompts.
 
-    python examples/train_fashion_clip.py --epochs 3
+    python examples/train_fashion_clip.py --epochs 4
     python examples/train_fashion_clip.py --epochs 1 --subset 5000 --compare-torch
 
 Every training image is paired with a caption: its class name written into
@@ -71,7 +71,7 @@ class WordTokenizer:
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dim", type=int, default=64)
