@@ -160,3 +160,29 @@ def test_embedding_backward_accumulates_repeats_and_skips_padding():
     np.add.at(ref, ids, g)
     ref[0] = 0
     np.testing.assert_allclose(out, ref, rtol=1e-6)
+
+
+def test_kernels_run_when_numba_has_fewer_threads_than_cores(tmp_path):
+    """NUMBA_NUM_THREADS=1 on a multi-core machine: big inputs must not ask numba for more threads."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, neural_arch as na, neural_arch.nn.functional as F\n"
+            "x = na.tensor(np.ones((1100, 1000), np.float32), requires_grad=True)\n"
+            "F.layer_norm(x, (1000,)).sum().backward()\nprint('ok')\n")
+    env = {**__import__("os").environ, "NUMBA_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_neural_arch_num_threads_limits_blas():
+    import subprocess
+    import sys
+
+    code = ("import neural_arch\nfrom threadpoolctl import threadpool_info\n"
+            "print([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'])\n")
+    env = {**__import__("os").environ, "NEURAL_ARCH_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[1]"

@@ -29,9 +29,13 @@ FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
 EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
 
 
+_MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # numba's pool size, fixed when numba starts
+
+
 def parallel_for(n_elements: int) -> None:
     """Use all threads for big inputs, one thread for small ones."""
-    numba.set_num_threads(threads.num_threads() if n_elements >= threads.PARALLEL_MIN_ELEMENTS else 1)
+    big = n_elements >= threads.PARALLEL_MIN_ELEMENTS
+    numba.set_num_threads(min(threads.num_threads(), _MAX_THREADS) if big else 1)
 
 
 # -- float32 math, inlined into the loops ------------------------------------------------------------
