@@ -17,6 +17,13 @@ of the validation split (the last 10% of the text), not an estimate from a
 few random batches. ``--compare-torch`` builds the same model in
 ``transformers`` with our initial weights, feeds it the same batches and
 times both in the same process, interleaved step by step.
+
+Measured (2 shared, busy CPU cores: times are indicative only), full validation split:
+
+    --model gpt                    val 1.9098 (seed 1337), 1.8814 (--seed 1); nanoGPT reported 1.88
+    --model gpt --compare-torch    transformers' GPT-2, same init and batches: val 1.9098, losses equal at every
+                                   logged step; 175 ms/iter ours vs 195 ms/iter torch (1 thread each)
+    --model modern                 val 1.6892 (seed 1337)
 """
 
 from __future__ import annotations
