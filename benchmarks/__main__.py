@@ -7,7 +7,7 @@ import importlib
 
 from benchmarks.harness import machine, table
 
-SUITES = ["overhead", "ops", "train", "peers", "memory"]
+SUITES = ["overhead", "ops", "train", "peers", "memory", "generation"]
 
 
 def main() -> None:

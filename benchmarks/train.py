@@ -3,7 +3,7 @@
 The same architecture, initial weights and batches in both frameworks:
 
 * MLP 784-100-10, ReLU, Adam, batch 128 (reported per epoch of 60,000 images)
-* small CNN (two 3x3 conv blocks + pooling + linear) on 28x28, batch 64
+* small CNN (two 3x3 conv blocks + pooling + two linear layers) on 28x28, batch 64 (per epoch)
 * char GPT: 4 layers, 128 wide, 4 heads, block 64, batch 12, AdamW
 * GPT: 6 layers, 384 wide, 6 heads, block 256, batch 16, AdamW
 
@@ -23,10 +23,11 @@ def _mlp(nn):
 
 
 def _cnn(nn):
+    """The model of configs/fashion_cnn.yaml (92.9% on Fashion-MNIST)."""
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10),
     )
 
 
@@ -121,7 +122,8 @@ def _gpt(name, n_layer, n_embd, n_head, block, batch, vocab, rounds):
 def run(rounds: int = 10):
     results = [
         _classifier("MLP 784-100-10 Adam, batch 128", _mlp, (784,), 128, rounds * 5, per_epoch=469),
-        _classifier("CNN 2x(conv3x3+pool)+linear Adam, 28x28 batch 64", _cnn, (1, 28, 28), 64, rounds),
+        _classifier("CNN of configs/fashion_cnn.yaml, Adam, 28x28 batch 64", _cnn, (1, 28, 28), 64, rounds,
+                    per_epoch=937),
         _gpt("char GPT 4L 128w 4h, block 64, batch 12, AdamW", 4, 128, 4, 64, 12, 65, rounds),
         _gpt("GPT 6L 384w 6h, block 256, batch 16, AdamW", 6, 384, 6, 256, 16, 65, max(3, rounds // 3)),
     ]
