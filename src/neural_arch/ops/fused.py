@@ -42,6 +42,14 @@ def _f32(a):
     return a if a.dtype == np.float32 else a.astype(np.float32)
 
 
+def _map(kernel, x, *args):
+    """Run an elementwise kernel ``kernel(x_flat, *args, out_flat)``; returns ``out`` shaped like ``x``."""
+    out = np.empty_like(x)
+    kernels.get().parallel_for(x.size)
+    kernel(x.reshape(-1), *args, out.reshape(-1))
+    return out
+
+
 class FusedGELU(Function):
     """Kernel twin of ``activation.GELU`` (same math): exact y = x Phi(x), or the tanh form."""
 
@@ -49,21 +57,15 @@ class FusedGELU(Function):
     def forward(ctx, x, approximate):
         k = kernels.get()
         x = np.ascontiguousarray(x)
-        y = np.empty_like(x)
-        k.parallel_for(x.size)
-        (k.gelu_tanh_forward if approximate == "tanh" else k.gelu_forward)(x.reshape(-1), y.reshape(-1))
         ctx.save_for_backward(x)
         ctx.tanh = approximate == "tanh"
-        return y
+        return _map(k.gelu_tanh_forward if ctx.tanh else k.gelu_forward, x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         k = kernels.get()
-        dx = np.empty_like(x)
-        k.parallel_for(x.size)
-        (k.gelu_tanh_backward if ctx.tanh else k.gelu_backward)(x.reshape(-1), _flat(_f32(grad)), dx.reshape(-1))
-        return dx
+        return _map(k.gelu_tanh_backward if ctx.tanh else k.gelu_backward, x, _flat(_f32(grad)))
 
 
 class FusedSiLU(Function):
@@ -72,23 +74,15 @@ class FusedSiLU(Function):
 
     @staticmethod
     def forward(ctx, x, alpha):
-        k = kernels.get()
         x = np.ascontiguousarray(x)
-        y = np.empty_like(x)
-        k.parallel_for(x.size)
-        k.silu_forward(x.reshape(-1), np.float32(alpha), y.reshape(-1))
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return y
+        ctx.alpha = np.float32(alpha)
+        return _map(kernels.get().silu_forward, x, ctx.alpha)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        k = kernels.get()
-        dx = np.empty_like(x)
-        k.parallel_for(x.size)
-        k.silu_backward(x.reshape(-1), _flat(_f32(grad)), np.float32(ctx.alpha), dx.reshape(-1))
-        return dx
+        return _map(kernels.get().silu_backward, x, _flat(_f32(grad)), ctx.alpha)
 
 
 class FusedSoftmax(Function):

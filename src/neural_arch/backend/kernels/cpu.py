@@ -295,16 +295,6 @@ def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_gra
             dx[r, t] -= F(1.0) - smoothing
 
 
-@njit(parallel=True, **FAST)
-def scale_rows(dx, scale):
-    """dx[r, :] *= scale[r]  (the upstream gradient of a per-row loss)"""
-    rows, c = dx.shape
-    for r in prange(rows):
-        sr = scale[r]
-        for j in range(c):
-            dx[r, j] *= sr
-
-
 # -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
 @njit(parallel=True, **EXACT)
 def adam_step(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, eps, l2, decay, bias_c2_sqrt,
