@@ -19,8 +19,8 @@ from neural_arch.config.schema import RunConfig
 from neural_arch.data import DataLoader, FashionMNIST, MNIST, Subset, TensorDataset, TinyShakespeare
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.io.serialization import TREE_KEY, read_metadata
-from neural_arch.train.models import LANGUAGE_MODELS, build_model
-from neural_arch.train.tasks import Classification, LanguageModeling
+from neural_arch.train.models import LANGUAGE_MODELS, MASKED_LANGUAGE_MODELS, build_model
+from neural_arch.train.tasks import Classification, LanguageModeling, MaskedLanguageModeling
 
 
 @dataclass
@@ -116,8 +116,11 @@ def build_run(cfg: RunConfig) -> Run:
     metadata = {"config": cfg.model_dump(mode="json")}
     if tokenizer is not None:
         metadata["tokenizer"] = tokenizer.state_dict()
-    return Run(cfg, model, optimizer, scheduler, train_loader, val_loader,
-               LanguageModeling() if is_lm else Classification(), max_steps, tokenizer, metadata)
+    if cfg.model.name in MASKED_LANGUAGE_MODELS:  # masks drawn from their own seeded stream
+        task = MaskedLanguageModeling(model.mask_token_id, tokenizer.vocab_size, generator=na.Generator(cfg.seed + 1))
+    else:
+        task = LanguageModeling() if is_lm else Classification()
+    return Run(cfg, model, optimizer, scheduler, train_loader, val_loader, task, max_steps, tokenizer, metadata)
 
 
 def checkpoint_config(path) -> dict:

@@ -58,7 +58,7 @@ def run_training(cfg, resume=None, echo=click.echo) -> int:
     """Train ``cfg`` (resuming from ``resume``); 0 when finished, 130 when stopped by Ctrl-C."""
     from neural_arch.cli.build import build_run, default_run_dir
     from neural_arch.config import dump_config
-    from neural_arch.train import JSONLLogger, ProgressBar, Trainer, plot_curves, sample_text
+    from neural_arch.train import JSONLLogger, ProgressBar, Trainer, demo_text, plot_curves
 
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     ckpt_path = run_dir / "checkpoints" / "last.safetensors"
@@ -95,8 +95,7 @@ def run_training(cfg, resume=None, echo=click.echo) -> int:
         echo(f"training curves: {png}" if png else "matplotlib is not installed: no curves.png "
              "(pip install 'neural-arch[cli]')")
     if run.tokenizer is not None and cfg.logging.sample_chars:
-        text = sample_text(run.model, run.tokenizer, "\n", cfg.logging.sample_chars, generator=None)
-        echo("sample:\n" + text)
+        echo(demo_text(run.model, run.tokenizer, cfg.logging.sample_chars))
     return 0
 
 
@@ -110,7 +109,7 @@ def evaluate(config_or_run, checkpoint, overrides) -> None:
     from neural_arch.cli.build import build_run
     from neural_arch.config import load_config
     from neural_arch.io import load_checkpoint
-    from neural_arch.train import Trainer, sample_text
+    from neural_arch.train import Trainer, demo_text
 
     try:
         if config_or_run.is_dir():
@@ -131,7 +130,7 @@ def evaluate(config_or_run, checkpoint, overrides) -> None:
     click.echo(f"{checkpoint} (step {ckpt['step']}) on {cfg.data.name} {split}: "
                + ", ".join(f"{k} {100 * v:.2f}%" if k == "accuracy" else f"{k} {v:.4f}" for k, v in metrics.items()))
     if run.tokenizer is not None and cfg.logging.sample_chars:
-        click.echo("sample:\n" + sample_text(run.model, run.tokenizer, "\n", cfg.logging.sample_chars))
+        click.echo(demo_text(run.model, run.tokenizer, cfg.logging.sample_chars))
 
 
 @main.command()
@@ -182,6 +181,10 @@ def _load_language_model(path: Path):
     run = build_run(load_config(None, (), base=checkpoint_config(ckpt)))
     if run.tokenizer is None:
         raise ConfigError(f"generate: '{ckpt}' holds a {run.config.model.name} image model, not a language model")
+    if getattr(run.model, "mask_token_id", None) is not None:
+        raise ConfigError(f"generate: '{ckpt}' holds a {run.config.model.name} masked language model, which fills "
+                          "in hidden characters instead of continuing text; score it with `neural-arch evaluate`, "
+                          "which also prints a filled-in line")
     load_checkpoint(ckpt, run.model, restore_rng=False)
     return run.model.eval(), run.tokenizer
 

@@ -31,3 +31,35 @@ def sample_text(model, tokenizer, prompt: str = "\n", max_new_chars: int = 300, 
             ids.append(int(rng.choice(len(p), p=p / p.sum())))
     model.train(was_training)
     return tokenizer.decode(ids[len(tokenizer.encode(prompt)):])
+
+
+def fill_masked_text(model, tokenizer, text: str, mask_prob: float = 0.15, generator: na.Generator | None = None
+                     ) -> tuple[str, str]:
+    """Hide about ``mask_prob`` of ``text``'s characters and let a masked LM fill them in.
+
+    Returns (masked, filled): the text with the hidden characters shown as ``_``, and the
+    text with each of them replaced by the model's most likely character. ``model`` maps
+    ids (1, T) -> logits (1, T, V) and has ``mask_token_id`` and ``block_size``.
+    """
+    rng = (generator or na.Generator(0)).np
+    ids = np.array(tokenizer.encode(text), dtype=np.int64)[: model.block_size]
+    hidden = rng.random(len(ids)) < mask_prob
+    inputs = np.where(hidden, model.mask_token_id, ids)
+    was_training = model.training
+    model.eval()
+    with na.no_grad():
+        logits = model(na.tensor(inputs[None])).data[0, :, : tokenizer.vocab_size]  # characters only
+    model.train(was_training)
+    filled = np.where(hidden, logits.argmax(axis=-1), ids)
+    chars = tokenizer.decode(ids)
+    masked = "".join("_" if h else c for c, h in zip(chars, hidden))
+    return masked, tokenizer.decode(filled)
+
+
+def demo_text(model, tokenizer, n_chars: int) -> str:
+    """What a run prints at its end: a sample for a causal LM, a filled-in line for a masked one."""
+    if getattr(model, "mask_token_id", None) is None:
+        return "sample:\n" + sample_text(model, tokenizer, "\n", n_chars, generator=None)
+    line = "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and Juliet is the sun."
+    masked, filled = fill_masked_text(model, tokenizer, line[:n_chars])
+    return f"masked:\n{masked}\nfilled in:\n{filled}"

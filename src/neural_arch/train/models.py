@@ -5,10 +5,12 @@
     char_transformer  a tiny causal transformer over characters (nanoGPT's shape)
     char_mlp          an MLP over a window of character embeddings (Bengio et al. 2003)
     gpt2, modern      neural_arch.models' GPT2LMHeadModel / ModernTransformer over characters
+    bert, roberta     neural_arch.models' BertForMaskedLM / RobertaForMaskedLM over characters (masked LM)
 
 ``build_model(name, **kwargs)`` makes one; unknown or wrong kwargs raise
 ``ConfigError`` naming ``model.kwargs``. Language models take ``vocab_size`` and
-``block_size`` from the data and map ids (B, T) to logits (B, T, vocab).
+``block_size`` from the data and map ids (B, T) to logits (B, T, vocab); the masked
+ones add two ids past the characters, ``mask_token_id`` and ``pad_token_id``.
 """
 
 from __future__ import annotations
@@ -199,9 +201,63 @@ class Modern(_CausalLM):
             rms_norm_eps=1e-5, attention_dropout=dropout, bos_token_id=None, eos_token_id=None)), block_size)
 
 
+class _MaskedLM(nn.Module):
+    """A masked LM of ``neural_arch.models`` over characters: ids (B, T) -> logits (B, T, vocab_size + 2).
+
+    The character ids are 0 .. vocab_size - 1; two more follow them: ``mask_token_id``
+    (what a hidden character is replaced by) and ``pad_token_id`` (never in the text,
+    but BERT's word embedding keeps its row at zero and RoBERTa counts positions
+    after it, so it must not be a character).
+    """
+
+    def __init__(self, lm, vocab_size: int, block_size: int):
+        super().__init__()
+        self.block_size = block_size
+        self.vocab_size = vocab_size
+        self.mask_token_id, self.pad_token_id = vocab_size, vocab_size + 1
+        self.lm = lm
+
+    def forward(self, ids):
+        return self.lm(ids).logits
+
+
+def _bert_config(cls, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float,
+                 **extra):
+    return cls(vocab_size=vocab_size + 2, hidden_size=n_embd, num_hidden_layers=n_layer, num_attention_heads=n_head,
+               intermediate_size=4 * n_embd, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+               type_vocab_size=1, pad_token_id=vocab_size + 1, **extra)
+
+
+class Bert(_MaskedLM):
+    """``models.bert.BertForMaskedLM`` (post-LN, exact GELU, learned positions) over characters."""
+
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
+                 dropout: float = 0.1):
+        from neural_arch.models.bert import BertConfig, BertForMaskedLM  # noqa: PLC0415
+
+        config = _bert_config(BertConfig, vocab_size, block_size, n_layer, n_head, n_embd, dropout,
+                              max_position_embeddings=block_size)
+        super().__init__(BertForMaskedLM(config), vocab_size, block_size)
+
+
+class Roberta(_MaskedLM):
+    """``models.bert.RobertaForMaskedLM`` over characters: BERT's network, positions counted from pad + 1."""
+
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
+                 dropout: float = 0.1):
+        from neural_arch.models.bert import RobertaConfig, RobertaForMaskedLM  # noqa: PLC0415
+
+        # RoBERTa's position ids run pad_token_id + 1 .. pad_token_id + T, so the table holds pad + 1 + T rows
+        config = _bert_config(RobertaConfig, vocab_size, block_size, n_layer, n_head, n_embd, dropout,
+                              max_position_embeddings=vocab_size + 2 + block_size, bos_token_id=None,
+                              eos_token_id=None, layer_norm_eps=1e-5)
+        super().__init__(RobertaForMaskedLM(config), vocab_size, block_size)
+
+
 MODELS = {"mlp": MLP, "cnn": CNN, "char_transformer": CharTransformer, "char_mlp": CharMLP, "gpt2": GPT2,
-          "modern": Modern}
-LANGUAGE_MODELS = {"char_transformer", "char_mlp", "gpt2", "modern"}
+          "modern": Modern, "bert": Bert, "roberta": Roberta}
+MASKED_LANGUAGE_MODELS = {"bert", "roberta"}
+LANGUAGE_MODELS = {"char_transformer", "char_mlp", "gpt2", "modern"} | MASKED_LANGUAGE_MODELS
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
