@@ -102,6 +102,22 @@ def test_graph_and_saved_arrays_are_freed_after_backward():
     assert y._ctx.parents == ()
 
 
+def test_the_graph_does_not_keep_intermediate_tensors_alive():
+    # Only what an op saves for backward stays in memory: the Add below saves nothing, so the
+    # matmul's output (an activation nobody needs any more) is freed before backward, as in torch.
+    x = na.tensor(np.ones((4, 8)), requires_grad=True)
+    w = na.tensor(np.full((8, 3), 0.5), requires_grad=True)
+    h = x @ w
+    ref = weakref.ref(h)
+    y = ((h + 1.0) * 3.0).sum()
+    del h
+    gc.collect()
+    assert ref() is None
+    y.backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.full((8, 3), 12.0))  # 3 * (sum over 4 rows of x)
+    np.testing.assert_allclose(x.grad.numpy(), np.full((4, 8), 4.5))  # 3 * (sum over 3 columns of w)
+
+
 def test_backward_on_non_scalar_needs_a_gradient():
     x = na.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * x

@@ -19,7 +19,7 @@ import numpy as np
 
 _ndarray = np.ndarray
 
-from neural_arch.autograd.function import _as_array, check_finite, unbroadcast
+from neural_arch.autograd.function import Function, _as_array, check_finite, unbroadcast
 from neural_arch.autograd.grad_mode import STATE, no_grad
 from neural_arch.errors import GradientError, ShapeError, shape_str
 
@@ -32,9 +32,8 @@ def topological_order(root_fn) -> list:
     stack = [(root_fn, iter(root_fn.parents))]
     while stack:
         fn, parents = stack[-1]
-        for p in parents:
-            pf = p._ctx
-            if pf is not None and id(pf) not in seen:
+        for pf in parents:  # a node, a leaf tensor or None: only nodes are walked
+            if isinstance(pf, Function) and id(pf) not in seen:
                 seen.add(id(pf))
                 stack.append((pf, iter(pf.parents)))
                 break
@@ -97,23 +96,23 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             for p, pg, need in zip(parents, in_grads, fn.needs_input_grad):
                 if pg is None or not need:
                     continue
-                if pg.shape != p.data.shape:
-                    pg = unbroadcast(pg, p.data.shape)
+                is_node = isinstance(p, Function)
+                shape = p.out_shape if is_node else p.data.shape
+                if pg.shape != shape:
+                    pg = unbroadcast(pg, shape)
                 if type(pg) is not _ndarray:  # NumPy turns 0-d results into scalars
                     pg = _as_array(pg)
                 if anomaly:
                     check_finite(pg, f"the backward of {type(fn).__name__}")
-                pf = p._ctx
-                if pf is None:
-                    if p._hooks is None:
-                        _accumulate_leaf(p, pg, g, Tensor)
-                    else:  # a hooked leaf sees its total gradient once, after the whole pass
-                        prev = hooked.get(id(p))
-                        hooked[id(p)] = (p, pg.copy() if prev is None else prev[1] + pg)
-                else:
-                    k = id(pf)
+                if is_node:
+                    k = id(p)
                     prev = grads.get(k)
                     grads[k] = pg if prev is None else prev + pg
+                elif p._hooks is None:
+                    _accumulate_leaf(p, pg, g, Tensor)
+                else:  # a hooked leaf sees its total gradient once, after the whole pass
+                    prev = hooked.get(id(p))
+                    hooked[id(p)] = (p, pg.copy() if prev is None else prev[1] + pg)
             if not retain_graph:
                 fn.parents = ()  # free the graph behind this node as we go
         for leaf, lg in hooked.values():

@@ -21,9 +21,12 @@ Tensor inputs, keyword arguments are plain parameters passed to ``forward``.
 *broadcast* shape of the output if that is easier: the engine sums gradients
 back to each input's shape in one place (:func:`unbroadcast`).
 
-The ``ctx`` object is the graph node. It keeps the inputs (``parents``) and
-whatever ``forward`` saved, and nothing else, so memory is only held for what
-backward needs; the engine drops it after backward unless ``retain_graph``.
+The ``ctx`` object is the graph node. It keeps, per input, where its gradient
+goes (``parents``: the node that made the input, or the input itself when it is
+a leaf), the shape of its own output, and whatever ``forward`` saved -- never
+the intermediate tensors themselves, so an activation's memory is freed as soon
+as nothing but the graph would hold it (as in torch). The engine drops the saved
+arrays after backward unless ``retain_graph``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ _ndarray = np.ndarray
 
 
 class Function:
-    __slots__ = ("parents", "needs_input_grad", "_saved", "_out_hooks", "_retained", "__dict__")
+    __slots__ = ("parents", "needs_input_grad", "out_shape", "_saved", "_out_hooks", "_retained", "__dict__")
 
     # -- the two methods a subclass writes -------------------------------------------------
     @staticmethod
@@ -76,7 +79,8 @@ class Function:
         else:
             requires_grad = False
         if requires_grad:
-            ctx.parents = inputs
+            # an edge per input: its node, or the leaf itself (whose .grad backward fills), or None (no grad)
+            ctx.parents = tuple([(t._ctx or t) if t.requires_grad else None for t in inputs])
             ctx.needs_input_grad = needs
             ctx._out_hooks = None
             ctx._retained = None
@@ -99,6 +103,7 @@ class Function:
         if requires_grad:
             t.requires_grad = True
             t._ctx = ctx
+            ctx.out_shape = out.shape  # for summing broadcast gradients back (the output may be freed)
         else:
             t.requires_grad = False
             t._ctx = None

@@ -45,7 +45,6 @@ def _f32(a):
 def _map(kernel, x, *args):
     """Run an elementwise kernel ``kernel(x_flat, *args, out_flat)``; returns ``out`` shaped like ``x``."""
     out = np.empty_like(x)
-    kernels.get().parallel_for(x.size)
     kernel(x.reshape(-1), *args, out.reshape(-1))
     return out
 
@@ -94,7 +93,6 @@ class FusedSoftmax(Function):
         d = x.shape[-1]
         x2 = _rows(x, d)
         y = np.empty_like(x2)
-        k.parallel_for(x2.size)
         k.softmax_forward(x2, y, log)
         ctx.save_for_backward(y)
         ctx.log, ctx.shape = log, x.shape
@@ -105,7 +103,6 @@ class FusedSoftmax(Function):
         (y,) = ctx.saved_tensors
         k = kernels.get()
         dx = np.empty_like(y)
-        k.parallel_for(y.size)
         k.softmax_backward(y, _rows(_f32(grad), y.shape[1]), dx, ctx.log)
         return dx.reshape(ctx.shape)
 
@@ -130,7 +127,6 @@ class FusedLayerNorm(Function):
         b = _flat(affine[-1]) if has_b else np.zeros(d, np.float32)
         y = np.empty_like(x2)
         mean, rstd = np.empty(rows, np.float32), np.empty(rows, np.float32)
-        k.parallel_for(x2.size)
         k.layer_norm_forward(x2, w, b, np.float32(eps), y, mean, rstd)
         ctx.save_for_backward(x2, w, mean, rstd)
         ctx.shape, ctx.has_w, ctx.has_b, ctx.w_shape = x.shape, has_w, has_b, affine[0].shape if has_w else None
@@ -144,7 +140,6 @@ class FusedLayerNorm(Function):
         chunks = _chunks(rows)
         dx = np.empty_like(x2)
         dw, db = np.zeros((chunks, d), np.float32), np.zeros((chunks, d), np.float32)
-        k.parallel_for(x2.size)
         k.layer_norm_backward(_rows(_f32(grad), d), x2, w, mean, rstd, dx, dw, db)
         out = [dx.reshape(ctx.shape)]
         if ctx.has_w:
@@ -165,7 +160,6 @@ class FusedRMSNorm(Function):
         wf = _flat(w[0]) if w else np.ones(d, np.float32)
         y = np.empty_like(x2)
         rstd = np.empty(x2.shape[0], np.float32)
-        k.parallel_for(x2.size)
         k.rms_norm_forward(x2, wf, np.float32(eps), y, rstd)
         ctx.save_for_backward(x2, wf, rstd)
         ctx.shape, ctx.has_w, ctx.w_shape = x.shape, bool(w), w[0].shape if w else None
@@ -178,7 +172,6 @@ class FusedRMSNorm(Function):
         rows, d = x2.shape
         dx = np.empty_like(x2)
         dw = np.zeros((_chunks(rows), d), np.float32)
-        k.parallel_for(x2.size)
         k.rms_norm_backward(_rows(_f32(grad), d), x2, w, rstd, dx, dw)
         return (dx.reshape(ctx.shape), dw.sum(axis=0).reshape(ctx.w_shape)) if ctx.has_w else dx.reshape(ctx.shape)
 
@@ -196,7 +189,6 @@ class FusedCrossEntropy(Function):
         want = bool(ctx.needs_input_grad[0])
         loss = np.empty(n, np.float32)
         dx = np.empty_like(x) if want else np.empty((1, 1), np.float32)
-        k.parallel_for(x.size)
         k.cross_entropy_forward(x, target.astype(np.int64, copy=False), ignore_index, np.float32(smoothing), loss,
                                 dx, want)
         ctx.save_for_backward(dx if want else None)

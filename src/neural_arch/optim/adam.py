@@ -93,7 +93,6 @@ class Adam(Optimizer):
         decoupled = group["decoupled_weight_decay"]
         f = np.float32
         vmax = state.get("max_exp_avg_sq", state["exp_avg_sq"])
-        k.parallel_for(arr.size)
         k.adam_step(arr.reshape(-1), np.ascontiguousarray(g, dtype=f).reshape(-1), state["exp_avg"].reshape(-1),
                     state["exp_avg_sq"].reshape(-1), f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2),
                     f(group["eps"]), f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0),

@@ -71,27 +71,26 @@ def warm() -> float:
     f = np.float32
     x = np.linspace(-2, 2, 64, dtype=f)
     out = np.empty_like(x)
-    k.gelu_forward(x, out)
-    k.gelu_backward(x, x, out)
-    k.gelu_tanh_forward(x, out)
-    k.gelu_tanh_backward(x, x, out)
-    k.silu_forward(x, f(1.0), out)
-    k.silu_backward(x, x, f(1.0), out)
     x2, y2, d2 = x.reshape(8, 8), np.empty((8, 8), f), np.empty((8, 8), f)
     w, r1, r2 = np.ones(8, f), np.empty(8, f), np.empty(8, f)
     parts = np.zeros((2, 8), f)
-    k.layer_norm_forward(x2, w, w, f(1e-5), y2, r1, r2)
-    k.layer_norm_backward(x2, x2, w, r1, r2, d2, parts, parts.copy())
-    k.rms_norm_forward(x2, w, f(1e-6), y2, r1)
-    k.rms_norm_backward(x2, x2, w, r1, d2, parts)
+    calls = [
+        (k.gelu_forward, x, out), (k.gelu_backward, x, x, out),
+        (k.gelu_tanh_forward, x, out), (k.gelu_tanh_backward, x, x, out),
+        (k.silu_forward, x, f(1.0), out), (k.silu_backward, x, x, f(1.0), out),
+        (k.layer_norm_forward, x2, w, w, f(1e-5), y2, r1, r2),
+        (k.layer_norm_backward, x2, x2, w, r1, r2, d2, parts, parts.copy()),
+        (k.rms_norm_forward, x2, w, f(1e-6), y2, r1), (k.rms_norm_backward, x2, x2, w, r1, d2, parts),
+    ]
     for log in (False, True):
-        k.softmax_forward(x2, y2, log)
-        k.softmax_backward(y2, x2, d2, log)
+        calls += [(k.softmax_forward, x2, y2, log), (k.softmax_backward, y2, x2, d2, log)]
     for want in (False, True):
-        k.cross_entropy_forward(x2, np.arange(8, dtype=np.int64), -100, f(0.0), r1, d2, want)
-    p = x.copy()
+        calls.append((k.cross_entropy_forward, x2, np.arange(8, dtype=np.int64), -100, f(0.0), r1, d2, want))
     for ams in (False, True):
-        k.adam_step(p, x, np.zeros_like(x), np.zeros_like(x), f(1e-3), f(0.1), f(0.999), f(0.001), f(1e-8), f(0.0),
-                    f(1.0), f(1.0), ams, np.zeros_like(x))
+        calls.append((k.adam_step, x.copy(), x, np.zeros_like(x), np.zeros_like(x), f(1e-3), f(0.1), f(0.999),
+                      f(0.001), f(1e-8), f(0.0), f(1.0), f(1.0), ams, np.zeros_like(x)))
+    for kern, *args in calls:  # both compilations of each kernel
+        kern.serial(*args)
+        kern.parallel(*args)
     k.embedding_backward(np.arange(8, dtype=np.int64), x2, y2, -1)
     return time.perf_counter() - t0
