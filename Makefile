@@ -28,9 +28,10 @@ test: $(VENV)/.test-deps
 	$(BIN)/python -m neural_arch.backend.kernels
 	$(BIN)/python -m pytest -q
 
-## Benchmarks against PyTorch (see BENCHMARKS.md).
+## Benchmarks against PyTorch (see BENCHMARKS.md). OpenBLAS picks its kernel for this CPU:
+## an environment that forces an older one (OPENBLAS_CORETYPE) would halve our matmul speed.
 bench: $(VENV)/.test-deps
-	$(BIN)/python -m benchmarks
+	env -u OPENBLAS_CORETYPE $(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

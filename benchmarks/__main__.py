@@ -16,6 +16,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds per workload")
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
+    from neural_arch.backend.threads import blas_warning  # noqa: PLC0415
+
+    if blas_warning():  # our matmuls would be measured on a kernel older than the CPU's
+        print(f"WARNING: {blas_warning()}; run as `env -u OPENBLAS_CORETYPE python -m benchmarks` "
+              "(`make bench` does) to measure the kernel OpenBLAS picks for this CPU\n")
     for name in args.suites:
         try:
             mod = importlib.import_module(f"benchmarks.{name}")
