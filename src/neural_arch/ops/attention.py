@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.dropout import keep_mask
+from neural_arch.ops.fused import kernel_for
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -29,7 +31,7 @@ class ScaledDotProductAttention(Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, *mask_in, mask, scale, drop, groups):
+    def forward(ctx, q, k, v, *mask_in, mask, scale, drop, groups, causal=False):
         if groups > 1:
             k, v = np.repeat(k, groups, axis=-3), np.repeat(v, groups, axis=-3)
         if mask_in:
@@ -42,8 +44,15 @@ class ScaledDotProductAttention(Function):
         if mask is not None:
             if mask.dtype == np.bool_:
                 s = np.where(mask, s, -np.inf).astype(s.dtype, copy=False)
+            elif np.broadcast_shapes(s.shape, mask.shape) == s.shape:
+                s += mask  # in place: no second scores-sized array
             else:
                 s = s + mask
+        kern = kernel_for(s) if (mask is None or causal) and s.shape[-1] > 0 else None
+        if kern is not None:  # no row can be fully masked: one fused pass, in place
+            rows = s.reshape(-1, s.shape[-1])
+            kern.softmax_forward(rows, rows, False)
+            return _finish_forward(ctx, q, k, v, s, drop, scale, groups)
         m = s.max(axis=-1, keepdims=True)
         dead = ~np.isfinite(m)  # every key masked (or a -inf/NaN score row)
         if dead.any():
@@ -55,11 +64,7 @@ class ScaledDotProductAttention(Function):
         if dead.any():
             total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
         p /= total
-        pd = p if drop is None else p * drop
-        out = np.matmul(pd, v)
-        ctx.save_for_backward(q, k, v, p, drop)
-        ctx.scale, ctx.groups = scale, groups
-        return out
+        return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
 
     @staticmethod
     def backward(ctx, grad):
@@ -71,9 +76,15 @@ class ScaledDotProductAttention(Function):
         dp = np.matmul(grad, np.swapaxes(v, -1, -2))
         if drop is not None:
             dp *= drop
-        ds = dp
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p
+        kern = kernel_for(dp, p)
+        if kern is not None:  # ds = p (dp - rowsum(dp p)), fused and in place
+            ds = dp
+            kern.softmax_backward(p.reshape(-1, p.shape[-1]), dp.reshape(-1, p.shape[-1]),
+                                  ds.reshape(-1, p.shape[-1]), False)
+        else:
+            ds = dp
+            ds -= (dp * p).sum(axis=-1, keepdims=True)
+            ds *= p
         dmask = ds if len(need) > 3 and need[3] else None
         dq = np.matmul(ds, k) * ctx.scale if need[0] else None
         dk = np.matmul(np.swapaxes(ds, -1, -2), q) * ctx.scale if need[1] else None
@@ -84,6 +95,23 @@ class ScaledDotProductAttention(Function):
             if dv is not None:
                 dv = dv.reshape(dv.shape[:-3] + (dv.shape[-3] // g, g) + dv.shape[-2:]).sum(axis=-3)
         return (dq, dk, dv) + ((dmask,) if len(need) > 3 else ())
+
+
+def _finish_forward(ctx, q, k, v, p, drop, scale, groups):
+    """O = (P * D) V; saves what backward needs."""
+    pd = p if drop is None else p * drop
+    out = np.matmul(pd, v)
+    ctx.save_for_backward(q, k, v, p, drop)
+    ctx.scale, ctx.groups = scale, groups
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _causal_bias(L: int, S: int, dtype: str) -> np.ndarray:
+    """The additive causal mask: 0 where key j <= query i, -inf above the diagonal (read-only, cached)."""
+    bias = np.triu(np.full((L, S), -np.inf, dtype=dtype), k=1)
+    bias.flags.writeable = False
+    return bias
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
@@ -124,7 +152,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         if attn_mask is not None:
             raise ConfigError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
-        mask = np.tril(np.ones((L, S), dtype=bool))
+        mask = _causal_bias(L, S, np.dtype(dt).str)
     elif attn_mask is not None:
         m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         try:
@@ -148,4 +176,4 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             score_shape = np.broadcast_shapes(score_shape, mask.shape)
         drop = keep_mask(score_shape, dropout_p, dt, generator)
     return ScaledDotProductAttention.apply(query, key, value, *mask_in, mask=mask, scale=scale, drop=drop,
-                                           groups=groups)
+                                           groups=groups, causal=is_causal)
