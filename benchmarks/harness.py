@@ -3,6 +3,15 @@
 Each round runs every contender once (in a rotating order) so that slow
 drifts of the machine (thermal, other processes) hit all of them alike; the
 table reports medians and ``torch_time / our_time`` (> 1: we are faster).
+
+Before its timed call in a round, a contender makes one untimed call (for
+workloads under 50 ms). The reason is measured: on 2 cores, right after
+torch's step its OpenMP workers still spin, and right after ours OpenBLAS's
+workers do, so the *first* call after a switch ran 8-10x slower for either
+framework (an MLP step: 0.39 ms alone, 3.9 ms right after torch's; torch's
+0.48 ms alone, 4.1 ms right after ours). One settling call removes that
+artefact, which no user running one framework sees, and keeps the rounds
+interleaved.
 """
 
 from __future__ import annotations
@@ -23,15 +32,22 @@ class Result:
         return statistics.median(self.times[who])
 
 
-def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inner: int = 1) -> Result:
+def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inner: int = 1,
+            settle: int | None = None) -> Result:
     """Time each ``contenders[who]()`` (a zero-argument callable) ``rounds`` times, interleaved.
 
     ``inner`` repeats the call inside one timing (for microsecond workloads);
-    the recorded time is per call.
+    the recorded time is per call. ``settle`` untimed calls precede each timed
+    one (default: 1 when a call takes under 50 ms, else 0; see the module doc).
     """
+    slowest = 0.0
     for fn in contenders.values():
         for _ in range(warmup):
+            t0 = time.perf_counter()
             fn()
+            slowest = max(slowest, time.perf_counter() - t0)
+    if settle is None:
+        settle = 1 if slowest < 0.05 else 0
     res = Result(name, {who: [] for who in contenders})
     names = list(contenders)
     gc_was = gc.isenabled()
@@ -41,6 +57,8 @@ def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inne
             order = names[r % len(names):] + names[: r % len(names)]
             for who in order:
                 fn = contenders[who]
+                for _ in range(settle):
+                    fn()
                 t0 = time.perf_counter()
                 for _ in range(inner):
                     fn()

@@ -29,34 +29,36 @@ def test_gelu_exact_error_below_1e6_against_float64_math():
     assert err < 1e-6
 
 
-def test_gelu_backward_matches_float64():
+def test_gelu_derivative_matches_float64():
     x = (rng.standard_normal(10_000) * 3).astype(f32)
-    g = rng.standard_normal(10_000).astype(f32)
-    out = np.empty_like(x)
-    cpu.gelu_backward(x, g, out)
+    y, d, y_plain = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    cpu.gelu_forward_with_grad(x, y, d)
+    cpu.gelu_forward(x, y_plain)
+    np.testing.assert_allclose(y, y_plain, rtol=1e-6, atol=1e-12)  # the same y, to an ulp or two
     x64 = x.astype(np.float64)
-    ref = g * (0.5 * (1 + _erf64(x64 / math.sqrt(2))) + x64 * np.exp(-0.5 * x64**2) / math.sqrt(2 * math.pi))
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-6)
+    ref = 0.5 * (1 + _erf64(x64 / math.sqrt(2))) + x64 * np.exp(-0.5 * x64**2) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(d, ref, rtol=1e-5, atol=2e-6)
 
 
 def test_gelu_tanh_and_silu():
     x = (rng.standard_normal(10_000) * 4).astype(f32)
-    g = rng.standard_normal(10_000).astype(f32)
     x64 = x.astype(np.float64)
-    y, dx = np.empty_like(x), np.empty_like(x)
+    y, d, y2 = np.empty_like(x), np.empty_like(x), np.empty_like(x)
     cpu.gelu_tanh_forward(x, y)
     u = math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)
     np.testing.assert_allclose(y, 0.5 * x64 * (1 + np.tanh(u)), rtol=1e-5, atol=1e-6)
-    cpu.gelu_tanh_backward(x, g, dx)
+    cpu.gelu_tanh_forward_with_grad(x, y2, d)
+    np.testing.assert_allclose(y2, 0.5 * x64 * (1 + np.tanh(u)), rtol=1e-5, atol=1e-6)
     t = np.tanh(u)
-    ref = g * (0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64**2))
-    np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-5)
+    ref = 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64**2)
+    np.testing.assert_allclose(d, ref, rtol=1e-4, atol=1e-5)
     for alpha in (1.0, 1.702):
         cpu.silu_forward(x, f32(alpha), y)
         s = 1 / (1 + np.exp(-alpha * x64))
         np.testing.assert_allclose(y, x64 * s, rtol=1e-5, atol=1e-6)
-        cpu.silu_backward(x, g, f32(alpha), dx)
-        np.testing.assert_allclose(dx, g * (s + alpha * x64 * s * (1 - s)), rtol=1e-4, atol=1e-5)
+        cpu.silu_forward_with_grad(x, f32(alpha), y2, d)
+        np.testing.assert_allclose(y2, x64 * s, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d, s + alpha * x64 * s * (1 - s), rtol=1e-4, atol=1e-5)
 
 
 def _layer_norm64(x, w, b, eps):
@@ -186,3 +188,20 @@ def test_neural_arch_num_threads_limits_blas():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[1]"
+
+
+def test_serial_and_parallel_compilations_agree(monkeypatch):
+    from neural_arch.backend import threads
+
+    x = (rng.standard_normal((64, 96)) * 2).astype(f32)
+    w, b = rng.standard_normal(96).astype(f32), rng.standard_normal(96).astype(f32)
+    outs = {}
+    for name, threshold in (("serial", 1 << 40), ("parallel", 0)):  # what Kernel.__call__ picks by size
+        monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", threshold)
+        y, d = np.empty(x.size, f32), np.empty(x.size, f32)
+        cpu.gelu_forward_with_grad(x.reshape(-1), y, d)
+        ln, mean, rstd = np.empty_like(x), np.empty(64, f32), np.empty(64, f32)
+        cpu.layer_norm_forward(x, w, b, f32(1e-5), ln, mean, rstd)
+        outs[name] = (y, d, ln, mean, rstd)
+    for a, b_ in zip(outs["serial"], outs["parallel"]):
+        np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-7)

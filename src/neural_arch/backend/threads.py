@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 
-# Below this many elements a kernel runs on one thread (measured: see BENCHMARKS.md).
-PARALLEL_MIN_ELEMENTS = 1 << 20
+# Below this many elements a kernel runs on one thread (measured: see BENCHMARKS.md);
+# NEURAL_ARCH_PARALLEL_MIN_ELEMENTS overrides it.
+PARALLEL_MIN_ELEMENTS = int(os.environ.get("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", "").strip() or 1 << 20)
 
 
 def num_threads() -> int:

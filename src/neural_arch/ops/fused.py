@@ -49,39 +49,54 @@ def _map(kernel, x, *args):
     return out
 
 
+def _map_with_grad(kernel, x, *args):
+    """Run ``kernel(x_flat, *args, out_flat, deriv_flat)``: the output and dy/dx, both shaped like ``x``."""
+    out, deriv = np.empty_like(x), np.empty_like(x)
+    kernel(x.reshape(-1), *args, out.reshape(-1), deriv.reshape(-1))
+    return out, deriv
+
+
 class FusedGELU(Function):
-    """Kernel twin of ``activation.GELU`` (same math): exact y = x Phi(x), or the tanh form."""
+    """Kernel twin of ``activation.GELU`` (same math): exact y = x Phi(x), or the tanh form.
+
+    When a gradient will be needed, the forward pass also writes dy/dx (it shares the erf/exp work
+    with y) and saves it instead of x, so backward is one multiply: dL/dx = g dy/dx."""
 
     @staticmethod
     def forward(ctx, x, approximate):
         k = kernels.get()
         x = np.ascontiguousarray(x)
-        ctx.save_for_backward(x)
-        ctx.tanh = approximate == "tanh"
-        return _map(k.gelu_tanh_forward if ctx.tanh else k.gelu_forward, x)
+        tanh = approximate == "tanh"
+        if not ctx.needs_input_grad[0]:
+            return _map(k.gelu_tanh_forward if tanh else k.gelu_forward, x)
+        out, deriv = _map_with_grad(k.gelu_tanh_forward_with_grad if tanh else k.gelu_forward_with_grad, x)
+        ctx.save_for_backward(deriv)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        k = kernels.get()
-        return _map(k.gelu_tanh_backward if ctx.tanh else k.gelu_backward, x, _flat(_f32(grad)))
+        (deriv,) = ctx.saved_tensors
+        return grad * deriv
 
 
 class FusedSiLU(Function):
     """Kernel twin of ``activation.SiLU`` (alpha = 1) and of quick_gelu (alpha = 1.702):
-    y = x sigmoid(alpha x),   dy/dx = s + alpha x s (1 - s)"""
+    y = x sigmoid(alpha x),   dy/dx = s + alpha x s (1 - s), written by the forward pass as FusedGELU does"""
 
     @staticmethod
     def forward(ctx, x, alpha):
+        k = kernels.get()
         x = np.ascontiguousarray(x)
-        ctx.save_for_backward(x)
-        ctx.alpha = np.float32(alpha)
-        return _map(kernels.get().silu_forward, x, ctx.alpha)
+        if not ctx.needs_input_grad[0]:
+            return _map(k.silu_forward, x, np.float32(alpha))
+        out, deriv = _map_with_grad(k.silu_forward_with_grad, x, np.float32(alpha))
+        ctx.save_for_backward(deriv)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return _map(kernels.get().silu_backward, x, _flat(_f32(grad)), ctx.alpha)
+        (deriv,) = ctx.saved_tensors
+        return grad * deriv
 
 
 class FusedSoftmax(Function):

@@ -75,9 +75,9 @@ def warm() -> float:
     w, r1, r2 = np.ones(8, f), np.empty(8, f), np.empty(8, f)
     parts = np.zeros((2, 8), f)
     calls = [
-        (k.gelu_forward, x, out), (k.gelu_backward, x, x, out),
-        (k.gelu_tanh_forward, x, out), (k.gelu_tanh_backward, x, x, out),
-        (k.silu_forward, x, f(1.0), out), (k.silu_backward, x, x, f(1.0), out),
+        (k.gelu_forward, x, out), (k.gelu_tanh_forward, x, out), (k.silu_forward, x, f(1.0), out),
+        (k.gelu_forward_with_grad, x, out, x.copy()), (k.gelu_tanh_forward_with_grad, x, out, x.copy()),
+        (k.silu_forward_with_grad, x, f(1.0), out, x.copy()),
         (k.layer_norm_forward, x2, w, w, f(1e-5), y2, r1, r2),
         (k.layer_norm_backward, x2, x2, w, r1, r2, d2, parts, parts.copy()),
         (k.rms_norm_forward, x2, w, f(1e-6), y2, r1), (k.rms_norm_backward, x2, x2, w, r1, d2, parts),

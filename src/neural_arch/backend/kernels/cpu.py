@@ -117,13 +117,14 @@ def gelu_forward(x, out):
 
 
 @kernel(FAST)
-def gelu_backward(x, g, out):
-    """dy/dx = Phi(x) + x phi(x)"""
+def gelu_forward_with_grad(x, out, deriv):
+    """y = x Phi(x) and dy/dx = Phi(x) + x phi(x) in one pass: backward is then dL/dx = g dy/dx"""
     for i in prange(x.size):
         v = x[i]
         cdf = _normal_cdff(v)
         pdf = _expf(F(-0.5) * v * v) * F(INV_SQRT_2PI)
-        out[i] = g[i] * (cdf + v * pdf)
+        out[i] = v * cdf
+        deriv[i] = cdf + v * pdf
 
 
 @kernel(FAST)
@@ -136,13 +137,15 @@ def gelu_tanh_forward(x, out):
 
 
 @kernel(FAST)
-def gelu_tanh_backward(x, g, out):
-    """dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
+def gelu_tanh_forward_with_grad(x, out, deriv):
+    """gelu_tanh_forward and its derivative in one pass (one exp per element):
+    dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
     for i in prange(x.size):
         v = x[i]
         s = _sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
         du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
-        out[i] = g[i] * (s + F(2.0) * v * s * (F(1.0) - s) * du)
+        out[i] = v * s
+        deriv[i] = s + F(2.0) * v * s * (F(1.0) - s) * du
 
 
 @kernel(FAST)
@@ -154,12 +157,13 @@ def silu_forward(x, alpha, out):
 
 
 @kernel(FAST)
-def silu_backward(x, g, alpha, out):
-    """dy/dx = s + alpha x s (1 - s),  s = sigmoid(alpha x)"""
+def silu_forward_with_grad(x, alpha, out, deriv):
+    """silu_forward and its derivative in one pass: dy/dx = s + alpha x s (1 - s),  s = sigmoid(alpha x)"""
     for i in prange(x.size):
         v = x[i]
         s = _sigmoidf(alpha * v)
-        out[i] = g[i] * (s + alpha * v * s * (F(1.0) - s))
+        out[i] = v * s
+        deriv[i] = s + alpha * v * s * (F(1.0) - s)
 
 
 # -- row-wise kernels on (rows, D) C-contiguous float32 ----------------------------------------------------
@@ -305,16 +309,23 @@ def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_gra
             m = max(m, x[r, j])
         s = F(0.0)
         sx = F(0.0)
-        for j in range(c):
-            s += _expf(x[r, j] - m)
-            sx += x[r, j]
+        if want_grad:  # keep e^{x - m} in dx: one exp per logit, not two
+            for j in range(c):
+                e = _expf(x[r, j] - m)
+                dx[r, j] = e
+                s += e
+                sx += x[r, j]
+        else:
+            for j in range(c):
+                s += _expf(x[r, j] - m)
+                sx += x[r, j]
         lse = m + np.log(s)
         loss[r] = lse - (F(1.0) - smoothing) * x[r, t] - smoothing * sx / F(c)
         if want_grad:
             inv = F(1.0) / s
             off = smoothing / F(c)
             for j in range(c):
-                dx[r, j] = _expf(x[r, j] - m) * inv - off
+                dx[r, j] = dx[r, j] * inv - off
             dx[r, t] -= F(1.0) - smoothing
 
 
