@@ -42,10 +42,12 @@ def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inne
     """
     slowest = 0.0
     for fn in contenders.values():
+        fastest = float("inf")  # of the warm-up calls: the first may include compiling or loading kernels
         for _ in range(warmup):
             t0 = time.perf_counter()
             fn()
-            slowest = max(slowest, time.perf_counter() - t0)
+            fastest = min(fastest, time.perf_counter() - t0)
+        slowest = max(slowest, fastest)
     if settle is None:
         settle = 1 if slowest < 0.05 else 0
     res = Result(name, {who: [] for who in contenders})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops.linalg import matmul
@@ -9,11 +12,40 @@ from neural_arch.ops.linalg import matmul
 __all__ = ["linear", "bilinear"]
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+class Linear(Function):
     """y = x W^T + b        dL/dx = g W,   dL/dW = g^T x (summed over the batch),   dL/db = sum g
 
-    A composition of matmul (whose backward does the batch sum in one GEMM) and add.
-    ``input`` (*, in), ``weight`` (out, in) or (in,), ``bias`` (out,) or ().
+    One node instead of matmul, a transpose view and add: the bias is added in place into
+    the GEMM's output, and dL/dW comes out of one GEMM over the flattened batch, already
+    in W's (out, in) layout, so nothing is copied before it becomes ``.grad``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, *b):
+        need = ctx.needs_input_grad
+        ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
+        y = np.matmul(x, w.T)
+        if b:
+            y += b[0]
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        g2 = grad.reshape(-1, grad.shape[-1])  # (batch, out)
+        gx = np.matmul(grad, w) if w is not None else None
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if x is not None else None
+        if len(ctx.needs_input_grad) == 3:
+            return gx, gw, (g2.sum(axis=0) if ctx.needs_input_grad[2] else None)
+        return gx, gw
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+    """y = x W^T + b  (see :class:`Linear`)
+
+    ``input`` (*, in), ``weight`` (out, in) or (in,), ``bias`` (out,) or (). Inputs of one
+    dtype with a 2-d weight and a (out,) bias (every nn.Linear) take the one-node path;
+    the other cases compose matmul and add, with torch's type promotion.
     """
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise DTypeError("linear: input and weight must be Tensors")
@@ -23,13 +55,15 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.data.ndim == 0 or input.data.shape[-1] != weight.data.shape[-1]:
         raise ShapeError(f"linear: input {shape_str(input.shape)} must end in in_features="
                          f"{weight.data.shape[-1]} (weight {shape_str(weight.shape)})")
+    want = weight.data.shape[:1] if weight.data.ndim == 2 else ()
+    if bias is not None and tuple(bias.shape) not in (want, ()):
+        raise ShapeError(f"linear: bias must have shape {shape_str(want)}, got {shape_str(bias.shape)}")
+    dt = input.data.dtype
+    if (weight.data.ndim == 2 and input.data.ndim >= 1 and dt.kind == "f" and weight.data.dtype == dt
+            and (bias is None or (bias.data.dtype == dt and bias.data.ndim == 1))):
+        return Linear.apply(input, weight, *(() if bias is None else (bias,)))
     out = matmul(input, weight.mT if weight.data.ndim == 2 else weight)
-    if bias is not None:
-        want = weight.data.shape[:1] if weight.data.ndim == 2 else ()
-        if tuple(bias.shape) not in (want, ()):
-            raise ShapeError(f"linear: bias must have shape {shape_str(want)}, got {shape_str(bias.shape)}")
-        out = out + bias
-    return out
+    return out + bias if bias is not None else out
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

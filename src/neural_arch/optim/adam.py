@@ -86,7 +86,7 @@ class Adam(Optimizer):
         k = kernels.get()
         arr = p.data
         if (k is None or group["maximize"] or type(arr) is not np.ndarray or arr.dtype != np.float32
-                or not arr.flags.c_contiguous or arr.size < 1024):
+                or not arr.flags.c_contiguous):
             return False
         lr, wd = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
