@@ -83,7 +83,10 @@ def _fmt(seconds: float, unit: str = "s") -> str:
 
 
 def table(results: list[Result], ours: str = "neural-arch", ref: str = "torch") -> str:
-    """A Markdown table: one row per workload, medians per contender, and torch/ours."""
+    """A Markdown table: one row per workload, medians per contender, and torch/ours
+    (or other/ours when no torch took part, as in the jit suite)."""
+    if not any(ref in r.times for r in results):
+        ref = next((w for r in results for w in r.times if w != ours), ref)
     others = []
     for r in results:
         for who in r.times:
