@@ -1,0 +1,33 @@
+"""The benchmark harness's bookkeeping (no timings are asserted): interleaving, settling calls, the table."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # the repository root: `benchmarks`
+
+from benchmarks.harness import Result, compare, table  # noqa: E402
+
+
+def test_each_round_settles_then_times_every_contender():
+    calls = []
+    contenders = {"neural-arch": lambda: calls.append("a"), "torch": lambda: calls.append("t")}
+    res = compare("tiny", contenders, rounds=4, warmup=2)
+    assert len(res.times["neural-arch"]) == len(res.times["torch"]) == 4
+    # 2 warm-up calls each, then per round one settling and one timed call each, in rotating order
+    assert calls[:4] == ["a", "a", "t", "t"]
+    assert calls[4:8] == ["a", "a", "t", "t"] and calls[8:12] == ["t", "t", "a", "a"]
+    assert len(calls) == 4 + 4 * 4
+
+
+def test_slow_workloads_skip_the_settling_call():
+    calls = []
+    res = compare("slow", {"neural-arch": lambda: calls.append(1)}, rounds=3, warmup=1, settle=0)
+    assert len(calls) == 1 + 3 and len(res.times["neural-arch"]) == 3
+
+
+def test_table_ratio_uses_torch_or_the_other_contender():
+    with_torch = Result("w", {"neural-arch": [1.0, 1.0], "torch": [2.0, 2.0]})
+    assert table([with_torch]).splitlines()[-1].endswith("| 2.00 |")
+    without = Result("w", {"neural-arch": [1.0], "NumPy path": [3.0]})
+    lines = table([without]).splitlines()
+    assert "NumPy path / neural-arch" in lines[0] and lines[-1].endswith("| 3.00 |")
