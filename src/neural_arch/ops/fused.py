@@ -42,6 +42,12 @@ def _f32(a):
     return a if a.dtype == np.float32 else a.astype(np.float32)
 
 
+def _in_shape(a, shape):
+    """``a`` with ``shape``; the array itself when it already has it. A gradient handed back as a
+    fresh array (not a view) becomes a leaf's ``.grad`` without the engine copying it."""
+    return a if a.shape == tuple(shape) else a.reshape(shape)
+
+
 def _map(kernel, x, *args):
     """Run an elementwise kernel ``kernel(x_flat, *args, out_flat)``; returns ``out`` shaped like ``x``."""
     out = np.empty_like(x)
@@ -117,9 +123,9 @@ class FusedSoftmax(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         k = kernels.get()
-        dx = np.empty_like(y)
-        k.softmax_backward(y, _rows(_f32(grad), y.shape[1]), dx, ctx.log)
-        return dx.reshape(ctx.shape)
+        dx = np.empty(ctx.shape, np.float32)  # written through a (rows, d) view, returned whole
+        k.softmax_backward(y, _rows(_f32(grad), y.shape[1]), dx.reshape(y.shape), ctx.log)
+        return dx
 
 
 def _chunks(rows: int) -> int:
@@ -153,14 +159,14 @@ class FusedLayerNorm(Function):
         k = kernels.get()
         rows, d = x2.shape
         chunks = _chunks(rows)
-        dx = np.empty_like(x2)
+        dx = np.empty(ctx.shape, np.float32)  # written through a (rows, d) view, returned whole
         dw, db = np.zeros((chunks, d), np.float32), np.zeros((chunks, d), np.float32)
-        k.layer_norm_backward(_rows(_f32(grad), d), x2, w, mean, rstd, dx, dw, db)
-        out = [dx.reshape(ctx.shape)]
+        k.layer_norm_backward(_rows(_f32(grad), d), x2, w, mean, rstd, dx.reshape(rows, d), dw, db)
+        out = [dx]
         if ctx.has_w:
-            out.append(dw.sum(axis=0).reshape(ctx.w_shape))
+            out.append(_in_shape(dw.sum(axis=0), ctx.w_shape))
         if ctx.has_b:
-            out.append(db.sum(axis=0).reshape(ctx.w_shape or (d,)))
+            out.append(_in_shape(db.sum(axis=0), ctx.w_shape or (d,)))
         return tuple(out)
 
 
@@ -185,10 +191,10 @@ class FusedRMSNorm(Function):
         x2, w, rstd = ctx.saved_tensors
         k = kernels.get()
         rows, d = x2.shape
-        dx = np.empty_like(x2)
+        dx = np.empty(ctx.shape, np.float32)  # written through a (rows, d) view, returned whole
         dw = np.zeros((_chunks(rows), d), np.float32)
-        k.rms_norm_backward(_rows(_f32(grad), d), x2, w, rstd, dx, dw)
-        return (dx.reshape(ctx.shape), dw.sum(axis=0).reshape(ctx.w_shape)) if ctx.has_w else dx.reshape(ctx.shape)
+        k.rms_norm_backward(_rows(_f32(grad), d), x2, w, rstd, dx.reshape(rows, d), dw)
+        return (dx, _in_shape(dw.sum(axis=0), ctx.w_shape)) if ctx.has_w else dx
 
 
 class FusedCrossEntropy(Function):
