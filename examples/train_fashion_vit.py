@@ -39,6 +39,7 @@ def parse_args():
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--patch", type=int, default=7)
+    p.add_argument("--mlp-ratio", type=int, default=2, help="MLP hidden width as a multiple of --dim")
     p.add_argument("--subset", type=int, default=0, help="train on this many images (0: all 60,000)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop training after this long (0: no limit)")
     p.add_argument("--seed", type=int, default=0)
@@ -73,7 +74,7 @@ def main():
     na.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_arrays(args.subset or None, args.seed)
     config = ViTConfig(hidden_size=args.dim, num_hidden_layers=args.depth, num_attention_heads=args.heads,
-                       intermediate_size=2 * args.dim, image_size=28, patch_size=args.patch, num_channels=1,
+                       intermediate_size=args.mlp_ratio * args.dim, image_size=28, patch_size=args.patch, num_channels=1,
                        id2label=dict(enumerate(CLASSES)))
     model = ViTForImageClassification(config)
     n_params = sum(p.numel() for p in model.parameters())
