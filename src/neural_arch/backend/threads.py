@@ -20,8 +20,9 @@ from __future__ import annotations
 import os
 
 # Below this many elements a kernel runs on one thread (measured: see BENCHMARKS.md);
-# NEURAL_ARCH_PARALLEL_MIN_ELEMENTS overrides it.
-PARALLEL_MIN_ELEMENTS = int(os.environ.get("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", "").strip() or 1 << 20)
+# NEURAL_ARCH_PARALLEL_MIN_ELEMENTS (a whole number) overrides it.
+_env_min = os.environ.get("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", "").strip()
+PARALLEL_MIN_ELEMENTS = int(_env_min) if _env_min.isdigit() else 1 << 20
 
 
 def num_threads() -> int:

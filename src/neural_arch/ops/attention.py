@@ -48,7 +48,7 @@ class ScaledDotProductAttention(Function):
                 s += mask  # in place: no second scores-sized array
             else:
                 s = s + mask
-        kern = kernel_for(s) if (mask is None or causal) and s.shape[-1] > 0 else None
+        kern = kernel_for(s) if mask is None or causal else None
         if kern is not None:  # no row can be fully masked: one fused pass, in place
             rows = s.reshape(-1, s.shape[-1])
             kern.softmax_forward(rows, rows, False)

@@ -82,7 +82,7 @@ class FusedGELU(Function):
     @staticmethod
     def backward(ctx, grad):
         (deriv,) = ctx.saved_tensors
-        return grad * deriv
+        return _f32(grad) * deriv
 
 
 class FusedSiLU(Function):
@@ -102,7 +102,7 @@ class FusedSiLU(Function):
     @staticmethod
     def backward(ctx, grad):
         (deriv,) = ctx.saved_tensors
-        return grad * deriv
+        return _f32(grad) * deriv
 
 
 class FusedSoftmax(Function):

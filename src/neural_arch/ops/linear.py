@@ -59,7 +59,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is not None and tuple(bias.shape) not in (want, ()):
         raise ShapeError(f"linear: bias must have shape {shape_str(want)}, got {shape_str(bias.shape)}")
     dt = input.data.dtype
-    if (weight.data.ndim == 2 and input.data.ndim >= 1 and dt.kind == "f" and weight.data.dtype == dt
+    if (weight.data.ndim == 2 and dt.kind == "f" and weight.data.dtype == dt
             and (bias is None or (bias.data.dtype == dt and bias.data.ndim == 1))):
         return Linear.apply(input, weight, *(() if bias is None else (bias,)))
     out = matmul(input, weight.mT if weight.data.ndim == 2 else weight)

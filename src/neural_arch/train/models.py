@@ -221,8 +221,7 @@ class _MaskedLM(nn.Module):
         return self.lm(ids).logits
 
 
-def _bert_config(cls, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float,
-                 **extra):
+def _bert_config(cls, vocab_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float, **extra):
     return cls(vocab_size=vocab_size + 2, hidden_size=n_embd, num_hidden_layers=n_layer, num_attention_heads=n_head,
                intermediate_size=4 * n_embd, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
                type_vocab_size=1, pad_token_id=vocab_size + 1, **extra)
@@ -235,7 +234,7 @@ class Bert(_MaskedLM):
                  dropout: float = 0.1):
         from neural_arch.models.bert import BertConfig, BertForMaskedLM  # noqa: PLC0415
 
-        config = _bert_config(BertConfig, vocab_size, block_size, n_layer, n_head, n_embd, dropout,
+        config = _bert_config(BertConfig, vocab_size, n_layer, n_head, n_embd, dropout,
                               max_position_embeddings=block_size)
         super().__init__(BertForMaskedLM(config), vocab_size, block_size)
 
@@ -248,7 +247,7 @@ class Roberta(_MaskedLM):
         from neural_arch.models.bert import RobertaConfig, RobertaForMaskedLM  # noqa: PLC0415
 
         # RoBERTa's position ids run pad_token_id + 1 .. pad_token_id + T, so the table holds pad + 1 + T rows
-        config = _bert_config(RobertaConfig, vocab_size, block_size, n_layer, n_head, n_embd, dropout,
+        config = _bert_config(RobertaConfig, vocab_size, n_layer, n_head, n_embd, dropout,
                               max_position_embeddings=vocab_size + 2 + block_size, bos_token_id=None,
                               eos_token_id=None, layer_norm_eps=1e-5)
         super().__init__(RobertaForMaskedLM(config), vocab_size, block_size)

@@ -85,19 +85,22 @@ class MaskedLanguageModeling:
         inputs = np.where(chosen & (action >= 0.8) & (action < 0.9), random_ids, inputs)
         return inputs.astype(np.int64), labels.astype(np.int64)
 
-    def _masked_logits(self, model, batch, rng):
-        ids = batch[0].numpy() if hasattr(batch[0], "numpy") else np.asarray(batch[0])
+    @staticmethod
+    def _ids(batch) -> np.ndarray:
+        return batch[0].numpy() if hasattr(batch[0], "numpy") else np.asarray(batch[0])
+
+    def _masked_logits(self, model, ids, rng):
         inputs, labels = self.mask(ids, rng)
         logits = model(na.tensor(inputs))
         return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
 
     def loss(self, model, batch):
-        logits, labels = self._masked_logits(model, batch, self.rng)
+        logits, labels = self._masked_logits(model, self._ids(batch), self.rng)
         return F.cross_entropy(logits, na.tensor(labels), ignore_index=-100)
 
     def evaluate(self, model, batch) -> dict[str, float]:
-        ids = batch[0].numpy() if hasattr(batch[0], "numpy") else np.asarray(batch[0])
-        logits, labels = self._masked_logits(model, batch, np.random.default_rng(zlib.crc32(ids.tobytes())))
+        ids = self._ids(batch)
+        logits, labels = self._masked_logits(model, ids, np.random.default_rng(zlib.crc32(ids.tobytes())))
         chosen = labels != -100
         loss = F.cross_entropy(logits, na.tensor(labels), ignore_index=-100, reduction="sum").item()
         correct = int((logits.data.argmax(axis=1)[chosen] == labels[chosen]).sum())
