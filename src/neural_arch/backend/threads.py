@@ -1,16 +1,20 @@
-"""The threading policy: one place decides how BLAS and numba share the cores.
+"""The threading policy: one place decides how BLAS and our kernels share the cores.
 
 On a small machine (2 cores here) threads are a first-order cost: OpenBLAS
-workers spin for a while after each call, and a second thread pool (numba's,
-OpenMP's) fighting them can make a training step several times slower. So:
+workers spin for a while after each call, and a second thread pool fighting
+them can make a training step several times slower. So:
 
 * BLAS (NumPy's OpenBLAS) keeps its default: one thread per core. Matmuls
   are the largest ops of a step and scale well.
-* numba kernels use the ``workqueue`` threading layer (no spinning OpenMP
-  threads, and it cannot change torch's OpenMP thread count in the same
-  process) and run *serially* below ``PARALLEL_MIN_ELEMENTS``: below that
-  size, waking threads costs more than it saves.
-* ``NEURAL_ARCH_NUM_THREADS`` caps both pools (e.g. 1 to share a machine).
+* The numba kernels are compiled serially (numba's own pool is not used: its
+  ``workqueue`` layer was measured at 50-170 us a call and slower than one
+  thread on a layer norm of 2M floats, its ``omp`` layer spins against
+  OpenBLAS). A kernel call of at least ``PARALLEL_MIN_ELEMENTS`` is cut into
+  row ranges and :func:`run_split` runs them at once: the first on the calling
+  thread, the others on persistent helper threads. The kernels release the
+  GIL, so the slices really run in parallel; waking a helper costs ~25 us,
+  which is why small calls stay on one thread.
+* ``NEURAL_ARCH_NUM_THREADS`` caps both (e.g. 1 to share a machine).
 
 ``describe()`` reports the policy in force; ``neural-arch info`` prints it.
 """
@@ -18,6 +22,7 @@ OpenMP's) fighting them can make a training step several times slower. So:
 from __future__ import annotations
 
 import os
+import threading
 
 # Below this many elements a kernel runs on one thread (measured: see BENCHMARKS.md);
 # NEURAL_ARCH_PARALLEL_MIN_ELEMENTS (a whole number) overrides it.
@@ -25,17 +30,83 @@ _env_min = os.environ.get("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", "").strip()
 PARALLEL_MIN_ELEMENTS = int(_env_min) if _env_min.isdigit() else 1 << 20
 
 
+_CORES = os.cpu_count() or 1  # os.cpu_count() reads /sys: ~8 us, too slow to ask on every kernel call
+
+
 def num_threads() -> int:
     env = os.environ.get("NEURAL_ARCH_NUM_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    return os.cpu_count() or 1
+    return _CORES
 
 
 def configure_numba() -> None:
-    """Set numba's threading layer and thread count before numba is imported."""
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(num_threads()))
+    """numba's own thread pool is not used (see the module doc): keep it from starting threads."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+
+class _Helper:
+    """One persistent thread that runs ``fn(*args)`` when started and signals when done.
+    Two locks make the hand-off: ``_go`` is released to start a job, ``_done`` when it ends."""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job, self._error = None, None
+        threading.Thread(target=self._loop, daemon=True, name="neural-arch-kernels").start()
+
+    def _loop(self):
+        while True:
+            self._go.acquire()
+            fn, args = self._job
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller by join()
+                self._error = exc
+            self._job = None
+            self._done.release()
+
+    def start(self, fn, args) -> None:
+        self._error, self._job = None, (fn, args)
+        self._go.release()
+
+    def join(self) -> BaseException | None:
+        self._done.acquire()
+        return self._error
+
+
+_helpers: list = []
+_helpers_pid = None  # a forked child (a DataLoader worker) inherits the list but not the threads
+_in_use = threading.Lock()
+
+
+def run_split(fn, jobs: list) -> None:
+    """``fn(*args)`` for every ``args`` in ``jobs``, at the same time: the first on this thread,
+    the rest on helper threads. ``fn`` must release the GIL (our kernels are ``nogil``) and the
+    jobs must write to disjoint memory. If another thread is already using the helpers, the jobs
+    run one after another here instead."""
+    global _helpers, _helpers_pid
+    if len(jobs) == 1 or not _in_use.acquire(blocking=False):
+        for args in jobs:
+            fn(*args)
+        return
+    try:
+        if _helpers_pid != os.getpid():
+            _helpers, _helpers_pid = [], os.getpid()
+        while len(_helpers) < len(jobs) - 1:
+            _helpers.append(_Helper())
+        started = _helpers[: len(jobs) - 1]
+        for helper, args in zip(started, jobs[1:]):
+            helper.start(fn, args)
+        try:
+            fn(*jobs[0])
+        finally:
+            errors = [e for e in (h.join() for h in started) if e is not None]
+        if errors:
+            raise errors[0]
+    finally:
+        _in_use.release()
 
 
 def configure_blas() -> None:
@@ -93,6 +164,5 @@ def describe() -> dict:
         "threads": num_threads(),
         "blas": blas_info(),
         "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
-        "numba_threading_layer": os.environ.get("NUMBA_THREADING_LAYER"),
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
     }

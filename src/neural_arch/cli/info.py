@@ -67,7 +67,7 @@ def threading_policy() -> str:
 
     d = threads.describe()
     return (f"{d['threads']} threads on {d['cores']} cores; kernels: {d['jit']}"
-            + (f" (numba layer {d['numba_threading_layer']}, serial below {d['parallel_min_elements']:,} elements)"
+            + (f" (calls of {d['parallel_min_elements']:,}+ elements split over the threads)"
                if d["jit"] == "numba" else ""))
 
 

@@ -45,6 +45,7 @@ class Adam(Optimizer):
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             beta1, beta2 = group["betas"]
             decoupled = group["decoupled_weight_decay"]
+            consts = {}  # step -> the fused kernel's float32 scalars, shared by the group's parameters
             for p, g in self._params_with_grad(group):
                 state = self.state[p]
                 if not state:
@@ -55,7 +56,7 @@ class Adam(Optimizer):
                         state["max_exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
                 step = state["step"]
-                if self._fused_step(p, g, state, group, step):
+                if self._fused_step(p, g, state, group, step, consts):
                     continue
                 if decoupled:
                     g = -g if group["maximize"] else g
@@ -80,7 +81,7 @@ class Adam(Optimizer):
 
 
     @staticmethod
-    def _fused_step(p, g, state, group, step) -> bool:
+    def _fused_step(p, g, state, group, step, consts) -> bool:
         """The same update as the NumPy lines below in one pass over memory (a numba kernel),
         for float32 C-contiguous parameters; returns False when it does not apply."""
         k = kernels.get()
@@ -88,15 +89,19 @@ class Adam(Optimizer):
         if (k is None or group["maximize"] or type(arr) is not np.ndarray or arr.dtype != np.float32
                 or not arr.flags.c_contiguous):
             return False
-        lr, wd = group["lr"], group["weight_decay"]
-        beta1, beta2 = group["betas"]
-        decoupled = group["decoupled_weight_decay"]
-        f = np.float32
+        scalars = consts.get(step)
+        if scalars is None:
+            lr, wd = group["lr"], group["weight_decay"]
+            beta1, beta2 = group["betas"]
+            decoupled = group["decoupled_weight_decay"]
+            f = np.float32
+            scalars = consts[step] = (
+                f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2), f(group["eps"]),
+                f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0), f((1 - beta2**step) ** 0.5),
+                bool(group["amsgrad"]))
         vmax = state.get("max_exp_avg_sq", state["exp_avg_sq"])
-        k.adam_step(arr.reshape(-1), np.ascontiguousarray(g, dtype=f).reshape(-1), state["exp_avg"].reshape(-1),
-                    state["exp_avg_sq"].reshape(-1), f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2),
-                    f(group["eps"]), f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0),
-                    f((1 - beta2**step) ** 0.5), bool(group["amsgrad"]), vmax.reshape(-1))
+        k.adam_step(arr.reshape(-1), np.ascontiguousarray(g, dtype=np.float32).reshape(-1),
+                    state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1), *scalars, vmax.reshape(-1))
         return True
 
 

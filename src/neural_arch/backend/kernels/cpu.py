@@ -11,21 +11,20 @@ these loops vectorise (measured; see BENCHMARKS.md):
   polynomials accurate to ~1.2e-7 relative.
 * float32 constants spelled ``F(...)`` so nothing silently widens to float64.
 * Reductions (row sums) need ``fastmath`` to be reassociated into SIMD lanes.
-* ``prange`` splits rows (or chunks) over threads. Each kernel is compiled
-  twice (:class:`Kernel`): with ``parallel=True``, and serially, where
-  ``prange`` is a plain ``range``. Inputs below ``threads.PARALLEL_MIN_ELEMENTS``
-  run the serial one: calling a parallel kernel hands the work to numba's
-  thread pool even on one thread, measured at 50-170 us a call, where the
-  serial kernel costs about 1 us (an Adam step on 1,000 floats).
+* Kernels are compiled serially and threads come from outside (:class:`Kernel`):
+  a call of at least ``threads.PARALLEL_MIN_ELEMENTS`` is cut into row ranges
+  that ``threads.run_split`` runs at once, one per thread. numba's own
+  ``parallel=True`` pool was measured slower (50-170 us a call, and at times
+  slower than one thread; see BENCHMARKS.md). A small call costs about 1 us
+  (an Adam step on 1,000 floats).
 """
 
 from __future__ import annotations
 
 import types
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from neural_arch.backend import threads
 
@@ -34,31 +33,44 @@ FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
 EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
 
 
-_MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # numba's pool size, fixed when numba starts
-
-
 class Kernel:
-    """One kernel, compiled parallel and serial; a call runs the one that fits the size of its first argument."""
+    """A serially compiled kernel whose big calls run on all threads, each on a range of rows.
 
-    def __init__(self, fn, options: dict):
-        self.parallel = njit(parallel=True, **options)(fn)
-        # a copy of the function under its own name, so that numba's disk cache keeps the two apart
-        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                                  fn.__closure__)
-        twin.__qualname__, twin.__doc__ = fn.__qualname__ + "_serial", fn.__doc__
-        self.serial = njit(**options)(twin)
+    ``rows``: the positions of the array arguments cut into row ranges (axis 0, the length of the
+    first argument); the others (weights, scalars) go whole to every range. ``parts``: per-thread
+    accumulators of a reduction (shape (chunks, ...)), cut into equal blocks of chunks, one per range.
+    """
+
+    def __init__(self, fn, options: dict, rows: tuple, parts: tuple = ()):
+        self.serial = njit(**options)(fn)
+        self.rows, self.parts = rows, parts
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args):
         if args[0].size < threads.PARALLEL_MIN_ELEMENTS:
             return self.serial(*args)
-        numba.set_num_threads(min(threads.num_threads(), _MAX_THREADS))
-        return self.parallel(*args)
+        n = args[0].shape[0]
+        k = min(threads.num_threads(), n, *(args[j].shape[0] for j in self.parts))
+        if k < 2:
+            return self.serial(*args)
+        jobs = []
+        for i in range(k):
+            lo, hi = n * i // k, n * (i + 1) // k
+            job = list(args)
+            for j in self.rows:
+                if args[j].shape[0] == n:  # (an unused placeholder, e.g. a (1, 1) dx, goes whole)
+                    job[j] = args[j][lo:hi]
+            for j in self.parts:
+                c = args[j].shape[0]
+                job[j] = args[j][c * i // k: c * (i + 1) // k]
+            jobs.append(job)
+        threads.run_split(self.serial, jobs)
+        return None
 
 
-def kernel(options: dict):
-    """Decorator: ``@kernel(FAST)`` makes a :class:`Kernel` of a loop written with ``prange``."""
-    return lambda fn: Kernel(fn, options)
+def kernel(options: dict, rows: tuple, parts: tuple = ()):
+    """Decorator: ``@kernel(FAST, rows=(0, 1))`` makes a :class:`Kernel`."""
+    return lambda fn: Kernel(fn, options, rows, parts)
 
 
 # -- float32 math, inlined into the loops ------------------------------------------------------------
@@ -108,18 +120,18 @@ INV_SQRT_2PI = 0.3989422804014327
 SQRT_2_OVER_PI = 0.7978845608028654
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1))
 def gelu_forward(x, out):
     """y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2"""
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         out[i] = v * _normal_cdff(v)
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1, 2))
 def gelu_forward_with_grad(x, out, deriv):
     """y = x Phi(x) and dy/dx = Phi(x) + x phi(x) in one pass: backward is then dL/dx = g dy/dx"""
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         cdf = _normal_cdff(v)
         pdf = _expf(F(-0.5) * v * v) * F(INV_SQRT_2PI)
@@ -127,20 +139,20 @@ def gelu_forward_with_grad(x, out, deriv):
         deriv[i] = cdf + v * pdf
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1))
 def gelu_tanh_forward(x, out):
     """y = x (1 + tanh u) / 2 = x sigmoid(2u),  u = sqrt(2/pi) (x + 0.044715 x^3)
     (the sigmoid form has no cancellation in the negative tail, where tanh u -> -1)"""
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         out[i] = v * _sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1, 2))
 def gelu_tanh_forward_with_grad(x, out, deriv):
     """gelu_tanh_forward and its derivative in one pass (one exp per element):
     dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         s = _sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
         du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
@@ -148,18 +160,18 @@ def gelu_tanh_forward_with_grad(x, out, deriv):
         deriv[i] = s + F(2.0) * v * s * (F(1.0) - s) * du
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 2))
 def silu_forward(x, alpha, out):
     """y = x sigmoid(alpha x)   (alpha = 1: SiLU; alpha = 1.702: quick GELU)"""
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         out[i] = v * _sigmoidf(alpha * v)
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 2, 3))
 def silu_forward_with_grad(x, alpha, out, deriv):
     """silu_forward and its derivative in one pass: dy/dx = s + alpha x s (1 - s),  s = sigmoid(alpha x)"""
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         s = _sigmoidf(alpha * v)
         out[i] = v * s
@@ -167,11 +179,11 @@ def silu_forward_with_grad(x, alpha, out, deriv):
 
 
 # -- row-wise kernels on (rows, D) C-contiguous float32 ----------------------------------------------------
-@kernel(FAST)
+@kernel(FAST, rows=(0, 4, 5, 6))
 def layer_norm_forward(x, w, b, eps, y, mean, rstd):
     """y = (x - mean) / sqrt(var + eps) * w + b per row (biased variance, two passes for accuracy)"""
     rows, d = x.shape
-    for r in prange(rows):
+    for r in range(rows):
         s = F(0.0)
         for j in range(d):
             s += x[r, j]
@@ -187,14 +199,14 @@ def layer_norm_forward(x, w, b, eps, y, mean, rstd):
             y[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1, 3, 4, 5), parts=(6, 7))
 def layer_norm_backward(g, x, w, mean, rstd, dx, dw_parts, db_parts):
     """xhat = (x - mean) rstd;  dx = rstd (g w - mean(g w) - xhat mean(g w xhat));
     dw = sum_rows g xhat,  db = sum_rows g  (per-chunk partial sums, added up by the caller)."""
     rows, d = x.shape
     chunks = dw_parts.shape[0]
     per = (rows + chunks - 1) // chunks
-    for c in prange(chunks):
+    for c in range(chunks):
         for r in range(c * per, min(rows, (c + 1) * per)):
             mu = mean[r]
             rs = rstd[r]
@@ -214,11 +226,11 @@ def layer_norm_backward(g, x, w, mean, rstd, dx, dw_parts, db_parts):
                 dx[r, j] = rs * (g[r, j] * w[j] - s1 - xh * s2)
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 3, 4))
 def rms_norm_forward(x, w, eps, y, rstd):
     """y = x / sqrt(mean(x^2) + eps) * w per row"""
     rows, d = x.shape
-    for r in prange(rows):
+    for r in range(rows):
         q = F(0.0)
         for j in range(d):
             q += x[r, j] * x[r, j]
@@ -228,13 +240,13 @@ def rms_norm_forward(x, w, eps, y, rstd):
             y[r, j] = x[r, j] * rs * w[j]
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1, 3, 4), parts=(5,))
 def rms_norm_backward(g, x, w, rstd, dx, dw_parts):
     """xhat = x rstd;  dx = rstd (g w - xhat mean(g w xhat));  dw = sum_rows g xhat"""
     rows, d = x.shape
     chunks = dw_parts.shape[0]
     per = (rows + chunks - 1) // chunks
-    for c in prange(chunks):
+    for c in range(chunks):
         for r in range(c * per, min(rows, (c + 1) * per)):
             rs = rstd[r]
             s2 = F(0.0)
@@ -247,35 +259,36 @@ def rms_norm_backward(g, x, w, rstd, dx, dw_parts):
                 dx[r, j] = rs * (g[r, j] * w[j] - x[r, j] * rs * s2)
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1))
 def softmax_forward(x, y, log):
     """y = e^{x - max} / sum e^{x - max} per row; with ``log``: y = x - max - log sum e^{x - max}.
     A row that is all -inf gives NaN, as in torch."""
     rows, d = x.shape
-    for r in prange(rows):
+    for r in range(rows):
         m = x[r, 0]
         for j in range(1, d):
             m = max(m, x[r, j])
         s = F(0.0)
         for j in range(d):
-            e = _expf(x[r, j] - m)
-            y[r, j] = e
+            shifted = x[r, j] - m
+            e = _expf(shifted)
+            y[r, j] = shifted if log else e
             s += e
-        if log:
-            lse = m + np.log(s)
+        if log:  # (x - m) - log s, stored then subtracted: fastmath may not regroup it as x - (m + log s),
+            log_s = np.log(s)  # which rounds log s away when |m| is large
             for j in range(d):
-                y[r, j] = x[r, j] - lse
+                y[r, j] -= log_s
         else:
             inv = F(1.0) / s
             for j in range(d):
                 y[r, j] *= inv
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1, 2))
 def softmax_backward(y, g, dx, log):
     """softmax: dx = y (g - sum(g y));   log_softmax: dx = g - e^y sum(g)"""
     rows, d = y.shape
-    for r in prange(rows):
+    for r in range(rows):
         s = F(0.0)
         if log:
             for j in range(d):
@@ -289,14 +302,14 @@ def softmax_backward(y, g, dx, log):
                 dx[r, j] = y[r, j] * (g[r, j] - s)
 
 
-@kernel(FAST)
+@kernel(FAST, rows=(0, 1, 4, 5))
 def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_grad):
     """Per row with logits x, class t and smoothing s over C classes:
         loss = lse(x) - (1 - s) x_t - s mean(x)
         dloss/dx = softmax(x) - (1 - s) onehot(t) - s / C      (0 for ignored rows)
     The gradient is written to ``dx`` here, in the same pass, when ``want_grad``."""
     rows, c = x.shape
-    for r in prange(rows):
+    for r in range(rows):
         t = target[r]
         if t == ignore_index:
             loss[r] = F(0.0)
@@ -308,19 +321,21 @@ def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_gra
         for j in range(1, c):
             m = max(m, x[r, j])
         s = F(0.0)
-        sx = F(0.0)
+        s_shifted = F(0.0)  # sum of (x - m): with large logits, summing x itself would lose log s to rounding
         if want_grad:  # keep e^{x - m} in dx: one exp per logit, not two
             for j in range(c):
-                e = _expf(x[r, j] - m)
+                shifted = x[r, j] - m
+                e = _expf(shifted)
                 dx[r, j] = e
                 s += e
-                sx += x[r, j]
+                s_shifted += shifted
         else:
             for j in range(c):
-                s += _expf(x[r, j] - m)
-                sx += x[r, j]
-        lse = m + np.log(s)
-        loss[r] = lse - (F(1.0) - smoothing) * x[r, t] - smoothing * sx / F(c)
+                shifted = x[r, j] - m
+                s += _expf(shifted)
+                s_shifted += shifted
+        # lse - (1 - s) x_t - s mean(x) with lse = m + log s, written in differences from m
+        loss[r] = (F(1.0) - smoothing) * (m - x[r, t]) - smoothing * s_shifted / F(c) + np.log(s)
         if want_grad:
             inv = F(1.0) / s
             off = smoothing / F(c)
@@ -330,7 +345,7 @@ def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_gra
 
 
 # -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
-@kernel(EXACT)
+@kernel(EXACT, rows=(0, 1, 2, 3, 13))
 def adam_step(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, eps, l2, decay, bias_c2_sqrt,
               amsgrad, vmax):
     """Adam / AdamW in one pass, torch's formulas in torch's order of operations
@@ -339,7 +354,7 @@ def adam_step(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, ep
         g <- g + l2 p                 (Adam's L2 penalty;  AdamW: l2 = 0)
         m <- m + (g - m)(1 - b1);     v <- v b2 + (1 - b2) g^2
         p <- p - step_size m / (sqrt(v) / sqrt(bc2) + eps)     (sqrt(max v) with amsgrad)"""
-    for i in prange(p.size):
+    for i in range(p.size):
         pi = p[i] * decay
         gi = g[i] + l2 * pi
         mi = m[i] + (gi - m[i]) * one_minus_beta1
