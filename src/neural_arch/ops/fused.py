@@ -49,6 +49,16 @@ def _in_shape(a, shape):
     return a if a.shape == tuple(shape) else a.reshape(shape)
 
 
+def _times(grad, deriv):
+    """g dy/dx into a new array (the multiply kernel: split over the threads when large)."""
+    g = _f32(grad)
+    if g.shape != deriv.shape or not g.flags.c_contiguous:
+        return g * deriv
+    out = np.empty_like(deriv)
+    kernels.get().multiply(g.reshape(-1), deriv.reshape(-1), out.reshape(-1))
+    return out
+
+
 def _map(kernel, x, *args):
     """Run an elementwise kernel ``kernel(x_flat, *args, out_flat)``; returns ``out`` shaped like ``x``."""
     out = np.empty_like(x)
@@ -83,7 +93,7 @@ class FusedGELU(Function):
     @staticmethod
     def backward(ctx, grad):
         (deriv,) = ctx.saved_tensors
-        return _f32(grad) * deriv
+        return _times(grad, deriv)
 
 
 class FusedSiLU(Function):
@@ -103,7 +113,7 @@ class FusedSiLU(Function):
     @staticmethod
     def backward(ctx, grad):
         (deriv,) = ctx.saved_tensors
-        return _f32(grad) * deriv
+        return _times(grad, deriv)
 
 
 class FusedSoftmax(Function):
@@ -230,4 +240,6 @@ class FusedCrossEntropy(Function):
         if ctx.reduction == "none":
             return dx * _f32(grad)[:, None]
         scale = _f32(grad) if ctx.reduction == "sum" else _f32(grad) / ctx.denom
-        return dx * scale
+        out = np.empty_like(dx)
+        kernels.get().scale(dx.reshape(-1), np.float32(scale), out.reshape(-1))
+        return out
