@@ -32,6 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops.fused import kernel_for
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 
@@ -61,11 +62,25 @@ def col2im(cols, padded_hw, stride, dilation):
     a, b, kh, kw, ho, wo = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
     out = np.zeros((a, b) + tuple(padded_hw), dtype=cols.dtype)
+    gemm_layout = cols.transpose(0, 2, 3, 1, 4, 5)  # (A, kh, kw, B, Ho, Wo): contiguous if a GEMM wrote it
+    k = kernel_for(gemm_layout) if gemm_layout.flags.c_contiguous else None
+    if k is not None:  # the fused loop, split over the threads by channel
+        k.col2im_add(gemm_layout, out, sh, sw, dh, dw)
+        return out
     for i in range(kh):
         rows = slice(i * dh, i * dh + (ho - 1) * sh + 1, sh)
         for j in range(kw):
             out[:, :, rows, j * dw : j * dw + (wo - 1) * sw + 1 : sw] += cols[:, :, i, j]
     return out
+
+
+def _long_k_product(a, b):
+    """a b^T for a (G, M, K), b (G, N, K) with K = N*Ho*Wo long: the weight gradient.
+
+    Computed as (b a^T)^T: OpenBLAS runs that orientation much faster for a small (M, N) output
+    and a long K (measured for 32 x 144 with K = 25,088: 0.92 ms against 1.55 ms). The transpose
+    comes back as a copy of the small result."""
+    return np.ascontiguousarray(np.matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
 
 
 def pad_hw(x, pads, value=0.0):
@@ -126,7 +141,7 @@ class Conv2d(Function):
             gxp = col2im(gcols, padded_hw, stride, dilation)  # (C, N, Hp, Wp)
             gx = np.ascontiguousarray(crop_hw(gxp, pads, xshape[2:]).transpose(1, 0, 2, 3))
         if cols is not None:
-            gw = np.matmul(g, cols.transpose(0, 2, 1)).reshape(wshape)
+            gw = _long_k_product(g, cols).reshape(wshape)
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
@@ -174,7 +189,7 @@ class ConvTranspose2d(Function):
             gx = np.matmul(wm, gcols).reshape((xshape[1], n) + xshape[2:])
             gx = np.ascontiguousarray(gx.transpose(1, 0, 2, 3))
         if xm is not None:
-            gw = np.matmul(xm, gcols.transpose(0, 2, 1)).reshape(wshape)
+            gw = _long_k_product(xm, gcols).reshape(wshape)
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
