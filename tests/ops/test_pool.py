@@ -50,6 +50,17 @@ def test_max_pool2d_infinities():
     check(inputs=[x], **same("max_pool2d", kernel_size=3, stride=1, padding=1, return_indices=True), grad=False)
 
 
+def test_max_pool2d_nan_wins_its_window_like_torch():
+    x = randn(2, 3, 6, 6, seed=4).astype(np.float32)
+    x[0, 0, 1, 1] = x[0, 0, 0, 1] = np.nan  # two NaNs in one window: torch reports the last (the float32 kernel too)
+    x[1, 2, 4, 5] = np.nan
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)):
+        y, idx = F.max_pool2d(na.tensor(x), return_indices=True, **kw)
+        ty, tidx = TF.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+        np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+        np.testing.assert_array_equal(np.isnan(y.numpy()), np.isnan(ty.numpy()))
+
+
 MAX1D = [
     ((2, 3, 10), dict(kernel_size=2)),
     ((2, 3, 11), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),

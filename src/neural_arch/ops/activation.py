@@ -131,7 +131,13 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * (ctx.saved_tensors[0] > 0)
+        y = ctx.saved_tensors[0]
+        k = kernel_for(y, grad)
+        if k is not None and grad.shape == y.shape and grad.flags.c_contiguous and y.flags.c_contiguous:
+            out = np.empty_like(y)  # one pass, split over the threads when large
+            k.relu_backward(y.reshape(-1), grad.reshape(-1), out.reshape(-1))
+            return out
+        return grad * (y > 0)
 
 
 class Hardtanh(Function):

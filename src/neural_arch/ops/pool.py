@@ -28,6 +28,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.conv import col2im, ntuple, pad_hw
+from neural_arch.ops.fused import kernel_for
 
 __all__ = [
     "max_pool1d",
@@ -135,6 +136,11 @@ def _max_pool_index(x, kernel, stride, padding, dilation, out_hw):
     """Flat per-plane index (h * W + w) of the first maximum of every window, shape (N, C, Ho, Wo)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = kernel, stride, padding, dilation, out_hw
     n, c, h, w = x.shape
+    k = kernel_for(x) if x.flags.c_contiguous and x.size else None
+    if k is not None:  # one pass over the windows (the NumPy spelling below copies them first)
+        index = np.empty((n * c, ho, wo), np.int64)
+        k.max_pool2d_index(x.reshape(n * c, h, w), index, kh, kw, sh, sw, ph, pw, dh, dw)
+        return index.reshape(n, c, ho, wo)
     if _tiles(kernel, stride, (ph, pw), dilation, out_hw, (h, w)):
         flat = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5)
     else:

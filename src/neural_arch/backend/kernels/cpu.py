@@ -377,6 +377,13 @@ def multiply(a, b, out):
         out[i] = a[i] * b[i]
 
 
+@kernel(EXACT, rows=(0, 1, 2))
+def relu_backward(y, g, out):
+    """out = g where y > 0, else 0 (y the relu's output; a NaN y gives 0, as g [y > 0] does)"""
+    for i in range(y.size):
+        out[i] = g[i] if y[i] > F(0.0) else F(0.0)
+
+
 @kernel(FAST, rows=(0, 2))
 def scale(a, s, out):
     """out = a s for one float32 s"""
@@ -403,6 +410,57 @@ def col2im_add(cols, out, sh, sw, dh, dw):
                         else:
                             for w in range(wo):
                                 out[a, b, r, w * sw + j * dw] += cols[a, i, j, b, h, w]
+
+
+@kernel(EXACT, rows=(0, 1))
+def max_pool2d_index(x, index, kh, kw, sh, sw, ph, pw, dh, dw):
+    """index[p, oh, ow] = the flat position (h W + w) in plane x[p] of the first maximum of the window
+    at (oh sh - ph, ow sw - pw), taps dh, dw apart; padding taps are skipped. torch's rules: the first
+    maximum wins a tie, a NaN wins over everything (the last NaN, as torch), and a window whose real pixels are all -inf
+    reports its first real pixel. (No fastmath here: it would drop the NaN tests.)"""
+    planes, height, width = x.shape
+    _, ho, wo = index.shape
+    # the taps of each window row / column that fall inside the image (so no test per tap), once per call
+    i_lo, i_hi = np.empty(ho, np.int64), np.empty(ho, np.int64)
+    for oh in range(ho):
+        top = oh * sh - ph
+        i_lo[oh], i_hi[oh] = max(0, (-top + dh - 1) // dh), min(kh, (height - 1 - top) // dh + 1)
+    j_lo, j_hi = np.empty(wo, np.int64), np.empty(wo, np.int64)
+    for ow in range(wo):
+        left = ow * sw - pw
+        j_lo[ow], j_hi[ow] = max(0, (-left + dw - 1) // dw), min(kw, (width - 1 - left) // dw + 1)
+    for p in range(planes):
+        for oh in range(ho):
+            top = oh * sh - ph
+            i0, i1 = i_lo[oh], i_hi[oh]
+            for ow in range(wo):
+                left = ow * sw - pw
+                j0, j1 = j_lo[ow], j_hi[ow]
+                if i1 - i0 == 2 and j1 - j0 == 2 and kh == 2 and kw == 2 and dh == 1 and dw == 1:
+                    # a whole 2x2 window (MaxPool2d(2)'s every window), unrolled: taps in torch's order
+                    r, c = top, left
+                    best, at = x[p, r, c], r * width + c
+                    v = x[p, r, c + 1]
+                    if v > best or v != v:
+                        best, at = v, r * width + c + 1
+                    v = x[p, r + 1, c]
+                    if v > best or v != v:
+                        best, at = v, (r + 1) * width + c
+                    v = x[p, r + 1, c + 1]
+                    if v > best or v != v:
+                        at = (r + 1) * width + c + 1
+                    index[p, oh, ow] = at
+                    continue
+                best = x[p, top + i0 * dh, left + j0 * dw]
+                at = (top + i0 * dh) * width + left + j0 * dw
+                for i in range(i0, i1):
+                    r = top + i * dh
+                    for j in range(j0, j1):
+                        v = x[p, r, left + j * dw]
+                        if v > best or v != v:  # torch's test: the last NaN of a window wins
+                            best = v
+                            at = r * width + left + j * dw
+                index[p, oh, ow] = at
 
 
 # -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
