@@ -28,6 +28,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.conv import col2im, ntuple, pad_hw
+from neural_arch.backend import kernels
 from neural_arch.ops.fused import kernel_for
 
 __all__ = [
@@ -50,15 +51,25 @@ class MaxPoolGather(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, index, overlapping):
+    def forward(ctx, x, index, overlapping, values=None):
         n, c = x.shape[:2]
+        ctx.shape, ctx.overlapping, ctx.index = x.shape, overlapping, index
+        if values is not None:  # the kernel that found the index kept the maxima: no gather
+            ctx.gidx = None
+            return values
         plane = x.size // max(n * c, 1)
         gidx = index.reshape(n * c, -1) + (np.arange(n * c, dtype=np.int64) * plane)[:, None]
-        ctx.gidx, ctx.shape, ctx.overlapping = gidx.reshape(-1), x.shape, overlapping
+        ctx.gidx = gidx.reshape(-1)
         return x.reshape(-1)[ctx.gidx].reshape(index.shape)
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.gidx is None:  # the kernel path: scatter plane by plane
+            n, c = ctx.shape[:2]
+            gx = np.zeros(ctx.shape, dtype=np.float32)  # the kernel path is float32 only
+            g = np.ascontiguousarray(grad, dtype=np.float32).reshape(n * c, -1)
+            kernels.get().max_pool2d_backward(ctx.index.reshape(n * c, -1), g, gx.reshape(n * c, -1))
+            return gx
         size = int(np.prod(ctx.shape))
         if ctx.overlapping:
             gx = np.bincount(ctx.gidx, weights=grad.reshape(-1), minlength=size).astype(grad.dtype, copy=False)
@@ -133,14 +144,15 @@ def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
 
 
 def _max_pool_index(x, kernel, stride, padding, dilation, out_hw):
-    """Flat per-plane index (h * W + w) of the first maximum of every window, shape (N, C, Ho, Wo)."""
+    """Flat per-plane index (h * W + w) of the first maximum of every window, shape (N, C, Ho, Wo),
+    and the maxima themselves when the kernel found them (else None: the gather takes them)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = kernel, stride, padding, dilation, out_hw
     n, c, h, w = x.shape
     k = kernel_for(x) if x.flags.c_contiguous and x.size else None
     if k is not None:  # one pass over the windows (the NumPy spelling below copies them first)
-        index = np.empty((n * c, ho, wo), np.int64)
-        k.max_pool2d_index(x.reshape(n * c, h, w), index, kh, kw, sh, sw, ph, pw, dh, dw)
-        return index.reshape(n, c, ho, wo)
+        index, values = np.empty((n * c, ho, wo), np.int64), np.empty((n * c, ho, wo), x.dtype)
+        k.max_pool2d_index(x.reshape(n * c, h, w), index, values, kh, kw, sh, sw, ph, pw, dh, dw)
+        return index.reshape(n, c, ho, wo), values.reshape(n, c, ho, wo)
     if _tiles(kernel, stride, (ph, pw), dilation, out_hw, (h, w)):
         flat = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5)
     else:
@@ -162,7 +174,7 @@ def _max_pool_index(x, kernel, stride, padding, dilation, out_hw):
         pad_win = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
         rows = np.where(pad_win, first_r, rows)
         cols = np.where(pad_win, first_c, cols)
-    return rows * w + cols
+    return rows * w + cols, None
 
 
 def _adaptive_windows(n: int, out: int):
@@ -237,9 +249,9 @@ def _max_pool(op, input, nd, kernel_size, stride, padding, dilation, ceil_mode, 
     x4, unbatched = _as4d(input, nd, op)
     kernel, stride, padding, dilation, out_hw = _pool_args(op, x4, nd, kernel_size, stride, padding, dilation,
                                                            ceil_mode)
-    index = _max_pool_index(x4.data, kernel, stride, padding, dilation, out_hw)
+    index, values = _max_pool_index(x4.data, kernel, stride, padding, dilation, out_hw)
     overlapping = any(s < (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
-    y = _restore(MaxPoolGather.apply(x4, index=index, overlapping=overlapping), unbatched, nd)
+    y = _restore(MaxPoolGather.apply(x4, index=index, overlapping=overlapping, values=values), unbatched, nd)
     if return_indices:
         return y, Tensor._wrap(index.reshape(y.data.shape))
     return y

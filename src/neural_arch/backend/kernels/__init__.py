@@ -91,7 +91,9 @@ def warm() -> float:
                       f(0.001), f(1e-8), f(0.0), f(1.0), f(1.0), ams, np.zeros_like(x)))
     calls += [(k.multiply, x, x, out), (k.scale, x, f(2.0), out), (k.relu_backward, x, x, out),
               (k.col2im_add, np.ones((2, 3, 3, 2, 4, 4), f), np.zeros((2, 2, 6, 6), f), 1, 1, 1, 1),
-              (k.max_pool2d_index, x2.reshape(1, 8, 8), np.empty((1, 4, 4), np.int64), 2, 2, 2, 2, 0, 0, 1, 1)]
+              (k.max_pool2d_index, x2.reshape(1, 8, 8), np.empty((1, 4, 4), np.int64), np.empty((1, 4, 4), f),
+               2, 2, 2, 2, 0, 0, 1, 1),
+              (k.max_pool2d_backward, np.zeros((1, 16), np.int64), np.ones((1, 16), f), np.zeros((1, 64), f))]
     for kern, *args in calls:
         kern.serial(*args)
     k.embedding_backward(np.arange(8, dtype=np.int64), x2, y2, -1)

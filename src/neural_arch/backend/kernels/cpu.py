@@ -412,9 +412,9 @@ def col2im_add(cols, out, sh, sw, dh, dw):
                                 out[a, b, r, w * sw + j * dw] += cols[a, i, j, b, h, w]
 
 
-@kernel(EXACT, rows=(0, 1))
-def max_pool2d_index(x, index, kh, kw, sh, sw, ph, pw, dh, dw):
-    """index[p, oh, ow] = the flat position (h W + w) in plane x[p] of the first maximum of the window
+@kernel(EXACT, rows=(0, 1, 2))
+def max_pool2d_index(x, index, values, kh, kw, sh, sw, ph, pw, dh, dw):
+    """values[p, oh, ow] = x[p].flat[index[p, oh, ow]], index = the flat position (h W + w) in plane x[p] of the first maximum of the window
     at (oh sh - ph, ow sw - pw), taps dh, dw apart; padding taps are skipped. torch's rules: the first
     maximum wins a tie, a NaN wins over everything (the last NaN, as torch), and a window whose real pixels are all -inf
     reports its first real pixel. (No fastmath here: it would drop the NaN tests.)"""
@@ -448,8 +448,9 @@ def max_pool2d_index(x, index, kh, kw, sh, sw, ph, pw, dh, dw):
                         best, at = v, (r + 1) * width + c
                     v = x[p, r + 1, c + 1]
                     if v > best or v != v:
-                        at = (r + 1) * width + c + 1
+                        best, at = v, (r + 1) * width + c + 1
                     index[p, oh, ow] = at
+                    values[p, oh, ow] = best
                     continue
                 best = x[p, top + i0 * dh, left + j0 * dw]
                 at = (top + i0 * dh) * width + left + j0 * dw
@@ -461,6 +462,17 @@ def max_pool2d_index(x, index, kh, kw, sh, sw, ph, pw, dh, dw):
                             best = v
                             at = r * width + left + j * dw
                 index[p, oh, ow] = at
+                values[p, oh, ow] = best
+
+
+@kernel(EXACT, rows=(0, 1, 2))
+def max_pool2d_backward(index, g, gx):
+    """gx[p].flat[index[p, k]] += g[p, k]: max pooling's gradient, plane by plane (so overlapping
+    windows that share a winner add up; threads own whole planes). gx starts at zero."""
+    planes, n = index.shape
+    for p in range(planes):
+        for k in range(n):
+            gx[p, index[p, k]] += g[p, k]
 
 
 # -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
