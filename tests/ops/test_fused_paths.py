@@ -112,3 +112,37 @@ def test_embedding_backward_kernel_accumulates():
     wt = torch.tensor(w.detach().numpy(), requires_grad=True)
     TF.embedding(torch.tensor(ids), wt, padding_idx=3).backward(torch.tensor(up))
     np.testing.assert_allclose(w.grad.numpy(), wt.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+IMAGE_CASES = {  # ops whose kernels sit inside an ordinary node (no "Fused" name): the results must agree
+    "relu": lambda F, x, w: F.relu(x),
+    "max_pool2d": lambda F, x, w: F.max_pool2d(x, 2),
+    "max_pool2d_overlapping_padded": lambda F, x, w: F.max_pool2d(x, 3, stride=2, padding=1),
+    "max_pool2d_dilated": lambda F, x, w: F.max_pool2d(x, (2, 3), stride=1, dilation=(2, 1)),
+    "conv2d": lambda F, x, w: F.conv2d(x, w, padding=1),
+    "conv2d_strided_dilated": lambda F, x, w: F.conv2d(x, w, stride=2, dilation=2),
+}
+
+
+def _run_image(fn, Fmod, lib):
+    x = lib.tensor(X.reshape(2, 3, 32, 40).copy(), requires_grad=True)
+    w = lib.tensor(W[:54].reshape(2, 3, 3, 3).copy(), requires_grad=True)
+    out = fn(Fmod, x, w)
+    out.backward(lib.tensor(np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)))
+    return out.detach().numpy(), x.grad.numpy(), None if w.grad is None else w.grad.numpy()
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_CASES))
+def test_image_kernels_match_numpy_path_and_torch(name):
+    fn = IMAGE_CASES[name]
+    kernel = _run_image(fn, F, na)
+    kernels.set_enabled(False)
+    try:
+        numpy_path = _run_image(fn, F, na)
+    finally:
+        kernels.set_enabled(True)
+    ref = _run_image(fn, TF, torch)
+    for ours, other, what in [(kernel, numpy_path, "numpy path"), (kernel, ref, "torch")]:
+        for a, b_ in zip(ours, other):
+            if a is not None:
+                np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4, err_msg=f"{name}: kernel vs {what}")
