@@ -21,8 +21,6 @@ these loops vectorise (measured; see BENCHMARKS.md):
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 from numba import njit
 
@@ -96,7 +94,8 @@ def _normal_cdf_and_gauss(v):
 
     With z = |v| / sqrt 2 and t = 1 / (1 + z/2):  erfc(z) = t Q(t) e^{-z^2},  and e^{-z^2} = e^{-v^2/2},
     where Q(t) = erfc(z) e^{z^2} / t is smooth on t in (0, 1]: a degree-10 polynomial fitted for this
-    project by relative least squares (relative error 1.1e-8 in float64, 1.5e-7 evaluated in float32).
+    project (numpy.linalg.lstsq of Q(t) / math's value against 1 on 4,000 Chebyshev nodes of (0, 1]):
+    relative error 1.1e-8 in float64, 1.5e-7 evaluated in float32.
     Phi(v) = erfc(-v / sqrt 2) / 2 is erfc(z)/2 for v < 0, so the negative tail keeps its relative
     accuracy (1 + erf would cancel to a few bits there), and 1 - erfc(z)/2 for v >= 0."""
     z = abs(v) * F(0.7071067811865476)
