@@ -102,7 +102,11 @@ def run_split(fn, jobs: list) -> None:
         try:
             fn(*jobs[0])
         finally:
-            errors = [e for e in (h.join() for h in started) if e is not None]
+            try:
+                errors = [e for e in (h.join() for h in started) if e is not None]
+            except BaseException:  # interrupted (Ctrl-C) while a helper may still run: never reuse them
+                _helpers = []
+                raise
         if errors:
             raise errors[0]
     finally:
