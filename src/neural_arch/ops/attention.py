@@ -51,7 +51,7 @@ class ScaledDotProductAttention(Function):
         kern = kernel_for(s) if mask is None or causal else None
         if kern is not None:  # no row can be fully masked: one fused pass
             # into a new array, not in place: with input and output aliased LLVM cannot vectorise
-            # the kernel's loops (measured 3.0 ms in place vs 0.73 ms for 8192 rows of 128)
+            # the kernel's loops (8192 rows of 128: 2.5 ms in place, 0.30 ms into a new array)
             p = np.empty_like(s)
             kern.softmax_forward(s.reshape(-1, s.shape[-1]), p.reshape(-1, s.shape[-1]), False)
             del s

@@ -3,9 +3,10 @@
 Each Function here is the fast twin of a readable NumPy Function elsewhere in
 ``ops`` (named in its docstring); the functional API (``F.gelu``,
 ``F.layer_norm``, ...) picks the twin through :func:`kernel_for` when numba is
-available and the input is a non-empty float32 NumPy array (the kernel wins at
-every size: GELU on 8x16 floats, fwd+bwd, 15 us against 54 us for the NumPy
-twin's dozen ufunc calls; cross-entropy on 128x10, 18 us against 56 us). ``NEURAL_ARCH_JIT=0`` always selects the NumPy twin, and
+available and the input is a non-empty float32 NumPy array: the kernel wins
+at every size (GELU on 8x16 floats, fwd+bwd, 15 us against 54 us for the
+NumPy twin's dozen ufunc calls; cross-entropy on 128x10, 18 us against 56 us).
+``NEURAL_ARCH_JIT=0`` always selects the NumPy twin, and
 ``tests/ops/test_fused_paths.py`` checks that the two agree.
 """
 
