@@ -40,11 +40,6 @@ def num_threads() -> int:
     return _CORES
 
 
-def configure_numba() -> None:
-    """numba's own thread pool is not used (see the module doc): keep it from starting threads."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-
-
 class _Helper:
     """One persistent thread that runs ``fn(*args)`` when started and signals when done.
     Two locks make the hand-off: ``_go`` is released to start a job, ``_done`` when it ends."""

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 
-from neural_arch.backend import threads
-
 _module = None
 _tried = False
 
@@ -32,7 +30,6 @@ def get():
     if not _tried:
         _tried = True
         if enabled_by_env():
-            threads.configure_numba()
             try:
                 from neural_arch.backend.kernels import cpu  # noqa: PLC0415
 
