@@ -413,10 +413,11 @@ def col2im_add(cols, out, sh, sw, dh, dw):
 
 @kernel(EXACT, rows=(0, 1, 2))
 def max_pool2d_index(x, index, values, kh, kw, sh, sw, ph, pw, dh, dw):
-    """values[p, oh, ow] = x[p].flat[index[p, oh, ow]], index = the flat position (h W + w) in plane x[p] of the first maximum of the window
-    at (oh sh - ph, ow sw - pw), taps dh, dw apart; padding taps are skipped. torch's rules: the first
-    maximum wins a tie, a NaN wins over everything (the last NaN, as torch), and a window whose real pixels are all -inf
-    reports its first real pixel. (No fastmath here: it would drop the NaN tests.)"""
+    """index[p, oh, ow]: the flat position (h W + w) in plane x[p] of the maximum of the window at
+    (oh sh - ph, ow sw - pw), taps dh, dw apart (padding taps skipped); values[p, oh, ow]: that maximum.
+    torch's rules: the first maximum wins a tie, a NaN wins over everything (the last NaN of the
+    window), and a window whose real pixels are all -inf reports its first real pixel.
+    (No fastmath here: it would drop the NaN tests.)"""
     planes, height, width = x.shape
     _, ho, wo = index.shape
     # the taps of each window row / column that fall inside the image (so no test per tap), once per call
