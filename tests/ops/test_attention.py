@@ -37,8 +37,8 @@ def test_parity_causal(shapes):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_parity_large_scores_use_the_fused_softmax(causal):
-    # 2 * 4 * 48 * 40 = 15,360 scores >= fused.MIN_ELEMENTS: the float32 run takes the numba softmax
-    # kernels (forward and backward, in place); causal with more queries than keys, as torch aligns it
+    # float32 scores take the numba softmax kernels (forward and backward, into new arrays);
+    # causal with more queries than keys, as torch aligns it
     shapes = ((2, 4, 48, 16), (2, 4, 40, 16), (2, 4, 40, 8))
     check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal), _qkv(shapes, 7),
           torch_fn=lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=causal))

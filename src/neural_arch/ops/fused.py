@@ -17,14 +17,11 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.backend import kernels
 
-# Empty and 0-d arrays take the NumPy twin (nothing to fuse); every other size is faster through the kernel.
-MIN_ELEMENTS = 1
-
-
 def kernel_for(*arrays):
-    """The kernel module if every array is a float32 NumPy array and the first has at least one dim and element."""
+    """The kernel module if every array is a float32 NumPy array and the first has at least one dim
+    and one element (empty and 0-d arrays take the NumPy twin: there is nothing to fuse)."""
     k = kernels.get()
-    if k is None or arrays[0].size < MIN_ELEMENTS or arrays[0].ndim == 0:
+    if k is None or arrays[0].size == 0 or arrays[0].ndim == 0:
         return None
     for a in arrays:
         if type(a) is not np.ndarray or a.dtype != np.float32:

@@ -7,10 +7,12 @@ for free and the differentiable part is one tiny Function:
    strided view of the (-inf padded) input, copied to ``(N, C, Ho, Wo, kh*kw)``;
    ``np.argmax`` takes the *first* maximum, which is torch's tie rule. The
    winner becomes a flat index ``h * W + w`` into its input plane (torch's
-   ``indices``).
+   ``indices``). For float32 a numba kernel does this step in one pass over
+   the windows (same rules, torch's NaN rule too) and keeps the maxima.
 2. ``y = x.flat[index]`` (:class:`MaxPoolGather`), whose backward puts dL/dy
    back at the index: a plain assignment when windows cannot overlap (every
-   input pixel belongs to at most one window), a scatter-add otherwise.
+   input pixel belongs to at most one window), a scatter-add otherwise (the
+   kernel path: a scatter-add plane by plane).
 
 Average pooling sums the window taps (one strided slice per tap, or a
 reshape when windows tile the input) and divides by torch's divisor; its
