@@ -244,3 +244,33 @@ def test_split_calls_work_in_a_forked_child_and_from_two_threads(monkeypatch):
         os._exit(0 if check() else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+@pytest.mark.parametrize("geometry", [
+    # (N, C, H, W, kh, kw, stride, top/left padding, dilation, bottom/right padding)
+    (2, 3, 9, 7, 3, 2, (2, 1), (1, 2), (1, 2), (1, 2)),
+    (2, 3, 5, 5, 3, 3, (3, 2), (0, 1), (2, 1), (0, 1)),
+    (1, 2, 4, 4, 5, 5, (1, 1), (3, 3), (1, 1), (3, 3)),  # windows made only of padding
+    (2, 4, 6, 6, 2, 2, (1, 1), (0, 0), (1, 1), (1, 1)),  # asymmetric, as padding="same" for an even kernel
+])
+def test_im2col_copy_and_col2im_sum_match_the_numpy_twins(geometry, monkeypatch):
+    from neural_arch.backend import threads
+    from neural_arch.ops.conv import col2im, crop_hw, im2col, pad_hw
+
+    n, c, h, w, kh, kw, stride, (pt, pl), dil, (pb, pr) = geometry
+    x = rng.standard_normal((n, c, h, w)).astype(f32)
+    xp = pad_hw(x, (pt, pb, pl, pr))
+    ho = (xp.shape[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (xp.shape[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    ref_cols = im2col(xp, (kh, kw), stride, dil, (ho, wo), batch_last=True)
+    g = rng.standard_normal(ref_cols.shape).astype(f32)
+    ref_gx = crop_hw(col2im(g.transpose(0, 3, 1, 2, 4, 5), xp.shape[2:], stride, dil).transpose(1, 0, 2, 3),
+                     (pt, pb, pl, pr), (h, w))
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    for threshold in (1 << 40, 0):  # one thread, then split by channels (c0 offsets)
+        monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", threshold)
+        cols = np.full((c, kh, kw, n, ho, wo), np.nan, f32)
+        cpu.im2col_copy(cols, x, 0, *stride, pt, pl, *dil)
+        np.testing.assert_array_equal(cols, ref_cols)
+        gx = np.full_like(x, np.nan)
+        cpu.col2im_sum(g, gx, 0, *stride, pt, pl, *dil)
+        np.testing.assert_allclose(gx, ref_gx, rtol=1e-6, atol=1e-6)

@@ -121,6 +121,8 @@ IMAGE_CASES = {  # ops whose kernels sit inside an ordinary node (no "Fused" nam
     "max_pool2d_dilated": lambda F, x, w: F.max_pool2d(x, (2, 3), stride=1, dilation=(2, 1)),
     "conv2d": lambda F, x, w: F.conv2d(x, w, padding=1),
     "conv2d_strided_dilated": lambda F, x, w: F.conv2d(x, w, stride=2, dilation=2),
+    "conv2d_uneven_stride_padding": lambda F, x, w: F.conv2d(x, w, stride=(2, 1), padding=(2, 1), dilation=(1, 2)),
+    "conv2d_padding_beyond_kernel": lambda F, x, w: F.conv2d(x, w, padding=4),  # whole windows of padding
 }
 
 

@@ -156,7 +156,7 @@ def blas_warning() -> str | None:
 
 
 def describe() -> dict:
-    from neural_arch.backend import kernels  # noqa: PLC0415
+    from neural_arch.backend import kernels, memory  # noqa: PLC0415
 
     return {
         "cores": os.cpu_count(),
@@ -164,4 +164,5 @@ def describe() -> dict:
         "blas": blas_info(),
         "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
+        "memory": memory.describe(),
     }

@@ -68,7 +68,8 @@ def threading_policy() -> str:
     d = threads.describe()
     return (f"{d['threads']} threads on {d['cores']} cores; kernels: {d['jit']}"
             + (f" (calls of {d['parallel_min_elements']:,}+ elements split over the threads)"
-               if d["jit"] == "numba" else ""))
+               if d["jit"] == "numba" else "")
+            + f"; memory: {d['memory']}")
 
 
 def devices() -> str:

@@ -88,6 +88,8 @@ def warm() -> float:
                       f(0.001), f(1e-8), f(0.0), f(1.0), f(1.0), ams, np.zeros_like(x)))
     calls += [(k.multiply, x, x, out), (k.scale, x, f(2.0), out), (k.relu_backward, x, x, out),
               (k.col2im_add, np.ones((2, 3, 3, 2, 4, 4), f), np.zeros((2, 2, 6, 6), f), 1, 1, 1, 1),
+              (k.im2col_copy, np.empty((2, 3, 3, 1, 4, 4), f), np.ones((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),
+              (k.col2im_sum, np.ones((2, 3, 3, 1, 4, 4), f), np.empty((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),
               (k.max_pool2d_index, x2.reshape(1, 8, 8), np.empty((1, 4, 4), np.int64), np.empty((1, 4, 4), f),
                2, 2, 2, 2, 0, 0, 1, 1),
               (k.max_pool2d_backward, np.zeros((1, 16), np.int64), np.ones((1, 16), f), np.zeros((1, 64), f))]

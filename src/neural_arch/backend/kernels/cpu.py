@@ -27,6 +27,7 @@ from numba import njit
 from neural_arch.backend import threads
 
 F = np.float32
+U = np.uint64  # an index LLVM knows is >= 0: a signed one gets a wrap-around test that stops vectorising
 FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
 EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
 
@@ -37,11 +38,13 @@ class Kernel:
     ``rows``: the positions of the array arguments cut into row ranges (axis 0, the length of the
     first argument); the others (weights, scalars) go whole to every range. ``parts``: per-thread
     accumulators of a reduction (shape (chunks, ...)), cut into equal blocks of chunks, one per range.
+    ``offset``: the position of an integer argument that each range receives as its first row (for a
+    kernel that reads a whole array at the rows it is writing, e.g. channel c0 + c of an NCHW input).
     """
 
-    def __init__(self, fn, options: dict, rows: tuple, parts: tuple = ()):
+    def __init__(self, fn, options: dict, rows: tuple, parts: tuple = (), offset: int | None = None):
         self.serial = njit(**options)(fn)
-        self.rows, self.parts = rows, parts
+        self.rows, self.parts, self.offset = rows, parts, offset
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args):
@@ -61,14 +64,16 @@ class Kernel:
             for j in self.parts:
                 c = args[j].shape[0]
                 job[j] = args[j][c * i // k: c * (i + 1) // k]
+            if self.offset is not None:
+                job[self.offset] = args[self.offset] + lo
             jobs.append(job)
         threads.run_split(self.serial, jobs)
         return None
 
 
-def kernel(options: dict, rows: tuple, parts: tuple = ()):
+def kernel(options: dict, rows: tuple, parts: tuple = (), offset: int | None = None):
     """Decorator: ``@kernel(FAST, rows=(0, 1))`` makes a :class:`Kernel`."""
-    return lambda fn: Kernel(fn, options, rows, parts)
+    return lambda fn: Kernel(fn, options, rows, parts, offset)
 
 
 # -- float32 math, inlined into the loops ------------------------------------------------------------
@@ -391,6 +396,77 @@ def scale(a, s, out):
 
 
 # -- convolution -----------------------------------------------------------------------------------------
+@njit(inline="always", **FAST)
+def _inside(start, step, count, size):
+    """[lo, hi): the k in range(count) with 0 <= start + k step < size (hi <= lo when there are none)"""
+    lo = max(0, (-start + step - 1) // step)
+    hi = min(count, (size - 1 - start) // step + 1)
+    return lo, max(lo, hi)
+
+
+@kernel(FAST, rows=(0,), offset=2)
+def im2col_copy(cols, x, c0, sh, sw, ph, pw, dh, dw):
+    """cols[c, i, j, n, h, w] = x[n, c0 + c, h sh + i dh - ph, w sw + j dw - pw], 0 where that is padding.
+
+    ``x`` is the NCHW input and ``cols`` the (C, kh, kw, N, Ho, Wo) buffer that reshapes to the GEMM
+    operand (C kh kw, N Ho Wo); padding is read as zeros, never materialised. Threads split the
+    channels (``c0`` is the first channel of a thread's share of ``cols``)."""
+    nc, kh, kw, nn, ho, wo = cols.shape
+    height, width = x.shape[2], x.shape[3]
+    for c in range(nc):
+        for i in range(kh):
+            h_lo, h_hi = _inside(i * dh - ph, sh, ho, height)
+            for j in range(kw):
+                left = j * dw - pw
+                w_lo, w_hi = _inside(left, sw, wo, width)
+                for n in range(nn):
+                    for h in range(ho):
+                        if h < h_lo or h >= h_hi:
+                            for w in range(wo):
+                                cols[c, i, j, n, h, w] = F(0.0)
+                            continue
+                        r = h * sh + i * dh - ph
+                        for w in range(w_lo):
+                            cols[c, i, j, n, h, w] = F(0.0)
+                        if sw == 1:  # unit stride: a contiguous copy
+                            for w in range(U(w_lo), U(w_hi)):
+                                cols[c, i, j, n, h, w] = x[n, c0 + c, r, w + U(left)]
+                        else:
+                            for w in range(U(w_lo), U(w_hi)):
+                                cols[c, i, j, n, h, w] = x[n, c0 + c, r, w * U(sw) + U(left)]
+                        for w in range(w_hi, wo):
+                            cols[c, i, j, n, h, w] = F(0.0)
+
+
+@kernel(FAST, rows=(0,), offset=2)
+def col2im_sum(cols, out, c0, sh, sw, ph, pw, dh, dw):
+    """out[n, c0 + c, y, x] = sum of cols[c, i, j, n, h, w] over the taps with h sh + i dh - ph = y and
+    w sw + j dw - pw = x: the adjoint of im2col_copy (taps that fell on padding are dropped).
+
+    ``out`` is the NCHW input gradient; the channels of ``cols`` are overwritten. Each (n, c) plane is
+    summed while it sits in L1; threads split the channels, so their writes never collide."""
+    nc, kh, kw, nn, ho, wo = cols.shape
+    height, width = out.shape[2], out.shape[3]
+    for c in range(nc):
+        for n in range(nn):
+            for y in range(height):
+                for x in range(width):
+                    out[n, c0 + c, y, x] = F(0.0)
+            for i in range(kh):
+                h_lo, h_hi = _inside(i * dh - ph, sh, ho, height)
+                for j in range(kw):
+                    left = j * dw - pw
+                    w_lo, w_hi = _inside(left, sw, wo, width)
+                    for h in range(h_lo, h_hi):
+                        r = h * sh + i * dh - ph
+                        if sw == 1:
+                            for w in range(U(w_lo), U(w_hi)):
+                                out[n, c0 + c, r, w + U(left)] += cols[c, i, j, n, h, w]
+                        else:
+                            for w in range(U(w_lo), U(w_hi)):
+                                out[n, c0 + c, r, w * U(sw) + U(left)] += cols[c, i, j, n, h, w]
+
+
 @kernel(FAST, rows=(0, 1))
 def col2im_add(cols, out, sh, sw, dh, dw):
     """out[a, b, h sh + i dh, w sw + j dw] += cols[a, i, j, b, h, w]: the adjoint of im2col, for the
@@ -404,11 +480,11 @@ def col2im_add(cols, out, sh, sw, dh, dw):
                     for h in range(ho):
                         r = h * sh + i * dh
                         if sw == 1:  # unit stride: the add vectorises
-                            for w in range(wo):
-                                out[a, b, r, w + j * dw] += cols[a, i, j, b, h, w]
+                            for w in range(U(wo)):
+                                out[a, b, r, w + U(j * dw)] += cols[a, i, j, b, h, w]
                         else:
-                            for w in range(wo):
-                                out[a, b, r, w * sw + j * dw] += cols[a, i, j, b, h, w]
+                            for w in range(U(wo)):
+                                out[a, b, r, w * U(sw) + U(j * dw)] += cols[a, i, j, b, h, w]
 
 
 @kernel(EXACT, rows=(0, 1, 2))
