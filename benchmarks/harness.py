@@ -12,6 +12,15 @@ framework (an MLP step: 0.39 ms alone, 3.9 ms right after torch's; torch's
 0.48 ms alone, 4.1 ms right after ours). One settling call removes that
 artefact, which no user running one framework sees, and keeps the rounds
 interleaved.
+
+Our own helper threads poll for work for 2 ms after each job (backend/threads.py),
+and torch's OpenMP workers spin after theirs, so a contender also waits ``quiet``
+seconds (10 ms) before settling: the other framework's threads are then asleep,
+as they would be in a process of one framework. Settling then runs untimed calls
+for at least ``settle_s`` (5 ms), not just one: after the pause the cores are
+cold, and a single 1 ms call left both frameworks ~35% slower than back-to-back
+calls (layer_norm 4096x512 fwd+bwd: ours 0.71 ms back-to-back and 0.97 ms after a
+pause and one call; torch 1.40 and 0.96 ms).
 """
 
 from __future__ import annotations
@@ -33,12 +42,13 @@ class Result:
 
 
 def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inner: int = 1,
-            settle: int | None = None) -> Result:
+            settle: int | None = None, quiet: float = 0.01, settle_s: float = 0.005) -> Result:
     """Time each ``contenders[who]()`` (a zero-argument callable) ``rounds`` times, interleaved.
 
     ``inner`` repeats the call inside one timing (for microsecond workloads);
     the recorded time is per call. ``settle`` untimed calls precede each timed
-    one (default: 1 when a call takes under 50 ms, else 0; see the module doc).
+    one (default: 1 when a call takes under 50 ms, else 0; see the module doc), repeated until
+    ``settle_s`` seconds have passed, after a ``quiet``-second pause when the contender changes.
     """
     slowest = 0.0
     for fn in contenders.values():
@@ -59,7 +69,12 @@ def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inne
             order = names[r % len(names):] + names[: r % len(names)]
             for who in order:
                 fn = contenders[who]
+                if len(names) > 1:
+                    time.sleep(quiet)
+                started = time.perf_counter()
                 for _ in range(settle):
+                    fn()
+                while settle and time.perf_counter() - started < settle_s:
                     fn()
                 t0 = time.perf_counter()
                 for _ in range(inner):

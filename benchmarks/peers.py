@@ -4,6 +4,11 @@
 The peers have no optimizer library, so they use one NumPy Adam written here
 (the same update as torch.optim.Adam); neural-arch and torch use their own.
 Times are per step, multiplied by the 469 steps of one 60,000-image epoch.
+
+Each NumPy framework runs with the BLAS threading it gets in a process of its own: neural-arch
+with BLAS on one thread (its threading policy: its own threads split the products), the peers
+with OpenBLAS's default of one thread per core. Each step sets that first (a ~1 us call), since
+they share one process and one BLAS library.
 """
 
 from __future__ import annotations
@@ -37,11 +42,35 @@ class _NumpyAdam:
             p -= (self.lr / (1 - self.b1**self.t)) * m / (np.sqrt(v) / np.sqrt(1 - self.b2**self.t) + self.eps)
 
 
+def _blas_setter():
+    """set(n): the number of threads of the BLAS NumPy calls (None when it cannot be set)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    from neural_arch.backend import threads
+
+    libs = threads._numpy_blas(ThreadpoolController())
+    if not libs or not threads.blas_is_ours():
+        return None
+
+    def set_threads(n):
+        for lib in libs:
+            lib.set_num_threads(n)
+
+    return set_threads
+
+
 def run(rounds: int = 30):
+    import os
+
     import torch
 
     import neural_arch as na
     from neural_arch import nn, optim
+
+    set_blas = _blas_setter() or (lambda n: None)
+    native = os.cpu_count() or 1
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 784)).astype(np.float32)
@@ -53,6 +82,7 @@ def run(rounds: int = 30):
     xa, ya = na.tensor(x), na.tensor(y)
 
     def step_ours():
+        set_blas(1)
         opt.zero_grad()
         nn.functional.cross_entropy(ours(xa), ya).backward()
         opt.step()
@@ -77,6 +107,7 @@ def run(rounds: int = 30):
         adam_mg = _NumpyAdam(params_mg)
 
         def step_mygrad():
+            set_blas(native)
             w1, b1, w2, b2 = (mg.tensor(p) for p in params_mg)
             logits = mg.matmul(mg.nnet.relu(mg.matmul(x, w1) + b1), w2) + b2
             loss = mg.nnet.softmax_crossentropy(logits, y)
@@ -105,6 +136,7 @@ def run(rounds: int = 30):
         grad_ag = agrad(loss_ag)
 
         def step_autograd():
+            set_blas(native)
             adam_ag.step(grad_ag(params_ag))
 
         contenders["HIPS autograd"] = step_autograd
@@ -112,6 +144,7 @@ def run(rounds: int = 30):
         pass
 
     res = compare(f"MLP 784-100-10 Adam batch {BATCH}: one epoch ({STEPS_PER_EPOCH} steps)", contenders, rounds=rounds)
+    set_blas(1)
     for who in res.times:
         res.times[who] = [t * STEPS_PER_EPOCH for t in res.times[who]]
     return [res]

@@ -1,20 +1,35 @@
-"""The threading policy: one place decides how BLAS and our kernels share the cores.
+"""The threading policy: one pool of threads, ours, shares the cores between BLAS and our kernels.
 
-On a small machine (2 cores here) threads are a first-order cost: OpenBLAS
-workers spin for a while after each call, and a second thread pool fighting
-them can make a training step several times slower. So:
+On a small machine (2 cores here) threads are a first-order cost. OpenBLAS's
+workers spin for about 0.1 s after each call, and a second pool beside them
+gets its threads descheduled: with BLAS on its own two threads, a layer norm
+of 4096x512 (forward+backward) took 1.4-2.0 ms right after matmuls and 0.8 ms
+with nothing spinning; GELU on 1M floats 0.6 ms against 0.4 ms. So there is
+one pool, ours:
 
-* BLAS (NumPy's OpenBLAS) keeps its default: one thread per core. Matmuls
-  are the largest ops of a step and scale well.
+* BLAS runs one thread per call (set at import, through threadpoolctl, on the
+  BLAS library NumPy uses). A product of at least ``GEMM_SPLIT_FLOPS`` is cut
+  into blocks of its output by ``backend.gemm.matmul``, one single-threaded
+  BLAS call per thread.
 * The numba kernels are compiled serially (numba's own pool is not used: its
   ``workqueue`` layer was measured at 50-170 us a call and slower than one
   thread on a layer norm of 2M floats, its ``omp`` layer spins against
   OpenBLAS). A kernel call of at least ``PARALLEL_MIN_ELEMENTS`` is cut into
-  row ranges and :func:`run_split` runs them at once: the first on the calling
-  thread, the others on persistent helper threads. The kernels release the
-  GIL, so the slices really run in parallel; waking a helper costs ~25 us,
-  which is why small calls stay on one thread.
-* ``NEURAL_ARCH_NUM_THREADS`` caps both (e.g. 1 to share a machine).
+  row ranges. The kernels release the GIL, so the ranges really run at once.
+* :func:`run_split` runs the blocks: the first on the calling thread, the
+  others on persistent helper threads. A helper polls for its next job for
+  ``SPIN_US`` after each one, and the caller polls for the helper to finish
+  (``kernels/spin.py``), as OpenBLAS's and OpenMP's workers do: a hand-off then
+  costs ~6 us instead of the 65-70 us of waking a thread that slept on a lock.
+* Thresholds, measured on this machine (one thread vs split in two):
+  products of 4.2 MFLOP break even (24 vs 21 us), 20 MFLOP gain (110 vs 67 us),
+  hence 2^23 flops; GELU breaks even near 40k elements and a 128-wide layer
+  norm near 100k (65k: 9 vs 13 us; 262k: 34 vs 25 us), hence 2^17 elements.
+* ``NEURAL_ARCH_NUM_THREADS`` caps our threads (e.g. 1 to share a machine).
+  ``NEURAL_ARCH_BLAS_THREADS=native`` leaves BLAS its own threads instead; then
+  products are not split, helpers do not poll (two spinning pools on two cores
+  made a char-GPT step 3x slower) and kernels split from 2^20 elements.
+  ``NEURAL_ARCH_SPIN_US=0`` turns the polling off.
 
 ``describe()`` reports the policy in force; ``neural-arch info`` prints it.
 """
@@ -24,10 +39,15 @@ from __future__ import annotations
 import os
 import threading
 
-# Below this many elements a kernel runs on one thread (measured: see BENCHMARKS.md);
+import numpy as np
+
+# Below this many elements a kernel runs on one thread (measured: see the module doc);
 # NEURAL_ARCH_PARALLEL_MIN_ELEMENTS (a whole number) overrides it.
 _env_min = os.environ.get("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", "").strip()
-PARALLEL_MIN_ELEMENTS = int(_env_min) if _env_min.isdigit() else 1 << 20
+PARALLEL_MIN_ELEMENTS = int(_env_min) if _env_min.isdigit() else 1 << 17
+# A matrix product of at least this many flops (2 M N K) is split over the threads (backend/gemm.py).
+_env_gemm = os.environ.get("NEURAL_ARCH_GEMM_SPLIT_FLOPS", "").strip()
+GEMM_SPLIT_FLOPS = int(_env_gemm) if _env_gemm.isdigit() else 1 << 23
 
 
 _CORES = os.cpu_count() or 1  # os.cpu_count() reads /sys: ~8 us, too slow to ask on every kernel call
@@ -40,11 +60,44 @@ def num_threads() -> int:
     return _CORES
 
 
+# How long a helper keeps polling for its next job before it sleeps on a lock, and how long a caller
+# polls for a helper to finish. ~25 ns per poll (a ``pause``) on this project's machine.
+_env_spin = os.environ.get("NEURAL_ARCH_SPIN_US", "").strip()
+SPIN_US = int(_env_spin) if _env_spin.isdigit() else 2000
+_POLLS_PER_US = 40
+_SETTLE_POLLS = 100  # ~2.5 us: a helper that saw its job lets the caller get into its own share first
+_JOIN_POLLS = 1000 * _POLLS_PER_US  # a caller waits ~1 ms by polling, then sleeps until the helper is done
+
+
+def _spin_module():
+    """backend/kernels/spin.py when numba is usable and spinning is on, else None (locks only).
+    Not while BLAS has its own threads: they spin too, and two spinning pools on the same cores
+    deschedule each other (measured: a char-GPT step 23 ms -> 70 ms)."""
+    if SPIN_US == 0 or not _blas_ours:
+        return None
+    from neural_arch.backend import kernels  # noqa: PLC0415
+
+    if not kernels.enabled_by_env():
+        return None
+    try:
+        from neural_arch.backend.kernels import spin  # noqa: PLC0415
+    except ImportError:
+        return None
+    return spin
+
+
 class _Helper:
     """One persistent thread that runs ``fn(*args)`` when started and signals when done.
-    Two locks make the hand-off: ``_go`` is released to start a job, ``_done`` when it ends."""
 
-    def __init__(self):
+    Two locks make the hand-off: ``_go`` is released to start a job, ``_done`` when it ends. With
+    numba, both sides poll first (``kernels/spin.py``) so that neither waits for the OS to wake it:
+    the helper polls the job counter ``_state[0]`` for ``SPIN_US`` after each job, the caller polls
+    the finished counter ``_state[1]`` for up to a millisecond; by then the lock it takes next is
+    already released, and only a thread whose poll ran out sleeps on one."""
+
+    def __init__(self, spin):
+        self._spin = spin
+        self._state = np.zeros(2, np.int64)  # [jobs started, jobs finished]
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
@@ -52,7 +105,10 @@ class _Helper:
         threading.Thread(target=self._loop, daemon=True, name="neural-arch-kernels").start()
 
     def _loop(self):
+        finished = 0
         while True:
+            if self._spin is not None:
+                self._spin.finish_and_wait(self._state, finished, SPIN_US * _POLLS_PER_US, _SETTLE_POLLS)
             self._go.acquire()
             fn, args = self._job
             try:
@@ -60,13 +116,17 @@ class _Helper:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller by join()
                 self._error = exc
             self._job = None
-            self._done.release()
+            finished += 1
+            self._done.release()  # (with spinning, finish_and_wait then publishes `finished` too)
 
     def start(self, fn, args) -> None:
         self._error, self._job = None, (fn, args)
-        self._go.release()
+        self._go.release()  # released before the counter moves: a polling helper never blocks on it
+        self._state[0] += 1
 
     def join(self) -> BaseException | None:
+        if self._spin is not None:
+            self._spin.wait_finished(self._state, self._state[0], _JOIN_POLLS)
         self._done.acquire()
         return self._error
 
@@ -90,7 +150,7 @@ def run_split(fn, jobs: list) -> None:
         if _helpers_pid != os.getpid():
             _helpers, _helpers_pid = [], os.getpid()
         while len(_helpers) < len(jobs) - 1:
-            _helpers.append(_Helper())
+            _helpers.append(_Helper(_spin_module()))
         started = _helpers[: len(jobs) - 1]
         for helper, args in zip(started, jobs[1:]):
             helper.start(fn, args)
@@ -108,16 +168,39 @@ def run_split(fn, jobs: list) -> None:
         _in_use.release()
 
 
+_blas_ours = False  # True once NumPy's BLAS runs one thread per call and our pool splits products
+
+
+def blas_is_ours() -> bool:
+    return _blas_ours
+
+
 def configure_blas() -> None:
-    """Apply ``NEURAL_ARCH_NUM_THREADS`` to BLAS too, when threadpoolctl is installed."""
-    env = os.environ.get("NEURAL_ARCH_NUM_THREADS")
-    if not env:
-        return
+    """Run NumPy's BLAS on one thread per call (our pool splits large products), once, at import.
+
+    With ``NEURAL_ARCH_BLAS_THREADS=native`` BLAS keeps its own threads, capped by
+    ``NEURAL_ARCH_NUM_THREADS`` when that is set. Needs threadpoolctl; without it BLAS is left alone."""
+    global _blas_ours, PARALLEL_MIN_ELEMENTS
+    native = os.environ.get("NEURAL_ARCH_BLAS_THREADS", "").strip().lower() == "native"
     try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
     except ImportError:
-        return
-    threadpool_limits(num_threads(), user_api="blas")
+        libs = []
+    else:
+        libs = _numpy_blas(ThreadpoolController()) if not native or os.environ.get("NEURAL_ARCH_NUM_THREADS") else []
+    for lib in libs:
+        lib.set_num_threads(num_threads() if native else 1)
+    _blas_ours = bool(libs) and not native
+    if not _blas_ours and not _env_min.isdigit():
+        PARALLEL_MIN_ELEMENTS = 1 << 20  # beside BLAS's spinning threads a split pays off only for big calls
+
+
+def _numpy_blas(controller) -> list:
+    """threadpoolctl's handles on the BLAS NumPy calls: the one its wheel bundles (numpy.libs/), or
+    the only BLAS loaded (a NumPy built on the system's). Never, say, a BLAS bundled with torch."""
+    libs = [c for c in controller.lib_controllers if c.user_api == "blas"]
+    bundled = [c for c in libs if os.path.basename(os.path.dirname(c.filepath)).startswith("numpy")]
+    return bundled or (libs if len(libs) == 1 else [])
 
 
 def blas_info() -> list[dict]:
@@ -164,5 +247,7 @@ def describe() -> dict:
         "blas": blas_info(),
         "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
+        "gemm_split_flops": GEMM_SPLIT_FLOPS if _blas_ours else None,
+        "hand_off": (f"helpers poll {SPIN_US} us" if _spin_module() is not None else "locks only"),
         "memory": memory.describe(),
     }

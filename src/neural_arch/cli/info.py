@@ -66,10 +66,12 @@ def threading_policy() -> str:
     from neural_arch.backend import threads
 
     d = threads.describe()
-    return (f"{d['threads']} threads on {d['cores']} cores; kernels: {d['jit']}"
+    blas = (f"BLAS one thread per call, products of {d['gemm_split_flops']:,}+ flops split over ours"
+            if d["gemm_split_flops"] else "BLAS on its own threads")
+    return (f"{d['threads']} threads on {d['cores']} cores; {blas}; kernels: {d['jit']}"
             + (f" (calls of {d['parallel_min_elements']:,}+ elements split over the threads)"
                if d["jit"] == "numba" else "")
-            + f"; memory: {d['memory']}")
+            + f"; hand-off: {d['hand_off']}; memory: {d['memory']}")
 
 
 def devices() -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import gemm
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.dropout import keep_mask
 from neural_arch.ops.fused import kernel_for
@@ -39,7 +40,7 @@ class ScaledDotProductAttention(Function):
         # NOTE: heads usually arrive as transposed views (B, T, nh, hs) -> (B, nh, T, hs); NumPy's stacked
         # matmul cannot hand those to BLAS and runs ~10x slower, so copy them to contiguous memory once.
         q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
-        s = np.matmul(q, np.swapaxes(k, -1, -2))
+        s = gemm.matmul(q, np.swapaxes(k, -1, -2))
         s *= scale
         if mask is not None:
             if mask.dtype == np.bool_:
@@ -75,8 +76,8 @@ class ScaledDotProductAttention(Function):
         need = ctx.needs_input_grad
         grad = np.ascontiguousarray(grad)  # often a transposed view: see the NOTE in forward
         pd = p if drop is None else p * drop
-        dv = np.matmul(np.swapaxes(pd, -1, -2), grad) if need[2] else None
-        dp = np.matmul(grad, np.swapaxes(v, -1, -2))
+        dv = gemm.matmul(np.swapaxes(pd, -1, -2), grad) if need[2] else None
+        dp = gemm.matmul(grad, np.swapaxes(v, -1, -2))
         if drop is not None:
             dp *= drop
         kern = kernel_for(dp, p)
@@ -90,8 +91,8 @@ class ScaledDotProductAttention(Function):
             ds -= (dp * p).sum(axis=-1, keepdims=True)
             ds *= p
         dmask = ds if len(need) > 3 and need[3] else None
-        dq = np.matmul(ds, k) * ctx.scale if need[0] else None
-        dk = np.matmul(np.swapaxes(ds, -1, -2), q) * ctx.scale if need[1] else None
+        dq = gemm.matmul(ds, k) * ctx.scale if need[0] else None
+        dk = gemm.matmul(np.swapaxes(ds, -1, -2), q) * ctx.scale if need[1] else None
         g = ctx.groups
         if g > 1:  # sum the gradients of the query heads that shared one K/V head
             if dk is not None:
@@ -104,7 +105,7 @@ class ScaledDotProductAttention(Function):
 def _finish_forward(ctx, q, k, v, p, drop, scale, groups):
     """O = (P * D) V; saves what backward needs."""
     pd = p if drop is None else p * drop
-    out = np.matmul(pd, v)
+    out = gemm.matmul(pd, v)
     ctx.save_for_backward(q, k, v, p, drop)
     ctx.scale, ctx.groups = scale, groups
     return out

@@ -32,6 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import gemm
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.fused import kernel_for
 
@@ -81,7 +82,7 @@ def _long_k_product(a, b):
     Computed as (b a^T)^T: OpenBLAS runs that orientation much faster for a small (M, N) output
     and a long K (measured for 32 x 144 with K = 25,088: 0.92 ms against 1.55 ms). The transpose
     comes back as a copy of the small result."""
-    return np.ascontiguousarray(np.matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
+    return np.ascontiguousarray(gemm.matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
 
 
 def pad_hw(x, pads, value=0.0):
@@ -125,7 +126,7 @@ class Conv2d(Function):
             cols = im2col(pad_hw(x, pads), (kh, kw), stride, dilation, (ho, wo), batch_last=True)
         cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
         wm = w.reshape(groups, o // groups, cg * kh * kw)
-        y = np.matmul(wm, cols).reshape(o, n, ho, wo)
+        y = gemm.matmul(wm, cols).reshape(o, n, ho, wo)
         if b is not None:
             y += b.reshape(o, 1, 1, 1)
         need = ctx.needs_input_grad
@@ -141,7 +142,7 @@ class Conv2d(Function):
         g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * ho * wo)
         gx = gw = gb = None
         if wm is not None:
-            gcols = np.matmul(wm.transpose(0, 2, 1), g)  # (G, Cg*kh*kw, N*L)
+            gcols = gemm.matmul(wm.transpose(0, 2, 1), g)  # (G, Cg*kh*kw, N*L)
             gcols = gcols.reshape((xshape[1],) + wshape[2:] + (n, ho, wo))  # (C, kh, kw, N, Ho, Wo)
             k = kernel_for(gcols)
             if k is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
@@ -172,7 +173,7 @@ class ConvTranspose2d(Function):
         _, og, kh, kw = w.shape
         wm = w.reshape(groups, cin // groups, og * kh * kw)
         xm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, cin // groups, n * h * wd)
-        cols = np.matmul(wm.transpose(0, 2, 1), xm).reshape(groups * og, kh, kw, n, h, wd)
+        cols = gemm.matmul(wm.transpose(0, 2, 1), xm).reshape(groups * og, kh, kw, n, h, wd)
         full = col2im(cols.transpose(0, 3, 1, 2, 4, 5), full_hw, stride, dilation)  # (C_out, N, Hf, Wf)
         y = full[:, :, padding[0] : padding[0] + out_hw[0], padding[1] : padding[1] + out_hw[1]]
         if b is not None:
@@ -196,7 +197,7 @@ class ConvTranspose2d(Function):
         gcols = gcols.reshape(groups, (cout // groups) * wshape[2] * wshape[3], n * xshape[2] * xshape[3])
         gx = gw = gb = None
         if wm is not None:
-            gx = np.matmul(wm, gcols).reshape((xshape[1], n) + xshape[2:])
+            gx = gemm.matmul(wm, gcols).reshape((xshape[1], n) + xshape[2:])
             gx = np.ascontiguousarray(gx.transpose(1, 0, 2, 3))
         if xm is not None:
             gw = _long_k_product(xm, gcols).reshape(wshape)

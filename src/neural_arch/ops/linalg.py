@@ -8,6 +8,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import gemm
 from neural_arch.errors import ShapeError, shape_str
 from neural_arch.ops._operands import binary_operands
 
@@ -25,7 +26,7 @@ class MatMul(Function):
     def forward(ctx, x, y):
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y if ctx.needs_input_grad[0] else None)
         ctx.x1, ctx.y1, ctx.y_matrix = x.ndim == 1, y.ndim == 1, y.ndim == 2
-        return np.matmul(x, y)
+        return gemm.matmul(x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -38,16 +39,16 @@ class MatMul(Function):
         gx = gy = None
         if y is not None:
             ye = y[:, None] if ctx.y1 else y
-            gx = np.matmul(g, np.swapaxes(ye, -1, -2))
+            gx = gemm.matmul(g, np.swapaxes(ye, -1, -2))
             if ctx.x1:
                 gx = gx[..., 0, :]
         if x is not None:
             xe = x[None, :] if ctx.x1 else x
             if ctx.y_matrix and xe.ndim > 2:  # sum over the batch inside one GEMM
                 k = xe.shape[-1]
-                gy = xe.reshape(-1, k).T @ g.reshape(-1, g.shape[-1])
+                gy = gemm.matmul(xe.reshape(-1, k).T, g.reshape(-1, g.shape[-1]))
             else:
-                gy = np.matmul(np.swapaxes(xe, -1, -2), g)
+                gy = gemm.matmul(np.swapaxes(xe, -1, -2), g)
             if ctx.y1:
                 gy = gy[..., 0]
         return gx, gy

@@ -6,6 +6,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import gemm
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops.linalg import matmul
 
@@ -24,7 +25,7 @@ class Linear(Function):
     def forward(ctx, x, w, *b):
         need = ctx.needs_input_grad
         ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
-        y = np.matmul(x, w.T)
+        y = gemm.matmul(x, w.T)
         if b:
             y += b[0]
         return y
@@ -33,8 +34,8 @@ class Linear(Function):
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         g2 = grad.reshape(-1, grad.shape[-1])  # (batch, out)
-        gx = np.matmul(grad, w) if w is not None else None
-        gw = g2.T @ x.reshape(-1, x.shape[-1]) if x is not None else None
+        gx = gemm.matmul(grad, w) if w is not None else None
+        gw = gemm.matmul(g2.T, x.reshape(-1, x.shape[-1])) if x is not None else None
         if len(ctx.needs_input_grad) == 3:
             return gx, gw, (g2.sum(axis=0) if ctx.needs_input_grad[2] else None)
         return gx, gw

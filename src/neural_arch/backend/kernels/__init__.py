@@ -95,5 +95,9 @@ def warm() -> float:
               (k.max_pool2d_backward, np.zeros((1, 16), np.int64), np.ones((1, 16), f), np.zeros((1, 64), f))]
     for kern, *args in calls:
         kern.serial(*args)
+    from neural_arch.backend.kernels import spin  # noqa: PLC0415 - the thread hand-off's polls
+
+    spin.finish_and_wait(np.zeros(2, np.int64), 0, 0, 0)
+    spin.wait_finished(np.zeros(2, np.int64), 0, 0)
     k.embedding_backward(np.arange(8, dtype=np.int64), x2, y2, -1)
     return time.perf_counter() - t0

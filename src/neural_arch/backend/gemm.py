@@ -1,0 +1,66 @@
+"""Matrix products on our threads: ``matmul(a, b)`` is ``np.matmul`` with a large product cut in blocks.
+
+Under the threading policy (``threads.py``) BLAS runs one thread per call, so that its workers do not
+spin against our kernels' threads. A product of at least ``threads.GEMM_SPLIT_FLOPS`` is cut into
+``k`` blocks of its output, one per thread, and ``threads.run_split`` runs them at once; each block is
+one single-threaded BLAS call (NumPy releases the GIL inside it):
+
+    2-D  (M, K) @ (K, N):        rows of a when M >= N, else columns of b     out[r0:r1] / out[:, c0:c1]
+    batched, same batch shape:   the leading batch axis                       out[s0:s1]
+    batched @ 2-D (a Linear):    the leading batch axis of a                  out[s0:s1]
+
+Every block writes its own slice of ``out``, and each output element is the same K-long dot product
+BLAS would compute unsplit. Anything else (CuPy arrays, integers, broadcast batches, small products)
+is plain ``np.matmul``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.backend import threads
+
+_FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def matmul(a, b):
+    """``np.matmul(a, b)``; split over the threads when it is large (see the module doc)."""
+    jobs = _blocks(a, b)
+    if jobs is None:
+        return np.matmul(a, b)
+    out, parts = jobs
+    threads.run_split(_product_into, parts)
+    return out
+
+
+def _product_into(a, b, out):
+    np.matmul(a, b, out=out)
+
+
+def _blocks(a, b):
+    """(out, [(a_i, b_i, out_i), ...]) for a product worth splitting, else None."""
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim < 2 or b.ndim < 2:
+        return None
+    if a.dtype != b.dtype or a.dtype not in _FLOAT or not threads.blas_is_ours():
+        return None
+    k = threads.num_threads()
+    m, inner, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    batch = int(np.prod(batch_a)) if batch_a else 1
+    if batch_b and batch_b != batch_a:
+        return None  # broadcasting batches: rare, left to NumPy
+    if k < 2 or inner != b.shape[-2] or 2 * m * n * inner * batch < threads.GEMM_SPLIT_FLOPS:
+        return None
+    out = np.empty(batch_a + (m, n), a.dtype)
+    if batch_a and a.shape[0] >= k:  # cut the leading batch axis (b too when it has the same batch)
+        s = a.shape[0]
+        cuts = [(s * i // k, s * (i + 1) // k) for i in range(k)]
+        return out, [(a[lo:hi], b[lo:hi] if batch_b else b, out[lo:hi]) for lo, hi in cuts]
+    if batch > 1:
+        return None
+    a2, b2, out2 = a.reshape(m, inner), b.reshape(inner, n), out.reshape(m, n)  # views: batch dims are 1s
+    if m >= n:
+        cuts = [(m * i // k, m * (i + 1) // k) for i in range(k)]
+        return out, [(a2[lo:hi], b2, out2[lo:hi]) for lo, hi in cuts]
+    cuts = [(n * i // k, n * (i + 1) // k) for i in range(k)]
+    return out, [(a2, b2[:, lo:hi], out2[:, lo:hi]) for lo, hi in cuts]

@@ -1,0 +1,83 @@
+"""backend.gemm.matmul: products split over our threads equal NumPy's, in every layout it cuts."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neural_arch.backend import gemm, threads
+
+rng = np.random.default_rng(0)
+
+
+def _arr(*shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+CASES = {  # name -> (a, b): one per way _blocks cuts a product
+    "2-D, rows of a (M >= N)": (_arr(37, 20), _arr(20, 11)),
+    "2-D, columns of b (M < N)": (_arr(5, 20), _arr(20, 41)),
+    "2-D, transposed views": (_arr(20, 37).T, _arr(11, 20).T),
+    "batched, same batch": (_arr(5, 7, 9), _arr(5, 9, 6)),
+    "batched @ 2-D (a Linear)": (_arr(4, 7, 9), _arr(9, 6)),
+    "batch of 1 @ batch of 1 (conv's G = 1)": (_arr(1, 6, 9), _arr(1, 9, 30)),
+    "4-D attention scores": (_arr(3, 2, 8, 4), np.swapaxes(_arr(3, 2, 8, 4), -1, -2)),
+    "float64": (_arr(9, 8, dtype=np.float64), _arr(8, 7, dtype=np.float64)),
+}
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Three threads (so cuts are uneven even on 2 cores), and every product counts as large."""
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads, "GEMM_SPLIT_FLOPS", 0)
+    monkeypatch.setattr(threads, "_blas_ours", True)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_split_product_equals_numpy(name, split_everything):
+    a, b = CASES[name]
+    assert gemm._blocks(a, b) is not None, "this case should be split"
+    out = gemm.matmul(a, b)
+    ref = np.matmul(a, b)
+    assert out.shape == ref.shape and out.dtype == ref.dtype and out.flags.c_contiguous
+    np.testing.assert_allclose(out, ref, rtol=1e-6 if a.dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize("a, b", [
+    (np.arange(12).reshape(3, 4), np.arange(8).reshape(4, 2)),  # integers
+    (_arr(4), _arr(4, 3)),  # a vector
+    (_arr(2, 1, 5, 4), _arr(3, 4, 6)),  # broadcast batches
+    (_arr(5, 4).astype(np.float16), _arr(4, 3).astype(np.float16)),
+])
+def test_products_it_does_not_split_are_numpys(a, b, split_everything):
+    assert gemm._blocks(a, b) is None
+    np.testing.assert_array_equal(gemm.matmul(a, b), np.matmul(a, b))
+
+
+def test_small_products_and_native_blas_are_not_split(monkeypatch):
+    a, b = _arr(64, 64), _arr(64, 64)
+    monkeypatch.setattr(threads, "_blas_ours", True)
+    assert gemm._blocks(a, b) is None  # 0.5 MFLOP, far below the threshold
+    monkeypatch.setattr(threads, "GEMM_SPLIT_FLOPS", 0)
+    monkeypatch.setattr(threads, "_blas_ours", False)
+    assert gemm._blocks(a, b) is None  # BLAS has its own threads: it parallelises itself
+
+
+def _blas_threads(env_extra):
+    code = ("import neural_arch\nfrom neural_arch.backend import threads\n"
+            "print([i['num_threads'] for i in threads.blas_info()], threads.blas_is_ours())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURAL_ARCH_")}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **env_extra}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def test_import_gives_blas_one_thread_and_native_opts_out():
+    assert _blas_threads({}) == "[1] True"
+    native = _blas_threads({"NEURAL_ARCH_BLAS_THREADS": "native"})  # BLAS keeps its default: one per core
+    assert native == f"[{os.cpu_count()}] False"
+    assert _blas_threads({"NEURAL_ARCH_BLAS_THREADS": "native", "NEURAL_ARCH_NUM_THREADS": "1"}) == "[1] False"

@@ -1,0 +1,61 @@
+"""threads._Helper: the hand-off between the caller and a helper thread, polling and on locks."""
+
+import time
+
+import numpy as np
+import pytest
+
+from neural_arch.backend import threads
+
+spin = threads._spin_module() if threads.blas_is_ours() else None
+HAND_OFFS = [pytest.param(None, id="locks only")]
+if spin is not None:
+    HAND_OFFS.append(pytest.param(spin, id="polling"))
+
+
+def _fill(out, value, pause):
+    if pause:
+        time.sleep(pause)  # longer than the caller polls: it must fall back to the lock
+    out[:] = value
+
+
+@pytest.mark.parametrize("hand_off", HAND_OFFS)
+@pytest.mark.parametrize("spin_us", [2000, 1])  # 1 us: the helper's poll runs out, it sleeps between jobs
+def test_every_job_runs_once_and_is_seen_finished(hand_off, spin_us, monkeypatch):
+    monkeypatch.setattr(threads, "SPIN_US", spin_us)
+    helper = threads._Helper(hand_off)
+    out = np.zeros(4)
+    rng = np.random.default_rng(0)
+    for job in range(1, 60):
+        pause = 0.002 if job % 20 == 0 else 0.0
+        helper.start(_fill, (out, job, pause))
+        assert helper.join() is None
+        assert (out == job).all()  # the caller sees the helper's writes once join returns
+        if rng.random() < 0.2:
+            time.sleep(0.003)  # gaps longer than a poll
+    if hand_off is not None:
+        assert list(helper._state) in ([59, 58], [59, 59])  # 59 started; the last publishes on its next poll
+
+
+@pytest.mark.parametrize("hand_off", HAND_OFFS)
+def test_a_helper_error_reaches_the_caller_and_the_helper_survives(hand_off):
+    helper = threads._Helper(hand_off)
+
+    def boom():
+        raise ValueError("bad job")
+
+    helper.start(boom, ())
+    err = helper.join()
+    assert isinstance(err, ValueError) and str(err) == "bad job"
+    out = np.zeros(2)
+    helper.start(_fill, (out, 7.0, 0.0))
+    assert helper.join() is None and (out == 7).all()
+
+
+def test_run_split_uses_polling_helpers_when_blas_is_ours():
+    if spin is None:
+        pytest.skip("numba off, or BLAS on its own threads")
+    outs = [np.zeros(3) for _ in range(threads.num_threads())]
+    threads.run_split(_fill, [(o, 5.0, 0.0) for o in outs])
+    assert all((o == 5).all() for o in outs)
+    assert all(h._spin is spin for h in threads._helpers)
