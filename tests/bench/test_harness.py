@@ -11,12 +11,37 @@ from benchmarks.harness import Result, compare, table  # noqa: E402
 def test_each_round_settles_then_times_every_contender():
     calls = []
     contenders = {"neural-arch": lambda: calls.append("a"), "torch": lambda: calls.append("t")}
-    res = compare("tiny", contenders, rounds=4, warmup=2)
+    res = compare("tiny", contenders, rounds=4, warmup=2, settle_s=0.0, quiet=0.0)
     assert len(res.times["neural-arch"]) == len(res.times["torch"]) == 4
     # 2 warm-up calls each, then per round one settling and one timed call each, in rotating order
     assert calls[:4] == ["a", "a", "t", "t"]
     assert calls[4:8] == ["a", "a", "t", "t"] and calls[8:12] == ["t", "t", "a", "a"]
     assert len(calls) == 4 + 4 * 4
+
+
+def test_settling_lasts_settle_s_after_a_quiet_pause():
+    import time
+
+    calls = []
+
+    def work(tag):
+        calls.append((tag, time.perf_counter()))
+        time.sleep(0.002)
+
+    contenders = {"neural-arch": lambda: work("a"), "torch": lambda: work("t")}
+    compare("settle", contenders, rounds=2, warmup=1, settle_s=0.01, quiet=0.02)
+    timed = calls[2:]  # after one warm-up call each
+    runs = [[timed[0]]]
+    for prev, cur in zip(timed, timed[1:]):
+        if cur[0] == prev[0] and cur[1] - prev[1] < 0.015:
+            runs[-1].append(cur)
+        else:
+            runs.append([cur])
+    assert [r[0][0] for r in runs] == ["a", "t", "t", "a"]  # rotating order, one block per contender
+    for block in runs:
+        assert len(block) >= 5  # >= 10 ms of 2 ms settling calls, then the timed one
+    for before, after in zip(runs, runs[1:]):
+        assert after[0][1] - before[-1][1] >= 0.02  # the quiet pause between contenders
 
 
 def test_slow_workloads_skip_the_settling_call():
