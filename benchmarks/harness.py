@@ -17,10 +17,11 @@ Our own helper threads poll for work for 2 ms after each job (backend/threads.py
 and torch's OpenMP workers spin after theirs, so a contender also waits ``quiet``
 seconds (10 ms) before settling: the other framework's threads are then asleep,
 as they would be in a process of one framework. Settling then runs untimed calls
-for at least ``settle_s`` (5 ms), not just one: after the pause the cores are
+for at least ``settle_s`` (20 ms), not just one: after the pause the cores are
 cold, and a single 1 ms call left both frameworks ~35% slower than back-to-back
 calls (layer_norm 4096x512 fwd+bwd: ours 0.71 ms back-to-back and 0.97 ms after a
-pause and one call; torch 1.40 and 0.96 ms).
+pause and one call; torch 1.40 and 0.96 ms). After a 0.25 s pause our MLP step
+took 760 us with 5 ms of settling and 287 us with 20 ms (back-to-back: 290 us).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Result:
 
 
 def compare(name: str, contenders: dict, rounds: int = 20, warmup: int = 3, inner: int = 1,
-            settle: int | None = None, quiet: float = 0.01, settle_s: float = 0.005) -> Result:
+            settle: int | None = None, quiet: float = 0.01, settle_s: float = 0.02) -> Result:
     """Time each ``contenders[who]()`` (a zero-argument callable) ``rounds`` times, interleaved.
 
     ``inner`` repeats the call inside one timing (for microsecond workloads);

@@ -143,7 +143,10 @@ def run(rounds: int = 30):
     except ImportError:
         pass
 
-    res = compare(f"MLP 784-100-10 Adam batch {BATCH}: one epoch ({STEPS_PER_EPOCH} steps)", contenders, rounds=rounds)
+    # quiet=0.25: the peers' OpenBLAS workers spin ~0.1 s after their last product; the next contender
+    # starts once they sleep, as it would in a process of its own, and settles 50 ms (see harness.py)
+    res = compare(f"MLP 784-100-10 Adam batch {BATCH}: one epoch ({STEPS_PER_EPOCH} steps)", contenders,
+                  rounds=rounds, quiet=0.25, settle_s=0.05)
     set_blas(1)
     for who in res.times:
         res.times[who] = [t * STEPS_PER_EPOCH for t in res.times[who]]
