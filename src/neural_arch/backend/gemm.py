@@ -41,15 +41,19 @@ def _blocks(a, b):
     """(out, [(a_i, b_i, out_i), ...]) for a product worth splitting, else None."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim < 2 or b.ndim < 2:
         return None
-    if a.dtype != b.dtype or a.dtype not in _FLOAT or not threads.blas_is_ours():
-        return None
-    k = threads.num_threads()
     m, inner, n = a.shape[-2], a.shape[-1], b.shape[-1]
     batch_a, batch_b = a.shape[:-2], b.shape[:-2]
-    batch = int(np.prod(batch_a)) if batch_a else 1
+    batch = 1
+    for size in batch_a:
+        batch *= size
+    if 2 * m * n * inner * batch < threads.GEMM_SPLIT_FLOPS:  # most products: decided in ~1 us
+        return None
     if batch_b and batch_b != batch_a:
         return None  # broadcasting batches: rare, left to NumPy
-    if k < 2 or inner != b.shape[-2] or 2 * m * n * inner * batch < threads.GEMM_SPLIT_FLOPS:
+    if a.dtype != b.dtype or a.dtype not in _FLOAT or inner != b.shape[-2] or not threads.blas_is_ours():
+        return None
+    k = threads.num_threads()
+    if k < 2:
         return None
     out = np.empty(batch_a + (m, n), a.dtype)
     if batch_a and a.shape[0] >= k:  # cut the leading batch axis (b too when it has the same batch)
