@@ -24,6 +24,7 @@ CASES = {  # name -> (a, b): one per way _blocks cuts a product
     "batched @ 2-D (a Linear)": (_arr(4, 7, 9), _arr(9, 6)),
     "batch of 1 @ batch of 1 (conv's G = 1)": (_arr(1, 6, 9), _arr(1, 9, 30)),
     "4-D attention scores": (_arr(3, 2, 8, 4), np.swapaxes(_arr(3, 2, 8, 4), -1, -2)),
+    "batch of 1, heads cut (generation)": (_arr(1, 4, 6, 5), np.swapaxes(_arr(1, 4, 7, 5), -1, -2)),
     "float64": (_arr(9, 8, dtype=np.float64), _arr(8, 7, dtype=np.float64)),
 }
 

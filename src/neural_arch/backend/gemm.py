@@ -6,8 +6,8 @@ spin against our kernels' threads. A product of at least ``threads.GEMM_SPLIT_FL
 one single-threaded BLAS call (NumPy releases the GIL inside it):
 
     2-D  (M, K) @ (K, N):        rows of a when M >= N, else columns of b     out[r0:r1] / out[:, c0:c1]
-    batched, same batch shape:   the leading batch axis                       out[s0:s1]
-    batched @ 2-D (a Linear):    the leading batch axis of a                  out[s0:s1]
+    batched, same batch shape:   the first batch axis at least k long         out[..., s0:s1, :, :]
+    batched @ 2-D (a Linear):    the same axis of a                           out[..., s0:s1, :, :]
 
 Every block writes its own slice of ``out``, and each output element is the same K-long dot product
 BLAS would compute unsplit. Anything else (CuPy arrays, integers, broadcast batches, small products)
@@ -56,10 +56,11 @@ def _blocks(a, b):
     if k < 2:
         return None
     out = np.empty(batch_a + (m, n), a.dtype)
-    if batch_a and a.shape[0] >= k:  # cut the leading batch axis (b too when it has the same batch)
-        s = a.shape[0]
-        cuts = [(s * i // k, s * (i + 1) // k) for i in range(k)]
-        return out, [(a[lo:hi], b[lo:hi] if batch_b else b, out[lo:hi]) for lo, hi in cuts]
+    axis = next((i for i, size in enumerate(batch_a) if size >= k), None)
+    if axis is not None:  # cut the first batch axis with a block per thread (b's too, when it has one)
+        s, lead = batch_a[axis], (slice(None),) * axis
+        cuts = [lead + (slice(s * i // k, s * (i + 1) // k),) for i in range(k)]
+        return out, [(a[c], b[c] if batch_b else b, out[c]) for c in cuts]
     if batch > 1:
         return None
     a2, b2, out2 = a.reshape(m, inner), b.reshape(inner, n), out.reshape(m, n)  # views: batch dims are 1s
