@@ -53,6 +53,17 @@ def test_conv2d_parity(xs, ws, kw, bias):
     both(conv2d_call(F, bias, kw), inputs, torch_fn=conv2d_call(TF, bias, kw))
 
 
+@pytest.mark.parametrize("xs,ws,kw", CONV2D)
+def test_conv2d_kernel_path_one_image_per_chunk(xs, ws, kw, monkeypatch):
+    """float32 takes the kernel path, which works in chunks of images; 1 byte per chunk makes every
+    image its own chunk, so each loop (forward, dL/dx, dL/dW summed over chunks) runs several times."""
+    import neural_arch.ops.conv as conv
+
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
+    inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
+    check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
+
+
 @pytest.mark.parametrize("xs,ws,kw", CONV2D[:7])
 def test_conv2d_gradcheck(xs, ws, kw):
     xs = (1,) + xs[1:]  # batch 1 keeps the exact (one pair per element) check cheap

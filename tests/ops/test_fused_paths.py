@@ -135,7 +135,14 @@ def _run_image(fn, Fmod, lib):
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_CASES))
-def test_image_kernels_match_numpy_path_and_torch(name):
+@pytest.mark.parametrize("chunk_bytes", [None, 1])  # 1: conv2d's kernel path takes one image at a time
+def test_image_kernels_match_numpy_path_and_torch(name, chunk_bytes, monkeypatch):
+    if chunk_bytes is not None:
+        if not name.startswith("conv2d"):
+            pytest.skip("only conv2d works in chunks of images")
+        import neural_arch.ops.conv as conv
+
+        monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
     fn = IMAGE_CASES[name]
     kernel = _run_image(fn, F, na)
     kernels.set_enabled(False)

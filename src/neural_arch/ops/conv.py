@@ -99,6 +99,17 @@ def crop_hw(x, pads, hw):
 
 
 # -- the Functions --------------------------------------------------------------------------------------
+# The kernel path of Conv2d works on a few images at a time, so that their im2col columns (and the
+# gradient's) stay in cache between the copy and the GEMMs: measured on N32 16->32 28x28 k3 fwd+bwd,
+# 5.3 ms for the whole batch at once (14 MB of columns), 3.9 ms in chunks of 8 or 4 images, 4.5 ms
+# in chunks of 2.
+_CHUNK_BYTES = 4 << 20
+
+
+def _images_per_chunk(col_elements_per_image: int) -> int:
+    return max(1, _CHUNK_BYTES // (4 * col_elements_per_image))
+
+
 class Conv2d(Function):
     """y[n, o] = b[o] + sum_(c in group(o), i, j) W[o, c, i, j] xpad[n, c, h*sh + i*dh, w*sw + j*dw]
 
@@ -108,6 +119,9 @@ class Conv2d(Function):
     NOTE: the batch sits in the GEMMs' long axis, (C*kh*kw, N*Ho*Wo), so each product is one
     large BLAS call (per group) instead of N small ones; the price is a transpose of the
     output and of dL/dy between NCHW and CNHW, which is cheap next to the columns.
+    With the kernels (float32) the batch goes through in chunks of images (``_CHUNK_BYTES`` of
+    columns), and dL/dW copies the columns again instead of keeping the forward's: a copy from
+    cache costs less than reading 4-byte columns of the whole batch back from memory.
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
 
@@ -118,44 +132,70 @@ class Conv2d(Function):
         hp, wp = x.shape[2] + pads[0] + pads[1], x.shape[3] + pads[2] + pads[3]
         ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        k = kernel_for(x, w)
-        if k is not None:  # the fused copy: padding read as zeros, threads split the channels
-            cols = np.empty((c, kh, kw, n, ho, wo), np.float32)
-            k.im2col_copy(cols, np.ascontiguousarray(x), 0, *stride, pads[0], pads[2], *dilation)
-        else:
-            cols = im2col(pad_hw(x, pads), (kh, kw), stride, dilation, (ho, wo), batch_last=True)
-        cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
         wm = w.reshape(groups, o // groups, cg * kh * kw)
-        y = gemm.matmul(wm, cols).reshape(o, n, ho, wo)
-        if b is not None:
-            y += b.reshape(o, 1, 1, 1)
-        need = ctx.needs_input_grad
-        ctx.save_for_backward(cols if need[1] else None, wm if need[0] else None)
         ctx.geom = (x.shape, w.shape, (hp, wp), stride, pads, dilation, groups)
-        return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+        need = ctx.needs_input_grad
+        k = kernel_for(x, w)
+        if k is None:  # NumPy: one im2col copy of the whole batch, kept for dL/dW
+            cols = im2col(pad_hw(x, pads), (kh, kw), stride, dilation, (ho, wo), batch_last=True)
+            cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
+            y = np.ascontiguousarray(gemm.matmul(wm, cols).reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
+            ctx.save_for_backward(cols if need[1] else None, wm if need[0] else None)
+            ctx.chunk = None
+        else:
+            x = np.ascontiguousarray(x)
+            ctx.kernels, ctx.chunk = k, _images_per_chunk(c * kh * kw * ho * wo)
+            y = np.empty((n, o, ho, wo), np.float32)
+            for lo in range(0, n, ctx.chunk):
+                hi = min(n, lo + ctx.chunk)
+                cols = _columns(k, x[lo:hi], ctx.geom, (ho, wo))
+                y[lo:hi] = gemm.matmul(wm, cols).reshape(o, hi - lo, ho, wo).transpose(1, 0, 2, 3)
+            ctx.save_for_backward(x if need[1] else None, wm if need[0] else None)
+        if b is not None:
+            y += b.reshape(1, o, 1, 1)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        cols, wm = ctx.saved_tensors
+        saved, wm = ctx.saved_tensors  # saved: the columns (NumPy path) or x (kernel path), for dL/dW
         xshape, wshape, padded_hw, stride, pads, dilation, groups = ctx.geom
         n, o, ho, wo = grad.shape
-        g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * ho * wo)
         gx = gw = gb = None
-        if wm is not None:
-            gcols = gemm.matmul(wm.transpose(0, 2, 1), g)  # (G, Cg*kh*kw, N*L)
-            gcols = gcols.reshape((xshape[1],) + wshape[2:] + (n, ho, wo))  # (C, kh, kw, N, Ho, Wo)
-            k = kernel_for(gcols)
-            if k is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
-                gx = np.empty(xshape, np.float32)
-                k.col2im_sum(gcols, gx, 0, *stride, pads[0], pads[2], *dilation)
-            else:
+        if ctx.chunk is None:
+            g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * ho * wo)
+            if wm is not None:
+                gcols = gemm.matmul(wm.transpose(0, 2, 1), g).reshape((xshape[1],) + wshape[2:] + (n, ho, wo))
                 gxp = col2im(gcols.transpose(0, 3, 1, 2, 4, 5), padded_hw, stride, dilation)  # (C, N, Hp, Wp)
                 gx = np.ascontiguousarray(crop_hw(gxp, pads, xshape[2:]).transpose(1, 0, 2, 3))
-        if cols is not None:
-            gw = _long_k_product(g, cols).reshape(wshape)
+            if saved is not None:
+                gw = _long_k_product(g, saved).reshape(wshape)
+        else:
+            k = ctx.kernels
+            gx = np.empty(xshape, np.float32) if wm is not None else None
+            gw = np.zeros((groups, o // groups, wshape[1] * wshape[2] * wshape[3]), np.float32)
+            for lo in range(0, n, ctx.chunk):
+                hi = min(n, lo + ctx.chunk)
+                g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3), dtype=np.float32)
+                g = g.reshape(groups, o // groups, (hi - lo) * ho * wo)
+                if saved is not None:
+                    gw += _long_k_product(g, _columns(k, saved[lo:hi], ctx.geom, (ho, wo)))
+                if wm is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
+                    gcols = gemm.matmul(wm.transpose(0, 2, 1), g)
+                    k.col2im_sum(gcols.reshape((xshape[1],) + wshape[2:] + (hi - lo, ho, wo)), gx[lo:hi], 0,
+                                 *stride, pads[0], pads[2], *dilation)
+            gw = gw.reshape(wshape) if saved is not None else None
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
+
+
+def _columns(k, x, geom, out_hw):
+    """im2col of a chunk of images by the kernel, as the GEMM operand (G, C/G*kh*kw, n*Ho*Wo)."""
+    _, wshape, _, stride, pads, dilation, groups = geom
+    c, (kh, kw) = x.shape[1], wshape[2:]
+    cols = np.empty((c, kh, kw, x.shape[0]) + tuple(out_hw), np.float32)
+    k.im2col_copy(cols, x, 0, *stride, pads[0], pads[2], *dilation)
+    return cols.reshape(groups, c // groups * kh * kw, -1)
 
 
 class ConvTranspose2d(Function):
