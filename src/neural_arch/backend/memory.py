@@ -36,12 +36,12 @@ def keep_freed_memory() -> str:
     global _state
     if _state != "not applied":
         return _state
+    libc = _glibc() if sys.platform.startswith("linux") else None
     if os.environ.get("NEURAL_ARCH_KEEP_MEMORY", "").strip() == "0":
         _state = "off (NEURAL_ARCH_KEEP_MEMORY=0)"
-    elif not sys.platform.startswith("linux") or _glibc() is None:
+    elif libc is None:
         _state = "off (not glibc)"
     else:
-        libc = _glibc()
         ok = libc.mallopt(_M_MMAP_THRESHOLD, _THRESHOLD) and libc.mallopt(_M_TRIM_THRESHOLD, _THRESHOLD)
         _state = f"freed blocks up to {_THRESHOLD >> 20} MiB kept for reuse" if ok else "off (mallopt refused)"
     return _state

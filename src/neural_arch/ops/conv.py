@@ -172,18 +172,18 @@ class Conv2d(Function):
         else:
             k = ctx.kernels
             gx = np.empty(xshape, np.float32) if wm is not None else None
-            gw = np.zeros((groups, o // groups, wshape[1] * wshape[2] * wshape[3]), np.float32)
+            gw = None if saved is None else np.zeros((groups, o // groups, int(np.prod(wshape[1:]))), np.float32)
             for lo in range(0, n, ctx.chunk):
                 hi = min(n, lo + ctx.chunk)
                 g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3), dtype=np.float32)
                 g = g.reshape(groups, o // groups, (hi - lo) * ho * wo)
-                if saved is not None:
+                if gw is not None:  # dL/dW summed over the chunks, from their columns copied again
                     gw += _long_k_product(g, _columns(k, saved[lo:hi], ctx.geom, (ho, wo)))
                 if wm is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
                     gcols = gemm.matmul(wm.transpose(0, 2, 1), g)
                     k.col2im_sum(gcols.reshape((xshape[1],) + wshape[2:] + (hi - lo, ho, wo)), gx[lo:hi], 0,
                                  *stride, pads[0], pads[2], *dilation)
-            gw = gw.reshape(wshape) if saved is not None else None
+            gw = gw.reshape(wshape) if gw is not None else None
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
