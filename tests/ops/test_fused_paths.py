@@ -135,14 +135,19 @@ def _run_image(fn, Fmod, lib):
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_CASES))
-@pytest.mark.parametrize("chunk_bytes", [None, 1])  # 1: conv2d's kernel path takes one image at a time
-def test_image_kernels_match_numpy_path_and_torch(name, chunk_bytes, monkeypatch):
-    if chunk_bytes is not None:
-        if not name.startswith("conv2d"):
-            pytest.skip("only conv2d works in chunks of images")
-        import neural_arch.ops.conv as conv
+def test_image_kernels_match_numpy_path_and_torch(name):
+    _check_image_case(name)
 
-        monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
+
+@pytest.mark.parametrize("name", [n for n in sorted(IMAGE_CASES) if n.startswith("conv2d")])
+def test_conv2d_kernel_path_in_chunks_of_one_image(name, monkeypatch):
+    import neural_arch.ops.conv as conv
+
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)  # every image its own chunk: each loop runs twice
+    _check_image_case(name)
+
+
+def _check_image_case(name):
     fn = IMAGE_CASES[name]
     kernel = _run_image(fn, F, na)
     kernels.set_enabled(False)
