@@ -26,6 +26,8 @@ CASES = {  # name -> (a, b): one per way _blocks cuts a product
     "4-D attention scores": (_arr(3, 2, 8, 4), np.swapaxes(_arr(3, 2, 8, 4), -1, -2)),
     "batch of 1, heads cut (generation)": (_arr(1, 4, 6, 5), np.swapaxes(_arr(1, 4, 7, 5), -1, -2)),
     "float64": (_arr(9, 8, dtype=np.float64), _arr(8, 7, dtype=np.float64)),
+    "vector x matrix, N >= K: columns": (_arr(1, 5), _arr(5, 23)),
+    "vector x matrix, K > N: partial products over K": (_arr(1, 1, 31), _arr(7, 31).T),
 }
 
 
@@ -34,6 +36,7 @@ def split_everything(monkeypatch):
     """Three threads (so cuts are uneven even on 2 cores), and every product counts as large."""
     monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
     monkeypatch.setattr(threads, "GEMM_SPLIT_FLOPS", 0)
+    monkeypatch.setattr(gemm, "GEMV_SPLIT_BYTES", 0)
     monkeypatch.setattr(threads, "_blas_ours", True)
 
 
@@ -62,6 +65,7 @@ def test_small_products_and_native_blas_are_not_split(monkeypatch):
     a, b = _arr(64, 64), _arr(64, 64)
     monkeypatch.setattr(threads, "_blas_ours", True)
     assert gemm._blocks(a, b) is None  # 0.5 MFLOP, far below the threshold
+    assert gemm._blocks(a[:1], b) is None  # a 16 KB matrix times a vector
     monkeypatch.setattr(threads, "GEMM_SPLIT_FLOPS", 0)
     monkeypatch.setattr(threads, "_blas_ours", False)
     assert gemm._blocks(a, b) is None  # BLAS has its own threads: it parallelises itself
