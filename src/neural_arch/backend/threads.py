@@ -69,21 +69,30 @@ _SETTLE_POLLS = 100  # ~2.5 us: a helper that saw its job lets the caller get in
 _JOIN_POLLS = 1000 * _POLLS_PER_US  # a caller waits ~1 ms by polling, then sleeps until the helper is done
 
 
+_spin_compiled = None  # backend/kernels/spin.py once its polls compiled (False: they could not be)
+
+
 def _spin_module():
     """backend/kernels/spin.py when numba is usable and spinning is on, else None (locks only).
     Not while BLAS has its own threads: they spin too, and two spinning pools on the same cores
     deschedule each other (measured: a char-GPT step 23 ms -> 70 ms)."""
+    global _spin_compiled
     if SPIN_US == 0 or not _blas_ours:
         return None
     from neural_arch.backend import kernels  # noqa: PLC0415
 
     if not kernels.enabled_by_env():
         return None
-    try:
-        from neural_arch.backend.kernels import spin  # noqa: PLC0415
-    except ImportError:
-        return None
-    return spin
+    if _spin_compiled is None:
+        try:  # compile (or load) both polls here: a helper thread that failed to would never answer
+            from neural_arch.backend.kernels import spin  # noqa: PLC0415
+
+            spin.finish_and_wait(np.zeros(2, np.int64), 0, 0, 0)
+            spin.wait_finished(np.zeros(2, np.int64), 0, 0)
+            _spin_compiled = spin
+        except Exception:  # noqa: BLE001 - an llvmlite/numba without these intrinsics: use the locks
+            _spin_compiled = False
+    return _spin_compiled or None
 
 
 class _Helper:
