@@ -18,8 +18,10 @@ Backward:
     dL/dx    = col2im(dL/dcols)                        (scatter-add: one slice add per kernel tap)
 
 ``col2im`` loops over the kh*kw kernel taps (9 for a 3x3 kernel), each adding
-a whole strided slice, which is the adjoint of the im2col copy; for float32
-GEMM output a numba kernel does the same adds in one pass, split by channel.
+a whole strided slice, which is the adjoint of the im2col copy. In float32,
+conv2d uses numba kernels for both copies (padding read as zeros, the gradient
+written straight into NCHW) and takes the batch a few images at a time, so that
+the columns stay in cache between the copy and the GEMMs (see ``Conv2d``).
 Groups split C and O into G blocks: the GEMMs gain a batch axis of size G.
 conv_transpose2d is the adjoint of conv2d: its forward is conv2d's
 input-gradient (GEMM then col2im) and its backward is conv2d's forward.

@@ -443,8 +443,8 @@ def col2im_sum(cols, out, c0, sh, sw, ph, pw, dh, dw):
     """out[n, c0 + c, y, x] = sum of cols[c, i, j, n, h, w] over the taps with h sh + i dh - ph = y and
     w sw + j dw - pw = x: the adjoint of im2col_copy (taps that fell on padding are dropped).
 
-    ``out`` is the NCHW input gradient; the channels of ``cols`` are overwritten. Each (n, c) plane is
-    summed while it sits in L1; threads split the channels, so their writes never collide."""
+    ``out`` is the NCHW input gradient; the planes of the channels ``cols`` covers are overwritten. Each
+    (n, c) plane is summed while it sits in L1; threads split the channels, so their writes never collide."""
     nc, kh, kw, nn, ho, wo = cols.shape
     height, width = out.shape[2], out.shape[3]
     for c in range(nc):
@@ -459,7 +459,7 @@ def col2im_sum(cols, out, c0, sh, sw, ph, pw, dh, dw):
                     w_lo, w_hi = _inside(left, sw, wo, width)
                     for h in range(h_lo, h_hi):
                         r = h * sh + i * dh - ph
-                        if sw == 1:
+                        if sw == 1:  # unit stride spelled out: LLVM then sees a contiguous loop
                             for w in range(U(w_lo), U(w_hi)):
                                 out[n, c0 + c, r, w + U(left)] += cols[c, i, j, n, h, w]
                         else:
