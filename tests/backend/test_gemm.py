@@ -50,6 +50,27 @@ def test_split_product_equals_numpy(name, split_everything):
     np.testing.assert_allclose(out, ref, rtol=1e-6 if a.dtype == np.float32 else 1e-12, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_split_product_into_a_given_array(name, split_everything):
+    """``out=``: the blocks write into it, whatever its layout (nn.Linear's dL/dW goes into the
+    transpose of a column-major array)."""
+    a, b = CASES[name]
+    ref = np.matmul(a, b)
+    for out in (np.empty_like(ref), np.empty(ref.shape[::-1], ref.dtype).T):
+        if out.ndim > 2 and not out.flags.c_contiguous:
+            continue
+        got = gemm.matmul(a, b, out=out)
+        assert got is out
+        np.testing.assert_allclose(out, ref, rtol=1e-6 if a.dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_small_products_take_numpys_path_with_out():
+    a, b = _arr(3, 4), _arr(4, 5)
+    out = np.empty((5, 3), np.float32).T
+    assert gemm.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-6)
+
+
 @pytest.mark.parametrize("a, b", [
     (np.arange(12).reshape(3, 4), np.arange(8).reshape(4, 2)),  # integers
     (_arr(4), _arr(4, 3)),  # a vector

@@ -125,18 +125,22 @@ def test_cross_entropy_rows_with_smoothing_and_ignore():
     x = (rng.standard_normal((n, c)) * 5).astype(f32)
     t = rng.integers(0, c, n)
     t[3] = -100
-    loss, dx = np.empty(n, f32), np.empty_like(x)
-    cpu.cross_entropy_forward(x, t, -100, f32(0.1), loss, dx, True)
+    t[7] = c  # out of range: counted as bad, loss 0, no gradient (the caller raises)
+    loss, dx, stats = np.empty(n, f32), np.empty_like(x), np.zeros((4, 3))
+    cpu.cross_entropy_forward(x, t, -100, f32(0.1), loss, dx, True, stats)
     x64 = x.astype(np.float64)
     lse = np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1)) + x64.max(1)
-    safe_t = np.where(t < 0, 0, t)
+    safe_t = np.where((t < 0) | (t >= c), 0, t)
     ref = lse - 0.9 * x64[np.arange(n), safe_t] - 0.1 * x64.mean(1)
-    ref[3] = 0
+    ref[[3, 7]] = 0
     np.testing.assert_allclose(loss, ref, rtol=1e-5, atol=1e-5)
     p = np.exp(x64 - lse[:, None]) - 0.1 / c
     p[np.arange(n), safe_t] -= 0.9
-    p[3] = 0
+    p[[3, 7]] = 0
     np.testing.assert_allclose(dx, p, rtol=1e-4, atol=1e-6)
+    total, counted, bad = stats.sum(axis=0)  # four chunks of rows, summed
+    assert (counted, bad) == (n - 2, 1)
+    np.testing.assert_allclose(total, ref.sum(), rtol=1e-6)
 
 
 def test_adam_step_matches_numpy_formula():
@@ -207,9 +211,9 @@ def test_calls_split_over_threads_agree_with_one_thread(monkeypatch):
         cpu.layer_norm_forward(x, w, b, f32(1e-5), ln, mean, rstd)
         dx, dw, db = np.empty_like(x), np.zeros((12, 96), f32), np.zeros((12, 96), f32)
         cpu.layer_norm_backward(g, x, w, mean, rstd, dx, dw, db)
-        loss, dce = np.empty(64, f32), np.empty_like(x)
-        cpu.cross_entropy_forward(x, t, -100, f32(0.1), loss, dce, True)
-        outs[name] = (y, d, ln, mean, rstd, dx, dw.sum(0), db.sum(0), loss, dce)
+        loss, dce, stats = np.empty(64, f32), np.empty_like(x), np.zeros((12, 3))
+        cpu.cross_entropy_forward(x, t, -100, f32(0.1), loss, dce, True, stats)
+        outs[name] = (y, d, ln, mean, rstd, dx, dw.sum(0), db.sum(0), loss, dce, stats.sum(0))
     for a, b_ in zip(outs["one thread"], outs["split"]):
         np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)
 

@@ -75,6 +75,28 @@ def test_linear():
     check_layer(lambda: nn.Linear(5, 3, bias=False), lambda: torch.nn.Linear(5, 3, bias=False), [rnd(5)])
 
 
+def test_linear_weight_is_column_major_and_so_is_its_gradient():
+    import copy
+
+    lin = nn.Linear(6, 4)
+    w = lin.weight.data
+    assert w.shape == (4, 6) and w.flags.f_contiguous and not w.flags.c_contiguous
+    x = na.tensor(rnd(3, 5, 6).astype(np.float32))
+    lin(x).sum().backward()
+    g = lin.weight.grad.data
+    assert g.flags.f_contiguous and g.flags.owndata  # written in place by the GEMM: no copy, no view
+    np.testing.assert_allclose(g, np.ones((15, 4)).T @ x.data.reshape(15, 6), rtol=1e-5)
+    assert copy.deepcopy(lin).weight.data.flags.f_contiguous
+    # any layout works: a row-major weight (e.g. assigned) gives the same numbers
+    row = nn.Linear(6, 4)
+    row.load_state_dict({"weight": na.tensor(np.ascontiguousarray(w)), "bias": lin.bias.detach()}, assign=True)
+    assert row.weight.data.flags.c_contiguous
+    row(x).sum().backward()
+    np.testing.assert_allclose(row(x).data, lin(x).data, rtol=1e-6)
+    np.testing.assert_allclose(row.weight.grad.data, g, rtol=1e-6)
+    assert row.weight.grad.data.flags.c_contiguous
+
+
 def test_bilinear():
     check_layer(lambda: nn.Bilinear(3, 4, 2), lambda: torch.nn.Bilinear(3, 4, 2), [rnd(5, 3), rnd(5, 4, seed=2)])
 

@@ -46,3 +46,37 @@ def test_fused_adam_matches_torch_and_numpy_step(name, kw):
         kernels.set_enabled(True)
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours, numpy_path, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("grad_order", ["F", "C"])
+def test_fused_adam_on_column_major_parameters(grad_order, monkeypatch):
+    """nn.Linear's weights are column-major: the kernel walks them (and their state) in memory order,
+    and a gradient of the other layout is converted, not misread."""
+    from neural_arch.optim import adam
+
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal((40, 64)).astype(np.float32)
+    gs = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(5)]
+    used = []
+    real = adam.Adam._fused_step
+    monkeypatch.setattr(adam.Adam, "_fused_step", staticmethod(lambda *a: used.append(real(*a)) or used[-1]))
+    column = _trajectory(lambda ps: optim.AdamW(ps, lr=1e-2, amsgrad=True),
+                         lambda: na.nn.Parameter(np.asfortranarray(p0)),
+                         [lambda p, g=g: na.Tensor(np.asarray(g, order=grad_order)) for g in gs])
+    assert used and all(used), "the fused step should have run"
+    row = _trajectory(lambda ps: optim.AdamW(ps, lr=1e-2, amsgrad=True), lambda: na.nn.Parameter(p0.copy()),
+                      [lambda p, g=g: na.Tensor(g) for g in gs])
+    np.testing.assert_array_equal(column, row)
+
+
+def test_restored_state_takes_the_parameters_layout(tmp_path):
+    lin = na.nn.Linear(64, 40)
+    opt = optim.Adam(lin.parameters(), lr=1e-2)
+    lin(na.randn(8, 64)).sum().backward()
+    opt.step()
+    na.save(opt.state_dict(), tmp_path / "opt.safetensors")  # files hold row-major arrays
+    fresh = optim.Adam(lin.parameters(), lr=1e-2)
+    fresh.load_state_dict(na.load(tmp_path / "opt.safetensors"))
+    state = fresh.state[lin.weight]
+    assert state["exp_avg"].flags.f_contiguous and state["exp_avg_sq"].flags.f_contiguous
+    np.testing.assert_array_equal(state["exp_avg"], opt.state[lin.weight]["exp_avg"])

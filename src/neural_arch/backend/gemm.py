@@ -32,23 +32,32 @@ GEMV_SPLIT_BYTES = 4 << 20  # a vector-times-matrix product is split when the ma
 _FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def matmul(a, b):
-    """``np.matmul(a, b)``; split over the threads when it is large (see the module doc)."""
-    jobs = _blocks(a, b)
+def matmul(a, b, out=None):
+    """``np.matmul(a, b)``; split over the threads when it is large (see the module doc). ``out``:
+    an array of the product's shape and dtype to write into (any layout, e.g. the transpose of a
+    C-ordered one), as ``np.matmul``'s."""
+    n = b.shape[-1] if b.ndim else 0
+    size = a.size * n  # m K n (times the batch): at most half the flops, the bytes of a vector's matrix
+    if 2 * size < threads.GEMM_SPLIT_FLOPS and size * a.itemsize < GEMV_SPLIT_BYTES:
+        return np.matmul(a, b, out=out)  # most products: decided in well under a microsecond
+    jobs = _blocks(a, b, out)
     if jobs is None:
-        return np.matmul(a, b)
-    out, parts, partial_products = jobs
+        return np.matmul(a, b, out=out)
+    result, parts, partial_products = jobs
     threads.run_split(_product_into, parts)
-    return out.sum(axis=0) if partial_products else out
+    if partial_products:
+        return result.sum(axis=0, out=out)
+    return result
 
 
 def _product_into(a, b, out):
     np.matmul(a, b, out=out)
 
 
-def _blocks(a, b):
-    """(out, [(a_i, b_i, out_i), ...], partial_products) for a product worth splitting, else None.
-    With ``partial_products`` out holds one partial product per block along its first axis."""
+def _blocks(a, b, out=None):
+    """(result, [(a_i, b_i, out_i), ...], partial_products) for a product worth splitting, else None.
+    With ``partial_products`` result holds one partial product per block along its first axis;
+    else it is ``out`` (allocated when None)."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim < 2 or b.ndim < 2:
         return None
     m, inner, n = a.shape[-2], a.shape[-1], b.shape[-1]
@@ -59,7 +68,7 @@ def _blocks(a, b):
     if m == 1 and batch == 1:  # a vector times a matrix: memory-bound, judged by the matrix's bytes
         if inner * n * a.itemsize < GEMV_SPLIT_BYTES:
             return None
-    elif 2 * m * n * inner * batch < threads.GEMM_SPLIT_FLOPS:  # most products: decided in ~1 us
+    elif 2 * m * n * inner * batch < threads.GEMM_SPLIT_FLOPS:
         return None
     if batch_b and batch_b != batch_a:
         return None  # broadcasting batches: rare, left to NumPy
@@ -68,7 +77,11 @@ def _blocks(a, b):
     k = threads.num_threads()
     if k < 2:
         return None
-    out = np.empty(batch_a + (m, n), a.dtype)
+    if out is None:
+        out = np.empty(batch_a + (m, n), a.dtype)
+    elif (type(out) is not np.ndarray or out.shape != batch_a + (m, n) or out.dtype != a.dtype
+          or (out.ndim > 2 and not out.flags.c_contiguous)):
+        return None  # np.matmul checks it (and says what is wrong), or its blocks would not be views
     axis = next((i for i, size in enumerate(batch_a) if size >= k), None)
     if axis is not None:  # cut the first batch axis with a block per thread (b's too, when it has one)
         s, lead = batch_a[axis], (slice(None),) * axis
@@ -76,7 +89,8 @@ def _blocks(a, b):
         return out, [(a[c], b[c] if batch_b else b, out[c]) for c in cuts], False
     if batch > 1:
         return None
-    a2, b2, out2 = a.reshape(m, inner), b.reshape(inner, n), out.reshape(m, n)  # views: batch dims are 1s
+    # views: batch dims are 1s (out: already 2-D, or C-contiguous)
+    a2, b2, out2 = a.reshape(m, inner), b.reshape(inner, n), out if out.ndim == 2 else out.reshape(m, n)
     if m == 1 and inner > n:  # partial products over slices of the reduction, summed by matmul()
         partial = np.empty((k,) + out.shape, a.dtype)
         cuts = [(inner * i // k, inner * (i + 1) // k) for i in range(k)]

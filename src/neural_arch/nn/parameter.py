@@ -37,7 +37,8 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        out = Parameter(self.data.copy(), self.requires_grad)
+        data = self.data
+        out = Parameter(data.copy(order="K") if isinstance(data, np.ndarray) else data.copy(), self.requires_grad)
         if self.grad is not None:
             out.grad = Tensor._wrap(self.grad.data.copy())
         memo[id(self)] = out

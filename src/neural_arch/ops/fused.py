@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.function import Function
-from neural_arch.backend import kernels
+from neural_arch.backend import kernels, threads
 
 def kernel_for(*arrays):
     """The kernel module if every array is a float32 NumPy array and the first has at least one dim
@@ -138,8 +138,6 @@ class FusedSoftmax(Function):
 
 
 def _chunks(rows: int) -> int:
-    from neural_arch.backend import threads  # noqa: PLC0415
-
     return max(1, min(threads.num_threads() * 4, rows))
 
 
@@ -219,25 +217,31 @@ class FusedCrossEntropy(Function):
         want = bool(ctx.needs_input_grad[0])
         loss = np.empty(n, np.float32)
         dx = np.empty_like(x) if want else np.empty((1, 1), np.float32)
+        stats = np.zeros((_chunks(n) if x.size >= threads.PARALLEL_MIN_ELEMENTS else 1, 3))
         k.cross_entropy_forward(x, target.astype(np.int64, copy=False), ignore_index, np.float32(smoothing), loss,
-                                dx, want)
+                                dx, want, stats)
+        total, counted, bad = (stats.sum(axis=0) if stats.shape[0] > 1 else stats[0]).tolist()
+        if bad:
+            from neural_arch.ops.loss import _check_targets  # noqa: PLC0415 - raises, naming a bad target
+
+            _check_targets(target, x.shape[1], ignore_index, "cross_entropy")
         ctx.save_for_backward(dx if want else None)
         ctx.reduction = reduction
         if reduction == "none":
             return loss
-        total = loss.sum(dtype=np.float32)
         if reduction == "sum":
-            return np.asarray(total)
-        ctx.denom = np.float32(np.count_nonzero(target != ignore_index))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(total / ctx.denom, dtype=np.float32)  # all ignored: 0/0 = NaN, as torch
+            return np.asarray(total, dtype=np.float32)
+        ctx.denom = counted
+        return np.asarray(total / counted if counted else np.nan, dtype=np.float32)  # all ignored: NaN, as torch
 
     @staticmethod
     def backward(ctx, grad):
         (dx,) = ctx.saved_tensors
         if ctx.reduction == "none":
             return dx * _f32(grad)[:, None]
-        scale = _f32(grad) if ctx.reduction == "sum" else _f32(grad) / ctx.denom
+        scale = float(grad)  # (Python floats: a 0-d array's arithmetic costs a microsecond a step)
+        if ctx.reduction == "mean":
+            scale = scale / ctx.denom if ctx.denom else 0.0  # all targets ignored: dx is 0, as torch's
         out = np.empty_like(dx)
         kernels.get().scale(dx.reshape(-1), np.float32(scale), out.reshape(-1))
         return out

@@ -100,7 +100,8 @@ class ClassNLL(Function):
         if ctx.reduction == "none":
             gl = grad
         else:
-            scale = grad if ctx.reduction == "sum" else grad / ctx.denom
+            scale = grad if ctx.reduction == "sum" else (grad / ctx.denom if ctx.denom else 0 * grad)
+            # (all targets ignored: the mean is NaN but its gradient 0, as torch's)
             gl = np.broadcast_to(scale, wt.shape)
         gl = np.expand_dims(gl, 1)  # per-position upstream gradient, shaped to broadcast along classes
         g_hot = (1 - e) * gl * np.expand_dims(wt, 1)  # the coefficient of logp_t
@@ -176,10 +177,14 @@ def _class_input(input: Tensor, target, weight, op: str):
     return x, t, c
 
 
-def _check_targets(t, c, ignore_index, op):
-    expect_kind = "iu"
-    if t.dtype.kind not in expect_kind:
+def _check_target_dtype(t, op):
+    if t.dtype.kind not in "iu":
         raise DTypeError(f"{op}: class-index targets must be integers, got {t.dtype}")
+
+
+def _check_targets(t, c, ignore_index, op):
+    """Integer targets in [0, c) or ``ignore_index`` (the fused kernel checks the values itself)."""
+    _check_target_dtype(t, op)
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
         v = int(t[bad].flat[0])
@@ -197,7 +202,7 @@ def _class_target_shape(x, t, op):
 def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
     x, t, c = _class_input(input, target, weight, op)
     _class_target_shape(x, t, op)
-    _check_targets(t, c, ignore_index, op)
+    _check_target_dtype(t, op)
     w = None
     if weight is not None:
         w = (weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(x.dtype, copy=False)
@@ -207,8 +212,10 @@ def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
 
         inp, t = unsqueeze(input, 0), t.reshape(1)
     if fused and w is None and x.ndim == 2 and kernel_for(x) is not None:
+        # (the kernel checks the targets' values in its pass and raises as _check_targets would)
         return FusedCrossEntropy.apply(inp, target=t, ignore_index=ignore_index, smoothing=smoothing,
                                        reduction=reduction)
+    _check_targets(t, c, ignore_index, op)
     out = ClassNLL.apply(inp, target=t, weight=w, ignore_index=ignore_index, smoothing=smoothing,
                          reduction=reduction, fused=fused)
     if x.ndim == 1 and reduction == "none":

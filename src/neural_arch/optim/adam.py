@@ -82,12 +82,26 @@ class Adam(Optimizer):
 
     @staticmethod
     def _fused_step(p, g, state, group, step, consts) -> bool:
-        """The same update as the NumPy lines below in one pass over memory (a numba kernel),
-        for float32 C-contiguous parameters; returns False when it does not apply."""
+        """The same update as the NumPy lines above in one pass over memory (a numba kernel), for
+        float32 parameters stored contiguously, row- or column-major (nn.Linear's weights), with
+        their state in the same layout; returns False when it does not apply."""
         k = kernels.get()
         arr = p.data
-        if (k is None or group["maximize"] or type(arr) is not np.ndarray or arr.dtype != np.float32
-                or not arr.flags.c_contiguous):
+        if k is None or group["maximize"] or type(arr) is not np.ndarray or arr.dtype != np.float32:
+            return False
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        vmax = state.get("max_exp_avg_sq", v)
+        if arr.flags.c_contiguous:  # element i of every flat view is the same entry of the parameter
+            if not (m.flags.c_contiguous and v.flags.c_contiguous and vmax.flags.c_contiguous):
+                return False
+            g = np.ascontiguousarray(g, dtype=np.float32)
+            flat = arr.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), vmax.reshape(-1)
+        elif arr.flags.f_contiguous:  # column-major: the transposes are row-major
+            if not (m.flags.f_contiguous and v.flags.f_contiguous and vmax.flags.f_contiguous):
+                return False
+            g = np.asfortranarray(g, dtype=np.float32)
+            flat = arr.T.reshape(-1), g.T.reshape(-1), m.T.reshape(-1), v.T.reshape(-1), vmax.T.reshape(-1)
+        else:
             return False
         scalars = consts.get(step)
         if scalars is None:
@@ -99,9 +113,7 @@ class Adam(Optimizer):
                 f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2), f(group["eps"]),
                 f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0), f((1 - beta2**step) ** 0.5),
                 bool(group["amsgrad"]))
-        vmax = state.get("max_exp_avg_sq", state["exp_avg_sq"])
-        k.adam_step(arr.reshape(-1), np.ascontiguousarray(g, dtype=np.float32).reshape(-1),
-                    state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1), *scalars, vmax.reshape(-1))
+        k.adam_step(flat[0], flat[1], flat[2], flat[3], *scalars, flat[4])
         return True
 
 

