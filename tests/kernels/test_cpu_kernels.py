@@ -278,3 +278,10 @@ def test_im2col_copy_and_col2im_sum_match_the_numpy_twins(geometry, monkeypatch)
         gx = np.full_like(x, np.nan)
         cpu.col2im_sum(g, gx, 0, *stride, pt, pl, *dil)
         np.testing.assert_allclose(gx, ref_gx, rtol=1e-6, atol=1e-6)
+
+
+def test_relu_forward_keeps_nan_like_numpy_and_torch():
+    x = np.array([-2.0, -0.0, 0.0, 1.5, np.nan, -np.inf, np.inf], f32)
+    y = np.empty_like(x)
+    cpu.relu_forward(x, y)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))

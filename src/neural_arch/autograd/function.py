@@ -87,7 +87,10 @@ class Function:
         else:
             ctx.needs_input_grad = (False,) * len(inputs)
         try:
-            out = cls.forward(ctx, *[t.data for t in inputs], **params)
+            if len(inputs) == 1:  # (a unary op, most of them: no list to build)
+                out = cls.forward(ctx, inputs[0].data, **params)
+            else:
+                out = cls.forward(ctx, *[t.data for t in inputs], **params)
         except NeuralArchError:
             raise
         except (ValueError, TypeError, IndexError) as exc:

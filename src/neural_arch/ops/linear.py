@@ -78,6 +78,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise DTypeError("linear: input and weight must be Tensors")
+    x, w = input.data, weight.data
+    if (w.ndim == 2 and x.ndim and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and x.dtype.kind == "f"
+            and (bias is None or (bias.data.dtype == x.dtype and bias.data.shape == w.shape[:1]))):
+        return Linear.apply(input, weight, *(() if bias is None else (bias,)))  # every nn.Linear: checked above
     if weight.data.ndim not in (1, 2):
         raise ShapeError(f"linear: weight must be (out_features, in_features) or (in_features,), "
                          f"got {shape_str(weight.shape)}")

@@ -91,16 +91,16 @@ class Adam(Optimizer):
             return False
         m, v = state["exp_avg"], state["exp_avg_sq"]
         vmax = state.get("max_exp_avg_sq", v)
-        if arr.flags.c_contiguous:  # element i of every flat view is the same entry of the parameter
+        # ravel("K"): each contiguous array flattened in memory order, as a view. Element i of every
+        # one is the same entry of the parameter when all share its layout: row- or column-major.
+        if arr.flags.c_contiguous:
             if not (m.flags.c_contiguous and v.flags.c_contiguous and vmax.flags.c_contiguous):
                 return False
             g = np.ascontiguousarray(g, dtype=np.float32)
-            flat = arr.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), vmax.reshape(-1)
-        elif arr.flags.f_contiguous:  # column-major: the transposes are row-major
+        elif arr.flags.f_contiguous:
             if not (m.flags.f_contiguous and v.flags.f_contiguous and vmax.flags.f_contiguous):
                 return False
             g = np.asfortranarray(g, dtype=np.float32)
-            flat = arr.T.reshape(-1), g.T.reshape(-1), m.T.reshape(-1), v.T.reshape(-1), vmax.T.reshape(-1)
         else:
             return False
         scalars = consts.get(step)
@@ -113,7 +113,7 @@ class Adam(Optimizer):
                 f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2), f(group["eps"]),
                 f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0), f((1 - beta2**step) ** 0.5),
                 bool(group["amsgrad"]))
-        k.adam_step(flat[0], flat[1], flat[2], flat[3], *scalars, flat[4])
+        k.adam_step(arr.ravel("K"), g.ravel("K"), m.ravel("K"), v.ravel("K"), *scalars, vmax.ravel("K"))
         return True
 
 

@@ -398,6 +398,15 @@ def multiply(a, b, out):
         out[i] = a[i] * b[i]
 
 
+@kernel(EXACT, rows=(0, 1))
+def relu_forward(x, y):
+    """y = x where x > 0, else 0 (a NaN x stays NaN, as np.maximum(x, 0) and torch: the test is
+    "not x <= 0"). np.maximum takes ~4.5 us on 128x100 floats, this ~1 us."""
+    for i in range(x.size):
+        v = x[i]
+        y[i] = F(0.0) if v <= F(0.0) else v
+
+
 @kernel(EXACT, rows=(0, 1, 2))
 def relu_backward(y, g, out):
     """out = g where y > 0, else 0 (y the relu's output; a NaN y gives 0, as g [y > 0] does)"""
