@@ -118,7 +118,10 @@ def _walk(order, grad, retain_graph, Tensor) -> None:
                 prev = grads.get(k)
                 grads[k] = pg if prev is None else prev + pg
             elif p._hooks is None:
-                _accumulate_leaf(p, pg, g, Tensor)
+                if p.grad is None and p.requires_grad and pg.dtype == p.data.dtype and _owned(pg, g):  # usual: inline
+                    p.grad = Tensor._wrap(pg)
+                else:
+                    _accumulate_leaf(p, pg, g, Tensor)
             else:  # a hooked leaf sees its total gradient once, after the whole pass
                 prev = hooked.get(id(p))
                 hooked[id(p)] = (p, pg.copy() if prev is None else prev[1] + pg)

@@ -36,11 +36,11 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
-        g2 = grad.reshape(-1, grad.shape[-1])  # (batch, out)
+        g2 = grad if grad.ndim == 2 else grad.reshape(-1, grad.shape[-1])  # (batch, out)
         gx = gemm.matmul(grad, w) if w is not None else None
         gw = None
         if x is not None:
-            x2 = x.reshape(-1, x.shape[-1])  # (batch, in)
+            x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # (batch, in)
             if ctx.w_column_major:  # (out, in) column-major = the transpose of a row-major x^T g
                 gw = np.empty((g2.shape[1], x2.shape[1]), x2.dtype, order="F")
                 gemm.matmul(x2.T, g2, out=gw.T)
