@@ -34,7 +34,41 @@ def test_every_job_runs_once_and_is_seen_finished(hand_off, spin_us, monkeypatch
         if rng.random() < 0.2:
             time.sleep(0.003)  # gaps longer than a poll
     if hand_off is not None:
-        assert list(helper._state) in ([59, 58], [59, 59])  # 59 started; the last publishes on its next poll
+        assert list(helper._state[:2]) in ([59, 58], [59, 59])  # 59 started; the last publishes on its next poll
+
+
+@pytest.mark.skipif(spin is None or not threads._gemm_address(np.dtype(np.float32)),
+                    reason="needs the polls and NumPy's BLAS cblas_sgemm64_")
+@pytest.mark.parametrize("spin_us", [2000, 1])
+def test_products_run_inside_the_poll_between_python_jobs(spin_us, monkeypatch):
+    """A polling helper runs products itself (spin.post_product); when its poll has run out the
+    product goes over the locks as a Python job. Mixed with Python jobs, in random order and gaps,
+    every result is right and the counters agree."""
+    monkeypatch.setattr(threads, "SPIN_US", spin_us)
+    helper = threads._Helper(spin)
+    rng = np.random.default_rng(0)
+    in_poll = 0
+    for job in range(1, 120):
+        dtype = np.float32 if job % 3 else np.float64
+        a = rng.standard_normal((9, 7)).astype(dtype)
+        b = rng.standard_normal((5, 7)).astype(dtype).T  # a transposed operand: BLAS's Trans
+        out = np.empty((9, 8), dtype)[:, :5] if job % 4 == 0 else np.empty((9, 5), dtype)  # ldc 8 or 5
+        if rng.random() < 0.7:
+            if helper.post_product(a, b, out):
+                in_poll += 1
+            else:
+                helper.start(lambda p, q, o: np.matmul(p, q, out=o), (a, b, out))
+            assert helper.join() is None
+            np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+        else:
+            filled = np.zeros(4)
+            helper.start(_fill, (filled, job, 0.0))
+            assert helper.join() is None and (filled == job).all()
+        if rng.random() < 0.2:
+            time.sleep(0.003)  # longer than a 1 us poll: the next product goes over the locks
+    assert in_poll > (40 if spin_us == 2000 else -1)
+    assert helper._state[0] == 119 and helper._state[1] in (118, 119)
+    assert not helper.post_product(a, b, np.empty((8, 5), a.dtype))  # wrong shape: the Python path raises
 
 
 @pytest.mark.parametrize("hand_off", HAND_OFFS)

@@ -44,7 +44,7 @@ def matmul(a, b, out=None):
     if jobs is None:
         return np.matmul(a, b, out=out)
     result, parts, partial_products = jobs
-    threads.run_split(_product_into, parts)
+    threads.run_split(_product_into, parts, products=True)
     if partial_products:
         return result.sum(axis=0, out=out)
     return result

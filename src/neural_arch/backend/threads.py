@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -87,8 +88,8 @@ def _spin_module():
         try:  # compile (or load) both polls here: a helper thread that failed to would never answer
             from neural_arch.backend.kernels import spin  # noqa: PLC0415
 
-            spin.finish_and_wait(np.zeros(2, np.int64), 0, 0, 0)
-            spin.wait_finished(np.zeros(2, np.int64), 0, 0)
+            spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))
+            spin.wait_finished(np.zeros(3, np.int64), 0, 0)
             _spin_compiled = spin
         except Exception:  # noqa: BLE001 - an llvmlite/numba without these intrinsics: use the locks
             _spin_compiled = False
@@ -106,7 +107,9 @@ class _Helper:
 
     def __init__(self, spin):
         self._spin = spin
-        self._state = np.zeros(2, np.int64)  # [jobs started, jobs finished]
+        self._state = np.zeros(3, np.int64)  # [jobs started, jobs finished, polling?] (kernels/spin.py)
+        self._product = np.zeros(16, np.int64)  # a matrix product run inside the poll (spin.post_product)
+        self._in_poll = False  # the current job is such a product
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
@@ -116,8 +119,9 @@ class _Helper:
     def _loop(self):
         finished = 0
         while True:
-            if self._spin is not None:
-                self._spin.finish_and_wait(self._state, finished, SPIN_US * _POLLS_PER_US, _SETTLE_POLLS)
+            if self._spin is not None:  # runs the products posted meanwhile; returns for a Python job
+                finished = self._spin.serve(self._state, finished, SPIN_US * _POLLS_PER_US, _SETTLE_POLLS,
+                                            self._product)
             self._go.acquire()
             fn, args = self._job
             try:
@@ -126,14 +130,32 @@ class _Helper:
                 self._error = exc
             self._job = None
             finished += 1
-            self._done.release()  # (with spinning, finish_and_wait then publishes `finished` too)
+            self._done.release()  # (with spinning, serve then publishes `finished` too)
 
     def start(self, fn, args) -> None:
         self._error, self._job = None, (fn, args)
         self._go.release()  # released before the counter moves: a polling helper never blocks on it
         self._state[0] += 1
 
+    def post_product(self, a, b, out) -> bool:
+        """out = a @ b run inside the helper's poll, if it is polling and BLAS can read the arrays in
+        place (then no lock and no GIL is involved); False: use ``start``."""
+        if b.ndim != 2:
+            return False  # batched products (attention's): Python jobs
+        if a.ndim > 2:  # a block of a batch times a matrix (a Linear): one 2-D product when contiguous
+            if not (a.flags.c_contiguous and out.flags.c_contiguous):
+                return False
+            a, out = a.reshape(-1, a.shape[-1]), out.reshape(-1, out.shape[-1])
+        addr = _gemm_address(a.dtype)
+        self._in_poll = bool(addr) and self._spin.post_product(self._state, self._product, a, b, out, addr)
+        return self._in_poll
+
     def join(self) -> BaseException | None:
+        if self._in_poll:  # the helper cannot fail or sleep before it is done: poll, then yield the core
+            self._in_poll = False
+            while not self._spin.wait_finished(self._state, self._state[0], _JOIN_POLLS):
+                time.sleep(0)
+            return None
         if self._spin is not None:
             self._spin.wait_finished(self._state, self._state[0], _JOIN_POLLS)
         self._done.acquire()
@@ -145,11 +167,12 @@ _helpers_pid = None  # a forked child (a DataLoader worker) inherits the list bu
 _in_use = threading.Lock()
 
 
-def run_split(fn, jobs: list) -> None:
+def run_split(fn, jobs: list, products: bool = False) -> None:
     """``fn(*args)`` for every ``args`` in ``jobs``, at the same time: the first on this thread,
     the rest on helper threads. ``fn`` must release the GIL (our kernels are ``nogil``) and the
     jobs must write to disjoint memory. If another thread is already using the helpers, the jobs
-    run one after another here instead."""
+    run one after another here instead. ``products``: each job is ``(a, b, out)`` and ``fn`` computes
+    out = a @ b; a polling helper then runs its product without Python (``_Helper.post_product``)."""
     global _helpers, _helpers_pid
     if len(jobs) == 1 or not _in_use.acquire(blocking=False):
         for args in jobs:
@@ -162,7 +185,8 @@ def run_split(fn, jobs: list) -> None:
             _helpers.append(_Helper(_spin_module()))
         started = _helpers[: len(jobs) - 1]
         for helper, args in zip(started, jobs[1:]):
-            helper.start(fn, args)
+            if not (products and helper._spin is not None and helper.post_product(*args)):
+                helper.start(fn, args)
         try:
             fn(*jobs[0])
         finally:
@@ -175,6 +199,34 @@ def run_split(fn, jobs: list) -> None:
             raise errors[0]
     finally:
         _in_use.release()
+
+
+_gemm_addresses = None  # {dtype: address of NumPy's BLAS cblas_?gemm (ILP64)}, found once
+
+
+def _gemm_address(dtype) -> int:
+    """Where NumPy's BLAS has ``cblas_sgemm`` / ``cblas_dgemm`` with 64-bit integers (the OpenBLAS
+    NumPy's wheels bundle exports them as ``scipy_cblas_?gemm64_``); 0 when unknown, or when
+    ``NEURAL_ARCH_GEMM_IN_POLL=0``: helpers then run products through NumPy, as Python jobs."""
+    global _gemm_addresses
+    if _gemm_addresses is None:
+        _gemm_addresses = {}
+        if os.environ.get("NEURAL_ARCH_GEMM_IN_POLL", "").strip() != "0":
+            try:
+                import ctypes  # noqa: PLC0415
+
+                from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+
+                for lib in _numpy_blas(ThreadpoolController())[:1]:
+                    dll = ctypes.CDLL(lib.filepath)
+                    for dt, name in ((np.float32, "sgemm"), (np.float64, "dgemm")):
+                        for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
+                            if hasattr(dll, symbol):
+                                _gemm_addresses[np.dtype(dt)] = ctypes.cast(getattr(dll, symbol), ctypes.c_void_p).value
+                                break
+            except Exception:  # noqa: BLE001 - no threadpoolctl, an unusual BLAS: NumPy runs the products
+                _gemm_addresses = {}
+    return _gemm_addresses.get(dtype, 0)
 
 
 _blas_ours = False  # True once NumPy's BLAS runs one thread per call and our pool splits products

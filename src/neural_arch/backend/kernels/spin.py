@@ -9,7 +9,16 @@ jobs 7 us instead of 65-70 us; the 784x100 product of an MLP step cut in two 71 
 110 us on one thread (OpenBLAS's own two spinning threads: 88 us).
 
 The counters are an int64 array ``state``: ``state[0]`` counts jobs handed to the helper,
-``state[1]`` jobs it finished.
+``state[1]`` jobs it finished, ``state[2]`` says whether it is polling (1), not (0), or polling and
+claimed by a caller for a matrix product (2).
+
+Matrix products run inside the poll: the caller claims a polling helper with a compare-and-swap
+(1 -> 2; if the helper's poll ran out meanwhile its own swap 1 -> 0 won, and the caller hands the
+job over with the locks instead), writes the product's pointers and layouts into ``job`` and posts
+it; the helper calls BLAS's ``cblas_?gemm`` through its address, without going back to Python. A
+Python job needs the GIL, which the caller holds until it enters its own share: a helper seeing one
+waits ~2.5 us and then pays for the GIL and the Python call, ~5 us in all. Measured on the MLP
+step's x (128x784) W^T cut in two: 63 us instead of 66.5 us.
 """
 
 from __future__ import annotations
@@ -65,20 +74,126 @@ def _pause(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def _claim(typingctx, array, index, expected, new):
+    """array[index] = new if it holds ``expected`` (an atomic compare-and-swap, int64); True if so."""
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        return builder.extract_value(builder.cmpxchg(ptr, args[2], args[3], "acq_rel", "acquire"), 1)
+
+    return types.boolean(array, index, expected, new), codegen
+
+
+def _gemm_at(float_type):
+    """An intrinsic calling ILP64 ``cblas_?gemm(RowMajor, ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)``
+    at the address ``addr`` (a: float, double: ``float_type``)."""
+
+    @intrinsic
+    def call(typingctx, addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
+        def codegen(context, builder, signature, args):
+            i32, i64, f, ptr = ir.IntType(32), ir.IntType(64), float_type(), ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, f, ptr, i64, ptr, i64, f, ptr, i64])
+            fn = builder.inttoptr(args[0], fnty.as_pointer())
+            _, ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
+            builder.call(fn, [ir.Constant(i32, 101), builder.trunc(ta_, i32), builder.trunc(tb_, i32), m_, n_, k_,
+                              ir.Constant(f, 1.0), builder.inttoptr(a_, ptr), lda_, builder.inttoptr(b_, ptr), ldb_,
+                              ir.Constant(f, 0.0), builder.inttoptr(c_, ptr), ldc_])
+            return context.get_dummy_value()
+
+        return types.void(addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc), codegen
+
+    return call
+
+
+_sgemm_at, _dgemm_at = _gemm_at(ir.FloatType), _gemm_at(ir.DoubleType)
+_NO_TRANS, _TRANS = 111, 112  # CBLAS's codes
+
+
 @njit(nogil=True, cache=True)
-def finish_and_wait(state, finished, rounds, settle):
-    """Helper side: publish ``finished`` jobs done, then poll (up to ``rounds`` times) for job
-    number ``finished + 1``. On seeing it, pause ``settle`` more rounds before returning: the caller
-    is then inside its own share of the work, without the GIL, so taking the GIL does not sleep.
-    True if a job arrived (False: time to block on the lock instead)."""
+def _operand(x, item):
+    """(transpose code, leading dimension) of a 2-D array BLAS can read in place, else (0, 0)."""
+    rows, cols = x.shape
+    if x.strides[1] == item and x.strides[0] % item == 0 and x.strides[0] >= max(1, cols) * item:
+        return _NO_TRANS, x.strides[0] // item
+    if x.strides[0] == item and x.strides[1] % item == 0 and x.strides[1] >= max(1, rows) * item:
+        return _TRANS, x.strides[1] // item
+    return 0, 0
+
+
+@njit(["b1(i8[::1], i8[::1], f4[:, :], f4[:, :], f4[:, :], i8)",  # one compiled version per
+       "b1(i8[::1], i8[::1], f8[:, :], f8[:, :], f8[:, :], i8)"],  # dtype, whatever the layouts
+      nogil=True, cache=True)
+def post_product(state, job, a, b, out, addr):
+    """Caller side: hand a polling helper out = a @ b (2-D arrays of one float dtype) to run in its
+    poll (see the module doc). False, with nothing done, when it is not polling or an array's layout
+    is not one BLAS reads in place; the caller then uses the locks."""
+    item = a.itemsize
+    m, k = a.shape
+    n = b.shape[1]
+    ta, lda = _operand(a, item)
+    tb, ldb = _operand(b, item)
+    tc, ldc = _operand(out, item)
+    if (ta == 0 or tb == 0 or tc != _NO_TRANS or m == 0 or n == 0 or k == 0 or addr == 0
+            or b.shape[0] != k or out.shape[0] != m or out.shape[1] != n):
+        return False  # (shapes that do not match: np.matmul on the Python path says what is wrong)
+    if not _claim(state, 2, 1, 2):
+        return False
+    job[0] = 1 if item == 4 else 2
+    job[1] = ta
+    job[2] = tb
+    job[3] = m
+    job[4] = n
+    job[5] = k
+    job[6] = a.ctypes.data
+    job[7] = lda
+    job[8] = b.ctypes.data
+    job[9] = ldb
+    job[10] = out.ctypes.data
+    job[11] = ldc
+    job[12] = addr
+    _store_release(state, 0, _load_acquire(state, 0) + 1)
+    return True
+
+
+@njit(nogil=True, cache=True)
+def serve(state, finished, rounds, settle, job):
+    """Helper side: publish ``finished`` jobs done and poll (up to ``rounds`` times) for the next:
+    run each product posted into ``job`` here; return the jobs finished when a job for Python
+    arrived or the poll ran out (then the helper sleeps on its lock). On a job for Python, pause
+    ``settle`` more rounds first: the caller is then inside its own share of the work, without the
+    GIL, so taking the GIL does not sleep."""
     _store_release(state, 1, finished)
-    for _ in range(rounds):
-        if _load_acquire(state, 0) != finished:
-            for _ in range(settle):
-                _pause()
-            return True
-        _pause()
-    return False
+    while True:
+        _store_release(state, 2, 1)  # polling: a caller may claim this helper for a product
+        claimed = False
+        for _ in range(rounds):
+            if _load_acquire(state, 2) == 2:
+                claimed = True
+                break
+            if _load_acquire(state, 0) != finished:  # a job for Python (posted with the locks)
+                if _claim(state, 2, 1, 0):
+                    for _ in range(settle):
+                        _pause()
+                    return finished
+                claimed = True  # (a caller claimed us first: impossible with one caller at a time)
+                break
+            _pause()
+        if not claimed and _claim(state, 2, 1, 0):
+            return finished  # the poll ran out: sleep on the lock
+        while _load_acquire(state, 0) == finished:  # claimed: the job is being written
+            _pause()
+        if job[0] == 1:
+            _sgemm_at(job[12], job[1], job[2], job[3], job[4], job[5], job[6], job[7], job[8], job[9], job[10],
+                      job[11])
+        else:
+            _dgemm_at(job[12], job[1], job[2], job[3], job[4], job[5], job[6], job[7], job[8], job[9], job[10],
+                      job[11])
+        finished += 1
+        _store_release(state, 2, 1)  # polling again before the caller sees the result: it may claim at once
+        _store_release(state, 1, finished)
 
 
 @njit(nogil=True, cache=True)
