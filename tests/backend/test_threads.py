@@ -93,3 +93,23 @@ def test_run_split_uses_polling_helpers_when_blas_is_ours():
     threads.run_split(_fill, [(o, 5.0, 0.0) for o in outs])
     assert all((o == 5).all() for o in outs)
     assert all(h._spin is spin for h in threads._helpers)
+
+
+@pytest.mark.skipif(spin is None or not threads._gemm_address(np.dtype(np.float32)),
+                    reason="needs the polls and NumPy's BLAS cblas_sgemm64_")
+def test_post_product_declines_vectors_and_bad_layouts():
+    """A vector times a matrix stays with NumPy (which calls ?gemv, 4x faster than ?gemm there); so do
+    operands BLAS cannot read in place. Nothing is claimed or posted then."""
+    addr = threads._gemm_address(np.dtype(np.float32))
+    a, b = np.ones((4, 6), np.float32), np.ones((6, 5), np.float32)
+    cases = [(a[:1], b, np.empty((1, 5), np.float32)),  # a vector
+             (a, b[:, :1], np.empty((4, 1), np.float32)),  # matrix times vector
+             (a[:, ::2], b[:3], np.empty((4, 5), np.float32)),  # no unit stride
+             (a, b, np.empty((5, 4), np.float32).T)]  # a column-major output
+    for x, y, out in cases:
+        state, job = np.array([0, 0, 1]), np.zeros(16, np.int64)
+        assert not spin.post_product(state, job, x, y, out, addr)
+        assert list(state) == [0, 0, 1]
+    state = np.array([0, 0, 1])
+    assert spin.post_product(state, np.zeros(16, np.int64), a, b, np.empty((4, 5), np.float32), addr)
+    assert list(state) == [1, 0, 2]  # claimed and posted (no helper here to run it)
