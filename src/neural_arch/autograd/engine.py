@@ -61,15 +61,16 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
     enabled = STATE.grad_enabled
     STATE.grad_enabled = False  # (no_grad() without the context manager: ~1 us a call)
     try:
-        _walk(order, grad, retain_graph, Tensor)
+        _walk(order, root._ctx, grad, retain_graph, Tensor)
     finally:
         STATE.grad_enabled = enabled
 
 
-def _walk(order, grad, retain_graph, Tensor) -> None:
-    """Step 2 and 3 of the module doc: each node's backward, in ``order`` reversed."""
+def _walk(order, root_fn, grad, retain_graph, Tensor) -> None:
+    """Steps 2 and 3 of the module doc: each node's backward, in ``order`` reversed, starting
+    from ``grad`` at the root's node."""
     anomaly = STATE.anomaly
-    grads = {id(order[-1]): grad}
+    grads = {id(root_fn): grad}
     hooked = {}
     for fn in reversed(order):
         g = grads.pop(id(fn), None)
