@@ -309,6 +309,8 @@ def describe() -> dict:
         "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
         "gemm_split_flops": GEMM_SPLIT_FLOPS if _blas_ours else None,
-        "hand_off": (f"helpers poll {SPIN_US} us" if _spin_module() is not None else "locks only"),
+        "hand_off": (f"helpers poll {SPIN_US} us" + (", run products in the poll (BLAS by address)"
+                                                     if _gemm_address(np.dtype(np.float32)) else "")
+                     if _spin_module() is not None else "locks only"),
         "memory": memory.describe(),
     }
