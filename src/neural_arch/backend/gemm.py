@@ -50,6 +50,12 @@ def matmul(a, b, out=None):
     return result
 
 
+def column_major(a) -> bool:
+    """A NumPy matrix stored column-major and not row-major (nn.Linear's weights): its transpose is a
+    row-major operand, and what is computed for it (dL/dW, optimizer state) should share that layout."""
+    return type(a) is np.ndarray and a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous
+
+
 def _product_into(a, b, out):
     np.matmul(a, b, out=out)
 

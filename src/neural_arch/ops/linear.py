@@ -27,7 +27,7 @@ class Linear(Function):
     def forward(ctx, x, w, *b):
         need = ctx.needs_input_grad
         ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
-        ctx.w_column_major = type(w) is np.ndarray and w.flags.f_contiguous and not w.flags.c_contiguous
+        ctx.w_column_major = gemm.column_major(w)
         y = gemm.matmul(x, w.T)
         if b:
             y += b[0]

@@ -24,6 +24,7 @@ import numpy as np
 from neural_arch.autograd.grad_mode import enable_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import device as _device
+from neural_arch.backend import gemm
 from neural_arch.errors import CheckpointError, ConfigError
 
 
@@ -201,7 +202,7 @@ class Optimizer:
             if out is arr:
                 out = arr.copy()
             if isinstance(out, np.ndarray) and isinstance(param.data, np.ndarray) and out.shape == param.shape:
-                out = np.asarray(out, order="F" if _column_major(param.data) else "C")  # the fused steps
+                out = np.asarray(out, order="F" if gemm.column_major(param.data) else "C")  # the fused steps
                 # need the parameter's layout (a file holds row-major arrays; nn.Linear's W is column-major)
             dev = _device.device_of(param.data)
             return _device.to_device(out, dev) if _device.device_of(out) != dev else out
@@ -211,6 +212,3 @@ class Optimizer:
         """``(param, grad array)`` for each parameter of a group that has a gradient."""
         return [(p, p.grad.data) for p in group["params"] if p.grad is not None]
 
-
-def _column_major(a) -> bool:
-    return a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous

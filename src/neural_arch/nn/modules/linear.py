@@ -51,7 +51,7 @@ class Linear(Module):
     ``W^T`` is a row-major (in, out) matrix. OpenBLAS multiplies a short batch by that faster than
     by the transpose of a row-major W: x (128x784) W^T with W 100x784 takes 65 us against 85 us,
     and the MLP training step of the benchmarks ~17 us less. ``weight.is_contiguous()`` is therefore
-    False (it is in torch); any layout works everywhere, this one is only faster.
+    False (torch's is True); any layout works everywhere, this one is only faster.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
