@@ -280,6 +280,41 @@ def test_im2col_copy_and_col2im_sum_match_the_numpy_twins(geometry, monkeypatch)
         np.testing.assert_allclose(gx, ref_gx, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("geometry", [
+    # (N, C, H, W, kh, kw, top/left padding, dilation, bottom/right padding): unit strides, Wo = W
+    (2, 3, 7, 6, 3, 3, (1, 1), (1, 1), (1, 1)),  # the common 3x3, padding 1
+    (2, 3, 7, 9, 3, 5, (0, 2), (1, 1), (1, 2)),  # Ho != H, a wider kernel
+    (1, 2, 6, 6, 3, 3, (2, 2), (2, 2), (2, 2)),  # dilated
+    (2, 4, 5, 5, 2, 2, (0, 0), (1, 1), (1, 1)),  # asymmetric, as padding="same" for an even kernel
+    (1, 2, 3, 3, 7, 7, (3, 3), (1, 1), (3, 3)),  # taps that fall wholly on padding
+    (2, 3, 4, 4, 1, 1, (0, 0), (1, 1), (0, 0)),  # 1x1
+])
+def test_flat_im2col_and_col2im_match_the_numpy_twins(geometry, monkeypatch):
+    """im2col_copy_flat / col2im_sum_flat (unit strides, Wo = W): one contiguous run per tap, the
+    entries that wrap across a row edge zeroed; col2im_sum_flat zeroes them in its scratch input."""
+    from neural_arch.backend import threads
+    from neural_arch.ops.conv import col2im, crop_hw, im2col, pad_hw
+
+    n, c, h, w, kh, kw, (pt, pl), dil, (pb, pr) = geometry
+    x = rng.standard_normal((n, c, h, w)).astype(f32)
+    xp = pad_hw(x, (pt, pb, pl, pr))
+    ho = xp.shape[2] - dil[0] * (kh - 1)
+    assert xp.shape[3] - dil[1] * (kw - 1) == w
+    ref_cols = im2col(xp, (kh, kw), (1, 1), dil, (ho, w), batch_last=True)
+    g = rng.standard_normal(ref_cols.shape).astype(f32)
+    ref_gx = crop_hw(col2im(g.transpose(0, 3, 1, 2, 4, 5), xp.shape[2:], (1, 1), dil).transpose(1, 0, 2, 3),
+                     (pt, pb, pl, pr), (h, w))
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    for threshold in (1 << 40, 0):  # one thread, then split by channels (c0 offsets)
+        monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", threshold)
+        cols = np.full((c, kh, kw, n, ho * w), np.nan, f32)
+        cpu.im2col_copy_flat(cols, x.reshape(n, c, -1), 0, h, w, pt, pl, *dil)
+        np.testing.assert_array_equal(cols.reshape(ref_cols.shape), ref_cols)
+        gx = np.full((n, c, h * w), np.nan, f32)
+        cpu.col2im_sum_flat(g.reshape(cols.shape).copy(), gx, 0, h, w, pt, pl, *dil)
+        np.testing.assert_allclose(gx.reshape(x.shape), ref_gx, rtol=1e-6, atol=1e-6)
+
+
 def test_relu_forward_keeps_nan_like_numpy_and_torch():
     x = np.array([-2.0, -0.0, 0.0, 1.5, np.nan, -np.inf, np.inf], f32)
     y = np.empty_like(x)

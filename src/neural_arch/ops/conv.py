@@ -20,8 +20,11 @@ Backward:
 ``col2im`` loops over the kh*kw kernel taps (9 for a 3x3 kernel), each adding
 a whole strided slice, which is the adjoint of the im2col copy. In float32,
 conv2d uses numba kernels for both copies (padding read as zeros, the gradient
-written straight into NCHW) and takes the batch a few images at a time, so that
-the columns stay in cache between the copy and the GEMMs (see ``Conv2d``).
+written straight into NCHW); each thread takes its own images, a few at a time, so
+that the columns stay in cache between the copy and the GEMMs (see ``Conv2d``).
+With unit strides and an output as wide as the input (3x3, padding 1) each tap's
+plane of columns is one contiguous run of the input plane, copied (and added back)
+as one long loop: rows of 28 floats are too short for the vector units.
 Groups split C and O into G blocks: the GEMMs gain a batch axis of size G.
 conv_transpose2d is the adjoint of conv2d: its forward is conv2d's
 input-gradient (GEMM then col2im) and its backward is conv2d's forward.
@@ -34,7 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import gemm
+from neural_arch.backend import gemm, threads
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.fused import kernel_for
 
@@ -78,13 +81,13 @@ def col2im(cols, padded_hw, stride, dilation):
     return out
 
 
-def _long_k_product(a, b):
+def _long_k_product(a, b, matmul=gemm.matmul):
     """a b^T for a (G, M, K), b (G, N, K) with K = N*Ho*Wo long: the weight gradient.
 
     Computed as (b a^T)^T: OpenBLAS runs that orientation much faster for a small (M, N) output
     and a long K (measured for 32 x 144 with K = 25,088: 0.92 ms against 1.55 ms). The transpose
     comes back as a copy of the small result."""
-    return np.ascontiguousarray(gemm.matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
+    return np.ascontiguousarray(matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
 
 
 def pad_hw(x, pads, value=0.0):
@@ -102,14 +105,46 @@ def crop_hw(x, pads, hw):
 
 # -- the Functions --------------------------------------------------------------------------------------
 # The kernel path of Conv2d works on a few images at a time, so that their im2col columns (and the
-# gradient's) stay in cache between the copy and the GEMMs: measured on N32 16->32 28x28 k3 fwd+bwd,
-# 5.3 ms for the whole batch at once (14 MB of columns), 3.9 ms in chunks of 8 or 4 images, 4.5 ms
-# in chunks of 2.
-_CHUNK_BYTES = 4 << 20
+# gradient's) stay in cache between the copy and the GEMMs, and each thread takes its own images
+# (see _image_ranges). Chunks of ~2 MB of columns per thread measured best (N32 16->32 28x28 k3).
+_CHUNK_BYTES = 2 << 20
 
 
 def _images_per_chunk(col_elements_per_image: int) -> int:
     return max(1, _CHUNK_BYTES // (4 * col_elements_per_image))
+
+
+def _image_ranges(n: int) -> list:
+    """How Conv2d's kernel path shares a batch of ``n`` images among the threads: one range each.
+
+    Each thread runs the whole pipeline (im2col, the GEMMs, col2im) on its own images with
+    single-threaded BLAS calls, so there is no hand-off inside a product and nothing to join until
+    the end. Measured on N32 16->32 28x28 k3 fwd+bwd (one process, alternating): 3.3 ms, against 4.3 ms
+    with the whole batch in chunks and every product split over the threads. A batch smaller than the
+    thread count is one range: its products and copies are then split over the threads (``_Ops``)."""
+    k = threads.num_threads()
+    if k < 2 or n < k:
+        return [(0, n)]
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
+
+
+class _Ops:
+    """The kernels and the product one range's pipeline calls: serial kernels and one-thread BLAS when
+    every thread has its own range, else the ones that split themselves over the threads."""
+
+    def __init__(self, k, ranges):
+        serial = len(ranges) > 1
+        pick = (lambda kern: kern.serial) if serial else (lambda kern: kern)
+        self.im2col, self.im2col_flat = pick(k.im2col_copy), pick(k.im2col_copy_flat)
+        self.col2im, self.col2im_flat = pick(k.col2im_sum), pick(k.col2im_sum_flat)
+        self.matmul = np.matmul if serial else gemm.matmul
+
+
+def _flat(geom, out_hw) -> bool:
+    """Unit strides and an output as wide as the input (a 3x3 kernel with padding 1): each tap's plane
+    of columns is then one contiguous run of the input plane (``im2col_copy_flat``)."""
+    xshape, stride = geom[0], geom[3]
+    return stride == (1, 1) and out_hw[1] == xshape[3]
 
 
 class Conv2d(Function):
@@ -121,9 +156,10 @@ class Conv2d(Function):
     NOTE: the batch sits in the GEMMs' long axis, (C*kh*kw, N*Ho*Wo), so each product is one
     large BLAS call (per group) instead of N small ones; the price is a transpose of the
     output and of dL/dy between NCHW and CNHW, which is cheap next to the columns.
-    With the kernels (float32) the batch goes through in chunks of images (``_CHUNK_BYTES`` of
-    columns), and dL/dW copies the columns again instead of keeping the forward's: a copy from
-    cache costs less than reading 4-byte columns of the whole batch back from memory.
+    With the kernels (float32) each thread takes a range of images (``_image_ranges``) and goes
+    through it in chunks (``_CHUNK_BYTES`` of columns), and dL/dW copies the columns again instead of
+    keeping the forward's: a copy from cache costs less than reading 4-byte columns of the whole
+    batch back from memory.
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
 
@@ -142,19 +178,18 @@ class Conv2d(Function):
             cols = im2col(pad_hw(x, pads), (kh, kw), stride, dilation, (ho, wo), batch_last=True)
             cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
             y = np.ascontiguousarray(gemm.matmul(wm, cols).reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
+            if b is not None:
+                y += b.reshape(1, o, 1, 1)
             ctx.save_for_backward(cols if need[1] else None, wm if need[0] else None)
-            ctx.chunk = None
-        else:
-            x = np.ascontiguousarray(x)
-            ctx.kernels, ctx.chunk = k, _images_per_chunk(c * kh * kw * ho * wo)
-            y = np.empty((n, o, ho, wo), np.float32)
-            for lo in range(0, n, ctx.chunk):
-                hi = min(n, lo + ctx.chunk)
-                cols = _columns(k, x[lo:hi], ctx.geom, (ho, wo))
-                y[lo:hi] = gemm.matmul(wm, cols).reshape(o, hi - lo, ho, wo).transpose(1, 0, 2, 3)
-            ctx.save_for_backward(x if need[1] else None, wm if need[0] else None)
-        if b is not None:
-            y += b.reshape(1, o, 1, 1)
+            ctx.kernels = None
+            return y
+        x = np.ascontiguousarray(x)
+        ctx.kernels, ctx.chunk = k, _images_per_chunk(c * kh * kw * ho * wo)
+        y = np.empty((n, o, ho, wo), np.float32)
+        ranges = _image_ranges(n)
+        ops, bias = _Ops(k, ranges), None if b is None else b.reshape(1, o, 1, 1)
+        threads.run_split(_forward_images, [(ops, x[lo:hi], wm, bias, y[lo:hi], ctx) for lo, hi in ranges])
+        ctx.save_for_backward(x if need[1] else None, wm if need[0] else None)
         return y
 
     @staticmethod
@@ -163,7 +198,7 @@ class Conv2d(Function):
         xshape, wshape, padded_hw, stride, pads, dilation, groups = ctx.geom
         n, o, ho, wo = grad.shape
         gx = gw = gb = None
-        if ctx.chunk is None:
+        if ctx.kernels is None:
             g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * ho * wo)
             if wm is not None:
                 gcols = gemm.matmul(wm.transpose(0, 2, 1), g).reshape((xshape[1],) + wshape[2:] + (n, ho, wo))
@@ -172,31 +207,65 @@ class Conv2d(Function):
             if saved is not None:
                 gw = _long_k_product(g, saved).reshape(wshape)
         else:
-            k = ctx.kernels
+            ranges = _image_ranges(n)
+            ops = _Ops(ctx.kernels, ranges)
             gx = np.empty(xshape, np.float32) if wm is not None else None
-            gw = None if saved is None else np.zeros((groups, o // groups, int(np.prod(wshape[1:]))), np.float32)
-            for lo in range(0, n, ctx.chunk):
-                hi = min(n, lo + ctx.chunk)
-                g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3), dtype=np.float32)
-                g = g.reshape(groups, o // groups, (hi - lo) * ho * wo)
-                if gw is not None:  # dL/dW summed over the chunks, from their columns copied again
-                    gw += _long_k_product(g, _columns(k, saved[lo:hi], ctx.geom, (ho, wo)))
-                if wm is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
-                    gcols = gemm.matmul(wm.transpose(0, 2, 1), g)
-                    k.col2im_sum(gcols.reshape((xshape[1],) + wshape[2:] + (hi - lo, ho, wo)), gx[lo:hi], 0,
-                                 *stride, pads[0], pads[2], *dilation)
-            gw = gw.reshape(wshape) if gw is not None else None
+            k_total = int(np.prod(wshape[1:]))
+            # one partial dL/dW per range (each thread sums its own images), added up at the end
+            gws = [np.zeros((groups, o // groups, k_total), np.float32) if saved is not None else None
+                   for _ in ranges]
+            grad = np.asarray(grad, dtype=np.float32)
+            threads.run_split(_backward_images, [
+                (ops, None if saved is None else saved[lo:hi], grad[lo:hi], wm,
+                 None if gx is None else gx[lo:hi], part, ctx) for (lo, hi), part in zip(ranges, gws)])
+            if saved is not None:
+                gw = sum(gws[1:], gws[0]).reshape(wshape)
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
 
 
-def _columns(k, x, geom, out_hw):
+def _forward_images(ops, x, wm, bias, y, ctx):
+    """y = conv(x) (+ bias) for one range of images, a chunk at a time: im2col, one GEMM, and the
+    transpose of its (O, n, Ho, Wo) result into NCHW."""
+    n, o, ho, wo = y.shape
+    for lo in range(0, n, ctx.chunk):
+        hi = min(n, lo + ctx.chunk)
+        cols = _columns(ops, x[lo:hi], ctx.geom, (ho, wo))
+        y[lo:hi] = ops.matmul(wm, cols).reshape(o, hi - lo, ho, wo).transpose(1, 0, 2, 3)
+        if bias is not None:
+            y[lo:hi] += bias
+
+
+def _backward_images(ops, x, grad, wm, gx, gw, ctx):
+    """dL/dx (into ``gx``) and dL/dW (added into ``gw``) for one range of images, a chunk at a time."""
+    xshape, wshape, _, stride, pads, dilation, groups = ctx.geom
+    n, o, ho, wo = grad.shape
+    for lo in range(0, n, ctx.chunk):
+        hi = min(n, lo + ctx.chunk)
+        g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3)).reshape(groups, o // groups, (hi - lo) * ho * wo)
+        if gw is not None:  # from this chunk's columns, copied again
+            gw += _long_k_product(g, _columns(ops, x[lo:hi], ctx.geom, (ho, wo)), ops.matmul)
+        if gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
+            gcols = ops.matmul(wm.transpose(0, 2, 1), g).reshape((xshape[1],) + wshape[2:] + (hi - lo, ho * wo))
+            if _flat(ctx.geom, (ho, wo)):
+                ops.col2im_flat(gcols, gx[lo:hi].reshape(hi - lo, xshape[1], -1), 0, *xshape[2:], pads[0], pads[2],
+                                *dilation)
+            else:
+                ops.col2im(gcols.reshape(gcols.shape[:4] + (ho, wo)), gx[lo:hi], 0, *stride, pads[0], pads[2],
+                           *dilation)
+
+
+def _columns(ops, x, geom, out_hw):
     """im2col of a chunk of images by the kernel, as the GEMM operand (G, C/G*kh*kw, n*Ho*Wo)."""
     _, wshape, _, stride, pads, dilation, groups = geom
-    c, (kh, kw) = x.shape[1], wshape[2:]
-    cols = np.empty((c, kh, kw, x.shape[0]) + tuple(out_hw), np.float32)
-    k.im2col_copy(cols, x, 0, *stride, pads[0], pads[2], *dilation)
+    (n, c, height, width), (kh, kw) = x.shape, wshape[2:]
+    cols = np.empty((c, kh, kw, n) + tuple(out_hw), np.float32)
+    if _flat(geom, out_hw):
+        ops.im2col_flat(cols.reshape(c, kh, kw, n, -1), x.reshape(n, c, -1), 0, height, width, pads[0], pads[2],
+                        *dilation)
+    else:
+        ops.im2col(cols, x, 0, *stride, pads[0], pads[2], *dilation)
     return cols.reshape(groups, c // groups * kh * kw, -1)
 
 

@@ -178,14 +178,15 @@ class GPT2(_CausalLM):
     """``models.gpt2.GPT2LMHeadModel`` over characters; nanoGPT's shakespeare_char shape by default."""
 
     def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
-                 dropout: float = 0.0, activation_function: str = "gelu_new"):
-        # activation_function: GPT-2's "gelu_new" (tanh approximation) or "gelu" (exact, as nanoGPT's nn.GELU)
+                 dropout: float = 0.0, activation_function: str = "gelu_new", tie_word_embeddings: bool = True):
+        # activation_function: GPT-2's "gelu_new" (tanh approximation) or "gelu" (exact, as nanoGPT's nn.GELU);
+        # tie_word_embeddings: the output head shares the token embedding (GPT-2, nanoGPT) or has its own
         from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel  # noqa: PLC0415
 
         super().__init__(GPT2LMHeadModel(GPT2Config(
             vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
             resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=None, eos_token_id=None,
-            activation_function=activation_function)),
+            activation_function=activation_function, tie_word_embeddings=tie_word_embeddings)),
             block_size)
 
 

@@ -91,6 +91,8 @@ def warm() -> float:
               (k.col2im_add, np.ones((2, 3, 3, 2, 4, 4), f), np.zeros((2, 2, 6, 6), f), 1, 1, 1, 1),
               (k.im2col_copy, np.empty((2, 3, 3, 1, 4, 4), f), np.ones((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),
               (k.col2im_sum, np.ones((2, 3, 3, 1, 4, 4), f), np.empty((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),
+              (k.im2col_copy_flat, np.empty((2, 3, 3, 1, 16), f), np.ones((1, 2, 16), f), 0, 4, 4, 1, 1, 1, 1),
+              (k.col2im_sum_flat, np.ones((2, 3, 3, 1, 16), f), np.empty((1, 2, 16), f), 0, 4, 4, 1, 1, 1, 1),
               (k.max_pool2d_index, x2.reshape(1, 8, 8), np.empty((1, 4, 4), np.int64), np.empty((1, 4, 4), f),
                2, 2, 2, 2, 0, 0, 1, 1),
               (k.max_pool2d_backward, np.zeros((1, 16), np.int64), np.ones((1, 16), f), np.zeros((1, 64), f))]

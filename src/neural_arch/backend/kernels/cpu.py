@@ -465,6 +465,77 @@ def im2col_copy(cols, x, c0, sh, sw, ph, pw, dh, dw):
 
 
 @kernel(FAST, rows=(0,), offset=2)
+def im2col_copy_flat(cols, x, c0, height, width, ph, pw, dh, dw):
+    """im2col_copy for unit strides and an output as wide as the input (Wo = W: a 3x3 kernel with
+    padding 1): ``cols`` is (C, kh, kw, N, Ho*Wo) and ``x`` (N, C, H*W), each plane flat.
+
+    Then every tap's plane is x's plane shifted by one offset, cols[c, i, j, n, q] =
+    x[n, c0 + c, q + (i dh - ph) W + j dw - pw], so it is one long contiguous copy (a row of 28 is
+    too short to vectorise well); the entries that wrapped across a row edge (columns w outside
+    the tap's valid range) are then zeroed."""
+    nc, kh, kw, nn, plane = cols.shape
+    ho = plane // width
+    for c in range(nc):
+        for i in range(kh):
+            top = i * dh - ph
+            h_lo, h_hi = _inside(top, 1, ho, height)
+            for j in range(kw):
+                left = j * dw - pw
+                w_lo, w_hi = _inside(left, 1, width, width)
+                q_lo, q_hi = h_lo * width + w_lo, (h_hi - 1) * width + w_hi
+                for n in range(nn):
+                    if h_lo >= h_hi or w_lo >= w_hi:  # the whole tap falls on padding
+                        for q in range(plane):
+                            cols[c, i, j, n, q] = F(0.0)
+                        continue
+                    for q in range(q_lo):
+                        cols[c, i, j, n, q] = F(0.0)
+                    src = U(q_lo + top * width + left)  # >= 0: the first valid pixel of the tap
+                    for t in range(U(q_hi - q_lo)):
+                        cols[c, i, j, n, U(q_lo) + t] = x[n, c0 + c, src + t]
+                    for q in range(q_hi, plane):
+                        cols[c, i, j, n, q] = F(0.0)
+                    for w in range(w_lo):  # wrapped in from the previous row's end
+                        for h in range(h_lo, h_hi):
+                            cols[c, i, j, n, h * width + w] = F(0.0)
+                    for w in range(w_hi, width):  # wrapped in from the next row's start
+                        for h in range(h_lo, h_hi):
+                            cols[c, i, j, n, h * width + w] = F(0.0)
+
+
+@kernel(FAST, rows=(0,), offset=2)
+def col2im_sum_flat(cols, out, c0, height, width, ph, pw, dh, dw):
+    """col2im_sum for the geometry of im2col_copy_flat: ``cols`` (C, kh, kw, N, Ho*Wo), ``out``
+    (N, C, H*W). Each tap adds one long contiguous run into the plane; the run's entries that would
+    wrap across a row edge are taps on the padding, so they are zeroed in ``cols`` first (``cols``
+    is scratch: the GEMM's dL/dcols)."""
+    nc, kh, kw, nn, plane = cols.shape
+    ho = plane // width
+    for c in range(nc):
+        for n in range(nn):
+            for p in range(height * width):
+                out[n, c0 + c, p] = F(0.0)
+            for i in range(kh):
+                top = i * dh - ph
+                h_lo, h_hi = _inside(top, 1, ho, height)
+                for j in range(kw):
+                    left = j * dw - pw
+                    w_lo, w_hi = _inside(left, 1, width, width)
+                    if h_lo >= h_hi or w_lo >= w_hi:
+                        continue
+                    for w in range(w_lo):
+                        for h in range(h_lo, h_hi):
+                            cols[c, i, j, n, h * width + w] = F(0.0)
+                    for w in range(w_hi, width):
+                        for h in range(h_lo, h_hi):
+                            cols[c, i, j, n, h * width + w] = F(0.0)
+                    q_lo, q_hi = h_lo * width + w_lo, (h_hi - 1) * width + w_hi
+                    dst = U(q_lo + top * width + left)
+                    for t in range(U(q_hi - q_lo)):
+                        out[n, c0 + c, dst + t] += cols[c, i, j, n, U(q_lo) + t]
+
+
+@kernel(FAST, rows=(0,), offset=2)
 def col2im_sum(cols, out, c0, sh, sw, ph, pw, dh, dw):
     """out[n, c0 + c, y, x] = sum of cols[c, i, j, n, h, w] over the taps with h sh + i dh - ph = y and
     w sw + j dw - pw = x: the adjoint of im2col_copy (taps that fell on padding are dropped).
