@@ -1,7 +1,7 @@
 """nanoGPT's own recipe for Tiny Shakespeare on the CPU, written out in torch: the reference for the
 val loss of issue #5 (nanoGPT's README reports 1.88 for this config).
 
-    python examples/nanogpt_torch_reference.py SEED [--data PATH]
+    python examples/nanogpt_torch_reference.py SEED [--untied] [--beta2 B] [--no-clip] [--data PATH]
 
 torch is a test-time dependency (``pip install torch==2.13.0``); nothing in neural_arch is used.
 The model is nanoGPT's ``model.py`` (pre-LN blocks, LayerNorm and Linear without biases, exact GELU,
@@ -29,6 +29,10 @@ from torch import nn
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("seed", type=int)
+parser.add_argument("--untied", action="store_true",
+                    help="give the output head its own matrix instead of sharing the token embedding (nanoGPT ties them)")
+parser.add_argument("--beta2", type=float, default=0.99, help="AdamW's beta2 (nanoGPT's char config: 0.99)")
+parser.add_argument("--no-clip", action="store_true", help="no gradient clipping (nanoGPT clips at norm 1.0)")
 parser.add_argument(
     "--data", default=str(Path(__file__).resolve().parents[1] / "src/neural_arch/data/tinyshakespeare.txt.gz")
 )
@@ -94,7 +98,8 @@ class GPT(nn.Module):
         self.h = nn.ModuleList([Block() for _ in range(L)])
         self.ln_f = LayerNorm(C)
         self.lm_head = nn.Linear(C, V, bias=False)
-        self.wte.weight = self.lm_head.weight
+        if not args.untied:
+            self.wte.weight = self.lm_head.weight
         self.apply(self._init)
         for pn, p in self.named_parameters():
             if pn.endswith("c_proj.weight"):
@@ -133,7 +138,7 @@ params = [p for p in model.parameters()]
 decay = [p for p in params if p.dim() >= 2]
 nodecay = [p for p in params if p.dim() < 2]
 opt = torch.optim.AdamW(
-    [{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99)
+    [{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, args.beta2)
 )
 
 
@@ -167,7 +172,8 @@ for it in range(ITERS):
     loss = model(*get_batch(train_data))
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    if not args.no_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
 wall = time.time() - t0
 est = estimate(val_data)  # what nanoGPT logs at iteration 2000
