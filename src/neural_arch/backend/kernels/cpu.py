@@ -464,6 +464,18 @@ def im2col_copy(cols, x, c0, sh, sw, ph, pw, dh, dw):
                             cols[c, i, j, n, h, w] = F(0.0)
 
 
+@njit(inline="always", **FAST)
+def _zero_wrapped(plane, width, h_lo, h_hi, w_lo, w_hi):
+    """Zero the entries of a flat tap plane (rows h_lo..h_hi) whose column is outside [w_lo, w_hi):
+    in a run that crosses row edges they hold the previous row's end or the next row's start."""
+    for w in range(w_lo):
+        for h in range(h_lo, h_hi):
+            plane[h * width + w] = F(0.0)
+    for w in range(w_hi, width):
+        for h in range(h_lo, h_hi):
+            plane[h * width + w] = F(0.0)
+
+
 @kernel(FAST, rows=(0,), offset=2)
 def im2col_copy_flat(cols, x, c0, height, width, ph, pw, dh, dw):
     """im2col_copy for unit strides and an output as wide as the input (Wo = W: a 3x3 kernel with
@@ -495,12 +507,7 @@ def im2col_copy_flat(cols, x, c0, height, width, ph, pw, dh, dw):
                         cols[c, i, j, n, U(q_lo) + t] = x[n, c0 + c, src + t]
                     for q in range(q_hi, plane):
                         cols[c, i, j, n, q] = F(0.0)
-                    for w in range(w_lo):  # wrapped in from the previous row's end
-                        for h in range(h_lo, h_hi):
-                            cols[c, i, j, n, h * width + w] = F(0.0)
-                    for w in range(w_hi, width):  # wrapped in from the next row's start
-                        for h in range(h_lo, h_hi):
-                            cols[c, i, j, n, h * width + w] = F(0.0)
+                    _zero_wrapped(cols[c, i, j, n], width, h_lo, h_hi, w_lo, w_hi)
 
 
 @kernel(FAST, rows=(0,), offset=2)
@@ -523,12 +530,7 @@ def col2im_sum_flat(cols, out, c0, height, width, ph, pw, dh, dw):
                     w_lo, w_hi = _inside(left, 1, width, width)
                     if h_lo >= h_hi or w_lo >= w_hi:
                         continue
-                    for w in range(w_lo):
-                        for h in range(h_lo, h_hi):
-                            cols[c, i, j, n, h * width + w] = F(0.0)
-                    for w in range(w_hi, width):
-                        for h in range(h_lo, h_hi):
-                            cols[c, i, j, n, h * width + w] = F(0.0)
+                    _zero_wrapped(cols[c, i, j, n], width, h_lo, h_hi, w_lo, w_hi)
                     q_lo, q_hi = h_lo * width + w_lo, (h_hi - 1) * width + w_hi
                     dst = U(q_lo + top * width + left)
                     for t in range(U(q_hi - q_lo)):
