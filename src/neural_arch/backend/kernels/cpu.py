@@ -465,6 +465,21 @@ def im2col_copy(cols, x, c0, sh, sw, ph, pw, dh, dw):
 
 
 @njit(inline="always", **FAST)
+def _flat_run(i, j, ho, height, width, ph, pw, dh, dw):
+    """Where tap (i, j) of a unit-stride, Wo = W convolution reads a flat input plane.
+
+    Returns (h_lo, h_hi, w_lo, w_hi, q_lo, q_hi, shift): the output rows and columns whose tap pixel is
+    inside the image, and the run [q_lo, q_hi) of the flat output plane that maps to input position
+    q + shift (shift = (i dh - ph) W + j dw - pw). q_hi <= q_lo when the tap falls wholly on padding."""
+    top, left = i * dh - ph, j * dw - pw
+    h_lo, h_hi = _inside(top, 1, ho, height)
+    w_lo, w_hi = _inside(left, 1, width, width)
+    if h_lo >= h_hi or w_lo >= w_hi:
+        return h_lo, h_hi, w_lo, w_hi, 0, 0, 0
+    return h_lo, h_hi, w_lo, w_hi, h_lo * width + w_lo, (h_hi - 1) * width + w_hi, top * width + left
+
+
+@njit(inline="always", **FAST)
 def _zero_wrapped(plane, width, h_lo, h_hi, w_lo, w_hi):
     """Zero the entries of a flat tap plane (rows h_lo..h_hi) whose column is outside [w_lo, w_hi):
     in a run that crosses row edges they hold the previous row's end or the next row's start."""
@@ -489,25 +504,18 @@ def im2col_copy_flat(cols, x, c0, height, width, ph, pw, dh, dw):
     ho = plane // width
     for c in range(nc):
         for i in range(kh):
-            top = i * dh - ph
-            h_lo, h_hi = _inside(top, 1, ho, height)
             for j in range(kw):
-                left = j * dw - pw
-                w_lo, w_hi = _inside(left, 1, width, width)
-                q_lo, q_hi = h_lo * width + w_lo, (h_hi - 1) * width + w_hi
+                h_lo, h_hi, w_lo, w_hi, q_lo, q_hi, shift = _flat_run(i, j, ho, height, width, ph, pw, dh, dw)
                 for n in range(nn):
-                    if h_lo >= h_hi or w_lo >= w_hi:  # the whole tap falls on padding
-                        for q in range(plane):
-                            cols[c, i, j, n, q] = F(0.0)
-                        continue
                     for q in range(q_lo):
                         cols[c, i, j, n, q] = F(0.0)
-                    src = U(q_lo + top * width + left)  # >= 0: the first valid pixel of the tap
-                    for t in range(U(q_hi - q_lo)):
-                        cols[c, i, j, n, U(q_lo) + t] = x[n, c0 + c, src + t]
-                    for q in range(q_hi, plane):
+                    if q_hi > q_lo:
+                        src = U(q_lo + shift)  # >= 0: the first valid pixel of the tap
+                        for t in range(U(q_hi - q_lo)):
+                            cols[c, i, j, n, U(q_lo) + t] = x[n, c0 + c, src + t]
+                        _zero_wrapped(cols[c, i, j, n], width, h_lo, h_hi, w_lo, w_hi)
+                    for q in range(max(q_lo, q_hi), plane):
                         cols[c, i, j, n, q] = F(0.0)
-                    _zero_wrapped(cols[c, i, j, n], width, h_lo, h_hi, w_lo, w_hi)
 
 
 @kernel(FAST, rows=(0,), offset=2)
@@ -523,16 +531,12 @@ def col2im_sum_flat(cols, out, c0, height, width, ph, pw, dh, dw):
             for p in range(height * width):
                 out[n, c0 + c, p] = F(0.0)
             for i in range(kh):
-                top = i * dh - ph
-                h_lo, h_hi = _inside(top, 1, ho, height)
                 for j in range(kw):
-                    left = j * dw - pw
-                    w_lo, w_hi = _inside(left, 1, width, width)
-                    if h_lo >= h_hi or w_lo >= w_hi:
+                    h_lo, h_hi, w_lo, w_hi, q_lo, q_hi, shift = _flat_run(i, j, ho, height, width, ph, pw, dh, dw)
+                    if q_hi <= q_lo:
                         continue
                     _zero_wrapped(cols[c, i, j, n], width, h_lo, h_hi, w_lo, w_hi)
-                    q_lo, q_hi = h_lo * width + w_lo, (h_hi - 1) * width + w_hi
-                    dst = U(q_lo + top * width + left)
+                    dst = U(q_lo + shift)
                     for t in range(U(q_hi - q_lo)):
                         out[n, c0 + c, dst + t] += cols[c, i, j, n, U(q_lo) + t]
 
