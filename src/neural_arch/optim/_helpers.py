@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from neural_arch.backend import kernels
+
 
 def lerp_(a, b, weight: float):
     """``a <- a + weight * (b - a)`` in place, computed the way torch's ``lerp_`` is
@@ -21,3 +25,27 @@ def grad_for_step(p, g, maximize: bool, weight_decay: float):
     if weight_decay != 0:
         g = g + weight_decay * p.data
     return g
+
+
+def fused_views(p, g, *states):
+    """``(kernels, [p, g, *states] flattened)`` for an optimizer's fused numba step, or None (then use
+    the NumPy lines): float32 parameters stored contiguously, row- or column-major (nn.Linear's
+    weights), with their state arrays in the same layout. ``g`` is converted to that layout.
+
+    ``ravel("K")`` flattens each contiguous array in memory order, as a view: element i of every one
+    is the same entry of the parameter when all share its layout."""
+    k = kernels.get()
+    arr = p.data
+    if k is None or type(arr) is not np.ndarray or arr.dtype != np.float32:
+        return None
+    if arr.flags.c_contiguous:
+        if not all(s.flags.c_contiguous for s in states):
+            return None
+        g = np.ascontiguousarray(g, dtype=np.float32)
+    elif arr.flags.f_contiguous:
+        if not all(s.flags.f_contiguous for s in states):
+            return None
+        g = np.asfortranarray(g, dtype=np.float32)
+    else:
+        return None
+    return k, [a.ravel("K") for a in (arr, g, *states)]

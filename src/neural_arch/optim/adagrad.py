@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.optim._helpers import grad_for_step
+from neural_arch.optim._helpers import fused_views, grad_for_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -47,8 +47,15 @@ class Adagrad(Optimizer):
             for p, g in self._params_with_grad(group):
                 state = self.state[p]
                 state["step"] += 1
-                g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
                 clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+                fused = fused_views(p, g, state["sum"])
+                if fused is not None:  # the lines below in one pass over memory (a numba kernel)
+                    k, (p_flat, g_flat, total) = fused
+                    f = np.float32
+                    k.adagrad_step(p_flat, g_flat, total, f(clr), f(group["eps"]), f(group["weight_decay"]),
+                                   f(-1.0 if group["maximize"] else 1.0))
+                    continue
+                g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
                 state["sum"] += g * g
                 std = np.sqrt(state["sum"])
                 std += group["eps"]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend import kernels
-from neural_arch.optim._helpers import grad_for_step, lerp_
+from neural_arch.optim._helpers import fused_views, grad_for_step, lerp_
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -82,27 +81,16 @@ class Adam(Optimizer):
 
     @staticmethod
     def _fused_step(p, g, state, group, step, consts) -> bool:
-        """The same update as the NumPy lines above in one pass over memory (a numba kernel), for
-        float32 parameters stored contiguously, row- or column-major (nn.Linear's weights), with
-        their state in the same layout; returns False when it does not apply."""
-        k = kernels.get()
-        arr = p.data
-        if k is None or group["maximize"] or type(arr) is not np.ndarray or arr.dtype != np.float32:
+        """The same update as the NumPy lines above in one pass over memory (a numba kernel);
+        returns False when it does not apply (see ``fused_views``)."""
+        if group["maximize"]:
             return False
         m, v = state["exp_avg"], state["exp_avg_sq"]
         vmax = state.get("max_exp_avg_sq", v)
-        # ravel("K"): each contiguous array flattened in memory order, as a view. Element i of every
-        # one is the same entry of the parameter when all share its layout: row- or column-major.
-        if arr.flags.c_contiguous:
-            if not (m.flags.c_contiguous and v.flags.c_contiguous and vmax.flags.c_contiguous):
-                return False
-            g = np.ascontiguousarray(g, dtype=np.float32)
-        elif arr.flags.f_contiguous:
-            if not (m.flags.f_contiguous and v.flags.f_contiguous and vmax.flags.f_contiguous):
-                return False
-            g = np.asfortranarray(g, dtype=np.float32)
-        else:
+        fused = fused_views(p, g, m, v, vmax)
+        if fused is None:
             return False
+        k, (p_flat, g_flat, m_flat, v_flat, vmax_flat) = fused
         scalars = consts.get(step)
         if scalars is None:
             lr, wd = group["lr"], group["weight_decay"]
@@ -113,7 +101,7 @@ class Adam(Optimizer):
                 f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2), f(group["eps"]),
                 f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0), f((1 - beta2**step) ** 0.5),
                 bool(group["amsgrad"]))
-        k.adam_step(arr.ravel("K"), g.ravel("K"), m.ravel("K"), v.ravel("K"), *scalars, vmax.ravel("K"))
+        k.adam_step(p_flat, g_flat, m_flat, v_flat, *scalars, vmax_flat)
         return True
 
 

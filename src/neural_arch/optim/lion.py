@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.optim._helpers import fused_views
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -38,12 +39,19 @@ class Lion(Optimizer):
             lr, wd = group["lr"], group["weight_decay"]
             beta1, beta2 = group["betas"]
             for p, g in self._params_with_grad(group):
-                if group["maximize"]:
-                    g = -g
                 state = self.state[p]
                 if not state:
                     state["exp_avg"] = np.zeros_like(p.data)
                 exp_avg = state["exp_avg"]
+                fused = fused_views(p, g, exp_avg)
+                if fused is not None:  # the same lines in one pass over memory (a numba kernel)
+                    k, (p_flat, g_flat, m_flat) = fused
+                    f = np.float32
+                    k.lion_step(p_flat, g_flat, m_flat, f(lr), f(1 - lr * wd), f(beta1), f(1 - beta1), f(beta2),
+                                f(1 - beta2), f(-1.0 if group["maximize"] else 1.0))
+                    continue
+                if group["maximize"]:
+                    g = -g
                 if wd != 0:
                     p.data *= 1 - lr * wd
                 update = np.sign(beta1 * exp_avg + (1 - beta1) * g)

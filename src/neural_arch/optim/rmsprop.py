@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.optim._helpers import grad_for_step, lerp_
+from neural_arch.optim._helpers import fused_views, grad_for_step, lerp_
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -48,6 +48,8 @@ class RMSprop(Optimizer):
                     if group["centered"]:
                         state["grad_avg"] = np.zeros_like(p.data)
                 state["step"] += 1
+                if self._fused_step(p, g, state, group):
+                    continue
                 g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
                 square_avg = state["square_avg"]
                 square_avg *= alpha
@@ -66,3 +68,24 @@ class RMSprop(Optimizer):
                 else:
                     p.data -= lr * (g / avg)
         return loss
+
+    @staticmethod
+    def _fused_step(p, g, state, group) -> bool:
+        """The update above in one pass over memory (a numba kernel); False when it does not apply."""
+        centered, use_momentum = group["centered"], group["momentum"] > 0
+        extra = [state["grad_avg"]] if centered else []
+        extra += [state["momentum_buffer"]] if use_momentum else []
+        fused = fused_views(p, g, state["square_avg"], *extra)
+        if fused is None:
+            return False
+        k, (p_flat, g_flat, square_avg, *extra) = fused
+        grad_avg = extra.pop(0) if centered else _UNUSED
+        buf = extra.pop(0) if use_momentum else _UNUSED
+        f, alpha = np.float32, group["alpha"]
+        k.rmsprop_step(p_flat, g_flat, square_avg, grad_avg, buf, f(group["lr"]), f(alpha), f(1 - alpha),
+                       f(group["eps"]), f(group["weight_decay"]), f(group["momentum"]), centered, use_momentum,
+                       1 - alpha < 0.5, f(1.0 - (1 - alpha)), f(-1.0 if group["maximize"] else 1.0))  # (as lerp_)
+        return True
+
+
+_UNUSED = np.empty(0, np.float32)  # the kernel's placeholder for a state array the options leave out

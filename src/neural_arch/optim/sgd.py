@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from neural_arch.errors import ConfigError
-from neural_arch.optim._helpers import grad_for_step
+from neural_arch.optim._helpers import fused_views, grad_for_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -39,6 +41,8 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             for p, g in self._params_with_grad(group):
+                if self._fused_step(p, g, group):
+                    continue
                 g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
                 if momentum != 0:
                     state = self.state[p]
@@ -51,3 +55,25 @@ class SGD(Optimizer):
                     g = g + momentum * buf if group["nesterov"] else buf
                 p.data -= lr * g
         return loss
+
+    def _fused_step(self, p, g, group) -> bool:
+        """The update above in one pass over memory (a numba kernel); False when it does not apply."""
+        momentum = group["momentum"]
+        buf = self.state[p].get("momentum_buffer") if momentum != 0 else None
+        first = momentum != 0 and buf is None
+        if first:
+            buf = np.empty_like(p.data)  # the kernel fills it with the gradient, as g.copy() would
+        fused = fused_views(p, g, *(() if buf is None else (buf,)))
+        if fused is None:
+            return False
+        k, flats = fused
+        if first:
+            self.state[p]["momentum_buffer"] = buf
+        f = np.float32
+        k.sgd_step(flats[0], flats[1], flats[2] if buf is not None else _NO_BUFFER, f(group["lr"]),
+                   f(group["weight_decay"]), f(momentum), f(1 - group["dampening"]), bool(group["nesterov"]),
+                   momentum != 0, first, f(-1.0 if group["maximize"] else 1.0))
+        return True
+
+
+_NO_BUFFER = np.empty(0, np.float32)  # the kernel's momentum buffer when there is no momentum

@@ -677,6 +677,108 @@ def adam_step(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, ep
         p[i] = pi - step_size * (mi / (np.sqrt(vi) / bias_c2_sqrt + eps))
 
 
+@njit(inline="always", **EXACT)
+def _decayed_grad(g, p, weight_decay, g_sign):
+    """g_sign g + wd p: the gradient an SGD/RMSprop/Adagrad step uses (g_sign = -1 to maximize, exact)"""
+    g = g_sign * g
+    return g + weight_decay * p if weight_decay != F(0.0) else g
+
+
+# The optimizer kernels below take an empty placeholder for a state array their options leave out, and
+# never touch it in a loop: LLVM's vectorised loop checks at run time that every array it may access
+# does not overlap the others, over the loop's whole length, and an empty array placed near the
+# parameter failed that check at random (RMSprop ran 200 us or 1,800 us from call to call). Hence one
+# loop per case instead of tests inside one loop.
+@kernel(EXACT, rows=(0, 1, 2))
+def sgd_step(p, g, buf, lr, weight_decay, momentum, one_minus_dampening, nesterov, use_momentum, first, g_sign):
+    """SGD in one pass, torch's formulas in torch's order (``optim/sgd.py`` spells them in NumPy):
+        g <- g_sign g + wd p
+        b <- g on the first step, else b momentum + (1 - dampening) g     (when momentum is used)
+        d <- g + momentum b (Nesterov), else b;   p <- p - lr d
+    ``buf`` is an empty placeholder without momentum."""
+    if not use_momentum:
+        for i in range(p.size):
+            p[i] = p[i] - lr * _decayed_grad(g[i], p[i], weight_decay, g_sign)
+        return
+    for i in range(p.size):
+        gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+        b = gi if first else buf[i] * momentum + one_minus_dampening * gi
+        buf[i] = b
+        p[i] = p[i] - lr * (gi + momentum * b if nesterov else b)
+
+
+@kernel(EXACT, rows=(0, 1, 2))
+def lion_step(p, g, m, lr, decay, beta1, one_minus_beta1, beta2, one_minus_beta2, g_sign):
+    """Lion in one pass, in the order of ``optim/lion.py``'s NumPy lines (g_sign = -1 to maximize):
+        p <- p decay   (decay = 1 - lr wd);    p <- p - lr sign(b1 m + (1 - b1) g);    m <- b2 m + (1 - b2) g"""
+    for i in range(p.size):
+        gi = g_sign * g[i]
+        mi = m[i]
+        c = beta1 * mi + one_minus_beta1 * gi
+        s = F(1.0) if c > F(0.0) else (F(-1.0) if c < F(0.0) else c)  # np.sign: 0 stays 0, NaN stays NaN
+        p[i] = p[i] * decay - lr * s
+        m[i] = mi * beta2 + one_minus_beta2 * gi
+
+
+@kernel(EXACT, rows=(0, 1, 2, 3, 4))
+def rmsprop_step(p, g, square_avg, grad_avg, buf, lr, alpha, one_minus_alpha, eps, weight_decay, momentum,
+                 centered, use_momentum, lerp_from_start, lerp_back, g_sign):
+    """RMSprop in one pass, in the order of ``optim/rmsprop.py``'s NumPy lines:
+        g <- g_sign g + wd p;    v <- alpha v + (1 - alpha) g^2
+        ga <- lerp(ga, g, 1 - alpha)    (centered; from the end ``lerp_`` starts at, lerp_back = 1 - (1 - alpha))
+        s <- g / (sqrt(v - ga^2) + eps)   (centered)  or  g / (sqrt(v) + eps)
+        b <- momentum b + s;  p <- p - lr b      (momentum)  or  p <- p - lr s
+    ``grad_avg`` and ``buf`` are empty placeholders when unused (one loop per case: see above)."""
+    if centered and use_momentum:
+        for i in range(p.size):
+            gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+            v, a = _rms_averages(square_avg, grad_avg, i, gi, alpha, one_minus_alpha, lerp_from_start, lerp_back)
+            b = buf[i] * momentum + gi / (np.sqrt(v - a * a) + eps)
+            buf[i] = b
+            p[i] = p[i] - lr * b
+    elif centered:
+        for i in range(p.size):
+            gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+            v, a = _rms_averages(square_avg, grad_avg, i, gi, alpha, one_minus_alpha, lerp_from_start, lerp_back)
+            p[i] = p[i] - lr * (gi / (np.sqrt(v - a * a) + eps))
+    elif use_momentum:
+        for i in range(p.size):
+            gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+            v = square_avg[i] * alpha + one_minus_alpha * (gi * gi)
+            square_avg[i] = v
+            b = buf[i] * momentum + gi / (np.sqrt(v) + eps)
+            buf[i] = b
+            p[i] = p[i] - lr * b
+    else:
+        for i in range(p.size):
+            gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+            v = square_avg[i] * alpha + one_minus_alpha * (gi * gi)
+            square_avg[i] = v
+            p[i] = p[i] - lr * (gi / (np.sqrt(v) + eps))
+
+
+@njit(inline="always", **EXACT)
+def _rms_averages(square_avg, grad_avg, i, g, alpha, one_minus_alpha, lerp_from_start, lerp_back):
+    """Centered RMSprop's running averages of g^2 and g at i, updated in place; returns both."""
+    v = square_avg[i] * alpha + one_minus_alpha * (g * g)
+    square_avg[i] = v
+    a = grad_avg[i]
+    a = a + one_minus_alpha * (g - a) if lerp_from_start else g - (g - a) * lerp_back
+    grad_avg[i] = a
+    return v, a
+
+
+@kernel(EXACT, rows=(0, 1, 2))
+def adagrad_step(p, g, total, lr, eps, weight_decay, g_sign):
+    """Adagrad in one pass, in the order of ``optim/adagrad.py``'s NumPy lines (g_sign = -1 to maximize;
+    lr already decayed for this step):   g <- g_sign g + wd p;   s <- s + g^2;   p <- p - lr (g / (sqrt(s) + eps))"""
+    for i in range(p.size):
+        gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+        si = total[i] + gi * gi
+        total[i] = si
+        p[i] = p[i] - lr * (gi / (np.sqrt(si) + eps))
+
+
 # -- gather/scatter -------------------------------------------------------------------------------------
 @njit(**EXACT)
 def embedding_backward(ids, g, out, padding_idx):

@@ -1,0 +1,98 @@
+"""The numba SGD, Lion, RMSprop and Adagrad steps (float32 parameters) against our NumPy steps (kernels
+switched off), bit for bit, on row- and column-major parameters, one thread and split over the threads.
+(test_optimizers.py checks the float32 trajectories against torch and the Lion reference;
+test_fused_adam.py does Adam's.)"""
+
+import numpy as np
+import pytest
+
+import neural_arch as na
+from neural_arch import optim
+from neural_arch.backend import kernels, threads
+
+pytestmark = pytest.mark.skipif(kernels.get() is None, reason="numba not installed or NEURAL_ARCH_JIT=0")
+
+CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True, weight_decay=0.01)),
+    ("Lion", dict(lr=1e-2)),
+    ("Lion", dict(lr=3e-3, betas=(0.95, 0.98), weight_decay=0.1)),
+    ("Lion", dict(lr=3e-3, weight_decay=0.1, maximize=True)),
+    ("RMSprop", dict(lr=1e-2)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.9, weight_decay=0.01)),
+    ("RMSprop", dict(lr=1e-2, centered=True)),
+    ("RMSprop", dict(lr=1e-2, alpha=0.3, centered=True, momentum=0.5, maximize=True)),  # lerp_ from the far end
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5, maximize=True)),
+]
+KERNEL = {"SGD": "sgd_step", "Lion": "lion_step", "RMSprop": "rmsprop_step", "Adagrad": "adagrad_step"}
+
+
+def _trajectory(name, kw, p0, grads, order="C", grad_order="C"):
+    """Parameters after stepping on ``grads``; each gradient depends on the parameter (curvature),
+    so a difference in any step would carry on."""
+    p = na.nn.Parameter(np.array(p0, order=order))  # (na.tensor would make a row-major copy)
+    opt = getattr(optim, name)([p], **kw)
+    for g in grads:
+        p.grad = na.Tensor(np.asarray(g + 0.3 * p.data, order=grad_order))
+        opt.step()
+    return p.data, opt
+
+
+def _problem(shape=(40, 64), steps=12):
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(shape).astype(np.float32)
+    grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(steps)]
+    grads[2][0, :5] = 0.0  # exact zeros: Lion's sign(0) = 0
+    return p0, grads
+
+
+def _numpy_path(name, kw, p0, grads):
+    kernels.set_enabled(False)
+    try:
+        return _trajectory(name, kw, p0, grads)[0]
+    finally:
+        kernels.set_enabled(True)
+
+
+@pytest.mark.parametrize("name,kw", CASES, ids=str)
+def test_fused_step_is_the_numpy_step_bit_for_bit(name, kw, monkeypatch):
+    from neural_arch.backend.kernels import cpu
+
+    kernel = KERNEL[name]
+    calls = []
+    real = getattr(cpu, kernel)
+    monkeypatch.setattr(cpu, kernel, lambda *a: calls.append(1) or real(*a))
+    p0, grads = _problem()
+    fused, opt = _trajectory(name, kw, p0, grads)
+    assert len(calls) == len(grads), "the fused step should have run every step"
+    np.testing.assert_array_equal(fused, _numpy_path(name, kw, p0, grads))
+    for value in opt.state_dict()["state"].get(0, {}).values():  # the state the NumPy path would have kept
+        assert not isinstance(value, np.ndarray) or value.dtype == np.float32
+
+
+@pytest.mark.parametrize("name,kw", [CASES[2], CASES[3], CASES[6], CASES[11], CASES[13]], ids=str)
+@pytest.mark.parametrize("grad_order", ["F", "C"])
+def test_fused_step_on_column_major_parameters(name, kw, grad_order):
+    """nn.Linear's weights are column-major: the kernels walk them and their state in memory order,
+    and a gradient of the other layout is converted, not misread."""
+    p0, grads = _problem()
+    column, opt = _trajectory(name, kw, p0, grads, order="F", grad_order=grad_order)
+    row, _ = _trajectory(name, kw, p0, grads)
+    np.testing.assert_array_equal(column, row)
+    assert column.flags.f_contiguous
+    state = next(iter(opt.state.values()))
+    assert all(v.flags.f_contiguous for v in state.values() if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("name,kw", [CASES[0], CASES[3], CASES[6], CASES[8], CASES[11], CASES[13]], ids=str)
+def test_fused_step_split_over_threads(name, kw, monkeypatch):
+    """A call of at least PARALLEL_MIN_ELEMENTS is cut into row ranges, one per thread."""
+    p0, grads = _problem((37, 29))
+    want = _numpy_path(name, kw, p0, grads)
+    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    np.testing.assert_array_equal(_trajectory(name, kw, p0, grads)[0], want)
