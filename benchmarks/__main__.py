@@ -7,7 +7,7 @@ import importlib
 
 from benchmarks.harness import machine, table
 
-SUITES = ["overhead", "ops", "train", "peers", "memory", "generation", "jit"]
+SUITES = ["overhead", "ops", "optim", "train", "peers", "memory", "generation", "jit"]
 
 
 def main() -> None:

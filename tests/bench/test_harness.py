@@ -3,6 +3,8 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # the repository root: `benchmarks`
 
 from benchmarks.harness import Result, compare, table  # noqa: E402
@@ -56,3 +58,13 @@ def test_table_ratio_uses_torch_or_the_other_contender():
     without = Result("w", {"neural-arch": [1.0], "NumPy path": [3.0]})
     lines = table([without]).splitlines()
     assert "NumPy path / neural-arch" in lines[0] and lines[-1].endswith("| 3.00 |")
+
+
+def test_optim_suite_runs_every_optimizer_against_a_reference():
+    pytest.importorskip("torch")
+    from benchmarks import optim as optim_suite
+
+    results = optim_suite.run(rounds=1)
+    assert len(results) == len(optim_suite.CASES) + 1
+    for res in results:
+        assert len(res.times["neural-arch"]) == 1 and len(res.times) == 2
