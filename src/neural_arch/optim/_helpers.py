@@ -36,16 +36,22 @@ def fused_views(p, g, *states):
     is the same entry of the parameter when all share its layout."""
     k = kernels.get()
     arr = p.data
-    if k is None or type(arr) is not np.ndarray or arr.dtype != np.float32:
+    if k is None or type(arr) is not np.ndarray or arr.dtype != _FLOAT32:
         return None
+    # (loops, not all(...) over a generator: this runs for every parameter on every step)
     if arr.flags.c_contiguous:
-        if not all(s.flags.c_contiguous for s in states):
-            return None
-        g = np.ascontiguousarray(g, dtype=np.float32)
+        for s in states:
+            if not s.flags.c_contiguous:
+                return None
+        g = np.ascontiguousarray(g, dtype=_FLOAT32)
     elif arr.flags.f_contiguous:
-        if not all(s.flags.f_contiguous for s in states):
-            return None
-        g = np.asfortranarray(g, dtype=np.float32)
+        for s in states:
+            if not s.flags.f_contiguous:
+                return None
+        g = np.asfortranarray(g, dtype=_FLOAT32)
     else:
         return None
-    return k, [a.ravel("K") for a in (arr, g, *states)]
+    return k, (arr.ravel("K"), g.ravel("K"), *[s.ravel("K") for s in states])
+
+
+_FLOAT32 = np.dtype(np.float32)
