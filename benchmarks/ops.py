@@ -1,7 +1,7 @@
 """Op suite: the hot ops of a training step, forward and forward+backward, float32.
 
 The same computation in both frameworks, on the same NumPy-generated inputs.
-Workloads are the ones in issue #3 / #7's speed tables.
+Workloads are the ones in issue #3 / #7's speed tables, and dropout (a fused kernel of #7's list).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def workloads():
             lambda F, lib, x, w, b: F.layer_norm(x, (512,), w, b),
         ),
         "gelu exact 1M": (_pair([(1 << 20,)]), lambda F, lib, x: F.gelu(x)),
+        "dropout p=0.1 4096x512": (_pair([(4096, 512)]), lambda F, lib, x: F.dropout(x, 0.1)),
         "softmax cross-entropy 4096x1000": (
             _pair([(4096, 1000)]),
             lambda F, lib, x: F.cross_entropy(x, lib.tensor(_TARGETS)),

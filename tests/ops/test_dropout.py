@@ -83,3 +83,64 @@ def test_errors():
         F.dropout2d(na.randn(3), 0.5)
     with pytest.raises(DTypeError):
         F.dropout(na.tensor(np.array([1, 2])), 0.5)
+
+
+# -- elementwise dropout's counter-based stream (SplitMix64) --------------------------------------------
+def test_the_numpy_twin_draws_splitmix64():
+    """SplitMix64 from seed 1234567 (the reference implementation's published first outputs): the twin's
+    mask keeps exactly the elements whose top 24 bits are at or above the threshold."""
+    from neural_arch.ops.dropout import _scaled_keep_mask
+
+    outputs = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431,
+               16408922859458223821]
+    for threshold in (0, 1 << 22, 1 << 23, 3 << 22, 1 << 24):
+        mask = _scaled_keep_mask((5,), np.uint64(1234567), np.uint64(threshold), 2.0, np.float32)
+        np.testing.assert_array_equal(mask, [2.0 if z >> 40 >= threshold else 0.0 for z in outputs])
+
+
+@pytest.mark.parametrize("shape", [(7,), (37, 29), (3, 5, 64)])
+def test_kernel_and_numpy_twin_draw_the_same_mask(shape, monkeypatch):
+    """Forward and backward, one thread and split over three (each range starts at its own offset)."""
+    from neural_arch.backend import kernels, threads
+
+    if kernels.get() is None:
+        pytest.skip("numba not installed or NEURAL_ARCH_JIT=0")
+    x = na.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), requires_grad=True)
+    g = na.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+
+    def run():
+        y = F.dropout(x, 0.3, generator=na.Generator(5))
+        y.backward(g)
+        out = (y.detach().numpy().copy(), x.grad.numpy().copy())
+        x.grad = None
+        return out
+
+    fused = run()
+    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 16)
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    split = run()
+    kernels.set_enabled(False)
+    try:
+        twin = run()
+    finally:
+        kernels.set_enabled(True)
+    for a, b, c in zip(fused, split, twin):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(fused[1] != 0, fused[0] != 0)  # the backward's mask is the forward's
+
+
+def test_draws_are_independent_and_at_the_rate():
+    """Adjacent elements (consecutive counters) are uncorrelated; the rate holds in every block."""
+    y = F.dropout(na.ones(1 << 20), 0.25, generator=na.Generator(11)).numpy()
+    kept = (y != 0).astype(np.float64)
+    assert abs(kept.mean() - 0.75) < 0.002
+    assert abs(np.corrcoef(kept[:-1], kept[1:])[0, 1]) < 0.005
+    assert np.all(np.abs(kept.reshape(64, -1).mean(axis=1) - 0.75) < 0.02)
+
+
+def test_nan_and_inf_propagate_as_x_times_mask():
+    x = na.tensor(np.array([np.nan, np.inf, -np.inf, 1.0] * 64, np.float32))
+    y = F.dropout(x, 0.5, generator=na.Generator(0)).numpy()
+    assert np.isnan(y[0::4]).all()  # NaN * 0 is NaN, as torch's x * mask
+    assert np.isnan(y[1::4][y[1::4] != np.inf]).all()

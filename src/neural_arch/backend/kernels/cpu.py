@@ -654,6 +654,31 @@ def max_pool2d_backward(index, g, gx):
             gx[p, index[p, k]] += g[p, k]
 
 
+# -- dropout: a counter-based random stream -----------------------------------------------------------
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment (2^64 / golden ratio)
+
+
+@njit(inline="always", **EXACT)
+def _splitmix64(seed, i):
+    """The i-th output of SplitMix64 (Steele, Lea & Flood, 2014) started at ``seed``: its state after
+    i + 1 steps is seed + (i + 1) golden, mixed by two multiply-xorshifts. Any element's draw is a pure
+    function of (seed, i), so ranges of a split call need no shared state. (NumPy twin: ops/dropout.py.)"""
+    z = seed + (i + U(1)) * _GOLDEN
+    z = (z ^ (z >> U(30))) * U(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> U(27))) * U(0x94D049BB133111EB)
+    return z ^ (z >> U(31))
+
+
+@kernel(EXACT, rows=(0, 1), offset=3)
+def dropout_apply(x, out, seed, start, threshold, scale):
+    """out[i] = x[i] scale if the draw of element start + i keeps it, else x[i] 0 (as x * mask: NaN stays
+    NaN). Element k is kept when the top 24 bits of splitmix64(seed, k) are >= threshold = p 2^24.
+    The same call on the upstream gradient is the backward: the mask is never stored."""
+    for i in range(x.size):
+        keep = (_splitmix64(seed, U(start) + U(i)) >> U(40)) >= threshold
+        out[i] = x[i] * (scale if keep else F(0.0))
+
+
 # -- optimizer steps, in place on flat float32 arrays ------------------------------------------------------
 @kernel(EXACT, rows=(0, 1, 2, 3, 13))
 def adam_step(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, eps, l2, decay, bias_c2_sqrt,
