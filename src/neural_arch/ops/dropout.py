@@ -6,9 +6,10 @@ Random numbers come from ``generator=`` or na's default generator (seed it with
 Elementwise dropout draws one 64-bit seed from the generator and decides element k by the k-th
 output of SplitMix64 from that seed (a counter-based stream): the numba kernel
 ``dropout_apply`` computes the draws while it scales x, in one pass, and the backward computes
-them again instead of keeping a mask. 2^22 floats: ~4.1 ms fwd+bwd with NumPy's generator and a
-float32 mask, ~0.5 ms now (BENCHMARKS.md). ``_scaled_keep_mask`` is the NumPy twin (float64,
-no numba), and the tests require both to draw the same mask.
+them again instead of keeping a mask. Channel dropout and attention's dropout draw their (stored)
+masks from the same stream (``keep_mask``). 4096x512 floats: 4.2-4.6 ms fwd+bwd with NumPy's
+generator and a stored float32 mask, 0.36 ms now (BENCHMARKS.md). ``_scaled_keep_mask`` is the
+NumPy twin (other dtypes, or no numba); the tests require both to draw the same mask.
 """
 
 from __future__ import annotations
@@ -86,14 +87,19 @@ def _check(input, p, op):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {input.dtype}")
 
 
+def _draw(p: float, generator):
+    """(seed, threshold, scale) of one dropout call: a fresh 64-bit seed from the generator, and
+    P(keep) = 1 - threshold / 2^24, within 2^-25 of 1 - p."""
+    seed = get_generator(generator).integers(0, 1 << 64, dtype=np.uint64)
+    return seed, np.uint64(round(p * (1 << 24))), 1 / (1 - p)
+
+
 def keep_mask(shape, p: float, dtype, generator=None):
-    """The scaled keep-mask m / (1 - p) in ``dtype`` (zeros when p = 1)."""
+    """The scaled keep-mask m / (1 - p) in ``dtype`` (zeros when p = 1), from the same stream as
+    ``dropout``: channel dropout's small masks and attention's dropout of its weights."""
     if p == 1:
         return np.zeros(shape, dtype=dtype)
-    u = get_generator(generator).random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
-    mask = (u >= p).astype(dtype)
-    mask *= 1 / (1 - p)  # a Python float: the mask stays in ``dtype``
-    return mask
+    return _apply_mask(np.ones(shape, dtype=dtype), *_draw(p, generator))
 
 
 def _dropout(input, p, training, mask_shape, op, generator):
@@ -113,9 +119,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1:  # (every draw is below 2^24: nothing kept)
         return _dropout(input, p, training, input.shape, "dropout", generator)
-    seed = get_generator(generator).integers(0, 1 << 64, dtype=np.uint64)
-    threshold = np.uint64(round(p * (1 << 24)))  # P(keep) = 1 - threshold / 2^24, within 2^-25 of 1 - p
-    return CounterDropout.apply(input, seed=seed, threshold=threshold, scale=1 / (1 - p))
+    seed, threshold, scale = _draw(p, generator)
+    return CounterDropout.apply(input, seed=seed, threshold=threshold, scale=scale)
 
 
 def _channel_dropout(input, p, training, generator, op, batched_ndim):
