@@ -85,6 +85,8 @@ AVG2D = [
     ((2, 2, 7, 8), dict(kernel_size=(2, 3), stride=(3, 2), padding=(1, 0), ceil_mode=True)),
     ((2, 2, 7, 7), dict(kernel_size=3, stride=1, padding=1, divisor_override=4)),
     ((2, 2, 8, 8), dict(kernel_size=2, divisor_override=3)),
+    ((2, 2, 8, 10), dict(kernel_size=(2, 3))),  # windows that tile, 2 by 3, the last column cropped
+    ((2, 2, 9, 6), dict(kernel_size=(3, 1))),
     ((3, 7, 7), dict(kernel_size=3, stride=2, ceil_mode=True)),
 ]
 

@@ -92,7 +92,15 @@ class AvgPool2d(Function):
         (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
         n, c = x.shape[:2]
         if _tiles(kernel, stride, pads, (1, 1), out_hw, x.shape[2:]):
-            s = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw).sum(axis=(3, 5))
+            # one add per tap over strided views: .sum(axis=(3, 5)) on the 6-d view was 25x slower
+            # (10 ms against 0.4 ms for 2x2 windows on 64x32x28x28)
+            taps = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
+            rows = taps[:, :, :, 0]
+            for i in range(1, kh):
+                rows = rows + taps[:, :, :, i]
+            s = rows[..., 0]
+            for j in range(1, kw):
+                s = s + rows[..., j]
         else:
             xp = pad_hw(x, pads)
             s = np.zeros((n, c, ho, wo), dtype=x.dtype)
@@ -108,9 +116,14 @@ class AvgPool2d(Function):
         n, c, h, w = xshape
         gd = grad / divisor if np.ndim(divisor) else grad / grad.dtype.type(divisor)
         if _tiles((kh, kw), stride, pads, (1, 1), (ho, wo), (h, w)):
-            gx = np.zeros(xshape, dtype=grad.dtype)
-            gx[:, :, : ho * kh, : wo * kw] = np.broadcast_to(
-                gd[:, :, :, None, :, None], (n, c, ho, kh, wo, kw)).reshape(n, c, ho * kh, wo * kw)
+            taps = np.empty((n, c, ho, kh, wo, kw), dtype=gd.dtype)
+            for i in range(kh):  # one strided copy per tap: 3.5x faster than one broadcast assignment
+                for j in range(kw):
+                    taps[:, :, :, i, :, j] = gd
+            if (ho * kh, wo * kw) == (h, w):
+                return taps.reshape(xshape)
+            gx = np.zeros(xshape, dtype=gd.dtype)  # the cropped rows and columns get no gradient
+            gx[:, :, : ho * kh, : wo * kw] = taps.reshape(n, c, ho * kh, wo * kw)
             return gx
         cols = np.broadcast_to(gd[:, :, None, None], (n, c, kh, kw, ho, wo))
         padded = (h + pads[0] + pads[1], w + pads[2] + pads[3])
