@@ -160,3 +160,32 @@ def _check_image_case(name):
         for a, b_ in zip(ours, other):
             if a is not None:
                 np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4, err_msg=f"{name}: kernel vs {what}")
+
+
+def test_sigmoid_kernels_match_numpy_path_and_torch(monkeypatch):
+    """The Sigmoid node runs sigmoid_forward / sigmoid_backward on float32; extremes and NaN included,
+    one thread and split over three."""
+    from neural_arch.backend import threads
+
+    x = np.concatenate([X.reshape(-1), [-100.0, -88.5, -30.0, 30.0, 100.0, np.nan, 0.0]]).astype(np.float32)
+    up = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
+
+    def run(lib):
+        t = lib.tensor(x.copy(), requires_grad=True)
+        y = t.sigmoid()
+        y.backward(lib.tensor(up))
+        return y.detach().numpy(), t.grad.numpy()
+
+    fused = run(na)
+    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    split = run(na)
+    kernels.set_enabled(False)
+    try:
+        numpy_path = run(na)
+    finally:
+        kernels.set_enabled(True)
+    ref = run(torch)
+    for got in (split, numpy_path, ref):
+        for a, b in zip(fused, got):
+            np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)  # (NaN in the same places: equal_nan)

@@ -22,7 +22,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - re-exported as F.sigmoid / F.tanh
+from neural_arch.ops.elementwise import sigmoid, sigmoid_array, tanh  # noqa: F401 - re-exported as F.sigmoid / F.tanh
 from neural_arch.ops.fused import FusedGELU, FusedSiLU, FusedSoftmax, kernel_for
 
 __all__ = [
@@ -224,10 +224,7 @@ class GELU(Function):
         return grad * (s + x * pdf)
 
 
-def _sigmoid(x):
-    """1 / (1 + e^-x) without overflow for large |x|, in x's dtype."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+_sigmoid = sigmoid_array  # (NumPy twin of the fused kernels' _sigmoidf)
 
 
 class SiLU(Function):

@@ -91,7 +91,11 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, pads, out_hw, divisor):
         (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
         n, c = x.shape[:2]
-        if _tiles(kernel, stride, pads, (1, 1), out_hw, x.shape[2:]):
+        if out_hw == (1, 1) and (kh, kw) == x.shape[2:] and not any(pads):  # a global average pool
+            # the plane sums as one matrix-vector product: 28 us against 310 us for .sum(axis=-1)
+            # (64x256x7x7; NumPy reduces short rows slowly)
+            s = np.matmul(x.reshape(n * c, kh * kw), np.ones(kh * kw, x.dtype)).reshape(n, c, 1, 1)
+        elif _tiles(kernel, stride, pads, (1, 1), out_hw, x.shape[2:]):
             # one add per tap over strided views: .sum(axis=(3, 5)) on the 6-d view was 25x slower
             # (10 ms against 0.4 ms for 2x2 windows on 64x32x28x28)
             taps = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
@@ -115,6 +119,10 @@ class AvgPool2d(Function):
         xshape, (kh, kw), stride, pads, (ho, wo), divisor = ctx.geom
         n, c, h, w = xshape
         gd = grad / divisor if np.ndim(divisor) else grad / grad.dtype.type(divisor)
+        if (ho, wo) == (1, 1) and (kh, kw) == (h, w) and not any(pads):  # a global pool: one broadcast copy
+            gx = np.empty(xshape, dtype=gd.dtype)
+            gx[...] = gd
+            return gx
         if _tiles((kh, kw), stride, pads, (1, 1), (ho, wo), (h, w)):
             taps = np.empty((n, c, ho, kh, wo, kw), dtype=gd.dtype)
             for i in range(kh):  # one strided copy per tap: 3.5x faster than one broadcast assignment
@@ -351,6 +359,8 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     x4, unbatched = _as4d(input, 2, op)
     h, w = x4.data.shape[2:]
     ho, wo = _adaptive_size(output_size, (h, w), op)
+    if ho and wo and h % ho == 0 and w % wo == 0:  # equal windows that tile: avg_pool2d's faster path
+        return avg_pool2d(input, (h // ho, w // wo))  # (a global pool of 64x256x7x7: 1.6 -> ~0.2 ms)
     mats = []
     for n, out in ((h, ho), (w, wo)):
         _, start, end = _adaptive_windows(n, out)

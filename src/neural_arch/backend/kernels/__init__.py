@@ -93,6 +93,7 @@ def warm() -> float:
                f(0.01), f(1e-8), f(0.0), f(0.9), True, True, True, f(0.99), f(1.0)),
               (k.adagrad_step, x.copy(), x, np.zeros_like(x), f(1e-2), f(1e-10), f(0.0), f(1.0))]
     calls += [(k.dropout_apply, x, out, np.uint64(1), 0, np.uint64(1 << 20), f(1.25)),
+              (k.sigmoid_forward, x, out), (k.sigmoid_backward, x, x, out),
               (k.multiply, x, x, out), (k.scale, x, f(2.0), out), (k.relu_forward, x, out), (k.relu_backward, x, x, out),
               (k.col2im_add, np.ones((2, 3, 3, 2, 4, 4), f), np.zeros((2, 2, 6, 6), f), 1, 1, 1, 1),
               (k.im2col_copy, np.empty((2, 3, 3, 1, 4, 4), f), np.ones((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),

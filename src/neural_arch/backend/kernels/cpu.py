@@ -211,6 +211,21 @@ def silu_forward_with_grad(x, alpha, out, deriv):
         deriv[i] = s + alpha * v * s * (F(1.0) - s)
 
 
+@kernel(FAST, rows=(0, 1))
+def sigmoid_forward(x, y):
+    """y = 1 / (1 + e^-x)  (_expf clamps its argument: no overflow; a NaN x stays NaN)"""
+    for i in range(x.size):
+        v = x[i]
+        y[i] = _sigmoidf(v) if v == v else v
+
+
+@kernel(FAST, rows=(0, 1, 2))
+def sigmoid_backward(y, g, out):
+    """dL/dx = g y (1 - y), y the forward's output"""
+    for i in range(y.size):
+        out[i] = g[i] * (y[i] * (F(1.0) - y[i]))
+
+
 # -- row-wise kernels on (rows, D) C-contiguous float32 ----------------------------------------------------
 @kernel(FAST, rows=(0, 4, 5, 6))
 def layer_norm_forward(x, w, b, eps, y, mean, rstd):
