@@ -189,3 +189,51 @@ def test_sigmoid_kernels_match_numpy_path_and_torch(monkeypatch):
     for got in (split, numpy_path, ref):
         for a, b in zip(fused, got):
             np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)  # (NaN in the same places: equal_nan)
+
+
+CHANNEL_NORMS = {
+    "batch_norm": lambda F, lib, x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.3),
+    "batch_norm_no_affine": lambda F, lib, x, w, b, rm, rv: F.batch_norm(x, rm, rv, training=True),
+    "group_norm": lambda F, lib, x, w, b, rm, rv: F.group_norm(x, 3, w, b),
+    "group_norm_one_group": lambda F, lib, x, w, b, rm, rv: F.group_norm(x, 1, w, b),
+    "group_norm_per_channel": lambda F, lib, x, w, b, rm, rv: F.group_norm(x, 6),
+}
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 5, 7), (3, 6, 11)])
+@pytest.mark.parametrize("name", sorted(CHANNEL_NORMS))
+def test_channel_norm_kernels_match_numpy_path_and_torch(name, shape, monkeypatch):
+    """batch_norm (training) and group_norm run FusedChannelNorm on float32 (N, C, ...): outputs,
+    gradients and running statistics against the NumPy path and torch, one thread and split."""
+    from neural_arch.backend import threads
+
+    r = np.random.default_rng(3)
+    arrays = [(r.standard_normal(shape) * 2 + 0.5).astype(np.float32), r.standard_normal(6).astype(np.float32),
+              r.standard_normal(6).astype(np.float32)]
+    up = r.standard_normal(shape).astype(np.float32)
+
+    def run(Fmod, lib):
+        x, w, b = (lib.tensor(a.copy(), requires_grad=True) for a in arrays)
+        rm, rv = lib.tensor(np.zeros(6, np.float32)), lib.tensor(np.ones(6, np.float32))
+        y = CHANNEL_NORMS[name](Fmod, lib, x, w, b, rm, rv)
+        y.backward(lib.tensor(up))
+        grads = [t.grad.numpy() if t.grad is not None else np.zeros(1) for t in (x, w, b)]
+        return [y.detach().numpy(), *grads, rm.numpy(), rv.numpy()], type(y.grad_fn).__name__
+
+    fused, node = run(F, na)
+    assert node.startswith("FusedChannelNorm"), node
+    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 32)
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    split, _ = run(F, na)
+    kernels.set_enabled(False)
+    try:
+        numpy_path, node_n = run(F, na)
+    finally:
+        kernels.set_enabled(True)
+    assert not node_n.startswith("Fused")
+    ref, _ = run(TF, torch)
+    what = ["y", "dx", "dw", "db", "running_mean", "running_var"]
+    for i, a in enumerate(fused):
+        np.testing.assert_array_equal(a, split[i], err_msg=f"{what[i]}: split over threads")
+        np.testing.assert_allclose(a, numpy_path[i], rtol=1e-4, atol=1e-5, err_msg=f"{what[i]}: numpy path")
+        np.testing.assert_allclose(a, ref[i], rtol=1e-4, atol=1e-5, err_msg=f"{what[i]}: torch")

@@ -177,6 +177,68 @@ class FusedLayerNorm(Function):
         return tuple(out)
 
 
+class FusedChannelNorm(Function):
+    """Kernel twin of ``norm.Normalize`` for batch_norm (training) and group_norm on (N, C, ...) float32:
+    x is viewed as a C-contiguous (A, R, K, S), statistics are taken per r over its A x K x S elements,
+    w and b are per channel:
+        batch_norm   (N, C, 1, HW): r = channel, a = sample
+        group_norm   (1, N G, C / G, HW): r = (sample, group), k = channel of the group
+    y = (x - mean_r) rstd_r w_c + b_c;   dL/dx = rstd (gw - mean(gw) - xhat mean(gw xhat)),
+    dL/dw_c = sum g xhat,  dL/db_c = sum g  over channel c's elements.
+    ``running=(running_mean, running_var, momentum)`` (batch_norm): updated in place, as Normalize does."""
+
+    @staticmethod
+    def forward(ctx, x, *affine, groups, eps, has_w, has_b, running=None):
+        n, c = x.shape[:2]
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        x4 = _blocks(x, groups)
+        w = _per_block(_flat(affine[0]) if has_w else np.ones(c, np.float32), groups, n)
+        b = _per_block(_flat(affine[-1]) if has_b else np.zeros(c, np.float32), groups, n)
+        mean, var, rstd = (np.empty(x4.shape[1]) for _ in range(3))  # float64 (see the kernel)
+        kernels.get().channel_norm_forward(mean, var, rstd, w, b, x4, _blocks(y, groups), 0, float(eps))
+        if running is not None:
+            from neural_arch.ops.norm import _update_running  # noqa: PLC0415 - norm.py imports this module
+
+            _update_running(running, mean, var, x.size // x4.shape[1])
+        ctx.save_for_backward(x, w, mean, rstd)
+        ctx.groups, ctx.has_w, ctx.has_b = groups, has_w, has_b
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, mean, rstd = ctx.saved_tensors
+        groups = ctx.groups
+        g = np.ascontiguousarray(_f32(grad))
+        dx = np.empty_like(x)
+        dw, db = (np.empty(w.shape, np.float32) for _ in range(2))
+        kernels.get().channel_norm_backward(mean, rstd, w, dw, db, _blocks(g, groups), _blocks(x, groups),
+                                            _blocks(dx, groups), 0)
+        out = [dx]
+        for wanted, sums in ((ctx.has_w, dw), (ctx.has_b, db)):
+            if wanted:  # per channel: batch_norm's (C, 1) as it is, group_norm's (N G, C / G) summed over N
+                out.append(sums.reshape(-1) if groups is None else sums.reshape(x.shape[0], -1).sum(axis=0))
+        return tuple(out)
+
+
+def _blocks(a, groups):
+    """The (A, R, K, S) view of a contiguous (N, C, ...) array: (N, C, 1, HW) for batch norm
+    (``groups`` None), (1, N groups, C / groups, HW) for group norm."""
+    n, c = a.shape[:2]
+    if groups is None:
+        return a.reshape(n, c, 1, -1)
+    return a.reshape(1, n * groups, c // groups, -1)
+
+
+def _per_block(v, groups, n):
+    """A per-channel vector as the kernels' C-contiguous (R, K) array: (C, 1) for batch norm,
+    v[(r mod G) C/G + k] for group norm's (N G, C / G)."""
+    if groups is None:
+        return v.reshape(-1, 1)
+    return np.ascontiguousarray(np.broadcast_to(v.reshape(1, groups, -1), (n, groups, v.size // groups))
+                                ).reshape(n * groups, -1)
+
+
 class FusedRMSNorm(Function):
     """Kernel twin of ``norm.RMSNorm`` over the trailing ``d`` elements:
     y = x r w,  r = 1 / sqrt(mean(x^2) + eps);   dL/dx = r (gw - xhat mean(gw xhat)),  dL/dw = sum g xhat"""

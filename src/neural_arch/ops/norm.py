@@ -19,7 +19,7 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops.fused import FusedLayerNorm, FusedRMSNorm, kernel_for
+from neural_arch.ops.fused import FusedChannelNorm, FusedLayerNorm, FusedRMSNorm, kernel_for
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
@@ -135,6 +135,18 @@ def _apply(x, w, b, axes, eps, stats=None, running=None):
     return Normalize.apply(x, *affine, axes=axes, eps=eps, has_w=w is not None, stats=stats, running=running)
 
 
+def _fusable(x) -> bool:
+    """batch_norm (training) and group_norm of a float32 (N, C, spatial...) input run FusedChannelNorm
+    (numba kernels): the NumPy reductions over (0, 2, 3) of an NCHW array were 3.5-5x slower than torch."""
+    return x.data.ndim >= 3 and x.data.size > 0 and kernel_for(x.data) is not None
+
+
+def _channel_norm(x, w, b, groups, eps, running=None):
+    affine = tuple(t for t in (w, b) if t is not None)
+    return FusedChannelNorm.apply(x, *affine, groups=groups, eps=eps, has_w=w is not None, has_b=b is not None,
+                                  running=running)
+
+
 def _channels(x, op):
     if x.data.ndim < 2:
         raise ShapeError(f"{op}: expected input of shape (N, C, ...), got {shape_str(x.shape)}")
@@ -199,8 +211,9 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
     rm = _stat_array(running_mean, c, "batch_norm", "running_mean")
     rv = _stat_array(running_var, c, "batch_norm", "running_var")
     view = (1, c) + (1,) * (x.data.ndim - 2)
-    w = _param(weight, (c,), view, "batch_norm", "weight", x.dtype)
-    b = _param(bias, (c,), view, "batch_norm", "bias", x.dtype)
+    w_c = _param(weight, (c,), (c,), "batch_norm", "weight", x.dtype)
+    b_c = _param(bias, (c,), (c,), "batch_norm", "bias", x.dtype)
+    w, b = (None if t is None else t.reshape(view) for t in (w_c, b_c))
     axes = (0,) + tuple(range(2, x.data.ndim))
     if training:
         if x.data.size // c <= 1:
@@ -212,6 +225,8 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
                 raise ConfigError("batch_norm: momentum=None (cumulative average) needs the module's batch "
                                   "count; pass a float momentum")
             running = (rm, rv, momentum)
+        if _fusable(x):
+            return _channel_norm(x, w_c, b_c, None, eps, running)
         return _apply(x, w, b, axes, eps, running=running)
     if rm is None or rv is None:
         raise ConfigError("batch_norm: training=False needs running_mean and running_var")
@@ -257,6 +272,9 @@ def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: floa
     g = num_groups
     shape5 = (n, g, c // g) + spatial
     view = (1, g, c // g) + (1,) * len(spatial)
+    if _fusable(x):
+        return _channel_norm(x, _param(weight, (c,), (c,), "group_norm", "weight", x.dtype),
+                             _param(bias, (c,), (c,), "group_norm", "bias", x.dtype), g, eps)
     w = _param(weight, (c,), view, "group_norm", "weight", x.dtype)
     b = _param(bias, (c,), view, "group_norm", "bias", x.dtype)
     y = _apply(x.reshape(shape5), w, b, tuple(range(2, len(shape5))), eps)

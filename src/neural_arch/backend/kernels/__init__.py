@@ -94,6 +94,10 @@ def warm() -> float:
               (k.adagrad_step, x.copy(), x, np.zeros_like(x), f(1e-2), f(1e-10), f(0.0), f(1.0))]
     calls += [(k.dropout_apply, x, out, np.uint64(1), 0, np.uint64(1 << 20), f(1.25)),
               (k.sigmoid_forward, x, out), (k.sigmoid_backward, x, x, out),
+              (k.channel_norm_forward, np.empty(2), np.empty(2), np.empty(2), w.reshape(2, 4), w.reshape(2, 4),
+               x.reshape(2, 2, 4, 4), out.reshape(2, 2, 4, 4), 0, 1e-5),
+              (k.channel_norm_backward, np.zeros(2), np.ones(2), w.reshape(2, 4), r1.reshape(2, 4), r2.reshape(2, 4),
+               x.reshape(2, 2, 4, 4), x.reshape(2, 2, 4, 4), out.reshape(2, 2, 4, 4), 0),
               (k.multiply, x, x, out), (k.scale, x, f(2.0), out), (k.relu_forward, x, out), (k.relu_backward, x, x, out),
               (k.col2im_add, np.ones((2, 3, 3, 2, 4, 4), f), np.zeros((2, 2, 6, 6), f), 1, 1, 1, 1),
               (k.im2col_copy, np.empty((2, 3, 3, 1, 4, 4), f), np.ones((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),

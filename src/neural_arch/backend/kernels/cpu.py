@@ -40,15 +40,17 @@ class Kernel:
     accumulators of a reduction (shape (chunks, ...)), cut into equal blocks of chunks, one per range.
     ``offset``: the position of an integer argument that each range receives as its first row (for a
     kernel that reads a whole array at the rows it is writing, e.g. channel c0 + c of an NCHW input).
+    ``work``: the position of the array whose size decides whether to split (default: the first).
     """
 
-    def __init__(self, fn, options: dict, rows: tuple, parts: tuple = (), offset: int | None = None):
+    def __init__(self, fn, options: dict, rows: tuple, parts: tuple = (), offset: int | None = None,
+                 work: int = 0):
         self.serial = njit(**options)(fn)
-        self.rows, self.parts, self.offset = rows, parts, offset
+        self.rows, self.parts, self.offset, self.work = rows, parts, offset, work
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args):
-        if args[0].size < threads.PARALLEL_MIN_ELEMENTS:
+        if args[self.work].size < threads.PARALLEL_MIN_ELEMENTS:
             return self.serial(*args)
         n = args[0].shape[0]
         k = min(threads.num_threads(), n, *(args[j].shape[0] for j in self.parts))
@@ -71,9 +73,9 @@ class Kernel:
         return None
 
 
-def kernel(options: dict, rows: tuple, parts: tuple = (), offset: int | None = None):
+def kernel(options: dict, rows: tuple, parts: tuple = (), offset: int | None = None, work: int = 0):
     """Decorator: ``@kernel(FAST, rows=(0, 1))`` makes a :class:`Kernel`."""
-    return lambda fn: Kernel(fn, options, rows, parts, offset)
+    return lambda fn: Kernel(fn, options, rows, parts, offset, work)
 
 
 # -- float32 math, inlined into the loops ------------------------------------------------------------
@@ -272,6 +274,74 @@ def layer_norm_backward(g, x, w, mean, rstd, dx, dw_parts, db_parts):
             for j in range(d):
                 xh = (x[r, j] - mu) * rs
                 dx[r, j] = rs * (g[r, j] * w[j] - s1 - xh * s2)
+
+
+@kernel(FAST, rows=(0, 1, 2, 3, 4), offset=7, work=5)
+def channel_norm_forward(mean, var, rstd, w, b, x, y, r0, eps):
+    """Normalise a C-contiguous float32 x (A, R, K, S) over each r's A x K x S elements:
+    y = (x - mean_r) rstd_r w[r, k] + b[r, k], for r = r0 ... r0 + len(mean) - 1 (a thread's range
+    of the per-r arrays; x and y go whole). The statistics are float64 (a block can hold millions of
+    elements) and kept so: the backward's cancellations need the mean as exactly as it was removed.
+    Writes each block's mean, biased variance and rstd."""
+    na, _, kk, ss = x.shape
+    count = na * kk * ss
+    for i in range(mean.size):
+        r = r0 + i
+        s = 0.0
+        for a in range(na):
+            for k in range(kk):
+                for j in range(ss):
+                    s += x[a, r, k, j]
+        mu = s / count
+        q = 0.0
+        for a in range(na):
+            for k in range(kk):
+                for j in range(ss):
+                    c = x[a, r, k, j] - mu
+                    q += c * c
+        v = q / count
+        rs = 1.0 / np.sqrt(v + eps)
+        mean[i], var[i], rstd[i] = mu, v, rs
+        for a in range(na):
+            for k in range(kk):
+                wk, bk = np.float64(w[i, k]), np.float64(b[i, k])
+                for j in range(ss):
+                    y[a, r, k, j] = ((x[a, r, k, j] - mu) * rs) * wk + bk
+
+
+@kernel(FAST, rows=(0, 1, 2, 3, 4), offset=8, work=6)
+def channel_norm_backward(mean, rstd, w, dw, db, g, x, dx, r0):
+    """channel_norm_forward's gradient, per block r (xhat = (x - mean) rstd, gw = g w[r, k]):
+    dx = rstd (gw - mean(gw) - xhat mean(gw xhat));  dw[r, k] = sum g xhat,  db[r, k] = sum g
+    over the block's (a, j) (the caller adds dw and db up per channel).
+    In float64 up to the stored dx: dx is what is left after gw - mean(gw) - xhat mean(gw xhat)
+    cancel, and with a loss that hardly depends on the block (the sum of ResNet-50's train-mode
+    logits) float32 statistics here put its conv1 gradient 3.6% (of the largest entry) from the
+    float64 one, where NumPy's float32 path and torchvision's are 1.4-1.6% away."""
+    na, _, kk, ss = x.shape
+    count = na * kk * ss
+    for i in range(mean.size):
+        r = r0 + i
+        mu, rs = mean[i], rstd[i]
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(kk):
+            sg = 0.0
+            sgx = 0.0
+            for a in range(na):
+                for j in range(ss):
+                    gj = np.float64(g[a, r, k, j])
+                    sg += gj
+                    sgx += gj * ((x[a, r, k, j] - mu) * rs)
+            db[i, k], dw[i, k] = sg, sgx
+            s1 += w[i, k] * sg
+            s2 += w[i, k] * sgx
+        m1, m2 = s1 / count, s2 / count
+        for a in range(na):
+            for k in range(kk):
+                wk = np.float64(w[i, k])
+                for j in range(ss):
+                    dx[a, r, k, j] = rs * (g[a, r, k, j] * wk - m1 - ((x[a, r, k, j] - mu) * rs) * m2)
 
 
 @kernel(FAST, rows=(0, 3, 4))
