@@ -7,7 +7,7 @@ import importlib
 
 from benchmarks.harness import machine, table
 
-SUITES = ["overhead", "ops", "optim", "train", "peers", "memory", "generation", "jit"]
+SUITES = ["overhead", "ops", "layers", "optim", "train", "peers", "memory", "generation", "jit", "scan"]
 
 
 def main() -> None:

@@ -60,6 +60,11 @@ _TARGETS = np.random.default_rng(1).integers(0, 1000, 4096)
 
 
 def run(rounds: int = 15):
+    return compare_workloads(workloads(), rounds)
+
+
+def compare_workloads(table: dict, rounds: int):
+    """Each workload of ``table`` (see ``workloads``) forward and forward+backward, ours against torch."""
     import torch
     import torch.nn.functional as TF
 
@@ -67,7 +72,7 @@ def run(rounds: int = 15):
     import neural_arch.nn.functional as F
 
     results = []
-    for name, (arrays, fn) in workloads().items():
+    for name, (arrays, fn) in table.items():
         ours_in = [na.tensor(a, requires_grad=True) for a in arrays]
         ref_in = [torch.tensor(a, requires_grad=True) for a in arrays]
         ups = {}
