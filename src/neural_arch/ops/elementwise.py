@@ -11,6 +11,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import ufuncs
 from neural_arch.ops._operands import as_tensor, binary_operands
 from neural_arch.ops.fused import kernel_for
 
@@ -29,7 +30,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        return x + y
+        return ufuncs.call(np.add, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -41,11 +42,11 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        return x - y
+        return ufuncs.call(np.subtract, x, y)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, (-grad if ctx.needs_input_grad[1] else None)
+        return grad, (ufuncs.call(np.negative, grad) if ctx.needs_input_grad[1] else None)
 
 
 class Mul(Function):
@@ -54,12 +55,13 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y if ctx.needs_input_grad[0] else None)
-        return x * y
+        return ufuncs.call(np.multiply, x, y)
 
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
-        return (grad * y if y is not None else None), (grad * x if x is not None else None)
+        return (ufuncs.call(np.multiply, grad, y) if y is not None else None), \
+            (ufuncs.call(np.multiply, grad, x) if x is not None else None)
 
 
 class Div(Function):
@@ -67,14 +69,14 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        z = x / y
+        z = ufuncs.call(np.true_divide, x, y)
         ctx.save_for_backward(y, z if ctx.needs_input_grad[1] else None)
         return z
 
     @staticmethod
     def backward(ctx, grad):
         y, z = ctx.saved_tensors
-        gx = grad / y
+        gx = ufuncs.call(np.true_divide, grad, y)
         return gx, (-gx * z if z is not None else None)
 
 
@@ -83,11 +85,11 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return -x
+        return ufuncs.call(np.negative, x)
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad
+        return ufuncs.call(np.negative, grad)
 
 
 class PowScalar(Function):
@@ -141,13 +143,13 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.exp(x)
+        y = ufuncs.call(np.exp, x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.saved_tensors[0]
+        return ufuncs.call(np.multiply, grad, ctx.saved_tensors[0])
 
 
 class Log(Function):

@@ -1,0 +1,78 @@
+"""Large elementwise NumPy calls on all our threads: ``call(np.add, a, b)`` is ``np.add(a, b)``.
+
+NumPy runs a ufunc on one core, but it releases the GIL inside the loop, so blocks of the
+output's first axis computed at the same time on our threads (``threads.run_split``) use both
+cores. Measured on this project's machine: an add of two 8 MB float32 arrays took 256 us on one
+thread and 150 us in two blocks; a broadcast multiply 272 against 152 us. Below
+``SPLIT_ELEMENTS`` the hand-off (~8 us for a Python job) costs more than it saves, and the call
+is plain NumPy, as it is for anything that is not a NumPy array of numbers.
+
+Each block is ``ufunc(*its inputs, out=its rows of the result)``: an input with the output's full
+first axis is cut with it, any other (a number, a row vector, fewer dims, a first axis of 1) goes
+whole to every block, so each element is computed by exactly the operation NumPy would apply.
+The result is C-ordered; its dtype is the one NumPy's type resolution gives (weak Python numbers
+included). The caller's ``np.errstate`` is applied in every block (it is per thread).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.backend import threads
+
+SPLIT_ELEMENTS = 1 << 19  # measured break-even: see BENCHMARKS.md (sixth session)
+
+
+def call(ufunc, *args):
+    """``ufunc(*args)``, split over the threads when the result is large (see the module doc)."""
+    size = 0
+    for a in args:
+        if type(a) is np.ndarray and a.size > size:
+            size = a.size
+    if size < SPLIT_ELEMENTS or threads.num_threads() < 2 or not threads.blas_is_ours():
+        return ufunc(*args)
+    plan = _blocks(ufunc, args)
+    if plan is None:
+        return ufunc(*args)
+    out, jobs = plan
+    threads.run_split(_into, jobs)
+    return out
+
+
+def _blocks(ufunc, args):
+    """(out, jobs) cutting the result's first axis into one block per thread, or None (plain NumPy)."""
+    dtypes = []
+    shapes = []
+    for a in args:
+        if type(a) is np.ndarray:
+            if a.dtype.kind not in "biuf":
+                return None
+            dtypes.append(a.dtype)
+            shapes.append(a.shape)
+        elif type(a) in (int, float, bool):
+            dtypes.append(type(a))  # a weak Python number, as NumPy 2 resolves it
+        else:
+            return None
+    shape = np.broadcast_shapes(*shapes)
+    try:
+        dtype = ufunc.resolve_dtypes(tuple(dtypes) + (None,))[-1]
+    except (TypeError, ValueError):
+        return None
+    rows = shape[0] if shape else 0
+    k = min(threads.num_threads(), rows)
+    if k < 2:
+        return None
+    out = np.empty(shape, dtype)
+    errstate = np.geterr()
+    jobs = []
+    for i in range(k):
+        lo, hi = rows * i // k, rows * (i + 1) // k
+        part = [a[lo:hi] if type(a) is np.ndarray and a.ndim == len(shape) and a.shape[0] == rows else a
+                for a in args]
+        jobs.append((ufunc, part, out[lo:hi], errstate))
+    return out, jobs
+
+
+def _into(ufunc, args, out, errstate):
+    with np.errstate(**errstate):
+        ufunc(*args, out=out)
