@@ -14,7 +14,10 @@ from neural_arch.backend import threads, ufuncs
 @pytest.fixture
 def split(monkeypatch):
     """Every call with an array of >= 2 elements is split, into three blocks."""
+    from neural_arch.ops import elementwise
+
     monkeypatch.setattr(ufuncs, "SPLIT_ELEMENTS", 2)
+    monkeypatch.setattr(elementwise, "_SPLIT", 2)  # (the ops read their own copy of the threshold)
     monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
     if not threads.blas_is_ours():
         pytest.skip("threading policy not in force (NEURAL_ARCH_BLAS_THREADS=native)")
@@ -76,7 +79,14 @@ def test_ops_give_the_same_values_and_gradients_split(split, monkeypatch):
         sum(o.sum() for o in outs).backward()
         return [o.detach().numpy() for o in outs] + [x.grad.numpy(), y.grad.numpy()]
 
+    calls = []
+    real = ufuncs._blocks
+    monkeypatch.setattr(ufuncs, "_blocks", lambda *a: calls.append(1) or real(*a))
     split_run = run()
+    assert len(calls) >= 10, "the ops should have gone through ufuncs.call's blocks"
+    from neural_arch.ops import elementwise
+
+    monkeypatch.setattr(elementwise, "_SPLIT", 1 << 30)
     monkeypatch.setattr(ufuncs, "SPLIT_ELEMENTS", 1 << 30)
     plain = run()
     for a, b in zip(split_run, plain):
