@@ -1,5 +1,6 @@
-"""Peers suite: the MLP epoch in neural-arch, torch and the NumPy-based peers that are installed
-(MyGrad, HIPS autograd): MLP 784-100-10, ReLU, softmax cross-entropy, Adam, batch 128.
+"""Peers suite: the MLP epoch in neural-arch, torch and the peers that are installed: the NumPy-based
+MyGrad and HIPS autograd, and JAX (XLA-compiled, one jitted step; not NumPy-based, so not part of
+issue #7's 2x target): MLP 784-100-10, ReLU, softmax cross-entropy, Adam, batch 128.
 
 The peers have no optimizer library, so they use one NumPy Adam written here
 (the same update as torch.optim.Adam); neural-arch and torch use their own.
@@ -40,6 +41,26 @@ class _NumpyAdam:
             v *= self.b2
             v += (1 - self.b2) * g * g
             p -= (self.lr / (1 - self.b1**self.t)) * m / (np.sqrt(v) / np.sqrt(1 - self.b2**self.t) + self.eps)
+
+
+def _jax_step(jax, jnp, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """One jitted step: loss, gradients (jax.grad) and _NumpyAdam's update."""
+
+    def loss(params, x, y):
+        w1, c1, w2, c2 = params
+        logits = jnp.maximum(x @ w1 + c1, 0.0) @ w2 + c2
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, y[:, None], 1)[:, 0])
+
+    @jax.jit
+    def step(params, m, v, t, x, y):
+        grads = jax.grad(loss)(params, x, y)
+        m = [mi + (1 - b1) * (g - mi) for mi, g in zip(m, grads)]
+        v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(v, grads)]
+        params = [p - (lr / (1 - b1**t)) * mi / (jnp.sqrt(vi) / jnp.sqrt(1 - b2**t) + eps)
+                  for p, mi, vi in zip(params, m, v)]
+        return params, m, v
+
+    return step
 
 
 def _blas_setter():
@@ -142,6 +163,25 @@ def run(rounds: int = 30):
         contenders["HIPS autograd"] = step_autograd
     except ImportError:
         pass
+
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        jax = None
+    if jax is not None:  # not NumPy-based: compiled by XLA (the step below is one jitted function)
+        jax_step = _jax_step(jax, jnp)
+        state = [[jnp.asarray(p) for p in _init(rng)], None, None, 0]
+        state[1] = [jnp.zeros_like(p) for p in state[0]]
+        state[2] = [jnp.zeros_like(p) for p in state[0]]
+        xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+        def step_jax():
+            state[3] += 1
+            state[0], state[1], state[2] = jax_step(state[0], state[1], state[2], state[3], xj, yj)
+            jax.block_until_ready(state[0])
+
+        contenders["JAX (jit)"] = step_jax
 
     # quiet=0.25: the peers' OpenBLAS workers spin ~0.1 s after their last product; the next contender
     # starts once they sleep, as it would in a process of its own, and settles 50 ms (see harness.py)
