@@ -11,6 +11,9 @@ one pool, ours:
   BLAS library NumPy uses). A product of at least ``GEMM_SPLIT_FLOPS`` is cut
   into blocks of its output by ``backend.gemm.matmul``, one single-threaded
   BLAS call per thread.
+* Elementwise NumPy calls of at least ``ufuncs.SPLIT_ELEMENTS`` (add, multiply, ... in
+  ops/elementwise.py) are cut into row blocks the same way (``backend/ufuncs.py``): NumPy
+  releases the GIL inside a ufunc's loop.
 * The numba kernels are compiled serially (numba's own pool is not used: its
   ``workqueue`` layer was measured at 50-170 us a call and slower than one
   thread on a layer norm of 2M floats, its ``omp`` layer spins against
@@ -300,7 +303,7 @@ def blas_warning() -> str | None:
 
 
 def describe() -> dict:
-    from neural_arch.backend import kernels, memory  # noqa: PLC0415
+    from neural_arch.backend import kernels, memory, ufuncs  # noqa: PLC0415
 
     return {
         "cores": os.cpu_count(),
@@ -309,6 +312,7 @@ def describe() -> dict:
         "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
         "gemm_split_flops": GEMM_SPLIT_FLOPS if _blas_ours else None,
+        "ufunc_split_elements": ufuncs.SPLIT_ELEMENTS if _blas_ours else None,
         "hand_off": (f"helpers poll {SPIN_US} us" + (", run products in the poll (BLAS by address)"
                                                      if _gemm_address(np.dtype(np.float32)) else "")
                      if _spin_module() is not None else "locks only"),

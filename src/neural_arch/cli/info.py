@@ -66,7 +66,8 @@ def threading_policy() -> str:
     from neural_arch.backend import threads
 
     d = threads.describe()
-    blas = (f"BLAS one thread per call, products of {d['gemm_split_flops']:,}+ flops split over ours"
+    blas = (f"BLAS one thread per call, products of {d['gemm_split_flops']:,}+ flops split over ours, "
+            f"elementwise ops of {d['ufunc_split_elements']:,}+ elements too"
             if d["gemm_split_flops"] else "BLAS on its own threads")
     return (f"{d['threads']} threads on {d['cores']} cores; {blas}; kernels: {d['jit']}"
             + (f" (calls of {d['parallel_min_elements']:,}+ elements split over the threads)"
