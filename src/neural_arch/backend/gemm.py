@@ -23,6 +23,8 @@ columns, 244 split along K.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from neural_arch.backend import threads
@@ -68,9 +70,7 @@ def _blocks(a, b, out=None):
         return None
     m, inner, n = a.shape[-2], a.shape[-1], b.shape[-1]
     batch_a, batch_b = a.shape[:-2], b.shape[:-2]
-    batch = 1
-    for size in batch_a:
-        batch *= size
+    batch = math.prod(batch_a) if batch_a else 1
     if m == 1 and batch == 1:  # a vector times a matrix: memory-bound, judged by the matrix's bytes
         if inner * n * a.itemsize < GEMV_SPLIT_BYTES:
             return None
@@ -83,20 +83,24 @@ def _blocks(a, b, out=None):
     k = threads.num_threads()
     if k < 2:
         return None
+    shape = (*batch_a, m, n)
     if out is None:
-        out = np.empty(batch_a + (m, n), a.dtype)
-    elif (type(out) is not np.ndarray or out.shape != batch_a + (m, n) or out.dtype != a.dtype
+        out = np.empty(shape, a.dtype)
+    elif (type(out) is not np.ndarray or out.shape != shape or out.dtype != a.dtype
           or (out.ndim > 2 and not out.flags.c_contiguous)):
         return None  # np.matmul checks it (and says what is wrong), or its blocks would not be views
-    axis = next((i for i, size in enumerate(batch_a) if size >= k), None)
-    if axis is not None:  # cut the first batch axis with a block per thread (b's too, when it has one)
-        s, lead = batch_a[axis], (slice(None),) * axis
-        cuts = [lead + (slice(s * i // k, s * (i + 1) // k),) for i in range(k)]
-        return out, [(a[c], b[c] if batch_b else b, out[c]) for c in cuts], False
-    if batch > 1:
-        return None
-    # views: batch dims are 1s (out: already 2-D, or C-contiguous)
-    a2, b2, out2 = a.reshape(m, inner), b.reshape(inner, n), out if out.ndim == 2 else out.reshape(m, n)
+    if batch_a:  # (2-D products, most of them, skip this bookkeeping: ~1 us of a Linear's step)
+        axis = next((i for i, size in enumerate(batch_a) if size >= k), None)
+        if axis is not None:  # cut the first batch axis with a block per thread (b's too, when it has one)
+            s, lead = batch_a[axis], (slice(None),) * axis
+            cuts = [lead + (slice(s * i // k, s * (i + 1) // k),) for i in range(k)]
+            return out, [(a[c], b[c] if batch_b else b, out[c]) for c in cuts], False
+        if batch > 1:
+            return None
+        # views: batch dims are 1s (out: already 2-D, or C-contiguous)
+        a2, b2, out2 = a.reshape(m, inner), b.reshape(inner, n), out if out.ndim == 2 else out.reshape(m, n)
+    else:
+        a2, b2, out2 = a, b, out
     if m == 1 and inner > n:  # partial products over slices of the reduction, summed by matmul()
         partial = np.empty((k,) + out.shape, a.dtype)
         cuts = [(inner * i // k, inner * (i + 1) // k) for i in range(k)]
