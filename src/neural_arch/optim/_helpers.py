@@ -27,31 +27,28 @@ def grad_for_step(p, g, maximize: bool, weight_decay: float):
     return g
 
 
-def fused_views(p, g, *states):
-    """``(kernels, [p, g, *states] flattened)`` for an optimizer's fused numba step, or None (then use
-    the NumPy lines): float32 parameters stored contiguously, row- or column-major (nn.Linear's
-    weights), with their state arrays in the same layout. ``g`` is converted to that layout.
+def fused_grad(p, g, *states):
+    """``g`` as float32 in parameter ``p``'s memory layout, when an optimizer's fused numba step
+    applies: the kernels are on, ``p`` is float32 and contiguous (row- or column-major: nn.Linear's
+    weights), and every state array shares its layout. None: use the NumPy lines.
 
-    ``ravel("K")`` flattens each contiguous array in memory order, as a view: element i of every one
-    is the same entry of the parameter when all share its layout."""
-    k = kernels.get()
+    The kernels take every array flattened with ``ravel("K")`` (memory order, a view): element i of
+    each is then the same entry of the parameter. (No function layer more than this one: it runs
+    for every parameter on every step.)"""
     arr = p.data
-    if k is None or type(arr) is not np.ndarray or arr.dtype != _FLOAT32:
+    if type(arr) is not np.ndarray or arr.dtype != _FLOAT32 or kernels.get() is None:
         return None
-    # (loops, not all(...) over a generator: this runs for every parameter on every step)
     if arr.flags.c_contiguous:
         for s in states:
             if not s.flags.c_contiguous:
                 return None
-        g = np.ascontiguousarray(g, dtype=_FLOAT32)
-    elif arr.flags.f_contiguous:
+        return np.ascontiguousarray(g, dtype=_FLOAT32)
+    if arr.flags.f_contiguous:
         for s in states:
             if not s.flags.f_contiguous:
                 return None
-        g = np.asfortranarray(g, dtype=_FLOAT32)
-    else:
-        return None
-    return k, (arr.ravel("K"), g.ravel("K"), *[s.ravel("K") for s in states])
+        return np.asfortranarray(g, dtype=_FLOAT32)
+    return None
 
 
 _FLOAT32 = np.dtype(np.float32)

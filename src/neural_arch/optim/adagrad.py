@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.optim._helpers import fused_views, grad_for_step
+from neural_arch.backend import kernels
+from neural_arch.optim._helpers import fused_grad, grad_for_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -48,12 +49,12 @@ class Adagrad(Optimizer):
                 state = self.state[p]
                 state["step"] += 1
                 clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-                fused = fused_views(p, g, state["sum"])
-                if fused is not None:  # the lines below in one pass over memory (a numba kernel)
-                    k, (p_flat, g_flat, total) = fused
+                g32 = fused_grad(p, g, state["sum"])
+                if g32 is not None:  # the lines below in one pass over memory (a numba kernel)
                     f = np.float32
-                    k.adagrad_step(p_flat, g_flat, total, f(clr), f(group["eps"]), f(group["weight_decay"]),
-                                   f(-1.0 if group["maximize"] else 1.0))
+                    kernels.get().adagrad_step(p.data.ravel("K"), g32.ravel("K"), state["sum"].ravel("K"), f(clr),
+                                               f(group["eps"]), f(group["weight_decay"]),
+                                               f(-1.0 if group["maximize"] else 1.0))
                     continue
                 g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
                 state["sum"] += g * g

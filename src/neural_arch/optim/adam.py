@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.optim._helpers import fused_views, grad_for_step, lerp_
+from neural_arch.backend import kernels
+from neural_arch.optim._helpers import fused_grad, grad_for_step, lerp_
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -82,15 +83,14 @@ class Adam(Optimizer):
     @staticmethod
     def _fused_step(p, g, state, group, step, consts) -> bool:
         """The same update as the NumPy lines above in one pass over memory (a numba kernel);
-        returns False when it does not apply (see ``fused_views``)."""
+        returns False when it does not apply (see ``fused_grad``)."""
         if group["maximize"]:
             return False
         m, v = state["exp_avg"], state["exp_avg_sq"]
         vmax = state.get("max_exp_avg_sq", v)
-        fused = fused_views(p, g, m, v, vmax)
-        if fused is None:
+        g = fused_grad(p, g, m, v, vmax)
+        if g is None:
             return False
-        k, (p_flat, g_flat, m_flat, v_flat, vmax_flat) = fused
         scalars = consts.get(step)
         if scalars is None:
             lr, wd = group["lr"], group["weight_decay"]
@@ -101,7 +101,8 @@ class Adam(Optimizer):
                 f(lr / (1 - beta1**step)), f(1 - beta1), f(beta2), f(1 - beta2), f(group["eps"]),
                 f(0.0 if decoupled else wd), f(1 - lr * wd if decoupled else 1.0), f((1 - beta2**step) ** 0.5),
                 bool(group["amsgrad"]))
-        k.adam_step(p_flat, g_flat, m_flat, v_flat, *scalars, vmax_flat)
+        kernels.get().adam_step(p.data.ravel("K"), g.ravel("K"), m.ravel("K"), v.ravel("K"), *scalars,
+                                vmax.ravel("K"))
         return True
 
 

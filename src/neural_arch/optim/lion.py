@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.optim._helpers import fused_views
+from neural_arch.backend import kernels
+from neural_arch.optim._helpers import fused_grad
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -43,12 +44,12 @@ class Lion(Optimizer):
                 if not state:
                     state["exp_avg"] = np.zeros_like(p.data)
                 exp_avg = state["exp_avg"]
-                fused = fused_views(p, g, exp_avg)
-                if fused is not None:  # the same lines in one pass over memory (a numba kernel)
-                    k, (p_flat, g_flat, m_flat) = fused
+                g32 = fused_grad(p, g, exp_avg)
+                if g32 is not None:  # the same lines in one pass over memory (a numba kernel)
                     f = np.float32
-                    k.lion_step(p_flat, g_flat, m_flat, f(lr), f(1 - lr * wd), f(beta1), f(1 - beta1), f(beta2),
-                                f(1 - beta2), f(-1.0 if group["maximize"] else 1.0))
+                    kernels.get().lion_step(p.data.ravel("K"), g32.ravel("K"), exp_avg.ravel("K"), f(lr),
+                                            f(1 - lr * wd), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
+                                            f(-1.0 if group["maximize"] else 1.0))
                     continue
                 if group["maximize"]:
                     g = -g

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.optim._helpers import fused_views, grad_for_step, lerp_
+from neural_arch.backend import kernels
+from neural_arch.optim._helpers import fused_grad, grad_for_step, lerp_
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -73,18 +74,17 @@ class RMSprop(Optimizer):
     def _fused_step(p, g, state, group) -> bool:
         """The update above in one pass over memory (a numba kernel); False when it does not apply."""
         centered, use_momentum = group["centered"], group["momentum"] > 0
-        extra = [state["grad_avg"]] if centered else []
-        extra += [state["momentum_buffer"]] if use_momentum else []
-        fused = fused_views(p, g, state["square_avg"], *extra)
-        if fused is None:
+        grad_avg = state["grad_avg"] if centered else _UNUSED
+        buf = state["momentum_buffer"] if use_momentum else _UNUSED
+        g = fused_grad(p, g, state["square_avg"], *(a for a in (grad_avg, buf) if a is not _UNUSED))
+        if g is None:
             return False
-        k, (p_flat, g_flat, square_avg, *extra) = fused
-        grad_avg = extra.pop(0) if centered else _UNUSED
-        buf = extra.pop(0) if use_momentum else _UNUSED
         f, alpha = np.float32, group["alpha"]
-        k.rmsprop_step(p_flat, g_flat, square_avg, grad_avg, buf, f(group["lr"]), f(alpha), f(1 - alpha),
-                       f(group["eps"]), f(group["weight_decay"]), f(group["momentum"]), centered, use_momentum,
-                       1 - alpha < 0.5, f(1.0 - (1 - alpha)), f(-1.0 if group["maximize"] else 1.0))  # (as lerp_)
+        kernels.get().rmsprop_step(
+            p.data.ravel("K"), g.ravel("K"), state["square_avg"].ravel("K"), grad_avg.ravel("K"), buf.ravel("K"),
+            f(group["lr"]), f(alpha), f(1 - alpha), f(group["eps"]), f(group["weight_decay"]), f(group["momentum"]),
+            centered, use_momentum, 1 - alpha < 0.5, f(1.0 - (1 - alpha)),  # (lerp_'s choice of end)
+            f(-1.0 if group["maximize"] else 1.0))
         return True
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.errors import ConfigError
-from neural_arch.optim._helpers import fused_views, grad_for_step
+from neural_arch.backend import kernels
+from neural_arch.optim._helpers import fused_grad, grad_for_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -63,16 +64,15 @@ class SGD(Optimizer):
         first = momentum != 0 and buf is None
         if first:
             buf = np.empty_like(p.data)  # the kernel fills it with the gradient, as g.copy() would
-        fused = fused_views(p, g, *(() if buf is None else (buf,)))
-        if fused is None:
+        g = fused_grad(p, g, *(() if buf is None else (buf,)))
+        if g is None:
             return False
-        k, flats = fused
         if first:
             self.state[p]["momentum_buffer"] = buf
         f = np.float32
-        k.sgd_step(flats[0], flats[1], flats[2] if buf is not None else _NO_BUFFER, f(group["lr"]),
-                   f(group["weight_decay"]), f(momentum), f(1 - group["dampening"]), bool(group["nesterov"]),
-                   momentum != 0, first, f(-1.0 if group["maximize"] else 1.0))
+        kernels.get().sgd_step(p.data.ravel("K"), g.ravel("K"), (_NO_BUFFER if buf is None else buf).ravel("K"),
+                               f(group["lr"]), f(group["weight_decay"]), f(momentum), f(1 - group["dampening"]),
+                               bool(group["nesterov"]), momentum != 0, first, f(-1.0 if group["maximize"] else 1.0))
         return True
 
 
