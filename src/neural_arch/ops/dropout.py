@@ -75,7 +75,8 @@ def _apply_mask(a, seed, threshold, scale):
         out = np.empty(a.shape, np.float32)
         k.dropout_apply(a.reshape(-1), out.reshape(-1), seed, 0, threshold, np.float32(scale))
         return out
-    return a * _scaled_keep_mask(a.shape, seed, threshold, scale, a.dtype)
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN, silently, as in the kernel and torch
+        return a * _scaled_keep_mask(a.shape, seed, threshold, scale, a.dtype)
 
 
 def _check(input, p, op):

@@ -185,7 +185,12 @@ def _max_pool_index(x, kernel, stride, padding, dilation, out_hw):
         xp = pad_hw(x, (ph, bottom, pw, right), value=low)
         win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
         flat = win[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]
-    arg = flat.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)
+    taps = flat.reshape(n, c, ho, wo, kh * kw)
+    arg = taps.argmax(axis=-1)  # the first maximum, or the first NaN
+    if taps.dtype.kind == "f":
+        nan = np.isnan(taps)
+        if nan.any():  # torch's running max takes every NaN it meets: a window's last NaN wins
+            arg = np.where(nan.any(axis=-1), kh * kw - 1 - nan[..., ::-1].argmax(axis=-1), arg)
     ki, kj = np.divmod(arg, kw)
     r0, c0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
     rows, cols = r0[:, None] + ki * dh, c0 + kj * dw
