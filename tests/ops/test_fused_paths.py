@@ -237,3 +237,38 @@ def test_channel_norm_kernels_match_numpy_path_and_torch(name, shape, monkeypatc
         np.testing.assert_array_equal(a, split[i], err_msg=f"{what[i]}: split over threads")
         np.testing.assert_allclose(a, numpy_path[i], rtol=1e-4, atol=1e-5, err_msg=f"{what[i]}: numpy path")
         np.testing.assert_allclose(a, ref[i], rtol=1e-4, atol=1e-5, err_msg=f"{what[i]}: torch")
+
+
+@pytest.mark.parametrize("dims,keepdim", [(-1, False), ((1, 2), True), ((2,), False)])
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_trailing_sums_kernel(op, dims, keepdim, monkeypatch):
+    """Sums and means over the last dims of float32 arrays take the row_sums kernel (float64
+    accumulation): against float64 NumPy, the NumPy path and torch, values and gradients."""
+    from neural_arch.ops import reduce
+
+    calls = []
+    real = kernels.get().row_sums
+    monkeypatch.setattr(kernels.get(), "row_sums", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(reduce, "_TRAILING_MIN", 8)
+    x = (np.random.default_rng(4).standard_normal((5, 6, 33)) * 10 + 3).astype(np.float32)
+    up = np.random.default_rng(5).standard_normal(getattr(torch.tensor(x), op)(dims, keepdim=keepdim).shape)
+
+    def run(lib, t):
+        out = getattr(t, op)(dims, keepdim=keepdim)
+        out.backward(lib.tensor(up.astype(np.float32)))
+        return out.detach().numpy(), t.grad.numpy()
+
+    y, g = run(na, na.tensor(x, requires_grad=True))
+    assert calls, "the kernel path should have run"
+    exact = getattr(x.astype(np.float64), op)(axis=dims, keepdims=keepdim)
+    np.testing.assert_allclose(y, exact, rtol=1e-6, atol=1e-6)
+    yt, gt = run(torch, torch.tensor(x, requires_grad=True))
+    np.testing.assert_allclose(y, yt, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g, gt, rtol=1e-6)
+    kernels.set_enabled(False)
+    try:
+        yn, gn = run(na, na.tensor(x, requires_grad=True))
+    finally:
+        kernels.set_enabled(True)
+    np.testing.assert_allclose(y, yn, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(g, gn)

@@ -228,6 +228,18 @@ def sigmoid_backward(y, g, out):
         out[i] = g[i] * (y[i] * (F(1.0) - y[i]))
 
 
+@kernel(FAST, rows=(0, 1))
+def row_sums(x, out):
+    """out[r] = sum_j x[r, j], accumulated in float64 (a sum over the last dims: NumPy's took 578 us
+    for 4096x1000 on one core, 6x torch's time)"""
+    rows, n = x.shape
+    for r in range(rows):
+        s = 0.0
+        for j in range(n):
+            s += x[r, j]
+        out[r] = s
+
+
 # -- row-wise kernels on (rows, D) C-contiguous float32 ----------------------------------------------------
 @kernel(FAST, rows=(0, 4, 5, 6))
 def layer_norm_forward(x, w, b, eps, y, mean, rstd):
