@@ -272,3 +272,36 @@ def test_trailing_sums_kernel(op, dims, keepdim, monkeypatch):
         kernels.set_enabled(True)
     np.testing.assert_allclose(y, yn, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(g, gn)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_mse_loss_kernels_match_numpy_path_and_torch(reduction, monkeypatch):
+    """mse_loss of float32 arrays of one shape runs FusedMSELoss: loss and both gradients against the
+    NumPy path and torch, one thread and split over three."""
+    from neural_arch.backend import threads
+
+    r = np.random.default_rng(6)
+    a, t = (r.standard_normal((37, 29)) * 3).astype(np.float32), r.standard_normal((37, 29)).astype(np.float32)
+
+    def run(lib):
+        x, y = lib.tensor(a.copy(), requires_grad=True), lib.tensor(t.copy(), requires_grad=True)
+        loss = (F if lib is na else TF).mse_loss(x, y, reduction=reduction)
+        (loss * 1.5).backward()
+        return [loss.detach().numpy(), x.grad.numpy(), y.grad.numpy()], type(loss.grad_fn).__name__
+
+    fused, node = run(na)
+    assert node.startswith("FusedMSELoss"), node
+    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
+    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    split, _ = run(na)
+    kernels.set_enabled(False)
+    try:
+        numpy_path, node_n = run(na)
+    finally:
+        kernels.set_enabled(True)
+    assert not node_n.startswith("Fused")
+    ref, _ = run(torch)
+    for i, a_ in enumerate(fused):
+        np.testing.assert_allclose(a_, split[i], rtol=1e-6)
+        np.testing.assert_allclose(a_, numpy_path[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a_, ref[i], rtol=1e-5, atol=1e-6)

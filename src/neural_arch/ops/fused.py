@@ -141,6 +141,38 @@ def _chunks(rows: int) -> int:
     return max(1, min(threads.num_threads() * 4, rows))
 
 
+class FusedMSELoss(Function):
+    """Kernel twin of mse_loss's PointwiseLoss("mse") and its mean (or sum), for float32 x and y of
+    one shape: l = sum (x - y)^2 [/ n],  dl/dx = 2 (x - y) [/ n],  dl/dy = -dl/dx.
+    One read of x and y each way (the NumPy spelling: d = x - y, d * d, then the mean: 0.3 of
+    torch's time on 4096x512); the squares are summed in float64. Saves x and y, not d."""
+
+    @staticmethod
+    def forward(ctx, x, y, mean):
+        ctx.in_shape = x.shape
+        x, y = _flat(x), _flat(y)
+        parts = np.zeros(_chunks(x.size) if x.size >= threads.PARALLEL_MIN_ELEMENTS else 1)
+        kernels.get().squared_error_sum(x, y, parts)
+        total = float(parts.sum())
+        ctx.save_for_backward(x, y)
+        ctx.factor = 2 / x.size if mean else 2.0
+        return np.asarray(total / x.size if mean else total, np.float32)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        s = float(grad) * ctx.factor
+        out = []
+        for sign, need in ((1.0, ctx.needs_input_grad[0]), (-1.0, ctx.needs_input_grad[1])):
+            g = None
+            if need:
+                g = np.empty(x.size, np.float32)
+                kernels.get().scaled_difference(x, y, np.float32(sign * s), g)
+                g = g.reshape(ctx.in_shape)
+            out.append(g)
+        return tuple(out)
+
+
 class FusedLayerNorm(Function):
     """Kernel twin of ``norm.Normalize`` for layer_norm (statistics over the trailing ``d`` elements):
     y = (x - mean) r w + b,  r = 1 / sqrt(var + eps);

@@ -21,7 +21,7 @@ from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.activation import _log_softmax, _sigmoid, _softplus
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors
-from neural_arch.ops.fused import FusedCrossEntropy, kernel_for
+from neural_arch.ops.fused import FusedCrossEntropy, FusedMSELoss, kernel_for
 
 __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
@@ -314,6 +314,9 @@ def _pair(input, target, op):
 
 def _pointwise(input, target, reduction, kind, param, op, weight=None, weighted_mean="sum_w"):
     x, y = _pair(input, target, op)
+    if (kind == "mse" and weight is None and reduction != "none" and x.shape == y.shape and x.data.size
+            and kernel_for(x.data, y.data) is not None):
+        return FusedMSELoss.apply(x, y, mean=reduction == "mean")
     loss = PointwiseLoss.apply(x, y, kind=kind, param=param)
     if weight is None:
         return _reduce(loss, reduction)

@@ -94,6 +94,7 @@ def warm() -> float:
               (k.adagrad_step, x.copy(), x, np.zeros_like(x), f(1e-2), f(1e-10), f(0.0), f(1.0))]
     calls += [(k.dropout_apply, x, out, np.uint64(1), 0, np.uint64(1 << 20), f(1.25)),
               (k.sigmoid_forward, x, out), (k.sigmoid_backward, x, x, out), (k.row_sums, x2, r1),
+              (k.squared_error_sum, x, x, np.zeros(2)), (k.scaled_difference, x, x, f(2.0), out),
               (k.channel_norm_forward, np.empty(2), np.empty(2), np.empty(2), w.reshape(2, 4), w.reshape(2, 4),
                x.reshape(2, 2, 4, 4), out.reshape(2, 2, 4, 4), 0, 1e-5),
               (k.channel_norm_backward, np.zeros(2), np.ones(2), w.reshape(2, 4), r1.reshape(2, 4), r2.reshape(2, 4),

@@ -240,6 +240,28 @@ def row_sums(x, out):
         out[r] = s
 
 
+@kernel(FAST, rows=(0, 1), parts=(2,))
+def squared_error_sum(x, y, parts):
+    """parts[c] += sum of (x - y)^2 over chunk c of the elements (float64; the caller adds the parts)"""
+    n = x.size
+    chunks = parts.shape[0]
+    per = (n + chunks - 1) // chunks
+    for c in range(chunks):
+        xc, yc = x[c * per: min(n, (c + 1) * per)], y[c * per: min(n, (c + 1) * per)]
+        s = 0.0
+        for i in range(xc.size):  # (from 0: an index from c * per kept the loop scalar, see U above)
+            d = xc[i] - yc[i]
+            s += d * d
+        parts[c] += s
+
+
+@kernel(FAST, rows=(0, 1, 3))
+def scaled_difference(x, y, s, out):
+    """out = s (x - y): the gradient of a squared error"""
+    for i in range(x.size):
+        out[i] = s * (x[i] - y[i])
+
+
 # -- row-wise kernels on (rows, D) C-contiguous float32 ----------------------------------------------------
 @kernel(FAST, rows=(0, 4, 5, 6))
 def layer_norm_forward(x, w, b, eps, y, mean, rstd):
