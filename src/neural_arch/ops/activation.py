@@ -22,7 +22,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops.elementwise import sigmoid, sigmoid_array, tanh  # noqa: F401 - re-exported as F.sigmoid / F.tanh
+from neural_arch.ops.elementwise import sigmoid, sigmoid_array, tanh  # noqa: F401 - sigmoid, tanh: F.sigmoid / F.tanh
 from neural_arch.ops.fused import FusedGELU, FusedSiLU, FusedSoftmax, kernel_for
 
 __all__ = [

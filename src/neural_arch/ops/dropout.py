@@ -118,8 +118,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check(input, p, "dropout")
     if not training or p == 0:
         return input
-    if p == 1:  # (every draw is below 2^24: nothing kept)
-        return _dropout(input, p, training, input.shape, "dropout", generator)
+    if p == 1:
+        return Dropout.apply(input, mask=keep_mask(input.shape, 1, input.data.dtype))  # zeros
     seed, threshold, scale = _draw(p, generator)
     return CounterDropout.apply(input, seed=seed, threshold=threshold, scale=scale)
 

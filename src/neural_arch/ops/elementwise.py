@@ -30,7 +30,7 @@ __all__ = [
 _SPLIT = ufuncs.SPLIT_ELEMENTS
 
 
-def _times(a, b):
+def _mul(a, b):
     return ufuncs.call(np.multiply, a, b) if a.size >= _SPLIT else a * b
 
 
@@ -71,7 +71,7 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
-        return (_times(grad, y) if y is not None else None), (_times(grad, x) if x is not None else None)
+        return (_mul(grad, y) if y is not None else None), (_mul(grad, x) if x is not None else None)
 
 
 class Div(Function):
@@ -159,7 +159,7 @@ class Exp(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _times(grad, ctx.saved_tensors[0])
+        return _mul(grad, ctx.saved_tensors[0])
 
 
 class Log(Function):

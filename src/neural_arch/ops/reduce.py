@@ -73,7 +73,7 @@ def _trailing_sums(x, axes, keepdim):
     """Sums over the last dims of a large C-contiguous float32 array by the ``row_sums`` kernel
     (float64 accumulation, rows split over the threads); None for anything else (NumPy's sum).
     Not for a sum over every dim: one row would run on one thread."""
-    if (type(x) is not np.ndarray or x.dtype != np.float32 or x.size < _TRAILING_MIN or not axes
+    if (x.size < _TRAILING_MIN or type(x) is not np.ndarray or x.dtype != np.float32 or not axes
             or axes[0] == 0 or axes != tuple(range(axes[0], x.ndim)) or not x.flags.c_contiguous):
         return None
     k = kernels.get()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.errors import ConfigError
 from neural_arch.backend import kernels
+from neural_arch.errors import ConfigError
 from neural_arch.optim._helpers import fused_grad, grad_for_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 

@@ -218,7 +218,7 @@ def sigmoid_forward(x, y):
     """y = 1 / (1 + e^-x)  (_expf clamps its argument: no overflow; a NaN x stays NaN)"""
     for i in range(x.size):
         v = x[i]
-        y[i] = _sigmoidf(v) if v == v else v
+        y[i] = v if np.isnan(v) else _sigmoidf(v)
 
 
 @kernel(FAST, rows=(0, 1, 2))
