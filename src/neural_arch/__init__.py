@@ -44,10 +44,11 @@ from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
 from neural_arch.io import load, save  # noqa: E402,F401 - na.save / na.load (safetensors)
 from neural_arch import nn, optim  # noqa: E402,F401 - na.nn and na.optim, as torch.nn / torch.optim
-from neural_arch.backend import memory as _memory, threads as _threads  # noqa: E402
+from neural_arch.backend.threads import get_num_threads, set_num_threads  # noqa: E402,F401 - torch's names
 
-_threads.configure_blas()  # applies NEURAL_ARCH_NUM_THREADS to BLAS (no-op when unset)
-_memory.keep_freed_memory()  # large freed blocks are reused, not faulted in again each step
+# NOTE: importing changes nothing process-wide (NumPy's BLAS threads, malloc, os.environ): the
+# threading policy applies inside our own calls (backend/threads.py), the allocation policy from the
+# first op on (backend/memory.py).
 
 half = float16
 float = float32  # noqa: A001

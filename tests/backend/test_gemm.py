@@ -34,9 +34,9 @@ CASES = {  # name -> (a, b): one per way _blocks cuts a product
 @pytest.fixture
 def split_everything(monkeypatch):
     """Three threads (so cuts are uneven even on 2 cores), and every product counts as large."""
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
-    monkeypatch.setattr(threads, "GEMM_SPLIT_FLOPS", 0)
-    monkeypatch.setattr(gemm, "GEMV_SPLIT_BYTES", 0)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
+    monkeypatch.setattr(threads.policy, "gemm_split_flops", 0)
+    monkeypatch.setattr(threads.policy, "gemv_split_bytes", 0)
     monkeypatch.setattr(threads, "_blas_ours", True)
 
 
@@ -87,7 +87,7 @@ def test_small_products_and_native_blas_are_not_split(monkeypatch):
     monkeypatch.setattr(threads, "_blas_ours", True)
     assert gemm._blocks(a, b) is None  # 0.5 MFLOP, far below the threshold
     assert gemm._blocks(a[:1], b) is None  # a 16 KB matrix times a vector
-    monkeypatch.setattr(threads, "GEMM_SPLIT_FLOPS", 0)
+    monkeypatch.setattr(threads.policy, "gemm_split_flops", 0)
     monkeypatch.setattr(threads, "_blas_ours", False)
     assert gemm._blocks(a, b) is None  # BLAS has its own threads: it parallelises itself
 
@@ -95,15 +95,68 @@ def test_small_products_and_native_blas_are_not_split(monkeypatch):
 def _blas_threads(env_extra):
     code = ("import neural_arch\nfrom neural_arch.backend import threads\n"
             "print([i['num_threads'] for i in threads.blas_info()], threads.blas_is_ours())\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURAL_ARCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEURAL_ARCH_", "OPENBLAS_", "OMP_"))}
     out = subprocess.run([sys.executable, "-c", code], env={**env, **env_extra}, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip()
 
 
-def test_import_gives_blas_one_thread_and_native_opts_out():
-    assert _blas_threads({}) == "[1] True"
-    native = _blas_threads({"NEURAL_ARCH_BLAS_THREADS": "native"})  # BLAS keeps its default: one per core
-    assert native == f"[{os.cpu_count()}] False"
-    assert _blas_threads({"NEURAL_ARCH_BLAS_THREADS": "native", "NEURAL_ARCH_NUM_THREADS": "1"}) == "[1] False"
+def test_import_leaves_blas_its_threads_and_native_opts_out_of_splitting():
+    cores = os.cpu_count()
+    assert _blas_threads({}) == f"[{cores}] True"  # OpenBLAS's default: one per core, as without us
+    assert _blas_threads({"NEURAL_ARCH_BLAS_THREADS": "native"}) == f"[{cores}] False"
+    assert _blas_threads({"NEURAL_ARCH_NUM_THREADS": "1"}) == f"[{cores}] True"  # caps ours, not BLAS
+
+
+needs_openblas = pytest.mark.skipif(not threads.blas_is_ours(), reason="NumPy's BLAS is not an OpenBLAS we can set "
+                                    "(or NEURAL_ARCH_BLAS_THREADS=native)")
+
+
+@needs_openblas
+def test_blas_runs_one_thread_inside_our_calls_and_gets_the_users_count_back():
+    blas = threads._numpy_openblas()
+    user = blas.get()
+    try:
+        blas.set(3)  # the user's own setting
+        seen = []
+        threads.blas_enter()
+        threads.blas_enter()  # nested (a split product inside conv's split images)
+        seen.append(blas.get())
+        threads.blas_exit()
+        seen.append(blas.get())
+        threads.blas_exit()
+        assert seen == [1, 1] and blas.get() == 3
+
+        def record(out):
+            out[0] = blas.get()  # on the caller and on a helper thread, while the split call runs
+
+        outs = [np.zeros(1) for _ in range(2)]
+        threads.run_split(record, [(o,) for o in outs])
+        assert [o[0] for o in outs] == [1, 1] and blas.get() == 3
+    finally:
+        blas.set(user)
+
+
+@needs_openblas
+def test_a_scoped_product_puts_the_count_back_when_it_raises():
+    blas = threads._numpy_openblas()
+    user = blas.get()
+    try:
+        blas.set(3)
+        a = _arr(64, 80)
+        assert gemm._blas_may_thread(a, _arr(80, 90))  # OpenBLAS would thread it: it is scoped
+        with pytest.raises(ValueError):
+            gemm.matmul(a, _arr(81, 90))  # wrong inner size: NumPy raises inside the scope
+        assert blas.get() == 3 and threads._scope_depth == 0
+        np.testing.assert_allclose(gemm.matmul(a, _arr(80, 90)).shape, (64, 90))
+        assert blas.get() == 3
+    finally:
+        blas.set(user)
+
+
+def test_products_openblas_runs_on_one_thread_anyway_are_not_scoped():
+    assert not gemm._blas_may_thread(_arr(64, 64), _arr(64, 64))  # m n k = 2^18: OpenBLAS's own limit
+    assert gemm._blas_may_thread(_arr(65, 64), _arr(64, 64))
+    assert not gemm._blas_may_thread(_arr(1, 90), _arr(90, 100))  # a vector: 9,000 < 2304 * 4
+    assert gemm._blas_may_thread(_arr(1, 96), _arr(96, 100))

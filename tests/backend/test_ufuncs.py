@@ -16,9 +16,9 @@ def split(monkeypatch):
     """Every call with an array of >= 2 elements is split, into three blocks."""
     from neural_arch.ops import elementwise
 
-    monkeypatch.setattr(ufuncs, "SPLIT_ELEMENTS", 2)
+    monkeypatch.setattr(threads.policy, "ufunc_split_elements", 2)
     monkeypatch.setattr(elementwise, "_SPLIT", 2)  # (the ops read their own copy of the threshold)
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
     if not threads.blas_is_ours():
         pytest.skip("threading policy not in force (NEURAL_ARCH_BLAS_THREADS=native)")
 
@@ -59,9 +59,9 @@ def test_errstate_is_applied_in_every_block(split):
 
 
 def test_small_and_unsupported_calls_are_plain_numpy(split, monkeypatch):
-    monkeypatch.setattr(ufuncs, "SPLIT_ELEMENTS", 1 << 30)
+    monkeypatch.setattr(threads.policy, "ufunc_split_elements", 1 << 30)
     assert ufuncs.call(np.add, A, A).flags.c_contiguous
-    monkeypatch.setattr(ufuncs, "SPLIT_ELEMENTS", 2)
+    monkeypatch.setattr(threads.policy, "ufunc_split_elements", 2)
     objs = np.array([[1, 2], [3, 4]], dtype=object)
     assert ufuncs.call(np.add, objs, objs).dtype == object
     np.testing.assert_array_equal(ufuncs.call(np.add, np.ones((1, 3)), np.ones((1, 3))), 2)  # one row: no cut
@@ -87,7 +87,7 @@ def test_ops_give_the_same_values_and_gradients_split(split, monkeypatch):
     from neural_arch.ops import elementwise
 
     monkeypatch.setattr(elementwise, "_SPLIT", 1 << 30)
-    monkeypatch.setattr(ufuncs, "SPLIT_ELEMENTS", 1 << 30)
+    monkeypatch.setattr(threads.policy, "ufunc_split_elements", 1 << 30)
     plain = run()
     for a, b in zip(split_run, plain):
         np.testing.assert_array_equal(a, b)

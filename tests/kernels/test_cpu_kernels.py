@@ -182,18 +182,6 @@ def test_kernels_run_when_numba_has_fewer_threads_than_cores(tmp_path):
     assert out.stdout.strip().endswith("ok")
 
 
-def test_neural_arch_num_threads_limits_blas():
-    import subprocess
-    import sys
-
-    code = ("import neural_arch\nfrom threadpoolctl import threadpool_info\n"
-            "print([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'])\n")
-    env = {**__import__("os").environ, "NEURAL_ARCH_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[1]"
-
-
 def test_calls_split_over_threads_agree_with_one_thread(monkeypatch):
     from neural_arch.backend import threads
 

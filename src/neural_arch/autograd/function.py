@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.grad_mode import STATE
+from neural_arch.backend.memory import keep_freed_memory
 from neural_arch.errors import DeviceError, NeuralArchError, GradientError, NumericalError, ShapeError, shape_str
 
 _ndarray = np.ndarray
@@ -71,6 +72,8 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run ``forward`` on the inputs' arrays and, if any input needs a
         gradient (and grad mode is on), record the node for backward."""
+        if _first_op:
+            _start_work()
         ctx = cls.__new__(cls)
         ctx._saved = ()
         if STATE.grad_enabled:
@@ -116,6 +119,17 @@ class Function:
         return f"<{type(self).__name__}Backward>"
 
     name = property(lambda self: type(self).__name__ + "Backward")
+
+
+_first_op = True  # no op has run yet in this process
+
+
+def _start_work() -> None:
+    """What neural-arch changes process-wide, done when its first op runs, not at import: the
+    allocation policy (``backend/memory.py``; ``NEURAL_ARCH_KEEP_MEMORY=0`` turns it off)."""
+    global _first_op
+    _first_op = False
+    keep_freed_memory()
 
 
 _Tensor = None  # set by tensor.py: Function creates Tensors, Tensor calls Functions

@@ -1,9 +1,9 @@
 """Matrix products on our threads: ``matmul(a, b)`` is ``np.matmul`` with a large product cut in blocks.
 
-Under the threading policy (``threads.py``) BLAS runs one thread per call, so that its workers do not
-spin against our kernels' threads. A product of at least ``threads.GEMM_SPLIT_FLOPS`` is cut into
-``k`` blocks of its output, one per thread, and ``threads.run_split`` runs them at once; each block is
-one single-threaded BLAS call (NumPy releases the GIL inside it):
+Under the threading policy (``threads.py``) NumPy's BLAS runs one thread inside our calls, so that its
+workers do not spin against our kernels' threads. A product of at least ``policy.gemm_split_flops``
+is cut into ``k`` blocks of its output, one per thread, and ``threads.run_split`` runs them at once;
+each block is one single-threaded BLAS call (NumPy releases the GIL inside it):
 
     2-D  (M, K) @ (K, N):        rows of a when M >= N, else columns of b     out[r0:r1] / out[:, c0:c1]
     batched, same batch shape:   the first batch axis at least k long         out[..., s0:s1, :, :]
@@ -11,14 +11,12 @@ one single-threaded BLAS call (NumPy releases the GIL inside it):
 
 Every block writes its own slice of ``out``, and each output element is the same K-long dot product
 BLAS would compute unsplit. Anything else (CuPy arrays, integers, broadcast batches, small products)
-is plain ``np.matmul``.
+is one ``np.matmul``; when OpenBLAS would use several threads for it (``_blas_may_thread``), that
+call runs inside ``threads.blas_enter``/``blas_exit``: one thread, and the user's setting put back.
 
 A vector times a matrix (M = 1: batch-1 decoding) is bound by reading the matrix from memory, not by
-its flops, so it is split when the matrix has ``GEMV_SPLIT_BYTES``, and along its longer side: the
-columns when N >= K, else the reduction (two partial products, then one add). Measured with weights
-read from DRAM as in decoding (40 different 9.4 MB matrices in turn): x (1x768) W^T, W 3072x768:
-293 us on one thread, 211 split by columns; x (1x3072) W^T, W 768x3072: 283 us, 319 split by
-columns, 244 split along K.
+its flops, so it is split when the matrix has ``policy.gemv_split_bytes``, and along its longer side:
+the columns when N >= K, else the reduction (two partial products, then one add).
 """
 
 from __future__ import annotations
@@ -28,10 +26,15 @@ import math
 import numpy as np
 
 from neural_arch.backend import threads
-
-GEMV_SPLIT_BYTES = 4 << 20  # a vector-times-matrix product is split when the matrix has this many bytes
+from neural_arch.backend.threads import policy
 
 _FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
+
+# OpenBLAS runs a call on one thread below these sizes whatever its thread count (interface/gemv.c:
+# m n < 2304 * GEMM_MULTITHREAD_THRESHOLD; interface/gemm.c: m n k <= 65536 * the same, which is 4):
+# such products need no scope around them.
+_GEMV_SERIAL = 2304 * 4
+_GEMM_SERIAL = 65536 * 4
 
 
 def matmul(a, b, out=None):
@@ -40,16 +43,33 @@ def matmul(a, b, out=None):
     C-ordered one), as ``np.matmul``'s."""
     n = b.shape[-1] if b.ndim else 0
     size = a.size * n  # m K n (times the batch): at most half the flops, the bytes of a vector's matrix
-    if 2 * size < threads.GEMM_SPLIT_FLOPS and size * a.itemsize < GEMV_SPLIT_BYTES:
-        return np.matmul(a, b, out=out)  # most products: decided in well under a microsecond
-    jobs = _blocks(a, b, out)
+    if 2 * size < policy.gemm_split_flops and size * a.itemsize < policy.gemv_split_bytes:
+        if size < _GEMV_SERIAL or not _blas_may_thread(a, b):
+            return np.matmul(a, b, out=out)  # most products: decided in well under a microsecond
+        jobs = None
+    else:
+        jobs = _blocks(a, b, out)
     if jobs is None:
-        return np.matmul(a, b, out=out)
+        threads.blas_enter()
+        try:
+            return np.matmul(a, b, out=out)
+        finally:
+            threads.blas_exit()
     result, parts, partial_products = jobs
     threads.run_split(_product_into, parts, products=True)
     if partial_products:
         return result.sum(axis=0, out=out)
     return result
+
+
+def _blas_may_thread(a, b) -> bool:
+    """Whether OpenBLAS could run one of the products of ``a @ b`` on several threads (see above)."""
+    if a.ndim < 2 or b.ndim < 2:
+        return True  # a vector: ?gemv, judged by the matrix (the caller checked its size)
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if m == 1 or n == 1:
+        return k * max(m, n) >= _GEMV_SERIAL
+    return m * k * n > _GEMM_SERIAL
 
 
 def column_major(a) -> bool:
@@ -72,15 +92,15 @@ def _blocks(a, b, out=None):
     batch_a, batch_b = a.shape[:-2], b.shape[:-2]
     batch = math.prod(batch_a) if batch_a else 1
     if m == 1 and batch == 1:  # a vector times a matrix: memory-bound, judged by the matrix's bytes
-        if inner * n * a.itemsize < GEMV_SPLIT_BYTES:
+        if inner * n * a.itemsize < policy.gemv_split_bytes:
             return None
-    elif 2 * m * n * inner * batch < threads.GEMM_SPLIT_FLOPS:
+    elif 2 * m * n * inner * batch < policy.gemm_split_flops:
         return None
     if batch_b and batch_b != batch_a:
         return None  # broadcasting batches: rare, left to NumPy
     if a.dtype != b.dtype or a.dtype not in _FLOAT or inner != b.shape[-2] or not threads.blas_is_ours():
         return None
-    k = threads.num_threads()
+    k = policy.num_threads
     if k < 2:
         return None
     shape = (*batch_a, m, n)

@@ -3,16 +3,15 @@
 glibc's malloc hands a block above its mmap threshold (128 KiB, raised adaptively to at most
 32 MiB) a fresh ``mmap``, and gives freed memory above its trim threshold back to the OS. A
 training step allocates and frees the same large arrays every iteration, so every step would
-fault its activations and gradients in again, page by page, each page zeroed by the kernel.
-Measured on this project's 2-core machine (``python -m benchmarks`` GPT, 6 layers, 384 wide, block
-256, batch 16, one AdamW step): 33,900 page faults and 130-320 ms of system time per step with
-glibc's defaults, 104 faults and 5-9 ms with this policy; the step went from 1.19-1.36 s to
-1.01-1.09 s, and the peak resident memory stayed at 1.2 GB.
+fault its activations and gradients in again, page by page, each page zeroed by the kernel
+(figures: BENCHMARKS.md, "The allocation policy").
 
-So on glibc, :func:`keep_freed_memory` (run once at ``import neural_arch``) raises both thresholds
-with ``mallopt``: blocks up to ``_THRESHOLD`` come from the heap and freed ones are kept for reuse.
-The price is that the process's resident memory stays near its peak after a large computation
-instead of shrinking (peak memory itself does not grow: the same sizes are reused).
+So on glibc, :func:`keep_freed_memory` raises both thresholds with ``mallopt``: blocks up to
+``_THRESHOLD`` come from the heap and freed ones are kept for reuse. It is process-wide and cannot
+be scoped to our own calls, so it is applied when neural-arch first runs work (the first op,
+``Function.apply``), never at ``import neural_arch``: a process that imports us and runs no op keeps
+malloc as it was. The price is that the process's resident memory stays near its peak after a large
+computation instead of shrinking (peak memory itself does not grow: the same sizes are reused).
 PyTorch users get the same effect from jemalloc or tcmalloc. ``NEURAL_ARCH_KEEP_MEMORY=0`` leaves
 malloc as it was; other C libraries (macOS, musl, Windows) are left alone.
 """

@@ -1,100 +1,263 @@
 """The threading policy: one pool of threads, ours, shares the cores between BLAS and our kernels.
 
-On a small machine (2 cores here) threads are a first-order cost. OpenBLAS's
-workers spin for about 0.1 s after each call, and a second pool beside them
-gets its threads descheduled: with BLAS on its own two threads, a layer norm
-of 4096x512 (forward+backward) took 1.4-2.0 ms right after matmuls and 0.8 ms
-with nothing spinning; GELU on 1M floats 0.6 ms against 0.4 ms. So there is
-one pool, ours:
+On a small machine threads are a first-order cost: OpenBLAS's workers spin for a while after each
+call, and a second pool beside them gets its threads descheduled. So inside neural-arch's own work
+there is one pool, ours (figures: BENCHMARKS.md, "The threading policy"):
 
-* BLAS runs one thread per call (set at import, through threadpoolctl, on the
-  BLAS library NumPy uses). A product of at least ``GEMM_SPLIT_FLOPS`` is cut
-  into blocks of its output by ``backend.gemm.matmul``, one single-threaded
-  BLAS call per thread.
-* Elementwise NumPy calls of at least ``ufuncs.SPLIT_ELEMENTS`` (add, multiply, ... in
-  ops/elementwise.py) are cut into row blocks the same way (``backend/ufuncs.py``): NumPy
-  releases the GIL inside a ufunc's loop.
-* The numba kernels are compiled serially (numba's own pool is not used: its
-  ``workqueue`` layer was measured at 50-170 us a call and slower than one
-  thread on a layer norm of 2M floats, its ``omp`` layer spins against
-  OpenBLAS). A kernel call of at least ``PARALLEL_MIN_ELEMENTS`` is cut into
-  row ranges. The kernels release the GIL, so the ranges really run at once.
-* :func:`run_split` runs the blocks: the first on the calling thread, the
-  others on persistent helper threads. A helper polls for its next job for
-  ``SPIN_US`` after each one, and the caller polls for the helper to finish
-  (``kernels/spin.py``), as OpenBLAS's and OpenMP's workers do: a hand-off then
-  costs ~6 us instead of the 65-70 us of waking a thread that slept on a lock.
-* Thresholds, measured on this machine (one thread vs split in two):
-  products of 4.2 MFLOP break even (24 vs 21 us), 20 MFLOP gain (110 vs 67 us),
-  hence 2^23 flops; GELU breaks even near 40k elements and a 128-wide layer
-  norm near 100k (65k: 9 vs 13 us; 262k: 34 vs 25 us), hence 2^17 elements.
-* ``NEURAL_ARCH_NUM_THREADS`` caps our threads (e.g. 1 to share a machine).
-  ``NEURAL_ARCH_BLAS_THREADS=native`` leaves BLAS its own threads instead; then
-  products are not split, helpers do not poll (two spinning pools on two cores
-  made a char-GPT step 3x slower) and kernels split from 2^20 elements.
-  ``NEURAL_ARCH_SPIN_US=0`` turns the polling off.
+* NumPy's BLAS runs one thread per call *inside our calls only*: ``backend.gemm.matmul`` and
+  :func:`run_split` set its thread count to 1 through OpenBLAS's own ``openblas_set_num_threads``
+  (called by address) and put back what they found when they return (:func:`blas_enter` /
+  :func:`blas_exit`). Importing neural-arch, or running a step, leaves a user's BLAS as it was.
+  A product of at least ``policy.gemm_split_flops`` is cut into blocks of its output by
+  ``backend.gemm.matmul``, one single-threaded BLAS call per thread.
+* Elementwise NumPy calls of at least ``policy.ufunc_split_elements`` are cut into row blocks the
+  same way (``backend/ufuncs.py``): NumPy releases the GIL inside a ufunc's loop.
+* The numba kernels are compiled serially (numba's own pools spin against OpenBLAS or cost more
+  than they save per call). A kernel call of at least ``policy.kernel_min_elements`` is cut into
+  row ranges; the kernels release the GIL, so the ranges really run at once.
+* :func:`run_split` runs the blocks: the first on the calling thread, the others on persistent
+  helper threads. A helper polls for its next job for ``policy.spin_us`` after each one, and the
+  caller polls for the helper to finish (``backend/spin.py``), as OpenBLAS's and OpenMP's workers do:
+  waking a thread that slept on a lock costs far more than a poll.
 
-``describe()`` reports the policy in force; ``neural-arch info`` prints it.
+Every threshold and knob is one field of :data:`policy`, read from the environment at import:
+
+=====================================  ====================================  =====================
+field                                  environment variable                  default
+=====================================  ====================================  =====================
+``num_threads``                        ``NEURAL_ARCH_NUM_THREADS``           the cores
+``blas``                               ``NEURAL_ARCH_BLAS_THREADS=native``   ``"ours"``
+``kernel_min_elements``                ``NEURAL_ARCH_PARALLEL_MIN_ELEMENTS`` 2^17 (2^20 if native)
+``gemm_split_flops``                   ``NEURAL_ARCH_GEMM_SPLIT_FLOPS``      2^23
+``gemv_split_bytes``                                                         4 MiB
+``ufunc_split_elements``                                                     2^19
+``relu_kernel_min_elements``                                                 4096
+``reduce_kernel_min_elements``                                               2^15
+``conv_chunk_bytes``                                                         2 MiB
+``spin_us``                            ``NEURAL_ARCH_SPIN_US`` (0: locks)    2000
+``gemm_in_poll``                       ``NEURAL_ARCH_GEMM_IN_POLL=0``        True
+``jit``                                ``NEURAL_ARCH_JIT=0``                 True
+=====================================  ====================================  =====================
+
+``na.set_num_threads(n)`` / ``na.get_num_threads()`` (torch's names) set and read
+``policy.num_threads``; ``neural-arch info`` prints the policy (:func:`describe`). With
+``NEURAL_ARCH_BLAS_THREADS=native`` BLAS keeps whatever threads it has inside our calls too;
+then products are not split, helpers do not poll (two spinning pools on the same cores
+deschedule each other) and kernels split only from 2^20 elements. BLAS is also left to its own
+threads when it is not an OpenBLAS whose thread count we can set (the split products then stop).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 import time
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-# Below this many elements a kernel runs on one thread (measured: see the module doc);
-# NEURAL_ARCH_PARALLEL_MIN_ELEMENTS (a whole number) overrides it.
-_env_min = os.environ.get("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", "").strip()
-PARALLEL_MIN_ELEMENTS = int(_env_min) if _env_min.isdigit() else 1 << 17
-# A matrix product of at least this many flops (2 M N K) is split over the threads (backend/gemm.py).
-_env_gemm = os.environ.get("NEURAL_ARCH_GEMM_SPLIT_FLOPS", "").strip()
-GEMM_SPLIT_FLOPS = int(_env_gemm) if _env_gemm.isdigit() else 1 << 23
+try:
+    from threadpoolctl import ThreadpoolController, threadpool_info
+except ImportError:  # a core dependency, but a broken install should still import: BLAS is then left alone
+    ThreadpoolController = threadpool_info = None
+
+_CORES = os.cpu_count() or 1
+_FALSE = ("0", "false", "no", "off")
 
 
-_CORES = os.cpu_count() or 1  # os.cpu_count() reads /sys: ~8 us, too slow to ask on every kernel call
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else default
 
 
-def num_threads() -> int:
-    env = os.environ.get("NEURAL_ARCH_NUM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return _CORES
+@dataclass
+class ThreadingPolicy:
+    """Every threshold and knob of the threading policy, in one place (see the module doc)."""
+
+    num_threads: int  # our threads: the caller plus num_threads - 1 helpers
+    blas: str  # "ours": BLAS on one thread inside our calls, products split over ours; "native"
+    kernel_min_elements: int  # a numba kernel call of this many elements is split into row ranges
+    gemm_split_flops: int  # a matrix product of this many flops (2 M N K) is split (backend/gemm.py)
+    gemv_split_bytes: int  # a vector-times-matrix product is split when the matrix has this many bytes
+    ufunc_split_elements: int  # an elementwise NumPy call with this many elements is split (ufuncs.py)
+    relu_kernel_min_elements: int  # below this, relu is np.maximum: the kernel's dispatch costs more
+    reduce_kernel_min_elements: int  # below this, a trailing-axes sum is NumPy's: same reason
+    conv_chunk_bytes: int  # conv's column buffer per chunk of images (fits in the caches)
+    spin_us: int  # how long a helper polls for its next job before it sleeps (0: locks only)
+    gemm_in_poll: bool  # a polling helper runs its share of a product by calling BLAS by address
+    jit: bool  # the numba kernels may run (NEURAL_ARCH_JIT); numba must also be importable
+
+    @classmethod
+    def from_env(cls) -> ThreadingPolicy:
+        """The policy the ``NEURAL_ARCH_*`` environment variables ask for (the table in the module doc)."""
+        native = os.environ.get("NEURAL_ARCH_BLAS_THREADS", "").strip().lower() == "native"
+        threads = _env_int("NEURAL_ARCH_NUM_THREADS", 0)
+        return cls(
+            num_threads=threads if threads > 0 else _CORES,
+            blas="native" if native else "ours",
+            # beside BLAS's own spinning threads a split pays off only for big calls
+            kernel_min_elements=_env_int("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", 1 << 20 if native else 1 << 17),
+            gemm_split_flops=_env_int("NEURAL_ARCH_GEMM_SPLIT_FLOPS", 1 << 23),
+            gemv_split_bytes=4 << 20,
+            ufunc_split_elements=1 << 19,
+            relu_kernel_min_elements=4096,
+            reduce_kernel_min_elements=1 << 15,
+            conv_chunk_bytes=2 << 20,
+            spin_us=_env_int("NEURAL_ARCH_SPIN_US", 2000),
+            gemm_in_poll=os.environ.get("NEURAL_ARCH_GEMM_IN_POLL", "").strip() != "0",
+            jit=os.environ.get("NEURAL_ARCH_JIT", "1").strip().lower() not in _FALSE,
+        )
 
 
-# How long a helper keeps polling for its next job before it sleeps on a lock, and how long a caller
-# polls for a helper to finish. ~25 ns per poll (a ``pause``) on this project's machine.
-_env_spin = os.environ.get("NEURAL_ARCH_SPIN_US", "").strip()
-SPIN_US = int(_env_spin) if _env_spin.isdigit() else 2000
-_POLLS_PER_US = 40
-_SETTLE_POLLS = 100  # ~2.5 us: a helper that saw its job lets the caller get into its own share first
-_JOIN_POLLS = 1000 * _POLLS_PER_US  # a caller waits ~1 ms by polling, then sleeps until the helper is done
+policy = ThreadingPolicy.from_env()
 
 
-_spin_compiled = None  # backend/kernels/spin.py once its polls compiled (False: they could not be)
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for neural-arch's own work (split products, elementwise calls and kernels),
+    as ``torch.set_num_threads``. NumPy's BLAS outside our calls is not touched."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: the number of threads must be a whole number >= 1, got {n!r}")
+    policy.num_threads = n
+
+
+def get_num_threads() -> int:
+    """How many threads neural-arch's own work uses (``NEURAL_ARCH_NUM_THREADS``, else the cores)."""
+    return policy.num_threads
+
+
+num_threads = get_num_threads  # NOTE: the name the kernels call; stream 1's rewrite may read the policy
+
+
+# -- NumPy's BLAS: its thread count, set inside our calls only -------------------------------------
+
+
+class _OpenBLAS:
+    """NumPy's OpenBLAS reached by address: its thread count and its ``cblas_?gemm`` (ILP64)."""
+
+    def __init__(self, path: str):
+        # PyDLL: the calls keep the GIL (they take nanoseconds; releasing and taking it back cost more)
+        dll = ctypes.PyDLL(path)
+        self.get = self.set = None
+        # NumPy's wheels rename OpenBLAS's symbols (scipy_openblas_..._64_); a system OpenBLAS does not
+        for prefix in ("scipy_", ""):
+            for suffix in ("64_", ""):
+                getter = getattr(dll, f"{prefix}openblas_get_num_threads{suffix}", None)
+                setter = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if getter is not None and setter is not None and self.get is None:
+                    getter.argtypes, getter.restype = (), ctypes.c_int
+                    setter.argtypes, setter.restype = (ctypes.c_int,), None
+                    self.get, self.set = getter, setter
+        self.gemm = {}
+        for dt, name in ((np.float32, "sgemm"), (np.float64, "dgemm")):
+            for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
+                if hasattr(dll, symbol):
+                    self.gemm[np.dtype(dt)] = ctypes.cast(getattr(dll, symbol), ctypes.c_void_p).value
+                    break
+
+
+_openblas: _OpenBLAS | None | bool = False  # False: not looked for yet; None: none we can drive
+
+
+def _numpy_openblas() -> _OpenBLAS | None:
+    """NumPy's OpenBLAS, found once (on first use, never at import), or None (another BLAS)."""
+    global _openblas
+    if _openblas is False:
+        _openblas = None
+        try:
+            for lib in _numpy_blas(ThreadpoolController()) if ThreadpoolController else []:
+                if lib.internal_api == "openblas":
+                    found = _OpenBLAS(lib.filepath)
+                    _openblas = found if found.get is not None else None
+                break
+        except OSError:  # a library that cannot be opened again: leave BLAS alone
+            _openblas = None
+    return _openblas
+
+
+def _numpy_blas(controller) -> list:
+    """threadpoolctl's handles on the BLAS NumPy calls: the one its wheel bundles (numpy.libs/), or
+    the only BLAS loaded (a NumPy built on the system's). Never, say, a BLAS bundled with torch."""
+    libs = [c for c in controller.lib_controllers if c.user_api == "blas"]
+    bundled = [c for c in libs if os.path.basename(os.path.dirname(c.filepath)).startswith("numpy")]
+    return bundled or (libs if len(libs) == 1 else [])
+
+
+_blas_ours: bool | None = None  # decided on first use
+
+
+def blas_is_ours() -> bool:
+    """True when NumPy's BLAS runs one thread inside our calls and our pool splits products: the
+    policy asks for it and NumPy's BLAS is an OpenBLAS whose thread count we can set."""
+    global _blas_ours
+    if _blas_ours is None:
+        _blas_ours = policy.blas == "ours" and _numpy_openblas() is not None
+    return _blas_ours
+
+
+_scope_lock = threading.Lock()
+_scope_depth = 0  # how many of our calls (on any thread) are inside blas_enter
+_scope_saved = 0  # the BLAS thread count found by the outermost blas_enter, put back by its blas_exit
+
+
+def blas_enter() -> None:
+    """Run NumPy's BLAS on one thread until the matching :func:`blas_exit` (nests, from any thread).
+    A no-op unless :func:`blas_is_ours`. Always pair it with ``try: ... finally: blas_exit()``."""
+    global _scope_depth, _scope_saved
+    if not (_blas_ours or (_blas_ours is None and blas_is_ours())) or not _openblas:
+        return
+    _scope_lock.acquire()
+    if _scope_depth == 0:
+        _scope_saved = _openblas.get()
+        if _scope_saved != 1:
+            _openblas.set(1)
+    _scope_depth += 1
+    _scope_lock.release()
+
+
+def blas_exit() -> None:
+    """Put NumPy's BLAS thread count back to what the outermost :func:`blas_enter` found."""
+    global _scope_depth
+    if not _blas_ours or not _openblas:
+        return
+    _scope_lock.acquire()
+    _scope_depth -= 1
+    if _scope_depth == 0 and _scope_saved != 1:
+        _openblas.set(_scope_saved)
+    _scope_lock.release()
+
+
+def _gemm_address(dtype) -> int:
+    """Where NumPy's BLAS has ``cblas_sgemm`` / ``cblas_dgemm`` with 64-bit integers; 0 when unknown or
+    when ``policy.gemm_in_poll`` is off: helpers then run products through NumPy, as Python jobs."""
+    blas = _numpy_openblas() if policy.gemm_in_poll else None
+    return blas.gemm.get(dtype, 0) if blas is not None else 0
+
+
+# -- the helper threads ---------------------------------------------------------------------------
+
+_POLLS_PER_US = 40  # polls (a ``pause`` each) per microsecond, roughly
+_SETTLE_POLLS = 100  # a helper that saw a Python job lets the caller get into its own share first
+_JOIN_POLLS = 1000 * _POLLS_PER_US  # a caller polls ~1 ms for a helper, then sleeps until it is done
+
+_spin_compiled = None  # backend/spin.py once its polls compiled (False: they could not be)
 
 
 def _spin_module():
-    """backend/kernels/spin.py when numba is usable and spinning is on, else None (locks only).
-    Not while BLAS has its own threads: they spin too, and two spinning pools on the same cores
-    deschedule each other (measured: a char-GPT step 23 ms -> 70 ms)."""
+    """backend/spin.py when numba is usable and polling is on, else None (locks only). Not while
+    BLAS keeps its own threads: they spin too, and two spinning pools on the same cores deschedule
+    each other."""
     global _spin_compiled
-    if SPIN_US == 0 or not _blas_ours:
-        return None
-    from neural_arch.backend import kernels  # noqa: PLC0415
-
-    if not kernels.enabled_by_env():
+    if policy.spin_us == 0 or not policy.jit or not blas_is_ours():
         return None
     if _spin_compiled is None:
         try:  # compile (or load) both polls here: a helper thread that failed to would never answer
-            from neural_arch.backend.kernels import spin  # noqa: PLC0415
+            from neural_arch.backend import spin  # noqa: PLC0415 - numba, loaded only when threads run
 
             spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))
             spin.wait_finished(np.zeros(3, np.int64), 0, 0)
             _spin_compiled = spin
-        except Exception:  # noqa: BLE001 - an llvmlite/numba without these intrinsics: use the locks
+        except Exception:  # noqa: BLE001 - no numba, or an llvmlite without these intrinsics: use the locks
             _spin_compiled = False
     return _spin_compiled or None
 
@@ -103,14 +266,14 @@ class _Helper:
     """One persistent thread that runs ``fn(*args)`` when started and signals when done.
 
     Two locks make the hand-off: ``_go`` is released to start a job, ``_done`` when it ends. With
-    numba, both sides poll first (``kernels/spin.py``) so that neither waits for the OS to wake it:
-    the helper polls the job counter ``_state[0]`` for ``SPIN_US`` after each job, the caller polls
-    the finished counter ``_state[1]`` for up to a millisecond; by then the lock it takes next is
-    already released, and only a thread whose poll ran out sleeps on one."""
+    numba, both sides poll first (``backend/spin.py``) so that neither waits for the OS to wake it:
+    the helper polls the job counter ``_state[0]`` for ``policy.spin_us`` after each job, the caller
+    polls the finished counter ``_state[1]`` for up to a millisecond; by then the lock it takes next
+    is already released, and only a thread whose poll ran out sleeps on one."""
 
     def __init__(self, spin):
         self._spin = spin
-        self._state = np.zeros(3, np.int64)  # [jobs started, jobs finished, polling?] (kernels/spin.py)
+        self._state = np.zeros(3, np.int64)  # [jobs started, jobs finished, polling?] (backend/spin.py)
         self._product = np.zeros(16, np.int64)  # a matrix product run inside the poll (spin.post_product)
         self._in_poll = False  # the current job is such a product
         self._go, self._done = threading.Lock(), threading.Lock()
@@ -123,8 +286,8 @@ class _Helper:
         finished = 0
         while True:
             if self._spin is not None:  # runs the products posted meanwhile; returns for a Python job
-                finished = self._spin.serve(self._state, finished, SPIN_US * _POLLS_PER_US, _SETTLE_POLLS,
-                                            self._product)
+                finished = self._spin.serve(self._state, finished, policy.spin_us * _POLLS_PER_US,
+                                            _SETTLE_POLLS, self._product)
             self._go.acquire()
             fn, args = self._job
             try:
@@ -133,7 +296,7 @@ class _Helper:
                 self._error = exc
             self._job = None
             finished += 1
-            self._done.release()  # (with spinning, serve then publishes `finished` too)
+            self._done.release()  # (with polling, serve then publishes `finished` too)
 
     def start(self, fn, args) -> None:
         self._error, self._job = None, (fn, args)
@@ -172,15 +335,17 @@ _in_use = threading.Lock()
 
 def run_split(fn, jobs: list, products: bool = False) -> None:
     """``fn(*args)`` for every ``args`` in ``jobs``, at the same time: the first on this thread,
-    the rest on helper threads. ``fn`` must release the GIL (our kernels are ``nogil``) and the
-    jobs must write to disjoint memory. If another thread is already using the helpers, the jobs
-    run one after another here instead. ``products``: each job is ``(a, b, out)`` and ``fn`` computes
-    out = a @ b; a polling helper then runs its product without Python (``_Helper.post_product``)."""
+    the rest on helper threads, with NumPy's BLAS on one thread meanwhile (:func:`blas_enter`).
+    ``fn`` must release the GIL (our kernels are ``nogil``) and the jobs must write to disjoint
+    memory. If another thread is already using the helpers, the jobs run one after another here
+    instead. ``products``: each job is ``(a, b, out)`` and ``fn`` computes out = a @ b; a polling
+    helper then runs its product without Python (``_Helper.post_product``)."""
     global _helpers, _helpers_pid
     if len(jobs) == 1 or not _in_use.acquire(blocking=False):
         for args in jobs:
             fn(*args)
         return
+    blas_enter()
     try:
         if _helpers_pid != os.getpid():
             _helpers, _helpers_pid = [], os.getpid()
@@ -201,77 +366,16 @@ def run_split(fn, jobs: list, products: bool = False) -> None:
         if errors:
             raise errors[0]
     finally:
+        blas_exit()
         _in_use.release()
 
 
-_gemm_addresses = None  # {dtype: address of NumPy's BLAS cblas_?gemm (ILP64)}, found once
-
-
-def _gemm_address(dtype) -> int:
-    """Where NumPy's BLAS has ``cblas_sgemm`` / ``cblas_dgemm`` with 64-bit integers (the OpenBLAS
-    NumPy's wheels bundle exports them as ``scipy_cblas_?gemm64_``); 0 when unknown, or when
-    ``NEURAL_ARCH_GEMM_IN_POLL=0``: helpers then run products through NumPy, as Python jobs."""
-    global _gemm_addresses
-    if _gemm_addresses is None:
-        _gemm_addresses = {}
-        if os.environ.get("NEURAL_ARCH_GEMM_IN_POLL", "").strip() != "0":
-            try:
-                import ctypes  # noqa: PLC0415
-
-                from threadpoolctl import ThreadpoolController  # noqa: PLC0415
-
-                for lib in _numpy_blas(ThreadpoolController())[:1]:
-                    dll = ctypes.CDLL(lib.filepath)
-                    for dt, name in ((np.float32, "sgemm"), (np.float64, "dgemm")):
-                        for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
-                            if hasattr(dll, symbol):
-                                _gemm_addresses[np.dtype(dt)] = ctypes.cast(getattr(dll, symbol), ctypes.c_void_p).value
-                                break
-            except Exception:  # noqa: BLE001 - no threadpoolctl, an unusual BLAS: NumPy runs the products
-                _gemm_addresses = {}
-    return _gemm_addresses.get(dtype, 0)
-
-
-_blas_ours = False  # True once NumPy's BLAS runs one thread per call and our pool splits products
-
-
-def blas_is_ours() -> bool:
-    return _blas_ours
-
-
-def configure_blas() -> None:
-    """Run NumPy's BLAS on one thread per call (our pool splits large products), once, at import.
-
-    With ``NEURAL_ARCH_BLAS_THREADS=native`` BLAS keeps its own threads, capped by
-    ``NEURAL_ARCH_NUM_THREADS`` when that is set. Needs threadpoolctl; without it BLAS is left alone."""
-    global _blas_ours, PARALLEL_MIN_ELEMENTS
-    native = os.environ.get("NEURAL_ARCH_BLAS_THREADS", "").strip().lower() == "native"
-    try:
-        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
-    except ImportError:
-        libs = []
-    else:
-        libs = _numpy_blas(ThreadpoolController()) if not native or os.environ.get("NEURAL_ARCH_NUM_THREADS") else []
-    for lib in libs:
-        lib.set_num_threads(num_threads() if native else 1)
-    _blas_ours = bool(libs) and not native
-    if not _blas_ours and not _env_min.isdigit():
-        PARALLEL_MIN_ELEMENTS = 1 << 20  # beside BLAS's spinning threads a split pays off only for big calls
-
-
-def _numpy_blas(controller) -> list:
-    """threadpoolctl's handles on the BLAS NumPy calls: the one its wheel bundles (numpy.libs/), or
-    the only BLAS loaded (a NumPy built on the system's). Never, say, a BLAS bundled with torch."""
-    libs = [c for c in controller.lib_controllers if c.user_api == "blas"]
-    bundled = [c for c in libs if os.path.basename(os.path.dirname(c.filepath)).startswith("numpy")]
-    return bundled or (libs if len(libs) == 1 else [])
+# -- what `neural-arch info` prints ---------------------------------------------------------------
 
 
 def blas_info() -> list[dict]:
     """What BLAS NumPy uses: library, version, kernel architecture, threads."""
-    try:
-        from threadpoolctl import threadpool_info  # noqa: PLC0415
-    except ImportError:
+    if threadpool_info is None:
         return []
     return [
         {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
@@ -303,18 +407,25 @@ def blas_warning() -> str | None:
 
 
 def describe() -> dict:
-    from neural_arch.backend import kernels, memory, ufuncs  # noqa: PLC0415
-
+    """The policy in force: every field of :data:`policy`, the cores, and how BLAS and the hand-off run."""
+    ours = blas_is_ours()
     return {
-        "cores": os.cpu_count(),
-        "threads": num_threads(),
-        "blas": blas_info(),
-        "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
-        "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
-        "gemm_split_flops": GEMM_SPLIT_FLOPS if _blas_ours else None,
-        "ufunc_split_elements": ufuncs.SPLIT_ELEMENTS if _blas_ours else None,
-        "hand_off": (f"helpers poll {SPIN_US} us" + (", run products in the poll (BLAS by address)"
-                                                     if _gemm_address(np.dtype(np.float32)) else "")
+        "cores": _CORES,
+        **{f.name: getattr(policy, f.name) for f in fields(policy)},
+        "blas_in_our_calls": "one thread (set around our calls, then put back)" if ours else "its own threads",
+        "hand_off": (f"helpers poll {policy.spin_us} us" + (", run products in the poll (BLAS by address)"
+                                                            if _gemm_address(np.dtype(np.float32)) else "")
                      if _spin_module() is not None else "locks only"),
-        "memory": memory.describe(),
     }
+
+
+# NOTE: the module-level names the ops and kernels read before the policy object; they read the
+# policy now (a Python module __getattr__), until every caller says ``policy.<field>``.
+_LEGACY = {"PARALLEL_MIN_ELEMENTS": "kernel_min_elements", "GEMM_SPLIT_FLOPS": "gemm_split_flops",
+           "SPIN_US": "spin_us"}
+
+
+def __getattr__(name: str):
+    if name in _LEGACY:
+        return getattr(policy, _LEGACY[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,9 @@
 """Large elementwise NumPy calls on all our threads: ``call(np.add, a, b)`` is ``np.add(a, b)``.
 
 NumPy runs a ufunc on one core, but it releases the GIL inside the loop, so blocks of the
-output's first axis computed at the same time on our threads (``threads.run_split``) use both
-cores. Measured on this project's machine: an add of two 8 MB float32 arrays took 256 us on one
-thread and 150 us in two blocks; a broadcast multiply 272 against 152 us. Below
-``SPLIT_ELEMENTS`` the hand-off (~8 us for a Python job) costs more than it saves, and the call
-is plain NumPy, as it is for anything that is not a NumPy array of numbers.
+output's first axis computed at the same time on our threads (``threads.run_split``) use every
+core. Below ``threads.policy.ufunc_split_elements`` the hand-off costs more than it saves, and the
+call is plain NumPy, as it is for anything that is not a NumPy array of numbers.
 
 Each block is ``ufunc(*its inputs, out=its rows of the result)``: an input with the output's full
 first axis is cut with it, any other (a number, a row vector, fewer dims, a first axis of 1) goes
@@ -19,18 +17,17 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.backend import threads
-
-SPLIT_ELEMENTS = 1 << 19  # measured break-even: see BENCHMARKS.md (sixth session)
+from neural_arch.backend.threads import policy
 
 
 def call(ufunc, a, b=None):
     """``ufunc(a)`` or ``ufunc(a, b)``, split over the threads when the result is large (see the module
     doc). Spelled for one or two operands: it runs on every add and multiply, where a loop over
-    ``*args`` cost 0.5 us a tiny op."""
+    ``*args`` costs a measurable part of a tiny op."""
     n = a.size if type(a) is np.ndarray else 0
     if b is not None and type(b) is np.ndarray and b.size > n:
         n = b.size
-    if n < SPLIT_ELEMENTS or threads.num_threads() < 2 or not threads.blas_is_ours():
+    if n < policy.ufunc_split_elements or policy.num_threads < 2 or not threads.blas_is_ours():
         return ufunc(a) if b is None else ufunc(a, b)
     args = (a,) if b is None else (a, b)
     plan = _blocks(ufunc, args)
@@ -61,7 +58,7 @@ def _blocks(ufunc, args):
     except (TypeError, ValueError):
         return None
     rows = shape[0] if shape else 0
-    k = min(threads.num_threads(), rows)
+    k = min(policy.num_threads, rows)
     if k < 2:
         return None
     out = np.empty(shape, dtype)
@@ -78,3 +75,11 @@ def _blocks(ufunc, args):
 def _into(ufunc, args, out, errstate):
     with np.errstate(**errstate):
         ufunc(*args, out=out)
+
+
+def __getattr__(name: str):
+    # NOTE: ``SPLIT_ELEMENTS`` is the name ops/elementwise.py reads until it says
+    # ``policy.ufunc_split_elements``
+    if name == "SPLIT_ELEMENTS":
+        return policy.ufunc_split_elements
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

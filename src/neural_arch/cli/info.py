@@ -63,16 +63,15 @@ def blas_info() -> str:
 
 
 def threading_policy() -> str:
-    from neural_arch.backend import threads
+    from neural_arch.backend import kernels, memory, threads
 
     d = threads.describe()
-    blas = (f"BLAS one thread per call, products of {d['gemm_split_flops']:,}+ flops split over ours, "
-            f"elementwise ops of {d['ufunc_split_elements']:,}+ elements too"
-            if d["gemm_split_flops"] else "BLAS on its own threads")
-    return (f"{d['threads']} threads on {d['cores']} cores; {blas}; kernels: {d['jit']}"
-            + (f" (calls of {d['parallel_min_elements']:,}+ elements split over the threads)"
-               if d["jit"] == "numba" else "")
-            + f"; hand-off: {d['hand_off']}; memory: {d['memory']}")
+    knobs = ", ".join(f"{k}={v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
+                      for k, v in d.items() if k not in ("cores", "blas_in_our_calls", "hand_off"))
+    jit = "numba" if kernels.get() is not None else "off (NumPy reference kernels)"
+    return (f"{d['num_threads']} threads on {d['cores']} cores; BLAS in our calls: {d['blas_in_our_calls']}; "
+            f"kernels: {jit}; hand-off: {d['hand_off']}; memory: {memory.describe()} "
+            f"(applied at the first op); policy: {knobs}")
 
 
 def devices() -> str:

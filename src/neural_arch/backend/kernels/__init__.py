@@ -110,7 +110,7 @@ def warm() -> float:
               (k.max_pool2d_backward, np.zeros((1, 16), np.int64), np.ones((1, 16), f), np.zeros((1, 64), f))]
     for kern, *args in calls:
         kern.serial(*args)
-    from neural_arch.backend.kernels import spin  # noqa: PLC0415 - the thread hand-off's polls
+    from neural_arch.backend import spin  # noqa: PLC0415 - the thread hand-off's polls
 
     spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))
     spin.wait_finished(np.zeros(2, np.int64), 0, 0)
