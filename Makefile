@@ -23,8 +23,22 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 train: $(VENV)/.train-deps
 	$(BIN)/neural-arch train
 
+# Data the suite reads from the system: Debian's dataset-fashion-mnist (the real-data test of
+# data/mnist.py). Installed when missing, as root (or through sudo); fails loudly when it cannot be.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+
+$(FASHION_MNIST):
+	@command -v apt-get >/dev/null || { echo "make test: $@ is missing and there is no apt-get;" \
+	  "install Debian's dataset-fashion-mnist (or copy Fashion-MNIST's four .gz files to $(@D))" >&2; exit 1; }
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make test: $@ is missing; as root run: apt-get update && apt-get install dataset-fashion-mnist" >&2; \
+	  exit 1; fi; \
+	$$sudo apt-get update -q && $$sudo apt-get install -y -q dataset-fashion-mnist || { \
+	  echo "make test: installing dataset-fashion-mnist failed (see above)" >&2; exit 1; }
+	@test -f $@ || { echo "make test: dataset-fashion-mnist is installed but $@ is missing" >&2; exit 1; }
+
 ## Run the whole test suite.
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps $(FASHION_MNIST)
 	$(BIN)/python -m neural_arch.backend.kernels
 	$(BIN)/python -m pytest -q
 

@@ -43,13 +43,13 @@ def _user_matmul(sizes, rounds: int, step) -> list[Result]:
         for n, (a, b) in products.items():  # before neural-arch ran any op (import only)
             for _ in range(3):
                 np.matmul(a, b)
-            before[n] = [_time(lambda: np.matmul(a, b), inner[n]) for _ in range(rounds)]
+            before[n] = [_time(lambda a=a, b=b: np.matmul(a, b), inner[n]) for _ in range(rounds)]
         for _ in range(3):
             step()
         for _ in range(rounds):
             for n, (a, b) in products.items():
                 step()  # then the user's product, at once: our helpers may still be polling
-                after[n].append(_time(lambda: np.matmul(a, b), inner[n]))
+                after[n].append(_time(lambda a=a, b=b: np.matmul(a, b), inner[n]))
     finally:
         gc.enable()
     return [Result(f"user's np.matmul {n}x{n} f32 (after a step / before any op)",

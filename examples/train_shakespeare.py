@@ -169,7 +169,7 @@ def main(argv=None) -> dict:
     n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     print(f"{args.model}: {n_params / 1e6:.3f}M parameters, vocab {tok.vocab_size}, "
           f"{len(train)} train / {len(val)} val windows")
-    opt = model.configure_optimizers(args.weight_decay, args.lr, betas=(0.9, args.beta2))
+    opt = na.optim.AdamW(model.optimizer_groups(args.weight_decay), lr=args.lr, betas=(0.9, args.beta2))
     vx, vy = val_windows(val, args.block_size)
     twin_step, twin_val = torch_twin(model, args) if args.compare_torch else (None, None)
 

@@ -6,7 +6,7 @@
     x.grad                      # 2 x
 """
 
-from neural_arch import errors
+from neural_arch import errors, nn, optim  # na.nn and na.optim, as torch.nn / torch.optim
 from neural_arch.autograd import (
     Function,
     Tensor,
@@ -39,12 +39,11 @@ from neural_arch.backend import (
     uint8,
 )
 from neural_arch.backend import bool_ as bool  # noqa: A001 - torch's name
+from neural_arch.backend.threads import get_num_threads, set_num_threads  # torch's names
+from neural_arch.io import load, save  # na.save / na.load (safetensors)
 from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
-from neural_arch.io import load, save  # noqa: E402,F401 - na.save / na.load (safetensors)
-from neural_arch import nn, optim  # noqa: E402,F401 - na.nn and na.optim, as torch.nn / torch.optim
-from neural_arch.backend.threads import get_num_threads, set_num_threads  # noqa: E402,F401 - torch's names
 
 # NOTE: importing changes nothing process-wide (NumPy's BLAS threads, malloc, os.environ): the
 # threading policy applies inside our own calls (backend/threads.py), the allocation policy from the

@@ -34,8 +34,18 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.grad_mode import STATE
+from neural_arch.backend.device import device_of
 from neural_arch.backend.memory import keep_freed_memory
-from neural_arch.errors import DeviceError, NeuralArchError, GradientError, NumericalError, ShapeError, shape_str
+from neural_arch.errors import (
+    DeviceError,
+    DTypeError,
+    GradientError,
+    IndexingError,
+    NeuralArchError,
+    NumericalError,
+    ShapeError,
+    shape_str,
+)
 
 _ndarray = np.ndarray
 
@@ -150,8 +160,6 @@ def check_finite(array, where: str) -> None:
 
 def _diagnose(cls, inputs, exc: Exception) -> Exception:
     """Turn a low-level error from forward into a typed one that names the op."""
-    from neural_arch.backend.device import device_of  # local: only on the error path
-
     name = cls.__name__
     devices = {str(device_of(t.data)) for t in inputs}
     if len(devices) > 1:
@@ -162,14 +170,10 @@ def _diagnose(cls, inputs, exc: Exception) -> Exception:
     shapes = ", ".join(shape_str(t.shape) for t in inputs)
     msg = str(exc)
     if isinstance(exc, IndexError):
-        from neural_arch.errors import IndexingError  # noqa: PLC0415
-
         return IndexingError(f"{name}: {msg} (input shapes {shapes})")
     if "broadcast" in msg or "shape" in msg or "dimension" in msg or "axis" in msg or "size" in msg:
         return ShapeError(f"{name}: incompatible shapes {shapes}: {msg}")
     if isinstance(exc, TypeError):
-        from neural_arch.errors import DTypeError  # noqa: PLC0415
-
         dtypes = ", ".join(str(t.dtype) for t in inputs)
         return DTypeError(f"{name}: cannot apply to dtypes ({dtypes}): {msg}")
     return exc

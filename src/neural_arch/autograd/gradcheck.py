@@ -99,7 +99,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         if bad.any():
             k = np.unravel_index(np.argmax(err - rtol * np.abs(numeric)), x.shape)
             return _fail(raise_exception, f"input {i}: at index {tuple(int(j) for j in k)} analytic "
-                         f"{analytic[i][k]:.8g} vs numeric {numeric[k]:.8g} ({int(bad.sum())} of {x.size} elements differ)")
+                         f"{analytic[i][k]:.8g} vs numeric {numeric[k]:.8g} ({int(bad.sum())} of "
+                         f"{x.size} elements differ)")
     return True
 
 

@@ -1,12 +1,10 @@
 """Spin-waits for the hand-off between our threads (``threads.run_split``), compiled by numba.
 
-Why spin: a thread that sleeps on a lock must be woken by the OS, and on this project's VM that
-costs 25-35 us each way (a split call measured 65-70 us of pure hand-off). OpenBLAS and OpenMP
-spin for the same reason. These loops run without the GIL, poll a shared counter with an atomic
-acquire load (a plain load would be hoisted out of the loop by LLVM and the spin would never see
-the change), and execute ``pause`` between polls on x86. Measured: a split call of two empty
-jobs 7 us instead of 65-70 us; the 784x100 product of an MLP step cut in two 71 us instead of
-110 us on one thread (OpenBLAS's own two spinning threads: 88 us).
+Why spin: a thread that sleeps on a lock must be woken by the OS, which costs far more than a
+short job (figures: BENCHMARKS.md, "The threading policy"). OpenBLAS and OpenMP spin for the same
+reason. These loops run without the GIL, poll a shared counter with an atomic acquire load (a plain
+load would be hoisted out of the loop by LLVM and the spin would never see the change), and
+execute ``pause`` between polls on x86.
 
 The counters are an int64 array ``state``: ``state[0]`` counts jobs handed to the helper,
 ``state[1]`` jobs it finished, ``state[2]`` says whether it is polling (1), not (0), or polling and
@@ -17,9 +15,7 @@ Matrix products run inside the poll: the caller claims a polling helper with a c
 job over with the locks instead), writes the product's pointers and layouts into ``job`` and posts
 it; the helper calls BLAS's ``cblas_?gemm`` through its address, without going back to Python. A
 Python job needs the GIL, which the caller holds until it enters its own share: a helper seeing one
-waits ~2.5 us and then pays for the GIL and the Python call, ~5 us in all. Measured: x (128x784)
-W^T cut in two, alone, 63 us instead of 66.5 us; the whole MLP training step unchanged on a quiet
-machine (~247 us) and 296-302 us instead of 329-333 us in the machine's slow phases.
+first waits a few polls (``settle``), then pays for the GIL and the Python call.
 """
 
 from __future__ import annotations
@@ -140,7 +136,7 @@ def post_product(state, job, a, b, out, addr):
     if (ta == 0 or tb == 0 or tc != _NO_TRANS or m < 2 or n < 2 or k == 0 or addr == 0
             or b.shape[0] != k or out.shape[0] != m or out.shape[1] != n):
         return False  # (shapes that do not match: np.matmul on the Python path says what is wrong;
-        # a vector: NumPy calls ?gemv, 4x faster than ?gemm for 1x768 times 768x1536)
+        # a vector: NumPy calls ?gemv, the faster routine there)
     if not _claim(state, 2, 1, 2):
         return False
     job[0] = 1 if item == 4 else 2

@@ -202,7 +202,11 @@ _scope_saved = 0  # the BLAS thread count found by the outermost blas_enter, put
 
 def blas_enter() -> None:
     """Run NumPy's BLAS on one thread until the matching :func:`blas_exit` (nests, from any thread).
-    A no-op unless :func:`blas_is_ours`. Always pair it with ``try: ... finally: blas_exit()``."""
+    A no-op unless :func:`blas_is_ours`. Always pair it with ``try: ... finally: blas_exit()``.
+
+    NOTE: OpenBLAS has one thread count per process, so a product that another thread of the user's
+    runs at the very moment one of ours is in flight runs on one thread too; once our call returns,
+    the user's count is back."""
     global _scope_depth, _scope_saved
     if not (_blas_ours or (_blas_ours is None and blas_is_ours())) or not _openblas:
         return

@@ -36,6 +36,7 @@ import threading
 import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import array_namespace
 from neural_arch.backend.random import Generator
 from neural_arch.data.dataset import batch_fetcher
 from neural_arch.data.sampler import BatchSampler, RandomSampler, SequentialSampler
@@ -62,7 +63,7 @@ def default_collate(batch):
             raise ShapeError("default_collate: cannot stack samples of different shapes "
                              f"{', '.join(sorted(shape_str(s) for s in shapes))}; pad them to one shape, "
                              "or pass a collate_fn that does")
-        xp = np if isinstance(arrays[0], np.ndarray) else _namespace(arrays[0])
+        xp = np if isinstance(arrays[0], np.ndarray) else array_namespace(arrays[0])
         return Tensor._wrap(xp.stack(arrays))
     if isinstance(elem, bool):
         return Tensor._wrap(np.array(batch, dtype=np.bool_))
@@ -83,12 +84,6 @@ def default_collate(batch):
         return [default_collate(list(s)) for s in zip(*batch)]
     raise DataError(f"default_collate: cannot collate samples of type {type(elem).__name__}; return tensors, "
                     "arrays, numbers, strings, or tuples/dicts of those, or pass a collate_fn")
-
-
-def _namespace(array):
-    from neural_arch.backend.device import array_namespace
-
-    return array_namespace(array)
 
 
 # -- the loader ---------------------------------------------------------------------------------

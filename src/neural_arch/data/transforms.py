@@ -246,7 +246,8 @@ class RandomHorizontalFlip:
     def __call__(self, img):
         arr, was_tensor = _unwrap(img, "RandomHorizontalFlip")
         if arr.ndim < (3 if self.batched else 1):
-            raise ShapeError(f"RandomHorizontalFlip: expected an image with a width dimension, got {shape_str(arr.shape)}")
+            raise ShapeError(f"RandomHorizontalFlip: expected an image with a width dimension, got "
+                             f"{shape_str(arr.shape)}")
         rng = get_generator(self.generator)
         if not self.batched:
             if rng.random() < self.p:

@@ -167,7 +167,7 @@ def load_bytes(data: bytes, source: str = "<bytes>") -> dict:
     metadata = _read_metadata(data, source)
     try:
         entries = safetensors.deserialize(data)
-    except Exception as e:  # SafetensorError: truncated, overlapping or out-of-range tensors
+    except Exception as e:  # noqa: BLE001 - SafetensorError (truncated, overlapping or out-of-range tensors)
         raise CheckpointError(f"na.load: '{source}' is not a valid safetensors file ({e}); it is probably "
                               "truncated or corrupted; use an earlier checkpoint") from None
     arrays = {}

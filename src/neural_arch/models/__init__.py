@@ -18,15 +18,23 @@
 
 from neural_arch.errors import CheckpointError
 from neural_arch.models import hf  # noqa: F401
-from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
-from neural_arch.models.bert import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel,
-                                     RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, RobertaModel)
+from neural_arch.models.bert import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertModel,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaForSequenceClassification,
+    RobertaModel,
+)
 from neural_arch.models.bert_tokenizer import BertTokenizer
-from neural_arch.models.sentence import SentenceEncoder
-from neural_arch.models.modern import LlamaConfig, LlamaForCausalLM, ModernConfig, ModernTransformer
-from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
 from neural_arch.models.clip import CLIPConfig, CLIPModel
+from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+from neural_arch.models.modern import LlamaConfig, LlamaForCausalLM, ModernConfig, ModernTransformer
 from neural_arch.models.resnet import ResNet, resnet18, resnet34, resnet50, resnet_small
+from neural_arch.models.sentence import SentenceEncoder
+from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
 from neural_arch.models.vit import ViTConfig, ViTForImageClassification, ViTModel
 
 CAUSAL_LM_CLASSES = {"gpt2": GPT2LMHeadModel, "llama": ModernTransformer}

@@ -24,8 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-import neural_arch as na
-from neural_arch import nn
+from neural_arch import nn, ops
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import CheckpointError, ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.models import hf
@@ -443,11 +442,11 @@ class BertModel(BertPreTrainedModel):
                                  f"{shape_str((B, T))} like input_ids")
             # the extended additive mask, as transformers: (B, 1, 1, T), 0 to attend, dtype-min to ignore
             additive = (1.0 - m.astype(weight.dtype))[:, None, None, :] * np.finfo(weight.dtype).min
-            mask = na.tensor(additive, dtype=weight.dtype, device=weight.device)
+            mask = ops.tensor(additive, dtype=weight.dtype, device=weight.device)
 
         device = weight.device
-        x = self.embeddings(na.tensor(ids, device=device), na.tensor(types, device=device),
-                            na.tensor(pos, device=device))            # (B, T, H)
+        x = self.embeddings(ops.tensor(ids, device=device), ops.tensor(types, device=device),
+                            ops.tensor(pos, device=device))            # (B, T, H)
         h = self.encoder(x, mask)                                       # (B, T, H)
         pooled = self.pooler(h) if self.pooler is not None else None    # (B, H)
         return BaseModelOutputWithPooling(last_hidden_state=h, pooler_output=pooled)
@@ -492,7 +491,7 @@ class BertLMPredictionHead(nn.Module):
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.bias = nn.Parameter(na.zeros(config.vocab_size))
+        self.bias = nn.Parameter(ops.zeros(config.vocab_size))
 
     def forward(self, h: Tensor) -> Tensor:
         return self.decoder(self.transform(h)) + self.bias   # (B, T, V)
@@ -553,7 +552,7 @@ class RobertaLMHead(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.bias = nn.Parameter(na.zeros(config.vocab_size))
+        self.bias = nn.Parameter(ops.zeros(config.vocab_size))
 
     def forward(self, h: Tensor) -> Tensor:
         return self.decoder(self.layer_norm(F.gelu(self.dense(h)))) + self.bias   # (B, T, V)
@@ -646,7 +645,7 @@ def _mlm_loss(logits: Tensor, labels, op: str) -> Tensor | None:
         return None
     y = _int_array(labels, "labels", op, tuple(logits.shape[:2]))
     V = logits.shape[-1]
-    return F.cross_entropy(logits.reshape(-1, V), na.tensor(y.reshape(-1), device=logits.device), ignore_index=-100)
+    return F.cross_entropy(logits.reshape(-1, V), ops.tensor(y.reshape(-1), device=logits.device), ignore_index=-100)
 
 
 def _classification_loss(logits: Tensor, labels, config: BertConfig) -> Tensor | None:
@@ -663,13 +662,13 @@ def _classification_loss(logits: Tensor, labels, config: BertConfig) -> Tensor |
         else:
             problem = "multi_label_classification"
     if problem == "regression":
-        target = na.tensor(y.astype(logits.dtype).reshape(-1), device=logits.device)
+        target = ops.tensor(y.astype(logits.dtype).reshape(-1), device=logits.device)
         return F.mse_loss(logits.reshape(-1) if config.num_labels == 1 else logits,
                           target if config.num_labels == 1 else target.reshape(logits.shape))
     if problem == "single_label_classification":
-        return F.cross_entropy(logits.reshape(-1, config.num_labels), na.tensor(y.reshape(-1).astype(np.int64),
+        return F.cross_entropy(logits.reshape(-1, config.num_labels), ops.tensor(y.reshape(-1).astype(np.int64),
                                                                                    device=logits.device))
     if problem == "multi_label_classification":
-        return F.binary_cross_entropy_with_logits(logits, na.tensor(y.astype(logits.dtype), device=logits.device))
+        return F.binary_cross_entropy_with_logits(logits, ops.tensor(y.astype(logits.dtype), device=logits.device))
     raise ConfigError(f"problem_type {problem!r} is not one of regression, single_label_classification, "
                       "multi_label_classification")

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
+from neural_arch.autograd import Tensor, no_grad
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models import hf
 from neural_arch.models.vit import ModelOutput, get_activation, multi_head_attention
@@ -221,7 +221,7 @@ class CLIPTextTransformer(nn.Module):
                                  f"{shape_str((b, t))}")
             keep = keep & (am[:, None, None, :] != 0)
         neg = np.finfo(dtype).min
-        return na.tensor(np.where(keep, 0.0, neg).astype(dtype))
+        return ops.tensor(np.where(keep, 0.0, neg).astype(dtype))
 
     def forward(self, input_ids, attention_mask=None, output_attentions: bool = False):
         if len(input_ids.shape) != 2:
@@ -248,7 +248,7 @@ class CLIPVisionEmbeddings(nn.Module):
         d = config.hidden_size
         self.image_size = config.image_size
         self.num_channels = config.num_channels
-        self.class_embedding = nn.Parameter(na.zeros(d))
+        self.class_embedding = nn.Parameter(ops.zeros(d))
         self.patch_embedding = nn.Conv2d(config.num_channels, d, kernel_size=config.patch_size,
                                          stride=config.patch_size, bias=False)
         self.num_positions = (config.image_size // config.patch_size) ** 2 + 1
@@ -261,7 +261,7 @@ class CLIPVisionEmbeddings(nn.Module):
                              f"{self.image_size}), got {shape_str(pixel_values.shape)}")
         x = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)      # (B, N, D)
         cls = self.class_embedding.reshape(1, 1, -1).expand(x.shape[0], 1, -1)
-        return na.cat([cls, x], dim=1) + self.position_embedding.weight        # (B, N+1, D)
+        return ops.cat([cls, x], dim=1) + self.position_embedding.weight        # (B, N+1, D)
 
 
 class CLIPVisionTransformer(nn.Module):
@@ -284,8 +284,9 @@ def clip_loss(logits_per_text):
     """Symmetric InfoNCE: ``(CE(logits_per_text, arange) + CE(logits_per_text^T, arange)) / 2``."""
     n = logits_per_text.shape[0]
     if len(logits_per_text.shape) != 2 or logits_per_text.shape[1] != n:
-        raise ShapeError(f"clip_loss: expected a square (N, N) similarity matrix, got {shape_str(logits_per_text.shape)}")
-    target = na.arange(n)
+        raise ShapeError(f"clip_loss: expected a square (N, N) similarity matrix, got "
+                         f"{shape_str(logits_per_text.shape)}")
+    target = ops.arange(n)
     return (F.cross_entropy(logits_per_text, target) + F.cross_entropy(logits_per_text.t(), target)) / 2.0
 
 
@@ -303,7 +304,7 @@ class CLIPModel(nn.Module):
         self.vision_model = CLIPVisionTransformer(config.vision_config)
         self.visual_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim, bias=False)
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
-        self.logit_scale = nn.Parameter(na.tensor(config.logit_scale_init_value))
+        self.logit_scale = nn.Parameter(ops.tensor(config.logit_scale_init_value))
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -381,7 +382,7 @@ class CLIPModel(nn.Module):
 
 # -- zero-shot classification and retrieval ----------------------------------------------------
 
-def zero_shot_classifier(model: CLIPModel, class_token_ids) -> na.Tensor:
+def zero_shot_classifier(model: CLIPModel, class_token_ids) -> Tensor:
     """Class embeddings ``(num_classes, P)`` from prompt templates, as in the CLIP paper.
 
     ``class_token_ids``: one ``(num_templates, T)`` int array (or ``(ids, mask)``
@@ -390,17 +391,17 @@ def zero_shot_classifier(model: CLIPModel, class_token_ids) -> na.Tensor:
     normalised again.
     """
     rows = []
-    with na.no_grad():
+    with no_grad():
         for entry in class_token_ids:
             ids, mask = entry if isinstance(entry, tuple) else (entry, None)
-            emb = _normalize(model.get_text_features(na.tensor(np.asarray(ids)), mask))
+            emb = _normalize(model.get_text_features(ops.tensor(np.asarray(ids)), mask))
             rows.append(_normalize(emb.mean(0)).numpy())
-    return na.tensor(np.stack(rows))
+    return ops.tensor(np.stack(rows))
 
 
 def zero_shot_predict(model: CLIPModel, pixel_values, classifier) -> np.ndarray:
     """Predicted class per image: ``argmax normalize(image_embed) @ classifier^T``."""
-    with na.no_grad():
+    with no_grad():
         img = _normalize(model.get_image_features(pixel_values))
         return (img @ classifier.t()).numpy().argmax(-1)
 

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import neural_arch as na
+from neural_arch import ops
+from neural_arch.autograd import no_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
+from neural_arch.nn import functional as F
 
 __all__ = ["CausalLMOutputWithPast", "GenerationMixin", "generate", "process_logits", "sample_next_token"]
 
@@ -110,18 +112,16 @@ def attention_bias(attention_mask, past_length: int, T: int, dtype):
         allowed = causal[None, None] & (mask != 0)[:, None, None, :]  # (B, 1, T, S)
     dtype = np.dtype(dtype)
     bias = np.where(allowed, dtype.type(0), np.finfo(dtype).min).astype(dtype)
-    return na.tensor(bias), False
+    return ops.tensor(bias), False
 
 
 def causal_lm_loss(logits: Tensor, labels) -> Tensor:
     """Cross-entropy of predicting token t+1 from positions <= t, as transformers:
     ``labels`` are the input ids (shifted here); -100 marks positions to ignore."""
-    import neural_arch.nn.functional as F  # noqa: PLC0415
-
     labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     V = logits.shape[-1]
     shifted = logits[:, :-1, :].reshape(-1, V)
-    target = na.tensor(np.ascontiguousarray(labels[:, 1:]).reshape(-1).astype(np.int64))
+    target = ops.tensor(np.ascontiguousarray(labels[:, 1:]).reshape(-1).astype(np.int64))
     return F.cross_entropy(shifted, target, ignore_index=-100)
 
 
@@ -220,7 +220,7 @@ def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False
     model.eval()
     past, start = None, 0  # the model sees ids[:, start:]; the cache holds all of it but the newest token
     try:
-        with na.no_grad():
+        with no_grad():
             for _ in range(max_new_tokens):
                 if context_window is not None and ids.shape[1] - start > context_window:
                     start, past = ids.shape[1] - context_window // 2, None  # slide: a fresh prompt pass
@@ -245,7 +245,7 @@ def generate(model, input_ids, max_new_tokens: int = 20, do_sample: bool = False
                         break
     finally:
         model.train(was_training)
-    return na.tensor(ids)
+    return ops.tensor(ids)
 
 
 class GenerationMixin:

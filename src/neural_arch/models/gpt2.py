@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
+from neural_arch.autograd import Tensor
 from neural_arch.errors import CheckpointError, ConfigError, ShapeError
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
@@ -98,8 +98,8 @@ class Conv1D(nn.Module):
 
     def __init__(self, nf: int, nx: int):  # (out, in), transformers' argument order
         super().__init__()
-        self.weight = nn.Parameter(na.empty(nx, nf))
-        self.bias = nn.Parameter(na.zeros(nf))
+        self.weight = nn.Parameter(ops.empty(nx, nf))
+        self.bias = nn.Parameter(ops.zeros(nf))
 
     def forward(self, x):
         return x @ self.weight + self.bias
@@ -127,8 +127,8 @@ class GPT2Attention(nn.Module):
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         if layer_past is not None:  # the cached keys and values of the earlier positions
-            k = na.cat([layer_past[0], k], dim=2)  # (B, nh, T_past + T, hs)
-            v = na.cat([layer_past[1], v], dim=2)
+            k = ops.cat([layer_past[0], k], dim=2)  # (B, nh, T_past + T, hs)
+            v = ops.cat([layer_past[1], v], dim=2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, is_causal=is_causal,
                                            dropout_p=self.attn_dropout_p if self.training else 0.0)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
@@ -186,9 +186,9 @@ class GPT2Model(nn.Module):
                              f"{self.config.n_positions}, the number of learned position embeddings")
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, past, T)  # (1, T)
-        position_ids = np.asarray(position_ids.data if isinstance(position_ids, na.Tensor) else position_ids)
+        position_ids = np.asarray(position_ids.data if isinstance(position_ids, Tensor) else position_ids)
         bias, is_causal = attention_bias(attention_mask, past, T, self.wte.weight.dtype)
-        x = self.drop(self.wte(na.tensor(ids)) + self.wpe(na.tensor(position_ids.astype(np.int64))))  # (B, T, C)
+        x = self.drop(self.wte(ops.tensor(ids)) + self.wpe(ops.tensor(position_ids.astype(np.int64))))  # (B, T, C)
         hidden, presents = [], []
         for i, block in enumerate(self.h):
             hidden.append(x)
@@ -242,15 +242,13 @@ class GPT2LMHeadModel(GenerationMixin, nn.Module):
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutputWithPast(logits=logits, loss=loss, past_key_values=presents, hidden_states=hidden)
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95)):
-        """AdamW with weight decay on the 2-D weights (matmuls, embeddings) only, as nanoGPT."""
-        from neural_arch import optim  # noqa: PLC0415
-
-        params = {id(p): p for p in self.parameters()}.values()  # the tied matrix once
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return optim.AdamW(groups, lr=learning_rate, betas=betas)
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """Parameter groups with weight decay on the 2-D weights (matmuls, embeddings) only, as nanoGPT:
+        ``optim.AdamW(model.optimizer_groups(0.1), lr=6e-4, betas=(0.9, 0.95))``. (A model does not
+        build its optimizer: optimizers belong to the training layer.)"""
+        params = list({id(p): p for p in self.parameters()}.values())  # a tied matrix once
+        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
     # -- the Hugging Face directory layout ---------------------------------------------------------
     @classmethod

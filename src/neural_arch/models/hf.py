@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from neural_arch.errors import CheckpointError
 
@@ -54,8 +55,6 @@ def load_safetensors_file(path) -> dict:
     ``bf16`` extra) bfloat16 tensors come back as ``ml_dtypes.bfloat16``,
     without it as float32 (exact: a bfloat16 is the top half of a float32).
     """
-    from safetensors.numpy import load_file  # noqa: PLC0415 - a core dependency, imported when used
-
     path = Path(path)
     try:
         return load_file(str(path))
@@ -137,8 +136,6 @@ def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
     transformers does. Each file is written to a temporary name and renamed,
     so an existing checkpoint survives a failed save.
     """
-    from safetensors.numpy import save_file  # noqa: PLC0415
-
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     arrays = to_numpy_dict(state_dict)

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
+from neural_arch.autograd import Tensor
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
@@ -116,13 +116,13 @@ def rope_cos_sin(position_ids: np.ndarray, head_dim: int, theta: float, dtype):
     inv_freq = 1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)))
     angles = position_ids[..., None].astype(np.float32) * inv_freq  # (B, T, head_dim/2), in float32 as Llama
     angles = np.concatenate([angles, angles], axis=-1)[:, None]  # (B, 1, T, head_dim)
-    return na.tensor(np.cos(angles).astype(dtype)), na.tensor(np.sin(angles).astype(dtype))
+    return ops.tensor(np.cos(angles).astype(dtype)), ops.tensor(np.sin(angles).astype(dtype))
 
 
 def rotate_half(x):
     """(x1, x2) -> (-x2, x1) on the two halves of the last dim: a 90-degree turn of every pair."""
     h = x.shape[-1] // 2
-    return na.cat([-x[..., h:], x[..., :h]], dim=-1)
+    return ops.cat([-x[..., h:], x[..., :h]], dim=-1)
 
 
 def apply_rope(x, cos, sin):
@@ -151,8 +151,8 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, nkv, T, hd)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # positions enter here, and only here
         if layer_past is not None:  # cached keys/values (already rotated) of the earlier positions
-            k = na.cat([layer_past[0], k], dim=2)  # (B, nkv, T_past + T, hd)
-            v = na.cat([layer_past[1], v], dim=2)
+            k = ops.cat([layer_past[0], k], dim=2)  # (B, nkv, T_past + T, hd)
+            v = ops.cat([layer_past[1], v], dim=2)
         present = (k, v)  # the cache keeps the n_kv heads only
         if self.n_kv != self.n_head:  # each key/value head serves n_head / n_kv query heads
             k = k.repeat_interleave(self.n_head // self.n_kv, dim=1)  # (B, nh, T_past + T, hd)
@@ -210,11 +210,11 @@ class ModernModel(nn.Module):
         past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, past, T)  # (1, T)
-        position_ids = np.asarray(position_ids.data if isinstance(position_ids, na.Tensor) else position_ids)
+        position_ids = np.asarray(position_ids.data if isinstance(position_ids, Tensor) else position_ids)
         dtype = self.embed_tokens.weight.dtype
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, dtype)
         bias, is_causal = attention_bias(attention_mask, past, T, dtype)
-        x = self.embed_tokens(na.tensor(ids))  # (B, T, C)
+        x = self.embed_tokens(ops.tensor(ids))  # (B, T, C)
         hidden, presents = [], []
         for i, layer in enumerate(self.layers):
             hidden.append(x)
@@ -265,14 +265,13 @@ class ModernTransformer(GenerationMixin, nn.Module):
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutputWithPast(logits=logits, loss=loss, past_key_values=presents, hidden_states=hidden)
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95)):
-        """AdamW with weight decay on the 2-D weights only (not the norm gains)."""
-        from neural_arch import optim  # noqa: PLC0415
-
-        params = list({id(p): p for p in self.parameters()}.values())
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        return optim.AdamW(groups, lr=learning_rate, betas=betas)
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """Parameter groups with weight decay on the 2-D weights (matmuls, embeddings) only, (not the norm gains):
+        ``optim.AdamW(model.optimizer_groups(0.1), lr=6e-4, betas=(0.9, 0.95))``. (A model does not
+        build its optimizer: optimizers belong to the training layer.)"""
+        params = list({id(p): p for p in self.parameters()}.values())  # a tied matrix once
+        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
     # -- the Hugging Face directory layout ---------------------------------------------------------
     @classmethod

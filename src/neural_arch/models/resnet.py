@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from neural_arch import nn
 from neural_arch.errors import ConfigError, ShapeError, shape_str
+from neural_arch.models.hf import load_safetensors_file
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet_small",
            "load_torchvision_safetensors"]
@@ -195,6 +196,4 @@ def load_torchvision_safetensors(path) -> dict:
     The names need no mapping (our module tree is torchvision's); pass the
     result to ``model.load_state_dict``.
     """
-    from neural_arch.models.hf import load_safetensors_file  # noqa: PLC0415
-
     return load_safetensors_file(path)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-import neural_arch as na
-from neural_arch import nn
+from neural_arch import nn, ops
+from neural_arch.autograd import no_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.models import hf
@@ -137,7 +137,7 @@ class SentenceEncoder(nn.Module):
         h = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
         w = self.model.embeddings.word_embeddings.weight
         mask = attention_mask.data if isinstance(attention_mask, Tensor) else np.asarray(attention_mask)
-        m = na.tensor(mask, dtype=h.dtype, device=w.device).unsqueeze(-1)                 # (B, T, 1)
+        m = ops.tensor(mask, dtype=h.dtype, device=w.device).unsqueeze(-1)                 # (B, T, 1)
         if self.pooling == "cls":
             e = h[:, 0]                                                  # (B, D)
         elif self.pooling == "max":
@@ -158,7 +158,7 @@ class SentenceEncoder(nn.Module):
         dim = self.model.config.hidden_size
         out = np.zeros((len(texts), dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")   # similar lengths share a batch: less padding
-        with na.no_grad():
+        with no_grad():
             for start in range(0, len(texts), batch_size):
                 idx = order[start:start + batch_size]
                 batch = self.tokenizer([texts[i] for i in idx], max_length=self.max_seq_length)

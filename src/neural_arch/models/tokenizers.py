@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neural_arch.data import CharTokenizer
 from neural_arch.errors import CheckpointError, ConfigError, DataError
 
 __all__ = ["BPETokenizer", "load_tokenizer", "save_char_tokenizer"]
@@ -111,8 +112,6 @@ def load_tokenizer(directory):
     """The tokenizer saved with a model: ``char_tokenizer.json`` (characters) or ``tokenizer.json`` (BPE)."""
     path = Path(directory)
     if (path / CHAR_TOKENIZER_NAME).is_file():
-        from neural_arch.data import CharTokenizer  # noqa: PLC0415
-
         return CharTokenizer.from_state_dict(json.loads((path / CHAR_TOKENIZER_NAME).read_text()))
     if (path / "tokenizer.json").is_file():
         return BPETokenizer.from_pretrained(path)

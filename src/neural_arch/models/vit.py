@@ -30,9 +30,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models import hf
 
@@ -62,7 +61,7 @@ ACT2FN = {
     "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "quick_gelu": F.quick_gelu,                                # x * sigmoid(1.702 x), CLIP's
     "relu": F.relu,
-    "tanh": na.tanh,
+    "tanh": ops.tanh,
 }
 
 
@@ -102,7 +101,8 @@ class ViTConfig:
             raise ConfigError(f"ViTConfig: hidden_size {self.hidden_size} is not divisible by "
                               f"num_attention_heads {self.num_attention_heads}")
         if self.image_size % self.patch_size:
-            raise ConfigError(f"ViTConfig: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ConfigError(f"ViTConfig: image_size {self.image_size} is not a multiple of patch_size "
+                              f"{self.patch_size}")
         get_activation(self.hidden_act)
         if self.id2label:  # JSON keys are strings; the label count follows the mapping, as in transformers
             self.id2label = {int(k): v for k, v in self.id2label.items()}
@@ -154,15 +154,15 @@ class ViTEmbeddings(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         d = config.hidden_size
-        self.cls_token = nn.Parameter(na.zeros(1, 1, d))
+        self.cls_token = nn.Parameter(ops.zeros(1, 1, d))
         self.patch_embeddings = ViTPatchEmbeddings(config)
-        self.position_embeddings = nn.Parameter(na.zeros(1, self.patch_embeddings.num_patches + 1, d))
+        self.position_embeddings = nn.Parameter(ops.zeros(1, self.patch_embeddings.num_patches + 1, d))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, pixel_values):
         x = self.patch_embeddings(pixel_values)                     # (B, N, D)
         cls = self.cls_token.expand(x.shape[0], -1, -1)             # (B, 1, D)
-        x = na.cat([cls, x], dim=1) + self.position_embeddings      # (B, N+1, D)
+        x = ops.cat([cls, x], dim=1) + self.position_embeddings      # (B, N+1, D)
         return self.dropout(x)
 
 

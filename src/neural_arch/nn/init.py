@@ -181,7 +181,8 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
     """A (semi-)orthogonal matrix (Saxe et al., 2013): the Q of a QR of a Gaussian matrix,
     signs fixed so the draw is uniform over orthogonal matrices; dims after the first are flattened."""
     if tensor.ndim < 2:
-        raise ShapeError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got {shape_str(tensor.shape)}")
+        raise ShapeError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got "
+                         f"{shape_str(tensor.shape)}")
     if tensor.data.size == 0:
         return tensor
     rows = tensor.shape[0]
@@ -194,3 +195,9 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
     if rows < cols:
         q = q.T
     return _fill(tensor, gain * q.reshape(tensor.shape))
+
+
+def uniform_fan_in_bias_(bias, fan_in: int):
+    """torch's default bias init for Linear and Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (0 when fan_in is 0)."""
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    return uniform_(bias, -bound, bound)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.tensor import Tensor, format_tensor
+from neural_arch.backend.device import to_device
+from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 
 
 class Parameter(Tensor):
@@ -54,3 +56,13 @@ class Buffer(Tensor):
     def __init__(self, data, *, persistent: bool = True):
         super().__init__(data)
         self.persistent = persistent
+
+
+def empty_param(*shape, dtype=None, device=None, order: str = "C") -> Parameter:
+    """An uninitialised Parameter of ``shape`` (the module's ``reset_parameters`` fills it), as the
+    layers build their weights: ``dtype`` defaults to the default dtype; ``order`` is its memory
+    layout on the CPU ("C" or "F")."""
+    arr = np.empty(shape, dtype=get_default_dtype() if dtype is None else resolve_dtype(dtype), order=order)
+    if device is not None and str(device) != "cpu":
+        arr = to_device(arr, device)
+    return Parameter(arr)

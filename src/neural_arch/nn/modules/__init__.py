@@ -1,8 +1,26 @@
 """Layers: one family per file, each a ``Module`` over ``nn.functional``."""
 
 from neural_arch.nn.modules.activation import (
-    CELU, ELU, GELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, Mish, ReLU,
-    ReLU6, Sigmoid, SiLU, Softmax, Softmin, Softplus, Tanh,
+    CELU,
+    ELU,
+    GELU,
+    GLU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Tanh,
 )
 from neural_arch.nn.modules.attention import MultiheadAttention
 from neural_arch.nn.modules.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
@@ -12,17 +30,38 @@ from neural_arch.nn.modules.embedding import Embedding
 from neural_arch.nn.modules.flatten import Flatten, Unflatten
 from neural_arch.nn.modules.linear import Bilinear, Identity, Linear
 from neural_arch.nn.modules.loss import (
-    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
 )
 from neural_arch.nn.modules.module import Module, RemovableHandle
 from neural_arch.nn.modules.normalization import (
-    BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, RMSNorm,
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm2d,
+    LayerNorm,
+    RMSNorm,
 )
 from neural_arch.nn.modules.pooling import (
-    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
 )
 from neural_arch.nn.modules.transformer import (
-    TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
 )
 
 __all__ = [

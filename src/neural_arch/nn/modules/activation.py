@@ -18,64 +18,64 @@ class _Inplace(Module):
 class ReLU(_Inplace):
     """max(0, x)"""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.relu(input, inplace=self.inplace)
 
 
 class ReLU6(_Inplace):
     """min(max(0, x), 6)"""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.relu6(input, inplace=self.inplace)
 
 
 class SiLU(_Inplace):
     """x * sigmoid(x)"""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.silu(input, inplace=self.inplace)
 
 
 class Mish(_Inplace):
     """x * tanh(softplus(x))"""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.mish(input, inplace=self.inplace)
 
 
 class Hardswish(_Inplace):
     """x * relu6(x + 3) / 6"""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardswish(input, inplace=self.inplace)
 
 
 class Hardsigmoid(_Inplace):
     """relu6(x + 3) / 6"""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardsigmoid(input, inplace=self.inplace)
 
 
 class SELU(_Inplace):
     """scale * elu(x, alpha) with the self-normalising constants."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.selu(input, inplace=self.inplace)
 
 
 class Tanh(Module):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.tanh(input)
 
 
 class Sigmoid(Module):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.sigmoid(input)
 
 
 class LogSigmoid(Module):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.logsigmoid(input)
 
 
@@ -86,7 +86,7 @@ class GELU(Module):
         super().__init__()
         self.approximate = approximate
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.gelu(input, approximate=self.approximate)
 
     def extra_repr(self) -> str:
@@ -98,7 +98,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
@@ -110,7 +110,7 @@ class ELU(Module):
         super().__init__()
         self.alpha, self.inplace = alpha, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.elu(input, self.alpha, self.inplace)
 
     def extra_repr(self) -> str:
@@ -118,7 +118,7 @@ class ELU(Module):
 
 
 class CELU(ELU):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.celu(input, self.alpha, self.inplace)
 
 
@@ -129,7 +129,7 @@ class Softplus(Module):
         super().__init__()
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softplus(input, self.beta, self.threshold)
 
     def extra_repr(self) -> str:
@@ -141,7 +141,7 @@ class Hardtanh(Module):
         super().__init__()
         self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self) -> str:
@@ -155,7 +155,7 @@ class GLU(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.glu(input, self.dim)
 
     def extra_repr(self) -> str:
@@ -167,7 +167,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softmax(input, self.dim)
 
     def extra_repr(self) -> str:
@@ -175,10 +175,10 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.log_softmax(input, self.dim)
 
 
 class Softmin(Softmax):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softmin(input, self.dim)

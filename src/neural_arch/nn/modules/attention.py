@@ -21,8 +21,9 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
-from neural_arch.nn.modules.linear import Linear, empty_param
+from neural_arch.nn.modules.linear import Linear
 from neural_arch.nn.modules.module import Module
+from neural_arch.nn.parameter import empty_param
 from neural_arch.ops import shape as _shape
 
 
@@ -47,7 +48,8 @@ class MultiheadAttention(Module):
         if embed_dim <= 0 or num_heads <= 0:
             raise ConfigError(f"MultiheadAttention: embed_dim and num_heads must be > 0, got {embed_dim}, {num_heads}")
         if embed_dim % num_heads:
-            raise ConfigError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+            raise ConfigError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by "
+                              f"num_heads ({num_heads})")
         self.embed_dim = embed_dim
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -119,7 +121,8 @@ class MultiheadAttention(Module):
             out[arr] = -np.inf
             return out
         if arr.dtype.kind != "f":
-            raise ConfigError(f"MultiheadAttention: only bool and floating types of {name} are supported, got {arr.dtype}")
+            raise ConfigError(f"MultiheadAttention: only bool and floating types of {name} are "
+                              f"supported, got {arr.dtype}")
         return arr.astype(dtype, copy=False)
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,

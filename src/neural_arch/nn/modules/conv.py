@@ -13,8 +13,8 @@ import math
 from neural_arch.errors import ConfigError
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
-from neural_arch.nn.modules.linear import empty_param, uniform_fan_in_bias_
 from neural_arch.nn.modules.module import Module
+from neural_arch.nn.parameter import empty_param
 
 _PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
@@ -68,7 +68,7 @@ class _ConvNd(Module):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            uniform_fan_in_bias_(self.bias, fan_in)
+            init.uniform_fan_in_bias_(self.bias, fan_in)
 
     def _padded(self, input):
         """Non-zero padding modes pad explicitly, then convolve with padding 0 (as torch does)."""
@@ -106,7 +106,7 @@ class Conv1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias,
                          padding_mode, device, dtype)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         x, padding = self._padded(input)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
@@ -122,7 +122,7 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias,
                          padding_mode, device, dtype)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         x, padding = self._padded(input)
         return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
@@ -143,14 +143,15 @@ class ConvTranspose2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, True, output_padding,
                          groups, bias, padding_mode, device, dtype)
 
-    def forward(self, input, output_size=None):  # noqa: A002
+    def forward(self, input, output_size=None):
         output_padding = self.output_padding
         if output_size is not None:  # choose output_padding so the output has this size (torch's rule)
             spatial = tuple(output_size)[-2:]
             output_padding = []
             for i, want in enumerate(spatial):
                 n_in = input.shape[-2 + i]
-                base = (n_in - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (self.kernel_size[i] - 1) + 1
+                reach = self.dilation[i] * (self.kernel_size[i] - 1)
+                base = (n_in - 1) * self.stride[i] - 2 * self.padding[i] + reach + 1
                 extra = want - base
                 if not 0 <= extra < max(self.stride[i], self.dilation[i]):
                     raise ConfigError(f"ConvTranspose2d: requested output size {tuple(output_size)} is not reachable; "

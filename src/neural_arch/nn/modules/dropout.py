@@ -21,12 +21,12 @@ class _DropoutNd(Module):
 class Dropout(_DropoutNd):
     """Zero each element with probability p and scale the rest by 1 / (1 - p) (training only)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout(input, self.p, self.training, self.inplace)
 
 
 class Dropout2d(_DropoutNd):
     """Zero whole channels of ``(N, C, H, W)`` with probability p (training only)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout2d(input, self.p, self.training, self.inplace)

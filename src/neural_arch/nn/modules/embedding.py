@@ -26,7 +26,8 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ConfigError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings ({num_embeddings})")
+                raise ConfigError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings "
+                                  f"({num_embeddings})")
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
         self.max_norm, self.norm_type = max_norm, norm_type
@@ -47,7 +48,7 @@ class Embedding(Module):
             with no_grad():
                 self.weight.data[self.padding_idx] = 0
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
                            self.scale_grad_by_freq, self.sparse)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -155,7 +156,8 @@ class Module:
             modules[name] = value
         elif self.__dict__.get("_modules") is not None and name in self._modules:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' (Module or None expected)")
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                                f"(Module or None expected)")
             self._modules[name] = value
         elif self.__dict__.get("_buffers") is not None and name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
@@ -204,7 +206,8 @@ class Module:
         if hasattr(self, name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' (nn.Parameter or None required)")
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            f"(nn.Parameter or None required)")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -215,7 +218,8 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or None required)")
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor "
+                            f"or None required)")
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -356,7 +360,7 @@ class Module:
                 p.data = convert(p.data)
                 if p.grad is not None:
                     p.grad.data = convert(p.grad.data)
-            for name, b in m._buffers.items():
+            for b in m._buffers.values():
                 if b is not None:
                     b.data = convert(b.data)
         return self
@@ -461,7 +465,8 @@ class Module:
                 continue
             arrays[key] = arr
         if errors:  # check everything first: a failed load must leave the module untouched
-            raise CheckpointError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+            raise CheckpointError(f"Error(s) in loading state_dict for "
+                                  f"{type(self).__name__}:\n\t" + "\n\t".join(errors))
         for key, arr in arrays.items():
             target = own[key]
             if assign:

@@ -87,7 +87,7 @@ class _BatchNorm(_NormBase):
     training (and running averages updated: r = (1 - momentum) r + momentum * stat, unbiased var)
     and the running averages in eval mode (unless ``track_running_stats=False``)."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         self._check_input_dim(input)
         factor = self._momentum()
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
@@ -120,7 +120,7 @@ class InstanceNorm2d(_NormBase):
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         if input.ndim not in (3, 4):
             raise ShapeError(f"InstanceNorm2d: expected 3D or 4D input, got shape {shape_str(input.shape)}")
         if input.ndim == 3:
@@ -162,7 +162,7 @@ class LayerNorm(Module):
         if self.bias is not None:
             init.zeros_(self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -204,7 +204,8 @@ class GroupNorm(Module):
                  dtype=None, *, bias: bool = True):
         super().__init__()
         if num_groups <= 0 or num_channels % num_groups:
-            raise ConfigError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+            raise ConfigError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                              f"({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         if affine:
             self.weight = empty_param(num_channels, dtype=dtype, device=device)
@@ -223,8 +224,9 @@ class GroupNorm(Module):
         if self.bias is not None:
             init.zeros_(self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.bias is not None}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
