@@ -82,7 +82,7 @@ def test_modes_as_decorators_with_and_without_parentheses():
 def test_modes_restore_on_exceptions():
     with pytest.raises(ZeroDivisionError):
         with na.no_grad():
-            1 / 0
+            1 / 0  # noqa: B018 - the error under test
     assert na.is_grad_enabled()
 
 

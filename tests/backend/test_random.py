@@ -6,7 +6,8 @@ from neural_arch.backend.random import default_generator
 
 def test_manual_seed_reproduces_every_random_factory():
     def draw():
-        return (na.rand(3).tolist(), na.randn(2, 2).tolist(), na.randint(0, 100, (4,)).tolist(), na.randperm(5).tolist())
+        return (na.rand(3).tolist(), na.randn(2, 2).tolist(), na.randint(0, 100, (4,)).tolist(),
+                na.randperm(5).tolist())
 
     na.manual_seed(42)
     a = draw()

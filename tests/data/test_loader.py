@@ -69,7 +69,8 @@ def test_get_batch_fast_path_equals_collating_samples():
     rng = np.random.default_rng(0)
     ds = TensorDataset(rng.normal(size=(20, 3)).astype(np.float32), rng.integers(0, 5, 20))
     fast = DataLoader(ds, batch_size=6, shuffle=True, generator=na.Generator(1))
-    slow = DataLoader(ds, batch_size=6, shuffle=True, generator=na.Generator(1), collate_fn=lambda b: default_collate(b))
+    slow = DataLoader(ds, batch_size=6, shuffle=True, generator=na.Generator(1),
+                      collate_fn=lambda b: default_collate(b))
     assert fast._get_batch is not None and slow._get_batch is None
     for (fx, fy), (sx, sy) in zip(fast, slow):
         np.testing.assert_array_equal(fx.numpy(), sx.numpy())
@@ -130,7 +131,11 @@ def test_prefetch_thread_runs_ahead_boundedly_and_stops_on_break():
     loader = DataLoader(Squares(1000, delay=0.001), batch_size=1, prefetch=3)
     it = iter(loader)
     next(it)
-    time.sleep(0.2)  # the worker fills the queue, then must wait
+    deadline = time.monotonic() + 60  # a bound, not a timing: a stuck worker fails instead of hanging
+    while it.queue.qsize() < 3:  # the worker fills the queue ...
+        assert time.monotonic() < deadline, "the prefetch worker did not fill its queue"
+        time.sleep(0.01)
+    time.sleep(0.05)  # ... and then must wait: it never goes beyond `prefetch` batches
     assert it.queue.qsize() == 3
     thread = it.thread
     assert thread.is_alive()
@@ -143,8 +148,8 @@ def test_prefetch_thread_runs_ahead_boundedly_and_stops_on_break():
     import gc
 
     gc.collect()
-    deadline = time.time() + 2
-    while time.time() < deadline and [t for t in threading.enumerate() if t.name == "neural-arch-data"]:
+    deadline = time.monotonic() + 60  # a bound for a worker that never stops, not a timing
+    while time.monotonic() < deadline and [t for t in threading.enumerate() if t.name == "neural-arch-data"]:
         time.sleep(0.01)
     assert not [t for t in threading.enumerate() if t.name == "neural-arch-data"]
 

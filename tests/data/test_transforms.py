@@ -72,7 +72,7 @@ def test_random_crop_is_a_window_of_the_padded_image():
     for _ in range(40):
         out = crop(img)
         assert out.shape == (1, 6, 6)
-        hits = [(t, l) for t in range(5) for l in range(5) if np.array_equal(padded[:, t:t + 6, l:l + 6], out)]
+        hits = [(t, c) for t in range(5) for c in range(5) if np.array_equal(padded[:, t:t + 6, c:c + 6], out)]
         assert hits, "crop is not a window of the zero-padded image"
         seen.add(hits[0])
     assert len(seen) > 5  # the offset really is random
@@ -105,7 +105,8 @@ def test_random_crop_batched_draws_per_image():
     padded = np.pad(batch, ((0, 0), (0, 0), (2, 2), (2, 2)))
     offsets = set()
     for n in range(64):
-        hit = [(t, l) for t in range(5) for l in range(5) if np.array_equal(padded[n, :, t:t + 4, l:l + 4], out.numpy()[n])]
+        hit = [(t, c) for t in range(5) for c in range(5)
+               if np.array_equal(padded[n, :, t:t + 4, c:c + 4], out.numpy()[n])]
         assert hit
         offsets.add(hit[0])
     assert len(offsets) > 5

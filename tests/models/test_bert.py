@@ -10,11 +10,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import neural_arch as na  # noqa: E402
-from neural_arch.errors import (CheckpointError, ConfigError, DataError, DTypeError, IndexingError,  # noqa: E402
-                                 ShapeError)
+from neural_arch.errors import CheckpointError, ConfigError, DataError, DTypeError, IndexingError, ShapeError  # noqa: E402
 from neural_arch.models import bert as ours_bert  # noqa: E402
-from neural_arch.models.hf import load_safetensors_dir  # noqa: E402
 from neural_arch.models.bert_tokenizer import BertTokenizer  # noqa: E402
+from neural_arch.models.hf import load_safetensors_dir  # noqa: E402
 
 V, T, P = 61, 9, 24      # vocabulary, sequence length, position table
 TOL = dict(rtol=1e-4, atol=2e-5)

@@ -103,7 +103,8 @@ def test_save_pretrained_loads_into_transformers(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "gpt2"
     ref = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     ids = _ids()
-    np.testing.assert_allclose(model.eval()(ids).logits.detach().numpy(), _ref_out(ref, ids).logits.detach().numpy(), **TOL)
+    ours = model.eval()(ids).logits.detach().numpy()
+    np.testing.assert_allclose(ours, _ref_out(ref, ids).logits.detach().numpy(), **TOL)
     again = GPT2LMHeadModel.from_pretrained(tmp_path)
     assert again.lm_head.weight is again.transformer.wte.weight  # tying survives the round trip
     np.testing.assert_array_equal(again(ids).logits.detach().numpy(), model(ids).logits.detach().numpy())

@@ -269,8 +269,8 @@ def test_loss_modules(name, kw, make):
 def test_weighted_losses_keep_weight_as_buffer():
     w = rnd(5, seed=9) ** 2
     x, t = rnd(4, 5), np.array([0, 4, 2, 1])
-    check_layer(lambda: nn.CrossEntropyLoss(weight=na.tensor(w)), lambda: torch.nn.CrossEntropyLoss(weight=torch.tensor(w)),
-                [x, t])
+    check_layer(lambda: nn.CrossEntropyLoss(weight=na.tensor(w)),
+                lambda: torch.nn.CrossEntropyLoss(weight=torch.tensor(w)), [x, t])
     pw = rnd(4, seed=4) ** 2
     check_layer(lambda: nn.BCEWithLogitsLoss(pos_weight=na.tensor(pw)),
                 lambda: torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pw)), [rnd(3, 4), _probs(3, 4)])
@@ -373,7 +373,7 @@ def test_multihead_attention(case):
         return out if w is None else (out, w)
 
     check_layer(lambda: nn.MultiheadAttention(E, H, **kw), lambda: torch.nn.MultiheadAttention(E, H, **kw),
-                [q, k, v], call=lambda m, *x: fwd(m, *x)[0] if not call.get("need_weights", True) is False
+                [q, k, v], call=lambda m, *x: fwd(m, *x)[0] if call.get("need_weights", True) is not False
                 else fwd(m, *x), out_index=None if call.get("need_weights", True) is False else 0)
     if call.get("need_weights", True):
         check_layer(lambda: nn.MultiheadAttention(E, H, **kw), lambda: torch.nn.MultiheadAttention(E, H, **kw),

@@ -200,7 +200,7 @@ def test_setattr_rules():
     del m.sub
     assert list(m.children()) == []
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        m.nope
+        m.nope  # noqa: B018 - the error under test
     with pytest.raises(KeyError, match="'.'"):
         m.register_buffer("a.b", na.ones(1))
 
