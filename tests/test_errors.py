@@ -7,8 +7,17 @@ import pytest
 import neural_arch as na
 from neural_arch import errors
 from neural_arch.errors import (
-    CheckpointError, ConfigError, DataError, DeviceError, DTypeError, GradientError, IndexingError, NeuralArchError,
-    NumericalError, ShapeError, shape_str,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DeviceError,
+    DTypeError,
+    GradientError,
+    IndexingError,
+    NeuralArchError,
+    NumericalError,
+    ShapeError,
+    shape_str,
 )
 
 

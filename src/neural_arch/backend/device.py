@@ -25,7 +25,7 @@ def _import_cupy():
 
             cupy.cuda.runtime.getDeviceCount()  # raises when no driver/GPU is present
             _cupy = cupy
-        except Exception:  # ImportError, CUDARuntimeError, ...: treated alike as "no CUDA"
+        except Exception:  # noqa: BLE001 - ImportError, CUDARuntimeError, ...: all mean "no CUDA"
             _cupy = None
     return _cupy
 
