@@ -166,7 +166,8 @@ def einsum(b, node, xs):
 
 
 def embedding(b, node, xs):
-    return b.add("Gather", [xs[0], xs[1]], axis=0)
+    ref = node.params["ids"]  # the ids are a parameter of the op (an array), here a graph value
+    return b.add("Gather", [xs[0], b.value(ref)], axis=0)
 
 
 # -- shapes ----------------------------------------------------------------------------------------------
