@@ -51,10 +51,10 @@ def _arange(datas, points, syms, run_inputs):
         starts, steps = [], []
         for d in datas:
             rows = np.moveaxis(d, axis, -1).reshape(-1, d.shape[axis])
-            if rows.shape[1] < 2 or not (rows == rows[:1]).all():
+            if rows.shape[1] < 1 or not (rows == rows[:1]).all():
                 break
             row = rows[0]
-            step = row[1] - row[0]
+            step = row[1] - row[0] if row.size > 1 else np.ones((), row.dtype)  # one position: step 1
             if not np.array_equal(row, row[0] + step * np.arange(row.size, dtype=row.dtype)):
                 break
             starts.append(row[0].item())
