@@ -32,10 +32,9 @@ def recognize(value, datas, points, syms, run_inputs, shape) -> tuple:
                        f"{datas[0].shape}) changes with the dynamic sizes in a way the exporter does not know")
 
 
-def recognize_static(value, inputs) -> tuple | None:
-    """For a constant that does not change with the sizes: is it a function of an input's values?"""
-    runs = [inputs]
-    return _input_affine([value.data], None, None, runs) or _argmax([value.data], None, None, runs)
+def recognize_static(datas, run_inputs) -> tuple | None:
+    """For a constant that changes with the input values (``datas``, one per run): a function of an input?"""
+    return _input_affine(datas, None, None, run_inputs) or _argmax(datas, None, None, run_inputs)
 
 
 def _fill(datas, points, syms, run_inputs):

@@ -23,7 +23,7 @@ import numpy as np
 from neural_arch.autograd import function as _function
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.errors import ExportError
+from neural_arch.errors import ExportError, NeuralArchError
 from neural_arch.graph import flops as _flops
 from neural_arch.graph.dims import Dim, fit
 from neural_arch.graph.ir import ConstRef, Graph, Node, Value
@@ -77,7 +77,14 @@ def trace(module_or_fn, *example_args, dynamic_axes: dict | None = None, input_n
     for sizes in points:
         args = [_resized(a, arr, axes.get(n, {}), base, sizes) for a, arr, n in zip(example_args, arrays, names)]
         runs.append(_Run(module, names, args).go(module_or_fn))
-    graph = _merge(runs, points, syms, names, axes)
+    # one more run at the example sizes with other input values: a constant that changes with them was
+    # computed from the inputs outside any op, and must be recognised (or refused), never baked in
+    shuffled = [_other_values(a, arr) for a, arr in zip(example_args, arrays)]
+    try:
+        values_run = _Run(module, names, shuffled).go(module_or_fn)
+    except (NeuralArchError, ValueError, IndexError):
+        values_run = None  # the model refuses those values (e.g. a check on the ids): no comparison
+    graph = _merge(runs, points, syms, names, axes, values_run)
     for node in graph.nodes:
         node.flops = _flops.count(node, graph)
     return graph
@@ -216,7 +223,7 @@ class _Run:
 
 
 # -- merging the runs ------------------------------------------------------------------------------------
-def _merge(runs, points, syms, names, axes) -> Graph:
+def _merge(runs, points, syms, names, axes, values_run) -> Graph:
     base = runs[0]
     for run, sizes in zip(runs[1:], points[1:]):
         _check_same_path(base, run, sizes, points[0])
@@ -234,7 +241,7 @@ def _merge(runs, points, syms, names, axes) -> Graph:
             if any(d.shape != datas[0].shape or not np.array_equal(d, datas[0]) for d in datas[1:]):
                 v.recipe = recognize(v, datas, points, syms, [run.input_arrays for run in runs], shape)
             else:
-                v.recipe = recognize_static(v, base.input_arrays)
+                v.recipe = _value_dependence(v, base, values_run)
         values[name] = v
     for i, node in enumerate(base.nodes):
         where = f"{node.op} (in {node.module or 'the top level'})"
@@ -246,6 +253,37 @@ def _merge(runs, points, syms, names, axes) -> Graph:
             v.shape = tuple(Dim.symbol(amap[a]) if a in amap else d for a, d in enumerate(v.shape))
     inputs = [n for n in names if n in base.values]
     return Graph(values, base.nodes, inputs, base.outputs, symbols)
+
+
+def _value_dependence(v, base, values_run):
+    """None for a true constant; the recipe of one computed from the inputs' values; or an 'unknown' recipe."""
+    other = values_run.values.get(v.name) if values_run is not None else None
+    if other is None or other.kind != "const" or not _same_ops(base, values_run):
+        return None  # the values took another branch: nothing to compare against
+    if other.data.shape == v.data.shape and np.array_equal(other.data, v.data):
+        return None
+    recipe = recognize_static([v.data, other.data], [base.input_arrays, values_run.input_arrays])
+    return recipe or ("unknown", f"constant {v.name} (first used in {v.module or 'the top level'}, shape "
+                                 f"{v.data.shape}) is computed from the input values outside any op, in a way the "
+                                 "exporter does not know")
+
+
+def _same_ops(a, b) -> bool:
+    return len(a.nodes) == len(b.nodes) and all(x.op == y.op for x, y in zip(a.nodes, b.nodes))
+
+
+def _other_values(arg, arr):
+    """The same input with its values moved around (an all-equal one gets one element changed)."""
+    if arr is None or arr.size == 0:
+        return arg
+    flat = arr.reshape(-1)
+    if (flat == flat[0]).all():
+        out = flat.copy()
+        out[0] = (0 if flat[0] != 0 else 1) if arr.dtype.kind in "iub" else flat[0] + 1
+    else:
+        out = np.roll(flat, 1)
+    out = out.reshape(arr.shape)
+    return Tensor._wrap(out) if isinstance(arg, Tensor) else out
 
 
 def _check_same_path(base, run, sizes, base_sizes):

@@ -1,0 +1,98 @@
+"""``neural-arch export``: a trained run as an ONNX file, a Hugging Face folder, or bare safetensors.
+
+    neural-arch export runs/gpt --format onnx --dynamic-batch          # runs/gpt/export/model.onnx
+    neural-arch export runs/gpt/checkpoints/last.safetensors --format hf -o gpt2-hf
+    neural-arch export runs/cnn --format safetensors -o cnn.safetensors
+
+ONNX: the model is traced in eval mode on a small example input; a language model's sequence axis
+is always dynamic (up to the block size), the batch axis with ``--dynamic-batch``. The graph has one
+input (``input_ids`` int64 (B, T), or ``pixels`` float32 (B, 1, 28, 28)) and one output, ``logits``.
+``hf`` writes what ``transformers`` loads (GPT-2, the modern transformer as Llama, BERT, RoBERTa):
+``config.json`` and ``model.safetensors``. ``safetensors`` writes the model's weights alone.
+An existing output is never overwritten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from neural_arch.errors import ConfigError, NeuralArchError
+
+FORMATS = ("onnx", "hf", "safetensors")
+_DEFAULT_NAMES = {"onnx": "model.onnx", "hf": "hf", "safetensors": "model.safetensors"}
+
+
+@click.command("export")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True,
+              help="onnx: an ONNX graph; hf: a Hugging Face folder (config.json + model.safetensors); "
+                   "safetensors: the weights alone.")
+@click.option("--opset", type=int, default=None, help="ONNX opset version (17-21; default 17).")
+@click.option("--dynamic-batch", is_flag=True, help="ONNX: any batch size (the sequence axis of a language "
+              "model is always dynamic).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Where to write (default: RUN_DIR/export/model.onnx, .../hf or .../model.safetensors).")
+def export_command(source, fmt, opset, dynamic_batch, output) -> None:
+    """Export SOURCE (a run directory or a training checkpoint) as ONNX, a Hugging Face folder or safetensors."""
+    try:
+        path = export_run(source, fmt, opset=opset, dynamic_batch=dynamic_batch, output=output)
+    except NeuralArchError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}")
+
+
+def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: bool = False,
+               output: Path | None = None) -> Path:
+    """Load a ``neural-arch train`` run (or checkpoint) and write it in ``fmt``; returns the path written."""
+    from neural_arch.cli.build import build_run, checkpoint_config  # noqa: PLC0415
+    from neural_arch.config import load_config  # noqa: PLC0415
+    from neural_arch.io import load_checkpoint  # noqa: PLC0415
+
+    ckpt = source / "checkpoints" / "last.safetensors" if source.is_dir() else source
+    if not ckpt.is_file():
+        raise ConfigError(f"export: '{source}' is neither a run directory with checkpoints/last.safetensors nor a "
+                          "checkpoint file")
+    run = build_run(load_config(None, (), base=checkpoint_config(ckpt)))
+    load_checkpoint(ckpt, run.model, restore_rng=False)
+    model = run.model.eval()
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    out = Path(output) if output is not None else run_dir / "export" / _DEFAULT_NAMES[fmt]
+    if out.exists():
+        raise ConfigError(f"export: '{out}' already exists; choose another -o PATH (nothing was overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        _export_onnx(run, model, out, opset, dynamic_batch)
+    elif fmt == "hf":
+        inner = getattr(model, "lm", None)
+        if inner is None or not hasattr(inner, "save_pretrained"):
+            raise ConfigError(f"export: a {run.config.model.name} model has no Hugging Face layout; use --format "
+                              "onnx or safetensors (hf: gpt2, modern, bert, roberta)")
+        inner.save_pretrained(out)
+    else:
+        from neural_arch.io import save  # noqa: PLC0415
+
+        save(model.state_dict(), out)
+    return out
+
+
+def _export_onnx(run, model, out: Path, opset, dynamic_batch: bool) -> None:
+    import neural_arch as na  # noqa: PLC0415 - the CLI is the top layer
+    from neural_arch.onnx import export  # noqa: PLC0415
+
+    if run.tokenizer is not None:
+        block = int(run.config.data.block_size)
+        t = max(2, min(8, block - 1))
+        example = na.tensor(np.arange(2 * t, dtype=np.int64).reshape(2, t) % run.tokenizer.vocab_size)
+        name, axes = "input_ids", {1: "seq"}
+    else:
+        x, _ = run.val_loader.dataset[0]
+        sample = np.asarray(getattr(x, "data", x), dtype=np.float32)
+        example = na.tensor(np.stack([sample, sample]))
+        name, axes = "pixels", {}
+    if dynamic_batch:
+        axes = {0: "batch", **axes}
+    export(model, (example,), out, input_names=[name], output_names=["logits"],
+           dynamic_axes={name: axes} if axes else None, opset_version=opset)
