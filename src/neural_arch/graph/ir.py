@@ -65,12 +65,54 @@ class Graph:
     ``symbols`` maps each dynamic size's name to the (input, axis) it is read from.
     """
 
-    def __init__(self, values: dict, nodes: list, inputs: list, outputs: list, symbols: dict):
+    def __init__(self, values: dict, nodes: list, inputs: list, outputs: list, symbols: dict,
+                 example_sizes: dict | None = None):
         self.values = values
         self.nodes = nodes
         self.inputs = inputs
         self.outputs = outputs
         self.symbols = symbols
+        self.example_sizes = example_sizes or {}  # each symbol's size in the example inputs
+
+    # -- running it again -----------------------------------------------------------------------------
+    def replay(self, *args) -> list:
+        """Run the recorded ops again on new inputs (Tensors or arrays), without the model's Python:
+        each node's ``Function`` with its parameters, symbolic sizes evaluated for these inputs.
+        Returns the output tensors. Constants that a model built from its inputs (``recipe``) are
+        only valid at the traced sizes and values; replaying them elsewhere raises ``ExportError``."""
+        from neural_arch.autograd.grad_mode import no_grad  # noqa: PLC0415
+        from neural_arch.autograd.tensor import Tensor  # noqa: PLC0415
+        from neural_arch.errors import ExportError  # noqa: PLC0415
+
+        arrays = {n: getattr(a, "data", a) for n, a in zip(self.inputs, args)}
+        sizes = {s: arrays[n].shape[axis] for s, (n, axis) in self.symbols.items()}
+        env = {n: a if isinstance(a, Tensor) else Tensor._wrap(np.asarray(a)) for n, a in zip(self.inputs, args)}
+
+        def value(name):
+            if name not in env:
+                v = self.values[name]
+                if v.recipe is not None:
+                    raise ExportError(f"Graph.replay: constant {name} was computed from the inputs (first used in "
+                                      f"{v.module or 'the top level'}); the graph cannot rebuild it in NumPy")
+                env[name] = Tensor._wrap(v.data)
+            return env[name]
+
+        def resolve(p):
+            if isinstance(p, ConstRef):
+                return value(p.name).data
+            if isinstance(p, Dim):
+                return p.evaluate(sizes)
+            if isinstance(p, (tuple, list)):
+                return type(p)(resolve(x) for x in p)
+            if isinstance(p, slice):
+                return slice(resolve(p.start), resolve(p.stop), resolve(p.step))
+            return p
+
+        with no_grad():
+            for node in self.nodes:
+                env[node.output] = node.fn.apply(*[value(n) for n in node.inputs],
+                                                 **{k: resolve(v) for k, v in node.params.items()})
+        return [value(n) for n in self.outputs]
 
     # -- queries ------------------------------------------------------------------------------------
     def value(self, name: str) -> Value:

@@ -70,7 +70,7 @@ def _input_affine(datas, points, syms, run_inputs):
     """data == a * X.reshape(data.shape) + b for one input X, a != 0, in every run."""
     for idx in range(len(run_inputs[0])):
         name = run_inputs[0][idx][0]
-        found = None
+        found, flat = None, []
         for d, inputs in zip(datas, run_inputs):
             x = inputs[idx][2]
             if x.size != d.size or x.size == 0 or d.dtype.kind not in "fiub" or x.dtype.kind not in "fiub":
@@ -78,7 +78,8 @@ def _input_affine(datas, points, syms, run_inputs):
             xs, ys = x.reshape(-1).astype(np.float64), d.reshape(-1).astype(np.float64)
             lo, hi = xs.min(), xs.max()
             if lo == hi:
-                break  # a constant input (an all-ones mask) cannot tell a from b
+                flat.append((xs, ys))  # a constant input (an all-ones mask) cannot tell a from b: checked below
+                continue
             i, j = int(np.argmin(xs)), int(np.argmax(xs))
             a = (ys[j] - ys[i]) / (hi - lo)
             b = ys[i] - a * lo
@@ -86,7 +87,8 @@ def _input_affine(datas, points, syms, run_inputs):
                 break
             found = (a, b)
         else:
-            if found is not None:
+            if found is not None and all(np.allclose(found[0] * xs + found[1], ys, rtol=1e-6, atol=0)
+                                         for xs, ys in flat):
                 return ("input_affine", name, found[0], found[1])
     return None
 

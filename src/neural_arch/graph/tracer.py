@@ -8,7 +8,8 @@ output of an earlier op, or else a constant the model made from data.
 Dynamic axes. A model computes with its sizes as plain Python ints (``x.view(B, T, nh, hs)``), so
 one run cannot tell a size that follows the batch from a fixed one. ``trace`` therefore runs the
 model at the example sizes and at each corner of ``size + 1`` over the dynamic symbols (2^k runs for
-k symbols) and fits every integer that changes as a polynomial in the symbols (``dims.fit``).
+k symbols), plus one at ``size + 2`` to check the fit, and fits every integer that changes as a
+polynomial in the symbols (``dims.fit``).
 Constants that change with the sizes (position ids, masks, rotary tables) are matched against a few
 known forms (``recognize.py``) so that the exported graph can rebuild them.
 """
@@ -73,6 +74,8 @@ def trace(module_or_fn, *example_args, dynamic_axes: dict | None = None, input_n
     syms = sorted(base)
     points = [{s: base[s] + int(s in chosen) for s in syms}
               for chosen in (set(c for c, on in zip(syms, bits) if on) for bits in product((0, 1), repeat=len(syms)))]
+    if syms:  # one more run at +2 on every axis checks each fit (a two-point fit takes T // 2 for T - 3)
+        points.append({s: base[s] + 2 for s in syms})
     runs = []
     for sizes in points:
         args = [_resized(a, arr, axes.get(n, {}), base, sizes) for a, arr, n in zip(example_args, arrays, names)]
@@ -252,7 +255,7 @@ def _merge(runs, points, syms, names, axes, values_run) -> Graph:
         if v is not None:
             v.shape = tuple(Dim.symbol(amap[a]) if a in amap else d for a, d in enumerate(v.shape))
     inputs = [n for n in names if n in base.values]
-    return Graph(values, base.nodes, inputs, base.outputs, symbols)
+    return Graph(values, base.nodes, inputs, base.outputs, symbols, dict(points[0]))
 
 
 def _value_dependence(v, base, values_run):
