@@ -76,7 +76,9 @@ def test_a_mask_that_was_all_ones_when_traced_is_still_an_input(tmp_path):
 
 
 def test_a_model_in_training_mode_is_exported_in_eval_mode_and_restored(tmp_path):
-    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)).train()
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Sequential(nn.Dropout(0.5)).eval()).train()
+    model[2].eval()  # mixed modes: each module gets its own back
     proto = export(model, na.randn(2, 3))
-    assert model.training and "Dropout" not in {n.op_type for n in proto.graph.node}
+    assert [m.training for m in model.modules()] == [True, True, True, False, False]
+    assert "Dropout" not in {n.op_type for n in proto.graph.node}
     onnx.checker.check_model(proto, full_check=True)

@@ -49,7 +49,7 @@ class Builder:
 
     def initializer(self, array, name: str) -> str:
         if name not in self.inits:
-            self.inits[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+            self.inits[name] = numpy_helper.from_array(np.array(array, order="C"), name)  # (ascontiguousarray makes 0-d 1-d)
         return name
 
     def const(self, array, hint: str = "const") -> str:

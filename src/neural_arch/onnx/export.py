@@ -44,7 +44,7 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
         raise ExportError(f"onnx.export: opset_version must be between 17 and 21, got {opset}")
     args = args if isinstance(args, tuple) else (args,)
     is_module = hasattr(model, "named_parameters") and hasattr(model, "eval")
-    was_training = bool(getattr(model, "training", False)) if is_module else False
+    modes = [(m, m.training) for m in model.modules()] if is_module else []  # each module's own mode
     if is_module:
         model.eval()
     try:
@@ -52,8 +52,8 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
         in_axes = {k: v for k, v in (dynamic_axes or {}).items() if k in names or isinstance(k, int)}
         graph = trace(model, *args, dynamic_axes=in_axes, input_names=names)
     finally:
-        if is_module and was_training:
-            model.train()
+        for m, training in modes:
+            m.training = training
     b = Builder(graph, opset, do_constant_folding, root=model if is_module else None)
     for name in graph.inputs:
         b.names[name] = name
