@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -16,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 import neural_arch as na
+import onnx
 from neural_arch.cli import main
 
 LM_KWARGS = {

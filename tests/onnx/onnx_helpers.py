@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 import neural_arch as na
+import onnx
 from neural_arch import nn
 from neural_arch.onnx import export
 
@@ -26,10 +26,10 @@ class Call(nn.Module):
 
 def ours(model, args) -> list:
     """Our eager outputs, flattened like the exporter flattens them."""
-    from neural_arch.graph.tracer import _flatten  # noqa: PLC0415
+    from neural_arch.graph.tracer import _flatten
 
     with na.no_grad():
-        out = model(*[na.tensor(a) if a.dtype.kind == "f" else na.tensor(a) for a in args])
+        out = model(*[na.tensor(a) for a in args])
     return [t.numpy() for t in _flatten(out)]
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
+from onnx_helpers import check_export
 
 import neural_arch as na
+import onnx
 from neural_arch import nn
 from neural_arch.errors import ExportError
 from neural_arch.onnx import export
-from onnx_helpers import check_export
 
 
 class Rolls(nn.Module):

@@ -4,10 +4,10 @@ keys/values in, updated ones out) -- and greedy decoding driven by onnxruntime g
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 import neural_arch as na
+import onnx
 from neural_arch import nn
 from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
 from neural_arch.onnx import export

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import neural_arch as na
 from onnx_helpers import Call, check_export
 
 RNG = np.random.default_rng(0)
@@ -71,11 +69,11 @@ def test_vit(tmp_path):
 def _clip():
     from neural_arch.models.clip import CLIPConfig, CLIPModel
 
-    cfg = CLIPConfig(text_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                      intermediate_size=48, vocab_size=99, max_position_embeddings=12,
-                                      eos_token_id=98, bos_token_id=0, pad_token_id=1),
-                     vision_config=dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
-                                        intermediate_size=40, image_size=16, patch_size=4, num_channels=3),
+    cfg = CLIPConfig(text_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                      "intermediate_size": 48, "vocab_size": 99, "max_position_embeddings": 12,
+                                      "eos_token_id": 98, "bos_token_id": 0, "pad_token_id": 1},
+                     vision_config={"hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                        "intermediate_size": 40, "image_size": 16, "patch_size": 4, "num_channels": 3},
                      projection_dim=20)
     return CLIPModel(cfg)
 

@@ -47,9 +47,9 @@ def export_command(source, fmt, opset, dynamic_batch, output) -> None:
 def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: bool = False,
                output: Path | None = None) -> Path:
     """Load a ``neural-arch train`` run (or checkpoint) and write it in ``fmt``; returns the path written."""
-    from neural_arch.cli.build import build_run, checkpoint_config  # noqa: PLC0415
-    from neural_arch.config import load_config  # noqa: PLC0415
-    from neural_arch.io import load_checkpoint  # noqa: PLC0415
+    from neural_arch.cli.build import build_run, checkpoint_config
+    from neural_arch.config import load_config
+    from neural_arch.io import load_checkpoint
 
     ckpt = source / "checkpoints" / "last.safetensors" if source.is_dir() else source
     if not ckpt.is_file():
@@ -72,15 +72,15 @@ def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: 
                               "onnx or safetensors (hf: gpt2, modern, bert, roberta)")
         inner.save_pretrained(out)
     else:
-        from neural_arch.io import save  # noqa: PLC0415
+        from neural_arch.io import save
 
         save(model.state_dict(), out)
     return out
 
 
 def _export_onnx(run, model, out: Path, opset, dynamic_batch: bool) -> None:
-    import neural_arch as na  # noqa: PLC0415 - the CLI is the top layer
-    from neural_arch.onnx import export  # noqa: PLC0415
+    import neural_arch as na
+    from neural_arch.onnx import export
 
     if run.tokenizer is not None:
         block = int(run.config.data.block_size)

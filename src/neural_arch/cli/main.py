@@ -198,6 +198,6 @@ def info() -> None:
         click.echo(f"{key + ':':<14}{value}")
 
 
-from neural_arch.cli.export import export_command  # noqa: E402 - registered here, defined in its own module
+from neural_arch.cli.export import export_command  # registered here, defined in its own module
 
 main.add_command(export_command)

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neural_arch.autograd.grad_mode import no_grad
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.errors import ExportError
 from neural_arch.graph.dims import Dim, dim_str, shape_text
 
 
@@ -80,10 +83,6 @@ class Graph:
         each node's ``Function`` with its parameters, symbolic sizes evaluated for these inputs.
         Returns the output tensors. Constants that a model built from its inputs (``recipe``) are
         only valid at the traced sizes and values; replaying them elsewhere raises ``ExportError``."""
-        from neural_arch.autograd.grad_mode import no_grad  # noqa: PLC0415
-        from neural_arch.autograd.tensor import Tensor  # noqa: PLC0415
-        from neural_arch.errors import ExportError  # noqa: PLC0415
-
         arrays = {n: getattr(a, "data", a) for n, a in zip(self.inputs, args)}
         sizes = {s: arrays[n].shape[axis] for s, (n, axis) in self.symbols.items()}
         env = {n: a if isinstance(a, Tensor) else Tensor._wrap(np.asarray(a)) for n, a in zip(self.inputs, args)}
@@ -196,10 +195,8 @@ class Graph:
         """Render with Graphviz (the ``graphviz`` extra and the ``dot`` program); returns the SVG text
         and writes it to ``path`` if given."""
         try:
-            import graphviz  # noqa: PLC0415 - optional extra
+            import graphviz  # the optional extra
         except ImportError as exc:
-            from neural_arch.errors import ExportError  # noqa: PLC0415
-
             raise ExportError("Graph.to_svg needs the graphviz package: pip install 'neural-arch[graphviz]' "
                               "(and Graphviz's dot program); to_dot() needs nothing") from exc
         svg = graphviz.Source(self.to_dot(show_params)).pipe(format="svg").decode()

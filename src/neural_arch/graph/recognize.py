@@ -28,8 +28,8 @@ def recognize(value, datas, points, syms, run_inputs, shape) -> tuple:
         recipe = form(datas, points, syms, run_inputs)
         if recipe is not None:
             return recipe
-    return ("unknown", f"constant {value.name} (first used in {value.module or 'the top level'}, shape "
-                       f"{datas[0].shape}) changes with the dynamic sizes in a way the exporter does not know")
+    return ("unknown", (f"constant {value.name} (first used in {value.module or 'the top level'}, shape "
+                       f"{datas[0].shape}) changes with the dynamic sizes in a way the exporter does not know"))
 
 
 def recognize_static(datas, run_inputs) -> tuple | None:
@@ -197,7 +197,7 @@ def _frequencies(line, fn):
 def _offset(line, freqs, fun):
     """The start position s with line[t] = fun((s + t) f), searched over small integers."""
     t = np.arange(len(line))[:, None]
-    for s in range(0, 4096):
+    for s in range(4096):
         if np.allclose(fun((s + t) * freqs), line, atol=1e-5):
             return s
     return None

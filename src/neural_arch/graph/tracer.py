@@ -73,7 +73,7 @@ def trace(module_or_fn, *example_args, dynamic_axes: dict | None = None, input_n
                                   f"in {name!r}; inputs that share a size name must agree")
     syms = sorted(base)
     points = [{s: base[s] + int(s in chosen) for s in syms}
-              for chosen in (set(c for c, on in zip(syms, bits) if on) for bits in product((0, 1), repeat=len(syms)))]
+              for chosen in ({c for c, on in zip(syms, bits) if on} for bits in product((0, 1), repeat=len(syms)))]
     if syms:  # one more run at +2 on every axis checks each fit (a two-point fit takes T // 2 for T - 3)
         points.append({s: base[s] + 2 for s in syms})
     runs = []
@@ -266,9 +266,9 @@ def _value_dependence(v, base, values_run):
     if other.data.shape == v.data.shape and np.array_equal(other.data, v.data):
         return None
     recipe = recognize_static([v.data, other.data], [base.input_arrays, values_run.input_arrays])
-    return recipe or ("unknown", f"constant {v.name} (first used in {v.module or 'the top level'}, shape "
+    return recipe or ("unknown", (f"constant {v.name} (first used in {v.module or 'the top level'}, shape "
                                  f"{v.data.shape}) is computed from the input values outside any op, in a way the "
-                                 "exporter does not know")
+                                 "exporter does not know"))
 
 
 def _same_ops(a, b) -> bool:

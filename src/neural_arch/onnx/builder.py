@@ -10,12 +10,12 @@ on a dynamic axis are computed in the graph from ``Shape`` of the input that car
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
+import onnx
 from neural_arch.errors import ExportError
 from neural_arch.graph.dims import Dim
 from neural_arch.graph.ir import ConstRef
+from onnx import TensorProto, helper, numpy_helper
 
 
 def onnx_dtype(dtype) -> int:
@@ -118,9 +118,7 @@ class Builder:
         if name in self.names:
             return self.names[name]
         v = self.g.values[name]
-        if v.kind in ("param", "buffer"):
-            out = self.initializer(v.data, name)
-        elif v.kind == "const" and v.recipe is None:
+        if v.kind in ("param", "buffer") or v.kind == "const" and v.recipe is None:
             out = self.initializer(v.data, name)
         elif v.kind == "const":
             out = self._from_recipe(v)
