@@ -82,3 +82,16 @@ def test_a_model_in_training_mode_is_exported_in_eval_mode_and_restored(tmp_path
     assert [m.training for m in model.modules()] == [True, True, True, False, False]
     assert "Dropout" not in {n.op_type for n in proto.graph.node}
     onnx.checker.check_model(proto, full_check=True)
+
+
+def test_a_path_that_depends_on_input_values_is_refused():
+    """GPT-2 skips its mask when every token is real; traced on such an example, the graph would ignore padding."""
+    from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_positions=16, n_embd=8, n_layer=1, n_head=2)).eval()
+
+    def f(x, mask):
+        return lm(x, attention_mask=mask, use_cache=False).logits
+
+    with pytest.raises(ExportError, match="another path when the input values change"):
+        export(f, (na.tensor(np.ones((2, 5), np.int64)), na.tensor(np.ones((2, 5), np.int64))))

@@ -149,3 +149,20 @@ def test_modern_llama_layout(tmp_path):
     logits = Call(model, lambda m, x: m(x, use_cache=False).logits)
     check_export(tmp_path, logits, [ids(2, 5)], [(ids(3, 9),), (ids(1, 20),)], ["input_ids"], ["logits"],
                  {"input_ids": {0: "batch", 1: "seq"}})
+
+
+def test_gpt2_with_a_padding_mask(tmp_path):
+    from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=32, n_layer=1, n_head=4))
+    logits = Call(model, lambda m, x, mask: m(x, attention_mask=mask, use_cache=False).logits)
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+    check_export(tmp_path, logits, [ids(2, 6), _mask(2, 6)], [(ids(3, 9), _mask(3, 9))],
+                 ["input_ids", "attention_mask"], ["logits"], axes)
+
+
+def test_clip_text_tower_with_a_padding_mask(tmp_path):
+    model = Call(_clip(), lambda m, x, mask: m.get_text_features(x, mask))
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+    check_export(tmp_path, model, [_clip_ids(2, 7), _mask(2, 7)], [(_clip_ids(3, 10), _mask(3, 10))],
+                 ["input_ids", "attention_mask"], ["text_embeds"], axes)

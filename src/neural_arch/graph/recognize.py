@@ -11,6 +11,7 @@ a dynamic size or is a function of an input, it is matched here against these fo
     ("input_affine", input, a, b)           a * input + b, reshaped (and cast) to the constant
     ("argmax", input, token)                argmax over the last axis of input (== token, if given)
     ("causal", keep, drop, k)               keep where j <= i + k, drop elsewhere (last two axes)
+    ("causal_padding", input, keep, drop, k)  (B, 1, T, S): keep where j <= i + k and input[b, j] != 0
     ("rotary", axis, start, freqs, fn)      fn(position * freqs), fn cos or sin, positions start + i
     ("unknown", why)                        none of these: export raises ExportError
 """
@@ -24,7 +25,7 @@ from neural_arch.graph.dims import fit
 
 def recognize(value, datas, points, syms, run_inputs, shape) -> tuple:
     """The recipe of a constant whose arrays at the traced sizes are ``datas`` (one per run)."""
-    for form in (_fill, _arange, _input_affine, _argmax, _causal, _rotary):
+    for form in (_fill, _arange, _input_affine, _argmax, _causal, _causal_padding, _rotary):
         recipe = form(datas, points, syms, run_inputs)
         if recipe is not None:
             return recipe
@@ -34,7 +35,8 @@ def recognize(value, datas, points, syms, run_inputs, shape) -> tuple:
 
 def recognize_static(datas, run_inputs) -> tuple | None:
     """For a constant that changes with the input values (``datas``, one per run): a function of an input?"""
-    return _input_affine(datas, None, None, run_inputs) or _argmax(datas, None, None, run_inputs)
+    return (_input_affine(datas, None, None, run_inputs) or _argmax(datas, None, None, run_inputs)
+            or _causal_padding(datas, None, None, run_inputs))
 
 
 def _fill(datas, points, syms, run_inputs):
@@ -138,6 +140,42 @@ def _causal(datas, points, syms, run_inputs):
         ks.append(k)
     k = fit(ks, points, syms) if points else ks[0]
     return None if k is None else ("causal", keep.item(), drop.item(), k)
+
+
+def _causal_padding(datas, points, syms, run_inputs):
+    """(B, 1, T, S) masks of a causal LM with padding: causal (offset k) and the key not padding in a (B, S) input."""
+    d0 = datas[0]
+    if d0.ndim != 4 or d0.shape[1] != 1:
+        return None
+    for idx in range(len(run_inputs[0])):
+        name = run_inputs[0][idx][0]
+        ks, vals = [], None
+        for d, inputs in zip(datas, run_inputs):
+            x = inputs[idx][2]
+            if x.ndim != 2 or x.shape != (d.shape[0], d.shape[3]):
+                break
+            u = np.unique(d)
+            if u.size > 2 or (vals is not None and not set(u.tolist()) <= set(vals)):
+                break
+            i, j = np.indices(d.shape[-2:])
+            pad_ok = (x != 0)[:, None, None, :]
+            k = None
+            for cand in range(-d.shape[2], d.shape[3] + 1):
+                allowed = (j <= i + cand)[None, None] & pad_ok
+                if allowed.any() and not allowed.all():
+                    kv, dv = d[allowed], d[~allowed]
+                    if (kv == kv[0]).all() and (dv == dv[0]).all() and kv[0] != dv[0]:
+                        k, vals = cand, (kv[0].item(), dv[0].item())
+                        break
+            if k is None:
+                break
+            ks.append(k)
+        else:
+            if ks and vals is not None:
+                k = fit(ks, points, syms) if points else (ks[0] if len(set(ks)) == 1 else None)
+                if k is not None:
+                    return ("causal_padding", name, vals[0], vals[1], k)
+    return None
 
 
 def _rotary(datas, points, syms, run_inputs):

@@ -230,6 +230,8 @@ def _merge(runs, points, syms, names, axes, values_run) -> Graph:
     base = runs[0]
     for run, sizes in zip(runs[1:], points[1:]):
         _check_same_path(base, run, sizes, points[0])
+    if values_run is not None:
+        _check_value_path(base, values_run)
     symbols = {}
     for name, amap in axes.items():
         for axis, sym in amap.items():
@@ -258,21 +260,31 @@ def _merge(runs, points, syms, names, axes, values_run) -> Graph:
     return Graph(values, base.nodes, inputs, base.outputs, symbols, dict(points[0]))
 
 
+def _check_value_path(base, values_run):
+    """The ops and their parameters must not change with the input values (only with sizes)."""
+    for a, b in zip(base.nodes, values_run.nodes):
+        if a.op != b.op or a.inputs != b.inputs or a.params != b.params:
+            raise ExportError(f"trace: the model takes another path when the input values change: op {a.index} is "
+                              f"{a.op} (in {a.module or 'the top level'}) with the example inputs but {b.op} (in "
+                              f"{b.module or 'the top level'}) with other values. Trace with an example that takes "
+                              "the general path (e.g. an attention mask with some padding, not all ones)")
+    if len(base.nodes) != len(values_run.nodes):
+        raise ExportError(f"trace: the model records {len(base.nodes)} ops with the example inputs but "
+                          f"{len(values_run.nodes)} with other values: its control flow depends on the values; "
+                          "trace with an example that takes the general path")
+
+
 def _value_dependence(v, base, values_run):
     """None for a true constant; the recipe of one computed from the inputs' values; or an 'unknown' recipe."""
     other = values_run.values.get(v.name) if values_run is not None else None
-    if other is None or other.kind != "const" or not _same_ops(base, values_run):
-        return None  # the values took another branch: nothing to compare against
+    if other is None or other.kind != "const":
+        return None
     if other.data.shape == v.data.shape and np.array_equal(other.data, v.data):
         return None
     recipe = recognize_static([v.data, other.data], [base.input_arrays, values_run.input_arrays])
     return recipe or ("unknown", (f"constant {v.name} (first used in {v.module or 'the top level'}, shape "
                                  f"{v.data.shape}) is computed from the input values outside any op, in a way the "
                                  "exporter does not know"))
-
-
-def _same_ops(a, b) -> bool:
-    return len(a.nodes) == len(b.nodes) and all(x.op == y.op for x, y in zip(a.nodes, b.nodes))
 
 
 def _other_values(arg, arr):

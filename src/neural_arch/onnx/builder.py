@@ -189,6 +189,13 @@ class Builder:
             _, keep, drop, k = v.recipe
             out = self.causal_mask(shape[-2], shape[-1], k, keep, drop, dt)
             return self.add("Reshape", [out, self.shape(shape)])
+        if kind == "causal_padding":
+            _, name, keep, drop, k = v.recipe
+            x = self.value(name)
+            real = self.add("Not", [self.add("Equal", [x, self.scalar(0, self.g.values[name].dtype)])])
+            real = self.add("Unsqueeze", [real, self.ints([1, 2])])  # (B, 1, 1, S)
+            cond = self.add("And", [self.causal_condition(shape[-2], shape[-1], k), real])
+            return self.add("Where", [cond, self.scalar(keep, dt), self.scalar(drop, dt)])
         if kind == "rotary":
             _, axis, start, freqs, fn = v.recipe
             begin = self.scalar_dim(start)
@@ -203,13 +210,16 @@ class Builder:
 
     def causal_mask(self, L, S, k, keep, drop, dt) -> str:
         """(L, S): ``keep`` where key j <= query i + k, ``drop`` elsewhere."""
+        return self.add("Where", [self.causal_condition(L, S, k), self.scalar(keep, dt), self.scalar(drop, dt)])
+
+    def causal_condition(self, L, S, k) -> str:
+        """(L, S) bool: key j <= query i + k."""
         zero, one = self.scalar(0, np.int64), self.scalar(1, np.int64)
         rows = self.add("Range", [zero, self.scalar_dim(L), one])
         cols = self.add("Range", [zero, self.scalar_dim(S), one])
         shifted = self.add("Add", [self.add("Unsqueeze", [rows, self.ints([1])]), self.scalar_dim(k)]) \
             if not (isinstance(k, int) and k == 0) else self.add("Unsqueeze", [rows, self.ints([1])])
-        cond = self.add("LessOrEqual", [self.add("Unsqueeze", [cols, self.ints([0])]), shifted])
-        return self.add("Where", [cond, self.scalar(keep, dt), self.scalar(drop, dt)])
+        return self.add("LessOrEqual", [self.add("Unsqueeze", [cols, self.ints([0])]), shifted])
 
     def module(self, path: str):
         """The module instance at ``path`` in the exported model (None when exporting a function)."""
