@@ -79,18 +79,18 @@ def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: 
 
 
 def _export_onnx(run, model, out: Path, opset, dynamic_batch: bool) -> None:
-    import neural_arch as na
     from neural_arch.onnx import export
+    from neural_arch.ops.creation import tensor
 
     if run.tokenizer is not None:
         block = int(run.config.data.block_size)
         t = max(2, min(8, block - 1))
-        example = na.tensor(np.arange(2 * t, dtype=np.int64).reshape(2, t) % run.tokenizer.vocab_size)
+        example = tensor(np.arange(2 * t, dtype=np.int64).reshape(2, t) % run.tokenizer.vocab_size)
         name, axes = "input_ids", {1: "seq"}
     else:
         x, _ = run.val_loader.dataset[0]
         sample = np.asarray(getattr(x, "data", x), dtype=np.float32)
-        example = na.tensor(np.stack([sample, sample]))
+        example = tensor(np.stack([sample, sample]))
         name, axes = "pixels", {}
     if dynamic_batch:
         axes = {0: "batch", **axes}
