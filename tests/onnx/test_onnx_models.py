@@ -166,3 +166,18 @@ def test_clip_text_tower_with_a_padding_mask(tmp_path):
     axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
     check_export(tmp_path, model, [_clip_ids(2, 7), _mask(2, 7)], [(_clip_ids(3, 10), _mask(3, 10))],
                  ["input_ids", "attention_mask"], ["text_embeds"], axes)
+
+
+def test_roberta_positions_skip_padding(tmp_path):
+    from neural_arch.models.bert import RobertaConfig, RobertaModel
+
+    model = RobertaModel(RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                       intermediate_size=48, max_position_embeddings=40, pad_token_id=1))
+
+    def padded(b, t):
+        x, m = ids(b, t, low=3), _mask(b, t)
+        return np.where(m == 1, x, 1), m  # the pad id where the mask is 0
+
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+    check_export(tmp_path, model, list(padded(2, 6)), [padded(3, 9)], ["input_ids", "attention_mask"],
+                 ["last_hidden_state", "pooler_output"], axes)

@@ -12,6 +12,7 @@ a dynamic size or is a function of an input, it is matched here against these fo
     ("argmax", input, token)                argmax over the last axis of input (== token, if given)
     ("causal", keep, drop, k)               keep where j <= i + k, drop elsewhere (last two axes)
     ("causal_padding", input, keep, drop, k)  (B, 1, T, S): keep where j <= i + k and input[b, j] != 0
+    ("padded_positions", input, pad)        RoBERTa's positions: cumsum(input != pad) * (input != pad) + pad
     ("rotary", axis, start, freqs, fn)      fn(position * freqs), fn cos or sin, positions start + i
     ("unknown", why)                        none of these: export raises ExportError
 """
@@ -25,7 +26,7 @@ from neural_arch.graph.dims import fit
 
 def recognize(value, datas, points, syms, run_inputs, shape) -> tuple:
     """The recipe of a constant whose arrays at the traced sizes are ``datas`` (one per run)."""
-    for form in (_fill, _arange, _input_affine, _argmax, _causal, _causal_padding, _rotary):
+    for form in (_fill, _arange, _input_affine, _argmax, _causal, _causal_padding, _padded_positions, _rotary):
         recipe = form(datas, points, syms, run_inputs)
         if recipe is not None:
             return recipe
@@ -36,7 +37,7 @@ def recognize(value, datas, points, syms, run_inputs, shape) -> tuple:
 def recognize_static(datas, run_inputs) -> tuple | None:
     """For a constant that changes with the input values (``datas``, one per run): a function of an input?"""
     return (_input_affine(datas, None, None, run_inputs) or _argmax(datas, None, None, run_inputs)
-            or _causal_padding(datas, None, None, run_inputs))
+            or _causal_padding(datas, None, None, run_inputs) or _padded_positions(datas, None, None, run_inputs))
 
 
 def _fill(datas, points, syms, run_inputs):
@@ -175,6 +176,31 @@ def _causal_padding(datas, points, syms, run_inputs):
                 k = fit(ks, points, syms) if points else (ks[0] if len(set(ks)) == 1 else None)
                 if k is not None:
                     return ("causal_padding", name, vals[0], vals[1], k)
+    return None
+
+
+def _padded_positions(datas, points, syms, run_inputs):
+    """Positions that skip padding (RoBERTa): cumsum(x != pad) * (x != pad) + pad along the last axis."""
+    if datas[0].dtype.kind not in "iu":
+        return None
+    for idx in range(len(run_inputs[0])):
+        name = run_inputs[0][idx][0]
+        pads = None
+        for d, inputs in zip(datas, run_inputs):
+            x = inputs[idx][2]
+            if x.dtype.kind not in "iu" or x.shape != d.shape or d.size == 0:
+                break
+            ok = set()
+            for pad in (int(d.min()), int(d.min()) - 1):
+                real = (x != pad).astype(np.int64)
+                if np.array_equal(np.cumsum(real, axis=-1) * real + pad, d):
+                    ok.add(pad)
+            pads = ok if pads is None else pads & ok
+            if not pads:
+                break
+        else:
+            if pads:
+                return ("padded_positions", name, min(pads))
     return None
 
 

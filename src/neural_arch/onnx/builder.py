@@ -196,6 +196,14 @@ class Builder:
             real = self.add("Unsqueeze", [real, self.ints([1, 2])])  # (B, 1, 1, S)
             cond = self.add("And", [self.causal_condition(shape[-2], shape[-1], k), real])
             return self.add("Where", [cond, self.scalar(keep, dt), self.scalar(drop, dt)])
+        if kind == "padded_positions":
+            _, name, pad = v.recipe
+            x = self.value(name)
+            real = self.add("Cast", [self.add("Not", [self.add("Equal", [x, self.scalar(pad, self.g.values[name].dtype)])])],
+                            to=TensorProto.INT64)
+            count = self.add("CumSum", [real, self.scalar(-1, np.int64)])
+            pos = self.add("Add", [self.add("Mul", [count, real]), self.scalar(pad, np.int64)])
+            return self.cast(pos, np.int64, dt)
         if kind == "rotary":
             _, axis, start, freqs, fn = v.recipe
             begin = self.scalar_dim(start)
