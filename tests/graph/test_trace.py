@@ -124,3 +124,12 @@ def test_array_parameters_become_graph_values():
     node = g.nodes[-1]
     assert node.op == "Where" and isinstance(node.params["cond"], ConstRef)
     np.testing.assert_array_equal(g.values[node.params["cond"].name].data, mask)
+
+
+def test_tracing_a_training_model_leaves_its_buffers_as_they_were():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    before = {k: v.data.copy() for k, v in model.state_dict().items()}
+    g = graph.trace(model, na.randn(2, 1, 5, 5), dynamic_axes={0: {0: "batch"}})
+    assert len(g) >= 2
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.data, before[k])

@@ -51,10 +51,15 @@ def trace(module_or_fn, *example_args, dynamic_axes: dict | None = None, input_n
 
     Data-dependent Python control flow (an ``if`` on a tensor's values, a loop over a size) is
     recorded as the branch taken with the example inputs: the graph is what the model computed
-    *then*. A branch that depends on a dynamic size is caught (the runs at other sizes record
-    different ops) and raises ``ExportError``; a branch on values is not. Ops that return several
-    tensors, in-place updates of buffers (batch-norm running statistics in training) and random
-    numbers drawn outside an op are not recorded. Trace in eval mode for inference graphs.
+    *then*. The model runs 2^k + 2 times (k dynamic sizes; see the module doc): a branch that
+    depends on a dynamic size records different ops at another size and raises ``ExportError``,
+    and so does a branch on values that the one run with the example's values moved around takes
+    differently (e.g. "skip the mask when every token is real": trace with a padded example). A
+    branch on values that this run does not flip is recorded silently as taken.
+
+    Ops that return several tensors, in-place updates of buffers (batch-norm running statistics
+    in training; the buffers are restored after the runs) and random numbers drawn outside an op
+    are not recorded. Trace in eval mode for inference graphs.
     """
     module = module_or_fn if _is_module(module_or_fn) else None
     names = _input_names(module_or_fn, example_args, input_names)
@@ -76,17 +81,25 @@ def trace(module_or_fn, *example_args, dynamic_axes: dict | None = None, input_n
               for chosen in ({c for c, on in zip(syms, bits) if on} for bits in product((0, 1), repeat=len(syms)))]
     if syms:  # one more run at +2 on every axis checks each fit (a two-point fit takes T // 2 for T - 3)
         points.append({s: base[s] + 2 for s in syms})
-    runs = []
-    for sizes in points:
-        args = [_resized(a, arr, axes.get(n, {}), base, sizes) for a, arr, n in zip(example_args, arrays, names)]
-        runs.append(_Run(module, names, args).go(module_or_fn))
-    # one more run at the example sizes with other input values: a constant that changes with them was
-    # computed from the inputs outside any op, and must be recognised (or refused), never baked in
-    shuffled = [_other_values(a, arr) for a, arr in zip(example_args, arrays)]
+    saved = [(b, b.data.copy()) for b in module.buffers()] if module is not None else []
     try:
-        values_run = _Run(module, names, shuffled).go(module_or_fn)
-    except (NeuralArchError, ValueError, IndexError):
-        values_run = None  # the model refuses those values (e.g. a check on the ids): no comparison
+        runs = []
+        for sizes in points:
+            args = [_resized(a, arr, axes.get(n, {}), base, sizes) for a, arr, n in zip(example_args, arrays, names)]
+            runs.append(_Run(module, names, args).go(module_or_fn))
+        # one more run at the example sizes with other input values: a constant that changes with them was
+        # computed from the inputs outside any op, and must be recognised (or refused), never baked in
+        shuffled = [_other_values(a, arr) for a, arr in zip(example_args, arrays)]
+        try:
+            values_run = _Run(module, names, shuffled).go(module_or_fn)
+        except (NeuralArchError, ValueError, IndexError):
+            values_run = None  # the model refuses those values (e.g. a check on the ids): no comparison
+    finally:
+        for b, data in saved:  # running statistics updated by the runs (a model in training mode)
+            if b.data.shape == data.shape:
+                b.data[...] = data
+            else:
+                b.data = data
     graph = _merge(runs, points, syms, names, axes, values_run)
     for node in graph.nodes:
         node.flops = _flops.count(node, graph)
