@@ -114,3 +114,30 @@ def test_safetensors_and_refusals(tmp_path):
     # char_mlp builds its context windows from the ids with NumPy: the exporter must refuse, not bake them in
     code, out = cli("export", run, "--format", "onnx")
     assert code != 0 and "first used in emb" in out and "does not know" in out
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "vit"])
+def test_a_hugging_face_folder_to_onnx(tmp_path, kind):
+    if kind == "gpt2":
+        from neural_arch.models import GPT2Config, GPT2LMHeadModel
+
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=30, n_positions=16, n_embd=16, n_layer=1, n_head=2)).eval()
+        x = np.random.default_rng(4).integers(0, 30, size=(3, 7))
+        name = "input_ids"
+    else:
+        from neural_arch.models import ViTConfig, ViTForImageClassification
+
+        model = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=24, image_size=8, patch_size=4,
+                                                    num_channels=3, num_labels=4)).eval()
+        x = np.random.default_rng(4).standard_normal((3, 3, 8, 8)).astype(np.float32)
+        name = "pixel_values"
+    model.save_pretrained(tmp_path / "hf")
+    code, out = cli("export", tmp_path / "hf", "--dynamic-batch")
+    assert code == 0, out
+    sess = ort.InferenceSession(str(tmp_path / "hf" / "model.onnx"), providers=["CPUExecutionProvider"])
+    with na.no_grad():
+        want = (model(na.tensor(x), use_cache=False) if kind == "gpt2" else model(na.tensor(x))).logits.numpy()
+    np.testing.assert_allclose(sess.run(None, {name: x})[0], want, atol=1e-4, rtol=1e-4)
+    code, out = cli("export", tmp_path / "hf", "--format", "hf")
+    assert code != 0 and "already a Hugging Face folder" in out

@@ -3,6 +3,7 @@
     neural-arch export runs/gpt --format onnx --dynamic-batch          # runs/gpt/export/model.onnx
     neural-arch export runs/gpt/checkpoints/last.safetensors --format hf -o gpt2-hf
     neural-arch export runs/cnn --format safetensors -o cnn.safetensors
+    neural-arch export gpt2-hf --format onnx                           # a save_pretrained folder (GPT-2, Llama, ViT)
 
 ONNX: the model is traced in eval mode on a small example input; a language model's sequence axis
 is always dynamic (up to the block size), the batch axis with ``--dynamic-batch``. The graph has one
@@ -51,6 +52,8 @@ def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: 
     from neural_arch.config import load_config
     from neural_arch.io import load_checkpoint
 
+    if source.is_dir() and (source / "config.json").is_file():
+        return _export_hf_folder(source, fmt, opset, dynamic_batch, output)
     ckpt = source / "checkpoints" / "last.safetensors" if source.is_dir() else source
     if not ckpt.is_file():
         raise ConfigError(f"export: '{source}' is neither a run directory with checkpoints/last.safetensors nor a "
@@ -66,8 +69,8 @@ def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: 
     if fmt == "onnx":
         _export_onnx(run, model, out, opset, dynamic_batch)
     elif fmt == "hf":
-        inner = getattr(model, "lm", None)
-        if inner is None or not hasattr(inner, "save_pretrained"):
+        inner = _pretrained(model)
+        if inner is None:
             raise ConfigError(f"export: a {run.config.model.name} model has no Hugging Face layout; use --format "
                               "onnx or safetensors (hf: gpt2, modern, bert, roberta)")
         inner.save_pretrained(out)
@@ -75,6 +78,57 @@ def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: 
         from neural_arch.io import save
 
         save(model.state_dict(), out)
+    return out
+
+
+def _pretrained(model):
+    """The module that writes the Hugging Face layout: the model itself or the one it wraps (``.lm``)."""
+    if hasattr(model, "save_pretrained"):
+        return model
+    return next((m for m in model.children() if hasattr(m, "save_pretrained")), None)
+
+
+def _export_hf_folder(source: Path, fmt: str, opset, dynamic_batch: bool, output) -> Path:
+    """A ``save_pretrained`` folder (GPT-2, Llama, ViT) to ONNX: logits from ids or from pixels."""
+    from neural_arch.models import CAUSAL_LM_CLASSES, ViTForImageClassification
+    from neural_arch.models.hf import read_config
+    from neural_arch.nn import Module
+    from neural_arch.onnx import export
+    from neural_arch.ops.creation import tensor
+
+    class Logits(Module):
+        """``inner(x).logits`` as a module (parameter names keep an ``inner.`` prefix)."""
+
+        def __init__(self, inner, **call):
+            super().__init__()
+            self.inner, self.call = inner, call
+
+        def forward(self, x):
+            return self.inner(x, **self.call).logits
+
+    if fmt != "onnx":
+        raise ConfigError(f"export: '{source}' is already a Hugging Face folder; only --format onnx applies to it")
+    config = read_config(source)
+    kind = config.get("model_type")
+    if kind in CAUSAL_LM_CLASSES:
+        model = Logits(CAUSAL_LM_CLASSES[kind].from_pretrained(source), use_cache=False)
+        example = tensor(np.arange(10, dtype=np.int64).reshape(2, 5) % int(config["vocab_size"]))
+        name, axes = "input_ids", {1: "seq"}
+    elif kind == "vit":
+        model = Logits(ViTForImageClassification.from_pretrained(source))
+        side, channels = int(config["image_size"]), int(config.get("num_channels", 3))
+        example = tensor(np.zeros((2, channels, side, side), np.float32) + np.linspace(-1, 1, side, dtype=np.float32))
+        name, axes = "pixel_values", {}
+    else:
+        raise ConfigError(f"export: model_type {kind!r} in '{source}' is not one the command exports from a Hugging "
+                          f"Face folder ({', '.join(sorted(CAUSAL_LM_CLASSES))}, vit); use na.onnx.export in Python")
+    out = Path(output) if output is not None else source / "model.onnx"
+    if out.exists():
+        raise ConfigError(f"export: '{out}' already exists; choose another -o PATH (nothing was overwritten)")
+    if dynamic_batch:
+        axes = {0: "batch", **axes}
+    export(model.eval(), (example,), out, input_names=[name], output_names=["logits"],
+           dynamic_axes={name: axes} if axes else None, opset_version=opset)
     return out
 
 
