@@ -139,9 +139,18 @@ def elu(b, node, xs):
     return y if p["scale"] == 1 else b.add("Mul", [y, _scalar_like(b, node, p["scale"])])
 
 
+def leaky_relu(b, node, xs):
+    return b.add("LeakyRelu", [xs[0]], alpha=float(node.params["slope"]))
+
+
 def softmax(op):
     def conv(b, node, xs):
-        return b.add(op, [xs[0]], axis=int(node.params["axis"]))
+        axis = node.params["axis"]
+        if isinstance(axis, (tuple, list)):
+            if len(axis) != 1:
+                raise ExportError(f"onnx.export: {node.op} over several axes {axis} (in {node.module}) has no mapping")
+            axis = axis[0]
+        return b.add(op, [xs[0]], axis=int(axis))
     return conv
 
 
@@ -498,7 +507,7 @@ OPS = {
     "Rsqrt": rsqrt, "Log1p": log1p, "Expm1": expm1, "PowScalar": pow_scalar, "Clamp": clip("lo", "hi"),
     "Where": where, "ZeroGrad": zero_grad,
     # activations
-    "ReLU": unary("Relu"), "Hardtanh": clip("lo", "hi"), "GELU": gelu, "FusedGELU": gelu, "SiLU": silu,
+    "ReLU": unary("Relu"), "LeakyReLU": leaky_relu, "Hardtanh": clip("lo", "hi"), "GELU": gelu, "FusedGELU": gelu, "SiLU": silu,
     "FusedSiLU": silu, "Softplus": softplus, "Mish": mish, "LogSigmoid": log_sigmoid, "ELU": elu,
     "Hardswish": unary("HardSwish"), "Hardsigmoid": unary("HardSigmoid", alpha=1 / 6, beta=0.5),
     "Softmax": softmax("Softmax"), "LogSoftmax": softmax("LogSoftmax"), "FusedSoftmax": fused_softmax,
