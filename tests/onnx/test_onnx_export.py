@@ -95,3 +95,9 @@ def test_a_path_that_depends_on_input_values_is_refused():
 
     with pytest.raises(ExportError, match="another path when the input values change"):
         export(f, (na.tensor(np.ones((2, 5), np.int64)), na.tensor(np.ones((2, 5), np.int64))))
+
+
+def test_a_boolean_mask_index_is_refused():
+    mask = np.array([True, False, True])
+    with pytest.raises(ExportError, match="boolean mask index"):
+        export(lambda x: x[na.tensor(mask)] * 2, (na.randn(3, 2),))

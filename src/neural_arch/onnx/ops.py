@@ -244,6 +244,9 @@ def index(b, node, xs):
         if it is None:
             continue
         if isinstance(it, ConstRef):
+            if b.dtype(it) == np.bool_:
+                raise ExportError(f"onnx.export: a boolean mask index (in {node.module or 'the top level'}) has no "
+                                  "ONNX mapping (its result's shape depends on the data); use masked_fill or where")
             arrays.append((axis, it))
         elif isinstance(it, slice):
             if it != slice(None):
