@@ -6,7 +6,7 @@
     x.grad                      # 2 x
 """
 
-from neural_arch import errors, nn, optim  # na.nn and na.optim, as torch.nn / torch.optim
+from neural_arch import errors, graph, nn, onnx, optim  # na.nn, na.optim (torch.nn, torch.optim); na.graph.trace, na.onnx.export
 from neural_arch.autograd import (
     Function,
     Tensor,

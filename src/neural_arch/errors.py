@@ -50,6 +50,11 @@ class DataError(NeuralArchError, ValueError):
     """A dataset that is missing, corrupt, or not what was asked for."""
 
 
+class ExportError(NeuralArchError, RuntimeError):
+    """A model that cannot be traced or exported (an op with no ONNX mapping, shape-dependent
+    control flow across dynamic axes, ...). The message names the op and the module path."""
+
+
 def shape_str(shape) -> str:
     """``(2, 3)`` -> ``'(2, 3)'``; the way shapes appear in every message."""
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"

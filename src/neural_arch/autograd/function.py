@@ -123,6 +123,8 @@ class Function:
         else:
             t.requires_grad = False
             t._ctx = None
+        if _tracer is not None:  # graph.trace is recording (one global test, as grad mode)
+            _tracer(cls, inputs, params, t)
         return t
 
     def __repr__(self) -> str:
@@ -143,6 +145,10 @@ def _start_work() -> None:
 
 
 _Tensor = None  # set by tensor.py: Function creates Tensors, Tensor calls Functions
+
+# ``graph.trace`` sets this to a callable ``(cls, inputs, params, out)`` while it records a model;
+# None the rest of the time, so that the hot path pays one test of a module global.
+_tracer = None
 
 
 def _as_array(out):

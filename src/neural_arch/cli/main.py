@@ -196,3 +196,8 @@ def info() -> None:
 
     for key, value in collect_info().items():
         click.echo(f"{key + ':':<14}{value}")
+
+
+from neural_arch.cli.export import export_command  # registered here, defined in its own module
+
+main.add_command(export_command)
