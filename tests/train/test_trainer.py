@@ -46,7 +46,7 @@ def trainer(tmp_path=None, **kwargs):
 
 
 def test_learns_and_reports_exact_averages(tmp_path):
-    t = trainer(tmp_path, epochs=15)
+    t = trainer(tmp_path, max_epochs=15)
     metrics = t.fit()
     assert t.step == 60 and t.epoch == 15
     assert metrics["accuracy"] > 0.9
@@ -67,15 +67,15 @@ def test_callback_order_with_epoch_evaluation(tmp_path):
 
 def test_eval_every_and_final_checkpoint(tmp_path):
     rec = Recorder()
-    trainer(tmp_path, max_steps=6, eval_every=3, checkpoint_every=3, callbacks=[rec]).fit()
+    trainer(tmp_path, max_steps=6, val_every=3, checkpoint_every=3, callbacks=[rec]).fit()
     assert [e for e in rec.events if e[0] in ("eval", "ckpt")] == [("eval", 3), ("ckpt", 3), ("eval", 6),
                                                                    ("ckpt", 6)]
     assert na.load(tmp_path / "checkpoints" / "last.safetensors")["step"] == 6
 
 
 def test_steps_or_epochs_not_both():
-    with pytest.raises(ConfigError, match="exactly one of max_steps and epochs"):
-        trainer(max_steps=3, epochs=1)
+    with pytest.raises(ConfigError, match="exactly one of max_steps and max_epochs"):
+        trainer(max_steps=3, max_epochs=1)
 
 
 def test_non_finite_loss_stops_training():
@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_training():
 
 def test_jsonl_log_and_plot(tmp_path):
     log = JSONLLogger(tmp_path / "metrics.jsonl", log_every=2)
-    trainer(tmp_path, max_steps=8, eval_every=4, callbacks=[log]).fit()
+    trainer(tmp_path, max_steps=8, val_every=4, callbacks=[log]).fit()
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [(r["split"], r["step"]) for r in records] == [("train", 2), ("train", 4), ("val", 4), ("train", 6),
                                                           ("train", 8), ("val", 8)]

@@ -19,7 +19,7 @@ from neural_arch.config.schema import RunConfig
 from neural_arch.data import DataLoader, FashionMNIST, MNIST, Subset, TensorDataset, TinyShakespeare
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.io.serialization import TREE_KEY, read_metadata
-from neural_arch.train.models import LANGUAGE_MODELS, MASKED_LANGUAGE_MODELS, build_model
+from neural_arch.models.small import LANGUAGE_MODELS, MASKED_LANGUAGE_MODELS, build_model
 from neural_arch.train.tasks import Classification, LanguageModeling, MaskedLanguageModeling
 
 

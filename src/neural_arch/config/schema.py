@@ -21,7 +21,7 @@ class Section(BaseModel):
 
 
 class ModelConfig(Section):
-    """Which model to build (``neural_arch.train.models``) and the keyword arguments of its constructor."""
+    """Which model to build (``neural_arch.models.small``) and the keyword arguments of its constructor."""
 
     name: Literal["char_transformer", "char_mlp", "mlp", "cnn", "gpt2", "modern", "bert", "roberta"] = "char_transformer"
     kwargs: dict[str, Any] = Field(default_factory=dict)  # unset ones take the constructor's defaults
