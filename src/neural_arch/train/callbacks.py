@@ -172,9 +172,10 @@ class GradientNormMonitor(Callback):
 class ProgressBar(Callback):
     """A tqdm bar over steps with the loss, the learning rate and the throughput; evaluations printed above it."""
 
-    def __init__(self, enabled: bool = True, file=None):
+    def __init__(self, enabled: bool = True, file=None, copy=None):
         self.enabled = enabled
         self.file = file or sys.stderr
+        self.copy = copy  # also hand every printed line to copy(text), e.g. a console log
         self.bar = None
 
     def on_train_start(self, trainer) -> None:
@@ -214,6 +215,8 @@ class ProgressBar(Callback):
             self.bar = None
 
     def write(self, text: str) -> None:
+        if self.copy is not None:
+            self.copy(text)
         if self.bar is not None:
             self.bar.write(text, file=self.file)
         else:
