@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from neural_arch.errors import ConfigError
-from neural_arch.nn.utils import clip_grad_norm_
+from neural_arch.nn.utils import get_total_norm
 
 MODES = ("min", "max")
 
@@ -164,9 +164,8 @@ class GradientNormMonitor(Callback):
     def on_before_optimizer_step(self, trainer) -> None:
         if (trainer.step + 1) % self.every_n_steps or "grad_norm" in trainer.step_metrics:
             return  # grad_norm is already there when the trainer clipped
-        grads = [p for p in trainer.model.parameters() if p.grad is not None]
-        # NOTE: max_norm=inf computes the norm and scales by 1, leaving the gradients as they are
-        trainer.step_metrics["grad_norm"] = float(clip_grad_norm_(grads, math.inf, self.norm_type).item())
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        trainer.step_metrics["grad_norm"] = float(get_total_norm(grads, self.norm_type).item()) if grads else 0.0
 
 
 class ProgressBar(Callback):
