@@ -23,7 +23,7 @@ class Section(BaseModel):
 def _class_path_or_name(section, builtin: str):
     """``class_path`` replaces ``name`` (LightningCLI's spelling); ``init_args`` go with the class only."""
     if section.class_path is not None:
-        if "name" in section.model_fields_set:
+        if "name" in section.model_fields_set and section.name is not None:
             raise ValueError(f"give {builtin}.name or {builtin}.class_path, not both")
         object.__setattr__(section, "name", None)
     elif section.init_args:

@@ -285,8 +285,8 @@ class Trainer:
         return ckpt
 
     def _save_emergency(self, error: BaseException) -> None:
-        if self.run_dir is None or isinstance(error, NumericalError):  # NumericalError saved its own
-            return
+        if self.run_dir is None or self.step == 0 or isinstance(error, NumericalError):
+            return  # nothing to save, nothing learnt yet, or NumericalError saved its own
         try:
             path = self.save_checkpoint(self.run_dir / "checkpoints" / "emergency.safetensors")
         except Exception as e:  # noqa: BLE001 - the original error is the one to report
