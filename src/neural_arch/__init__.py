@@ -44,6 +44,7 @@ from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
 from neural_arch.io import load, save  # noqa: E402,F401 - na.save / na.load (safetensors)
 from neural_arch import nn, optim  # noqa: E402,F401 - na.nn and na.optim, as torch.nn / torch.optim
+from neural_arch.viz.summary import summary  # noqa: E402,F401 - na.summary(model, input_size=...), as torchinfo
 from neural_arch.backend import memory as _memory, threads as _threads  # noqa: E402
 
 _threads.configure_blas()  # applies NEURAL_ARCH_NUM_THREADS to BLAS (no-op when unset)

@@ -132,3 +132,21 @@ def test_model_errors():
         build_model("mlp", widht=3)
     with pytest.raises(ConfigError, match="n_embd=10 must be divisible by n_head=4"):
         build_model("char_transformer", vocab_size=5, block_size=4, n_embd=10, n_head=4)
+
+
+def test_plot_curves_draws_lr_and_throughput_without_pyplot(tmp_path):
+    """In a fresh process: plotting neither imports pyplot nor changes matplotlib's backend."""
+    import subprocess
+    import sys
+
+    log = JSONLLogger(tmp_path / "metrics.jsonl", log_every=2)
+    trainer(tmp_path, max_steps=8, val_every=4, callbacks=[log]).fit()
+    code = ("import sys, matplotlib; matplotlib.use('svg'); from neural_arch.train import plot_curves; "
+            f"plot_curves({str(tmp_path / 'metrics.jsonl')!r}, {str(tmp_path / 'c.png')!r}); "
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"]
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "c.png").size
+    assert width == 4 * 450 and height == 380  # four panels: loss, accuracy, learning rate, throughput

@@ -17,7 +17,7 @@ from neural_arch.train import sample_text
 
 @click.command(short_help="Continue a prompt with a trained language model.")
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option("--prompt", default="\n", show_default="a newline", help="The text to continue.")
+@click.option("--prompt", default="\n", show_default="newline", help="The text to continue.")
 @click.option("--max-new-tokens", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Divides the logits before sampling; must be > 0.")

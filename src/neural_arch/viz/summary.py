@@ -79,7 +79,7 @@ class ModelSummary:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 2**20:,.2f} MiB"
+    return f"{n / 2**20:,.2f} MiB" if n >= 2**20 else f"{n / 2**10:,.2f} KiB"
 
 
 def _mult_adds(module, output) -> int:
