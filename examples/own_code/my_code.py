@@ -7,7 +7,7 @@ put it on PYTHONPATH) so that `my_code` can be imported.
 
 import numpy as np
 
-import neural_arch.nn as nn
+from neural_arch import nn
 from neural_arch.data import Dataset
 
 

@@ -1,8 +1,6 @@
 """Your own model and data from the CLI: class_path + init_args checked against the signature, several -c
 files merged in order then --set, --print-config; the shipped example trains a class from the user's file."""
 
-import shutil
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -6,13 +6,21 @@ import numpy as np
 import pytest
 
 import neural_arch as na
-import neural_arch.nn as nn
-from neural_arch import optim
+from neural_arch import nn, optim
 from neural_arch.data import DataLoader, TensorDataset
 from neural_arch.errors import ConfigError
 from neural_arch.nn.utils import get_total_norm
-from neural_arch.train import (Callback, Classification, EarlyStopping, GradientNormMonitor, JSONLLogger,
-                               LearningRateMonitor, ModelCheckpoint, Trainer, read_metrics)
+from neural_arch.train import (
+    Callback,
+    Classification,
+    EarlyStopping,
+    GradientNormMonitor,
+    JSONLLogger,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    Trainer,
+    read_metrics,
+)
 
 rng = np.random.default_rng(4)
 X = rng.normal(size=(48, 4)).astype(np.float32)

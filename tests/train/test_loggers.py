@@ -73,7 +73,8 @@ def test_mlflow_run_read_back_by_the_mlflow_client(tmp_path):
 
 def test_csv_and_wandb_offline(tmp_path):
     run = train(tmp_path, ["csv", "wandb"])
-    rows = list(csv.DictReader(open(run / "metrics.csv", newline="")))
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     jsonl = read_metrics(run / "metrics.jsonl")
     assert [(r["split"], int(r["step"])) for r in rows] == [(r["split"], r["step"]) for r in jsonl]
     assert np.isclose(float(rows[0]["loss"]), jsonl[0]["loss"])

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 import neural_arch as na
-import neural_arch.nn as nn
 import neural_arch.nn.functional as F
-from neural_arch import optim
+from neural_arch import nn, optim
 from neural_arch.data import DataLoader, TensorDataset
 from neural_arch.errors import NumericalError
 from neural_arch.models.hf import save_pretrained_dir

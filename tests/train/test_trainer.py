@@ -4,12 +4,19 @@ import numpy as np
 import pytest
 
 import neural_arch as na
-import neural_arch.nn as nn
-from neural_arch import optim
+from neural_arch import nn, optim
 from neural_arch.data import CharTokenizer, DataLoader, TensorDataset
 from neural_arch.errors import ConfigError, NumericalError
-from neural_arch.train import (Classification, JSONLLogger, LanguageModeling, Trainer, build_model, plot_curves,
-                               read_metrics, sample_text)
+from neural_arch.train import (
+    Classification,
+    JSONLLogger,
+    LanguageModeling,
+    Trainer,
+    build_model,
+    plot_curves,
+    read_metrics,
+    sample_text,
+)
 
 rng = np.random.default_rng(1)
 X = rng.normal(size=(50, 4)).astype(np.float32)

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 import neural_arch as na
-import neural_arch.nn as nn
 import neural_arch.nn.functional as F
-from neural_arch import optim
+from neural_arch import nn, optim
 from neural_arch.data import DataLoader, TensorDataset
 from neural_arch.errors import ConfigError
 from neural_arch.train import Callback, Task, Trainer

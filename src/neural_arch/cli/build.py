@@ -120,7 +120,7 @@ def _check_root(cfg: RunConfig, cls) -> None:
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices: a seeded ``val_fraction`` of ``range(n)`` held out, both sorted."""
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(val_fraction * n))
+    n_val = round(val_fraction * n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

@@ -78,7 +78,7 @@ def threading_policy() -> str:
 def devices() -> str:
     found = ["cpu"]
     if cuda_is_available():
-        import cupy  # noqa: PLC0415 - only on a machine with a GPU
+        import cupy
 
         found += [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
         return ", ".join(found)

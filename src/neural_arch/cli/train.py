@@ -27,8 +27,16 @@ from neural_arch.cli.build import build_run, checkpoint_config, default_run_dir
 from neural_arch.cli.info import collect_info, package_versions
 from neural_arch.config import dump_config, load_config
 from neural_arch.errors import ConfigError, NeuralArchError
-from neural_arch.train import (EarlyStopping, GradientNormMonitor, LearningRateMonitor, ModelCheckpoint, ProgressBar,
-                               Trainer, demo_text, make_loggers)
+from neural_arch.train import (
+    EarlyStopping,
+    GradientNormMonitor,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+    Trainer,
+    demo_text,
+    make_loggers,
+)
 from neural_arch.train.callbacks import Callback, format_metric
 from neural_arch.train.plots import plot_curves
 
@@ -203,11 +211,11 @@ def write_environment(path: Path) -> None:
 def git_state() -> dict | None:
     """The commit and dirtiness of the git repository around the current directory; None outside one."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10)
+                               text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}

@@ -75,7 +75,7 @@ def check_args(cls, args: dict, field: str, supplied=(), name: str | None = None
                 message = "must be " + message.removeprefix("Input should be ") if message.startswith(
                     "Input should be") else message[0].lower() + message[1:]
                 problems.append(f"{field}.{key}: {message} (got {value!r})")
-            except Exception:  # noqa: BLE001 - an annotation pydantic cannot read: leave the value to the class
+            except Exception:  # noqa: BLE001, S110 - an annotation pydantic cannot read: the class checks it
                 pass
     if problems:
         raise ConfigError("\n".join(problems))

@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
-import neural_arch.nn as nn
 import neural_arch.nn.functional as F
+from neural_arch import nn
 from neural_arch.autograd import Tensor
 from neural_arch.errors import ConfigError
 from neural_arch.models.bert import BertConfig, BertForMaskedLM, RobertaConfig, RobertaForMaskedLM

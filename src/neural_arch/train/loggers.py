@@ -109,7 +109,10 @@ class CSVLogger(MetricLogger):
     def write(self, record: dict) -> None:
         new = [k for k in record if k not in self.columns]
         if new:
-            rows = list(csv.DictReader(open(self.path, newline="", encoding="utf-8"))) if self.path.exists() else []
+            rows = []
+            if self.path.exists():
+                with open(self.path, newline="", encoding="utf-8") as f:
+                    rows = list(csv.DictReader(f))
             self.columns += new
             with open(self.path, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, self.columns)
@@ -129,7 +132,7 @@ class TensorBoardLogger(MetricLogger):
 
     def __init__(self, log_dir, log_every: int = 10, histogram_every: int = 100, hparams: dict | None = None):
         super().__init__(log_every)
-        from tensorboardX import SummaryWriter  # noqa: PLC0415 - optional extra, imported when chosen
+        from tensorboardX import SummaryWriter
 
         self.writer = SummaryWriter(str(log_dir))
         self.histogram_every = histogram_every
@@ -174,7 +177,7 @@ class MLflowLogger(MetricLogger):
     def __init__(self, run_dir, experiment: str = "neural-arch", run_name: str | None = None,
                  tracking_uri: str | None = None, params: dict | None = None, log_every: int = 10):
         super().__init__(log_every)
-        from mlflow import MlflowClient  # noqa: PLC0415 - optional extra, imported when chosen
+        from mlflow import MlflowClient
 
         store = Path(run_dir).resolve().parent
         self.tracking_uri = tracking_uri or f"sqlite:///{store / 'mlflow.db'}"
@@ -204,7 +207,7 @@ class WandbLogger(MetricLogger):
     def __init__(self, run_dir, project: str = "neural-arch", run_name: str | None = None,
                  config: dict | None = None, log_every: int = 10):
         super().__init__(log_every)
-        import wandb  # noqa: PLC0415 - optional extra, imported when chosen
+        import wandb
 
         self.run = wandb.init(project=project, name=run_name, dir=str(run_dir), mode="offline",
                               config=config or {}, reinit="create_new")

@@ -12,7 +12,8 @@ a plain ``loss_fn(model, batch) -> loss`` into a task.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 

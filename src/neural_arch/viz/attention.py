@@ -50,7 +50,7 @@ def save_attention_rollout(model, pixel_values, path, labels=None, class_names=N
     ``mean``/``std`` undo the input normalisation for display.
     """
     try:
-        from matplotlib.figure import Figure  # noqa: PLC0415 - optional extra; a Figure leaves pyplot's backend alone
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError("save_attention_rollout needs matplotlib: pip install 'neural-arch[viz]'") from exc
     maps, pred = rollout_overlay(model, pixel_values, head_fusion, discard_ratio)

@@ -61,11 +61,11 @@ class ModelSummary:
         lines = ["=" * len(header), header, "=" * len(header)]
         for r in self.rows:
             label = ("  " * r.depth + f"{r.name or '(model)'} ({r.kind})")[:43]
-            lines.append(f"{label:<44}{str(list(r.output_shape)):<22}{r.params:>12,}"
+            lines.append(f"{label:<44}{list(r.output_shape)!s:<22}{r.params:>12,}"
                          f"{('yes' if r.trainable else 'no') if r.params else '-':>11}{r.mult_adds:>16,}")
         lines += ["=" * len(header),
-                  f"total params: {self.total_params:,}   trainable: {self.trainable_params:,}   "
-                  f"non-trainable: {self.total_params - self.trainable_params:,}",
+                  (f"total params: {self.total_params:,}   trainable: {self.trainable_params:,}   "
+                   f"non-trainable: {self.total_params - self.trainable_params:,}"),
                   f"total mult-adds: {self.mult_adds:,}",
                   "-" * len(header),
                   f"input:                 {_mb(self.input_bytes)}",
