@@ -198,7 +198,8 @@ class MLflowLogger(MetricLogger):
         for path in self.artifacts:
             if Path(path).is_file():
                 self.client.log_artifact(self.run_id, str(path))
-        self.client.set_terminated(self.run_id, "FINISHED" if not trainer.interrupted else "KILLED")
+        status = "FAILED" if getattr(trainer, "error", None) else "KILLED" if trainer.interrupted else "FINISHED"
+        self.client.set_terminated(self.run_id, status)
 
 
 class WandbLogger(MetricLogger):

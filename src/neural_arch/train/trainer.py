@@ -120,6 +120,7 @@ class Trainer:
         self.should_stop = False
         self.interrupted = False
         self.stop_signal: int | None = None
+        self.error: BaseException | None = None  # the exception that ended fit(), if one did
         self._nonfinite_in_a_row = 0
 
     @property
@@ -132,7 +133,7 @@ class Trainer:
         if resume_from is not None:
             self.load_checkpoint(resume_from)
         self.interrupted = self.should_stop = False
-        self.stop_signal = None
+        self.stop_signal = self.error = None
         with _StopOnSignals(self):
             self._call("on_train_start")
             try:
@@ -143,6 +144,7 @@ class Trainer:
                 if saved_at != self.step or self.should_stop:
                     self.save_checkpoint()
             except Exception as e:
+                self.error = e
                 self._save_emergency(e)
                 raise
             finally:
