@@ -111,3 +111,30 @@ def test_steps_per_epoch_defines_an_epoch_for_long_loaders():
     t.callbacks.append(type("Spy", (Callback,), {"on_eval_end": lambda self, tr, m: evals.append(tr.step)})())
     t.fit()
     assert t.step == 9 and t.epoch == 3 and evals == [3, 6, 9]
+
+
+class Batches:
+    """An iterable of batches without len(): a new pass each iter(), like a streaming loader."""
+
+    def __init__(self, n_batches, batch_size=8):
+        self.n, self.b = n_batches, batch_size
+
+    def __iter__(self):
+        for i in range(self.n):
+            rows = slice(i * self.b, (i + 1) * self.b)
+            yield na.tensor(X[rows]), na.tensor(Y[rows])
+
+
+def test_a_loader_without_len_counts_epochs_where_each_pass_ends():
+    na.manual_seed(0)
+    model = nn.Linear(3, 1, dtype=na.float64)
+    evals = []
+    spy = type("Spy", (Callback,), {"on_eval_end": lambda self, tr, m: evals.append((tr.step, tr.epoch))})()
+    t = Trainer(model, optim.SGD(model.parameters(), lr=0.1), Batches(3), Batches(2), loss_fn=mse, max_steps=7,
+                accumulate_grad_batches=2, callbacks=[spy])  # passes of 3 batches: steps of 2 + 1
+    t.fit()
+    assert t.step == 7 and evals == [(2, 1), (4, 2), (6, 3), (7, 3)]
+    with pytest.raises(ConfigError, match="has no len\\(\\); give max_steps or steps_per_epoch"):
+        Trainer(model, t.optimizer, Batches(3), loss_fn=mse, max_epochs=1)
+    with pytest.raises(ConfigError, match="yielded no batches"):
+        Trainer(model, t.optimizer, Batches(0), loss_fn=mse, max_steps=1).fit()

@@ -48,7 +48,8 @@ class Trainer:
             stepped after every evaluation instead, with the validation metric ``monitor``.
         max_steps / max_epochs: how long (exactly one of them). ``epochs`` is the old name of max_epochs.
         steps_per_epoch: optimizer steps that count as one epoch (default: one pass over the loader);
-            for loaders whose pass is very long or endless.
+            for loaders whose pass is very long or endless. A loader without ``len()`` (a generator)
+            needs ``max_steps`` or this.
         accumulate_grad_batches: batches whose gradients are summed (each loss divided by this) before
             one optimizer step; the last, shorter group of an epoch also steps.
         grad_clip: the largest global gradient norm (None: no clipping).
@@ -101,7 +102,8 @@ class Trainer:
         self.batches_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         if steps_per_epoch is None and self.batches_per_epoch is None and max_epochs is not None:
             raise ConfigError("Trainer: the train loader has no len(); give max_steps or steps_per_epoch")
-        self.steps_per_epoch = steps_per_epoch or -(-self.batches_per_epoch // accumulate_grad_batches)
+        self.steps_per_epoch = steps_per_epoch or (-(-self.batches_per_epoch // accumulate_grad_batches)
+                                                   if self.batches_per_epoch is not None else None)
         self._fixed_epochs = steps_per_epoch is not None  # epochs counted in steps, not loader passes
         self.max_steps = max_steps if max_steps is not None else max_epochs * self.steps_per_epoch
         self.val_every = val_every
@@ -152,7 +154,7 @@ class Trainer:
         return self.last_eval
 
     def _loop(self) -> tuple[int | None, int | None]:
-        evaluated_at = saved_at = None
+        self._evaluated_at = self._saved_at = None
         while self.step < self.max_steps and not self.should_stop:
             batches = iter(self.train_loader)
             seen = getattr(self.train_loader, "position", 0)  # > 0 when resumed mid-epoch
@@ -166,23 +168,44 @@ class Trainer:
                     if pending < self.accumulate_grad_batches and not pass_done:
                         continue
                     pending = 0
-                    if not self._optimizer_step():
-                        continue
-                    epoch_done = self.step % self.steps_per_epoch == 0 if self._fixed_epochs else pass_done
-                    if epoch_done:
-                        self.epoch += 1
-                    if (self.val_every and self.step % self.val_every == 0) or (epoch_done and not self.val_every):
-                        self.evaluate()
-                        evaluated_at = self.step
-                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                        self.save_checkpoint()
-                        saved_at = self.step
-                    if self.step >= self.max_steps or self.should_stop:
-                        return evaluated_at, saved_at
+                    if self._step_and_check(pass_done):
+                        return self._evaluated_at, self._saved_at
+                if seen == 0:
+                    raise ConfigError("Trainer: the train loader yielded no batches")
+                if self.batches_per_epoch is None:  # an iterable without len(): the pass ended here
+                    if pending and self._step_and_check(pass_done=True):
+                        return self._evaluated_at, self._saved_at
+                    if not pending and not self._fixed_epochs:
+                        self._end_of_pass()
             finally:
                 if hasattr(batches, "close"):
                     batches.close()  # stop the loader's prefetch thread
-        return evaluated_at, saved_at
+        return self._evaluated_at, self._saved_at
+
+    def _step_and_check(self, pass_done: bool) -> bool:
+        """One optimizer step and what follows it (epoch count, evaluation, checkpoint); True: stop now."""
+        stepped = self._optimizer_step()
+        if not stepped:  # a skipped non-finite step still ends the pass it was in
+            if pass_done and not self._fixed_epochs:
+                self.epoch += 1
+            return False
+        epoch_done = self.step % self.steps_per_epoch == 0 if self._fixed_epochs else pass_done
+        if epoch_done:
+            self.epoch += 1
+        if (self.val_every and self.step % self.val_every == 0) or (epoch_done and not self.val_every):
+            self.evaluate()
+            self._evaluated_at = self.step
+        if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+            self.save_checkpoint()
+            self._saved_at = self.step
+        return self.step >= self.max_steps or self.should_stop
+
+    def _end_of_pass(self) -> None:
+        """A pass over a loader without len() ended right after a step: count the epoch, evaluate."""
+        self.epoch += 1
+        if not self.val_every and self._evaluated_at != self.step:
+            self.evaluate()
+            self._evaluated_at = self.step
 
     def _accumulate(self, batch, index: int) -> None:
         """Forward and backward of one batch, its gradients added to those of the group so far."""
