@@ -52,6 +52,10 @@ def test_tensorboard_events_read_back_by_tensorboard(tmp_path):
     assert "weights/emb.weight" in tags["histograms"] and "grads/emb.weight" in tags["histograms"]
     assert [e.step for e in acc.Histograms("grads/emb.weight")] == [2, 4, 6]
     assert any(t.startswith("sample") for t in tags["tensors"])  # the text sample at the end
+    hparams = EventAccumulator(str(run / "tensorboard" / "hparams"))
+    hparams.Reload()
+    [final] = hparams.Scalars("hparam/loss")  # the hparams entry carries the final validation loss
+    assert final.value == pytest.approx([r for r in jsonl if r["split"] == "val"][-1]["loss"], rel=1e-6)
 
 
 @pytest.mark.slow
