@@ -33,7 +33,7 @@ def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, top_p, gree
     save_pretrained and examples/train_shakespeare.py --out write), a run directory, or a training checkpoint.
     """
     try:
-        model, tokenizer = _load_language_model(checkpoint)
+        model, tokenizer = load_language_model(checkpoint)
         lm = getattr(model, "lm", model)
         if not hasattr(lm, "generate"):  # the trainer's small char models: sample through the logits
             text = sample_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k or None, Generator(seed),
@@ -49,7 +49,7 @@ def generate(checkpoint, prompt, max_new_tokens, temperature, top_k, top_p, gree
     click.echo(prompt + text)
 
 
-def _load_language_model(path: Path):
+def load_language_model(path: Path):
     """(model, tokenizer) from a Hugging Face-layout directory or a ``neural-arch train`` checkpoint."""
     if path.is_dir() and (path / "config.json").is_file():
         return AutoModelForCausalLM.from_pretrained(path), load_tokenizer(path)
