@@ -38,6 +38,7 @@ from neural_arch.train import (
     make_loggers,
 )
 from neural_arch.train.callbacks import Callback, format_metric
+from neural_arch.train.loggers import check_backends
 from neural_arch.train.plots import plot_curves
 
 
@@ -105,6 +106,7 @@ def run_training(cfg, resume=None, echo=click.echo) -> int:
                           "or choose another run_dir (nothing was overwritten)")
     cfg = cfg.model_copy(update={"run_dir": str(run_dir)})
     run = build_run(cfg)  # before the directory exists: a config that fails to build leaves nothing behind
+    check_backends(cfg.logging.backends)
     run_dir.mkdir(parents=True, exist_ok=True)
     console.open(run_dir / "console.log")
     (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")

@@ -17,6 +17,7 @@ builds them from the names a config lists.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from neural_arch.errors import ConfigError
 from neural_arch.train.callbacks import Callback
 
 BACKENDS = ("jsonl", "csv", "tensorboard", "mlflow", "wandb")
+LIBRARIES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}
 
 
 class MetricLogger(Callback):
@@ -231,12 +233,20 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def make_loggers(names, run_dir, log_every: int = 10, config: dict | None = None, run_name: str | None = None,
-                 mlflow_uri: str | None = None) -> list[MetricLogger]:
-    """The loggers a config's ``logging.backends`` names, writing under ``run_dir``."""
+def check_backends(names) -> None:
+    """``ConfigError`` for an unknown backend or one whose library is not installed (before anything is written)."""
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise ConfigError(f"logging.backends: {', '.join(map(repr, unknown))} not one of {', '.join(BACKENDS)}")
+    for name in names:
+        if name in LIBRARIES and importlib.util.find_spec(LIBRARIES[name]) is None:
+            raise ConfigError(f"logging.backends: {name} needs {LIBRARIES[name]}; pip install 'neural-arch[{name}]'")
+
+
+def make_loggers(names, run_dir, log_every: int = 10, config: dict | None = None, run_name: str | None = None,
+                 mlflow_uri: str | None = None) -> list[MetricLogger]:
+    """The loggers a config's ``logging.backends`` names, writing under ``run_dir``."""
+    check_backends(names)
     run_dir = Path(run_dir)
     makers = {
         "jsonl": lambda: JSONLLogger(run_dir / "metrics.jsonl", log_every),
