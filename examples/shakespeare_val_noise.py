@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import neural_arch as na
-from neural_arch.cli.main import _load_language_model
+from neural_arch.cli.generate import load_language_model
 from neural_arch.data import TinyShakespeare
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=1.88)
     args = parser.parse_args()
 
-    model, _ = _load_language_model(args.run)
+    model, _ = load_language_model(args.run)
     losses = window_losses(model, args.block)
     k = args.eval_iters * args.batch
     rng = np.random.default_rng(0)

@@ -34,7 +34,7 @@ def make_trainer(train_set, test_set, run_dir, epochs):
     optimizer = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     train_loader = DataLoader(train_set, batch_size=128, shuffle=True, drop_last=True, generator=na.Generator(0))
     test_loader = DataLoader(test_set, batch_size=1000)
-    return Trainer(model, optimizer, train_loader, task=Classification(), val_loader=test_loader, epochs=epochs,
+    return Trainer(model, optimizer, train_loader, task=Classification(), val_loader=test_loader, max_epochs=epochs,
                    run_dir=run_dir, callbacks=[ProgressBar(), JSONLLogger(Path(run_dir) / "metrics.jsonl")])
 
 

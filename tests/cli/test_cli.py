@@ -114,7 +114,9 @@ def test_damaged_checkpoint_is_reported(tmp_path):
     assert code == 1 and "not valid JSON" in out and "Traceback" not in out
 
 
-def test_sigint_saves_a_checkpoint_then_exits(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_a_checkpoint_then_exits_and_the_run_resumes(tmp_path, sig):
+    """Ctrl-C, and SIGTERM (what Slurm and Kubernetes send before killing a job): save, exit 128 + signal."""
     run = tmp_path / "run"
     config = write_config(tmp_path, run, train__max_steps=100000, train__log_every=1, train__checkpoint_every=None,
                           train__eval_every=100000)
@@ -127,15 +129,57 @@ def test_sigint_saves_a_checkpoint_then_exits(tmp_path):
         while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
             time.sleep(0.1)
         assert proc.poll() is None, proc.stdout.read()
-        proc.send_signal(signal.SIGINT)
+        os.kill(proc.pid, sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, out
+    assert proc.returncode == 128 + sig, out
     assert "interrupted: finishing this step and saving a checkpoint" in out
     assert "neural-arch train --resume" in out and "Traceback" not in out
-    ckpt = na.load(run / "checkpoints" / "last.safetensors")
+    ckpt_path = run / "checkpoints" / "last.safetensors"
+    ckpt = na.load(ckpt_path)
     assert 3 <= ckpt["step"] < 100000
     logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert ckpt["step"] == max(logged)  # the checkpoint holds every step that was taken
+    assert "interrupted" in (run / "console.log").read_text()  # the console copy has what was printed
+
+    # the run continues from there: two more steps on top of the saved parameters
+    step = ckpt["step"]
+    code, out = cli("train", "--resume", ckpt_path, "--set", f"train.max_steps={step + 2}")
+    assert code == 0, out
+    assert f"at step {step}" in out and f"done: {step + 2} steps" in out
+    resumed = na.load(ckpt_path)
+    assert resumed["step"] == step + 2
+    assert any(not np.array_equal(v.numpy(), resumed["model"][k].numpy()) for k, v in ckpt["model"].items())
+
+
+def test_a_config_that_fails_to_build_leaves_no_run_directory(tmp_path):
+    run = tmp_path / "run"
+    code, out = cli("train", write_config(tmp_path, run), "--set", "model.kwargs.context=two")
+    assert code == 1 and "model.kwargs.context: must be a valid integer" in out and "Traceback" not in out
+    assert not run.exists()
+
+
+def test_the_run_directory_records_the_environment(tmp_path):
+    run = tmp_path / "run"
+    code, out = cli("train", write_config(tmp_path, run, train__max_steps=2))
+    assert code == 0, out
+    env = json.loads((run / "environment.json").read_text())
+    assert env["packages"]["numpy"] == np.__version__ and env["info"]["numpy"] == np.__version__
+    assert "git" in env  # a commit when run inside a git checkout, null otherwise
+    console = (run / "console.log").read_text()
+    assert "run tiny: char_mlp" in console and "done: 2 steps" in console and "sample:" in console
+    assert "one epoch = " in console and "steps of 8 windows of 16 characters" in console
+
+
+@pytest.mark.parametrize("make_root, message", [
+    (lambda p: p / "missing", "is not a directory"),
+    (lambda p: p, "lacks train-images-idx3-ubyte"),
+])
+def test_a_wrong_data_root_is_an_error(tmp_path, make_root, message):
+    config = write_config(tmp_path, tmp_path / "run")
+    code, out = cli("train", config, "--set", "data.name=fashion_mnist", "--set", "model.name=mlp",
+                    "--set", "model.kwargs={}", "--set", f"data.root={make_root(tmp_path)}")
+    assert code == 1 and f"data.root: '{make_root(tmp_path)}' {message}" in out
+    assert not (tmp_path / "run").exists()

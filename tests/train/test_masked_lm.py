@@ -1,6 +1,7 @@
 """BERT / RoBERTa masked-LM training: the masking rule, deterministic evaluation, the configs, the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def test_fill_masked_text_shows_hidden_characters():
 
 
 def test_cli_trains_evaluates_and_refuses_to_generate(tmp_path):
-    cfg = yaml.safe_load(open("configs/bert_shakespeare.yaml"))
+    cfg = yaml.safe_load(Path("configs/bert_shakespeare.yaml").read_text())
     cfg.update(run_dir=str(tmp_path / "run"))
     cfg["model"]["kwargs"] = {"n_layer": 1, "n_head": 2, "n_embd": 16}
     cfg["data"]["val_windows"] = 32

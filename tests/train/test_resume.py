@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import neural_arch as na
-import neural_arch.nn as nn
-from neural_arch import optim
+from neural_arch import nn, optim
 from neural_arch.data import DataLoader, TensorDataset
 from neural_arch.train import Classification, Trainer
 

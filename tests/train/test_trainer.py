@@ -4,12 +4,19 @@ import numpy as np
 import pytest
 
 import neural_arch as na
-import neural_arch.nn as nn
-from neural_arch import optim
+from neural_arch import nn, optim
 from neural_arch.data import CharTokenizer, DataLoader, TensorDataset
 from neural_arch.errors import ConfigError, NumericalError
-from neural_arch.train import (Classification, JSONLLogger, LanguageModeling, Trainer, build_model, plot_curves,
-                               read_metrics, sample_text)
+from neural_arch.train import (
+    Classification,
+    JSONLLogger,
+    LanguageModeling,
+    Trainer,
+    build_model,
+    plot_curves,
+    read_metrics,
+    sample_text,
+)
 
 rng = np.random.default_rng(1)
 X = rng.normal(size=(50, 4)).astype(np.float32)
@@ -46,7 +53,7 @@ def trainer(tmp_path=None, **kwargs):
 
 
 def test_learns_and_reports_exact_averages(tmp_path):
-    t = trainer(tmp_path, epochs=15)
+    t = trainer(tmp_path, max_epochs=15)
     metrics = t.fit()
     assert t.step == 60 and t.epoch == 15
     assert metrics["accuracy"] > 0.9
@@ -67,15 +74,15 @@ def test_callback_order_with_epoch_evaluation(tmp_path):
 
 def test_eval_every_and_final_checkpoint(tmp_path):
     rec = Recorder()
-    trainer(tmp_path, max_steps=6, eval_every=3, checkpoint_every=3, callbacks=[rec]).fit()
+    trainer(tmp_path, max_steps=6, val_every=3, checkpoint_every=3, callbacks=[rec]).fit()
     assert [e for e in rec.events if e[0] in ("eval", "ckpt")] == [("eval", 3), ("ckpt", 3), ("eval", 6),
                                                                    ("ckpt", 6)]
     assert na.load(tmp_path / "checkpoints" / "last.safetensors")["step"] == 6
 
 
 def test_steps_or_epochs_not_both():
-    with pytest.raises(ConfigError, match="exactly one of max_steps and epochs"):
-        trainer(max_steps=3, epochs=1)
+    with pytest.raises(ConfigError, match="exactly one of max_steps and max_epochs"):
+        trainer(max_steps=3, max_epochs=1)
 
 
 def test_non_finite_loss_stops_training():
@@ -87,7 +94,7 @@ def test_non_finite_loss_stops_training():
 
 def test_jsonl_log_and_plot(tmp_path):
     log = JSONLLogger(tmp_path / "metrics.jsonl", log_every=2)
-    trainer(tmp_path, max_steps=8, eval_every=4, callbacks=[log]).fit()
+    trainer(tmp_path, max_steps=8, val_every=4, callbacks=[log]).fit()
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [(r["split"], r["step"]) for r in records] == [("train", 2), ("train", 4), ("val", 4), ("train", 6),
                                                           ("train", 8), ("val", 8)]
@@ -132,3 +139,21 @@ def test_model_errors():
         build_model("mlp", widht=3)
     with pytest.raises(ConfigError, match="n_embd=10 must be divisible by n_head=4"):
         build_model("char_transformer", vocab_size=5, block_size=4, n_embd=10, n_head=4)
+
+
+def test_plot_curves_draws_lr_and_throughput_without_pyplot(tmp_path):
+    """In a fresh process: plotting neither imports pyplot nor changes matplotlib's backend."""
+    import subprocess
+    import sys
+
+    log = JSONLLogger(tmp_path / "metrics.jsonl", log_every=2)
+    trainer(tmp_path, max_steps=8, val_every=4, callbacks=[log]).fit()
+    code = ("import sys, matplotlib; matplotlib.use('svg'); from neural_arch.train import plot_curves; "
+            f"plot_curves({str(tmp_path / 'metrics.jsonl')!r}, {str(tmp_path / 'c.png')!r}); "
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"]
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "c.png").size
+    assert width == 4 * 450 and height == 380  # four panels: loss, accuracy, learning rate, throughput

@@ -26,7 +26,7 @@ FORMATS = ("onnx", "hf", "safetensors")
 _DEFAULT_NAMES = {"onnx": "model.onnx", "hf": "hf", "safetensors": "model.safetensors"}
 
 
-@click.command("export")
+@click.command("export", short_help="A trained run as ONNX, a Hugging Face folder or safetensors.")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True,
               help="onnx: an ONNX graph; hf: a Hugging Face folder (config.json + model.safetensors); "

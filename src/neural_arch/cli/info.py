@@ -7,7 +7,10 @@ import importlib.metadata
 import platform
 import re
 
+import click
 import numpy as np
+
+from neural_arch.backend import cuda_is_available, kernels, memory, threads
 
 # Packages we use when present without any extra asking for them
 OPTIONAL = ["numba", "threadpoolctl"]
@@ -48,8 +51,6 @@ def _importable(module: str) -> str | None:
 
 
 def blas_info() -> str:
-    from neural_arch.backend import threads
-
     libs = [f"{i['internal_api']} {i.get('version') or ''}, {i.get('architecture')} kernel, "
             f"{i['num_threads']} threads".replace("  ", " ") for i in threads.blas_info()]
     if libs:  # threadpoolctl sees the library actually loaded, its kernel and its threads
@@ -63,8 +64,6 @@ def blas_info() -> str:
 
 
 def threading_policy() -> str:
-    from neural_arch.backend import kernels, memory, threads
-
     d = threads.describe()
     knobs = ", ".join(f"{k}={v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
                       for k, v in d.items() if k not in ("cores", "blas_in_our_calls", "hand_off"))
@@ -75,8 +74,6 @@ def threading_policy() -> str:
 
 
 def devices() -> str:
-    from neural_arch.backend import cuda_is_available
-
     found = ["cpu"]
     if cuda_is_available():
         import cupy
@@ -88,8 +85,6 @@ def devices() -> str:
 
 
 def collect_info() -> dict[str, str]:
-    import neural_arch
-
     found_extras = []
     for extra, dists in extras().items():
         found = [d for d in dists if _installed(d)]
@@ -97,7 +92,7 @@ def collect_info() -> dict[str, str]:
         found_extras.append(f"{extra} ({state})")
     optional = [f"{m} {_importable(m)}" if _importable(m) else f"{m} (no)" for m in OPTIONAL]
     return {
-        "neural-arch": neural_arch.__version__,
+        "neural-arch": importlib.metadata.version("neural-arch"),
         "python": f"{platform.python_version()} ({platform.system()} {platform.machine()})",
         "numpy": np.__version__,
         "blas": blas_info(),
@@ -106,3 +101,31 @@ def collect_info() -> dict[str, str]:
         "extras": ", ".join(found_extras) or "unknown (package metadata not found)",
         "optional": ", ".join(optional),
     }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of neural-arch, its requirements and every extra's packages (what a run records)."""
+    names = ["neural-arch", "numpy"]
+    try:
+        requirements = importlib.metadata.requires("neural-arch") or []
+    except importlib.metadata.PackageNotFoundError:
+        requirements = []
+    for req in requirements:
+        name = re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0]
+        if name and not name.startswith("neural-arch") and name not in names:
+            names.append(name)
+    return {name: _version(name) for name in names}
+
+
+@click.command(short_help="Versions, BLAS, devices, optional extras.")
+def info() -> None:
+    """Versions, BLAS, devices and which optional extras are installed."""
+    for key, value in collect_info().items():
+        click.echo(f"{key + ':':<14}{value}")

@@ -1,8 +1,11 @@
 """Layer 8: run configs, pydantic schemas over YAML, with errors that name the field."""
 
-from neural_arch.config.loading import apply_override, dump_config, load_config, read_yaml, validate
+from neural_arch.config.loading import apply_override, dump_config, load_config, merge, read_yaml, validate
 from neural_arch.config.schema import (
+    CallbacksConfig,
+    CheckpointConfig,
     DataConfig,
+    EarlyStoppingConfig,
     LoggingConfig,
     ModelConfig,
     OptimizerConfig,
@@ -12,6 +15,6 @@ from neural_arch.config.schema import (
 )
 
 __all__ = [
-    "DataConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig", "RunConfig", "SchedulerConfig", "TrainConfig",
-    "apply_override", "dump_config", "load_config", "read_yaml", "validate",
+    "CallbacksConfig", "CheckpointConfig", "DataConfig", "EarlyStoppingConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig", "RunConfig", "SchedulerConfig", "TrainConfig",
+    "apply_override", "dump_config", "load_config", "merge", "read_yaml", "validate",
 ]

@@ -1,6 +1,7 @@
 """Read a run config from YAML, apply ``--set key.sub=value`` overrides, report errors by dotted path.
 
     cfg = load_config("configs/fashion_mlp.yaml", ["optimizer.lr=3e-4", "train.epochs=2"])
+    cfg = load_config(["base.yaml", "small.yaml"], ["seed=1"])  # later files override earlier ones, key by key
 
 An invalid field raises ``ConfigError`` with one line per problem, e.g.::
 
@@ -22,16 +23,28 @@ from neural_arch.config.schema import RunConfig
 from neural_arch.errors import ConfigError
 
 
-def load_config(path: str | os.PathLike | None = None, overrides=(), base: dict | None = None) -> RunConfig:
-    """The run config in ``path`` (None: the default job, or ``base`` if given) with ``overrides`` applied."""
-    source = str(path) if path is not None else "the default config"  # named in error messages
-    if path is not None:
-        raw = read_yaml(path)
-    else:
-        raw = dict(base or {})
+def load_config(path=None, overrides=(), base: dict | None = None) -> RunConfig:
+    """The run config in ``path`` with ``overrides`` (``key.sub=value``) applied.
+
+    ``path``: a YAML file, a list of them (merged in order: a later file's keys replace an earlier
+    one's, section by section), or None (the default job, or ``base`` if given).
+    """
+    paths = [] if path is None else [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    source = " + ".join(map(str, paths)) or "the default config"  # named in error messages
+    raw = dict(base or {})
+    for p in paths:
+        raw = merge(raw, read_yaml(p))
     for item in overrides:
         apply_override(raw, item)
     return validate(raw, source)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """``update`` over ``base``: nested mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
@@ -145,6 +158,7 @@ def _allowed_values(loc: list[str]) -> tuple:
     if model is None or loc[-1] not in model.model_fields:
         return ()
     annotation = model.model_fields[loc[-1]].annotation
-    if typing.get_origin(annotation) is typing.Literal:
-        return typing.get_args(annotation)
+    for candidate in (annotation, *typing.get_args(annotation)):  # Literal[...] or Literal[...] | None
+        if typing.get_origin(candidate) is typing.Literal:
+            return typing.get_args(candidate)
     return ()

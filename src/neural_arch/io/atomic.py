@@ -26,6 +26,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memory
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        honour_umask(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -40,6 +41,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memory
         raise
     _fsync_directory(directory)
     return path
+
+
+def honour_umask(fd_or_path) -> None:
+    """Give a ``mkstemp`` file the mode ``open()`` would have given it: 0o666 minus the umask.
+
+    ``mkstemp`` creates files with 0o600 whatever the umask says; a checkpoint
+    that replaces the target should be readable as the user's other files are.
+    """
+    if os.name != "posix":
+        return
+    umask = _umask()
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, 0o666 & ~umask)
+    else:
+        os.chmod(fd_or_path, 0o666 & ~umask)
+
+
+def _umask() -> int:
+    try:  # Linux reports it without changing it (no window where another thread sees umask 0)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)  # elsewhere reading it means setting it; put it straight back
+    return umask
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from neural_arch.errors import CheckpointError
+from neural_arch.io.atomic import honour_umask
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -121,6 +122,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        honour_umask(tmp)  # mkstemp's 0o600 would hide a saved model from the user's group
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

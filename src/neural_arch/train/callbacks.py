@@ -1,67 +1,185 @@
-"""Callbacks for :class:`~neural_arch.train.trainer.Trainer`: progress bar, metrics log, training curves.
+"""Callbacks for :class:`~neural_arch.train.Trainer`: stopping early, keeping the best checkpoints, monitors, progress.
 
-- ``ProgressBar``: a tqdm bar over steps with the loss, the learning rate and
-  the throughput; tqdm adds the ETA. Evaluations are printed above it.
-- ``JSONLLogger``: one JSON object per line in ``metrics.jsonl`` (train lines
-  every ``log_every`` steps with the mean loss since the last line; one line
-  per evaluation), the format any plotting tool or ``pandas.read_json(lines=True)``
-  reads.
-- ``plot_curves``: ``curves.png`` from that log, if matplotlib is installed.
+- ``Callback``: the hooks, each a no-op; subclass it and override what you need.
+- ``EarlyStopping``: stop when a validation metric stops improving.
+- ``ModelCheckpoint``: keep the best ``save_top_k`` checkpoints by a validation metric (or the
+  latest ones every ``every_n_steps``), and ``last.safetensors``.
+- ``LearningRateMonitor``, ``GradientNormMonitor``: add ``lr_group_<i>`` / ``grad_norm`` to each
+  step's metrics, which the loggers (:mod:`neural_arch.train.loggers`) then write.
+- ``ProgressBar``: a tqdm bar with the loss, the learning rate and the throughput.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
 
-class JSONLLogger:
-    def __init__(self, path, log_every: int = 10):
-        self.path = Path(path)
-        self.log_every = log_every
-        self._reset()
+from neural_arch.errors import ConfigError
+from neural_arch.nn.utils import get_total_norm
 
-    def _reset(self) -> None:
-        self.losses: list[float] = []
-        self.items = 0
-        self.start = time.perf_counter()
+MODES = ("min", "max")
 
-    def on_train_start(self, trainer) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._reset()
 
-    def on_step_end(self, trainer, metrics: dict) -> None:
-        self.losses.append(metrics["loss"])
-        self.items += metrics["items"]
-        if trainer.step % self.log_every == 0:
-            elapsed = time.perf_counter() - self.start
-            self._write({"split": "train", "step": trainer.step, "epoch": trainer.epoch,
-                         "loss": sum(self.losses) / len(self.losses), "lr": metrics["lr"],
-                         f"{trainer.task.unit}_per_s": self.items / elapsed if elapsed > 0 else None})
-            self._reset()
+class Callback:
+    """The hooks the trainer calls, in this order; every one is optional.
+
+    ``on_train_start(trainer)``; per step ``on_before_optimizer_step(trainer)`` (gradients ready,
+    not yet applied) and ``on_step_end(trainer, metrics)`` (metrics: loss, lr, items, seconds and
+    ``trainer.step_metrics``); ``on_skipped_step(trainer, reason)`` for a non-finite step skipped;
+    ``on_eval_end(trainer, metrics)``; ``on_checkpoint(trainer, path)``; ``on_interrupt(trainer)``
+    at SIGINT/SIGTERM; ``on_train_end(trainer)`` (also after an exception). Set
+    ``trainer.should_stop = True`` to end training after the current step.
+    """
+
+    def on_train_start(self, trainer) -> None: ...
+    def on_before_optimizer_step(self, trainer) -> None: ...
+    def on_step_end(self, trainer, metrics: dict) -> None: ...
+    def on_skipped_step(self, trainer, reason: str) -> None: ...
+    def on_eval_end(self, trainer, metrics: dict) -> None: ...
+    def on_checkpoint(self, trainer, path) -> None: ...
+    def on_interrupt(self, trainer) -> None: ...
+    def on_train_end(self, trainer) -> None: ...
+
+
+def _check_mode(name: str, mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"{name}: mode={mode!r} is not one of min, max")
+
+
+def _better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    if best is None:
+        return math.isfinite(value)
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when the validation metric ``monitor`` has not improved by ``min_delta`` for ``patience`` evaluations.
+
+    ``mode="min"`` for losses, ``"max"`` for accuracies. After a stop, ``stopped_step`` holds the step.
+    """
+
+    def __init__(self, monitor: str = "loss", patience: int = 3, mode: str = "min", min_delta: float = 0.0):
+        _check_mode("EarlyStopping", mode)
+        if patience < 1:
+            raise ConfigError(f"EarlyStopping: patience must be >= 1 (got {patience})")
+        self.monitor, self.patience, self.mode, self.min_delta = monitor, patience, mode, abs(min_delta)
+        self.best: float | None = None
+        self.wait = 0
+        self.stopped_step: int | None = None
 
     def on_eval_end(self, trainer, metrics: dict) -> None:
-        self._write({"split": "val", "step": trainer.step, "epoch": trainer.epoch, **metrics})
+        if self.monitor not in metrics:
+            raise ConfigError(f"EarlyStopping: monitor={self.monitor!r} is not among the validation metrics "
+                              f"({', '.join(metrics)})")
+        value = float(metrics[self.monitor])
+        if _better(value, self.best, self.mode, self.min_delta):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            trainer.should_stop = True
+            self.stopped_step = trainer.step
 
-    def _write(self, record: dict) -> None:
-        record["time"] = time.time()
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+
+class ModelCheckpoint(Callback):
+    """Keep the best ``save_top_k`` checkpoints by the validation metric ``monitor`` (``mode`` min or max).
+
+    Files go to ``dirpath`` (default ``run_dir/checkpoints``) as ``step=<N>-<monitor>=<value>.safetensors``;
+    a worse one is deleted when a better one arrives. ``save_top_k=-1`` keeps all, 0 none.
+    ``every_n_steps``: also save every N steps (with ``monitor=None``: only then, keeping the latest k).
+    ``save_last``: each save also refreshes ``last.safetensors``. ``best_model_path`` /
+    ``best_model_score`` name the best so far.
+    """
+
+    def __init__(self, dirpath=None, monitor: str | None = "loss", mode: str = "min", save_top_k: int = 1,
+                 save_last: bool = True, every_n_steps: int | None = None):
+        _check_mode("ModelCheckpoint", mode)
+        if monitor is None and not every_n_steps:
+            raise ConfigError("ModelCheckpoint: give a monitor, or every_n_steps to save on a schedule")
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.monitor, self.mode, self.save_top_k = monitor, mode, save_top_k
+        self.save_last, self.every_n_steps = save_last, every_n_steps
+        self.kept: dict[Path, float] = {}  # path -> score (the step, when saving on a schedule only)
+        self.best_model_path: Path | None = None
+        self.best_model_score: float | None = None
+
+    def _dir(self, trainer) -> Path:
+        if self.dirpath is None and trainer.run_dir is None:
+            raise ConfigError("ModelCheckpoint: give dirpath=..., or a run_dir to the Trainer")
+        return self.dirpath or trainer.run_dir / "checkpoints"
+
+    def on_eval_end(self, trainer, metrics: dict) -> None:
+        if self.monitor is None or trainer.step == 0:
+            return
+        if self.monitor not in metrics:
+            raise ConfigError(f"ModelCheckpoint: monitor={self.monitor!r} is not among the validation metrics "
+                              f"({', '.join(metrics)})")
+        self._consider(trainer, float(metrics[self.monitor]), self.mode,
+                       f"step={trainer.step}-{self.monitor}={float(metrics[self.monitor]):.4f}")
+
+    def on_step_end(self, trainer, metrics: dict) -> None:
+        if not self.every_n_steps or trainer.step % self.every_n_steps:
+            return
+        if self.monitor is None:
+            self._consider(trainer, trainer.step, "max", f"step={trainer.step}")
+        elif self.save_last:
+            trainer.save_checkpoint(self._dir(trainer) / "last.safetensors")
+
+    def _consider(self, trainer, score: float, mode: str, stem: str) -> None:
+        if self.save_top_k == 0 or not math.isfinite(score):
+            return
+        full = self.save_top_k > 0 and len(self.kept) >= self.save_top_k
+        worst = (max if mode == "min" else min)(self.kept, key=self.kept.get) if self.kept else None
+        if full and not _better(score, self.kept[worst], mode):
+            return
+        path = trainer.save_checkpoint(self._dir(trainer) / f"{stem}.safetensors")
+        self.kept[path] = score
+        if full:
+            del self.kept[worst]
+            worst.unlink(missing_ok=True)
+        best = (min if mode == "min" else max)(self.kept, key=self.kept.get)
+        self.best_model_path, self.best_model_score = best, self.kept[best]
+        if self.save_last:
+            trainer.save_checkpoint(self._dir(trainer) / "last.safetensors")
 
 
-class ProgressBar:
-    def __init__(self, enabled: bool = True, file=None):
+class LearningRateMonitor(Callback):
+    """Log the learning rate of every parameter group each step, as ``lr_group_<i>``."""
+
+    def on_before_optimizer_step(self, trainer) -> None:
+        for i, group in enumerate(trainer.optimizer.param_groups):
+            trainer.step_metrics[f"lr_group_{i}"] = float(group["lr"])
+
+
+class GradientNormMonitor(Callback):
+    """Log the global ``norm_type`` norm of the gradients (before clipping) every ``every_n_steps``, as ``grad_norm``."""
+
+    def __init__(self, norm_type: float = 2.0, every_n_steps: int = 1):
+        self.norm_type, self.every_n_steps = norm_type, every_n_steps
+
+    def on_before_optimizer_step(self, trainer) -> None:
+        if (trainer.step + 1) % self.every_n_steps or "grad_norm" in trainer.step_metrics:
+            return  # grad_norm is already there when the trainer clipped
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        trainer.step_metrics["grad_norm"] = float(get_total_norm(grads, self.norm_type).item()) if grads else 0.0
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over steps with the loss, the learning rate and the throughput; evaluations printed above it."""
+
+    def __init__(self, enabled: bool = True, file=None, copy=None):
         self.enabled = enabled
         self.file = file or sys.stderr
+        self.copy = copy  # also hand every printed line to copy(text), e.g. a console log
         self.bar = None
 
     def on_train_start(self, trainer) -> None:
         if not self.enabled:
             return
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(total=trainer.max_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
                         file=self.file, desc="train")
         self.items = 0
@@ -77,15 +195,18 @@ class ProgressBar:
             self.bar.set_postfix_str(f"loss {metrics['loss']:.4f}, lr {metrics['lr']:.2e}, "
                                      f"{rate:,.0f} {trainer.task.unit}/s", refresh=False)
 
+    def on_skipped_step(self, trainer, reason: str) -> None:
+        self.write(f"step {trainer.step + 1} skipped: {reason} ({trainer.skipped_steps} skipped so far)")
+
     def on_eval_end(self, trainer, metrics: dict) -> None:
-        self.write(f"step {trainer.step:>6}: " + ", ".join(f"val {k} {_fmt(k, v)}" for k, v in metrics.items()))
+        self.write(f"step {trainer.step:>6}: " + ", ".join(f"val {k} {format_metric(k, v)}" for k, v in metrics.items()))
 
     def on_checkpoint(self, trainer, path) -> None:
-        if trainer.interrupted or trainer._stop_requested:
+        if trainer.interrupted or trainer.stop_signal is not None:
             self.write(f"checkpoint saved to {path} (resume with --resume {path})")
 
     def on_interrupt(self, trainer) -> None:
-        self.write("interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+        self.write("interrupted: finishing this step and saving a checkpoint (a second signal aborts)")
 
     def on_train_end(self, trainer) -> None:
         if self.bar is not None:
@@ -93,50 +214,14 @@ class ProgressBar:
             self.bar = None
 
     def write(self, text: str) -> None:
+        if self.copy is not None:
+            self.copy(text)
         if self.bar is not None:
             self.bar.write(text, file=self.file)
         else:
             print(text, file=self.file, flush=True)
 
 
-def _fmt(key: str, value: float) -> str:
-    return f"{100 * value:.2f}%" if key == "accuracy" else f"{value:.4f}"
-
-
-def read_metrics(path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def plot_curves(metrics_path, out_path) -> Path | None:
-    """Plot train and val loss (and val accuracy, if logged) against steps; None if matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    records = read_metrics(metrics_path)
-    train = [r for r in records if r["split"] == "train"]
-    val = [r for r in records if r["split"] == "val"]
-    has_acc = any("accuracy" in r for r in val)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 6, 4), squeeze=False)
-    ax = axes[0][0]
-    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train", alpha=0.7)
-    ax.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="val")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    if has_acc:
-        ax = axes[0][1]
-        ax.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-", color="C1")
-        ax.set_xlabel("step")
-        ax.set_ylabel("val accuracy (%)")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+def format_metric(key: str, value: float) -> str:
+    """Accuracies as percentages, everything else with four decimals."""
+    return f"{100 * value:.2f}%" if key in ("accuracy", "top5", "f1_macro") else f"{value:.4f}"

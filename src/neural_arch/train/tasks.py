@@ -1,21 +1,92 @@
-"""What a training step computes, per kind of problem.
+"""What a training step computes, per kind of problem: the ``Task`` protocol and three tasks.
 
-A task turns ``(model, batch)`` into the loss to minimise (``loss``) and, at
-evaluation, into summed metrics (``evaluate``: sums over the batch, so the
-trainer can average over a whole split exactly, whatever the batch sizes).
+A task turns ``(model, batch)`` into the loss to minimise (``loss``, the only
+required part) and, at evaluation, into summed metrics (``evaluate``: sums over
+the batch plus a ``count``, so the trainer averages over a whole split exactly,
+whatever the batch sizes). ``batch_size`` (items in a batch, for throughput) and
+``unit`` (what an item is: "samples", "tokens") are optional; :func:`as_task`
+fills in the defaults of :class:`Task` for an object that lacks them, and turns
+a plain ``loss_fn(model, batch) -> loss`` into a task.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
+from neural_arch.backend import Generator
+from neural_arch.errors import ConfigError
+from neural_arch.ops import tensor
 
 
-class Classification:
+@runtime_checkable
+class Task(Protocol):
+    """What :class:`~neural_arch.train.Trainer` needs from a task; only ``loss`` is required.
+
+    Subclass it to inherit the defaults, or pass any object with a ``loss`` method
+    (the trainer fills in the rest the same way).
+    """
+
+    unit: str = "samples"
+
+    def loss(self, model, batch) -> Any:
+        """The scalar loss Tensor to minimise for one batch."""
+        ...
+
+    def evaluate(self, model, batch) -> dict[str, float]:
+        """Summed metrics of one batch and its ``count``; default: the loss times the batch size."""
+        n = self.batch_size(batch)
+        return {"loss": float(self.loss(model, batch).item()) * n, "count": n}
+
+    def batch_size(self, batch) -> int:
+        """Items in ``batch``; default: the length of its first element (or of the batch itself)."""
+        first = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return int(first.shape[0]) if hasattr(first, "shape") else len(first)
+
+
+class LossFunctionTask(Task):
+    """A task from a plain ``loss_fn(model, batch) -> loss``; evaluation averages that loss."""
+
+    def __init__(self, loss_fn: Callable):
+        self.loss_fn = loss_fn
+
+    def loss(self, model, batch):
+        return self.loss_fn(model, batch)
+
+
+class _FilledTask(Task):
+    """A duck-typed task with :class:`Task`'s defaults for the parts it does not define."""
+
+    def __init__(self, task):
+        self.task = task
+        self.unit = getattr(task, "unit", "samples")
+        self.loss = task.loss
+        if callable(getattr(task, "evaluate", None)):
+            self.evaluate = task.evaluate
+        if callable(getattr(task, "batch_size", None)):
+            self.batch_size = task.batch_size
+
+
+def as_task(task=None, loss_fn: Callable | None = None) -> Task:
+    """The task the trainer runs: ``task`` (completed with the defaults) or one made from ``loss_fn``."""
+    if (task is None) == (loss_fn is None):
+        raise ConfigError("Trainer: give a loss_fn(model, batch) -> loss, or a task with a loss method "
+                          "(not both, not neither)")
+    if loss_fn is not None:
+        if not callable(loss_fn):
+            raise ConfigError(f"Trainer: loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
+        return LossFunctionTask(loss_fn)
+    if not callable(getattr(task, "loss", None)):
+        raise ConfigError(f"Trainer: the task {type(task).__name__} has no loss(model, batch) method; "
+                          "add one (see neural_arch.train.Task) or pass loss_fn=... instead")
+    return task if isinstance(task, Task) else _FilledTask(task)
+
+
+class Classification(Task):
     """``model(x)`` gives logits (B, classes); cross-entropy against labels y (B,); accuracy at evaluation."""
 
     unit = "samples"
@@ -36,7 +107,7 @@ class Classification:
         return len(batch[1])
 
 
-class LanguageModeling:
+class LanguageModeling(Task):
     """``model(ids)`` gives next-token logits (B, T, vocab); cross-entropy against the shifted ids (B, T)."""
 
     unit = "tokens"
@@ -56,7 +127,7 @@ class LanguageModeling:
         return int(np.prod(batch[1].shape))
 
 
-class MaskedLanguageModeling:
+class MaskedLanguageModeling(Task):
     """BERT's pre-training objective: hide some tokens and predict them from both sides.
 
     Each token is chosen with probability ``mask_prob`` (BERT: 15%); a chosen token
@@ -71,9 +142,9 @@ class MaskedLanguageModeling:
     unit = "tokens"
 
     def __init__(self, mask_token_id: int, vocab_size: int, mask_prob: float = 0.15,
-                 generator: na.Generator | None = None):
+                 generator: Generator | None = None):
         self.mask_token_id, self.vocab_size, self.mask_prob = mask_token_id, vocab_size, mask_prob
-        self.rng = (generator or na.Generator(0)).np
+        self.rng = (generator or Generator(0)).np
 
     def mask(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, labels) for a batch of ids (B, T): inputs with tokens hidden, labels -100 where not chosen."""
@@ -91,18 +162,18 @@ class MaskedLanguageModeling:
 
     def _masked_logits(self, model, ids, rng):
         inputs, labels = self.mask(ids, rng)
-        logits = model(na.tensor(inputs))
+        logits = model(tensor(inputs))
         return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
 
     def loss(self, model, batch):
         logits, labels = self._masked_logits(model, self._ids(batch), self.rng)
-        return F.cross_entropy(logits, na.tensor(labels), ignore_index=-100)
+        return F.cross_entropy(logits, tensor(labels), ignore_index=-100)
 
     def evaluate(self, model, batch) -> dict[str, float]:
         ids = self._ids(batch)
         logits, labels = self._masked_logits(model, ids, np.random.default_rng(zlib.crc32(ids.tobytes())))
         chosen = labels != -100
-        loss = F.cross_entropy(logits, na.tensor(labels), ignore_index=-100, reduction="sum").item()
+        loss = F.cross_entropy(logits, tensor(labels), ignore_index=-100, reduction="sum").item()
         correct = int((logits.data.argmax(axis=1)[chosen] == labels[chosen]).sum())
         return {"loss": loss, "accuracy": correct, "count": int(chosen.sum())}
 

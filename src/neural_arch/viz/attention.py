@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-import neural_arch as na
+from neural_arch.autograd import Tensor, no_grad
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models.vit import attention_rollout
+from neural_arch.ops import tensor
 
 
 def rollout_overlay(model, pixel_values, head_fusion: str = "mean", discard_ratio: float = 0.0):
@@ -24,12 +25,12 @@ def rollout_overlay(model, pixel_values, head_fusion: str = "mean", discard_rati
 
     ``model`` is a ``ViTForImageClassification`` (or ``ViTModel``, then no prediction).
     """
-    x = pixel_values if isinstance(pixel_values, na.Tensor) else na.tensor(np.asarray(pixel_values, np.float32))
+    x = pixel_values if isinstance(pixel_values, Tensor) else tensor(np.asarray(pixel_values, np.float32))
     if len(x.shape) != 4:
         raise ShapeError(f"rollout_overlay: expected images (B, C, H, W), got {shape_str(x.shape)}")
     was_training = model.training
     model.eval()
-    with na.no_grad():
+    with no_grad():
         out = model(x, output_attentions=True)
     model.train(was_training)
     maps = attention_rollout(out.attentions, head_fusion=head_fusion, discard_ratio=discard_ratio)  # (B, h, w)
@@ -49,21 +50,19 @@ def save_attention_rollout(model, pixel_values, path, labels=None, class_names=N
     ``mean``/``std`` undo the input normalisation for display.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, no display needed
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError("save_attention_rollout needs matplotlib: pip install 'neural-arch[viz]'") from exc
     maps, pred = rollout_overlay(model, pixel_values, head_fusion, discard_ratio)
     # stretch each map to [0, 1] for display: rollout maps of a shallow model are close to flat
     lo, hi = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
     maps = (maps - lo) / np.maximum(hi - lo, 1e-12)
-    imgs = np.asarray(pixel_values.numpy() if isinstance(pixel_values, na.Tensor) else pixel_values) * std + mean
+    imgs = np.asarray(pixel_values.numpy() if isinstance(pixel_values, Tensor) else pixel_values) * std + mean
     imgs = np.clip(imgs.transpose(0, 2, 3, 1), 0, 1)                      # (B, H, W, C)
     gray = imgs.shape[-1] == 1
     n = len(imgs)
-    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
+    fig = Figure(figsize=(6.6, 2.2 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         img = imgs[i, :, :, 0] if gray else imgs[i]
         title = ""
@@ -84,5 +83,4 @@ def save_attention_rollout(model, pixel_values, path, labels=None, class_names=N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -1,4 +1,4 @@
-"""The small models a config can name (``model.name``), built from ``nn`` layers.
+"""The small models a config can name (``model.name``), built from ``nn`` layers (``neural_arch.models.small``).
 
     mlp               Fashion-MNIST / MNIST: flatten, Linear-ReLU blocks, Linear
     cnn               two (conv 3x3 - ReLU - max-pool 2) blocks, then Linear layers
@@ -20,10 +20,14 @@ import math
 
 import numpy as np
 
-import neural_arch as na
-import neural_arch.nn as nn
 import neural_arch.nn.functional as F
+from neural_arch import nn
+from neural_arch.autograd import Tensor
 from neural_arch.errors import ConfigError
+from neural_arch.models.bert import BertConfig, BertForMaskedLM, RobertaConfig, RobertaForMaskedLM
+from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+from neural_arch.models.modern import ModernConfig, ModernTransformer
+from neural_arch.ops import arange, tensor
 
 
 class MLP(nn.Module):
@@ -135,7 +139,7 @@ class CharTransformer(nn.Module):
 
     def forward(self, ids):
         T = ids.shape[1]
-        pos = na.arange(T)
+        pos = arange(T)
         x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
@@ -155,10 +159,10 @@ class CharMLP(nn.Module):
 
     def forward(self, ids):
         B, T = ids.shape
-        ids = ids.data if isinstance(ids, na.Tensor) else np.asarray(ids)
+        ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         padded = np.concatenate([np.full((B, self.context - 1), self.vocab_size, dtype=np.int64), ids], axis=1)
         windows = np.lib.stride_tricks.sliding_window_view(padded, self.context, axis=1)  # (B, T, context)
-        x = self.emb(na.tensor(np.ascontiguousarray(windows)))  # (B, T, context, C)
+        x = self.emb(tensor(np.ascontiguousarray(windows)))  # (B, T, context, C)
         return self.net(x.reshape(B, T, -1))
 
 
@@ -181,7 +185,6 @@ class GPT2(_CausalLM):
                  dropout: float = 0.0, activation_function: str = "gelu_new", tie_word_embeddings: bool = True):
         # activation_function: GPT-2's "gelu_new" (tanh approximation) or "gelu" (exact, as nanoGPT's nn.GELU);
         # tie_word_embeddings: the output head shares the token embedding (GPT-2, nanoGPT) or has its own
-        from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel  # noqa: PLC0415
 
         super().__init__(GPT2LMHeadModel(GPT2Config(
             vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
@@ -195,7 +198,6 @@ class Modern(_CausalLM):
 
     def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_kv_head: int = 2,
                  n_embd: int = 128, intermediate_size: int | None = None, dropout: float = 0.0):
-        from neural_arch.models.modern import ModernConfig, ModernTransformer  # noqa: PLC0415
 
         hidden = intermediate_size or int(8 * n_embd / 3 + 7) // 8 * 8  # GPT-2's MLP parameter count
         super().__init__(ModernTransformer(ModernConfig(
@@ -235,7 +237,6 @@ class Bert(_MaskedLM):
 
     def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
                  dropout: float = 0.1):
-        from neural_arch.models.bert import BertConfig, BertForMaskedLM  # noqa: PLC0415
 
         config = _bert_config(BertConfig, vocab_size, n_layer, n_head, n_embd, dropout,
                               max_position_embeddings=block_size)
@@ -247,7 +248,6 @@ class Roberta(_MaskedLM):
 
     def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
                  dropout: float = 0.1):
-        from neural_arch.models.bert import RobertaConfig, RobertaForMaskedLM  # noqa: PLC0415
 
         # RoBERTa's position ids run pad_token_id + 1 .. pad_token_id + T, so the table holds pad + 1 + T rows
         config = _bert_config(RobertaConfig, vocab_size, n_layer, n_head, n_embd, dropout,
