@@ -50,6 +50,10 @@ class DataError(NeuralArchError, ValueError):
     """A dataset that is missing, corrupt, or not what was asked for."""
 
 
+class DistributedError(NeuralArchError, RuntimeError):
+    """A multi-process failure: a lost rank, a collective that timed out, no process group."""
+
+
 def shape_str(shape) -> str:
     """``(2, 3)`` -> ``'(2, 3)'``; the way shapes appear in every message."""
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
