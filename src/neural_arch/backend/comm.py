@@ -236,6 +236,11 @@ def set_default(communicator: Communicator | None) -> None:
     _default = communicator
 
 
+def current() -> Communicator | None:
+    """The default communicator, or None outside a process group."""
+    return _default
+
+
 def default() -> Communicator:
     """The default communicator, or a DistributedError saying how to make one."""
     if _default is None:
