@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import socket
+import sys
 
 import numpy as np
 
@@ -67,6 +68,23 @@ def init_process_group(backend: str = "mpi", watchdog_interval: float = 0.5, **_
     _group = _Group(communicator, Watchdog(communicator.rank, peers, watchdog_interval).start())
     _comm.set_default(communicator)
     atexit.register(_atexit_destroy)
+    _abort_on_uncaught_exception(communicator)
+
+
+def _abort_on_uncaught_exception(communicator) -> None:
+    """An exception that ends one rank must end the job: otherwise that rank waits in MPI_Finalize and the
+    others in their next collective, for ever (what ``python -m mpi4py`` does, installed here)."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        if _group is not None and communicator.size > 1:
+            sys.stderr.write(f"neural-arch: rank {communicator.rank} stopped on {kind.__name__}; aborting the job\n")
+            sys.stderr.flush()
+            _group.watchdog.stop()
+            communicator.MPI.COMM_WORLD.Abort(1)
+
+    sys.excepthook = hook
 
 
 def _atexit_destroy() -> None:
