@@ -17,7 +17,8 @@ HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
 
 
-def run_ranks(n, script, *args, timeout=240, env_extra=None):
+def run_ranks(n, script, *args, timeout=240, env_extra=None, mpiexec_args=()):
+    """Run ``script`` from this folder on ``n`` ranks with this worktree's sources; the CompletedProcess."""
     env_path = os.pathsep.join([str(SRC), str(HERE)] + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else []))
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = env_path
@@ -32,6 +33,7 @@ def run_ranks(n, script, *args, timeout=240, env_extra=None):
         os.environ.pop("NEURAL_ARCH_NUM_THREADS")
     env["PYTHONPATH"], env["NEURAL_ARCH_NUM_THREADS"] = env_path, "1"
     env.update(env_extra or {})
+    argv[1:1] = list(mpiexec_args)
     return subprocess.run(argv + [sys.executable, str(HERE / script), *map(str, args)], env=env, timeout=timeout,
                           capture_output=True, text=True)
 
