@@ -38,7 +38,9 @@ def main() -> None:
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), help="A checkpoint to continue from.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. --set optimizer.lr=3e-4 (repeatable).")
-def train(config, resume, overrides) -> None:
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel on N processes (MPI ranks) of this machine; batch_size stays the global batch.")
+def train(config, resume, overrides, nproc) -> None:
     """Train the model described by CONFIG (YAML; default: a character model on Tiny Shakespeare)."""
     from neural_arch.cli.build import checkpoint_config
     from neural_arch.config import load_config
@@ -48,10 +50,21 @@ def train(config, resume, overrides) -> None:
             cfg = load_config(None, overrides, base=checkpoint_config(resume))
         else:
             cfg = load_config(config, overrides)
-        code = run_training(cfg, resume)
+        if nproc is not None or _under_mpi():  # the launcher, or one of its ranks (cli/distributed.py)
+            from neural_arch.cli.distributed import train_distributed
+
+            code = train_distributed(cfg, resume, nproc, click.echo)
+        else:
+            code = run_training(cfg, resume)
     except NeuralArchError as e:
         _fail(e)
     sys.exit(code)
+
+
+def _under_mpi() -> bool:
+    from neural_arch.backend.comm import launched_by_mpi
+
+    return launched_by_mpi()
 
 
 def run_training(cfg, resume=None, echo=click.echo) -> int:

@@ -58,7 +58,8 @@ class Watchdog:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             gone = self.lost()
-            if gone and not self._stop.is_set():
+            # a grace second: a peer that leaves after the final barrier of destroy_process_group is not lost
+            if gone and not self._stop.wait(1.0):
                 names = ", ".join(f"rank {r} (pid {pid})" for r, pid in gone)
                 sys.stderr.write(f"neural-arch: lost {names}: it exited or was killed; rank {self.rank} stops too "
                                  f"(exit status {LOST_RANK_EXIT_CODE}). Resume from the last checkpoint.\n")
