@@ -35,6 +35,7 @@ How (torch's design, on MPI):
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -102,6 +103,7 @@ class DistributedDataParallel(Module):
         self._buckets, self._slot = self._make_buckets(int(bucket_cap_mb * 2**20))
         self._require_sync = True
         self._pass_open = False
+        self.last_wait_s = 0.0
         self._ready = np.zeros(len(self._params), dtype=bool)
         self._next_launch = 0
         self._hook_handles = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)]
@@ -207,6 +209,7 @@ class DistributedDataParallel(Module):
 
     def _finish_pass(self) -> None:
         self._pass_open = False
+        started = time.perf_counter()
         try:
             used = None
             if not self._ready.all():
@@ -232,6 +235,8 @@ class DistributedDataParallel(Module):
             if used is not None:
                 used_work.wait()
             self._write_back(used)
+            # what communication cost this step beyond what backward hid (benchmarks/distributed.py reports it)
+            self.last_wait_s = time.perf_counter() - started
         finally:
             for b in self._buckets:
                 b.ready, b.work = 0, None
