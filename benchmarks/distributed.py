@@ -18,6 +18,7 @@ is the median over rounds of that run's median step. Run it on a quiet machine:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -69,7 +70,7 @@ def run_ours(workload, steps, ranks):
         cmd = prefix + cmd
     else:
         env = _env(threads)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT, check=False)
     return _result(proc.stdout + proc.stderr)
 
 
@@ -78,7 +79,7 @@ def run_torch(workload, steps, ranks):
     env = _env(threads)
     if ranks == 1:
         proc = subprocess.run(_rank_cmd("torch", workload, steps, threads), env=env, capture_output=True, text=True,
-                              timeout=1800, cwd=ROOT)
+                              timeout=1800, cwd=ROOT, check=False)
         return _result(proc.stdout + proc.stderr)
     port = str(_free_port())
     procs = [subprocess.Popen(_rank_cmd("torch", workload, steps, threads), cwd=ROOT, text=True,
@@ -128,7 +129,7 @@ def _interp(allreduce_s: dict, mb: float) -> float:
     points = sorted((float(k), v) for k, v in allreduce_s.items())
     if mb <= points[0][0]:
         return points[0][1]
-    for (m0, t0), (m1, t1) in zip(points, points[1:]):
+    for (m0, t0), (m1, t1) in itertools.pairwise(points):
         if mb <= m1:
             return t0 + (t1 - t0) * (mb - m0) / (m1 - m0)
     m0, t0 = points[-2]

@@ -33,8 +33,8 @@ def _model(workload, nn, transformers=None):
         return _mlp(nn)
     if workload == "cnn":
         return _cnn(nn)
-    kw = dict(vocab_size=65, n_positions=64, n_embd=128, n_layer=4, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
-              attn_pdrop=0.0)
+    kw = {"vocab_size": 65, "n_positions": 64, "n_embd": 128, "n_layer": 4, "n_head": 4, "resid_pdrop": 0.0,
+          "embd_pdrop": 0.0, "attn_pdrop": 0.0}
     if transformers is not None:
         return transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw))
     from neural_arch.models import GPT2Config, GPT2LMHeadModel
@@ -53,9 +53,8 @@ def _data(workload, share):
 def _ours(args):
     import neural_arch as na
     import neural_arch.distributed as dist
-    import neural_arch.nn as nn
     import neural_arch.nn.functional as F
-    from neural_arch import optim
+    from neural_arch import nn, optim
     from neural_arch.backend.comm import launched_by_mpi
 
     world = 1

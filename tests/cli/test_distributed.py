@@ -70,12 +70,12 @@ def test_sigterm_stops_all_ranks_with_a_checkpoint_and_resume_on_other_n_continu
 
     # continue on 4 ranks for 2 more steps, and compare with one uninterrupted run on 2 ranks
     resumed = subprocess.run(train_cmd("--resume", ckpt_path, "--set", f"train.max_steps={stopped + 2}",
-                                       "--nproc", 4), capture_output=True, text=True, env=ENV, timeout=180)
+                                       "--nproc", 4), capture_output=True, text=True, env=ENV, timeout=180, check=False)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "saved on 2 ranks, continuing on 4" in resumed.stdout
     straight = tmp_path / "straight"
     whole = subprocess.run(train_cmd(config(tmp_path, straight, stopped + 2), "--nproc", 2), capture_output=True,
-                           text=True, env=ENV, timeout=180)
+                           text=True, env=ENV, timeout=180, check=False)
     assert whole.returncode == 0, whole.stdout + whole.stderr
     a = na.load(ckpt_path)
     b = na.load(straight / "checkpoints" / "last.safetensors")

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-import neural_arch.distributed as dist
 import neural_arch as na
+import neural_arch.distributed as dist
 
 dist.init_process_group("mpi")
 victim = int(sys.argv[1])

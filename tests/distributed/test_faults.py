@@ -2,7 +2,6 @@
 the lost rank named) within 60 s, never a hang."""
 
 import pytest
-
 from test_ddp import run_ranks
 
 

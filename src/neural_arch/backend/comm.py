@@ -66,7 +66,7 @@ class Work:
     """A started collective: ``wait()`` blocks until it is done (and runs ``then``, e.g. the division
     of an average or the copy out of a staging buffer); ``is_completed()`` tests without blocking."""
 
-    __slots__ = ("request", "then", "result", "done", "what", "timeout")
+    __slots__ = ("done", "request", "result", "then", "timeout", "what")
 
     def __init__(self, request, what: str, then=None, result=None, timeout: float | None = None):
         self.request, self.what, self.then, self.result = request, what, then, result
@@ -110,7 +110,7 @@ class Work:
 
 def progress() -> None:
     """Let MPI advance every pending non-blocking collective (see the module's NOTE)."""
-    for work in list(_pending):
+    for work in tuple(_pending):  # a copy: completing a Work removes it from _pending
         work.is_completed()
 
 

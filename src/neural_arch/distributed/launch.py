@@ -31,7 +31,7 @@ def find_mpiexec() -> str:
 
 def _is_open_mpi(mpiexec: str) -> bool:
     try:
-        out = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return "Open MPI" in out or "OpenRTE" in out or "prte" in out.lower()

@@ -174,7 +174,6 @@ class DistributedDataParallel(Module):
         def hook(grad):
             if self._require_sync and self._comm.size > 1:
                 self._mark_ready(index, grad.data)
-            return None
 
         return hook
 
