@@ -37,6 +37,11 @@ _DTYPE_CODES = {np.dtype(t): i for i, t in enumerate(
 _CODE_DTYPES = {i: d for d, i in _DTYPE_CODES.items()}
 _MAX_DIMS = 8
 
+def reducible(dtype) -> bool:
+    """Whether MPI can reduce arrays of ``dtype`` (float16/bfloat16 cannot: no standard MPI type)."""
+    return dtype in _DTYPE_CODES
+
+
 _pending: list = []  # started, not yet completed Work (for progress())
 
 

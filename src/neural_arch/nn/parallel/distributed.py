@@ -42,6 +42,7 @@ import numpy as np
 
 from neural_arch.autograd.engine import queue_callback
 from neural_arch.backend import comm as _comm
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError, GradientError, ShapeError
 from neural_arch.nn.modules.module import Module
 
@@ -120,14 +121,16 @@ class DistributedDataParallel(Module):
                 raise ShapeError(f"DistributedDataParallel: the ranks built different models ({diff}); build the "
                                  "same architecture on every rank")
         for n, p in zip(self._names, self._params):
-            if p.data.dtype.kind != "f":
+            if not is_floating(p.data.dtype):
                 raise DTypeError(f"DistributedDataParallel: parameter {n!r} has dtype {p.dtype}; only floating "
                                  "parameters can be averaged")
 
     def _sync_from_rank0(self, tensors) -> None:
         if self._comm.size == 1:
             return
-        works = [self._comm.broadcast(t.data, 0, check=False) for t in tensors if t.data.dtype in _comm._DTYPE_CODES]
+        # Broadcast moves bytes: a dtype MPI cannot reduce (float16, bfloat16) travels as its raw bytes.
+        works = [self._comm.broadcast(t.data if _comm.reducible(t.data.dtype) else
+                                      t.data.ravel(order="K").view(np.uint8), 0, check=False) for t in tensors]
         for w in works:
             w.wait()
 
