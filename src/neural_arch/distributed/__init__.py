@@ -12,6 +12,7 @@ The MPI calls themselves live one layer down, on raw arrays, in ``backend/comm.p
 ``nn.parallel`` (layer 4) can use them without importing this package.
 """
 
+from neural_arch.distributed import optim
 from neural_arch.distributed.process_group import (
     ReduceOp,
     all_gather,
@@ -32,5 +33,5 @@ from neural_arch.nn.parallel import DistributedDataParallel
 __all__ = [
     "DistributedDataParallel", "ReduceOp", "all_gather", "all_reduce", "barrier", "broadcast", "communicator",
     "destroy_process_group", "get_rank", "get_world_size", "init_process_group", "is_available", "is_initialized",
-    "reduce_scatter",
+    "optim", "reduce_scatter",
 ]
