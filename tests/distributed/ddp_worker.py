@@ -129,6 +129,14 @@ def run_check(kind, dtype, zero=False, accumulate=False):
         result["full_state_bytes"] = sum(v.nbytes for s in ref_opt.state.values() for v in s.values()
                                          if isinstance(v, np.ndarray))
         opt.consolidate_state_dict(to=0)
+        # the full state, loaded on every rank, gives each rank back exactly its own shard
+        full_state = dist.communicator().broadcast_object(opt.state_dict() if rank == 0 else None)
+        fresh = make_optimizer(kind, model.parameters(), adam, zero=True)
+        fresh.load_state_dict(full_state)
+        result["reloaded_equal"] = all(
+            np.array_equal(np.asarray(getattr(fresh.state[p][k], "data", fresh.state[p][k])),
+                           np.asarray(getattr(opt.state[p][k], "data", opt.state[p][k])))
+            for p in opt.state for k in opt.state[p]) and len(fresh.state) == len(opt.state) > 0
         if rank == 0:
             sd = opt.state_dict()
             theirs = ref_opt.state_dict()
@@ -149,6 +157,7 @@ def gather(result):
         merged["full_state_bytes"] = everyone[0]["full_state_bytes"]
         merged["consolidated_rel"] = everyone[0]["consolidated_rel"]
         merged["consolidated_entries"] = everyone[0]["consolidated_entries"]
+        merged["reloaded_equal"] = all(r["reloaded_equal"] for r in everyone)
     return merged
 
 

@@ -57,6 +57,7 @@ def test_n_ranks_match_one_process_with_the_whole_batch(n, tmp_path):
         if "gpt" in name:  # many parameters: the shards are close to 1/N each
             assert max(per_rank) <= 1.3 * full / n, (name, per_rank)
         assert checks[name]["consolidated_rel"] <= (1e-12 if "float64" in name else 1e-6)
+        assert checks[name]["reloaded_equal"] is True
     for rank, errors in enumerate(result["errors"]):
         assert errors["shape"].startswith("ShapeError") and "different shapes" in errors["shape"], errors
         assert errors["dtype"].startswith("DTypeError") and "float32" in errors["dtype"], errors

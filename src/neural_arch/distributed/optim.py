@@ -140,7 +140,8 @@ class ZeroRedundancyOptimizer:
         if self.optim is None:
             self._groups_without_params[0].update(options)
             return
+        saved = {int(k): v for k, v in state_dict["state"].items()}  # a checkpoint may hold the keys as text
         mine = [i for i, r in enumerate(self.owner) if r == self.comm.rank]
-        local_state = {j: state_dict["state"][i] for j, i in enumerate(mine) if i in state_dict["state"]}
+        local_state = {j: saved[i] for j, i in enumerate(mine) if i in saved}
         self.optim.load_state_dict({"state": local_state,
                                     "param_groups": [dict(options, params=list(range(len(mine))))]})
