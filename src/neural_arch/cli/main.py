@@ -50,7 +50,9 @@ def train(config, resume, overrides, nproc) -> None:
             cfg = load_config(None, overrides, base=checkpoint_config(resume))
         else:
             cfg = load_config(config, overrides)
-        if nproc is not None or _under_mpi():  # the launcher, or one of its ranks (cli/distributed.py)
+        from neural_arch.backend.comm import launched_by_mpi
+
+        if nproc is not None or launched_by_mpi():  # the launcher, or one of its ranks (cli/distributed.py)
             from neural_arch.cli.distributed import train_distributed
 
             code = train_distributed(cfg, resume, nproc, click.echo)
@@ -59,12 +61,6 @@ def train(config, resume, overrides, nproc) -> None:
     except NeuralArchError as e:
         _fail(e)
     sys.exit(code)
-
-
-def _under_mpi() -> bool:
-    from neural_arch.backend.comm import launched_by_mpi
-
-    return launched_by_mpi()
 
 
 def run_training(cfg, resume=None, echo=click.echo) -> int:

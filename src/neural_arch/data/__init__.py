@@ -14,7 +14,7 @@ from neural_arch.data.sampler import BatchSampler, DistributedSampler, RandomSam
 from neural_arch.data.text import CharTokenizer, CharWindows, TinyShakespeare, load_tiny_shakespeare
 
 __all__ = [
-    "BatchSampler", "CharTokenizer", "DistributedSampler", "CharWindows", "ConcatDataset", "DataLoader", "Dataset", "FashionMNIST",
-    "MNIST", "RandomSampler", "Sampler", "SequentialSampler", "Subset", "TensorDataset", "TinyShakespeare",
+    "BatchSampler", "CharTokenizer", "CharWindows", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
+    "FashionMNIST", "MNIST", "RandomSampler", "Sampler", "SequentialSampler", "Subset", "TensorDataset", "TinyShakespeare",
     "default_collate", "load_tiny_shakespeare", "random_split", "read_idx", "transforms", "write_idx",
 ]
