@@ -15,6 +15,7 @@ from neural_arch.data.text import CharTokenizer, CharWindows, TinyShakespeare, l
 
 __all__ = [
     "BatchSampler", "CharTokenizer", "CharWindows", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
-    "FashionMNIST", "MNIST", "RandomSampler", "Sampler", "SequentialSampler", "Subset", "TensorDataset", "TinyShakespeare",
+    "FashionMNIST", "MNIST", "RandomSampler", "Sampler", "SequentialSampler", "Subset", "TensorDataset",
+    "TinyShakespeare",
     "default_collate", "load_tiny_shakespeare", "random_split", "read_idx", "transforms", "write_idx",
 ]
