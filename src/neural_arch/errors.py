@@ -55,6 +55,10 @@ class ExportError(NeuralArchError, RuntimeError):
     control flow across dynamic axes, ...). The message names the op and the module path."""
 
 
+class DistributedError(NeuralArchError, RuntimeError):
+    """A multi-process failure: a lost rank, a collective that timed out, no process group."""
+
+
 def shape_str(shape) -> str:
     """``(2, 3)`` -> ``'(2, 3)'``; the way shapes appear in every message."""
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -11,6 +11,10 @@
 3. Leaves (tensors made by the user with ``requires_grad=True``) accumulate
    into ``.grad``. Intermediate gradients are dropped as soon as they are
    used, and each node's saved arrays are freed unless ``retain_graph``.
+   A leaf with hooks gets its total gradient (hooks first) as soon as its last
+   incoming edge has been walked, so that a hook can act while the rest of
+   backward runs (DistributedDataParallel starts its allreduces there).
+4. Callbacks queued during the pass (:func:`queue_callback`) run once at its end.
 """
 
 from __future__ import annotations
@@ -25,19 +29,23 @@ from neural_arch.errors import GradientError, ShapeError, shape_str
 _ndarray = np.ndarray
 
 
-def topological_order(root_fn) -> list:
+def topological_order(root_fn, hooked_edges: dict | None = None) -> list:
     """Nodes reachable from ``root_fn``, each before the nodes it feeds into
-    (post-order); reversed, every node comes after all its consumers."""
+    (post-order); reversed, every node comes after all its consumers.
+    ``hooked_edges``, if given, receives ``id(leaf) -> number of edges`` into each leaf with hooks."""
     order = []
     seen = {id(root_fn)}
     stack = [(root_fn, iter(root_fn.parents))]
     while stack:
         fn, parents = stack[-1]
         for pf in parents:  # a node, a leaf tensor or None: only nodes are walked
-            if isinstance(pf, Function) and id(pf) not in seen:
-                seen.add(id(pf))
-                stack.append((pf, iter(pf.parents)))
-                break
+            if isinstance(pf, Function):
+                if id(pf) not in seen:
+                    seen.add(id(pf))
+                    stack.append((pf, iter(pf.parents)))
+                    break
+            elif pf is not None and pf._hooks is not None and hooked_edges is not None:
+                hooked_edges[id(pf)] = hooked_edges.get(id(pf), 0) + 1
         else:
             stack.pop()
             order.append(fn)
@@ -56,17 +64,31 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
     if root._ctx is None:
         _accumulate_leaf(root, grad, grad, Tensor)
         return
-    order = topological_order(root._ctx)
+    hooked_edges = {}
+    order = topological_order(root._ctx, hooked_edges)
     # Hooks run user code that may build new graphs; backward itself records nothing.
     enabled = STATE.grad_enabled
     STATE.grad_enabled = False  # (no_grad() without the context manager: this runs on every backward)
     try:
-        _walk(order, root._ctx, grad, retain_graph, Tensor)
+        _walk(order, root._ctx, grad, retain_graph, Tensor, hooked_edges)
     finally:
         STATE.grad_enabled = enabled
+        callbacks, _callbacks[:] = list(_callbacks), []
+    for callback in callbacks:
+        callback()
 
 
-def _walk(order, root_fn, grad, retain_graph, Tensor) -> None:
+_callbacks: list = []
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once when the backward pass now running ends (torch's
+    ``Variable._execution_engine.queue_callback``): a gradient hook uses it to act on the whole
+    pass, e.g. DistributedDataParallel waits for its last allreduces there."""
+    _callbacks.append(callback)
+
+
+def _walk(order, root_fn, grad, retain_graph, Tensor, hooked_edges) -> None:
     """Steps 2 and 3 of the module doc: each node's backward, in ``order`` reversed, starting
     from ``grad`` at the root's node."""
     anomaly = STATE.anomaly
@@ -77,6 +99,8 @@ def _walk(order, root_fn, grad, retain_graph, Tensor) -> None:
         if g is None:  # no gradient flows into this node (e.g. only through int outputs)
             if not retain_graph:
                 fn._saved = None
+            if hooked_edges:
+                _skip_edges(fn.parents, hooked_edges, hooked, Tensor)
             continue
         if fn._out_hooks is not None:
             for hook in fn._out_hooks:
@@ -105,6 +129,8 @@ def _walk(order, root_fn, grad, retain_graph, Tensor) -> None:
             )
         for p, pg, need in zip(parents, in_grads, fn.needs_input_grad):
             if pg is None or not need:
+                if hooked_edges and p is not None and not isinstance(p, Function) and p._hooks is not None:
+                    _skip_edges((p,), hooked_edges, hooked, Tensor)
                 continue
             is_node = isinstance(p, Function)
             shape = p.out_shape if is_node else p.data.shape
@@ -123,13 +149,27 @@ def _walk(order, root_fn, grad, retain_graph, Tensor) -> None:
                     p.grad = Tensor._wrap(pg)
                 else:
                     _accumulate_leaf(p, pg, g, Tensor)
-            else:  # a hooked leaf sees its total gradient once, after the whole pass
+            else:  # a hooked leaf sees its total gradient once, when its last edge is walked
                 prev = hooked.get(id(p))
                 hooked[id(p)] = (p, pg.copy() if prev is None else prev[1] + pg)
+                left = hooked_edges[id(p)] = hooked_edges[id(p)] - 1
+                if left == 0:
+                    _accumulate_leaf(p, hooked.pop(id(p))[1], None, Tensor)
         if not retain_graph:
             fn.parents = ()  # free the graph behind this node as we go
-    for leaf, lg in hooked.values():
+    for leaf, lg in hooked.values():  # leaves some of whose edges carried no gradient
         _accumulate_leaf(leaf, lg, None, Tensor)
+
+
+def _skip_edges(parents, hooked_edges, hooked, Tensor) -> None:
+    """Count edges into hooked leaves that carry no gradient, so that a leaf whose other edges
+    did carry one still gets it as soon as its last edge is passed."""
+    for p in parents:
+        if p is None or isinstance(p, Function) or id(p) not in hooked_edges:
+            continue
+        left = hooked_edges[id(p)] = hooked_edges[id(p)] - 1
+        if left == 0 and id(p) in hooked:
+            _accumulate_leaf(p, hooked.pop(id(p))[1], None, Tensor)
 
 
 def _accumulate_leaf(leaf, g, incoming, Tensor) -> None:

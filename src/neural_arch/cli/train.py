@@ -50,7 +50,9 @@ from neural_arch.train.plots import plot_curves
               help="Override a config field, e.g. --set optimizer.lr=3e-4 (repeatable, applied last).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), help="A checkpoint to continue from.")
 @click.option("--print-config", is_flag=True, help="Print the fully resolved config as YAML and exit.")
-def train(config, configs, overrides, resume, print_config, **options) -> None:
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel on N processes (MPI ranks) of this machine; batch_size stays the global batch.")
+def train(config, configs, overrides, resume, print_config, nproc, **options) -> None:
     """Train the model described by CONFIG (YAML; default: a character model on Tiny Shakespeare).
 
     Your own model and data: model.class_path / data.class_path with init_args (see README).
@@ -64,7 +66,10 @@ def train(config, configs, overrides, resume, print_config, **options) -> None:
         if print_config:
             click.echo(dump_config(cfg), nl=False)
             return
-        code = run_training(cfg, resume)
+        if nproc is not None or launched_by_mpi():  # the launcher, or one of its ranks (cli/distributed.py)
+            code = train_distributed(cfg, resume, nproc, click.echo)
+        else:
+            code = run_training(cfg, resume)
     except NeuralArchError as e:
         raise click.ClickException(str(e)) from None
     sys.exit(code)

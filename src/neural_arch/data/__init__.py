@@ -10,11 +10,12 @@ from neural_arch.data.dataset import ConcatDataset, Dataset, Subset, TensorDatas
 from neural_arch.data.idx import read_idx, write_idx
 from neural_arch.data.loader import DataLoader, default_collate
 from neural_arch.data.mnist import MNIST, FashionMNIST
-from neural_arch.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+from neural_arch.data.sampler import BatchSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 from neural_arch.data.text import CharTokenizer, CharWindows, TinyShakespeare, load_tiny_shakespeare
 
 __all__ = [
-    "BatchSampler", "CharTokenizer", "CharWindows", "ConcatDataset", "DataLoader", "Dataset", "FashionMNIST",
-    "MNIST", "RandomSampler", "Sampler", "SequentialSampler", "Subset", "TensorDataset", "TinyShakespeare",
+    "BatchSampler", "CharTokenizer", "CharWindows", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
+    "FashionMNIST", "MNIST", "RandomSampler", "Sampler", "SequentialSampler", "Subset", "TensorDataset",
+    "TinyShakespeare",
     "default_collate", "load_tiny_shakespeare", "random_split", "read_idx", "transforms", "write_idx",
 ]

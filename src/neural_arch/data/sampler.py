@@ -84,3 +84,72 @@ class BatchSampler(Sampler):
     def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class DistributedSampler(Sampler):
+    """Each rank's share of a dataset for data-parallel training, with ``torch.utils.data.DistributedSampler``'s
+    semantics.
+
+    Every rank draws the same permutation (seeded by ``seed + epoch``; call :meth:`set_epoch` at the start of
+    each epoch or every epoch repeats the first one's order), then takes every ``num_replicas``-th index from
+    position ``rank``. So that all ranks take the same number of steps, the list is padded by repeating its
+    start until it divides evenly (``drop_last=False``) or cut to the largest multiple of ``num_replicas``
+    (``drop_last=True``).
+
+    ``num_replicas`` and ``rank`` default to the running process group's (1 and 0 without one).
+
+    NOTE: the permutation comes from our generator (PCG64), not torch's, so shuffled orders differ from torch's;
+    without shuffling the index lists are torch's exactly.
+    """
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False):
+        if num_replicas is None or rank is None:
+            from neural_arch.backend import comm
+
+            default = comm.current()
+            num_replicas = (default.size if default is not None else 1) if num_replicas is None else num_replicas
+            rank = (default.rank if default is not None else 0) if rank is None else rank
+        if not isinstance(num_replicas, int) or num_replicas < 1:
+            raise ConfigError(f"DistributedSampler: num_replicas must be a positive int, got {num_replicas!r}")
+        if not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise ConfigError(f"DistributedSampler: rank must be in [0, {num_replicas - 1}], got {rank!r}")
+        self.dataset = dataset
+        self.num_replicas, self.rank = num_replicas, rank
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.epoch = 0
+        n = len(dataset)
+        if drop_last and n % num_replicas:
+            self.num_samples = -(-(n - num_replicas) // num_replicas)  # ceil((n - R) / R)
+        else:
+            self.num_samples = -(-n // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration shuffle with ``seed + epoch`` (the same on every rank)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            indices = Generator(self.seed + self.epoch).np.permutation(n).tolist()
+        else:
+            indices = list(range(n))
+        if not self.drop_last:
+            pad = self.total_size - n
+            if pad <= n:
+                indices += indices[:pad]
+            else:
+                indices += (indices * -(-pad // n))[:pad]
+        else:
+            indices = indices[: self.total_size]
+        return iter(indices[self.rank:self.total_size:self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
