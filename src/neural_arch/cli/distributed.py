@@ -40,15 +40,11 @@ STOP_FILE_ENV = "NEURAL_ARCH_STOP_FILE"
 
 
 def train_distributed(cfg, resume, nproc, echo) -> int:
-    """Launch ``nproc`` ranks (in a plain shell) or, inside a rank, train this rank's share."""
+    """Launch ``nproc`` (> 1) ranks (in a plain shell) or, inside a rank, train this rank's share."""
     from neural_arch.backend.comm import launched_by_mpi
 
     if launched_by_mpi():
         return _train_rank(cfg, resume, echo)
-    if nproc is None or nproc <= 1:
-        from neural_arch.cli.main import run_training
-
-        return run_training(cfg, resume, echo=echo)
     if cfg.train.batch_size % nproc:
         raise ConfigError(f"train.batch_size: {cfg.train.batch_size} must be a multiple of --nproc {nproc} "
                           "(it is the global batch; each rank takes an equal share)")

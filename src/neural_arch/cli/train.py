@@ -23,7 +23,9 @@ from pathlib import Path
 
 import click
 
+from neural_arch.backend.comm import launched_by_mpi
 from neural_arch.cli.build import build_run, checkpoint_config, default_run_dir
+from neural_arch.cli.distributed import train_distributed
 from neural_arch.cli.info import collect_info, package_versions
 from neural_arch.config import dump_config, load_config
 from neural_arch.errors import ConfigError, NeuralArchError
@@ -66,7 +68,7 @@ def train(config, configs, overrides, resume, print_config, nproc, **options) ->
         if print_config:
             click.echo(dump_config(cfg), nl=False)
             return
-        if nproc is not None or launched_by_mpi():  # the launcher, or one of its ranks (cli/distributed.py)
+        if (nproc or 1) > 1 or launched_by_mpi():  # the launcher, or one of its ranks (cli/distributed.py)
             code = train_distributed(cfg, resume, nproc, click.echo)
         else:
             code = run_training(cfg, resume)
