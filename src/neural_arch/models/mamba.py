@@ -201,11 +201,13 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.backbone.embeddings.weight
-        for name, p in self.named_parameters():
-            if name.endswith(("embeddings.weight", "lm_head.weight")):
+        for name, p in self.named_parameters():  # transformers' initialisation
+            if name.endswith(("embeddings.weight", "lm_head.weight", "in_proj.weight", "x_proj.weight")):
                 nn.init.normal_(p, 0.0, config.initializer_range)
-            elif name.endswith(("in_proj.weight", "x_proj.weight", "out_proj.weight")):
-                nn.init.kaiming_uniform_(p, a=math.sqrt(5))  # torch Linear's default, as transformers leaves it
+            elif name.endswith(("out_proj.weight", "conv1d.weight")):
+                nn.init.kaiming_uniform_(p, a=math.sqrt(5))
+            elif name.endswith(("in_proj.bias", "out_proj.bias", "conv1d.bias")):
+                nn.init.zeros_(p)
 
     def forward(self, input_ids, attention_mask=None, past_key_values=None, labels=None, use_cache=None,
                 output_hidden_states=False, logits_to_keep: int = 0, **_ignored) -> CausalLMOutputWithPast:

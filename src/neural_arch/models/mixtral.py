@@ -49,6 +49,7 @@ from neural_arch.models.generation import (
 )
 from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
 from neural_arch.models.modern import Attention, ModernConfig, rope_cos_sin
+from neural_arch.ops.moe import permute_rows
 
 __all__ = ["MixtralConfig", "MixtralForCausalLM", "MoeCausalLMOutputWithPast", "load_balancing_loss"]
 
@@ -139,14 +140,14 @@ class SparseMoeBlock(nn.Module):
         slots = chosen.reshape(-1)  # (N*k,) the expert of each (token, slot) pair, token-major
         order = np.argsort(slots, kind="stable")  # the pairs grouped by expert
         counts = np.bincount(slots, minlength=len(self.experts))
-        tokens = flat.index_select(0, order // self.top_k)  # (N*k, C) gathered in expert order
+        tokens = permute_rows(flat.repeat_interleave(self.top_k, dim=0), order)  # (N*k, C) in expert order
         outs, start = [], 0
         for expert, n in zip(self.experts, counts):
             if n:
                 outs.append(expert(tokens[start:start + n]))
             start += n
         by_expert = na.cat(outs, dim=0)  # (N*k, C)
-        by_slot = by_expert.index_select(0, np.argsort(order)).reshape(B * T, self.top_k, C)  # (N, k, C)
+        by_slot = permute_rows(by_expert, np.argsort(order)).reshape(B * T, self.top_k, C)  # (N, k, C)
         y = (by_slot * weights.unsqueeze(-1)).sum(dim=1)  # the weighted sum over each token's k experts
         return y.reshape(B, T, C), router_logits
 
