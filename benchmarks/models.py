@@ -13,10 +13,10 @@ from benchmarks.ops import _pair, compare_workloads
 
 def _scan(F, lib, u, delta, A, B, C):
     """Ours: the selective_scan op. torch: the recurrence as transformers' slow path spells it."""
-    import neural_arch as na  # noqa: PLC0415
+    import neural_arch as na
 
     if lib is na:
-        from neural_arch.ops.scan import selective_scan  # noqa: PLC0415
+        from neural_arch.ops.scan import selective_scan
 
         return selective_scan(u, F.softplus(delta), -A.exp(), B, C)
     delta, A = F.softplus(delta), -A.exp()
@@ -49,6 +49,6 @@ def run(rounds: int = 10):
 
 def smoke():
     """Tiny sizes, two rounds: the suite runs end to end (no figures worth keeping)."""
-    from benchmarks.harness import table  # noqa: PLC0415
+    from benchmarks.harness import table
 
     print(table(compare_workloads(workloads(n=2, hw=8, length=8, d_inner=8), rounds=2)))

@@ -20,12 +20,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import neural_arch as na  # noqa: E402
-import neural_arch.nn.functional as F  # noqa: E402
-from fashion_common import Timer, batches, evaluate, load_arrays  # noqa: E402
-from neural_arch import optim  # noqa: E402
-from neural_arch.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
-from neural_arch.models.efficientnet import efficientnet_small  # noqa: E402
+from fashion_common import Timer, batches, evaluate, load_arrays
+
+import neural_arch as na
+import neural_arch.nn.functional as F
+from neural_arch import optim
+from neural_arch.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
+from neural_arch.models.efficientnet import efficientnet_small
 
 
 def parse_args():

@@ -36,10 +36,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import neural_arch as na  # noqa: E402
-from fashion_common import CLASSES, Timer, load_arrays  # noqa: E402
-from neural_arch import optim  # noqa: E402
-from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text  # noqa: E402
+from fashion_common import CLASSES, Timer, load_arrays
+
+import neural_arch as na
+from neural_arch import optim
+from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text
 
 TRAIN_TEMPLATES = ["a photo of a {}", "this is a {}", "a picture of a {}", "an image showing a {}"]
 HELD_OUT_TEMPLATES = ["a snapshot of a {}", "here we see a {}"]

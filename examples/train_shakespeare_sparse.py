@@ -32,6 +32,7 @@ import numpy as np
 
 import neural_arch as na
 import neural_arch.nn.functional as F
+from neural_arch import optim
 from neural_arch.data import TinyShakespeare
 from neural_arch.models.mamba import MambaConfig, MambaForCausalLM
 from neural_arch.models.mixtral import MixtralConfig, MixtralForCausalLM
@@ -78,6 +79,15 @@ def build(args, vocab: int):
                                         eos_token_id=None, pad_token_id=None))
 
 
+def decay_groups(model, weight_decay: float) -> list:
+    """AdamW groups as nanoGPT's: decay on the 2-D weights (and not Mamba's A_log), none on the rest."""
+    named = {id(p): (n, p) for n, p in model.named_parameters()}.values()
+    decay = [p for n, p in named if p.ndim >= 2 and not n.endswith("A_log")]
+    ids = {id(p) for p in decay}
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": [p for _, p in named if id(p) not in ids], "weight_decay": 0.0}]
+
+
 def lr_at(it: int, args) -> float:
     """nanoGPT's schedule: linear warmup, cosine decay to min_lr at the last iteration."""
     if it < args.warmup:
@@ -121,9 +131,7 @@ def main(argv=None) -> dict:
     total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     active = model.num_active_parameters() if args.model == "mixtral" else total
     print(f"{args.model}: {total / 1e6:.3f}M parameters, {active / 1e6:.3f}M active per token")
-    opt = model.configure_optimizers(args.weight_decay, args.lr, betas=(0.9, 0.99)) if hasattr(
-        model, "configure_optimizers") else __import__("neural_arch").optim.AdamW(
-        model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+    opt = optim.AdamW(decay_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
     rng = np.random.default_rng(args.seed)
     step_times = []
     model.train()

@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-import neural_arch as na  # noqa: E402
-from neural_arch.errors import ConfigError  # noqa: E402
-from neural_arch.models.mamba import MambaConfig, MambaForCausalLM  # noqa: E402
+import neural_arch as na
+from neural_arch.errors import ConfigError
+from neural_arch.models.mamba import MambaConfig, MambaForCausalLM
 
 V, T = 67, 11
 TOL = dict(rtol=1e-4, atol=2e-5)
@@ -36,9 +36,12 @@ def _ids(B=2, seed=0, length=T):
 
 
 def test_names_and_config(pair):
-    ours, ref, _ = pair
+    ours, ref, path = pair
     assert set(ours.state_dict()) - {"lm_head.weight"} == set(ref.state_dict()) - {"lm_head.weight"}
     assert ours.lm_head.weight is ours.backbone.embeddings.weight
+    from neural_arch.models import AutoModelForCausalLM
+
+    assert isinstance(AutoModelForCausalLM.from_pretrained(path), MambaForCausalLM)
     assert (ours.config.time_step_rank, ours.config.intermediate_size, ours.config.conv_kernel) == (3, 32, 3)
 
 

@@ -6,10 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-import neural_arch as na  # noqa: E402
-from neural_arch.errors import ConfigError  # noqa: E402
-from neural_arch.models.hf import load_safetensors_dir  # noqa: E402
-from neural_arch.models.mixtral import Expert, MixtralConfig, MixtralForCausalLM, load_balancing_loss  # noqa: E402
+import neural_arch as na
+from neural_arch.errors import ConfigError
+from neural_arch.models.hf import load_safetensors_dir
+from neural_arch.models.mixtral import Expert, MixtralConfig, MixtralForCausalLM, load_balancing_loss
 
 V, T = 97, 10
 TOL = dict(rtol=1e-4, atol=2e-5)
@@ -48,6 +48,9 @@ def test_checkpoint_uses_published_mixtral_names(pair):
     assert "model.layers.1.block_sparse_moe.experts.3.w2.weight" in names
     assert names == set(ours.state_dict())
     assert ours.config.num_local_experts == 4 and ours.config.router_aux_loss_coef == 0.02
+    from neural_arch.models import AutoModelForCausalLM
+
+    assert isinstance(AutoModelForCausalLM.from_pretrained(path), MixtralForCausalLM)
 
 
 def test_logits_hidden_states_and_router_logits_match(pair):

@@ -4,11 +4,11 @@ float64/float32; stride, padding, dilation, bias), gradcheck, and the numba kern
 import numpy as np
 import pytest
 import torch.nn.functional as TF
-from parity import check, gradcheck, randn
 
 import neural_arch.nn.functional as F
 from neural_arch.backend.kernels import depthwise as kernels
 from neural_arch.ops.depthwise import is_depthwise
+from parity import check, gradcheck, randn
 
 CASES = [dict(stride=1, padding=1), dict(stride=2, padding=2), dict(stride=(2, 1), padding=(1, 2), dilation=2),
          dict(stride=1, padding=0)]

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from parity import check, gradcheck, randn
 
 from neural_arch.errors import IndexingError
 from neural_arch.ops.moe import permute_rows
+from parity import check, gradcheck, randn
 
 ORDER = np.array([3, 0, 4, 1, 2])
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from parity import check, gradcheck, rand_pos, randn
 
 from neural_arch.backend.kernels import scan as kernels
 from neural_arch.errors import ShapeError
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
+from parity import check, gradcheck, rand_pos, randn
 
 Bt, L, D, N, K = 2, 7, 3, 4, 4
 

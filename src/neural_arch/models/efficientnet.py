@@ -28,14 +28,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import neural_arch as na
-from neural_arch import nn
+from neural_arch import nn, ops
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models.resnet import load_torchvision_safetensors
 
-__all__ = ["EfficientNet", "MBConvConfig", "SCALING", "efficientnet", "efficientnet_b0", "efficientnet_b1",
-           "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5", "efficientnet_b6",
-           "efficientnet_b7", "efficientnet_recipe", "efficientnet_small", "load_torchvision_safetensors", "stochastic_depth"]
+__all__ = [
+    "SCALING",
+    "EfficientNet",
+    "MBConvConfig",
+    "efficientnet",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+    "efficientnet_recipe",
+    "efficientnet_small",
+    "load_torchvision_safetensors",
+    "stochastic_depth",
+]
 
 # (expand_ratio, kernel, stride, input_channels, out_channels, num_layers) of B0's seven stages
 B0_STAGES = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
@@ -68,14 +82,14 @@ class MBConvConfig:
     def scaled(cls, stage: tuple, width_mult: float, depth_mult: float) -> MBConvConfig:
         e, k, s, cin, cout, n = stage
         return cls(e, k, s, make_divisible(cin * width_mult), make_divisible(cout * width_mult),
-                   int(math.ceil(n * depth_mult)))
+                   math.ceil(n * depth_mult))
 
 
 def stochastic_depth(x, p: float, training: bool):
     """Drop each sample's residual branch with probability p, scaling survivors by 1/(1-p) (mode "row")."""
     if not training or p == 0.0:
         return x
-    keep = (na.rand(x.shape[0], 1, 1, 1, dtype=x.dtype) >= p).to(x.dtype)
+    keep = (ops.rand(x.shape[0], 1, 1, 1, dtype=x.dtype) >= p).to(x.dtype)
     return x * keep / (1.0 - p)
 
 

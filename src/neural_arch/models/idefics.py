@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
+from neural_arch.autograd import Tensor
 from neural_arch.errors import CheckpointError, ConfigError, ShapeError, shape_str
 from neural_arch.models.clip import CLIPVisionConfig, CLIPVisionTransformer
 from neural_arch.models.generation import (
@@ -51,7 +51,7 @@ from neural_arch.models.generation import (
 from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
 from neural_arch.models.modern import MLP, DecoderLayer, ModernConfig, rope_cos_sin
 
-__all__ = ["IdeficsConfig", "IdeficsForVisionText2Text", "IdeficsPerceiverResampler", "IdeficsGatedCrossAttentionLayer"]
+__all__ = ["IdeficsConfig", "IdeficsForVisionText2Text", "IdeficsGatedCrossAttentionLayer", "IdeficsPerceiverResampler"]
 
 
 @dataclass
@@ -169,7 +169,7 @@ class IdeficsPerceiverAttention(nn.Module):
     def forward(self, context, latents):
         context, latents = self.context_layer_norm(context), self.latents_layer_norm(latents)
         B = context.shape[0]
-        both = na.cat([context, latents], dim=-2)  # (B, S + L, D)
+        both = ops.cat([context, latents], dim=-2)  # (B, S + L, D)
         q, k, v = self.q_proj(latents), self.k_proj(both), self.v_proj(both)
         q, k, v = (x.reshape(B, x.shape[1], self.n_heads, self.head_dim).transpose(1, 2) for x in (q, k, v))
         if self.qk_layer_norms:
@@ -197,7 +197,7 @@ class IdeficsPerceiverResampler(nn.Module):
 
     def __init__(self, dim: int, depth: int, n_heads: int, head_dim: int, n_latents: int, qk_layer_norms: bool):
         super().__init__()
-        self.latents = nn.Parameter(na.randn(n_latents, dim))
+        self.latents = nn.Parameter(ops.randn(n_latents, dim))
         self.blocks = nn.ModuleList([nn.ModuleList([IdeficsPerceiverAttention(dim, n_heads, head_dim, qk_layer_norms),
                                                     IdeficsPerceiverMLP(dim, 4 * dim)]) for _ in range(depth)])
         self.layer_norm = nn.LayerNorm(dim)
@@ -251,8 +251,8 @@ class IdeficsGatedCrossAttentionLayer(nn.Module):
         self.input_layernorm = nn.RMSNorm(C, eps=config.rms_norm_eps)
         self.post_attention_layernorm = nn.RMSNorm(C, eps=config.rms_norm_eps)
         shape = (1,) if config.alpha_type == "float" else (1, 1, C)
-        self.alpha_cross_attn = nn.Parameter(na.zeros(*shape))
-        self.alpha_dense = nn.Parameter(na.zeros(*shape))
+        self.alpha_cross_attn = nn.Parameter(ops.zeros(*shape))
+        self.alpha_dense = nn.Parameter(ops.zeros(*shape))
         if config.alpha_initializer == "ones":
             nn.init.ones_(self.alpha_cross_attn)
             nn.init.ones_(self.alpha_dense)
@@ -273,13 +273,13 @@ class IdeficsDecoupledEmbedding(nn.Module):
 
     def __init__(self, vocab: int, additional: int, dim: int):
         super().__init__()
-        self.weight = nn.Parameter(na.randn(vocab, dim))
+        self.weight = nn.Parameter(ops.randn(vocab, dim))
         self.additional_embedding = nn.Embedding(additional, dim) if additional else None
 
     def forward(self, ids):
-        table = self.weight if self.additional_embedding is None else na.cat(
+        table = self.weight if self.additional_embedding is None else ops.cat(
             [self.weight, self.additional_embedding.weight], dim=0)
-        return F.embedding(na.tensor(ids), table)
+        return F.embedding(ops.tensor(ids), table)
 
 
 class IdeficsDecoupledLinear(nn.Module):
@@ -287,12 +287,12 @@ class IdeficsDecoupledLinear(nn.Module):
 
     def __init__(self, dim: int, vocab: int, additional: int):
         super().__init__()
-        self.weight = nn.Parameter(na.randn(vocab, dim))
+        self.weight = nn.Parameter(ops.randn(vocab, dim))
         self.additional_fc = nn.Linear(dim, additional, bias=False) if additional else None
 
     def forward(self, x):
         y = F.linear(x, self.weight)
-        return y if self.additional_fc is None else na.cat([y, self.additional_fc(x)], dim=-1)
+        return y if self.additional_fc is None else ops.cat([y, self.additional_fc(x)], dim=-1)
 
 
 # -- the model ---------------------------------------------------------------------------------------
@@ -338,8 +338,8 @@ class IdeficsModel(nn.Module):
                              f"{shape_str((B, T, n_images))}, got {shape_str(img_mask.shape)}")
         dtype = np.dtype(self.norm.weight.dtype)
         seen = np.repeat(img_mask != 0, per_image, axis=-1)[:, None]  # (B, 1, T, S): token t may see latent s
-        cross_bias = na.tensor(np.where(seen, dtype.type(0), np.finfo(dtype).min).astype(dtype))
-        gate = na.tensor(seen[:, 0].any(-1, keepdims=True).astype(dtype))  # (B, T, 1)
+        cross_bias = ops.tensor(np.where(seen, dtype.type(0), np.finfo(dtype).min).astype(dtype))
+        gate = ops.tensor(seen[:, 0].any(-1, keepdims=True).astype(dtype))  # (B, T, 1)
         if position_ids is None:
             position_ids = np.arange(T)[None] if attention_mask is None else position_ids_from_mask(
                 np.asarray(getattr(attention_mask, "data", attention_mask)))
@@ -363,8 +363,8 @@ class IdeficsForVisionText2Text(nn.Module):
         self.model = IdeficsModel(config)
         self.lm_head = IdeficsDecoupledLinear(config.hidden_size, config.vocab_size, config.additional_vocab_size)
         for name, p in self.named_parameters():
-            if name.endswith("norm.weight") or ("layer_norm" in name and name.endswith("weight")) or \
-                    name.endswith((".ln.weight", "layrnorm.weight")):
+            if name.endswith(("norm.weight", ".ln.weight", "layrnorm.weight")) or (
+                    "layer_norm" in name and name.endswith("weight")):
                 nn.init.ones_(p)
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
@@ -399,7 +399,7 @@ class IdeficsForVisionText2Text(nn.Module):
                         "IdeficsForVisionText2Text")
         if pixel_values is None:
             raise ShapeError("IdeficsForVisionText2Text: pixel_values (batch, n_images, C, H, W) is required")
-        pixel_values = pixel_values if isinstance(pixel_values, na.Tensor) else na.tensor(pixel_values)
+        pixel_values = pixel_values if isinstance(pixel_values, Tensor) else ops.tensor(pixel_values)
         if image_attention_mask is None:
             image_attention_mask = np.ones(ids.shape + (pixel_values.shape[1],), np.int64)
         h = self.model(ids, pixel_values, image_attention_mask, attention_mask, position_ids)

@@ -32,9 +32,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
 from neural_arch.errors import CheckpointError, ConfigError, ShapeError
 from neural_arch.models.generation import CausalLMOutputWithPast, GenerationMixin, causal_lm_loss, token_ids
 from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
@@ -100,8 +99,8 @@ class CausalConv1d(nn.Module):
 
     def __init__(self, channels: int, kernel: int, bias: bool):
         super().__init__()
-        self.weight = Parameter(na.randn(channels, 1, kernel) * (1.0 / math.sqrt(kernel)))
-        self.bias = Parameter(na.zeros(channels)) if bias else None
+        self.weight = Parameter(ops.randn(channels, 1, kernel) * (1.0 / math.sqrt(kernel)))
+        self.bias = Parameter(ops.zeros(channels)) if bias else None
 
     def forward(self, x, prefix=None):
         return causal_depthwise_conv1d(x, self.weight, self.bias, prefix=prefix)
@@ -118,8 +117,8 @@ class MambaMixer(nn.Module):
         self.conv1d = CausalConv1d(D, config.conv_kernel, config.use_conv_bias)
         self.x_proj = nn.Linear(D, R + 2 * N, bias=False)
         self.dt_proj = nn.Linear(R, D, bias=True)
-        self.A_log = Parameter(na.tensor(np.log(np.tile(np.arange(1, N + 1, dtype=np.float32), (D, 1)))))
-        self.D = Parameter(na.ones(D))
+        self.A_log = Parameter(ops.tensor(np.log(np.tile(np.arange(1, N + 1, dtype=np.float32), (D, 1)))))
+        self.D = Parameter(ops.ones(D))
         self.out_proj = nn.Linear(D, C, bias=config.use_bias)
         self._init_time_step(config)
 
@@ -127,7 +126,7 @@ class MambaMixer(nn.Module):
         """Mamba's initialisation: dt_proj's bias is softplus^-1 of steps log-uniform in [min, max]."""
         std = c.time_step_rank ** -0.5 * c.time_step_scale
         nn.init.uniform_(self.dt_proj.weight, -std, std)
-        u = na.rand(c.intermediate_size, dtype=na.float64).numpy()  # from na.manual_seed's generator
+        u = ops.rand(c.intermediate_size, dtype=np.float64).numpy()  # from manual_seed's generator
         dt = np.exp(u * (math.log(c.time_step_max) - math.log(c.time_step_min)) + math.log(c.time_step_min))
         dt = np.maximum(dt, c.time_step_floor)
         self.dt_proj.bias.data[...] = dt + np.log(-np.expm1(-dt))
@@ -177,7 +176,7 @@ class MambaModel(nn.Module):
         self.norm_f = nn.RMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
 
     def forward(self, ids, cache=None, padding=None, output_hidden_states=False):
-        h = self.embeddings(na.tensor(ids))
+        h = self.embeddings(ops.tensor(ids))
         hidden, states = [], []
         for i, layer in enumerate(self.layers):
             if padding is not None:  # as transformers: padded positions enter every mixer as zeros
@@ -226,7 +225,7 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
                 raise ShapeError(f"MambaForCausalLM: attention_mask must be (batch, past + seq_len), got {mask.shape}")
             mask = mask[:, -ids.shape[1]:]
             if not mask.all():
-                padding = na.tensor(mask[:, :, None].astype(self.lm_head.weight.dtype))
+                padding = ops.tensor(mask[:, :, None].astype(self.lm_head.weight.dtype))
         h, states, hidden = self.backbone(ids, past_key_values, padding, output_hidden_states)
         if logits_to_keep:
             h = h[:, -logits_to_keep:, :]
@@ -234,6 +233,15 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return CausalLMOutputWithPast(logits=logits, loss=loss, past_key_values=states if use_cache else None,
                                       hidden_states=hidden)
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """Weight decay on the projection and embedding matrices only (not A_log, D, norms, biases, conv taps),
+        as Mamba's reference training does: ``optim.AdamW(model.optimizer_groups(0.1), lr=1e-3)``."""
+        params = {id(p): (n, p) for n, p in self.named_parameters()}.values()
+        decay = [p for n, p in params if p.ndim == 2 and not n.endswith("A_log")]
+        ids = {id(p) for p in decay}
+        return [{"params": decay, "weight_decay": weight_decay},
+                {"params": [p for _, p in params if id(p) not in ids], "weight_decay": 0.0}]
 
     # -- the Hugging Face directory layout ---------------------------------------------------------
     @classmethod

@@ -35,9 +35,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-import neural_arch as na
 import neural_arch.nn.functional as F
-from neural_arch import nn
+from neural_arch import nn, ops
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
@@ -146,7 +145,7 @@ class SparseMoeBlock(nn.Module):
             if n:
                 outs.append(expert(tokens[start:start + n]))
             start += n
-        by_expert = na.cat(outs, dim=0)  # (N*k, C)
+        by_expert = ops.cat(outs, dim=0)  # (N*k, C)
         by_slot = permute_rows(by_expert, np.argsort(order)).reshape(B * T, self.top_k, C)  # (N, k, C)
         y = (by_slot * weights.unsqueeze(-1)).sum(dim=1)  # the weighted sum over each token's k experts
         return y.reshape(B, T, C), router_logits
@@ -168,10 +167,10 @@ def load_balancing_loss(router_logits, num_experts: int, top_k: int, attention_m
         probs = F.softmax(logits, dim=-1)  # (N, E)
         chosen = np.argsort(-probs.data, axis=-1, kind="stable")[:, :top_k]
         counts += np.bincount(chosen.reshape(-1), weights=np.repeat(mask, top_k), minlength=num_experts)
-        layer_sum = (probs * na.tensor(mask[:, None].astype(probs.dtype))).sum(dim=0)  # (E,)
+        layer_sum = (probs * ops.tensor(mask[:, None].astype(probs.dtype))).sum(dim=0)  # (E,)
         prob_sum = layer_sum if prob_sum is None else prob_sum + layer_sum
     rows = mask.sum() * len(router_logits)
-    f = na.tensor((counts / rows).astype(prob_sum.dtype))
+    f = ops.tensor((counts / rows).astype(prob_sum.dtype))
     return (f * (prob_sum / float(rows))).sum() * float(num_experts)
 
 
@@ -205,7 +204,7 @@ class MixtralModel(nn.Module):
 
     def forward(self, ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
                 output_hidden_states=False):
-        B, T = ids.shape
+        T = ids.shape[1]
         past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, past, T)
@@ -213,7 +212,7 @@ class MixtralModel(nn.Module):
         dtype = self.embed_tokens.weight.dtype
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, dtype)
         bias, is_causal = attention_bias(attention_mask, past, T, dtype)
-        x = self.embed_tokens(na.tensor(ids))  # (B, T, C)
+        x = self.embed_tokens(ops.tensor(ids))  # (B, T, C)
         hidden, presents, routers = [], [], []
         for i, layer in enumerate(self.layers):
             hidden.append(x)
@@ -268,14 +267,12 @@ class MixtralForCausalLM(GenerationMixin, nn.Module):
         return MoeCausalLMOutputWithPast(logits=logits, loss=loss, past_key_values=presents, hidden_states=hidden,
                                          aux_loss=aux, router_logits=routers if output_router_logits else None)
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95)):
-        """AdamW with weight decay on the 2-D weights only."""
-        from neural_arch import optim  # noqa: PLC0415
-
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """Parameter groups with weight decay on the 2-D weights only (not the norm gains):
+        ``optim.AdamW(model.optimizer_groups(0.1), lr=1e-3)``. (Optimizers belong to the training layer.)"""
         params = list({id(p): p for p in self.parameters()}.values())
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        return optim.AdamW(groups, lr=learning_rate, betas=betas)
+        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
     def num_active_parameters(self) -> int:
         """Parameters one token uses: everything but the experts it was not routed to."""

@@ -15,7 +15,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels.scan import scan_backward, scan_forward
 from neural_arch.errors import ShapeError, shape_str
 
-__all__ = ["selective_scan", "causal_depthwise_conv1d"]
+__all__ = ["causal_depthwise_conv1d", "selective_scan"]
 
 
 class SelectiveScan(Function):

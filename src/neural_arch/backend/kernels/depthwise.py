@@ -23,7 +23,7 @@ import numpy as np
 
 from neural_arch.backend import kernels
 
-__all__ = ["depthwise_forward", "depthwise_backward", "depthwise_forward_numpy", "depthwise_backward_numpy"]
+__all__ = ["depthwise_backward", "depthwise_backward_numpy", "depthwise_forward", "depthwise_forward_numpy"]
 
 
 def _tap(xp, i, j, out_hw, stride, dilation):
@@ -104,7 +104,7 @@ def _kernels():
         _compiled = False
         if kernels.enabled_by_env():
             try:
-                from numba import njit  # noqa: PLC0415
+                from numba import njit
 
                 options = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
                 _compiled = (njit(**options)(_forward_kernel), njit(**options)(_backward_kernel))

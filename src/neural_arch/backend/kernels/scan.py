@@ -30,7 +30,7 @@ import numpy as np
 
 from neural_arch.backend import kernels
 
-__all__ = ["scan_forward", "scan_backward", "scan_forward_numpy", "scan_backward_numpy"]
+__all__ = ["scan_backward", "scan_backward_numpy", "scan_forward", "scan_forward_numpy"]
 
 
 # -- the NumPy twin: the readable spelling --------------------------------------------------------------
@@ -58,7 +58,7 @@ def scan_forward_numpy(u, delta, A, B, C, h0=None):
 def scan_backward_numpy(gy, u, delta, A, B, C, h0=None):
     """(du, ddelta, dA, dB, dC) for the upstream gradient gy (Bt, L, D)."""
     states, decay = _states_numpy(u, delta, A, B, h0)
-    Bt, L, D = u.shape
+    L = u.shape[1]
     previous = np.concatenate([(np.zeros_like(states[:, :1]) if h0 is None else h0[:, None]), states[:, :-1]], 1)
     dC = np.einsum("bld,bldn->bln", gy, states)
     g = np.empty_like(states)  # dL/dh_t
@@ -137,7 +137,7 @@ def _kernels():
         _compiled = False
         if kernels.enabled_by_env():
             try:
-                from numba import njit  # noqa: PLC0415
+                from numba import njit
 
                 options = dict(cache=True, error_model="numpy", nogil=True)
                 _compiled = (njit(**options)(_scan_forward_kernel), njit(**options)(_scan_backward_kernel))
