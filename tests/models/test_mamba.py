@@ -57,6 +57,21 @@ def test_logits_and_hidden_states_match_transformers(pair):
         np.testing.assert_allclose(h.detach().numpy(), e.numpy(), **TOL)
 
 
+def test_left_padded_batch_matches_transformers_on_real_tokens(pair):
+    ours, ref, _ = pair
+    ids = _ids(B=3)
+    mask = np.ones((3, T), np.int64)
+    mask[1, :4] = 0
+    mask[2, :9] = 0
+    with torch.no_grad():
+        expect = ref(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), use_cache=False).logits.numpy()
+    got = ours(ids, attention_mask=mask).logits.detach().numpy()
+    real = mask.astype(bool)
+    np.testing.assert_allclose(got[real], expect[real], **TOL)
+    alone = ours(ids[2:, 9:]).logits.detach().numpy()  # padding on the left changes nothing for the real tokens
+    np.testing.assert_allclose(got[2, 9:], alone[0], **TOL)
+
+
 def test_loss_and_gradients_match_transformers(pair):
     _, _, path = pair
     ours = MambaForCausalLM.from_pretrained(path).train()

@@ -131,12 +131,19 @@ class MambaMixer(nn.Module):
         dt = np.maximum(dt, c.time_step_floor)
         self.dt_proj.bias.data[...] = dt + np.log(-np.expm1(-dt))
 
-    def forward(self, h, state=None):
-        """h (B, T, C); ``state``: (conv_state (B, K-1, D), ssm_state (B, D, N)) or None -> (out, new state)."""
+    def forward(self, h, state=None, padding=None):
+        """h (B, T, C); ``state``: (conv_state (B, K-1, D), ssm_state (B, D, N)) or None -> (out, new state).
+
+        ``padding`` (B, T, 1): 0 at padded positions, which then feed neither the conv nor the scan.
+        """
+        if padding is not None:
+            h = h * padding
         x, z = self.in_proj(h).chunk(2, dim=-1)  # (B, T, D) each
         conv_prefix, ssm_state = (None, None) if state is None else state
         x_in = x
         x = F.silu(self.conv1d(x, prefix=conv_prefix))  # (B, T, D)
+        if padding is not None:  # the conv's bias would otherwise feed padded positions into the scan
+            x = x * padding
         dt, B, C = self.x_proj(x).split([self.R, self.N, self.N], dim=-1)
         delta = F.softplus(self.dt_proj(dt))  # (B, T, D)
         A = -self.A_log.exp()  # (D, N), negative: the state decays
@@ -161,8 +168,8 @@ class MambaBlock(nn.Module):
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.mixer = MambaMixer(config)
 
-    def forward(self, h, state=None):
-        out, state = self.mixer(self.norm(h), state)
+    def forward(self, h, state=None, padding=None):
+        out, state = self.mixer(self.norm(h), state, padding)
         return h + out, state
 
 
@@ -179,9 +186,7 @@ class MambaModel(nn.Module):
         h = self.embeddings(ops.tensor(ids))
         hidden, states = [], []
         for i, layer in enumerate(self.layers):
-            if padding is not None:  # as transformers: padded positions enter every mixer as zeros
-                h = h * padding
-            h, state = layer(h, None if cache is None else cache[i])
+            h, state = layer(h, None if cache is None else cache[i], padding)
             states.append(state)
             hidden.append(h)  # as transformers' Mamba: each block's output, then the final norm's
         h = self.norm_f(h)
@@ -212,8 +217,8 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
                 output_hidden_states=False, logits_to_keep: int = 0, **_ignored) -> CausalLMOutputWithPast:
         """``past_key_values``: the per-layer (conv_state, ssm_state) left by an earlier call with ``use_cache``.
 
-        ``attention_mask`` (B, T_past + T) zeroes padded positions' inputs, as transformers does; with
-        a recurrent state, pad on the left. ``position_ids`` (passed by ``generate``) are ignored.
+        ``attention_mask`` (B, T_past + T): padded positions (0) enter each mixer and its scan as zeros,
+        as in transformers; pad on the left, so that the state after the prompt is the real tokens'. ``position_ids`` (passed by ``generate``) are ignored.
         """
         ids = token_ids(input_ids, self.config.vocab_size, "MambaForCausalLM")
         if use_cache is None:
