@@ -66,6 +66,19 @@ def test_logits_match_transformers(tmp_path, resampler, interval):
     np.testing.assert_allclose(got, expect, **TOL)
 
 
+def test_left_padded_text_matches_transformers_on_real_tokens(tmp_path):
+    ref = _write(tmp_path)
+    ours = IdeficsForVisionText2Text.from_pretrained(tmp_path)
+    ids, pixels, img_mask = _inputs()
+    mask = np.ones((2, T), np.int64)
+    mask[1, :4] = 0
+    with torch.no_grad():
+        expect = _ref(ref, ids, pixels, img_mask, attention_mask=torch.from_numpy(mask)).logits.numpy()
+    got = ours(ids, pixel_values=pixels, image_attention_mask=img_mask, attention_mask=mask).logits.detach().numpy()
+    real = mask.astype(bool)
+    np.testing.assert_allclose(got[real], expect[real], **TOL)
+
+
 def test_shut_gates_give_the_frozen_language_model(tmp_path):
     _write(tmp_path, open_gates=False)
     ours = IdeficsForVisionText2Text.from_pretrained(tmp_path)

@@ -67,6 +67,20 @@ def test_logits_hidden_states_and_router_logits_match(pair):
     np.testing.assert_allclose(out.aux_loss.item(), expect.aux_loss.item(), rtol=1e-5)
 
 
+def test_left_padded_batch_matches_transformers_on_real_tokens(pair):
+    ours, ref, _ = pair
+    ids = _ids()
+    mask = np.ones((3, T), np.int64)
+    mask[1, :3] = 0
+    mask[2, :7] = 0
+    out = ours(ids, attention_mask=mask, output_router_logits=True)
+    with torch.no_grad():
+        expect = ref(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_router_logits=True)
+    real = mask.astype(bool)
+    np.testing.assert_allclose(out.logits.detach().numpy()[real], expect.logits.numpy()[real], **TOL)
+    np.testing.assert_allclose(out.aux_loss.item(), expect.aux_loss.item(), rtol=1e-5)  # padding left out
+
+
 def test_loss_with_aux_and_every_gradient_match(pair):
     _, _, path = pair
     ours = MixtralForCausalLM.from_pretrained(path).train()
