@@ -3,6 +3,7 @@ float64/float32; stride, padding, dilation, bias), gradcheck, and the numba kern
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as TF
 
 import neural_arch.nn.functional as F
@@ -50,3 +51,15 @@ def test_kernel_equals_numpy_twin():
         for a, b in zip(kernels.depthwise_backward(g, xp, w, stride, dilation),
                         kernels.depthwise_backward_numpy(g, xp, w, stride, dilation)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_half_precision_takes_the_numpy_twin():
+    import neural_arch as na
+
+    x, w = randn(1, 3, 6, 6).astype(np.float16), randn(3, 1, 3, 3, seed=1).astype(np.float16)
+    y = F.conv2d(na.tensor(x), na.tensor(w), padding=1, groups=3).numpy()
+    expect = TF.conv2d(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(w.astype(np.float32)), padding=1,
+                       groups=3).numpy()
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y.astype(np.float32), expect.astype(np.float32), rtol=1e-2, atol=1e-2)
+

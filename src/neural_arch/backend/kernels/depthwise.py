@@ -97,6 +97,11 @@ def _backward_kernel(grad, xp, w, gxp, gw, sh, sw, dh, dw, need_x, need_w):  # p
 _compiled = None
 
 
+def _compilable(a) -> bool:
+    """The kernels take NumPy float32/float64 arrays; CuPy, float16 and bfloat16 take the NumPy twin."""
+    return isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
+
+
 def _kernels():
     """(forward, backward) compiled by numba, or None when the kernels are off or numba is missing."""
     global _compiled
@@ -116,7 +121,7 @@ def _kernels():
 def depthwise_forward(xp, w, out_hw, stride=(1, 1), dilation=(1, 1), use_kernel: bool | None = None):
     """y (N, C, Ho, Wo) from the padded input xp and the filters w (C, kh, kw)."""
     compiled = _kernels() if use_kernel is not False else None
-    if compiled is None or not isinstance(xp, np.ndarray):
+    if compiled is None or not _compilable(xp):
         return depthwise_forward_numpy(xp, w, out_hw, stride, dilation)
     y = np.empty(xp.shape[:2] + tuple(out_hw), xp.dtype)
     compiled[0](np.ascontiguousarray(xp), np.ascontiguousarray(w, xp.dtype), y, *stride, *dilation)
@@ -127,7 +132,7 @@ def depthwise_backward(grad, xp, w, stride=(1, 1), dilation=(1, 1), need_x=True,
                        use_kernel: bool | None = None):
     """(dxp or None, dw or None) for the upstream gradient (N, C, Ho, Wo)."""
     compiled = _kernels() if use_kernel is not False else None
-    if compiled is None or not isinstance(xp, np.ndarray):
+    if compiled is None or not _compilable(xp):
         return depthwise_backward_numpy(grad, xp, w, stride, dilation, need_x, need_w)
     gxp = np.zeros_like(xp) if need_x else np.zeros((1, 1, 1, 1), xp.dtype)
     gw = np.empty_like(w) if need_w else np.zeros((1, 1, 1), w.dtype)

@@ -130,6 +130,11 @@ def _scan_backward_kernel(gy, u, delta, A, B, C, h0, du, ddelta, dA, dB, dC):  #
 _compiled = None
 
 
+def _compilable(a) -> bool:
+    """The kernels take NumPy float32/float64 arrays; CuPy, float16 and bfloat16 take the NumPy twin."""
+    return isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
+
+
 def _kernels():
     """(forward, backward) compiled by numba, or None when the kernels are off or numba is missing."""
     global _compiled
@@ -153,7 +158,7 @@ def _initial(h0, u, A):
 def scan_forward(u, delta, A, B, C, h0=None, use_kernel: bool | None = None):
     """(y (Bt, L, D), last state (Bt, D, N)); the kernel unless it is off (or ``use_kernel=False``)."""
     compiled = _kernels() if use_kernel is not False else None
-    if compiled is None or not isinstance(u, np.ndarray):
+    if compiled is None or not _compilable(u):
         return scan_forward_numpy(u, delta, A, B, C, h0)
     args = [np.ascontiguousarray(a) for a in (u, delta, A, B, C)]
     y = np.empty_like(args[0])
@@ -165,7 +170,7 @@ def scan_forward(u, delta, A, B, C, h0=None, use_kernel: bool | None = None):
 def scan_backward(gy, u, delta, A, B, C, h0=None, use_kernel: bool | None = None):
     """(du, ddelta, dA, dB, dC); the kernel unless it is off (or ``use_kernel=False``)."""
     compiled = _kernels() if use_kernel is not False else None
-    if compiled is None or not isinstance(u, np.ndarray):
+    if compiled is None or not _compilable(u):
         return scan_backward_numpy(gy, u, delta, A, B, C, h0)
     args = [np.ascontiguousarray(a, u.dtype) for a in (gy, u, delta, A, B, C)]
     du, ddelta = np.empty_like(args[1]), np.empty_like(args[1])
