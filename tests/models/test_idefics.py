@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-import neural_arch as na
-from neural_arch.errors import ConfigError, ShapeError
-from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text
+import neural_arch as na  # noqa: E402
+from neural_arch.errors import ConfigError, ShapeError  # noqa: E402
+from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text  # noqa: E402
 
 V, EXTRA, T = 53, 2, 9
 TOL = dict(rtol=1e-4, atol=2e-5)

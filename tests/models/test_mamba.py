@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-import neural_arch as na
-from neural_arch.errors import ConfigError
-from neural_arch.models.mamba import MambaConfig, MambaForCausalLM
+import neural_arch as na  # noqa: E402
+from neural_arch.errors import ConfigError  # noqa: E402
+from neural_arch.models.mamba import MambaConfig, MambaForCausalLM  # noqa: E402
 
 V, T = 67, 11
 TOL = dict(rtol=1e-4, atol=2e-5)

@@ -6,10 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-import neural_arch as na
-from neural_arch.errors import ConfigError
-from neural_arch.models.hf import load_safetensors_dir
-from neural_arch.models.mixtral import Expert, MixtralConfig, MixtralForCausalLM, load_balancing_loss
+import neural_arch as na  # noqa: E402
+from neural_arch.errors import ConfigError  # noqa: E402
+from neural_arch.models.hf import load_safetensors_dir  # noqa: E402
+from neural_arch.models.mixtral import Expert, MixtralConfig, MixtralForCausalLM, load_balancing_loss  # noqa: E402
 
 V, T = 97, 10
 TOL = dict(rtol=1e-4, atol=2e-5)

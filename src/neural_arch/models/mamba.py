@@ -218,7 +218,8 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
         """``past_key_values``: the per-layer (conv_state, ssm_state) left by an earlier call with ``use_cache``.
 
         ``attention_mask`` (B, T_past + T): padded positions (0) enter each mixer and its scan as zeros,
-        as in transformers; pad on the left, so that the state after the prompt is the real tokens'. ``position_ids`` (passed by ``generate``) are ignored.
+        as in transformers; pad on the left, so that the state after the prompt is the real tokens'.
+        ``position_ids`` (passed by ``generate``) are ignored: the recurrence is the position.
         """
         ids = token_ids(input_ids, self.config.vocab_size, "MambaForCausalLM")
         if use_cache is None:

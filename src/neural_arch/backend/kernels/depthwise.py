@@ -109,7 +109,7 @@ def _kernels():
         _compiled = False
         if kernels.enabled_by_env():
             try:
-                from numba import njit
+                from numba import njit  # noqa: PLC0415 - numba is optional: the NumPy twin runs without it
 
                 options = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
                 _compiled = (njit(**options)(_forward_kernel), njit(**options)(_backward_kernel))
