@@ -10,6 +10,10 @@
     resnet      ResNet, resnet18/34/50 (torchvision layout), resnet_small (28x28)
     vit         ViTModel, ViTForImageClassification (HF layout), attention_rollout
     clip        CLIPModel (HF layout), clip_loss, zero-shot classifier, retrieval Recall@K
+    mixtral     MixtralForCausalLM (sparse mixture of experts: top-k routing, load-balancing loss)
+    mamba       MambaForCausalLM (selective state-space model, recurrent generation)
+    efficientnet  EfficientNet B0-B7 (torchvision layout), efficientnet_small (28x28)
+    idefics     IdeficsForVisionText2Text (Flamingo-style: perceiver resampler, gated cross-attention)
     hf          the Hugging Face directory layout (config.json + model.safetensors), shared by all models
 
 ``AutoModelForCausalLM.from_pretrained(directory)`` picks the class from
@@ -36,8 +40,13 @@ from neural_arch.models.resnet import ResNet, resnet18, resnet34, resnet50, resn
 from neural_arch.models.sentence import SentenceEncoder
 from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
 from neural_arch.models.vit import ViTConfig, ViTForImageClassification, ViTModel
+from neural_arch.models.mixtral import MixtralConfig, MixtralForCausalLM
+from neural_arch.models.mamba import MambaConfig, MambaForCausalLM
+from neural_arch.models.efficientnet import EfficientNet, efficientnet, efficientnet_b0, efficientnet_small
+from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text
 
-CAUSAL_LM_CLASSES = {"gpt2": GPT2LMHeadModel, "llama": ModernTransformer}
+CAUSAL_LM_CLASSES = {"gpt2": GPT2LMHeadModel, "llama": ModernTransformer, "mixtral": MixtralForCausalLM,
+                     "mamba": MambaForCausalLM}
 
 
 class AutoModelForCausalLM:
@@ -57,4 +66,6 @@ __all__ = ["AutoModelForCausalLM", "BPETokenizer", "GPT2Config", "GPT2LMHeadMode
            "CLIPConfig", "CLIPModel", "ResNet", "resnet18", "resnet34", "resnet50", "resnet_small", "ViTConfig",
            "ViTForImageClassification", "ViTModel", "BertConfig", "BertModel", "BertForMaskedLM",
            "BertForSequenceClassification", "RobertaConfig", "RobertaModel", "RobertaForMaskedLM",
-           "RobertaForSequenceClassification", "BertTokenizer", "SentenceEncoder"]
+           "RobertaForSequenceClassification", "BertTokenizer", "SentenceEncoder",
+           "MixtralConfig", "MixtralForCausalLM", "MambaConfig", "MambaForCausalLM", "EfficientNet", "efficientnet",
+           "efficientnet_b0", "efficientnet_small", "IdeficsConfig", "IdeficsForVisionText2Text"]

@@ -9,7 +9,9 @@ from neural_arch.ops.creation import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import *  # noqa: F401,F403
 from neural_arch.ops.index import gather, getitem, index_select, masked_fill, narrow, scatter_add  # noqa: F401
 from neural_arch.ops.linalg import bmm, dot, einsum, matmul, mm, outer  # noqa: F401
+from neural_arch.ops.moe import permute_rows  # noqa: F401
 from neural_arch.ops.reduce import *  # noqa: F401,F403
+from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan  # noqa: F401
 from neural_arch.ops.shape import *  # noqa: F401,F403
 
 _tensor_methods.register()

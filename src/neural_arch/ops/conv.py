@@ -40,6 +40,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm, threads
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.fused import kernel_for
+from neural_arch.ops.depthwise import DepthwiseConv2d, is_depthwise  # stream 7: the depthwise fast path
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 
@@ -471,6 +472,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         raise ShapeError(f"{op}: kernel {kernel} (dilated to {eff}) is larger than the padded input "
                          f"({hp}, {wp}) of input {shape_str(input.shape)}; pad more or use a smaller kernel")
     args = (x, weight) if bias is None else (x, weight, bias)
+    if is_depthwise(x.data.shape, weight.data.shape, groups):  # stream 7: depthwise has its own kernel
+        return _unbatch(DepthwiseConv2d.apply(*args, stride=stride, pads=pads, dilation=dilation), unbatched)
     y = Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups)
     return _unbatch(y, unbatched)
 
