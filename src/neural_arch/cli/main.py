@@ -6,6 +6,7 @@
     neural-arch evaluate runs/x                        # or a config file, with --checkpoint PATH
     neural-arch generate runs/x --prompt "ROMEO:"      # or a save_pretrained directory
     neural-arch info                                   # versions, BLAS, devices, optional extras
+    neural-arch serve runs/x                           # an HTTP inference server (the serve extra)
 
 A run directory holds ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.safetensors``
 and ``curves.png``. Errors a user can fix (bad config, damaged checkpoint,
@@ -196,3 +197,8 @@ def info() -> None:
 
     for key, value in collect_info().items():
         click.echo(f"{key + ':':<14}{value}")
+
+
+from neural_arch.cli.serve import serve  # noqa: E402  (its own module; imports the server only when run)
+
+main.add_command(serve)

@@ -84,7 +84,8 @@ class DecodeLoop:
         max_wait_s: when idle, how long the first sequence waits for others before decoding starts.
         max_queue: the most sequences waiting to join; beyond it ``submit`` raises ``QueueFull``.
         eos_token_id: a token that ends a sequence (finish_reason "stop").
-        on_step: called on the worker with (batch size, seconds) after each decoding step, for metrics.
+        on_step: called on the worker with (rows, seconds) after each forward (a step, or one row's prefill),
+            for metrics; each row produced one token.
     """
 
     def __init__(self, lm, tokenizer, max_batch_size: int = 32, max_wait_s: float = 0.005, max_queue: int = 256,
@@ -165,7 +166,10 @@ class DecodeLoop:
     def _prefill(self, seq: GenSequence) -> None:
         """Run the sequence's context alone, choose its next token, and merge its cache into the batch."""
         view = seq.ids[-(self.limit // 2):] if self.limit is not None and len(seq.ids) > self.limit else seq.ids[:]
+        start = time.perf_counter()
         out = self.lm(np.asarray([view], np.int64), use_cache=True, logits_to_keep=1)
+        if self.on_step is not None:
+            self.on_step(1, time.perf_counter() - start)
         if self._advance(seq, out.logits.data[:, -1, :]):
             return
         cache = [(k.data, v.data) for k, v in out.past_key_values]
