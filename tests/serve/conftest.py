@@ -10,9 +10,14 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serve_helpers import make_char_gpt  # noqa: E402
+from serve_helpers import make_char_gpt, make_classifier_run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def char_gpt_dir(tmp_path_factory):
     return make_char_gpt(tmp_path_factory.mktemp("char_gpt"))
+
+
+@pytest.fixture(scope="session")
+def classifier_run(tmp_path_factory):
+    return make_classifier_run(tmp_path_factory.mktemp("classifier"))

@@ -6,10 +6,13 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
+import yaml
 
 import neural_arch as na
 from neural_arch import optim
+from neural_arch.config import load_config
 from neural_arch.data import CharTokenizer
+from neural_arch.data.idx import write_idx
 from neural_arch.models import GPT2Config, GPT2LMHeadModel, save_char_tokenizer
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak.\n"
@@ -77,3 +80,34 @@ def metric_value(text: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def fashion_images(n, seed):
+    """n random 28x28 images whose class is the row of a bright band, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for img, y in zip(images, labels):       # a bright band whose row says the class
+        img[2 * y + 4: 2 * y + 7] = 250
+    return images, labels.astype(np.uint8)
+
+
+def make_classifier_run(tmp):
+    """A small CNN trained for 8 steps by `neural-arch train` on tiny Fashion-MNIST-format IDX files; its run dir."""
+    from neural_arch.cli.main import run_training
+
+    data = tmp / "data"
+    data.mkdir()
+    for split, n, seed in (("train", 64, 0), ("t10k", 32, 1)):
+        images, labels = fashion_images(n, seed)
+        write_idx(images, data / f"{split}-images-idx3-ubyte")
+        write_idx(labels, data / f"{split}-labels-idx1-ubyte")
+    cfg = {"name": "tiny-cnn", "seed": 0, "run_dir": str(tmp / "run"),
+           "model": {"name": "cnn", "kwargs": {"channels": [4, 8], "hidden": 16}},
+           "data": {"name": "fashion_mnist", "root": str(data), "prefetch": 0},
+           "optimizer": {"name": "adamw", "lr": 0.01}, "scheduler": {"name": "none"},
+           "train": {"batch_size": 16, "max_steps": 8, "eval_every": 8, "checkpoint_every": 8},
+           "logging": {"progress": False, "plot": False, "sample_chars": 0}}
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert run_training(load_config(tmp / "cfg.yaml", ()), echo=lambda *a: None) == 0
+    return tmp / "run"

@@ -4,7 +4,7 @@
 model: ``/v1/completions`` (causal LM), ``/v1/embeddings`` (sentence encoder) or ``/v1/classify``
 (image classifier); ``/v1/models``, ``/healthz``, ``/readyz`` and ``/metrics`` always do.
 
-Answers a client can cause, and nothing else: 401 (API key), 404 (another model id), 413 (body over
+Answers a client can cause, and nothing else: 400 (a body that is not JSON text), 401 (API key), 404 (another model id), 413 (body over
 ``max_body_bytes``), 422 (invalid body, with the field's path in ``detail[i].loc``), 503 with
 ``Retry-After`` (queue full or shutting down), 504 (``timeout_s`` passed). Errors other than 422 have
 OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neural_arch.errors import NeuralArchError
 from neural_arch.serve import runners
@@ -90,7 +91,7 @@ class _InvalidInput(Exception):
         self.loc, self.message = loc, message
 
 
-_ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+_ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
            503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
 
 
@@ -130,6 +131,10 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
     async def _api_error(request: Request, e: ApiError):
         return _error_response(e.status, e.message, e.type, e.param, e.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):  # e.g. a body that is not UTF-8 JSON: 400
+        return _error_response(e.status_code, str(e.detail), "invalid_request_error", headers=e.headers)
+
     @app.exception_handler(_InvalidInput)
     async def _invalid_input(request: Request, e: _InvalidInput):
         return _invalid(e.loc, e.message)
@@ -145,7 +150,7 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
                                    headers={"Retry-After": "1"})
         return {"status": "ready", "model": served.name}
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
