@@ -164,7 +164,7 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
         async def embeddings(body: EmbeddingRequest) -> EmbeddingResponse:
             check_model(body.model)
             texts = [body.input] if isinstance(body.input, str) else body.input
-            width = served.model.model.config.hidden_size
+            width = served.embedding_dim
             if body.dimensions is not None and body.dimensions != width:
                 raise _InvalidInput(["body", "dimensions"], f"this model's embeddings have {width} dimensions")
             results = await state.run_items(texts)

@@ -39,6 +39,11 @@ class ServedModel:
     labels: class names, for classify.
     transform: image (H, W) or (H, W, C) uint8 array -> model input (C, H, W) float32, for classify.
     image_mode / image_size: what Pillow converts an image to before ``transform`` ("L" or "RGB", (W, H)).
+    eos_token_id: a token that ends a completion.
+    embedding_dim: the width of the embeddings.
+    run_batch: for embeddings and classify, ``payloads -> results`` run on the worker instead of the
+        built-in batch functions (``runners.embed_batch``, ``runners.classify_batch``); the benchmark
+        uses it to put another framework's model behind the same app and batching.
     """
 
     name: str
@@ -50,6 +55,8 @@ class ServedModel:
     image_mode: str = "L"
     image_size: tuple = (28, 28)
     eos_token_id: int | None = None
+    embedding_dim: int | None = None
+    run_batch: object = None  # optional: a batch function replacing the built-in one (another engine, same app)
 
 
 def load_served_model(path, name: str | None = None) -> ServedModel:
@@ -75,7 +82,7 @@ def _load_hf_dir(path: Path, name: str) -> ServedModel:
         from neural_arch.models.sentence import SentenceEncoder
 
         encoder = SentenceEncoder.from_pretrained(path)
-        return ServedModel(name, EMBEDDINGS, encoder, encoder.tokenizer)
+        return ServedModel(name, EMBEDDINGS, encoder, encoder.tokenizer, embedding_dim=encoder.model.config.hidden_size)
     lm = AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = load_tokenizer(path)
     eos = config.get("eos_token_id")

@@ -43,7 +43,9 @@ def make_worker(served: ServedModel, settings, metrics):
     if served.kind == COMPLETIONS:
         return DecodeLoop(served.model, served.tokenizer, settings.max_batch_size, wait, settings.max_queue,
                           eos_token_id=served.eos_token_id, on_step=metrics.observe_step)
-    if served.kind == EMBEDDINGS:
+    if served.run_batch is not None:
+        run = served.run_batch
+    elif served.kind == EMBEDDINGS:
         def run(texts):
             return embed_batch(served.model, texts)
     else:
