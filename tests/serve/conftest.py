@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serve_helpers import make_char_gpt, make_classifier_run  # noqa: E402
+from serve_helpers import make_char_gpt, make_classifier_run
 
 
 @pytest.fixture(scope="session")

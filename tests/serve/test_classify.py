@@ -5,12 +5,11 @@ import io
 
 import httpx
 import numpy as np
-import pytest
 from PIL import Image
+from serve_helpers import fashion_images, live_server
 
 import neural_arch as na
 from neural_arch.serve import ServeSettings, load_served_model
-from serve_helpers import fashion_images, live_server
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -31,12 +30,12 @@ def test_classify_returns_the_models_probabilities_under_its_training_transform(
         logits = served.model(na.tensor(((images.astype(np.float32) / 255.0 - mean) / std)[:, None])).numpy()
     expected = np.exp(logits - logits.max(1, keepdims=True))
     expected /= expected.sum(1, keepdims=True)
-    with live_server(served, ServeSettings(max_batch_size=4)) as (url, _):
-        with httpx.Client(base_url=url, timeout=60) as c:
-            r = c.post("/v1/classify", json={"input": [_b64(img, "PNG") for img in images], "top_k": 3})
-            rgb = np.repeat(images[0][..., None], 3, axis=2)
-            single = c.post("/v1/classify", json={"input": _b64(rgb, "PNG"), "top_k": 50})
-            jpeg = c.post("/v1/classify", json={"input": _b64(images[0], "JPEG")})
+    with (live_server(served, ServeSettings(max_batch_size=4)) as (url, _),
+          httpx.Client(base_url=url, timeout=60) as c):
+        r = c.post("/v1/classify", json={"input": [_b64(img, "PNG") for img in images], "top_k": 3})
+        rgb = np.repeat(images[0][..., None], 3, axis=2)
+        single = c.post("/v1/classify", json={"input": _b64(rgb, "PNG"), "top_k": 50})
+        jpeg = c.post("/v1/classify", json={"input": _b64(images[0], "JPEG")})
     assert r.status_code == 200, r.text
     for item, probs in zip(r.json()["data"], expected):
         top = np.argsort(-probs, kind="stable")[:3]
@@ -53,11 +52,11 @@ def test_images_that_cannot_be_read_are_422_naming_the_one(classifier_run):
     gif = io.BytesIO()
     Image.new("L", (8, 8)).save(gif, format="GIF")
     ok = _b64(np.zeros((28, 28), np.uint8), "PNG")
-    with live_server(served) as (url, _):
-        with httpx.Client(base_url=url, timeout=30) as c:
-            for bad, why in [("not base64!", "base64"), (base64.b64encode(b"plain text").decode(), "readable"),
-                             (base64.b64encode(gif.getvalue()).decode(), "GIF"),
-                             (ok[: len(ok) // 2 // 4 * 4], "readable")]:
-                r = c.post("/v1/classify", json={"input": [ok, bad]})
-                assert r.status_code == 422, (why, r.text)
-                assert r.json()["detail"][0]["loc"] == ["body", "input", 1] and why in r.json()["detail"][0]["msg"]
+    with (live_server(served) as (url, _),
+          httpx.Client(base_url=url, timeout=30) as c):
+        for bad, why in [("not base64!", "base64"), (base64.b64encode(b"plain text").decode(), "readable"),
+                         (base64.b64encode(gif.getvalue()).decode(), "GIF"),
+                         (ok[: len(ok) // 2 // 4 * 4], "readable")]:
+            r = c.post("/v1/classify", json={"input": [ok, bad]})
+            assert r.status_code == 422, (why, r.text)
+            assert r.json()["detail"][0]["loc"] == ["body", "input", 1] and why in r.json()["detail"][0]["msg"]

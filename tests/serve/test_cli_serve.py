@@ -11,9 +11,9 @@ import time
 import httpx
 import pytest
 from click.testing import CliRunner
+from serve_helpers import free_port, metric_value
 
 from neural_arch.cli import main
-from serve_helpers import free_port, metric_value
 
 
 def _start(args, env=None):
@@ -39,6 +39,7 @@ def _refused(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.slow
 def test_sigterm_stops_accepting_and_finishes_requests_in_flight(char_gpt_dir):
     # the idle worker waits up to 4 s to fill a batch of 8: both requests are still queued when SIGTERM arrives
     proc, url = _start([char_gpt_dir, "--max-batch-size", "8", "--max-wait-ms", "4000", "--api-key-env", "KEY"],

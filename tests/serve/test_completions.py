@@ -2,13 +2,12 @@
 
 import asyncio
 import json
-import time
 
 import httpx
 import pytest
+from serve_helpers import greedy_reference, live_server, metric_value
 
 from neural_arch.serve import ServeSettings, load_served_model
-from serve_helpers import greedy_reference, live_server, metric_value
 
 openai = pytest.importorskip("openai")
 
@@ -79,7 +78,7 @@ def test_concurrent_requests_share_decoding_steps_and_each_gets_its_own_text(cha
     served = load_served_model(char_gpt_dir)
     prompts = ["First", "Before", "hear me", "All:", "speak", "we proceed", "Citizen", "F"]
     settings = ServeSettings(max_batch_size=8, max_wait_ms=10_000)
-    with live_server(served, settings) as (url, app):
+    with live_server(served, settings) as (url, _):
         async def go():
             async with httpx.AsyncClient(base_url=url, timeout=60) as c:
                 rs = await asyncio.gather(*[c.post("/v1/completions", json={"prompt": p, "max_tokens": 10 + i,
@@ -136,18 +135,16 @@ def test_full_queue_is_503_at_once_and_a_late_request_504(char_gpt_dir):
     """One sequence waits in the queue (the idle worker waits 3 s for a batch of 2); the queue holds one."""
     served = load_served_model(char_gpt_dir)
     settings = ServeSettings(max_batch_size=2, max_wait_ms=3000, max_queue=1, timeout_s=0.5)
-    with live_server(served, settings) as (url, app):
+    with live_server(served, settings) as (url, _):
         async def go():
             async with httpx.AsyncClient(base_url=url, timeout=30) as c:
                 first = asyncio.create_task(c.post("/v1/completions", json={"prompt": "a", "max_tokens": 3}))
                 while metric_value((await c.get("/metrics")).text,
                                    'neural_arch_queue_depth{endpoint="completions"}') < 1:
                     await asyncio.sleep(0.01)
-                start = time.perf_counter()
                 busy = await c.post("/v1/completions", json={"prompt": "e", "max_tokens": 3})
-                busy_s = time.perf_counter() - start
-                return await first, busy, busy_s
-        late, busy, busy_s = asyncio.run(go())
+                return await first, busy
+        late, busy = asyncio.run(go())
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
     assert busy.json()["error"]["type"] == "server_busy"
     assert late.status_code == 504 and late.json()["error"]["type"] == "timeout"
@@ -155,9 +152,9 @@ def test_full_queue_is_503_at_once_and_a_late_request_504(char_gpt_dir):
 
 def test_stream_events_are_server_sent_events(server):
     url, _ = server
-    with httpx.Client(base_url=url, timeout=30) as c:
-        with c.stream("POST", "/v1/completions", json={"prompt": "a", "max_tokens": 3, "stream": True}) as r:
-            assert r.headers["content-type"].startswith("text/event-stream")
-            lines = [line for line in r.iter_lines() if line]
+    with httpx.Client(base_url=url, timeout=30) as c, \
+            c.stream("POST", "/v1/completions", json={"prompt": "a", "max_tokens": 3, "stream": True}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
     assert lines[-1] == "data: [DONE]" and len(lines) == 4
     assert all(json.loads(line[6:])["object"] == "text_completion" for line in lines[:-1])

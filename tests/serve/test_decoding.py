@@ -4,11 +4,10 @@ import threading
 
 import numpy as np
 import pytest
+from serve_helpers import greedy_reference
 
 from neural_arch.serve.decoding import DecodeLoop, GenSequence, safe_text_end
 from neural_arch.serve.loading import load_served_model
-
-from serve_helpers import greedy_reference
 
 
 @pytest.fixture(scope="module")

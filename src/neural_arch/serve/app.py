@@ -19,11 +19,13 @@ import binascii
 import hmac
 import io
 import json
+import logging
 import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request
@@ -39,8 +41,16 @@ from neural_arch.serve.batching import QueueFull
 from neural_arch.serve.decoding import GenSequence
 from neural_arch.serve.loading import CLASSIFY, COMPLETIONS, EMBEDDINGS, ServedModel
 from neural_arch.serve.metrics import ServerMetrics
-from neural_arch.serve.schemas import (ClassifyRequest, ClassifyResponse, CompletionResponse, EmbeddingRequest,
-                                       EmbeddingResponse, ErrorResponse, ModelList, completion_request_model)
+from neural_arch.serve.schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    ModelList,
+    completion_request_model,
+)
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -102,11 +112,11 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state.start()
-        asyncio.get_running_loop().create_task(state.warm_up())
+        starting = asyncio.get_running_loop().create_task(state.start())
         try:
             yield
         finally:
+            await starting
             await run_in_threadpool(state.stop)
 
     app = FastAPI(title=f"neural-arch serve: {served.name}", version="1", lifespan=lifespan,
@@ -114,7 +124,7 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
     app.state.serve = state
     bearer = HTTPBearer(auto_error=False, description="Needed when the server runs with --api-key-env")
 
-    async def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if settings.api_key is None:
             return
         given = credentials.credentials if credentials is not None else ""
@@ -217,50 +227,40 @@ class _State:
         self.worker = None
         self.metrics = ServerMetrics(served.kind, lambda: self.worker.depth() if self.worker is not None else 0)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Warm the model up (compiles kernels, fills caches) on a thread, then start the worker; /readyz is 200
+        from then on. Requests that arrive before get 503 with Retry-After; so do all of them, and /readyz
+        stays 503, when the warm-up fails (the model cannot run; the error is logged)."""
+        try:
+            await run_in_threadpool(runners.warm_up, self.served)
+        except Exception:
+            logging.getLogger("neural_arch.serve").exception("warming up %r failed", self.served.name)
+            return
         self.worker = runners.make_worker(self.served, self.settings, self.metrics)
+        self.ready.set()
 
     def stop(self) -> None:
         self.draining = True
         if self.worker is not None:
             self.worker.close()
 
-    async def warm_up(self) -> None:
-        """One real request through the worker (compiles the kernels, fills caches); then /readyz is 200."""
+    def submit(self, items: list):
+        """Hand items to the worker; 503 when it is not running yet or its queue is full."""
+        if self.worker is None:
+            raise ApiError(503, "the model is warming up; retry shortly", "server_busy", headers={"Retry-After": "1"})
         try:
-            if self.served.kind == COMPLETIONS:
-                done = asyncio.get_running_loop().create_future()
-                seq = GenSequence([0], max_tokens=2, temperature=0.0, emit=_on_finish(done))
-                self.worker.submit([seq])
-                await done
-            elif self.served.kind == EMBEDDINGS:
-                await asyncio.gather(*self.worker.submit(["warm up"]))
-            else:
-                w, h = self.served.image_size
-                await asyncio.gather(*self.worker.submit([np.zeros((h, w), np.uint8)]))
-        finally:
-            self.ready.set()
-
-    async def run_items(self, payloads: list) -> list:
-        """Submit items to the batcher and await them all under the deadline (503 / 504 as ApiError)."""
-        try:
-            futures = self.worker.submit(payloads)
+            return self.worker.submit(items)
         except QueueFull as e:
             raise ApiError(503, f"the server is busy ({e}); retry shortly", "server_busy",
                            headers={"Retry-After": "1"}) from None
+
+    async def run_items(self, payloads: list) -> list:
+        """Submit items to the batcher and await them all under the deadline (503 / 504 as ApiError)."""
+        futures = self.submit(payloads)
         try:
             return await asyncio.wait_for(asyncio.gather(*futures), self.settings.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, f"no answer within {self.settings.timeout_s:g} s", "timeout") from None
-
-
-def _on_finish(future: asyncio.Future):
-    loop = asyncio.get_running_loop()
-
-    def emit(text: str, reason: str | None) -> None:
-        if reason is not None:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(reason))
-    return emit
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -315,11 +315,7 @@ async def _complete(state: _State, body) -> Response:
     seqs = [GenSequence(ids, body.max_tokens, emitter(i), temperature=body.temperature, top_p=body.top_p,
                         seed=None if body.seed is None else body.seed + i, stops=stops)
             for i, ids in enumerate(encoded)]
-    try:
-        state.worker.submit(seqs)
-    except QueueFull as e:
-        raise ApiError(503, f"the server is busy ({e}); retry shortly", "server_busy",
-                       headers={"Retry-After": "1"}) from None
+    state.submit(seqs)
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     deadline = loop.time() + state.settings.timeout_s
 

@@ -26,7 +26,7 @@ class QueueFull(Exception):
 
 
 class _Item:
-    __slots__ = ("payload", "future", "loop")
+    __slots__ = ("future", "loop", "payload")
 
     def __init__(self, payload, future: asyncio.Future, loop: asyncio.AbstractEventLoop):
         self.payload, self.future, self.loop = payload, future, loop

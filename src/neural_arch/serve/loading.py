@@ -23,7 +23,7 @@ import numpy as np
 
 from neural_arch.errors import CheckpointError, ConfigError
 
-__all__ = ["ServedModel", "load_served_model", "COMPLETIONS", "EMBEDDINGS", "CLASSIFY"]
+__all__ = ["CLASSIFY", "COMPLETIONS", "EMBEDDINGS", "ServedModel", "load_served_model"]
 
 COMPLETIONS, EMBEDDINGS, CLASSIFY = "completions", "embeddings", "classify"
 _ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")

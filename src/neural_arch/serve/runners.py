@@ -13,7 +13,7 @@ from neural_arch.serve.batching import Batcher
 from neural_arch.serve.decoding import DecodeLoop
 from neural_arch.serve.loading import COMPLETIONS, EMBEDDINGS, ServedModel
 
-__all__ = ["make_worker", "embed_batch", "classify_batch"]
+__all__ = ["classify_batch", "embed_batch", "make_worker"]
 
 
 def embed_batch(encoder, texts: list[str]) -> list[tuple[np.ndarray, int]]:
@@ -53,3 +53,25 @@ def make_worker(served: ServedModel, settings, metrics):
             return classify_batch(served.model, images)
     return Batcher(run, settings.max_batch_size, wait, settings.max_queue, on_batch=metrics.observe_batch,
                    name=served.kind)
+
+
+def warm_up(served: ServedModel) -> None:
+    """One small forward of each kind the worker will run (compiles the kernels, fills caches); called
+    before the worker starts, so no two threads ever run the model at once."""
+    if served.kind == COMPLETIONS:
+        with no_grad():
+            out = served.model(np.zeros((1, 2), np.int64), use_cache=True, logits_to_keep=1)
+            served.model(np.zeros((1, 1), np.int64), attention_mask=np.ones((1, 3), np.int64),
+                         position_ids=np.full((1, 1), 2, np.int64), past_key_values=out.past_key_values,
+                         use_cache=True, logits_to_keep=1)
+    elif served.run_batch is not None:
+        served.run_batch(["warm up"] if served.kind == EMBEDDINGS else [_blank_image(served)])
+    elif served.kind == EMBEDDINGS:
+        embed_batch(served.model, ["warm up"])
+    else:
+        classify_batch(served.model, [_blank_image(served)])
+
+
+def _blank_image(served: ServedModel) -> np.ndarray:
+    w, h = served.image_size
+    return served.transform(np.zeros((h, w), np.uint8))

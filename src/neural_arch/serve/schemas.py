@@ -11,8 +11,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-__all__ = ["CompletionRequest", "completion_request_model", "CompletionResponse", "EmbeddingRequest",
-           "EmbeddingResponse", "ClassifyRequest", "ClassifyResponse", "ModelList", "ErrorResponse"]
+__all__ = [
+    "ClassifyRequest",
+    "ClassifyResponse",
+    "CompletionRequest",
+    "CompletionResponse",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "ErrorResponse",
+    "ModelList",
+    "completion_request_model",
+]
 
 _Text = Annotated[str, Field(max_length=100_000)]
 _Stop = Annotated[str, Field(min_length=1, max_length=256)]

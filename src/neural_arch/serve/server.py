@@ -14,7 +14,7 @@ import uvicorn
 from neural_arch.serve.app import ServeSettings, create_app
 from neural_arch.serve.loading import ServedModel
 
-__all__ = ["DrainingServer", "run_server", "make_server"]
+__all__ = ["DrainingServer", "make_server", "run_server"]
 
 
 class DrainingServer(uvicorn.Server):
