@@ -155,7 +155,13 @@ class DecodeLoop:
                         self._run_safely(seq, self._prefill)
                 self._drop([i for i, s in enumerate(self.rows) if s.cancelled])
                 if self.rows:
-                    self._step()
+                    try:
+                        self._step()
+                    except Exception as e:  # noqa: BLE001 - the batch's rows end with the error; the loop goes on
+                        rows, self.rows = self.rows, []
+                        self.lengths, self.cache, self.mask = np.zeros(0, np.int64), [], np.zeros((0, 0), np.int64)
+                        for seq in rows:
+                            seq.emit("", f"error: {e}")
 
     def _run_safely(self, seq: GenSequence, fn) -> None:
         try:
