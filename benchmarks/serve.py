@@ -85,13 +85,14 @@ def _rss_mb(pid: int) -> float:
 class _Server:
     """A server process of benchmarks.serve_backends; stopped with SIGTERM (it drains)."""
 
-    def __init__(self, backend: str, task: str, lm_dir: Path, max_batch_size: int, max_queue: int):
+    def __init__(self, backend: str, task: str, lm_dir: Path, max_batch_size: int, max_queue: int,
+                 torch_threads: int = 0):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve_backends", "--backend", backend, "--task", task, "--lm",
              str(lm_dir), "--port", str(self.port), "--max-batch-size", str(max_batch_size), "--max-queue",
-             str(max_queue)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+             str(max_queue), "--torch-threads", str(torch_threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
 
     def wait_ready(self, timeout: float = 300) -> None:
@@ -215,7 +216,8 @@ async def _open_loop(url: str, task: str, rate: float, duration: float, pid: int
 
 
 def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30.0, overload: float = 4.0,
-        max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), **_) -> list[Result]:
+        max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), torch_threads: int = 0,
+        **_) -> list[Result]:
     """The suite (see the module docstring); prints each run's figures and returns the table's rows."""
     from benchmarks.serve_backends import make_char_gpt
 
@@ -224,7 +226,7 @@ def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30
     for task in tasks:
         loads = {}
         for backend, who in (("ours", "neural-arch"), ("torch", "torch")):
-            server = _Server(backend, task, lm_dir, max_batch_size, max_queue)
+            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads)
             try:
                 server.wait_ready()
                 loads[who] = asyncio.run(_closed_loop(server.url, task, clients, duration, server.proc.pid,
@@ -268,10 +270,13 @@ def main() -> None:
     p.add_argument("--overload", type=float, default=4.0, help="overload rate, times the measured throughput")
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-queue", type=int, default=256)
+    p.add_argument("--torch-threads", type=int, default=0,
+                   help="threads of the torch baseline (0: torch's default, one per core)")
     p.add_argument("--tasks", nargs="+", default=["embeddings", "completions"], choices=["embeddings", "completions"])
     a = p.parse_args()
     print(f"machine: {machine()}\n")
-    results = run(a.duration, a.clients, a.overload_duration, a.overload, a.max_batch_size, a.max_queue, a.tasks)
+    results = run(a.duration, a.clients, a.overload_duration, a.overload, a.max_batch_size, a.max_queue, a.tasks,
+                  a.torch_threads)
     print(f"\n## serve\n\n{table(results)}\n")
 
 

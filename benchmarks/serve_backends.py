@@ -123,7 +123,12 @@ def main() -> None:
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=256)
+    p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     a = p.parse_args()
+    if a.backend == "torch" and a.torch_threads:
+        import torch
+
+        torch.set_num_threads(a.torch_threads)
     lm = a.lm or make_char_gpt(Path(tempfile.mkdtemp(prefix="char-gpt-")))
     settings = ServeSettings(max_batch_size=a.max_batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
                              max_tokens_cap=256, timeout_s=120)
