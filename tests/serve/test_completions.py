@@ -57,7 +57,8 @@ def test_stop_string_ends_the_text_also_when_streamed(server, served):
     client = _client(url)
     out = client.completions.create(model="char-gpt", prompt="All", max_tokens=30, temperature=0, stop=[stop, "QQ"])
     assert out.choices[0].text == want and out.choices[0].finish_reason == "stop"
-    chunks = list(client.completions.create(model="char-gpt", prompt="All", max_tokens=30, temperature=0, stop=stop, stream=True))
+    chunks = list(client.completions.create(model="char-gpt", prompt="All", max_tokens=30, temperature=0, stop=stop,
+                                            stream=True))
     assert "".join(c.choices[0].text for c in chunks) == want
     assert chunks[-1].choices[0].finish_reason == "stop"
 

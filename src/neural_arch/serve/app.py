@@ -4,10 +4,11 @@
 model: ``/v1/completions`` (causal LM), ``/v1/embeddings`` (sentence encoder) or ``/v1/classify``
 (image classifier); ``/v1/models``, ``/healthz``, ``/readyz`` and ``/metrics`` always do.
 
-Answers a client can cause, and nothing else: 400 (a body that is not JSON text), 401 (API key), 404 (another model id), 413 (body over
-``max_body_bytes``), 422 (invalid body, with the field's path in ``detail[i].loc``), 503 with
-``Retry-After`` (queue full or shutting down), 504 (``timeout_s`` passed). Errors other than 422 have
-OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
+Answers a client can cause, and nothing else: 400 (a body that is not JSON text), 401 (API key),
+404 (another model id), 413 (body over ``max_body_bytes``), 422 (invalid body, with the field's path
+in ``detail[i].loc``), 503 with ``Retry-After`` (queue full, warming up or shutting down), 504
+(``timeout_s`` passed). Errors other than 422 have OpenAI's shape,
+``{"error": {"message", "type", "param", "code"}}``.
 """
 
 # NOTE: no `from __future__ import annotations`: FastAPI must see the per-app CompletionRequest class
@@ -101,8 +102,7 @@ class _InvalidInput(Exception):
         self.loc, self.message = loc, message
 
 
-_ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-           503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 503, 504)}
 
 
 def create_app(served: ServedModel, settings: ServeSettings | None = None) -> FastAPI:
@@ -402,7 +402,9 @@ class _Guard:
                 response = _error_response(413, f"the request body is over {self.state.settings.max_body_bytes} "
                                                 "bytes", "invalid_request_error")
                 await response(scope, receive, send)
-            elif receive_body is not False:
+            elif receive_body is False:
+                status[0] = 499  # the client left before its body arrived (nginx's code for it)
+            else:
                 await self.app(scope, receive_body, send_counted)
         finally:
             metrics.in_flight.dec()

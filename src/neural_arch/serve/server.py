@@ -3,8 +3,8 @@
 On SIGTERM (or SIGINT) uvicorn closes its listening socket, lets the requests in flight finish
 (at most ``timeout_s`` plus a margin), then runs the app's lifespan exit, which finishes what is
 still queued and stops the worker. Then uvicorn re-raises the signal, so the process ends with the
-status "terminated by SIGTERM" (143 in a shell) as process managers expect. ``/readyz`` answers 503 from the signal on, so a load balancer
-stops sending work.
+status "terminated by SIGTERM" (143 in a shell), as process managers expect. ``/readyz`` answers
+503 from the signal on, so a load balancer stops sending work.
 """
 
 from __future__ import annotations
