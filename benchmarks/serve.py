@@ -90,7 +90,8 @@ class _Server:
                  torch_threads: int = 0):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile("w+")  # not a pipe: a server that logs a lot must never block on it
+        # a file, not a pipe: a server that logs a lot must never block on it (closed in stop)
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve_backends", "--backend", backend, "--task", task, "--lm",
              str(lm_dir), "--port", str(self.port), "--max-batch-size", str(max_batch_size), "--max-queue",
@@ -121,6 +122,7 @@ class _Server:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.log.close()
 
 
 def _requests(task: str, seed: int = 0):
