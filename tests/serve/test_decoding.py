@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from serve_helpers import greedy_reference
 
-from neural_arch.serve.decoding import DecodeLoop, GenSequence, safe_text_end
+from neural_arch.models.generation import process_logits, sample_next_token
+from neural_arch.serve.decoding import DecodeLoop, GenSequence, choose_tokens, safe_text_end
 from neural_arch.serve.loading import load_served_model
 
 
@@ -98,3 +99,21 @@ def test_closing_finishes_queued_sequences(served):
     loop.close()
     assert done.is_set() and reasons == ["length"] * 3
     assert np.unique(texts).size == 1
+
+
+def test_choosing_tokens_for_all_rows_at_once_equals_generate_row_by_row():
+    """choose_tokens draws what generate's process_logits + sample_next_token draw for each row alone."""
+    logits = np.random.default_rng(0).normal(0, 3, (7, 50)).astype(np.float32)
+    settings = [(0.0, None), (1.0, None), (0.7, 0.9), (1.3, 0.5), (0.0, 0.3), (2.0, 1.0), (0.5, 0.05)]
+
+    def seqs():
+        return [GenSequence([0], 1, lambda t, r: None, temperature=t, top_p=p, seed=i)
+                for i, (t, p) in enumerate(settings)]
+    batch = choose_tokens(seqs(), logits)
+    for i, seq in enumerate(seqs()):
+        t, p = settings[i]
+        if t == 0:
+            expected = int(logits[i].argmax())
+        else:
+            expected = int(sample_next_token(process_logits(logits[i:i + 1], t, None, p), seq.rng)[0])
+        assert batch[i] == expected, i

@@ -30,10 +30,9 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.models.generation import process_logits, sample_next_token
 from neural_arch.serve.batching import QueueFull
 
-__all__ = ["DecodeLoop", "GenSequence", "safe_text_end"]
+__all__ = ["DecodeLoop", "GenSequence", "choose_tokens", "safe_text_end"]
 
 
 @dataclass
@@ -176,7 +175,7 @@ class DecodeLoop:
         out = self.lm(np.asarray([view], np.int64), use_cache=True, logits_to_keep=1)
         if self.on_step is not None:
             self.on_step(1, time.perf_counter() - start)
-        if self._advance(seq, out.logits.data[:, -1, :]):
+        if self._advance(seq, int(choose_tokens([seq], out.logits.data[:, -1, :])[0])):
             return
         cache = [(k.data, v.data) for k, v in out.past_key_values]
         self._join(seq, cache, len(view))
@@ -230,18 +229,14 @@ class DecodeLoop:
         self.cache = [(k.data, v.data) for k, v in out.past_key_values]
         self.mask, self.lengths = mask, self.lengths + 1
         logits = out.logits.data[:, -1, :]
-        done = [i for i, seq in enumerate(self.rows) if self._advance(seq, logits[i:i + 1])]
+        tokens = choose_tokens(self.rows, logits)
+        done = [i for i, seq in enumerate(self.rows) if self._advance(seq, int(tokens[i]))]
         self._drop(done)
         if self.on_step is not None:
             self.on_step(B, time.perf_counter() - start)
 
-    def _advance(self, seq: GenSequence, logits: np.ndarray) -> bool:
-        """Choose the next token from (1, V) logits, send the text that became final; True when finished."""
-        if seq.temperature == 0:
-            token = int(logits.argmax())
-        else:
-            scores = process_logits(logits, seq.temperature, None, seq.top_p)
-            token = int(sample_next_token(scores, seq.rng)[0])
+    def _advance(self, seq: GenSequence, token: int) -> bool:
+        """Append the chosen token, send the text that became final; True when the sequence is finished."""
         seq.ids.append(token)
         if self.eos is not None and token == self.eos:
             return self._finish(seq, "stop")
@@ -262,6 +257,40 @@ class DecodeLoop:
         seq.emit(seq.text[seq.sent:], reason)
         seq.sent = len(seq.text)
         return True
+
+
+def choose_tokens(seqs: list[GenSequence], logits: np.ndarray) -> np.ndarray:
+    """The next token of every row of ``logits`` (B, V), each with its sequence's own settings and generator.
+
+    temperature 0: the argmax. Otherwise, as ``process_logits`` + ``sample_next_token`` row by row (the
+    same draws from each sequence's generator) but for all rows at once: scores = logits / T; top-p keeps
+    the smallest set of most likely tokens whose probability reaches p; then the inverse of the CDF at u.
+    """
+    tokens = logits.argmax(axis=-1).astype(np.int64)
+    temperature = np.asarray([s.temperature for s in seqs], np.float32)
+    rows = np.flatnonzero(temperature > 0)
+    if rows.size == 0:
+        return tokens
+    scores = logits[rows].astype(np.float32) / temperature[rows, None]                       # (R, V)
+    top_p = np.asarray([1.0 if seqs[i].top_p is None else seqs[i].top_p for i in rows])
+    if (top_p < 1).any():
+        order = np.argsort(scores, axis=-1, kind="stable")                                     # ascending
+        cum = np.cumsum(_softmax(np.take_along_axis(scores, order, axis=-1)), axis=-1)
+        remove_sorted = (cum <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
+        remove_sorted[:, -1] = False                                                           # keep the best
+        remove = np.zeros_like(remove_sorted)
+        np.put_along_axis(remove, order, remove_sorted, axis=-1)
+        scores = np.where(remove, -np.inf, scores)
+    cdf = np.cumsum(_softmax(scores), axis=-1)
+    u = np.asarray([seqs[i].rng.random() for i in rows])[:, None] * cdf[:, -1:]
+    tokens[rows] = np.minimum((cdf < u).sum(axis=-1), scores.shape[-1] - 1)
+    return tokens
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _left_pad(a: np.ndarray, width: int, axis: int = 2) -> np.ndarray:
