@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
@@ -159,3 +160,19 @@ def test_stream_events_are_server_sent_events(server):
         lines = [line for line in r.iter_lines() if line]
     assert lines[-1] == "data: [DONE]" and len(lines) == 4
     assert all(json.loads(line[6:])["object"] == "text_completion" for line in lines[:-1])
+
+
+def test_a_client_that_leaves_a_stream_frees_its_row(char_gpt_dir):
+    """5,000 tokens would take many steps; the row must leave the batch right after the client hangs up."""
+    served = load_served_model(char_gpt_dir)
+    with (live_server(served, ServeSettings(max_tokens_cap=5000)) as (url, _),
+          httpx.Client(base_url=url, timeout=30) as c):
+        with c.stream("POST", "/v1/completions", json={"prompt": "a", "max_tokens": 5000, "stream": True}) as r:
+            lines = r.iter_lines()   # held: dropping the iterator would close the connection here
+            assert next(line for line in lines if line).startswith("data: ")
+            assert metric_value(c.get("/metrics").text, "neural_arch_active_sequences") == 1
+        deadline = time.monotonic() + 30
+        while metric_value(c.get("/metrics").text, "neural_arch_active_sequences") > 0:
+            assert time.monotonic() < deadline, "the row stayed in the batch"
+            time.sleep(0.02)
+        assert metric_value(c.get("/metrics").text, "neural_arch_generated_tokens_total") < 5000

@@ -225,7 +225,9 @@ class _State:
         self.ready = threading.Event()
         self.draining = False
         self.worker = None
-        self.metrics = ServerMetrics(served.kind, lambda: self.worker.depth() if self.worker is not None else 0)
+        self.metrics = ServerMetrics(served.kind, lambda: self.worker.depth() if self.worker is not None else 0,
+                                     (lambda: self.worker.active() if self.worker is not None else 0)
+                                     if served.kind == COMPLETIONS else None)
 
     async def start(self) -> None:
         """Warm the model up (compiles kernels, fills caches) on a thread, then start the worker; /readyz is 200

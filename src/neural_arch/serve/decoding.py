@@ -101,6 +101,7 @@ class DecodeLoop:
         self.lengths = np.zeros(0, np.int64)
         self.cache: list = []
         self.mask = np.zeros((0, 0), np.int64)
+        self._live: set[int] = set()  # ids of the admitted sequences not finished yet (rows, or between them)
         self._thread = threading.Thread(target=self._work, name="neural-arch-decode", daemon=True)
         self._thread.start()
 
@@ -110,7 +111,8 @@ class DecodeLoop:
         return len(self._waiting)
 
     def active(self) -> int:
-        return len(self.rows)
+        """Sequences admitted and not finished (in the batch, or in their prompt pass)."""
+        return len(self._live)
 
     def submit(self, seqs: list[GenSequence]) -> None:
         """Queue every sequence or none (``QueueFull``)."""
@@ -144,15 +146,21 @@ class DecodeLoop:
                         break
                     self._cond.wait(left)
             n = min(self.max_batch_size - len(self.rows), len(self._waiting))
-            return [self._waiting.popleft() for _ in range(n)]
+            joining = [self._waiting.popleft() for _ in range(n)]
+            self._live.update(id(seq) for seq in joining)
+            return joining
 
     def _work(self) -> None:
         with no_grad():
             while (joining := self._admit()) is not None:
                 for seq in joining:
-                    if not seq.cancelled:
+                    if seq.cancelled:
+                        self._live.discard(id(seq))
+                    else:
                         self._run_safely(seq, self._prefill)
-                self._drop([i for i, s in enumerate(self.rows) if s.cancelled])
+                cancelled = [i for i, s in enumerate(self.rows) if s.cancelled]
+                self._live.difference_update(id(self.rows[i]) for i in cancelled)
+                self._drop(cancelled)
                 if self.rows:
                     try:
                         self._step()
@@ -160,12 +168,14 @@ class DecodeLoop:
                         rows, self.rows = self.rows, []
                         self.lengths, self.cache, self.mask = np.zeros(0, np.int64), [], np.zeros((0, 0), np.int64)
                         for seq in rows:
+                            self._live.discard(id(seq))
                             seq.emit("", f"error: {e}")
 
     def _run_safely(self, seq: GenSequence, fn) -> None:
         try:
             fn(seq)
         except Exception as e:  # noqa: BLE001 - a failure ends this sequence, never the loop
+            self._live.discard(id(seq))
             seq.emit("", f"error: {e}")
 
     def _prefill(self, seq: GenSequence) -> None:
@@ -254,6 +264,7 @@ class DecodeLoop:
         return False
 
     def _finish(self, seq: GenSequence, reason: str) -> bool:
+        self._live.discard(id(seq))
         seq.emit(seq.text[seq.sent:], reason)
         seq.sent = len(seq.text)
         return True

@@ -5,6 +5,7 @@
     neural_arch_batch_size{endpoint}                   items per forward (texts, images, decoding rows)
     neural_arch_queue_depth{endpoint}                  items waiting for a batch (sampled at scrape time)
     neural_arch_in_flight_requests                     requests being answered now
+    neural_arch_active_sequences                       completions in the decoding batch now
     neural_arch_generated_tokens_total                 completion tokens produced (rate() gives tokens/s)
     neural_arch_tokens_per_second                      the last decoding step's rate: batch size / step time
 """
@@ -22,7 +23,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 class ServerMetrics:
     """The collectors, registered in ``self.registry``; ``queue_depth`` reads a callable at scrape time."""
 
-    def __init__(self, endpoint: str, queue_depth):
+    def __init__(self, endpoint: str, queue_depth, active_sequences=None):
         self.registry = CollectorRegistry()
         self.requests = Counter("neural_arch_requests", "HTTP answers by route and status", ["route", "status"],
                                 registry=self.registry)
@@ -33,6 +34,9 @@ class ServerMetrics:
         self.in_flight = Gauge("neural_arch_in_flight_requests", "Requests being answered", registry=self.registry)
         depth = Gauge("neural_arch_queue_depth", "Items waiting for a batch", ["endpoint"], registry=self.registry)
         depth.labels(endpoint).set_function(queue_depth)
+        if active_sequences is not None:
+            Gauge("neural_arch_active_sequences", "Completions in the decoding batch",
+                  registry=self.registry).set_function(active_sequences)
         self.tokens = Counter("neural_arch_generated_tokens", "Completion tokens produced", registry=self.registry)
         self.tokens_per_second = Gauge("neural_arch_tokens_per_second", "Last decoding step: rows / step time",
                                        registry=self.registry)
