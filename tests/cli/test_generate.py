@@ -61,7 +61,7 @@ def test_help_is_complete():
     code, out = cli("--help")
     commands = out.split("Commands:")[1]
     assert code == 0 and "..." not in commands  # click cuts a long summary with "..."
-    for command in ("train", "evaluate", "generate", "summary", "info", "export"):
+    for command in ("train", "evaluate", "generate", "summary", "info", "export", "serve"):
         assert f"  {command} " in out
     code, out = cli("generate", "--help")
     assert "[default: (newline)]" in out and "[default:  ]" not in out

@@ -8,6 +8,7 @@
     neural-arch generate runs/x --prompt "ROMEO:"      # or a save_pretrained directory
     neural-arch summary configs/fashion_cnn.yaml       # layers, shapes, parameters, memory
     neural-arch info                                   # versions, BLAS, devices, optional extras
+    neural-arch serve runs/x                           # an HTTP inference server (the serve extra)
 
 Errors a user can fix (bad config, damaged checkpoint, missing data) are
 printed as one clear message, without a traceback. A new command lives in its
@@ -22,6 +23,7 @@ from neural_arch.cli.evaluate import evaluate
 from neural_arch.cli.export import export_command
 from neural_arch.cli.generate import generate
 from neural_arch.cli.info import info
+from neural_arch.cli.serve import serve
 from neural_arch.cli.summary import summary
 from neural_arch.cli.train import run_training, train
 
@@ -38,5 +40,6 @@ main.add_command(generate)
 main.add_command(summary)
 main.add_command(info)
 main.add_command(export_command)
+main.add_command(serve)
 
 __all__ = ["main", "run_training"]

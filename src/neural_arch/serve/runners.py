@@ -1,0 +1,77 @@
+"""The worker behind each endpoint: what one batch of embeddings or images runs, and the decode loop.
+
+``make_worker(served, settings, metrics)`` returns an object with ``submit``, ``depth`` and
+``close``: a :class:`Batcher` for embeddings and classification, a :class:`DecodeLoop` for completions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd.grad_mode import no_grad
+from neural_arch.serve.batching import Batcher
+from neural_arch.serve.decoding import DecodeLoop
+from neural_arch.serve.loading import COMPLETIONS, EMBEDDINGS, ServedModel
+
+__all__ = ["classify_batch", "embed_batch", "make_worker"]
+
+
+def embed_batch(encoder, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+    """(embedding (D,) float32, token count) per text, in one forward (as ``SentenceEncoder.encode``)."""
+    if encoder.do_lower_case:
+        texts = [t.lower() for t in texts]
+    batch = encoder.tokenizer(texts, max_length=encoder.max_seq_length)
+    with no_grad():
+        e = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).numpy()
+    counts = np.asarray(batch["attention_mask"]).sum(axis=1)
+    return [(e[i].astype(np.float32), int(counts[i])) for i in range(len(texts))]
+
+
+def classify_batch(model, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Class probabilities (softmax of the logits) per image, in one forward."""
+    from neural_arch.autograd.tensor import Tensor
+
+    with no_grad():
+        logits = model(Tensor._wrap(np.stack(images).astype(np.float32))).numpy().astype(np.float64)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return list(z / z.sum(axis=1, keepdims=True))
+
+
+def make_worker(served: ServedModel, settings, metrics):
+    """The worker thread that runs ``served`` with the batching limits of ``settings``."""
+    wait = settings.max_wait_ms / 1000.0
+    if served.kind == COMPLETIONS:
+        return DecodeLoop(served.model, served.tokenizer, settings.max_batch_size, wait, settings.max_queue,
+                          eos_token_id=served.eos_token_id, on_step=metrics.observe_step)
+    if served.run_batch is not None:
+        run = served.run_batch
+    elif served.kind == EMBEDDINGS:
+        def run(texts):
+            return embed_batch(served.model, texts)
+    else:
+        def run(images):
+            return classify_batch(served.model, images)
+    return Batcher(run, settings.max_batch_size, wait, settings.max_queue, on_batch=metrics.observe_batch,
+                   name=served.kind)
+
+
+def warm_up(served: ServedModel) -> None:
+    """One small forward of each kind the worker will run (compiles the kernels, fills caches); called
+    before the worker starts, so no two threads ever run the model at once."""
+    if served.kind == COMPLETIONS:
+        with no_grad():
+            out = served.model(np.zeros((1, 2), np.int64), use_cache=True, logits_to_keep=1)
+            served.model(np.zeros((1, 1), np.int64), attention_mask=np.ones((1, 3), np.int64),
+                         position_ids=np.full((1, 1), 2, np.int64), past_key_values=out.past_key_values,
+                         use_cache=True, logits_to_keep=1)
+    elif served.run_batch is not None:
+        served.run_batch(["warm up"] if served.kind == EMBEDDINGS else [_blank_image(served)])
+    elif served.kind == EMBEDDINGS:
+        embed_batch(served.model, ["warm up"])
+    else:
+        classify_batch(served.model, [_blank_image(served)])
+
+
+def _blank_image(served: ServedModel) -> np.ndarray:
+    w, h = served.image_size
+    return served.transform(np.zeros((h, w), np.uint8))

@@ -1,0 +1,49 @@
+"""Body size limit (413) and the API key (401), on a real server."""
+
+import httpx
+import pytest
+from serve_helpers import live_server, metric_value
+
+from neural_arch.serve import ServeSettings, load_served_model
+
+openai = pytest.importorskip("openai")
+
+
+@pytest.fixture(scope="module")
+def served(char_gpt_dir):
+    return load_served_model(char_gpt_dir, name="char-gpt")
+
+
+def test_bodies_over_the_limit_are_413_whether_sized_or_chunked(served):
+    with (live_server(served, ServeSettings(max_body_bytes=2000)) as (url, _),
+          httpx.Client(base_url=url, timeout=30) as c):
+        big = {"prompt": "a" * 3000, "max_tokens": 1}
+        r = c.post("/v1/completions", json=big)
+        assert r.status_code == 413 and "2000 bytes" in r.json()["error"]["message"]
+
+        def chunks():   # no Content-Length: the limit counts the bytes as they arrive
+            for _ in range(10):
+                yield b" " * 300
+            yield b'{"prompt": "a"}'
+        r = c.post("/v1/completions", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        small = c.post("/v1/completions", json={"prompt": "a" * 100, "max_tokens": 1})
+        assert small.status_code == 200
+        metrics = c.get("/metrics").text
+    assert metric_value(metrics, 'neural_arch_requests_total{route="/v1/completions",status="413"}') == 2
+
+
+def test_api_key_guards_v1_but_not_health_or_metrics(served):
+    with (live_server(served, ServeSettings(api_key="s3cret")) as (url, _),
+          httpx.Client(base_url=url, timeout=30) as c):
+        body = {"prompt": "a", "max_tokens": 2}
+        missing = c.post("/v1/completions", json=body)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        assert c.post("/v1/completions", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/v1/models").status_code == 401
+        assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
+        good = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0, timeout=30)
+        assert good.completions.create(model="char-gpt", prompt="a", max_tokens=2).usage.completion_tokens == 2
+        bad = openai.OpenAI(base_url=f"{url}/v1", api_key="nope", max_retries=0, timeout=30)
+        with pytest.raises(openai.AuthenticationError):
+            bad.completions.create(model="char-gpt", prompt="a", max_tokens=2)
