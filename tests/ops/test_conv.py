@@ -57,7 +57,7 @@ def test_conv2d_parity(xs, ws, kw, bias):
 def test_conv2d_kernel_path_one_image_per_chunk(xs, ws, kw, monkeypatch):
     """float32 takes the kernel path, which works in chunks of images; 1 byte per chunk makes every
     image its own chunk, so each loop (forward, dL/dx, dL/dW summed over chunks) runs several times."""
-    import neural_arch.ops.conv as conv
+    from neural_arch.backend.kernels import conv
 
     monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
     inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]

@@ -73,6 +73,34 @@ _SETTLE_POLLS = 100  # ~2.5 us: a helper that saw its job lets the caller get in
 _JOIN_POLLS = 1000 * _POLLS_PER_US  # a caller waits ~1 ms by polling, then sleeps until the helper is done
 
 
+class Policy:
+    """Every threading threshold and knob in one object (the names stream 2's policy object keeps):
+    the kernels (``backend.kernels``), the product split (``backend.gemm``) and the elementwise
+    split read them here. The values come from the module's settings above and the environment."""
+
+    ufunc_split_elements = 1 << 19  # an elementwise NumPy call is split over the threads from here
+    gemv_split_bytes = 4 << 20  # a vector-times-matrix product is split when the matrix has this many bytes
+
+    @property
+    def num_threads(self) -> int:
+        return num_threads()
+
+    @property
+    def kernel_min_elements(self) -> int:
+        return PARALLEL_MIN_ELEMENTS
+
+    @property
+    def gemm_split_flops(self) -> int:
+        return GEMM_SPLIT_FLOPS
+
+    @property
+    def spin_us(self) -> int:
+        return SPIN_US
+
+
+policy = Policy()
+
+
 _spin_compiled = None  # backend/kernels/spin.py once its polls compiled (False: they could not be)
 
 
@@ -309,7 +337,7 @@ def describe() -> dict:
         "cores": os.cpu_count(),
         "threads": num_threads(),
         "blas": blas_info(),
-        "jit": "numba" if kernels.get() is not None else "off (NumPy reference kernels)",
+        "jit": "numba" if kernels.active() else "off (NumPy reference kernels)",
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
         "gemm_split_flops": GEMM_SPLIT_FLOPS if _blas_ours else None,
         "ufunc_split_elements": ufuncs.SPLIT_ELEMENTS if _blas_ours else None,

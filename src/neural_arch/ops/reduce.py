@@ -14,7 +14,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import kernels
+from neural_arch.backend.kernels import reduce as kern
 from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.errors import ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
@@ -39,9 +39,7 @@ class Sum(Function):
     def forward(ctx, x, axes, keepdim, dtype):
         ctx.shape, ctx.axes, ctx.keepdim, ctx.in_dtype = x.shape, axes, keepdim, x.dtype
         if dtype is None:
-            fast = _trailing_sums(x, axes, keepdim)
-            if fast is not None:
-                return fast
+            return kern.sum_axes(x, axes, keepdim)
         return x.sum(axis=axes, keepdims=keepdim, dtype=dtype)
 
     @staticmethod
@@ -57,35 +55,12 @@ class Mean(Function):
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-        fast = _trailing_sums(x, axes, keepdim)
-        if fast is not None:
-            fast /= np.float32(ctx.n)  # (n > 0: the kernel path takes only large arrays)
-            return fast
-        return x.mean(axis=axes, keepdims=keepdim)
+        return kern.mean_axes(x, axes, keepdim)
 
     @staticmethod
     def backward(ctx, grad):
         g = _expand_back(grad, ctx.shape, ctx.axes, ctx.keepdim) / ctx.n
         return np.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
-
-
-def _trailing_sums(x, axes, keepdim):
-    """Sums over the last dims of a large C-contiguous float32 array by the ``row_sums`` kernel
-    (float64 accumulation, rows split over the threads); None for anything else (NumPy's sum).
-    Not for a sum over every dim: one row would run on one thread."""
-    if (x.size < _TRAILING_MIN or type(x) is not np.ndarray or x.dtype != np.float32 or not axes
-            or axes[0] == 0 or axes != tuple(range(axes[0], x.ndim)) or not x.flags.c_contiguous):
-        return None
-    k = kernels.get()
-    if k is None:
-        return None
-    lead = x.shape[: axes[0]]
-    out = np.empty(lead, np.float32)
-    k.row_sums(x.reshape(out.size, -1), out.reshape(-1))
-    return out.reshape(lead + (1,) * len(axes)) if keepdim else out
-
-
-_TRAILING_MIN = 1 << 15  # elements; below, NumPy's call costs less than the kernel's dispatch
 
 
 class Prod(Function):
