@@ -38,7 +38,7 @@ class ScaledDotProductAttention(Function):
         if mask_in:
             mask = mask_in[0]
         # NOTE: heads usually arrive as transposed views (B, T, nh, hs) -> (B, nh, T, hs); NumPy's stacked
-        # matmul cannot hand those to BLAS and runs ~10x slower, so copy them to contiguous memory once.
+        # matmul cannot hand those to BLAS and runs far slower, so copy them to contiguous memory once.
         q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
         s = gemm.matmul(q, np.swapaxes(k, -1, -2))
         s *= scale

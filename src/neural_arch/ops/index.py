@@ -14,6 +14,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.device import array_namespace
 from neural_arch.errors import DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops.elementwise import Where
 
 
 def _is_basic(idx) -> bool:
@@ -183,8 +184,6 @@ def index_select(x: Tensor, dim: int, index) -> Tensor:
 
 def masked_fill(x: Tensor, mask, value) -> Tensor:
     """``value`` where ``mask`` is True, ``x`` elsewhere (mask broadcasts to x)."""
-    from neural_arch.ops.elementwise import Where  # noqa: PLC0415
-
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise DTypeError(f"masked_fill: mask must be bool, got {m.dtype}")

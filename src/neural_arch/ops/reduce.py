@@ -16,7 +16,8 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels import reduce as kern
 from neural_arch.backend.dtypes import get_default_dtype
-from neural_arch.errors import ShapeError, shape_str
+from neural_arch.errors import DTypeError, ShapeError, shape_str
+from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
 
 __all__ = [
@@ -244,8 +245,6 @@ def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
 
 
 def _dtype_error(op, x):
-    from neural_arch.errors import DTypeError  # noqa: PLC0415
-
     return DTypeError(f"{op}: needs a floating-point input, got {x.dtype}; convert with .float() first")
 
 
@@ -267,9 +266,7 @@ def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
 
 
 def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> Tensor:
-    from neural_arch.ops.elementwise import sqrt  # noqa: PLC0415
-
-    return sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+    return ew.sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
 
 
 def var_mean(x, dim=None, *, correction=1, keepdim=False):
@@ -304,9 +301,7 @@ def _max_min(x, dim, keepdim, use_min, op):
     if dim is None:
         return amin(x) if use_min else amax(x)
     if not isinstance(dim, int):  # torch.max(a, b): elementwise
-        from neural_arch.ops import elementwise  # noqa: PLC0415
-
-        return elementwise.minimum(x, dim) if use_min else elementwise.maximum(x, dim)
+        return ew.minimum(x, dim) if use_min else ew.maximum(x, dim)
     if x.data.ndim == 0:  # torch: dim 0 / -1 of a 0-d tensor is the element itself
         normalize_dims(dim, 0, op)
         return MaxResult(x.clone(), Tensor._wrap(np.zeros((), dtype=np.int64)))
@@ -366,8 +361,6 @@ def cumsum(x, dim: int) -> Tensor:
 
 def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm over ``dim`` (all elements by default): 'fro', inf, -inf, 0, and any p > 0."""
-    from neural_arch.ops import elementwise as ew  # noqa: PLC0415
-
     x = _float_input(x)
     if p == "fro":
         p = 2

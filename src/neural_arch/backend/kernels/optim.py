@@ -133,8 +133,8 @@ def _decayed_grad(g, p, weight_decay, g_sign):
 # The kernels below take an empty placeholder for a state array their options leave out, and never
 # touch it in a loop: LLVM's vectorised loop checks at run time that every array it may access does
 # not overlap the others, over the loop's whole length, and an empty array placed near the parameter
-# failed that check at random (RMSprop's step took 200 us or 1,800 us from call to call). Hence one
-# loop per case instead of tests inside one loop.
+# failed that check at random (RMSprop's step then ran nine times slower, from call to call). Hence
+# one loop per case instead of tests inside one loop.
 
 # -- SGD ------------------------------------------------------------------------------------------------
 def _sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize):
