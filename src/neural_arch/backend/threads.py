@@ -80,22 +80,10 @@ class Policy:
 
     ufunc_split_elements = 1 << 19  # an elementwise NumPy call is split over the threads from here
     gemv_split_bytes = 4 << 20  # a vector-times-matrix product is split when the matrix has this many bytes
-
-    @property
-    def num_threads(self) -> int:
-        return num_threads()
-
-    @property
-    def kernel_min_elements(self) -> int:
-        return PARALLEL_MIN_ELEMENTS
-
-    @property
-    def gemm_split_flops(self) -> int:
-        return GEMM_SPLIT_FLOPS
-
-    @property
-    def spin_us(self) -> int:
-        return SPIN_US
+    num_threads = property(lambda self: num_threads())
+    kernel_min_elements = property(lambda self: PARALLEL_MIN_ELEMENTS)
+    gemm_split_flops = property(lambda self: GEMM_SPLIT_FLOPS)
+    spin_us = property(lambda self: SPIN_US)
 
 
 policy = Policy()

@@ -3,8 +3,9 @@
 Each family module (``elementwise``, ``activation``, ``reduce``, ``norm``, ``softmax_loss``,
 ``conv``, ``pool``, ``dropout``, ``embedding``, ``optim``) exports plain array functions, e.g.
 ``norm.layer_norm_forward(x, w, b, eps) -> (y, mean, rstd)``. Each is made by :func:`dispatch`
-from two implementations with one signature: the numba kernel's wrapper and the NumPy twin
-(the reference the tests hold the kernel to). Which one runs is decided here and nowhere else:
+from two implementations with one signature, side by side in the family file: the numba kernel's
+wrapper and the NumPy twin (the readable reference the tests hold the kernel to). Which one runs
+is decided here and nowhere else:
 
 * the kernel, when numba is installed, ``NEURAL_ARCH_JIT`` is not ``0`` and the first argument is a
   non-empty float32 NumPy array (and no other floating array argument has another dtype);
@@ -69,44 +70,37 @@ def enabled(flag: bool):
         set_enabled(was)
 
 
-def dispatch(kernel, twin, min_elements: int = 1, checked: int | None = None):
-    """The array function that runs ``kernel(*args)`` or ``twin(*args)`` (see the module doc);
-    ``min_elements``: below this size of the first argument the twin runs (one NumPy call costs
-    less than a kernel call there); ``checked``: how many leading arguments must not be floating
-    arrays of another dtype (default all; e.g. float64 statistics that a forward kernel wrote)."""
-    name = twin.__name__.lstrip("_")
+def dispatch(twin, min_elements: int = 1, checked: int | None = None):
+    """Decorator: ``@dispatch(twin)`` over a kernel's wrapper makes the array function that runs the
+    wrapper or ``twin`` (same signature; see the module doc). ``min_elements``: below this size of
+    the first argument the twin runs (one NumPy call costs less there); ``checked``: how many leading
+    arguments must not be floating arrays of another dtype (default all; e.g. not the float64
+    statistics a forward kernel wrote)."""
 
-    def run(*args):
-        x = args[0]
-        if _on and type(x) is np.ndarray and x.dtype == _F32 and x.ndim and x.size >= min_elements:
-            for a in args[:checked]:
-                if type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype != _F32:
-                    return twin(*args)
-            calls[name] += 1
-            return kernel(*args)
-        return twin(*args)
+    def decorate(kernel):
+        name = kernel.__name__
 
-    run.__name__, run.__doc__, run.__qualname__ = name, twin.__doc__, name
-    run.kernel, run.twin = kernel, twin
-    return run
+        def run(*args):
+            x = args[0]
+            if _on and type(x) is np.ndarray and x.dtype == _F32 and x.ndim and x.size >= min_elements:
+                for a in args[:checked]:
+                    if type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype != _F32:
+                        return twin(*args)
+                calls[name] += 1
+                return kernel(*args)
+            return twin(*args)
+
+        run.__name__ = run.__qualname__ = name
+        run.__doc__, run.kernel, run.twin = twin.__doc__, kernel, twin
+        return run
+
+    return decorate
 
 
 def warm() -> float:
     """Compile (or load from numba's on-disk cache) every kernel once, on small float32 arrays;
     returns seconds. ``make test`` calls it before the suite so that no single test pays for it."""
-    from neural_arch.backend.kernels import (  # noqa: PLC0415 - the families import this module
-        activation,
-        conv,
-        dropout,
-        elementwise,
-        embedding,
-        norm,
-        optim,
-        pool,
-        reduce,
-        softmax_loss,
-        spin,
-    )
+    from neural_arch.backend.kernels import spin  # noqa: PLC0415 - imports numba: only when asked
 
     t0 = time.perf_counter()
     if not _on:
@@ -153,3 +147,8 @@ def warm() -> float:
     spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))  # the thread hand-off's polls
     spin.wait_finished(np.zeros(2, np.int64), 0, 0)
     return time.perf_counter() - t0
+
+
+# The families, each made with ``dispatch`` above (so imported after it): ``kernels.norm`` and so on.
+from neural_arch.backend.kernels import (  # noqa: E402
+    activation, conv, dropout, elementwise, embedding, norm, optim, pool, reduce, softmax_loss)

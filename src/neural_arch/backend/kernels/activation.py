@@ -212,13 +212,11 @@ def _map(kern, x, *args, with_grad=False):
     return out, deriv
 
 
-def _gelu_by_kernel(x, tanh, with_grad):
+@dispatch(_gelu)
+def gelu(x, tanh, with_grad):
     if with_grad:
         return _map(gelu_tanh_forward_with_grad if tanh else gelu_forward_with_grad, x, with_grad=True)
     return _map(gelu_tanh_forward if tanh else gelu_forward, x)
-
-
-gelu = dispatch(_gelu_by_kernel, _gelu)
 
 
 # -- silu ------------------------------------------------------------------------------------------------
@@ -245,11 +243,9 @@ def silu_forward_with_grad(x, alpha, out, deriv):
         deriv[i] = s + alpha * v * s * (F(1.0) - s)
 
 
-def _silu_by_kernel(x, alpha, with_grad):
+@dispatch(_silu)
+def silu(x, alpha, with_grad):
     return _map(silu_forward_with_grad if with_grad else silu_forward, x, np.float32(alpha), with_grad=with_grad)
-
-
-silu = dispatch(_silu_by_kernel, _silu)
 
 
 # -- sigmoid ---------------------------------------------------------------------------------------------
@@ -266,11 +262,9 @@ def sigmoid_forward(x, y):
         y[i] = v if np.isnan(v) else sigmoidf(v)
 
 
-def _sigmoid_by_kernel(x):
+@dispatch(_sigmoid)
+def sigmoid(x):
     return _map(sigmoid_forward, x)[0]
-
-
-sigmoid = dispatch(_sigmoid_by_kernel, _sigmoid)
 
 
 def _sigmoid_backward(y, g):
@@ -284,15 +278,13 @@ def sigmoid_backward_kernel(y, g, out):
         out[i] = g[i] * (y[i] * (F(1.0) - y[i]))
 
 
-def _sigmoid_backward_by_kernel(y, g):
+@dispatch(_sigmoid_backward)
+def sigmoid_backward(y, g):
     if type(g) is not np.ndarray or g.shape != y.shape:
         return _sigmoid_backward(y, g)
     out = np.empty_like(y)
     sigmoid_backward_kernel(y.reshape(-1), np.ascontiguousarray(g).reshape(-1), out.reshape(-1))
     return out
-
-
-sigmoid_backward = dispatch(_sigmoid_backward_by_kernel, _sigmoid_backward)
 
 
 # -- relu ---------------------------------------------------------------------------------------------------
@@ -309,15 +301,13 @@ def relu_forward(x, y):
         y[i] = F(0.0) if v <= F(0.0) else v
 
 
-def _relu_by_kernel(x):
+@dispatch(_relu, min_elements=4096)  # (below it np.maximum's one call costs less)
+def relu(x):
     if not x.flags.c_contiguous:
         return _relu(x)
     y = np.empty_like(x)
     relu_forward(x.reshape(-1), y.reshape(-1))
     return y
-
-
-relu = dispatch(_relu_by_kernel, _relu, min_elements=4096)  # (below it np.maximum's one call costs less)
 
 
 def _relu_backward(y, g):
@@ -331,12 +321,10 @@ def relu_backward_kernel(y, g, out):
         out[i] = g[i] if y[i] > F(0.0) else F(0.0)
 
 
-def _relu_backward_by_kernel(y, g):
+@dispatch(_relu_backward)
+def relu_backward(y, g):
     if type(g) is not np.ndarray or g.shape != y.shape or not (g.flags.c_contiguous and y.flags.c_contiguous):
         return _relu_backward(y, g)
     out = np.empty_like(y)
     relu_backward_kernel(y.reshape(-1), g.reshape(-1), out.reshape(-1))
     return out
-
-
-relu_backward = dispatch(_relu_backward_by_kernel, _relu_backward)

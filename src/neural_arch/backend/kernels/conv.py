@@ -289,17 +289,14 @@ def col2im_add(cols, out, sh, sw, dh, dw):
                                 out[a, b, r, w * U(sw) + U(j * dw)] += cols[a, i, j, b, h, w]
 
 
-
-def _col2im_by_kernel(cols, padded_hw, stride, dilation):
+@dispatch(_col2im)
+def col2im(cols, padded_hw, stride, dilation):
     gemm_layout = cols.transpose(0, 2, 3, 1, 4, 5)  # (A, kh, kw, B, Ho, Wo): contiguous if a GEMM wrote it
     if not gemm_layout.flags.c_contiguous:
         return _col2im(cols, padded_hw, stride, dilation)
     out = np.zeros(cols.shape[:2] + tuple(padded_hw), np.float32)
     col2im_add(gemm_layout, out, *stride, *dilation)  # split over the threads by channel
     return out
-
-
-col2im = dispatch(_col2im_by_kernel, _col2im)
 
 
 # -- the per-thread pipeline of the kernel path ----------------------------------------------------------------
@@ -347,7 +344,8 @@ class _Geometry:
         self.flat = stride == (1, 1) and self.out_hw[1] == xshape[3]
 
 
-def _conv2d_forward_by_kernel(x, w, b, stride, pads, dilation, groups):
+@dispatch(_conv2d_forward)
+def conv2d_forward(x, w, b, stride, pads, dilation, groups):
     x = np.ascontiguousarray(x)
     geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups)
     n, o = x.shape[0], w.shape[0]
@@ -359,7 +357,8 @@ def _conv2d_forward_by_kernel(x, w, b, stride, pads, dilation, groups):
     return y
 
 
-def _conv2d_backward_by_kernel(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
+@dispatch(_conv2d_backward)
+def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
     geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups)
     n, o = grad.shape[:2]
     wm = w.reshape(groups, o // groups, -1)
@@ -415,7 +414,3 @@ def _columns(ops, x, geom):
     else:
         ops.im2col(cols, x, 0, *geom.stride, pads[0], pads[2], *geom.dilation)
     return cols.reshape(geom.groups, c // geom.groups * kh * kw, -1)
-
-
-conv2d_forward = dispatch(_conv2d_forward_by_kernel, _conv2d_forward)
-conv2d_backward = dispatch(_conv2d_backward_by_kernel, _conv2d_backward)

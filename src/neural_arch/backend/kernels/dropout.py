@@ -58,13 +58,9 @@ def dropout_kernel(x, out, seed, start, threshold, scale):
         out[i] = x[i] * (scale if keep else F(0.0))
 
 
-
-
-def _apply_mask_by_kernel(x, seed, threshold, scale):
+@dispatch(_apply_mask)
+def apply_mask(x, seed, threshold, scale):
     x = np.ascontiguousarray(x)
     out = np.empty(x.shape, np.float32)
     dropout_kernel(x.reshape(-1), out.reshape(-1), seed, 0, threshold, np.float32(scale))
     return out
-
-
-apply_mask = dispatch(_apply_mask_by_kernel, _apply_mask)

@@ -49,15 +49,13 @@ def multiply_kernel(a, b, out):
         out[i] = a[i] * b[i]
 
 
-def _multiply_by_kernel(a, b):
+@dispatch(_multiply, min_elements=4096)
+def multiply(a, b):
     if type(b) is not np.ndarray or a.shape != b.shape or not (a.flags.c_contiguous and b.flags.c_contiguous):
         return _multiply(a, b)
     out = np.empty_like(a)
     multiply_kernel(a.reshape(-1), b.reshape(-1), out.reshape(-1))
     return out
-
-
-multiply = dispatch(_multiply_by_kernel, _multiply, min_elements=4096)
 
 
 def _scale(a, s):
@@ -72,11 +70,9 @@ def scale_kernel(a, s, out):
         out[i] = a[i] * s
 
 
-def _scale_by_kernel(a, s):
+@dispatch(_scale)
+def scale(a, s):
     a = np.ascontiguousarray(a)
     out = np.empty_like(a)
     scale_kernel(a.reshape(-1), np.float32(s), out.reshape(-1))
     return out
-
-
-scale = dispatch(_scale_by_kernel, _scale)

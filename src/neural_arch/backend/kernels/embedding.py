@@ -24,10 +24,8 @@ def scatter_rows_kernel(ids, g, out):
             out[row, j] += g[k, j]
 
 
-def _scatter_rows_by_kernel(g, ids, num_rows):
+@dispatch(_scatter_rows)
+def scatter_rows(g, ids, num_rows):
     out = np.zeros((num_rows, g.shape[1]), np.float32)
     scatter_rows_kernel.serial(ids, np.ascontiguousarray(g), out)  # (one thread: rows may repeat)
     return out
-
-
-scatter_rows = dispatch(_scatter_rows_by_kernel, _scatter_rows)

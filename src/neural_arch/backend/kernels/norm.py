@@ -45,15 +45,13 @@ def layer_norm_forward_kernel(x, w, b, eps, y, mean, rstd):
             y[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
 
 
-def _layer_norm_forward_by_kernel(x, w, b, eps):
+@dispatch(_layer_norm_forward)
+def layer_norm_forward(x, w, b, eps):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     mean, rstd = np.empty(x.shape[0], np.float32), np.empty(x.shape[0], np.float32)
     layer_norm_forward_kernel(x, np.ascontiguousarray(w), np.ascontiguousarray(b), np.float32(eps), y, mean, rstd)
     return y, mean, rstd
-
-
-layer_norm_forward = dispatch(_layer_norm_forward_by_kernel, _layer_norm_forward)
 
 
 def _layer_norm_backward(g, x, w, mean, rstd):
@@ -92,15 +90,13 @@ def layer_norm_backward_kernel(g, x, w, mean, rstd, dx, dw_parts, db_parts):
                 dx[r, j] = rs * (g[r, j] * w[j] - s1 - xh * s2)
 
 
-def _layer_norm_backward_by_kernel(g, x, w, mean, rstd):
+@dispatch(_layer_norm_backward)
+def layer_norm_backward(g, x, w, mean, rstd):
     rows, d = x.shape
     dx = np.empty_like(x)
     dw, db = np.zeros((chunks(rows), d), np.float32), np.zeros((chunks(rows), d), np.float32)
     layer_norm_backward_kernel(np.ascontiguousarray(g), x, w, mean, rstd, dx, dw, db)
     return dx, dw.sum(axis=0), db.sum(axis=0)
-
-
-layer_norm_backward = dispatch(_layer_norm_backward_by_kernel, _layer_norm_backward)
 
 
 # -- rms norm ------------------------------------------------------------------------------------------
@@ -123,15 +119,13 @@ def rms_norm_forward_kernel(x, w, eps, y, rstd):
             y[r, j] = x[r, j] * rs * w[j]
 
 
-def _rms_norm_forward_by_kernel(x, w, eps):
+@dispatch(_rms_norm_forward)
+def rms_norm_forward(x, w, eps):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     rstd = np.empty(x.shape[0], np.float32)
     rms_norm_forward_kernel(x, np.ascontiguousarray(w), np.float32(eps), y, rstd)
     return y, rstd
-
-
-rms_norm_forward = dispatch(_rms_norm_forward_by_kernel, _rms_norm_forward)
 
 
 def _rms_norm_backward(g, x, w, rstd):
@@ -161,15 +155,13 @@ def rms_norm_backward_kernel(g, x, w, rstd, dx, dw_parts):
                 dx[r, j] = rs * (g[r, j] * w[j] - x[r, j] * rs * s2)
 
 
-def _rms_norm_backward_by_kernel(g, x, w, rstd):
+@dispatch(_rms_norm_backward)
+def rms_norm_backward(g, x, w, rstd):
     rows, d = x.shape
     dx = np.empty_like(x)
     dw = np.zeros((chunks(rows), d), np.float32)
     rms_norm_backward_kernel(np.ascontiguousarray(g), x, w, rstd, dx, dw)
     return dx, dw.sum(axis=0)
-
-
-rms_norm_backward = dispatch(_rms_norm_backward_by_kernel, _rms_norm_backward)
 
 
 # -- channel norm (batch_norm, group_norm, instance_norm) -----------------------------------------------
@@ -234,16 +226,14 @@ def channel_norm_forward_kernel(mean, var, rstd, w, b, x, y, r0, eps):
                     y[a, r, k, j] = ((x[a, r, k, j] - mu) * rs) * wk + bk
 
 
-def _channel_norm_forward_by_kernel(x, w, b, eps):
+@dispatch(_channel_norm_forward)
+def channel_norm_forward(x, w, b, eps):
     if x.shape[3] == 1:  # a 2-D input (BatchNorm1d): NumPy's reductions vectorise there, the loops do not
         return _channel_norm_forward(x, w, b, eps)
     y = np.empty_like(x)
     mean, var, rstd = (np.empty(x.shape[1]) for _ in range(3))
     channel_norm_forward_kernel(mean, var, rstd, w, b, x, y, 0, float(eps))
     return y, mean, var, rstd
-
-
-channel_norm_forward = dispatch(_channel_norm_forward_by_kernel, _channel_norm_forward)
 
 
 def _channel_norm_backward(g, x, w, mean, rstd):
@@ -288,13 +278,11 @@ def channel_norm_backward_kernel(mean, rstd, w, dw, db, g, x, dx, r0):
                     dx[a, r, k, j] = rs * (g[a, r, k, j] * wk - m1 - ((x[a, r, k, j] - mu) * rs) * m2)
 
 
-def _channel_norm_backward_by_kernel(g, x, w, mean, rstd):
+@dispatch(_channel_norm_backward, checked=3)  # (float64 stats)
+def channel_norm_backward(g, x, w, mean, rstd):
     if x.shape[3] == 1:
         return _channel_norm_backward(g, x, w, mean, rstd)
     dx = np.empty_like(x)
     dw, db = (np.empty(w.shape, np.float32) for _ in range(2))
     channel_norm_backward_kernel(mean, rstd, w, dw, db, np.ascontiguousarray(g), x, dx, 0)
     return dx, dw, db
-
-
-channel_norm_backward = dispatch(_channel_norm_backward_by_kernel, _channel_norm_backward, checked=3)  # (float64 stats)

@@ -109,7 +109,8 @@ def _adam_scalars(step, lr, beta1, beta2, eps, weight_decay, decoupled):
             _F32((1 - beta2**step) ** 0.5))
 
 
-def _adam_step_by_kernel(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
+@dispatch(_adam_step)
+def adam_step(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
     flat = _flat_views(p, g, m, v, *(() if vmax is None else (vmax,)))
     if flat is None:
         return _adam_step(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize)
@@ -118,9 +119,6 @@ def _adam_step_by_kernel(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_d
     scalars = _adam_scalars(step, lr, beta1, beta2, eps, weight_decay, decoupled)
     adam_kernel(*flat[:4], *scalars, vmax is not None, flat[4] if vmax is not None else _NONE)
     return None
-
-
-adam_step = dispatch(_adam_step_by_kernel, _adam_step)
 
 
 @inline(EXACT)
@@ -171,8 +169,8 @@ def sgd_kernel(p, g, buf, lr, weight_decay, momentum, one_minus_dampening, neste
         p[i] = p[i] - lr * (gi + momentum * b if nesterov else b)
 
 
-
-def _sgd_step_by_kernel(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize):
+@dispatch(_sgd_step)
+def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize):
     first = momentum != 0 and buf is None
     state = () if momentum == 0 else (np.empty_like(p) if first else buf,)
     flat = _flat_views(p, g, *state)
@@ -181,9 +179,6 @@ def _sgd_step_by_kernel(p, g, buf, lr, momentum, dampening, weight_decay, nester
     sgd_kernel(flat[0], flat[1], flat[2] if state else _NONE, F(lr), F(weight_decay), F(momentum),
                F(1 - dampening), bool(nesterov), momentum != 0, first, F(-1.0 if maximize else 1.0))
     return state[0] if state else None
-
-
-sgd_step = dispatch(_sgd_step_by_kernel, _sgd_step)
 
 
 # -- Lion -------------------------------------------------------------------------------------------------
@@ -211,18 +206,14 @@ def lion_kernel(p, g, m, lr, decay, beta1, one_minus_beta1, beta2, one_minus_bet
         m[i] = mi * beta2 + one_minus_beta2 * gi
 
 
-
-
-def _lion_step_by_kernel(p, g, m, lr, beta1, beta2, weight_decay, maximize):
+@dispatch(_lion_step)
+def lion_step(p, g, m, lr, beta1, beta2, weight_decay, maximize):
     flat = _flat_views(p, g, m)
     if flat is None:
         return _lion_step(p, g, m, lr, beta1, beta2, weight_decay, maximize)
     lion_kernel(*flat, F(lr), F(1 - lr * weight_decay), F(beta1), F(1 - beta1), F(beta2), F(1 - beta2),
                 F(-1.0 if maximize else 1.0))
     return None
-
-
-lion_step = dispatch(_lion_step_by_kernel, _lion_step)
 
 
 # -- RMSprop ----------------------------------------------------------------------------------------------
@@ -295,7 +286,8 @@ def _rms_averages(square_avg, grad_avg, i, g, alpha, one_minus_alpha, lerp_from_
     return v, a
 
 
-def _rmsprop_step_by_kernel(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, maximize):
+@dispatch(_rmsprop_step)
+def rmsprop_step(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, maximize):
     flat = _flat_views(p, g, square_avg, *(a for a in (grad_avg, buf) if a is not None))
     if flat is None:
         return _rmsprop_step(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, maximize)
@@ -306,9 +298,6 @@ def _rmsprop_step_by_kernel(p, g, square_avg, grad_avg, buf, lr, alpha, eps, wei
                    F(momentum), grad_avg is not None, buf is not None, 1 - alpha < 0.5, F(1.0 - (1 - alpha)),
                    F(-1.0 if maximize else 1.0))  # (1 - alpha < 0.5: lerp_'s choice of end)
     return None
-
-
-rmsprop_step = dispatch(_rmsprop_step_by_kernel, _rmsprop_step)
 
 
 # -- Adagrad ----------------------------------------------------------------------------------------------
@@ -331,12 +320,10 @@ def adagrad_kernel(p, g, total, lr, eps, weight_decay, g_sign):
         p[i] = p[i] - lr * (gi / (np.sqrt(si) + eps))
 
 
-def _adagrad_step_by_kernel(p, g, total, lr, eps, weight_decay, maximize):
+@dispatch(_adagrad_step)
+def adagrad_step(p, g, total, lr, eps, weight_decay, maximize):
     flat = _flat_views(p, g, total)
     if flat is None:
         return _adagrad_step(p, g, total, lr, eps, weight_decay, maximize)
     adagrad_kernel(*flat, F(lr), F(eps), F(weight_decay), F(-1.0 if maximize else 1.0))
     return None
-
-
-adagrad_step = dispatch(_adagrad_step_by_kernel, _adagrad_step)

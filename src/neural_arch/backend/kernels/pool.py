@@ -122,9 +122,8 @@ def max_pool_scatter_kernel(index, g, gx):
             gx[p, index[p, k]] += g[p, k]
 
 
-
-
-def _max_pool2d_index_by_kernel(x, kernel_hw, stride, padding, dilation, out_hw):
+@dispatch(_max_pool2d_index)
+def max_pool2d_index(x, kernel_hw, stride, padding, dilation, out_hw):
     if not x.flags.c_contiguous:
         return _max_pool2d_index(x, kernel_hw, stride, padding, dilation, out_hw)
     n, c, h, w = x.shape
@@ -132,9 +131,6 @@ def _max_pool2d_index_by_kernel(x, kernel_hw, stride, padding, dilation, out_hw)
     index, values = np.empty((n * c, ho, wo), np.int64), np.empty((n * c, ho, wo), x.dtype)
     max_pool2d_index_kernel(x.reshape(n * c, h, w), index, values, *kernel_hw, *stride, *padding, *dilation)
     return index.reshape(n, c, ho, wo), values.reshape(n, c, ho, wo)
-
-
-max_pool2d_index = dispatch(_max_pool2d_index_by_kernel, _max_pool2d_index)
 
 
 def _max_pool_scatter(g, index, xshape, overlapping):
@@ -151,11 +147,9 @@ def _max_pool_scatter(g, index, xshape, overlapping):
     return gx.reshape(xshape)
 
 
-def _max_pool_scatter_by_kernel(g, index, xshape, overlapping):
+@dispatch(_max_pool_scatter)
+def max_pool_scatter(g, index, xshape, overlapping):
     n, c = xshape[:2]
     gx = np.zeros(xshape, np.float32)
     max_pool_scatter_kernel(index.reshape(n * c, -1), np.ascontiguousarray(g).reshape(n * c, -1), gx.reshape(n * c, -1))
     return gx
-
-
-max_pool_scatter = dispatch(_max_pool_scatter_by_kernel, _max_pool_scatter)

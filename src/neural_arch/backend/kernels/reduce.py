@@ -36,7 +36,8 @@ def _rows_of(x, axes) -> bool:
     return bool(axes) and axes[0] != 0 and axes == tuple(range(axes[0], x.ndim)) and x.flags.c_contiguous
 
 
-def _sum_axes_by_kernel(x, axes, keepdim):
+@dispatch(_sum_axes, min_elements=1 << 15)
+def sum_axes(x, axes, keepdim):
     if not _rows_of(x, axes):
         return _sum_axes(x, axes, keepdim)
     lead = x.shape[: axes[0]]
@@ -45,15 +46,10 @@ def _sum_axes_by_kernel(x, axes, keepdim):
     return out.reshape(lead + (1,) * len(axes)) if keepdim else out
 
 
-sum_axes = dispatch(_sum_axes_by_kernel, _sum_axes, min_elements=1 << 15)
-
-
-def _mean_axes_by_kernel(x, axes, keepdim):
+@dispatch(_mean_axes, min_elements=1 << 15)
+def mean_axes(x, axes, keepdim):
     if not _rows_of(x, axes):
         return _mean_axes(x, axes, keepdim)
-    total = _sum_axes_by_kernel(x, axes, keepdim)
+    total = sum_axes.kernel(x, axes, keepdim)
     total /= np.float32(x.size // total.size)
     return total
-
-
-mean_axes = dispatch(_mean_axes_by_kernel, _mean_axes, min_elements=1 << 15)

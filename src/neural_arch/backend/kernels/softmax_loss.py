@@ -54,15 +54,13 @@ def _rows(a):
     return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
-def _softmax_by_kernel(x, axes, log):
+@dispatch(_softmax)
+def softmax(x, axes, log):
     if axes != (x.ndim - 1,):
         return _softmax(x, axes, log)
     y = np.empty(x.shape, np.float32)  # a new array: aliased with x, LLVM would not vectorise the loops
     softmax_forward_kernel(_rows(x), y.reshape(-1, x.shape[-1]), log)
     return y
-
-
-softmax = dispatch(_softmax_by_kernel, _softmax)
 
 
 def _softmax_backward(y, g, axes, log):
@@ -91,15 +89,13 @@ def softmax_backward_kernel(y, g, dx, log):
                 dx[r, j] = y[r, j] * (g[r, j] - s)
 
 
-def _softmax_backward_by_kernel(y, g, axes, log):
+@dispatch(_softmax_backward)
+def softmax_backward(y, g, axes, log):
     if axes != (y.ndim - 1,) or g.shape != y.shape:
         return _softmax_backward(y, g, axes, log)
     dx = np.empty(y.shape, np.float32)
     softmax_backward_kernel(_rows(y), _rows(g), dx.reshape(-1, y.shape[-1]), log)
     return dx
-
-
-softmax_backward = dispatch(_softmax_backward_by_kernel, _softmax_backward)
 
 
 # -- cross-entropy and nll over class indices ----------------------------------------------------------------
@@ -192,7 +188,8 @@ def cross_entropy_kernel(x, target, ignore_index, smoothing, loss, dx, want_grad
         stats[k, 2] += bad
 
 
-def _class_nll_by_kernel(x, target, weight, ignore_index, smoothing, log_softmax, want_grad):
+@dispatch(_class_nll)
+def class_nll(x, target, weight, ignore_index, smoothing, log_softmax, want_grad):
     if x.ndim != 2 or weight is not None or not log_softmax:
         return _class_nll(x, target, weight, ignore_index, smoothing, log_softmax, want_grad)
     x = np.ascontiguousarray(x)
@@ -204,9 +201,6 @@ def _class_nll_by_kernel(x, target, weight, ignore_index, smoothing, log_softmax
                          want_grad, stats)
     total, counted, bad = stats.sum(axis=0).tolist()
     return loss, (dx if want_grad else None), total, counted, int(bad)
-
-
-class_nll = dispatch(_class_nll_by_kernel, _class_nll)
 
 
 # -- squared error ---------------------------------------------------------------------------------------
@@ -231,16 +225,14 @@ def squared_error_kernel(x, y, parts):
         parts[c] += s
 
 
-def _squared_error_by_kernel(x, y):
+@dispatch(_squared_error)
+def squared_error(x, y):
     if type(y) is not np.ndarray or x.shape != y.shape:
         return _squared_error(x, y)
     x, y = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1)
     parts = np.zeros(chunks(x.size) if x.size >= policy.kernel_min_elements else 1)
     squared_error_kernel(x, y, parts)
     return float(parts.sum())
-
-
-squared_error = dispatch(_squared_error_by_kernel, _squared_error)
 
 
 def _scaled_difference(x, y, s):
@@ -254,13 +246,11 @@ def scaled_difference_kernel(x, y, s, out):
         out[i] = s * (x[i] - y[i])
 
 
-def _scaled_difference_by_kernel(x, y, s):
+@dispatch(_scaled_difference)
+def scaled_difference(x, y, s):
     if type(y) is not np.ndarray or x.shape != y.shape:
         return _scaled_difference(x, y, s)
     out = np.empty(x.shape, np.float32)
     scaled_difference_kernel(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1),
                              np.float32(s), out.reshape(-1))
     return out
-
-
-scaled_difference = dispatch(_scaled_difference_by_kernel, _scaled_difference)
