@@ -153,6 +153,7 @@ CONVT = [  # (input shape, weight shape (C_in, C_out/groups, kh, kw), kwargs)
     ((2, 4, 4, 5), (4, 3, 2, 3), dict(groups=2, stride=2)),
     ((2, 4, 4, 4), (4, 1, 3, 3), dict(groups=4, padding=1)),  # depthwise
     ((2, 3, 3, 3), (3, 2, 4, 4), dict(stride=2, padding=1)),  # the usual 2x upsampling layer
+    ((2, 2, 4, 5), (2, 3, 3, 3), dict(dilation=2, output_padding=1)),  # output_padding >= stride: a row more
 ]
 
 

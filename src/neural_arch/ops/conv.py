@@ -22,9 +22,8 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import gemm
 from neural_arch.backend.kernels import conv as kern
-from neural_arch.backend.kernels.conv import col2im, crop_hw, im2col, long_k_product, pad_hw
+from neural_arch.backend.kernels.conv import col2im, crop_hw, im2col, pad_hw
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.shape import reshape
 
@@ -57,51 +56,36 @@ class Conv2d(Function):
 
 
 class ConvTranspose2d(Function):
-    """The adjoint of conv2d in x: y = crop_p(col2im(W^T x)) (+ b), W of shape (C_in, C_out/G, kh, kw).
+    """The adjoint of conv2d in its input: y = conv2d's dL/dx for an output gradient x (+ b), with W of
+    shape (C_in, C_out/G, kh, kw) (conv2d's (O, C/G, kh, kw) read the other way). Hence
 
-    Backward (gcols = im2col(zero-extended dL/dy), the windows of conv2d's forward):
-        dL/dx = W gcols        dL/dW = x gcols^T        dL/db = sum_(n,h,w) dL/dy
-    Same CNHW layout as Conv2d: the batch is in the GEMMs' long axis.
+        dL/dx = conv2d(dL/dy, W)        dL/dW = conv2d's dL/dW for input dL/dy and output gradient x
+        dL/db = sum_(n,h,w) dL/dy
     """
 
     @staticmethod
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
-                groups=1, out_hw=None, full_hw=None):
-        n, cin, h, wd = x.shape
-        _, og, kh, kw = w.shape
-        wm = w.reshape(groups, cin // groups, og * kh * kw)
-        xm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, cin // groups, n * h * wd)
-        cols = gemm.matmul(wm.transpose(0, 2, 1), xm).reshape(groups * og, kh, kw, n, h, wd)
-        full = col2im(cols.transpose(0, 3, 1, 2, 4, 5), full_hw, stride, dilation)  # (C_out, N, Hf, Wf)
-        y = full[:, :, padding[0] : padding[0] + out_hw[0], padding[1] : padding[1] + out_hw[1]]
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, out_hw=None):
+        pads = (padding[0], padding[0], padding[1], padding[1])
+        y_shape = (x.shape[0], w.shape[1] * groups) + tuple(out_hw)
+        ctx.save_for_backward(x, w)
+        ctx.geom = (tuple(stride), pads, dilation, groups)
+        y, _ = kern.conv2d_backward(x, np.broadcast_to(np.zeros((), x.dtype), y_shape), w, *ctx.geom, True, False)
         if b is not None:
-            y += b.reshape(-1, 1, 1, 1)
-        need = ctx.needs_input_grad
-        ctx.save_for_backward(xm if need[1] else None, wm if need[0] else None)
-        ctx.geom = (x.shape, w.shape, stride, padding, dilation, groups, full_hw)
-        return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+            y += b.reshape(1, -1, 1, 1)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        xm, wm = ctx.saved_tensors
-        xshape, wshape, stride, padding, dilation, groups, full_hw = ctx.geom
-        n, cout, ho, wo = grad.shape
-        if tuple(full_hw) == (ho, wo):
-            gfull = grad
-        else:
-            gfull = np.zeros((n, cout) + tuple(full_hw), dtype=grad.dtype)
-            gfull[:, :, padding[0] : padding[0] + ho, padding[1] : padding[1] + wo] = grad
-        gcols = im2col(gfull, wshape[2:], stride, dilation, xshape[2:], batch_last=True)
-        gcols = gcols.reshape(groups, (cout // groups) * wshape[2] * wshape[3], n * xshape[2] * xshape[3])
-        gx = gw = gb = None
-        if wm is not None:
-            gx = gemm.matmul(wm, gcols).reshape((xshape[1], n) + xshape[2:])
-            gx = np.ascontiguousarray(gx.transpose(1, 0, 2, 3))
-        if xm is not None:
-            gw = long_k_product(xm, gcols).reshape(wshape)
-        if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
-            gb = grad.sum(axis=(0, 2, 3))
-        return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
+        x, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        gx = gw = None
+        if need[0]:  # (output_padding can give conv2d a row or column more than x has: cropped)
+            gx = np.ascontiguousarray(kern.conv2d_forward(grad, w, None, *ctx.geom)[:, :, : x.shape[2], : x.shape[3]])
+        if need[1]:
+            gw = kern.conv2d_backward(x, grad, w, *ctx.geom, False, True)[1]
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, (grad.sum(axis=(0, 2, 3)) if need[2] else None)
 
 
 class Unfold(Function):
@@ -299,17 +283,16 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
             raise ConfigError(f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
                               f"or dilation {dilation}")
     kernel = weight.data.shape[2:]
-    out_hw, full_hw = [], []
+    out_hw = []
     for n_in, k, s, p, d, o in zip(x.data.shape[2:], kernel, stride, padding, dilation, output_padding):
         size = (n_in - 1) * s - 2 * p + d * (k - 1) + o + 1
         if size < 1:
             raise ShapeError(f"{op}: input {shape_str(input.shape)} with kernel {kernel}, stride {stride}, "
                              f"padding {padding} gives an empty output; use less padding")
         out_hw.append(size)
-        full_hw.append(max((n_in - 1) * s + d * (k - 1) + 1, p + size))  # col2im buffer before cropping
     args = (x, weight) if bias is None else (x, weight, bias)
-    y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
-                              dilation=dilation, groups=groups, out_hw=tuple(out_hw), full_hw=tuple(full_hw))
+    y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                              out_hw=tuple(out_hw))
     return _unbatch(y, unbatched)
 
 

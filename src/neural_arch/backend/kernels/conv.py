@@ -103,7 +103,9 @@ def _conv2d_forward(x, w, b, stride, pads, dilation, groups):
 
 
 def _conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
-    """(dL/dx or None, dL/dW or None)"""
+    """(dL/dx or None, dL/dW or None); ``x`` may be any array of the input's shape (a broadcast view)
+    when dL/dW is not needed. ``grad`` may have fewer rows or columns than the convolution gives
+    (conv_transpose2d's output_padding): the windows past them are left out."""
     n, o, ho, wo = grad.shape
     cg, kh, kw = w.shape[1:]
     wm = w.reshape(groups, o // groups, cg * kh * kw)
@@ -334,10 +336,10 @@ class _Ops:
 class _Geometry:
     """One convolution's shapes and options, shared by the ranges of a call."""
 
-    def __init__(self, xshape, wshape, stride, pads, dilation, groups):
+    def __init__(self, xshape, wshape, stride, pads, dilation, groups, out_hw=None):
         self.xshape, self.wshape, self.stride, self.pads, self.dilation, self.groups = (
             xshape, wshape, stride, pads, dilation, groups)
-        self.out_hw = out_size(xshape, wshape, pads, stride, dilation)
+        self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
         self.chunk = _images_per_chunk(c * kh * kw * self.out_hw[0] * self.out_hw[1])
         # unit strides and an output as wide as the input: each tap's plane is one run of the input plane
@@ -359,10 +361,10 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups):
 
 @dispatch(_conv2d_backward)
 def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
-    geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups)
+    geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups, grad.shape[2:])
     n, o = grad.shape[:2]
     wm = w.reshape(groups, o // groups, -1)
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x) if need_w else x
     ranges = image_ranges(n)
     gx = np.empty(x.shape, np.float32) if need_x else None
     # one partial dL/dW per range (each thread sums its own images), added up at the end
