@@ -32,9 +32,9 @@ def test_float64_empty_and_small_arrays_take_the_twin(jit):
 
 
 def test_a_float64_argument_beside_a_float32_one_takes_the_twin(jit):
-    before = kernels.calls["multiply"]
+    before = kernels.calls["multiply_large"]
     out = elementwise.multiply(np.ones(5000, np.float32), np.ones(5000))
-    assert out.dtype == np.float64 and kernels.calls["multiply"] == before
+    assert out.dtype == np.float64 and kernels.calls["multiply_large"] == before
 
 
 def test_switching_off_runs_the_twin_and_leaves_the_environment_alone(jit):
