@@ -66,3 +66,20 @@ def test_importing_does_not_import_numba():
 
 def test_warm_compiles_every_family(jit):
     assert kernels.warm() >= 0.0
+
+
+def test_a_broken_numba_fails_loudly_unless_the_kernels_are_off_on_purpose(tmp_path):
+    """A numba that is installed but cannot be imported is an error at the first kernel call (it is a core
+    dependency), with what to do; NEURAL_ARCH_JIT=0 runs the twins."""
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('llvmlite is missing')\n")
+    code = ("import numpy as np\nfrom neural_arch.backend.kernels import activation\n"
+            "print(activation.gelu(np.ones(4, np.float32), False, False)[0].sum())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path)] + sys.path)}
+    env.pop("NEURAL_ARCH_JIT", None)
+    broken = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert broken.returncode != 0 and "NEURAL_ARCH_JIT=0" in broken.stderr, broken.stderr[-2000:]
+    off = subprocess.run([sys.executable, "-c", code], env={**env, "NEURAL_ARCH_JIT": "0"}, capture_output=True,
+                         text=True, timeout=120)
+    assert off.returncode == 0 and float(off.stdout) > 3.3, off.stderr[-2000:]

@@ -45,7 +45,11 @@ def inline(options: dict):
 def _jit(fn, options: dict, **extra):
     """``numba.njit(**options)(fn)``, after replacing the ``@inline`` helpers among ``fn``'s globals by
     their compiled dispatchers (numba resolves a kernel's globals when it compiles it)."""
-    import numba  # noqa: PLC0415 - imported on the first kernel call, not with neural-arch
+    try:
+        import numba  # noqa: PLC0415 - imported on the first kernel call, not with neural-arch
+    except ImportError as exc:  # installed (the dispatch saw it) but broken: say so, do not fall back silently
+        raise ImportError(f"numba is installed but cannot be imported ({exc}); reinstall it, or run with "
+                          "NEURAL_ARCH_JIT=0 to use the NumPy implementations") from exc
 
     names = fn.__globals__
     for name in fn.__code__.co_names:  # the globals the function reads
