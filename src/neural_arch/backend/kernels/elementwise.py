@@ -49,7 +49,7 @@ def multiply_kernel(a, b, out):
         out[i] = a[i] * b[i]
 
 
-@dispatch(_multiply)
+@dispatch(_multiply, min_elements=4096)
 def multiply_large(a, b):
     if type(b) is not np.ndarray or a.shape != b.shape or not (a.flags.c_contiguous and b.flags.c_contiguous):
         return _multiply(a, b)
@@ -61,7 +61,8 @@ def multiply_large(a, b):
 def multiply(a, b):
     """a * b; from 4096 elements the kernel (same shapes, contiguous float32) or NumPy split over the
     threads (below, one NumPy call costs less than choosing: every Mul and its backward come here)."""
-    return a * b if a.size < 4096 else multiply_large(a, b)
+    n = a.size
+    return a * b if n < 4096 and n < policy.ufunc_split_elements else multiply_large(a, b)
 
 
 def _scale(a, s):
