@@ -147,6 +147,7 @@ def sigmoidf(x):
 
 @inline(FAST)
 def larger(a, b):
+    """max(a, b), spelled so that LLVM vectorises it"""
     return a if a > b else b
 
 

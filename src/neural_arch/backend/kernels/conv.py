@@ -85,6 +85,7 @@ def pad_hw(x, pads, value=0.0):
 
 
 def crop_hw(x, pads, hw):
+    """The (H, W) = ``hw`` window of a padded array, past the top and left padding (a view)."""
     t, _, l, _ = pads
     return x[:, :, t : t + hw[0], l : l + hw[1]]
 

@@ -18,22 +18,27 @@ from neural_arch.backend.threads import policy
 
 
 def add(a, b):
+    """a + b"""
     return ufuncs.call(np.add, a, b) if a.size >= policy.ufunc_split_elements else a + b
 
 
 def subtract(a, b):
+    """a - b"""
     return ufuncs.call(np.subtract, a, b) if a.size >= policy.ufunc_split_elements else a - b
 
 
 def divide(a, b):
+    """a / b"""
     return ufuncs.call(np.true_divide, a, b) if a.size >= policy.ufunc_split_elements else a / b
 
 
 def negative(a):
+    """-a"""
     return ufuncs.call(np.negative, a) if a.size >= policy.ufunc_split_elements else -a
 
 
 def exp(a):
+    """e^a"""
     return ufuncs.call(np.exp, a) if a.size >= policy.ufunc_split_elements else np.exp(a)
 
 
