@@ -45,15 +45,9 @@ def run(rounds: int = 15):
 
     def with_kernels(flag, fn):
         def call():
-            kernels.set_enabled(flag)
-            fn()
+            with kernels.enabled(flag):
+                fn()
         return call
 
-    results = []
-    try:
-        for name, fn in workloads.items():
-            results.append(compare(name, {"neural-arch": with_kernels(True, fn),
-                                          "NumPy path": with_kernels(False, fn)}, rounds=rounds))
-    finally:
-        kernels.set_enabled(True)
-    return results
+    return [compare(name, {"neural-arch": with_kernels(True, fn), "NumPy path": with_kernels(False, fn)},
+                    rounds=rounds) for name, fn in workloads.items()]

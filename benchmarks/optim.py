@@ -53,12 +53,8 @@ def run(rounds: int = 30):
     lion = optim.Lion(ours, lr=1e-4, weight_decay=0.1)
 
     def numpy_lion():
-        was_on = kernels.get() is not None
-        kernels.set_enabled(False)
-        try:
+        with kernels.enabled(False):
             lion.step()
-        finally:
-            kernels.set_enabled(was_on)  # (NEURAL_ARCH_JIT=0 stays off)
 
     results.append(compare("Lion(weight_decay=0.1) step, 1.31 M params (against our NumPy step)",
                            {"neural-arch": lion.step, "NumPy step": numpy_lion}, rounds=rounds))

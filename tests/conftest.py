@@ -14,3 +14,31 @@ def _seed():
     na.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+def _jit_off_on_purpose() -> bool:
+    return os.environ.get("NEURAL_ARCH_JIT", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+@pytest.fixture
+def jit():
+    """The numba kernels on for this test. numba is a core dependency: a missing or broken numba
+    fails the test; only a run that sets NEURAL_ARCH_JIT=0 on purpose skips it."""
+    from neural_arch.backend import kernels
+
+    if _jit_off_on_purpose():
+        pytest.skip("NEURAL_ARCH_JIT=0: the kernels are off on purpose")
+    with kernels.enabled(True):  # ImportError without numba: the test fails
+        yield kernels
+
+
+@pytest.fixture(params=["kernel", "twin"])
+def impl(request):
+    """Runs a test once on the numba kernels and once on their NumPy twins (``backend.kernels``'s
+    dispatch decides for every family function); the kernel run follows the ``jit`` fixture's rules."""
+    from neural_arch.backend import kernels
+
+    if request.param == "kernel":
+        request.getfixturevalue("jit")
+    with kernels.enabled(request.param == "kernel"):
+        yield request.param

@@ -36,17 +36,6 @@ LAYERS = {
 # so that ops can import Tensor. Cycles are tolerated only if every module in them is one of these.
 TOLERATED_CYCLE = {"neural_arch.autograd.tensor", "neural_arch.ops"}
 
-# NOTE: violations owned by other streams of this round, fixed in their branches; the lead removes
-# this set after merging them. Each entry is (importer, imported) exactly as this test names them.
-KNOWN_UNTIL_MERGE: set[tuple[str, str]] = {
-    # stream 1 (ops-kernels): Tensor's indexing reaches up into ops; ops/fused.py and the op files
-    # that import it import each other
-    ("neural_arch.autograd.tensor", "neural_arch.ops.index"),
-    ("neural_arch.ops.fused", "neural_arch.ops.norm"),
-    ("neural_arch.ops.fused", "neural_arch.ops.loss"),
-}
-
-
 def _modules() -> dict[str, Path]:
     found = {}
     for path in (SRC / ROOT).rglob("*.py"):
@@ -118,7 +107,7 @@ def test_no_import_goes_up_a_layer():
     bad = []
     for module in MODULES:
         for target, line, written in _imports(module):
-            if _layer(target) > _layer(module) and (module, target) not in KNOWN_UNTIL_MERGE:
+            if _layer(target) > _layer(module):
                 bad.append(f"{MODULES[module].relative_to(SRC)}:{line}: {written} "
                            f"(layer {_layer(module)} imports layer {_layer(target)})")
     assert not bad, "imports that go up a layer (DESIGN.md):\n" + "\n".join(bad)
@@ -130,7 +119,7 @@ def test_no_import_of_the_package_itself_inside_it():
         if module == ROOT or module == f"{ROOT}.__main__":
             continue
         for target, line, written in _imports(module):
-            if target == ROOT and (module, target) not in KNOWN_UNTIL_MERGE:
+            if target == ROOT:
                 bad.append(f"{MODULES[module].relative_to(SRC)}:{line}: {written}")
     assert not bad, "import from the layer, never the package (`import neural_arch as na`):\n" + "\n".join(bad)
 
@@ -185,8 +174,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles_but_the_tolerated_one():
     graph = _graph()
-    for importer, imported in KNOWN_UNTIL_MERGE:
-        graph.get(importer, set()).discard(imported)
     bad = [cycle for cycle in _cycles(graph) if not set(cycle) <= TOLERATED_CYCLE]
     assert not bad, "import cycles (each line: modules that import each other round):\n" + "\n".join(
         " <-> ".join(c) for c in bad)

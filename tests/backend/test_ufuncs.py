@@ -14,10 +14,7 @@ from neural_arch.backend import threads, ufuncs
 @pytest.fixture
 def split(monkeypatch):
     """Every call with an array of >= 2 elements is split, into three blocks."""
-    from neural_arch.ops import elementwise
-
-    monkeypatch.setattr(threads.policy, "ufunc_split_elements", 2)
-    monkeypatch.setattr(elementwise, "_SPLIT", 2)  # (the ops read their own copy of the threshold)
+    monkeypatch.setattr(threads.policy, "ufunc_split_elements", 2)  # (the ops' size test, backend.kernels.elementwise)
     monkeypatch.setattr(threads.policy, "num_threads", 3)
     if not threads.blas_is_ours():
         pytest.skip("threading policy not in force (NEURAL_ARCH_BLAS_THREADS=native)")
@@ -84,9 +81,6 @@ def test_ops_give_the_same_values_and_gradients_split(split, monkeypatch):
     monkeypatch.setattr(ufuncs, "_blocks", lambda *a: calls.append(1) or real(*a))
     split_run = run()
     assert len(calls) >= 10, "the ops should have gone through ufuncs.call's blocks"
-    from neural_arch.ops import elementwise
-
-    monkeypatch.setattr(elementwise, "_SPLIT", 1 << 30)
     monkeypatch.setattr(threads.policy, "ufunc_split_elements", 1 << 30)
     plain = run()
     for a, b in zip(split_run, plain):

@@ -12,7 +12,7 @@ from parity import check, gradcheck, randn
 import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError
-from neural_arch.ops.activation import erf, erfc, ndtr
+from neural_arch.backend.kernels.activation import erf, erfc, ndtr
 
 
 def _spread(*shape, seed=0):

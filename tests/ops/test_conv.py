@@ -57,7 +57,7 @@ def test_conv2d_parity(xs, ws, kw, bias):
 def test_conv2d_kernel_path_one_image_per_chunk(xs, ws, kw, monkeypatch):
     """float32 takes the kernel path, which works in chunks of images; 1 byte per chunk makes every
     image its own chunk, so each loop (forward, dL/dx, dL/dW summed over chunks) runs several times."""
-    import neural_arch.ops.conv as conv
+    from neural_arch.backend.kernels import conv
 
     monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
     inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
@@ -153,6 +153,7 @@ CONVT = [  # (input shape, weight shape (C_in, C_out/groups, kh, kw), kwargs)
     ((2, 4, 4, 5), (4, 3, 2, 3), dict(groups=2, stride=2)),
     ((2, 4, 4, 4), (4, 1, 3, 3), dict(groups=4, padding=1)),  # depthwise
     ((2, 3, 3, 3), (3, 2, 4, 4), dict(stride=2, padding=1)),  # the usual 2x upsampling layer
+    ((2, 2, 4, 5), (2, 3, 3, 3), dict(dilation=2, output_padding=1)),  # output_padding >= stride: a row more
 ]
 
 

@@ -89,22 +89,20 @@ def test_errors():
 def test_the_numpy_twin_draws_splitmix64():
     """SplitMix64 from seed 1234567 (the reference implementation's published first outputs): the twin's
     mask keeps exactly the elements whose top 24 bits are at or above the threshold."""
-    from neural_arch.ops.dropout import _scaled_keep_mask
+    from neural_arch.backend.kernels.dropout import scaled_keep_mask
 
     outputs = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431,
                16408922859458223821]
     for threshold in (0, 1 << 22, 1 << 23, 3 << 22, 1 << 24):
-        mask = _scaled_keep_mask((5,), np.uint64(1234567), np.uint64(threshold), 2.0, np.float32)
+        mask = scaled_keep_mask((5,), np.uint64(1234567), np.uint64(threshold), 2.0, np.float32)
         np.testing.assert_array_equal(mask, [2.0 if z >> 40 >= threshold else 0.0 for z in outputs])
 
 
 @pytest.mark.parametrize("shape", [(7,), (37, 29), (3, 5, 64)])
-def test_kernel_and_numpy_twin_draw_the_same_mask(shape, monkeypatch):
+def test_kernel_and_numpy_twin_draw_the_same_mask(shape, monkeypatch, jit):
     """Forward and backward, one thread and split over three (each range starts at its own offset)."""
     from neural_arch.backend import kernels, threads
 
-    if kernels.get() is None:
-        pytest.skip("numba not installed or NEURAL_ARCH_JIT=0")
     x = na.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), requires_grad=True)
     g = na.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
 
@@ -119,11 +117,8 @@ def test_kernel_and_numpy_twin_draw_the_same_mask(shape, monkeypatch):
     monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 16)
     monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
     split = run()
-    kernels.set_enabled(False)
-    try:
+    with kernels.enabled(False):
         twin = run()
-    finally:
-        kernels.set_enabled(True)
     for a, b, c in zip(fused, split, twin):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)

@@ -298,9 +298,28 @@ class Tensor:
                 "in-place assignment to a tensor that requires grad would break its gradient; "
                 "do it under no_grad(), or build a new tensor (e.g. with where / masked_fill)"
             )
-        from neural_arch.ops.index import normalize_index  # noqa: PLC0415
+        self.data[normalize_index(index)] = value.data if isinstance(value, Tensor) else value
 
-        self.data[normalize_index(index, self.data.shape)] = value.data if isinstance(value, Tensor) else value
+
+def normalize_index(index):
+    """Tensors and lists inside an index become arrays (bool stays a mask, ints int64)."""
+    if isinstance(index, tuple):
+        return tuple(_index_item(i) for i in index)
+    return _index_item(index)
+
+
+def _index_item(i):
+    if isinstance(i, Tensor):
+        i = i.data
+        if i.dtype.kind == "f":
+            raise DTypeError(f"tensors used as indices must be integer or bool, got {i.dtype}")
+        return i
+    if isinstance(i, list):
+        arr = np.asarray(i)
+        if arr.dtype.kind == "f":
+            raise DTypeError("index lists must hold integers or bools")
+        return arr
+    return i
 
 
 class _HookHandle:

@@ -10,9 +10,9 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
+from neural_arch.backend.kernels.softmax_loss import softmax, softmax_backward
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.dropout import keep_mask
-from neural_arch.ops.fused import kernel_for
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -38,7 +38,7 @@ class ScaledDotProductAttention(Function):
         if mask_in:
             mask = mask_in[0]
         # NOTE: heads usually arrive as transposed views (B, T, nh, hs) -> (B, nh, T, hs); NumPy's stacked
-        # matmul cannot hand those to BLAS and runs ~10x slower, so copy them to contiguous memory once.
+        # matmul cannot hand those to BLAS and runs far slower, so copy them to contiguous memory once.
         q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
         s = gemm.matmul(q, np.swapaxes(k, -1, -2))
         s *= scale
@@ -49,12 +49,8 @@ class ScaledDotProductAttention(Function):
                 s += mask  # in place: no second scores-sized array
             else:
                 s = s + mask
-        kern = kernel_for(s) if mask is None or causal else None
-        if kern is not None:  # no row can be fully masked: one fused pass
-            # into a new array, not in place: with input and output aliased LLVM cannot vectorise
-            # the kernel's loops (8192 rows of 128: 2.5 ms in place, 0.30 ms into a new array)
-            p = np.empty_like(s)
-            kern.softmax_forward(s.reshape(-1, s.shape[-1]), p.reshape(-1, s.shape[-1]), False)
+        if mask is None or causal:  # no row can be fully masked: the plain softmax
+            p = softmax(s, (s.ndim - 1,), False)
             del s
             return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
         m = s.max(axis=-1, keepdims=True)
@@ -80,16 +76,8 @@ class ScaledDotProductAttention(Function):
         dp = gemm.matmul(grad, np.swapaxes(v, -1, -2))
         if drop is not None:
             dp *= drop
-        kern = kernel_for(dp, p)
-        if kern is not None:  # ds = p (dp - rowsum(dp p)), fused (into a new array: see forward)
-            ds = np.empty_like(dp)
-            kern.softmax_backward(p.reshape(-1, p.shape[-1]), dp.reshape(-1, p.shape[-1]),
-                                  ds.reshape(-1, p.shape[-1]), False)
-            del dp
-        else:
-            ds = dp
-            ds -= (dp * p).sum(axis=-1, keepdims=True)
-            ds *= p
+        ds = softmax_backward(p, dp, (p.ndim - 1,), False)  # p (dp - rowsum(dp p))
+        del dp
         dmask = ds if len(need) > 3 and need[3] else None
         dq = gemm.matmul(ds, k) * ctx.scale if need[0] else None
         dk = gemm.matmul(np.swapaxes(ds, -1, -2), q) * ctx.scale if need[1] else None

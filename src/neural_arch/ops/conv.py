@@ -1,151 +1,34 @@
 """Convolution: conv1d, conv2d, conv_transpose2d, and unfold / fold (im2col / col2im).
 
-Every convolution here is *im2col + one GEMM*:
+Every convolution here is im2col + one GEMM over the whole batch (``backend.kernels.conv``
+computes it: a numba pipeline for float32, its NumPy twin otherwise):
 
     cols[(c, i, j), (n, h, w)] = xpad[n, c, h*sh + i*dh, w*sw + j*dw]      (im2col, a copy)
     y[o, (n, h, w)]            = sum_(c,i,j) W[o, (c, i, j)] cols[(c, i, j), (n, h, w)]
-
-so that the hot loop is one BLAS matrix product over the whole batch. The
-weight reshapes to ``(O, C*kh*kw)`` without a copy; the output comes out as
-(O, N, Ho, Wo) and is transposed to NCHW (a copy the size of the output,
-small next to the columns). One large GEMM beats N small ones: fewer BLAS
-calls, better blocking, one thread team.
 
 Backward:
 
     dL/dW    = dL/dy cols^T                            (one GEMM; the sum over n is inside it)
     dL/dcols = W^T dL/dy                               (one GEMM)
-    dL/dx    = col2im(dL/dcols)                        (scatter-add: one slice add per kernel tap)
+    dL/dx    = col2im(dL/dcols)                        (the adjoint of the im2col copy)
 
-``col2im`` loops over the kh*kw kernel taps (9 for a 3x3 kernel), each adding
-a whole strided slice, which is the adjoint of the im2col copy. In float32,
-conv2d uses numba kernels for both copies (padding read as zeros, the gradient
-written straight into NCHW); each thread takes its own images, a few at a time, so
-that the columns stay in cache between the copy and the GEMMs (see ``Conv2d``).
-With unit strides and an output as wide as the input (3x3, padding 1) each tap's
-plane of columns is one contiguous run of the input plane, copied (and added back)
-as one long loop: rows of 28 floats are too short for the vector units.
-Groups split C and O into G blocks: the GEMMs gain a batch axis of size G.
-conv_transpose2d is the adjoint of conv2d: its forward is conv2d's
-input-gradient (GEMM then col2im) and its backward is conv2d's forward.
+conv_transpose2d is the adjoint of conv2d: its forward is conv2d's input-gradient
+(GEMM then col2im) and its backward is conv2d's forward.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import gemm, threads
+from neural_arch.backend.kernels import conv as kern
+from neural_arch.backend.kernels.conv import col2im, crop_hw, im2col, pad_hw
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops.fused import kernel_for
-from neural_arch.ops.depthwise import DepthwiseConv2d, is_depthwise  # stream 7: the depthwise fast path
+from neural_arch.ops.shape import reshape
+from neural_arch.ops.depthwise import DepthwiseConv2d, is_depthwise  # the depthwise fast path
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
-
-
-# -- im2col / col2im on raw arrays (shared with pool.py) ----------------------------------------------
-def im2col(xp, kernel, stride, dilation, out_hw, batch_last=False):
-    """Windows of a padded ``(N, C, Hp, Wp)`` array as a contiguous copy.
-
-    ``cols[n, c, i, j, h, w] = xp[n, c, h*sh + i*dh, w*sw + j*dw]``, laid out as
-    ``(N, C, kh, kw, Ho, Wo)``, or as ``(C, kh, kw, N, Ho, Wo)`` with ``batch_last`` (then
-    ``(C*kh*kw, N*Ho*Wo)`` is a plain reshape: the whole batch is one GEMM operand).
-    ``out_hw`` says how many windows to take along each axis (the buffer may be larger).
-    """
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
-    win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    win = win[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]  # (N, C, Ho, Wo, kh, kw)
-    return np.ascontiguousarray(win.transpose((1, 4, 5, 0, 2, 3) if batch_last else (0, 1, 4, 5, 2, 3)))
-
-
-def col2im(cols, padded_hw, stride, dilation):
-    """Adjoint of :func:`im2col`: add every column entry back to the pixel it was copied from.
-
-    ``cols`` is ``(A, B, kh, kw, Ho, Wo)`` with any strides, (A, B) being (N, C) or (C, N);
-    returns a zero-initialised ``(A, B, Hp, Wp)`` array of the sums. One strided slice add per
-    kernel tap.
-    """
-    a, b, kh, kw, ho, wo = cols.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    out = np.zeros((a, b) + tuple(padded_hw), dtype=cols.dtype)
-    gemm_layout = cols.transpose(0, 2, 3, 1, 4, 5)  # (A, kh, kw, B, Ho, Wo): contiguous if a GEMM wrote it
-    k = kernel_for(gemm_layout) if gemm_layout.flags.c_contiguous else None
-    if k is not None:  # the fused loop, split over the threads by channel
-        k.col2im_add(gemm_layout, out, sh, sw, dh, dw)
-        return out
-    for i in range(kh):
-        rows = slice(i * dh, i * dh + (ho - 1) * sh + 1, sh)
-        for j in range(kw):
-            out[:, :, rows, j * dw : j * dw + (wo - 1) * sw + 1 : sw] += cols[:, :, i, j]
-    return out
-
-
-def _long_k_product(a, b, matmul=gemm.matmul):
-    """a b^T for a (G, M, K), b (G, N, K) with K = N*Ho*Wo long: the weight gradient.
-
-    Computed as (b a^T)^T: OpenBLAS runs that orientation much faster for a small (M, N) output
-    and a long K (measured for 32 x 144 with K = 25,088: 0.92 ms against 1.55 ms). The transpose
-    comes back as a copy of the small result."""
-    return np.ascontiguousarray(matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
-
-
-def pad_hw(x, pads, value=0.0):
-    """Pad the last two axes by ``(top, bottom, left, right)``; no copy when all are 0."""
-    t, b, l, r = pads
-    if not (t or b or l or r):
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), mode="constant", constant_values=value)
-
-
-def crop_hw(x, pads, hw):
-    t, _, l, _ = pads
-    return x[:, :, t : t + hw[0], l : l + hw[1]]
-
-
-# -- the Functions --------------------------------------------------------------------------------------
-# The kernel path of Conv2d works on a few images at a time, so that their im2col columns (and the
-# gradient's) stay in cache between the copy and the GEMMs, and each thread takes its own images
-# (see _image_ranges). Chunks of ~2 MB of columns per thread measured best (N32 16->32 28x28 k3).
-_CHUNK_BYTES = 2 << 20
-
-
-def _images_per_chunk(col_elements_per_image: int) -> int:
-    return max(1, _CHUNK_BYTES // (4 * col_elements_per_image))
-
-
-def _image_ranges(n: int) -> list:
-    """How Conv2d's kernel path shares a batch of ``n`` images among the threads: one range each.
-
-    Each thread runs the whole pipeline (im2col, the GEMMs, col2im) on its own images with
-    single-threaded BLAS calls, so there is no hand-off inside a product and nothing to join until
-    the end. Measured on N32 16->32 28x28 k3 fwd+bwd (one process, alternating): 3.3 ms, against 4.3 ms
-    with the whole batch in chunks and every product split over the threads. A batch smaller than the
-    thread count is one range: its products and copies are then split over the threads (``_Ops``)."""
-    k = threads.num_threads()
-    if k < 2 or n < k:
-        return [(0, n)]
-    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
-
-
-class _Ops:
-    """The kernels and the product one range's pipeline calls: serial kernels and one-thread BLAS when
-    every thread has its own range, else the ones that split themselves over the threads."""
-
-    def __init__(self, k, ranges):
-        serial = len(ranges) > 1
-        pick = (lambda kern: kern.serial) if serial else (lambda kern: kern)
-        self.im2col, self.im2col_flat = pick(k.im2col_copy), pick(k.im2col_copy_flat)
-        self.col2im, self.col2im_flat = pick(k.col2im_sum), pick(k.col2im_sum_flat)
-        self.matmul = np.matmul if serial else gemm.matmul
-
-
-def _flat(geom, out_hw) -> bool:
-    """Unit strides and an output as wide as the input (a 3x3 kernel with padding 1): each tap's plane
-    of columns is then one contiguous run of the input plane (``im2col_copy_flat``)."""
-    xshape, stride = geom[0], geom[3]
-    return stride == (1, 1) and out_hw[1] == xshape[3]
 
 
 class Conv2d(Function):
@@ -154,168 +37,56 @@ class Conv2d(Function):
     Backward (cols = im2col(xpad) as (G, C/G*kh*kw, N*Ho*Wo), g = dL/dy as (G, O/G, N*Ho*Wo)):
         dL/dW = g cols^T      dL/dx = crop(col2im(W^T g))      dL/db = sum_(n,h,w) dL/dy
 
-    NOTE: the batch sits in the GEMMs' long axis, (C*kh*kw, N*Ho*Wo), so each product is one
-    large BLAS call (per group) instead of N small ones; the price is a transpose of the
-    output and of dL/dy between NCHW and CNHW, which is cheap next to the columns.
-    With the kernels (float32) each thread takes a range of images (``_image_ranges``) and goes
-    through it in chunks (``_CHUNK_BYTES`` of columns), and dL/dW copies the columns again instead of
-    keeping the forward's: a copy from cache costs less than reading 4-byte columns of the whole
-    batch back from memory.
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
-        n, c = x.shape[:2]
-        o, cg, kh, kw = w.shape
-        hp, wp = x.shape[2] + pads[0] + pads[1], x.shape[3] + pads[2] + pads[3]
-        ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        wm = w.reshape(groups, o // groups, cg * kh * kw)
-        ctx.geom = (x.shape, w.shape, (hp, wp), stride, pads, dilation, groups)
+        ctx.save_for_backward(x, w)
+        ctx.geom = (tuple(stride), pads, dilation, groups)
+        return kern.conv2d_forward(x, w, b, *ctx.geom)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
         need = ctx.needs_input_grad
-        k = kernel_for(x, w)
-        if k is None:  # NumPy: one im2col copy of the whole batch, kept for dL/dW
-            cols = im2col(pad_hw(x, pads), (kh, kw), stride, dilation, (ho, wo), batch_last=True)
-            cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
-            y = np.ascontiguousarray(gemm.matmul(wm, cols).reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
-            if b is not None:
-                y += b.reshape(1, o, 1, 1)
-            ctx.save_for_backward(cols if need[1] else None, wm if need[0] else None)
-            ctx.kernels = None
-            return y
-        x = np.ascontiguousarray(x)
-        ctx.kernels, ctx.chunk = k, _images_per_chunk(c * kh * kw * ho * wo)
-        y = np.empty((n, o, ho, wo), np.float32)
-        ranges = _image_ranges(n)
-        ops, bias = _Ops(k, ranges), None if b is None else b.reshape(1, o, 1, 1)
-        threads.run_split(_forward_images, [(ops, x[lo:hi], wm, bias, y[lo:hi], ctx) for lo, hi in ranges])
-        ctx.save_for_backward(x if need[1] else None, wm if need[0] else None)
+        gx, gw = kern.conv2d_backward(grad, x, w, *ctx.geom, bool(need[0]), bool(need[1]))
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, (grad.sum(axis=(0, 2, 3)) if need[2] else None)
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of conv2d in its input: y = conv2d's dL/dx for an output gradient x (+ b), with W of
+    shape (C_in, C_out/G, kh, kw) (conv2d's (O, C/G, kh, kw) read the other way). Hence
+
+        dL/dx = conv2d(dL/dy, W)        dL/dW = conv2d's dL/dW for input dL/dy and output gradient x
+        dL/db = sum_(n,h,w) dL/dy
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, out_hw=None):
+        pads = (padding[0], padding[0], padding[1], padding[1])
+        y_shape = (x.shape[0], w.shape[1] * groups) + tuple(out_hw)
+        ctx.save_for_backward(x, w)
+        ctx.geom = (tuple(stride), pads, dilation, groups)
+        y, _ = kern.conv2d_backward(x, np.broadcast_to(np.zeros((), x.dtype), y_shape), w, *ctx.geom, True, False)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        saved, wm = ctx.saved_tensors  # saved: the columns (NumPy path) or x (kernel path), for dL/dW
-        xshape, wshape, padded_hw, stride, pads, dilation, groups = ctx.geom
-        n, o, ho, wo = grad.shape
-        gx = gw = gb = None
-        if ctx.kernels is None:
-            g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * ho * wo)
-            if wm is not None:
-                gcols = gemm.matmul(wm.transpose(0, 2, 1), g).reshape((xshape[1],) + wshape[2:] + (n, ho, wo))
-                gxp = col2im(gcols.transpose(0, 3, 1, 2, 4, 5), padded_hw, stride, dilation)  # (C, N, Hp, Wp)
-                gx = np.ascontiguousarray(crop_hw(gxp, pads, xshape[2:]).transpose(1, 0, 2, 3))
-            if saved is not None:
-                gw = _long_k_product(g, saved).reshape(wshape)
-        else:
-            ranges = _image_ranges(n)
-            ops = _Ops(ctx.kernels, ranges)
-            gx = np.empty(xshape, np.float32) if wm is not None else None
-            k_total = int(np.prod(wshape[1:]))
-            # one partial dL/dW per range (each thread sums its own images), added up at the end
-            gws = [np.zeros((groups, o // groups, k_total), np.float32) if saved is not None else None
-                   for _ in ranges]
-            grad = np.asarray(grad, dtype=np.float32)
-            threads.run_split(_backward_images, [
-                (ops, None if saved is None else saved[lo:hi], grad[lo:hi], wm,
-                 None if gx is None else gx[lo:hi], part, ctx) for (lo, hi), part in zip(ranges, gws)])
-            if saved is not None:
-                gw = sum(gws[1:], gws[0]).reshape(wshape)
-        if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
-            gb = grad.sum(axis=(0, 2, 3))
-        return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
-
-
-def _forward_images(ops, x, wm, bias, y, ctx):
-    """y = conv(x) (+ bias) for one range of images, a chunk at a time: im2col, one GEMM, and the
-    transpose of its (O, n, Ho, Wo) result into NCHW."""
-    n, o, ho, wo = y.shape
-    for lo in range(0, n, ctx.chunk):
-        hi = min(n, lo + ctx.chunk)
-        cols = _columns(ops, x[lo:hi], ctx.geom, (ho, wo))
-        y[lo:hi] = ops.matmul(wm, cols).reshape(o, hi - lo, ho, wo).transpose(1, 0, 2, 3)
-        if bias is not None:
-            y[lo:hi] += bias
-
-
-def _backward_images(ops, x, grad, wm, gx, gw, ctx):
-    """dL/dx (into ``gx``) and dL/dW (added into ``gw``) for one range of images, a chunk at a time."""
-    xshape, wshape, _, stride, pads, dilation, groups = ctx.geom
-    n, o, ho, wo = grad.shape
-    for lo in range(0, n, ctx.chunk):
-        hi = min(n, lo + ctx.chunk)
-        g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3)).reshape(groups, o // groups, (hi - lo) * ho * wo)
-        if gw is not None:  # from this chunk's columns, copied again
-            gw += _long_k_product(g, _columns(ops, x[lo:hi], ctx.geom, (ho, wo)), ops.matmul)
-        if gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
-            gcols = ops.matmul(wm.transpose(0, 2, 1), g).reshape((xshape[1],) + wshape[2:] + (hi - lo, ho * wo))
-            if _flat(ctx.geom, (ho, wo)):
-                ops.col2im_flat(gcols, gx[lo:hi].reshape(hi - lo, xshape[1], -1), 0, *xshape[2:], pads[0], pads[2],
-                                *dilation)
-            else:
-                ops.col2im(gcols.reshape(gcols.shape[:4] + (ho, wo)), gx[lo:hi], 0, *stride, pads[0], pads[2],
-                           *dilation)
-
-
-def _columns(ops, x, geom, out_hw):
-    """im2col of a chunk of images by the kernel, as the GEMM operand (G, C/G*kh*kw, n*Ho*Wo)."""
-    _, wshape, _, stride, pads, dilation, groups = geom
-    (n, c, height, width), (kh, kw) = x.shape, wshape[2:]
-    cols = np.empty((c, kh, kw, n) + tuple(out_hw), np.float32)
-    if _flat(geom, out_hw):
-        ops.im2col_flat(cols.reshape(c, kh, kw, n, -1), x.reshape(n, c, -1), 0, height, width, pads[0], pads[2],
-                        *dilation)
-    else:
-        ops.im2col(cols, x, 0, *stride, pads[0], pads[2], *dilation)
-    return cols.reshape(groups, c // groups * kh * kw, -1)
-
-
-class ConvTranspose2d(Function):
-    """The adjoint of conv2d in x: y = crop_p(col2im(W^T x)) (+ b), W of shape (C_in, C_out/G, kh, kw).
-
-    Backward (gcols = im2col(zero-extended dL/dy), the windows of conv2d's forward):
-        dL/dx = W gcols        dL/dW = x gcols^T        dL/db = sum_(n,h,w) dL/dy
-    Same CNHW layout as Conv2d: the batch is in the GEMMs' long axis.
-    """
-
-    @staticmethod
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
-                groups=1, out_hw=None, full_hw=None):
-        n, cin, h, wd = x.shape
-        _, og, kh, kw = w.shape
-        wm = w.reshape(groups, cin // groups, og * kh * kw)
-        xm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, cin // groups, n * h * wd)
-        cols = gemm.matmul(wm.transpose(0, 2, 1), xm).reshape(groups * og, kh, kw, n, h, wd)
-        full = col2im(cols.transpose(0, 3, 1, 2, 4, 5), full_hw, stride, dilation)  # (C_out, N, Hf, Wf)
-        y = full[:, :, padding[0] : padding[0] + out_hw[0], padding[1] : padding[1] + out_hw[1]]
-        if b is not None:
-            y += b.reshape(-1, 1, 1, 1)
+        x, w = ctx.saved_tensors
         need = ctx.needs_input_grad
-        ctx.save_for_backward(xm if need[1] else None, wm if need[0] else None)
-        ctx.geom = (x.shape, w.shape, stride, padding, dilation, groups, full_hw)
-        return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
-
-    @staticmethod
-    def backward(ctx, grad):
-        xm, wm = ctx.saved_tensors
-        xshape, wshape, stride, padding, dilation, groups, full_hw = ctx.geom
-        n, cout, ho, wo = grad.shape
-        if tuple(full_hw) == (ho, wo):
-            gfull = grad
-        else:
-            gfull = np.zeros((n, cout) + tuple(full_hw), dtype=grad.dtype)
-            gfull[:, :, padding[0] : padding[0] + ho, padding[1] : padding[1] + wo] = grad
-        gcols = im2col(gfull, wshape[2:], stride, dilation, xshape[2:], batch_last=True)
-        gcols = gcols.reshape(groups, (cout // groups) * wshape[2] * wshape[3], n * xshape[2] * xshape[3])
-        gx = gw = gb = None
-        if wm is not None:
-            gx = gemm.matmul(wm, gcols).reshape((xshape[1], n) + xshape[2:])
-            gx = np.ascontiguousarray(gx.transpose(1, 0, 2, 3))
-        if xm is not None:
-            gw = _long_k_product(xm, gcols).reshape(wshape)
-        if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
-            gb = grad.sum(axis=(0, 2, 3))
-        return (gx, gw) if len(ctx.needs_input_grad) == 2 else (gx, gw, gb)
+        gx = gw = None
+        if need[0]:  # (output_padding can give conv2d a row or column more than x has: cropped)
+            gx = np.ascontiguousarray(kern.conv2d_forward(grad, w, None, *ctx.geom)[:, :, : x.shape[2], : x.shape[3]])
+        if need[1]:
+            gw = kern.conv2d_backward(x, grad, w, *ctx.geom, False, True)[1]
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, (grad.sum(axis=(0, 2, 3)) if need[2] else None)
 
 
 class Unfold(Function):
@@ -405,8 +176,6 @@ def _conv_padding(padding, kernel, dilation, stride, op: str) -> tuple:
 
 def _batched(x: Tensor, rank: int, op: str, what: str) -> tuple[Tensor, bool]:
     """Accept torch's unbatched inputs (one dim fewer): add the batch dim and say so."""
-    from neural_arch.ops.shape import reshape  # noqa: PLC0415
-
     nd = x.data.ndim
     if nd == rank - 1:
         return reshape(x, (1,) + x.data.shape), True
@@ -417,8 +186,6 @@ def _batched(x: Tensor, rank: int, op: str, what: str) -> tuple[Tensor, bool]:
 
 
 def _unbatch(y: Tensor, unbatched: bool) -> Tensor:
-    from neural_arch.ops.shape import reshape  # noqa: PLC0415
-
     return reshape(y, y.data.shape[1:]) if unbatched else y
 
 
@@ -481,8 +248,6 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """1-D convolution of ``(N, C, L)`` by ``(O, C/groups, k)``: conv2d on a unit-height image."""
-    from neural_arch.ops.shape import reshape  # noqa: PLC0415
-
     op = "conv1d"
     x, unbatched = _batched(input, 3, op, "(N, C, L)")
     if weight.data.ndim != 3:
@@ -521,17 +286,16 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
             raise ConfigError(f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
                               f"or dilation {dilation}")
     kernel = weight.data.shape[2:]
-    out_hw, full_hw = [], []
+    out_hw = []
     for n_in, k, s, p, d, o in zip(x.data.shape[2:], kernel, stride, padding, dilation, output_padding):
         size = (n_in - 1) * s - 2 * p + d * (k - 1) + o + 1
         if size < 1:
             raise ShapeError(f"{op}: input {shape_str(input.shape)} with kernel {kernel}, stride {stride}, "
                              f"padding {padding} gives an empty output; use less padding")
         out_hw.append(size)
-        full_hw.append(max((n_in - 1) * s + d * (k - 1) + 1, p + size))  # col2im buffer before cropping
     args = (x, weight) if bias is None else (x, weight, bias)
-    y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
-                              dilation=dilation, groups=groups, out_hw=tuple(out_hw), full_hw=tuple(full_hw))
+    y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                              out_hw=tuple(out_hw))
     return _unbatch(y, unbatched)
 
 

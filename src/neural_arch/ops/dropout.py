@@ -4,23 +4,19 @@ Random numbers come from ``generator=`` or na's default generator (seed it with
 ``na.manual_seed``), so a run is reproducible; the stream differs from torch's.
 
 Elementwise dropout draws one 64-bit seed from the generator and decides element k by the k-th
-output of SplitMix64 from that seed (a counter-based stream): the numba kernel
-``dropout_apply`` computes the draws while it scales x, in one pass, and the backward computes
-them again instead of keeping a mask. Channel dropout and attention's dropout draw their (stored)
-masks from the same stream (``keep_mask``). 4096x512 floats: 4.2-4.6 ms fwd+bwd with NumPy's
-generator and a stored float32 mask, 0.36 ms now (BENCHMARKS.md). ``_scaled_keep_mask`` is the
-NumPy twin (other dtypes, or no numba); the tests require both to draw the same mask.
+output of SplitMix64 from that seed (a counter-based stream, ``backend.kernels.dropout``): the
+draws are computed while x is scaled, and the backward computes them again instead of keeping a
+mask. Channel dropout and attention's dropout draw their (stored) masks from the same stream
+(``keep_mask``).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import kernels
+from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 
@@ -48,35 +44,11 @@ class CounterDropout(Function):
     @staticmethod
     def forward(ctx, x, seed, threshold, scale):
         ctx.draw = (seed, threshold, scale)
-        return _apply_mask(x, seed, threshold, scale)
+        return apply_mask(x, seed, threshold, scale)
 
     @staticmethod
     def backward(ctx, grad):
-        return _apply_mask(grad, *ctx.draw)
-
-
-_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _scaled_keep_mask(shape, seed, threshold, scale, dtype):
-    """m / (1 - p) for every element: the NumPy twin of the kernel's SplitMix64 draws (uint64 array
-    arithmetic wraps around modulo 2^64, as the kernel's does)."""
-    z = np.arange(1, math.prod(shape) + 1, dtype=np.uint64) * _GOLDEN + seed  # state after k + 1 steps
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    keep = ((z ^ (z >> np.uint64(31))) >> np.uint64(40)) >= threshold
-    return np.where(keep, np.asarray(scale, dtype), np.asarray(0, dtype)).reshape(shape)
-
-
-def _apply_mask(a, seed, threshold, scale):
-    k = kernels.get()
-    if k is not None and type(a) is np.ndarray and a.dtype == np.float32:
-        a = np.ascontiguousarray(a)
-        out = np.empty(a.shape, np.float32)
-        k.dropout_apply(a.reshape(-1), out.reshape(-1), seed, 0, threshold, np.float32(scale))
-        return out
-    with np.errstate(invalid="ignore"):  # inf * 0 is NaN, silently, as in the kernel and torch
-        return a * _scaled_keep_mask(a.shape, seed, threshold, scale, a.dtype)
+        return apply_mask(grad, *ctx.draw)
 
 
 def _check(input, p, op):
@@ -100,7 +72,7 @@ def keep_mask(shape, p: float, dtype, generator=None):
     ``dropout``: channel dropout's small masks and attention's dropout of its weights."""
     if p == 1:
         return np.zeros(shape, dtype=dtype)
-    return _apply_mask(np.ones(shape, dtype=dtype), *_draw(p, generator))
+    return apply_mask(np.ones(shape, dtype=dtype), *_draw(p, generator))
 
 
 def _dropout(input, p, training, mask_shape, op, generator):
@@ -111,7 +83,7 @@ def _dropout(input, p, training, mask_shape, op, generator):
     return Dropout.apply(input, mask=mask)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
             generator=None) -> Tensor:
     """Zero each element with probability ``p`` and scale the others by 1/(1 - p).
     ``inplace`` is accepted and ignored; ``generator`` (ours) picks the random stream."""
@@ -136,13 +108,13 @@ def _channel_dropout(input, p, training, generator, op, batched_ndim):
     return _dropout(input, p, training, shape[:lead] + (1,) * (len(shape) - lead), op, generator)
 
 
-def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
               generator=None) -> Tensor:
     """Channel dropout for (N, C, L) or (C, L) inputs."""
     return _channel_dropout(input, p, training, generator, "dropout1d", 3)
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
               generator=None) -> Tensor:
     """Channel dropout for (N, C, H, W) inputs. A 3-d input is taken as (N, C, L), as torch
     does (with its warning): one mask value per (sample, channel)."""
@@ -153,7 +125,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     return _channel_dropout(input, p, training, generator, "dropout2d", 4)
 
 
-def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,  # noqa: A002
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
               generator=None) -> Tensor:
     """Channel dropout for (N, C, D, H, W) or (C, D, H, W) inputs."""
     return _channel_dropout(input, p, training, generator, "dropout3d", 5)

@@ -11,9 +11,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import ufuncs
+from neural_arch.backend.dtypes import get_default_dtype
+from neural_arch.backend.kernels import activation as kern
+from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.ops._operands import as_tensor, binary_operands
-from neural_arch.ops.fused import kernel_for
 
 __all__ = [
     "abs", "add", "allclose", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil", "clamp",
@@ -24,22 +25,13 @@ __all__ = [
 ]
 
 
-# -- arithmetic ----------------------------------------------------------------------------------
-# Arithmetic on large arrays runs on all our threads (backend/ufuncs.py). The size test is spelled
-# out in each op, not left to ufuncs.call: a Python call per op cost 0.35 us of a tiny op's 3.2 us.
-_SPLIT = ufuncs.SPLIT_ELEMENTS
-
-
-def _mul(a, b):
-    return ufuncs.call(np.multiply, a, b) if a.size >= _SPLIT else a * b
-
-
+# -- arithmetic (large arrays run on all our threads: backend.kernels.elementwise) -------------------
 class Add(Function):
     """z = x + y        dz/dx = 1,  dz/dy = 1"""
 
     @staticmethod
     def forward(ctx, x, y):
-        return ufuncs.call(np.add, x, y) if x.size >= _SPLIT else x + y
+        return ew.add(x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -51,13 +43,13 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        return ufuncs.call(np.subtract, x, y) if x.size >= _SPLIT else x - y
+        return ew.subtract(x, y)
 
     @staticmethod
     def backward(ctx, grad):
         if not ctx.needs_input_grad[1]:
             return grad, None
-        return grad, (ufuncs.call(np.negative, grad) if grad.size >= _SPLIT else -grad)
+        return grad, ew.negative(grad)
 
 
 class Mul(Function):
@@ -66,12 +58,12 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y if ctx.needs_input_grad[0] else None)
-        return ufuncs.call(np.multiply, x, y) if x.size >= _SPLIT else x * y
+        return ew.multiply(x, y)
 
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
-        return (_mul(grad, y) if y is not None else None), (_mul(grad, x) if x is not None else None)
+        return (ew.multiply(grad, y) if y is not None else None), (ew.multiply(grad, x) if x is not None else None)
 
 
 class Div(Function):
@@ -79,14 +71,14 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        z = ufuncs.call(np.true_divide, x, y) if x.size >= _SPLIT else x / y
+        z = ew.divide(x, y)
         ctx.save_for_backward(y, z if ctx.needs_input_grad[1] else None)
         return z
 
     @staticmethod
     def backward(ctx, grad):
         y, z = ctx.saved_tensors
-        gx = ufuncs.call(np.true_divide, grad, y) if grad.size >= _SPLIT else grad / y
+        gx = ew.divide(grad, y)
         return gx, (-gx * z if z is not None else None)
 
 
@@ -95,11 +87,11 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return ufuncs.call(np.negative, x) if x.size >= _SPLIT else -x
+        return ew.negative(x)
 
     @staticmethod
     def backward(ctx, grad):
-        return ufuncs.call(np.negative, grad) if grad.size >= _SPLIT else -grad
+        return ew.negative(grad)
 
 
 class PowScalar(Function):
@@ -153,13 +145,13 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = ufuncs.call(np.exp, x) if x.size >= _SPLIT else np.exp(x)
+        y = ew.exp(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        return _mul(grad, ctx.saved_tensors[0])
+        return ew.multiply(grad, ctx.saved_tensors[0])
 
 
 class Log(Function):
@@ -274,39 +266,17 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + e^-x)    dy/dx = y (1 - y)
-
-    float32 runs the fused kernels (one pass each way, split over the threads when large)."""
+    """y = 1 / (1 + e^-x)    dy/dx = y (1 - y)"""
 
     @staticmethod
     def forward(ctx, x):
-        k = kernel_for(x)
-        if k is not None:
-            x = np.ascontiguousarray(x)
-            y = np.empty_like(x)
-            k.sigmoid_forward(x.reshape(-1), y.reshape(-1))
-        else:
-            y = sigmoid_array(x)
+        y = kern.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        y = ctx.saved_tensors[0]
-        k = kernel_for(y, grad)
-        if k is not None and grad.shape == y.shape:
-            out = np.empty_like(y)
-            k.sigmoid_backward(y.reshape(-1), np.ascontiguousarray(grad).reshape(-1), out.reshape(-1))
-            return out
-        return grad * (y * (1 - y))
-
-
-def sigmoid_array(x):
-    """1 / (1 + e^-x) in x's dtype. For x below about -88 (float32) e^-x overflows to inf and y is 0,
-    its correct value, so the overflow warning is silenced. (The stable two-branch form through
-    np.where took 4.4 ms on 1M floats, against ~0.7 ms.)"""
-    with np.errstate(over="ignore"):
-        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+        return kern.sigmoid_backward(ctx.saved_tensors[0], grad)
 
 
 class Abs(Function):
@@ -422,8 +392,6 @@ def div(a, b, rounding_mode: str | None = None) -> Tensor:
     a, b = binary_operands(a, b)
     if rounding_mode is None:
         if a.data.dtype.kind in "biu":  # true division of integers gives the default float
-            from neural_arch.backend.dtypes import get_default_dtype  # noqa: PLC0415
-
             a, b = a.to(get_default_dtype()), b.to(get_default_dtype())
         return Div.apply(a, b)
     if rounding_mode == "floor":
@@ -441,8 +409,6 @@ def neg(x) -> Tensor:
 def pow(x, exponent) -> Tensor:  # noqa: A001 - torch's name
     if isinstance(x, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
         if x.data.dtype.kind in "iub" and isinstance(exponent, float):
-            from neural_arch.backend.dtypes import get_default_dtype  # noqa: PLC0415
-
             x = x.to(get_default_dtype())
         return PowScalar.apply(x, p=exponent)
     return Pow.apply(*binary_operands(x, exponent))
@@ -451,8 +417,6 @@ def pow(x, exponent) -> Tensor:  # noqa: A001 - torch's name
 def _unary(cls):
     def op(x: Tensor) -> Tensor:
         if x.data.dtype.kind in "iub":  # exp, log, sin, ... of integers give the default float
-            from neural_arch.backend.dtypes import get_default_dtype  # noqa: PLC0415
-
             x = x.to(get_default_dtype())
         return cls.apply(x)
 
@@ -500,7 +464,7 @@ def trunc(x) -> Tensor:
     return ZeroGrad.apply(x, fn=np.trunc) if x.data.dtype.kind == "f" else x
 
 
-def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002
+def clamp(x, min=None, max=None) -> Tensor:
     """Clamp into [min, max]; tensor bounds are applied with maximum/minimum."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
@@ -535,21 +499,23 @@ def where(condition, x, y) -> Tensor:
 
 
 # -- no-grad elementwise: comparisons and logic ---------------------------------------------------------
-def _compare(ufunc):
+def _no_grad_binary(ufunc, name=None):
+    """A comparison or bitwise op: operands promoted as for arithmetic, no graph node."""
+
     def op(a, b) -> Tensor:
         a, b = binary_operands(a, b)
         return Tensor._wrap(ufunc(a.data, b.data))
 
-    op.__name__ = ufunc.__name__
+    op.__name__ = name or ufunc.__name__
     return op
 
 
-eq = _compare(np.equal)
-ne = _compare(np.not_equal)
-lt = _compare(np.less)
-le = _compare(np.less_equal)
-gt = _compare(np.greater)
-ge = _compare(np.greater_equal)
+eq = _no_grad_binary(np.equal)
+ne = _no_grad_binary(np.not_equal)
+lt = _no_grad_binary(np.less)
+le = _no_grad_binary(np.less_equal)
+gt = _no_grad_binary(np.greater)
+ge = _no_grad_binary(np.greater_equal)
 
 
 def _logical(ufunc):
@@ -581,18 +547,9 @@ def isfinite(x) -> Tensor:
     return Tensor._wrap(np.isfinite(x.data))
 
 
-def _bitwise(ufunc, name):
-    def op(a, b) -> Tensor:
-        a, b = binary_operands(a, b)
-        return Tensor._wrap(ufunc(a.data, b.data))
-
-    op.__name__ = name
-    return op
-
-
-bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
-bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
-bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+bitwise_and = _no_grad_binary(np.bitwise_and, "bitwise_and")
+bitwise_or = _no_grad_binary(np.bitwise_or, "bitwise_or")
+bitwise_xor = _no_grad_binary(np.bitwise_xor, "bitwise_xor")
 
 
 def bitwise_not(x) -> Tensor:

@@ -7,7 +7,7 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import kernels
+from neural_arch.backend.kernels.embedding import scatter_rows
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 
 __all__ = ["embedding", "one_hot"]
@@ -32,13 +32,7 @@ class Embedding(Function):
         if ctx.freq:
             counts = np.bincount(ids, minlength=ctx.num)
             g = g / counts[ids][:, None].astype(g.dtype)
-        out = np.zeros((ctx.num, g.shape[1]), dtype=grad.dtype)
-        k = kernels.get()
-        if k is not None and type(g) is np.ndarray and g.dtype == np.float32:
-            # np.add.at is a slow generic scatter; the kernel is a plain loop over rows
-            k.embedding_backward(ids, np.ascontiguousarray(g), out, -1)
-        else:
-            np.add.at(out, ids, g)
+        out = scatter_rows(g, ids, ctx.num)
         if ctx.padding_idx is not None:
             out[ctx.padding_idx] = 0
         return out.reshape((ctx.num,) + grad.shape[ctx.ids.ndim:])
@@ -55,7 +49,7 @@ def _renorm_(weight: Tensor, ids, max_norm, norm_type):
         w[rows[big]] *= scale.reshape((-1,) + (1,) * (w.ndim - 1))
 
 
-def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,  # noqa: A002
+def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Look up rows of ``weight`` (num_embeddings, dim) at the integer ``input`` ids.
 

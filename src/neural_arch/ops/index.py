@@ -10,37 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.function import Function
-from neural_arch.autograd.tensor import Tensor
+from neural_arch.autograd.tensor import Tensor, normalize_index
 from neural_arch.backend.device import array_namespace
 from neural_arch.errors import DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops.elementwise import Where
 
 
 def _is_basic(idx) -> bool:
     """Only ints, slices, None and Ellipsis: the result is a view, no index repeats."""
     items = idx if isinstance(idx, tuple) else (idx,)
     return all(i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer)) for i in items)
-
-
-def normalize_index(index, shape=None):
-    """Tensors and lists inside an index become arrays (bool stays a mask, ints int64)."""
-    if isinstance(index, tuple):
-        return tuple(_index_item(i) for i in index)
-    return _index_item(index)
-
-
-def _index_item(i):
-    if isinstance(i, Tensor):
-        i = i.data
-        if i.dtype.kind == "f":
-            raise DTypeError(f"tensors used as indices must be integer or bool, got {i.dtype}")
-        return i
-    if isinstance(i, list):
-        arr = np.asarray(i)
-        if arr.dtype.kind == "f":
-            raise DTypeError("index lists must hold integers or bools")
-        return arr
-    return i
 
 
 def _scatter_add_into(out, idx, grad):
@@ -183,8 +163,6 @@ def index_select(x: Tensor, dim: int, index) -> Tensor:
 
 def masked_fill(x: Tensor, mask, value) -> Tensor:
     """``value`` where ``mask`` is True, ``x`` elsewhere (mask broadcasts to x)."""
-    from neural_arch.ops.elementwise import Where  # noqa: PLC0415
-
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise DTypeError(f"masked_fill: mask must be bool, got {m.dtype}")

@@ -27,6 +27,7 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops.shape import reshape
 
 __all__ = ["interpolate"]
 
@@ -187,8 +188,6 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 def _apply_4d(input: Tensor, k: int, fn) -> Tensor:
     if k == 2:
         return fn(input)
-    from neural_arch.ops.shape import reshape  # noqa: PLC0415
-
     n, c, length = input.data.shape
     y = fn(reshape(input, (n, c, 1, length)))
     return reshape(y, (n, c, y.data.shape[3]))

@@ -11,6 +11,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
 from neural_arch.errors import ShapeError, shape_str
 from neural_arch.ops._operands import binary_operands
+from neural_arch.ops.shape import _promote_all, unsqueeze
 
 
 class MatMul(Function):
@@ -87,8 +88,6 @@ def dot(a, b) -> Tensor:
 
 
 def outer(a, b) -> Tensor:
-    from neural_arch.ops.shape import unsqueeze  # noqa: PLC0415
-
     return unsqueeze(a, 1) * unsqueeze(b, 0)
 
 
@@ -161,6 +160,4 @@ def einsum(equation: str, *operands) -> Tensor:
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     subs, out = _parse_einsum(equation, [t.shape for t in operands])
-    from neural_arch.ops.shape import _promote_all  # noqa: PLC0415
-
     return Einsum.apply(*_promote_all(list(operands)), subs=subs, out=out)

@@ -8,7 +8,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
 from neural_arch.errors import DTypeError, ShapeError, shape_str
-from neural_arch.ops.linalg import matmul
+from neural_arch.ops.linalg import einsum, matmul
 
 __all__ = ["linear", "bilinear"]
 
@@ -56,8 +56,7 @@ _ones_cache: dict = {}
 
 def _column_sums(g2):
     """sum over rows of g2 (batch, out), as a vector-times-matrix product 1^T g2: BLAS reads g2 once,
-    faster than ``g2.sum(axis=0)`` at every size measured and a little more accurate (128x100:
-    1.1 vs 2.8 us; 16384x65: 74 vs 231 us)."""
+    faster than ``g2.sum(axis=0)`` at every size measured (BENCHMARKS.md) and a little more accurate."""
     if type(g2) is not np.ndarray or g2.dtype.kind != "f":
         return g2.sum(axis=0)
     key = (g2.shape[0], g2.dtype)
@@ -101,8 +100,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y_k = x1^T A_k x2 + b_k with ``weight`` (out, in1, in2) (an einsum)."""
-    from neural_arch.ops.linalg import einsum  # noqa: PLC0415
-
     if weight.data.ndim != 3 or input1.data.shape[-1] != weight.data.shape[1] or \
             input2.data.shape[-1] != weight.data.shape[2]:
         raise ShapeError(f"bilinear: weight {shape_str(weight.shape)} must be (out, {input1.data.shape[-1]}, "

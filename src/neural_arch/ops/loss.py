@@ -8,20 +8,22 @@ of the weights of the targets that count, not by their number).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.kernels import elementwise as ew
+from neural_arch.backend.kernels import softmax_loss as kern
+from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DataError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops._operands import binary_operands
-from neural_arch.ops.activation import _log_softmax, _sigmoid, _softplus
 from neural_arch.ops.elementwise import clamp
-from neural_arch.ops.shape import broadcast_tensors
-from neural_arch.ops.fused import FusedCrossEntropy, FusedMSELoss, kernel_for
+from neural_arch.ops.shape import broadcast_tensors, unsqueeze
 
 __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
@@ -52,7 +54,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 # -- cross entropy and nll: class-index targets ------------------------------------------------------------
 class ClassNLL(Function):
-    """Negative log-likelihood of class ``t`` along axis 1, optionally fused with log_softmax.
+    """Negative log-likelihood of class ``t`` along axis 1, fused with log_softmax for cross_entropy.
 
     With logp = log_softmax(x) (or logp = x for nll_loss), weights w, smoothing e over C classes,
     per position (ignored targets contribute 0):
@@ -62,65 +64,36 @@ class ClassNLL(Function):
 
     Backward, with a_c = (1 - e) w_t [c = t] + (e / C) w_c the coefficients of logp_c:
 
-        fused:    dl/dx_c = p_c sum_k a_k - a_c          (p = softmax(x) = e^{logp})
-        nll_loss: dl/dlogp_c = -a_c
+        cross_entropy:  dl/dx_c = p_c sum_k a_k - a_c          (p = softmax(x) = e^{logp})
+        nll_loss:       dl/dlogp_c = -a_c
+
+    computed by the forward pass (``backend.kernels.softmax_loss.class_nll``) and scaled by the
+    upstream gradient here.
     """
 
     @staticmethod
-    def forward(ctx, x, target, weight, ignore_index, smoothing, reduction, fused):
-        valid = target != ignore_index
-        idx = np.expand_dims(np.where(valid, target, 0), 1)
-        logp = _log_softmax(x, (1,)) if fused else x
-        shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcasts weight along axis 1
-        if weight is None:
-            wt = valid.astype(x.dtype)
-        else:
-            wt = np.take(weight, idx[:, 0]) * valid
-        loss = -np.take_along_axis(logp, idx, axis=1)[:, 0] * wt
-        if smoothing:
-            wl = logp if weight is None else logp * weight.reshape(shape)
-            smooth = -wl.sum(axis=1) * valid
-            loss = (1 - smoothing) * loss + (smoothing / x.shape[1]) * smooth
-        ctx.save_for_backward(logp if fused else None, idx, wt, valid, weight)
-        ctx.smoothing, ctx.reduction, ctx.fused, ctx.shape, ctx.dtype = smoothing, reduction, fused, shape, x.dtype
-        ctx.x_shape = x.shape
+    def forward(ctx, x, target, weight, ignore_index, smoothing, reduction, fused, op):
+        loss, dx, total, denom, bad = kern.class_nll(x, target, weight, ignore_index, smoothing, fused,
+                                                     bool(ctx.needs_input_grad[0]))
+        if bad:
+            _check_targets(target, x.shape[1], ignore_index, op)
+        ctx.save_for_backward(dx)
+        ctx.reduction, ctx.denom = reduction, denom
         if reduction == "none":
             return loss
-        total = loss.sum()
         if reduction == "sum":
-            return total
-        ctx.denom = wt.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (total / ctx.denom).astype(x.dtype, copy=False)  # all ignored: 0/0 = NaN, as torch
+            return np.asarray(total, dtype=x.dtype)
+        return np.asarray(total / denom if denom else np.nan, dtype=x.dtype)  # all ignored: NaN, as torch
 
     @staticmethod
     def backward(ctx, grad):
-        logp, idx, wt, valid, weight = ctx.saved_tensors
-        e = ctx.smoothing
+        (dx,) = ctx.saved_tensors
         if ctx.reduction == "none":
-            gl = grad
-        else:
-            scale = grad if ctx.reduction == "sum" else (grad / ctx.denom if ctx.denom else 0 * grad)
-            # (all targets ignored: the mean is NaN but its gradient 0, as torch's)
-            gl = np.broadcast_to(scale, wt.shape)
-        gl = np.expand_dims(gl, 1)  # per-position upstream gradient, shaped to broadcast along classes
-        g_hot = (1 - e) * gl * np.expand_dims(wt, 1)  # the coefficient of logp_t
-        g_smooth = None
-        if e:
-            w = 1 if weight is None else weight.reshape(ctx.shape)
-            g_smooth = (e / ctx.x_shape[1]) * (gl * np.expand_dims(valid, 1)) * w
-        if ctx.fused:
-            sum_a = g_hot
-            if g_smooth is not None:  # unweighted, g_smooth is one value per position for all C classes
-                c = ctx.x_shape[1]
-                sum_a = sum_a + (g_smooth.sum(axis=1, keepdims=True) if weight is not None else g_smooth * c)
-            gx = np.exp(logp) * sum_a
-        else:
-            gx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
-        if g_smooth is not None:
-            gx -= g_smooth
-        np.put_along_axis(gx, idx, np.take_along_axis(gx, idx, axis=1) - g_hot, axis=1)
-        return gx.astype(ctx.dtype, copy=False)
+            return dx * np.expand_dims(grad, 1)
+        scale = float(grad)
+        if ctx.reduction == "mean":
+            scale = scale / ctx.denom if ctx.denom else 0.0  # all targets ignored: the gradient is 0, as torch's
+        return ew.scale(dx, scale)
 
 
 class SoftTargetCrossEntropy(Function):
@@ -133,7 +106,7 @@ class SoftTargetCrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, x, q, weight, smoothing, reduction):
-        logp = _log_softmax(x, (1,))
+        logp = kern.softmax(x, (1,), True)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         a = q if not smoothing else (1 - smoothing) * q + smoothing / x.shape[1]
         w = None if weight is None else weight.reshape(shape)
@@ -183,7 +156,7 @@ def _check_target_dtype(t, op):
 
 
 def _check_targets(t, c, ignore_index, op):
-    """Integer targets in [0, c) or ``ignore_index`` (the fused kernel checks the values itself)."""
+    """Integer targets in [0, c) or ``ignore_index``."""
     _check_target_dtype(t, op)
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
@@ -208,22 +181,15 @@ def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
         w = (weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(x.dtype, copy=False)
     inp = input
     if x.ndim == 1:  # (C,) with a 0-d target: a batch of one
-        from neural_arch.ops.shape import unsqueeze  # noqa: PLC0415
-
         inp, t = unsqueeze(input, 0), t.reshape(1)
-    if fused and w is None and x.ndim == 2 and kernel_for(x) is not None:
-        # (the kernel checks the targets' values in its pass and raises as _check_targets would)
-        return FusedCrossEntropy.apply(inp, target=t, ignore_index=ignore_index, smoothing=smoothing,
-                                       reduction=reduction)
-    _check_targets(t, c, ignore_index, op)
     out = ClassNLL.apply(inp, target=t, weight=w, ignore_index=ignore_index, smoothing=smoothing,
-                         reduction=reduction, fused=fused)
+                         reduction=reduction, fused=fused, op=op)
     if x.ndim == 1 and reduction == "none":
         out = out.reshape(())
     return out
 
 
-def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,  # noqa: A002
+def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross entropy between logits ``input`` (N, C, d1, ...) or (C,) and ``target``: class
     indices (N, d1, ...) (with ``ignore_index``) or class probabilities of the input's shape.
@@ -250,7 +216,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     return SoftTargetCrossEntropy.apply(inp, tt, weight=w, smoothing=label_smoothing, reduction=reduction)
 
 
-def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,  # noqa: A002
+def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction: str = "mean") -> Tensor:
     """-input[n, target[n]] (input holds log-probabilities), weighted and reduced as torch."""
     reduction = _reduction(reduction, size_average, reduce, "nll_loss")
@@ -260,7 +226,6 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
 # -- regression losses -------------------------------------------------------------------------------------
 class PointwiseLoss(Function):
     """l = f(d), d = x - y, elementwise:
-        mse:        d^2                                   f'(d) = 2 d
         l1:         |d|                                   f'(d) = sign d
         smooth_l1:  d^2 / (2 b) if |d| < b else |d| - b/2   f'(d) = d / b or sign d
         huber:      d^2 / 2 if |d| < k else k (|d| - k/2)    f'(d) = d or k sign d
@@ -270,9 +235,6 @@ class PointwiseLoss(Function):
     def forward(ctx, x, y, kind, param):
         d = x - y
         ctx.kind, ctx.param = kind, param
-        if kind == "mse":
-            ctx.save_for_backward(d)
-            return d * d
         ad = np.abs(d)
         ctx.save_for_backward(d)
         if kind == "l1":
@@ -286,15 +248,43 @@ class PointwiseLoss(Function):
     def backward(ctx, grad):
         (d,) = ctx.saved_tensors
         kind, p = ctx.kind, ctx.param
-        if kind == "mse":
-            g = grad * (2 * d)
-        elif kind == "l1":
+        if kind == "l1":
             g = grad * np.sign(d)
         elif kind == "smooth_l1":
             g = grad * np.where(np.abs(d) < p, d / p, np.sign(d)).astype(d.dtype, copy=False)
         else:
             g = grad * np.where(np.abs(d) < p, d, p * np.sign(d)).astype(d.dtype, copy=False)
         return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class SquaredError(Function):
+    """mse_loss: l = (x - y)^2 elementwise (``reduction`` 'none'), or its sum or mean over the n elements
+        dl/dx = 2 (x - y) [/ n],   dl/dy = -dl/dx
+    The sum is one pass over x and y (``backend.kernels.softmax_loss.squared_error``), accumulated in
+    float64; x and y are saved, not x - y."""
+
+    @staticmethod
+    def forward(ctx, x, y, reduction):
+        ctx.save_for_backward(x, y)
+        ctx.reduction = reduction
+        if reduction == "none":
+            d = x - y
+            return d * d
+        n = x.size if x.shape == y.shape else math.prod(np.broadcast_shapes(x.shape, y.shape))
+        total = kern.squared_error(x, y)
+        if reduction == "mean":
+            total = total / n if n else float("nan")  # an empty mean is NaN, as torch's
+        ctx.factor = (2 / n if n else 0.0) if reduction == "mean" else 2.0
+        return np.asarray(total, dtype=np.result_type(x, y))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        if ctx.reduction == "none":
+            gx = kern.scaled_difference(x, y, 2.0) * grad
+        else:
+            gx = kern.scaled_difference(x, y, float(grad) * ctx.factor)
+        return gx, (-gx if ctx.needs_input_grad[1] else None)
 
 
 def _pair(input, target, op):
@@ -314,10 +304,12 @@ def _pair(input, target, op):
 
 def _pointwise(input, target, reduction, kind, param, op, weight=None, weighted_mean="sum_w"):
     x, y = _pair(input, target, op)
-    if (kind == "mse" and weight is None and reduction != "none" and x.shape == y.shape and x.data.size
-            and kernel_for(x.data, y.data) is not None):
-        return FusedMSELoss.apply(x, y, mean=reduction == "mean")
-    loss = PointwiseLoss.apply(x, y, kind=kind, param=param)
+    if kind == "mse":
+        if weight is None:
+            return SquaredError.apply(x, y, reduction=reduction)
+        loss = SquaredError.apply(x, y, reduction="none")
+    else:
+        loss = PointwiseLoss.apply(x, y, kind=kind, param=param)
     if weight is None:
         return _reduce(loss, reduction)
     if weight.shape != input.shape:
@@ -328,20 +320,20 @@ def _pointwise(input, target, reduction, kind, param, op, weight=None, weighted_
     return _reduce(loss, reduction)
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
              weight=None) -> Tensor:
     """(x - y)^2, reduced; with ``weight``, 'mean' is sum(w l) / sum(w) as torch."""
     return _pointwise(input, target, _reduction(reduction, size_average, reduce, "mse_loss"), "mse", None,
                       "mse_loss", weight)
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
             weight=None) -> Tensor:
     return _pointwise(input, target, _reduction(reduction, size_average, reduce, "l1_loss"), "l1", None,
                       "l1_loss", weight)
 
 
-def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
     reduction = _reduction(reduction, size_average, reduce, "smooth_l1_loss")
     if beta < 0:
@@ -351,7 +343,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _pointwise(input, target, reduction, "smooth_l1", float(beta), "smooth_l1_loss")
 
 
-def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:  # noqa: A002
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:
     """With ``weight``, 'mean' is the plain mean of w l, as torch."""
     reduction = _reduction(reduction, op="huber_loss")
     if delta <= 0:
@@ -396,7 +388,7 @@ def _weight_array(weight, like):
     return w.astype(like.dtype, copy=False)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction: str = "mean") -> Tensor:
     """BCE on probabilities in [0, 1] (``weight`` rescales each element; it gets no gradient)."""
     reduction = _reduction(reduction, size_average, reduce, "binary_cross_entropy")
@@ -419,7 +411,7 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def forward(ctx, x, t, *pw):
-        sp = _softplus(-x)
+        sp = softplus_array(-x)
         pw = pw[0] if pw else None
         lw = 1 if pw is None else 1 + (pw - 1) * t
         ctx.save_for_backward(x, t, pw, sp)
@@ -432,7 +424,7 @@ class BCEWithLogits(Function):
         gx = gt = gpw = None
         if need[0]:
             lw = 1 if pw is None else 1 + (pw - 1) * t
-            gx = grad * ((1 - t) - lw * _sigmoid(-x))
+            gx = grad * ((1 - t) - lw * sigmoid_array(-x))
         if need[1]:
             gt = grad * (-x if pw is None else -x + (pw - 1) * sp)
         if pw is not None and need[2]:
@@ -440,7 +432,7 @@ class BCEWithLogits(Function):
         return (gx, gt) if pw is None else (gx, gt, gpw)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None) -> Tensor:
     """sigmoid + BCE in one stable node; ``pos_weight`` (broadcast over the last dim) weighs positives."""
     reduction = _reduction(reduction, size_average, reduce, "binary_cross_entropy_with_logits")
@@ -496,7 +488,7 @@ class KLDiv(Function):
         return -grad * t, gt
 
 
-def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean",  # noqa: A002
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """KL(target || q) with ``input`` = log q. reduction 'batchmean' divides the sum by the batch
     size (the mathematically right one); 'mean' divides by the element count, as torch does."""
@@ -539,7 +531,7 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     return _r.sum((a / na_) * (b / nb_), axis)
 
 
-def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:  # noqa: A002
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """input / max(||input||_p along dim, eps)."""
     if out is not None:
         raise ConfigError("normalize: out= is not supported; use the returned tensor")

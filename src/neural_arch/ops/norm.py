@@ -1,13 +1,14 @@
 """Normalisation: layer_norm, rms_norm, batch_norm, group_norm, instance_norm.
 
-All but rms_norm are one fused ``Normalize`` node: mean and variance over
-some axes, then an optional per-element affine map. The axes and the shape
-the affine parameters are viewed in are what distinguish them:
+Three Functions: ``LayerNorm`` and ``RMSNorm`` normalise each row of trailing ``d`` elements,
+``ChannelNorm`` normalises blocks of an (N, C, ...) input with a per-channel affine map:
 
-    layer_norm     axes = the last len(normalized_shape) dims     w: normalized_shape
-    batch_norm     axes = all but the channel dim (1)             w: (1, C, 1, ...)
-    instance_norm  axes = the spatial dims (2, ...)               w: (1, C, 1, ...)
-    group_norm     x viewed as (N, G, C/G, ...), axes = (2, ...)  w: (1, G, C/G, 1, ...)
+    batch_norm     statistics per channel, over the batch and spatial dims
+    group_norm     statistics per (sample, group of C / G channels), over the group and spatial dims
+    instance_norm  group_norm with G = C
+
+The arithmetic is in ``backend.kernels.norm`` (a numba kernel for float32, its NumPy twin
+otherwise). batch_norm and instance_norm with given statistics are an affine map of tensors.
 """
 
 from __future__ import annotations
@@ -18,62 +19,97 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.kernels import norm as kern
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops.fused import FusedChannelNorm, FusedLayerNorm, FusedRMSNorm, kernel_for
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
 
-class Normalize(Function):
-    """xhat = (x - mean) / sqrt(var + eps)   (mean, biased var over ``axes``),   y = xhat w + b
-    With r = 1 / sqrt(var + eps), gh = g w and means taken over ``axes``:
-        dL/dx = r (gh - mean(gh) - xhat mean(gh xhat)),   dL/dw = g xhat,   dL/db = g
-    (w and b gradients are summed to their shapes by the engine).
+def _in_shape(a, shape):
+    """``a`` with ``shape``; the array itself when it already has it (a fresh array becomes a leaf's
+    ``.grad`` without the engine copying it)."""
+    return a if a.shape == tuple(shape) else a.reshape(shape)
 
-    ``stats=(mean, rstd)`` uses given statistics instead (batch_norm in eval): dL/dx = r gh.
-    ``running=(running_mean, running_var, momentum)`` updates those arrays in place with the
-    batch mean and the *unbiased* variance, averaged over any leading groups (torch's rule).
-    """
+
+class LayerNorm(Function):
+    """Per row of the trailing ``d`` elements, r = 1 / sqrt(var + eps) (biased variance):
+        y = (x - mean) r w + b
+        dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw = sum_rows g xhat,  dL/db = sum_rows g
+    with xhat = (x - mean) r and gw = g w."""
 
     @staticmethod
-    def forward(ctx, x, *affine, axes, eps, has_w, stats=None, running=None):
-        if stats is None:
-            mu = x.mean(axis=axes, keepdims=True)
-            xhat = x - mu
-            var = np.mean(xhat * xhat, axis=axes, keepdims=True)
-            rstd = 1 / np.sqrt(var + eps)
-            if running is not None:
-                _update_running(running, mu, var, math.prod(x.shape[a] for a in axes))
-        else:
-            mu, rstd = stats
-            xhat = x - mu
-        xhat *= rstd
-        w = affine[0] if has_w else None
-        b = affine[-1] if len(affine) - has_w else None
-        y = xhat * w if w is not None else xhat.copy() if b is None else xhat
-        if b is not None:
-            y = y + b
-        ctx.save_for_backward(xhat, rstd, w)
-        ctx.axes, ctx.fixed, ctx.n_affine = axes, stats is not None, len(affine)
-        return y.astype(x.dtype, copy=False)
+    def forward(ctx, x, *affine, d, eps, has_w, has_b):
+        x2 = x.reshape(-1, d)
+        w = affine[0].reshape(-1) if has_w else np.ones(d, x.dtype)
+        b = affine[-1].reshape(-1) if has_b else np.zeros(d, x.dtype)
+        y, mean, rstd = kern.layer_norm_forward(x2, w, b, eps)
+        ctx.save_for_backward(x2, w, mean, rstd)
+        ctx.shape, ctx.has_w, ctx.has_b, ctx.w_shape = x.shape, has_w, has_b, affine[0].shape if has_w else (d,)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        xhat, rstd, w = ctx.saved_tensors
-        gh = grad if w is None else grad * w
-        if ctx.fixed:
-            gx = gh * rstd
-        else:
-            axes = ctx.axes
-            gx = gh - gh.mean(axis=axes, keepdims=True)
-            gx -= xhat * (gh * xhat).mean(axis=axes, keepdims=True)
-            gx *= rstd
-        out = [gx]
-        need = ctx.needs_input_grad
-        if w is not None:
-            out.append(grad * xhat if need[1] else None)
-        if ctx.n_affine - (w is not None):
-            out.append(grad)
+        x2, w, mean, rstd = ctx.saved_tensors
+        dx, dw, db = kern.layer_norm_backward(grad.reshape(x2.shape), x2, w, mean, rstd)
+        out = [dx.reshape(ctx.shape)]
+        if ctx.has_w:
+            out.append(_in_shape(dw, ctx.w_shape))
+        if ctx.has_b:
+            out.append(_in_shape(db, ctx.w_shape))
+        return tuple(out)
+
+
+class RMSNorm(Function):
+    """Per row of the trailing ``d`` elements, r = 1 / sqrt(mean(x^2) + eps):
+        y = x r w,   dL/dx = r (gw - xhat mean(gw xhat)),   dL/dw = sum_rows g xhat   (xhat = x r, gw = g w)"""
+
+    @staticmethod
+    def forward(ctx, x, *w, d, eps):
+        x2 = x.reshape(-1, d)
+        wf = w[0].reshape(-1) if w else np.ones(d, x.dtype)
+        y, rstd = kern.rms_norm_forward(x2, wf, eps)
+        ctx.save_for_backward(x2, wf, rstd)
+        ctx.shape, ctx.has_w, ctx.w_shape = x.shape, bool(w), w[0].shape if w else None
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x2, w, rstd = ctx.saved_tensors
+        dx, dw = kern.rms_norm_backward(grad.reshape(x2.shape), x2, w, rstd)
+        return (dx.reshape(ctx.shape), _in_shape(dw, ctx.w_shape)) if ctx.has_w else dx.reshape(ctx.shape)
+
+
+class ChannelNorm(Function):
+    """batch_norm (``groups`` None: statistics per channel) and group_norm (per sample and group) of an
+    (N, C, ...) x, with per-channel w and b. Over each block's elements, r = 1 / sqrt(var + eps):
+        y = (x - mean) r w_c + b_c
+        dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw_c = sum g xhat,  dL/db_c = sum g
+    (sums over channel c's elements). ``running=(running_mean, running_var, momentum)`` updates those
+    arrays in place with the batch mean and the *unbiased* variance, averaged over the samples."""
+
+    @staticmethod
+    def forward(ctx, x, *affine, groups, eps, has_w, has_b, running=None):
+        n, c = x.shape[:2]
+        x = np.ascontiguousarray(x)
+        w = kern.per_block(affine[0].reshape(-1) if has_w else np.ones(c, x.dtype), groups, n)
+        b = kern.per_block(affine[-1].reshape(-1) if has_b else np.zeros(c, x.dtype), groups, n)
+        x4 = kern.channel_blocks(x, groups)
+        y, mean, var, rstd = kern.channel_norm_forward(x4, w, b, eps)
+        if running is not None:
+            _update_running(running, mean, var, x.size // x4.shape[1])
+        ctx.save_for_backward(x4, w, mean, rstd)
+        ctx.shape, ctx.groups, ctx.has_w, ctx.has_b = x.shape, groups, has_w, has_b
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x4, w, mean, rstd = ctx.saved_tensors
+        dx, dw, db = kern.channel_norm_backward(grad.reshape(x4.shape), x4, w, mean, rstd)
+        out = [dx.reshape(ctx.shape)]
+        n = ctx.shape[0]
+        for wanted, sums in ((ctx.has_w, dw), (ctx.has_b, db)):
+            if wanted:  # per channel: batch_norm's (C, 1) as it is, group_norm's (N G, C / G) summed over N
+                out.append(sums.reshape(-1) if ctx.groups is None else sums.reshape(n, -1).sum(axis=0))
         return tuple(out)
 
 
@@ -89,28 +125,6 @@ def _update_running(running, mu, var, n):
         rv += momentum * unbiased.astype(rv.dtype, copy=False)
 
 
-class RMSNorm(Function):
-    """y = x r w,   r = 1 / sqrt(mean(x^2) + eps)   (mean over ``axes``)
-    With xhat = x r and gh = g w:   dL/dx = r (gh - xhat mean(gh xhat)),   dL/dw = g xhat"""
-
-    @staticmethod
-    def forward(ctx, x, *w, axes, eps):
-        r = 1 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
-        xhat = x * r
-        w = w[0] if w else None
-        ctx.save_for_backward(xhat, r, w)
-        ctx.axes = axes
-        return xhat * w if w is not None else xhat
-
-    @staticmethod
-    def backward(ctx, grad):
-        xhat, r, w = ctx.saved_tensors
-        gh = grad if w is None else grad * w
-        gx = gh - xhat * (gh * xhat).mean(axis=ctx.axes, keepdims=True)
-        gx *= r
-        return (gx,) if w is None else (gx, grad * xhat if ctx.needs_input_grad[1] else None)
-
-
 # -- helpers ---------------------------------------------------------------------------------------------
 def _float_input(x, op):
     if not isinstance(x, Tensor) or x.data.dtype.kind != "f":
@@ -119,32 +133,31 @@ def _float_input(x, op):
     return x
 
 
-def _param(p, shape, view, op, name, dtype):
-    """Check an affine parameter's shape and view it (a differentiable reshape) to broadcast."""
+def _param(p, shape, op, name, dtype):
+    """Check an affine parameter's shape; cast it to the input's dtype."""
     if p is None:
         return None
     if tuple(p.shape) != tuple(shape):
         raise ShapeError(f"{op}: {name} must have shape {shape_str(shape)}, got {shape_str(p.shape)}")
-    if p.dtype != dtype:
-        p = p.to(dtype)
-    return p.reshape(view) if tuple(view) != tuple(shape) else p
-
-
-def _apply(x, w, b, axes, eps, stats=None, running=None):
-    affine = tuple(t for t in (w, b) if t is not None)
-    return Normalize.apply(x, *affine, axes=axes, eps=eps, has_w=w is not None, stats=stats, running=running)
-
-
-def _fusable(x) -> bool:
-    """batch_norm (training) and group_norm of a float32 (N, C, spatial...) input run FusedChannelNorm
-    (numba kernels): the NumPy reductions over (0, 2, 3) of an NCHW array were 3.5-5x slower than torch."""
-    return x.data.ndim >= 3 and x.data.size > 0 and kernel_for(x.data) is not None
+    return p if p.dtype == dtype else p.to(dtype)
 
 
 def _channel_norm(x, w, b, groups, eps, running=None):
     affine = tuple(t for t in (w, b) if t is not None)
-    return FusedChannelNorm.apply(x, *affine, groups=groups, eps=eps, has_w=w is not None, has_b=b is not None,
-                                  running=running)
+    return ChannelNorm.apply(x, *affine, groups=groups, eps=eps, has_w=w is not None, has_b=b is not None,
+                             running=running)
+
+
+def _with_stats(x, w, b, mean, var, eps):
+    """(x - mean) / sqrt(var + eps) w + b with given per-channel statistics (batch_norm and instance_norm
+    in eval): an affine map, differentiated by the elementwise ops."""
+    view = (1, -1) + (1,) * (x.data.ndim - 2)
+    dt = x.data.dtype
+    y = (x - Tensor._wrap(mean.reshape(view).astype(dt, copy=False))) * Tensor._wrap(
+        (1 / np.sqrt(var.astype(dt) + eps)).reshape(view))
+    if w is not None:
+        y = y * w.reshape(view)
+    return y + b.reshape(view) if b is not None else y
 
 
 def _channels(x, op):
@@ -162,43 +175,38 @@ def _stat_array(t, c, op, name):
     return arr
 
 
-# -- the functional API ------------------------------------------------------------------------------------
-def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
-    """Normalise over the last ``len(normalized_shape)`` dims, then ``* weight + bias``."""
-    x = _float_input(input, "layer_norm")
+def _trailing(x, normalized_shape, op):
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
     k = len(ns)
     if k == 0 or x.data.ndim < k or x.data.shape[-k:] != ns:
-        raise ShapeError(f"layer_norm: normalized_shape {ns} must match the trailing dims of the input "
+        raise ShapeError(f"{op}: normalized_shape {ns} must match the trailing dims of the input "
                          f"{shape_str(x.shape)}")
-    w = _param(weight, ns, ns, "layer_norm", "weight", x.dtype)
-    b = _param(bias, ns, ns, "layer_norm", "bias", x.dtype)
+    return ns
+
+
+# -- the functional API ------------------------------------------------------------------------------------
+def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the last ``len(normalized_shape)`` dims, then ``* weight + bias``."""
+    x = _float_input(input, "layer_norm")
+    ns = _trailing(x, normalized_shape, "layer_norm")
+    w = _param(weight, ns, "layer_norm", "weight", x.dtype)
+    b = _param(bias, ns, "layer_norm", "bias", x.dtype)
     affine = tuple(t for t in (w, b) if t is not None)
-    if kernel_for(x.data, *(t.data for t in affine)) is not None:
-        return FusedLayerNorm.apply(x, *affine, d=math.prod(ns), eps=eps, has_w=w is not None, has_b=b is not None)
-    return _apply(x, w, b, tuple(range(x.data.ndim - k, x.data.ndim)), eps)
+    return LayerNorm.apply(x, *affine, d=math.prod(ns), eps=eps, has_w=w is not None, has_b=b is not None)
 
 
-def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = None) -> Tensor:  # noqa: A002
+def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; ``eps=None`` means the
     machine epsilon of the input's dtype, as torch.nn.functional.rms_norm."""
     x = _float_input(input, "rms_norm")
-    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
-    k = len(ns)
-    if k == 0 or x.data.ndim < k or x.data.shape[-k:] != ns:
-        raise ShapeError(f"rms_norm: normalized_shape {ns} must match the trailing dims of the input "
-                         f"{shape_str(x.shape)}")
+    ns = _trailing(x, normalized_shape, "rms_norm")
     if eps is None:
         eps = float(np.finfo(x.data.dtype).eps)
-    w = _param(weight, ns, ns, "rms_norm", "weight", x.dtype)
-    axes = tuple(range(x.data.ndim - k, x.data.ndim))
-    if kernel_for(x.data, *([w.data] if w is not None else [])) is not None:
-        ws = (w,) if w is not None else ()
-        return FusedRMSNorm.apply(x, *ws, d=math.prod(ns), eps=eps)
-    return RMSNorm.apply(x, w, axes=axes, eps=eps) if w is not None else RMSNorm.apply(x, axes=axes, eps=eps)
+    w = _param(weight, ns, "rms_norm", "weight", x.dtype)
+    return RMSNorm.apply(x, *(() if w is None else (w,)), d=math.prod(ns), eps=eps)
 
 
-def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,  # noqa: A002
+def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each channel (dim 1) over the batch and spatial dims.
 
@@ -210,11 +218,8 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
     c = _channels(x, "batch_norm")
     rm = _stat_array(running_mean, c, "batch_norm", "running_mean")
     rv = _stat_array(running_var, c, "batch_norm", "running_var")
-    view = (1, c) + (1,) * (x.data.ndim - 2)
-    w_c = _param(weight, (c,), (c,), "batch_norm", "weight", x.dtype)
-    b_c = _param(bias, (c,), (c,), "batch_norm", "bias", x.dtype)
-    w, b = (None if t is None else t.reshape(view) for t in (w_c, b_c))
-    axes = (0,) + tuple(range(2, x.data.ndim))
+    w = _param(weight, (c,), "batch_norm", "weight", x.dtype)
+    b = _param(bias, (c,), "batch_norm", "bias", x.dtype)
     if training:
         if x.data.size // c <= 1:
             raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, got input "
@@ -225,57 +230,40 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
                 raise ConfigError("batch_norm: momentum=None (cumulative average) needs the module's batch "
                                   "count; pass a float momentum")
             running = (rm, rv, momentum)
-        if _fusable(x):
-            return _channel_norm(x, w_c, b_c, None, eps, running)
-        return _apply(x, w, b, axes, eps, running=running)
+        return _channel_norm(x, w, b, None, eps, running)
     if rm is None or rv is None:
         raise ConfigError("batch_norm: training=False needs running_mean and running_var")
-    dt = x.data.dtype
-    stats = (rm.reshape(view).astype(dt, copy=False), (1 / np.sqrt(rv.astype(dt) + eps)).reshape(view))
-    return _apply(x, w, b, axes, eps, stats=stats)
+    return _with_stats(x, w, b, rm, rv, eps)
 
 
-def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002
+def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Normalise each (sample, channel) over its spatial dims; running stats as in batch_norm,
-    averaged over the batch."""
+    """Normalise each (sample, channel) over its spatial dims (group_norm with one channel per group);
+    running stats as in batch_norm, averaged over the batch."""
     x = _float_input(input, "instance_norm")
     c = _channels(x, "instance_norm")
     if x.data.ndim < 3:
         raise ShapeError(f"instance_norm: expected input of shape (N, C, L, ...), got {shape_str(x.shape)}")
     rm = _stat_array(running_mean, c, "instance_norm", "running_mean")
     rv = _stat_array(running_var, c, "instance_norm", "running_var")
-    view = (1, c) + (1,) * (x.data.ndim - 2)
-    w = _param(weight, (c,), view, "instance_norm", "weight", x.dtype)
-    b = _param(bias, (c,), view, "instance_norm", "bias", x.dtype)
-    axes = tuple(range(2, x.data.ndim))
+    w = _param(weight, (c,), "instance_norm", "weight", x.dtype)
+    b = _param(bias, (c,), "instance_norm", "bias", x.dtype)
     if use_input_stats:
         if math.prod(x.data.shape[2:]) <= 1:
             raise ShapeError(f"instance_norm: expected more than 1 spatial element per channel, got input "
                              f"{shape_str(x.shape)}")
         running = (rm, rv, momentum) if (rm is not None or rv is not None) else None
-        return _apply(x, w, b, axes, eps, running=running)
+        return _channel_norm(x, w, b, c, eps, running)
     if rm is None or rv is None:
         raise ConfigError("instance_norm: use_input_stats=False needs running_mean and running_var")
-    dt = x.data.dtype
-    stats = (rm.reshape(view).astype(dt, copy=False), (1 / np.sqrt(rv.astype(dt) + eps)).reshape(view))
-    return _apply(x, w, b, axes, eps, stats=stats)
+    return _with_stats(x, w, b, rm, rv, eps)
 
 
-def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:  # noqa: A002
+def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalise each sample over groups of C / num_groups channels (and all spatial dims)."""
     x = _float_input(input, "group_norm")
     c = _channels(x, "group_norm")
     if num_groups <= 0 or c % num_groups:
         raise ShapeError(f"group_norm: {c} channels cannot be split into num_groups={num_groups} groups")
-    n, spatial = x.data.shape[0], x.data.shape[2:]
-    g = num_groups
-    shape5 = (n, g, c // g) + spatial
-    view = (1, g, c // g) + (1,) * len(spatial)
-    if _fusable(x):
-        return _channel_norm(x, _param(weight, (c,), (c,), "group_norm", "weight", x.dtype),
-                             _param(bias, (c,), (c,), "group_norm", "bias", x.dtype), g, eps)
-    w = _param(weight, (c,), view, "group_norm", "weight", x.dtype)
-    b = _param(bias, (c,), view, "group_norm", "bias", x.dtype)
-    y = _apply(x.reshape(shape5), w, b, tuple(range(2, len(shape5))), eps)
-    return y.reshape(x.data.shape)
+    return _channel_norm(x, _param(weight, (c,), "group_norm", "weight", x.dtype),
+                         _param(bias, (c,), "group_norm", "bias", x.dtype), num_groups, eps)

@@ -3,16 +3,11 @@
 Max pooling is split in two steps so that torch's ``return_indices`` falls out
 for free and the differentiable part is one tiny Function:
 
-1. ``argmax`` of every window (plain NumPy, no graph): the windows are a
-   strided view of the (-inf padded) input, copied to ``(N, C, Ho, Wo, kh*kw)``;
-   ``np.argmax`` takes the *first* maximum, which is torch's tie rule. The
-   winner becomes a flat index ``h * W + w`` into its input plane (torch's
-   ``indices``). For float32 a numba kernel does this step in one pass over
-   the windows (same rules, torch's NaN rule too) and keeps the maxima.
+1. the *first* maximum of every window (torch's tie rule), as a flat index
+   ``h * W + w`` into its input plane (torch's ``indices``), no graph:
+   ``backend.kernels.pool.max_pool2d_index`` (the kernel also keeps the maxima).
 2. ``y = x.flat[index]`` (:class:`MaxPoolGather`), whose backward puts dL/dy
-   back at the index: a plain assignment when windows cannot overlap (every
-   input pixel belongs to at most one window), a scatter-add otherwise (the
-   kernel path: a scatter-add plane by plane).
+   back at the index (``max_pool_scatter``: adds where windows overlap).
 
 Average pooling sums the window taps (one strided slice per tap, or a
 reshape when windows tile the input) and divides by torch's divisor; its
@@ -24,14 +19,14 @@ matrices, so forward and backward are matrix products.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.kernels.conv import col2im, pad_hw
+from neural_arch.backend.kernels.pool import max_pool2d_index, max_pool_scatter, tiles
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops.conv import col2im, ntuple, pad_hw
-from neural_arch.backend import kernels
-from neural_arch.ops.fused import kernel_for
+from neural_arch.ops.conv import ntuple
+from neural_arch.ops.shape import reshape
 
 __all__ = [
     "max_pool1d",
@@ -47,38 +42,23 @@ __all__ = [
 class MaxPoolGather(Function):
     """y[n, c, p] = x[n, c].flat[index[n, c, p]]       dL/dx[n, c].flat[index] (+)= dL/dy
 
-    ``index`` holds each window's argmax (torch's per-plane flat indices). When
-    windows overlap, one pixel can win several windows, so backward adds
-    (a bincount); otherwise a plain assignment suffices.
-    """
+    ``index`` holds each window's argmax (torch's per-plane flat indices). When windows overlap,
+    one pixel can win several windows, so backward adds. ``values``: the maxima, when the step
+    that found the index kept them (no gather then)."""
 
     @staticmethod
     def forward(ctx, x, index, overlapping, values=None):
         n, c = x.shape[:2]
         ctx.shape, ctx.overlapping, ctx.index = x.shape, overlapping, index
-        if values is not None:  # the kernel that found the index kept the maxima: no gather
-            ctx.gidx = None
+        if values is not None:
             return values
         plane = x.size // max(n * c, 1)
         gidx = index.reshape(n * c, -1) + (np.arange(n * c, dtype=np.int64) * plane)[:, None]
-        ctx.gidx = gidx.reshape(-1)
-        return x.reshape(-1)[ctx.gidx].reshape(index.shape)
+        return x.reshape(-1)[gidx.reshape(-1)].reshape(index.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        if ctx.gidx is None:  # the kernel path: scatter plane by plane
-            n, c = ctx.shape[:2]
-            gx = np.zeros(ctx.shape, dtype=np.float32)  # the kernel path is float32 only
-            g = np.ascontiguousarray(grad, dtype=np.float32).reshape(n * c, -1)
-            kernels.get().max_pool2d_backward(ctx.index.reshape(n * c, -1), g, gx.reshape(n * c, -1))
-            return gx
-        size = int(np.prod(ctx.shape))
-        if ctx.overlapping:
-            gx = np.bincount(ctx.gidx, weights=grad.reshape(-1), minlength=size).astype(grad.dtype, copy=False)
-        else:
-            gx = np.zeros(size, dtype=grad.dtype)
-            gx[ctx.gidx] = grad.reshape(-1)
-        return gx.reshape(ctx.shape)
+        return max_pool_scatter(grad, ctx.index, ctx.shape, ctx.overlapping)
 
 
 class AvgPool2d(Function):
@@ -92,12 +72,10 @@ class AvgPool2d(Function):
         (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
         n, c = x.shape[:2]
         if out_hw == (1, 1) and (kh, kw) == x.shape[2:] and not any(pads):  # a global average pool
-            # the plane sums as one matrix-vector product: 28 us against 310 us for .sum(axis=-1)
-            # (64x256x7x7; NumPy reduces short rows slowly)
+            # the plane sums as one matrix-vector product (NumPy's .sum reduces short rows slowly)
             s = np.matmul(x.reshape(n * c, kh * kw), np.ones(kh * kw, x.dtype)).reshape(n, c, 1, 1)
-        elif _tiles(kernel, stride, pads, (1, 1), out_hw, x.shape[2:]):
-            # one add per tap over strided views: .sum(axis=(3, 5)) on the 6-d view was 25x slower
-            # (10 ms against 0.4 ms for 2x2 windows on 64x32x28x28)
+        elif tiles(kernel, stride, pads, (1, 1), out_hw, x.shape[2:]):
+            # one add per tap over strided views (.sum(axis=(3, 5)) on the 6-d view is far slower)
             taps = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw)
             rows = taps[:, :, :, 0]
             for i in range(1, kh):
@@ -123,9 +101,9 @@ class AvgPool2d(Function):
             gx = np.empty(xshape, dtype=gd.dtype)
             gx[...] = gd
             return gx
-        if _tiles((kh, kw), stride, pads, (1, 1), (ho, wo), (h, w)):
+        if tiles((kh, kw), stride, pads, (1, 1), (ho, wo), (h, w)):
             taps = np.empty((n, c, ho, kh, wo, kw), dtype=gd.dtype)
-            for i in range(kh):  # one strided copy per tap: 3.5x faster than one broadcast assignment
+            for i in range(kh):  # one strided copy per tap (faster than one broadcast assignment)
                 for j in range(kw):
                     taps[:, :, :, i, :, j] = gd
             if (ho * kh, wo * kw) == (h, w):
@@ -152,57 +130,12 @@ class AdaptiveAvgPool2d(Function):
 
 
 # -- helpers on raw arrays -----------------------------------------------------------------------------
-def _tiles(kernel, stride, pads, dilation, out_hw, in_hw) -> bool:
-    """Do the windows tile (a crop of) the input exactly: kernel == stride, no padding, no dilation?"""
-    return (tuple(kernel) == tuple(stride) and not any(pads) and tuple(dilation) == (1, 1)
-            and out_hw[0] * kernel[0] <= in_hw[0] and out_hw[1] * kernel[1] <= in_hw[1])
-
-
 def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
     """torch's pooling_output_shape: with ceil_mode the last window must start inside input or left padding."""
     out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= n + p:
         out -= 1
     return out
-
-
-def _max_pool_index(x, kernel, stride, padding, dilation, out_hw):
-    """Flat per-plane index (h * W + w) of the first maximum of every window, shape (N, C, Ho, Wo),
-    and the maxima themselves when the kernel found them (else None: the gather takes them)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = kernel, stride, padding, dilation, out_hw
-    n, c, h, w = x.shape
-    k = kernel_for(x) if x.flags.c_contiguous and x.size else None
-    if k is not None:  # one pass over the windows (the NumPy spelling below copies them first)
-        index, values = np.empty((n * c, ho, wo), np.int64), np.empty((n * c, ho, wo), x.dtype)
-        k.max_pool2d_index(x.reshape(n * c, h, w), index, values, kh, kw, sh, sw, ph, pw, dh, dw)
-        return index.reshape(n, c, ho, wo), values.reshape(n, c, ho, wo)
-    if _tiles(kernel, stride, (ph, pw), dilation, out_hw, (h, w)):
-        flat = x[:, :, : ho * kh, : wo * kw].reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5)
-    else:
-        low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-        bottom = max(0, (ho - 1) * sh + dh * (kh - 1) + 1 - h - ph)
-        right = max(0, (wo - 1) * sw + dw * (kw - 1) + 1 - w - pw)
-        xp = pad_hw(x, (ph, bottom, pw, right), value=low)
-        win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-        flat = win[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]
-    taps = flat.reshape(n, c, ho, wo, kh * kw)
-    arg = taps.argmax(axis=-1)  # the first maximum, or the first NaN
-    if taps.dtype.kind == "f":
-        nan = np.isnan(taps)
-        if nan.any():  # torch's running max takes every NaN it meets: a window's last NaN wins
-            arg = np.where(nan.any(axis=-1), kh * kw - 1 - nan[..., ::-1].argmax(axis=-1), arg)
-    ki, kj = np.divmod(arg, kw)
-    r0, c0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
-    rows, cols = r0[:, None] + ki * dh, c0 + kj * dw
-    if ph or pw:
-        # A window whose real pixels are all -inf "wins" at a padding pixel; torch reports the
-        # window's first real pixel then (its running max starts there).
-        first_r = np.where(r0 < 0, r0 + (-r0 + dh - 1) // dh * dh, r0)[:, None]
-        first_c = np.where(c0 < 0, c0 + (-c0 + dw - 1) // dw * dw, c0)
-        pad_win = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
-        rows = np.where(pad_win, first_r, rows)
-        cols = np.where(pad_win, first_c, cols)
-    return rows * w + cols, None
 
 
 def _adaptive_windows(n: int, out: int):
@@ -225,8 +158,6 @@ def _as4d(input: Tensor, nd: int, op: str):
     Returns the 4-d tensor and the shape to restore: unbatched inputs have one dim fewer,
     1-d pools add a unit height.
     """
-    from neural_arch.ops.shape import reshape  # noqa: PLC0415
-
     shape = input.data.shape
     if input.data.ndim not in (nd + 1, nd + 2):
         names = "(N, C, H, W) or (C, H, W)" if nd == 2 else "(N, C, L) or (C, L)"
@@ -239,8 +170,6 @@ def _as4d(input: Tensor, nd: int, op: str):
 
 
 def _restore(y: Tensor, unbatched: bool, nd: int) -> Tensor:
-    from neural_arch.ops.shape import reshape  # noqa: PLC0415
-
     shape = y.data.shape
     if nd == 1:
         shape = shape[:2] + shape[3:]
@@ -277,7 +206,7 @@ def _max_pool(op, input, nd, kernel_size, stride, padding, dilation, ceil_mode, 
     x4, unbatched = _as4d(input, nd, op)
     kernel, stride, padding, dilation, out_hw = _pool_args(op, x4, nd, kernel_size, stride, padding, dilation,
                                                            ceil_mode)
-    index, values = _max_pool_index(x4.data, kernel, stride, padding, dilation, out_hw)
+    index, values = max_pool2d_index(x4.data, kernel, stride, padding, dilation, out_hw)
     overlapping = any(s < (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
     y = _restore(MaxPoolGather.apply(x4, index=index, overlapping=overlapping, values=values), unbatched, nd)
     if return_indices:
@@ -365,7 +294,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     h, w = x4.data.shape[2:]
     ho, wo = _adaptive_size(output_size, (h, w), op)
     if ho and wo and h % ho == 0 and w % wo == 0:  # equal windows that tile: avg_pool2d's faster path
-        return avg_pool2d(input, (h // ho, w // wo))  # (a global pool of 64x256x7x7: 1.6 -> ~0.2 ms)
+        return avg_pool2d(input, (h // ho, w // wo))
     mats = []
     for n, out in ((h, ho), (w, wo)):
         _, start, end = _adaptive_windows(n, out)

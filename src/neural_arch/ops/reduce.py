@@ -14,9 +14,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend import kernels
+from neural_arch.backend.kernels import reduce as kern
 from neural_arch.backend.dtypes import get_default_dtype
-from neural_arch.errors import ShapeError, shape_str
+from neural_arch.errors import DTypeError, ShapeError, shape_str
+from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
 
 __all__ = [
@@ -39,9 +40,7 @@ class Sum(Function):
     def forward(ctx, x, axes, keepdim, dtype):
         ctx.shape, ctx.axes, ctx.keepdim, ctx.in_dtype = x.shape, axes, keepdim, x.dtype
         if dtype is None:
-            fast = _trailing_sums(x, axes, keepdim)
-            if fast is not None:
-                return fast
+            return kern.sum_axes(x, axes, keepdim)
         return x.sum(axis=axes, keepdims=keepdim, dtype=dtype)
 
     @staticmethod
@@ -57,35 +56,12 @@ class Mean(Function):
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-        fast = _trailing_sums(x, axes, keepdim)
-        if fast is not None:
-            fast /= np.float32(ctx.n)  # (n > 0: the kernel path takes only large arrays)
-            return fast
-        return x.mean(axis=axes, keepdims=keepdim)
+        return kern.mean_axes(x, axes, keepdim)
 
     @staticmethod
     def backward(ctx, grad):
         g = _expand_back(grad, ctx.shape, ctx.axes, ctx.keepdim) / ctx.n
         return np.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
-
-
-def _trailing_sums(x, axes, keepdim):
-    """Sums over the last dims of a large C-contiguous float32 array by the ``row_sums`` kernel
-    (float64 accumulation, rows split over the threads); None for anything else (NumPy's sum).
-    Not for a sum over every dim: one row would run on one thread."""
-    if (x.size < _TRAILING_MIN or type(x) is not np.ndarray or x.dtype != np.float32 or not axes
-            or axes[0] == 0 or axes != tuple(range(axes[0], x.ndim)) or not x.flags.c_contiguous):
-        return None
-    k = kernels.get()
-    if k is None:
-        return None
-    lead = x.shape[: axes[0]]
-    out = np.empty(lead, np.float32)
-    k.row_sums(x.reshape(out.size, -1), out.reshape(-1))
-    return out.reshape(lead + (1,) * len(axes)) if keepdim else out
-
-
-_TRAILING_MIN = 1 << 15  # elements; below, NumPy's call costs less than the kernel's dispatch
 
 
 class Prod(Function):
@@ -269,8 +245,6 @@ def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
 
 
 def _dtype_error(op, x):
-    from neural_arch.errors import DTypeError  # noqa: PLC0415
-
     return DTypeError(f"{op}: needs a floating-point input, got {x.dtype}; convert with .float() first")
 
 
@@ -292,9 +266,7 @@ def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
 
 
 def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> Tensor:
-    from neural_arch.ops.elementwise import sqrt  # noqa: PLC0415
-
-    return sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+    return ew.sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
 
 
 def var_mean(x, dim=None, *, correction=1, keepdim=False):
@@ -329,9 +301,7 @@ def _max_min(x, dim, keepdim, use_min, op):
     if dim is None:
         return amin(x) if use_min else amax(x)
     if not isinstance(dim, int):  # torch.max(a, b): elementwise
-        from neural_arch.ops import elementwise  # noqa: PLC0415
-
-        return elementwise.minimum(x, dim) if use_min else elementwise.maximum(x, dim)
+        return ew.minimum(x, dim) if use_min else ew.maximum(x, dim)
     if x.data.ndim == 0:  # torch: dim 0 / -1 of a 0-d tensor is the element itself
         normalize_dims(dim, 0, op)
         return MaxResult(x.clone(), Tensor._wrap(np.zeros((), dtype=np.int64)))
@@ -391,8 +361,6 @@ def cumsum(x, dim: int) -> Tensor:
 
 def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm over ``dim`` (all elements by default): 'fro', inf, -inf, 0, and any p > 0."""
-    from neural_arch.ops import elementwise as ew  # noqa: PLC0415
-
     x = _float_input(x)
     if p == "fro":
         p = 2

@@ -13,8 +13,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import promote_types
 from neural_arch.errors import IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops.index import narrow, pad_nonconstant
 
 __all__ = [
     "broadcast_tensors", "broadcast_to", "cat", "chunk", "concat", "concatenate", "expand", "expand_as",
@@ -350,8 +352,6 @@ concat = concatenate = cat
 
 
 def _promote_all(tensors):
-    from neural_arch.backend.dtypes import promote_types  # noqa: PLC0415
-
     dtype = tensors[0].data.dtype
     for t in tensors[1:]:
         dtype = promote_types(dtype, t.data.dtype)
@@ -371,8 +371,6 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0):
     """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the given sizes."""
-    from neural_arch.ops.index import narrow  # noqa: PLC0415
-
     axis = normalize_dims(dim, x.data.ndim, "split")[0]
     n = x.data.shape[axis]
     if isinstance(split_size_or_sections, int):
@@ -403,8 +401,6 @@ def chunk(x: Tensor, chunks: int, dim: int = 0):
 
 
 def narrow_empty(x: Tensor, axis: int) -> Tensor:
-    from neural_arch.ops.index import narrow  # noqa: PLC0415
-
     return narrow(x, axis, 0, 0)
 
 
@@ -442,12 +438,8 @@ def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     for i in range(len(pad) // 2):
         widths[x.data.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     if mode != "constant":
-        from neural_arch.ops.index import pad_nonconstant  # noqa: PLC0415
-
         return pad_nonconstant(x, widths, mode)
     if any(lo < 0 or hi < 0 for lo, hi in widths):
-        from neural_arch.ops.index import narrow  # noqa: PLC0415
-
         for axis, (lo, hi) in enumerate(widths):  # negative padding crops first
             if lo < 0 or hi < 0:
                 n = x.data.shape[axis]

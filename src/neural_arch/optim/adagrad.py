@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend import kernels
-from neural_arch.optim._helpers import fused_grad, grad_for_step
+from neural_arch.backend.kernels.optim import adagrad_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -49,16 +48,5 @@ class Adagrad(Optimizer):
                 state = self.state[p]
                 state["step"] += 1
                 clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-                g32 = fused_grad(p, g, state["sum"])
-                if g32 is not None:  # the lines below in one pass over memory (a numba kernel)
-                    f = np.float32
-                    kernels.get().adagrad_step(p.data.ravel("K"), g32.ravel("K"), state["sum"].ravel("K"), f(clr),
-                                               f(group["eps"]), f(group["weight_decay"]),
-                                               f(-1.0 if group["maximize"] else 1.0))
-                    continue
-                g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
-                state["sum"] += g * g
-                std = np.sqrt(state["sum"])
-                std += group["eps"]
-                p.data -= clr * (g / std)
+                adagrad_step(p.data, g, state["sum"], clr, group["eps"], group["weight_decay"], group["maximize"])
         return loss

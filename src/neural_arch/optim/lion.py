@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend import kernels
-from neural_arch.optim._helpers import fused_grad
+from neural_arch.backend.kernels.optim import lion_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -43,20 +42,5 @@ class Lion(Optimizer):
                 state = self.state[p]
                 if not state:
                     state["exp_avg"] = np.zeros_like(p.data)
-                exp_avg = state["exp_avg"]
-                g32 = fused_grad(p, g, exp_avg)
-                if g32 is not None:  # the same lines in one pass over memory (a numba kernel)
-                    f = np.float32
-                    kernels.get().lion_step(p.data.ravel("K"), g32.ravel("K"), exp_avg.ravel("K"), f(lr),
-                                            f(1 - lr * wd), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
-                                            f(-1.0 if group["maximize"] else 1.0))
-                    continue
-                if group["maximize"]:
-                    g = -g
-                if wd != 0:
-                    p.data *= 1 - lr * wd
-                update = np.sign(beta1 * exp_avg + (1 - beta1) * g)
-                p.data -= lr * update
-                exp_avg *= beta2
-                exp_avg += (1 - beta2) * g
+                lion_step(p.data, g, state["exp_avg"], lr, beta1, beta2, wd, group["maximize"])
         return loss

@@ -24,7 +24,6 @@ import numpy as np
 from neural_arch.autograd.grad_mode import enable_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import device as _device
-from neural_arch.backend import gemm
 from neural_arch.errors import CheckpointError, ConfigError
 
 
@@ -202,8 +201,7 @@ class Optimizer:
             if out is arr:
                 out = arr.copy()
             if isinstance(out, np.ndarray) and isinstance(param.data, np.ndarray) and out.shape == param.shape:
-                out = np.asarray(out, order="F" if gemm.column_major(param.data) else "C")  # the fused steps
-                # need the parameter's layout (a file holds row-major arrays; nn.Linear's W is column-major)
+                out = _like(param.data, out)  # the one-pass steps want the state in the parameter's layout
             dev = _device.device_of(param.data)
             return _device.to_device(out, dev) if _device.device_of(out) != dev else out
         return copy.deepcopy(value)
@@ -212,3 +210,9 @@ class Optimizer:
         """``(param, grad array)`` for each parameter of a group that has a gradient."""
         return [(p, p.grad.data) for p in group["params"] if p.grad is not None]
 
+
+def _like(param, value):
+    """``value`` copied into an array laid out in memory as ``param`` is (whatever that layout is)."""
+    out = np.empty_like(param, dtype=value.dtype)
+    out[...] = value
+    return out

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend import kernels
-from neural_arch.optim._helpers import fused_grad, grad_for_step, lerp_
+from neural_arch.backend.kernels.optim import rmsprop_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -49,43 +48,6 @@ class RMSprop(Optimizer):
                     if group["centered"]:
                         state["grad_avg"] = np.zeros_like(p.data)
                 state["step"] += 1
-                if self._fused_step(p, g, state, group):
-                    continue
-                g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
-                square_avg = state["square_avg"]
-                square_avg *= alpha
-                square_avg += (1 - alpha) * (g * g)
-                if group["centered"]:
-                    grad_avg = lerp_(state["grad_avg"], g, 1 - alpha)
-                    avg = np.sqrt(square_avg - grad_avg * grad_avg)
-                else:
-                    avg = np.sqrt(square_avg)
-                avg += eps
-                if momentum > 0:
-                    buf = state["momentum_buffer"]
-                    buf *= momentum
-                    buf += g / avg
-                    p.data -= lr * buf
-                else:
-                    p.data -= lr * (g / avg)
+                rmsprop_step(p.data, g, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),
+                             lr, alpha, eps, group["weight_decay"], momentum, group["maximize"])
         return loss
-
-    @staticmethod
-    def _fused_step(p, g, state, group) -> bool:
-        """The update above in one pass over memory (a numba kernel); False when it does not apply."""
-        centered, use_momentum = group["centered"], group["momentum"] > 0
-        grad_avg = state["grad_avg"] if centered else _UNUSED
-        buf = state["momentum_buffer"] if use_momentum else _UNUSED
-        g = fused_grad(p, g, state["square_avg"], *(a for a in (grad_avg, buf) if a is not _UNUSED))
-        if g is None:
-            return False
-        f, alpha = np.float32, group["alpha"]
-        kernels.get().rmsprop_step(
-            p.data.ravel("K"), g.ravel("K"), state["square_avg"].ravel("K"), grad_avg.ravel("K"), buf.ravel("K"),
-            f(group["lr"]), f(alpha), f(1 - alpha), f(group["eps"]), f(group["weight_decay"]), f(group["momentum"]),
-            centered, use_momentum, 1 - alpha < 0.5, f(1.0 - (1 - alpha)),  # (lerp_'s choice of end)
-            f(-1.0 if group["maximize"] else 1.0))
-        return True
-
-
-_UNUSED = np.empty(0, np.float32)  # the kernel's placeholder for a state array the options leave out

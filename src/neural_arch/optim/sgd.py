@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend import kernels
+from neural_arch.backend.kernels.optim import sgd_step
 from neural_arch.errors import ConfigError
-from neural_arch.optim._helpers import fused_grad, grad_for_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -40,40 +39,11 @@ class SGD(Optimizer):
     def step(self, closure=None):
         loss = self._closure_loss(closure)
         for group in self.param_groups:
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            momentum = group["momentum"]
             for p, g in self._params_with_grad(group):
-                if self._fused_step(p, g, group):
-                    continue
-                g = grad_for_step(p, g, group["maximize"], group["weight_decay"])
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
-                    else:
-                        buf *= momentum
-                        buf += (1 - dampening) * g
-                    g = g + momentum * buf if group["nesterov"] else buf
-                p.data -= lr * g
+                buf = sgd_step(p.data, g, self.state[p].get("momentum_buffer") if momentum != 0 else None,
+                               group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"],
+                               group["maximize"])
+                if buf is not None:
+                    self.state[p]["momentum_buffer"] = buf
         return loss
-
-    def _fused_step(self, p, g, group) -> bool:
-        """The update above in one pass over memory (a numba kernel); False when it does not apply."""
-        momentum = group["momentum"]
-        buf = self.state[p].get("momentum_buffer") if momentum != 0 else None
-        first = momentum != 0 and buf is None
-        if first:
-            buf = np.empty_like(p.data)  # the kernel fills it with the gradient, as g.copy() would
-        g = fused_grad(p, g, *(() if buf is None else (buf,)))
-        if g is None:
-            return False
-        if first:
-            self.state[p]["momentum_buffer"] = buf
-        f = np.float32
-        kernels.get().sgd_step(p.data.ravel("K"), g.ravel("K"), (_NO_BUFFER if buf is None else buf).ravel("K"),
-                               f(group["lr"]), f(group["weight_decay"]), f(momentum), f(1 - group["dampening"]),
-                               bool(group["nesterov"]), momentum != 0, first, f(-1.0 if group["maximize"] else 1.0))
-        return True
-
-
-_NO_BUFFER = np.empty(0, np.float32)  # the kernel's momentum buffer when there is no momentum

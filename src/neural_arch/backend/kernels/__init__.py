@@ -1,118 +1,154 @@
-"""Optional fused CPU kernels (numba), each with a NumPy reference beside it.
+"""CPU kernels by op family: each numba kernel beside its readable NumPy twin.
 
-The ops in :mod:`neural_arch.ops` ask ``kernels.get()`` for the kernel
-module; it returns ``None`` when numba is not installed, when the
-environment sets ``NEURAL_ARCH_JIT=0``, or when compiling failed, and the
-op then runs its readable NumPy implementation. Tests run both paths and
-check that they agree.
+Each family module (``elementwise``, ``activation``, ``reduce``, ``norm``, ``softmax_loss``,
+``conv``, ``pool``, ``dropout``, ``embedding``, ``optim``) exports plain array functions, e.g.
+``norm.layer_norm_forward(x, w, b, eps) -> (y, mean, rstd)``. Each is made by :func:`dispatch`
+from two implementations with one signature, side by side in the family file: the numba kernel's
+wrapper and the NumPy twin (the readable reference the tests hold the kernel to). Which one runs
+is decided here and nowhere else:
 
-Why numba and not NumPy alone: a fused kernel reads its input once and
-writes its output once, where the NumPy spelling of the same formula makes a
-temporary array per operator. For bandwidth-bound ops (GELU, layer norm,
-softmax, cross-entropy, optimizer steps) that is the whole difference.
+* the kernel, when numba is installed, ``NEURAL_ARCH_JIT`` is not ``0`` and the first argument is a
+  non-empty float32 NumPy array (and no other floating array argument has another dtype);
+* the twin otherwise: float64 and the other dtypes, ``NEURAL_ARCH_JIT=0``, no numba.
+
+Why numba and not NumPy alone: a fused kernel reads its input once and writes its output once,
+where the NumPy spelling of the same formula makes a temporary array per operator. For
+bandwidth-bound ops (GELU, layer norm, softmax, cross-entropy, optimizer steps) that is the
+whole difference.
+
+``calls`` counts the kernel runs of each family function (tests check that a kernel really ran).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
+import time
+from collections import Counter
 
-_module = None
-_tried = False
+import numpy as np
 
 
 def enabled_by_env() -> bool:
+    """False when the environment sets ``NEURAL_ARCH_JIT`` to 0 / false / no / off."""
     return os.environ.get("NEURAL_ARCH_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def get():
-    """The numba kernel module, or None (then use the NumPy path)."""
-    global _module, _tried
-    if not _tried:
-        _tried = True
-        if enabled_by_env():
-            try:
-                from neural_arch.backend.kernels import cpu  # noqa: PLC0415
+def numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
 
-                _module = cpu
-            except ImportError:
-                _module = None
-    return _module
+
+_on = enabled_by_env() and numba_installed()
+calls: Counter = Counter()
+_F32 = np.dtype(np.float32)
+
+
+def active() -> bool:
+    """Whether the numba kernels run (for float32 arrays) in this process."""
+    return _on
 
 
 def set_enabled(flag: bool) -> None:
-    """Switch the kernels on or off for this process (tests compare both paths)."""
-    global _module, _tried
-    if flag:
-        _tried = False
-        os.environ["NEURAL_ARCH_JIT"] = "1"
-        get()
-    else:
-        _module, _tried = None, True
+    """Switch the kernels on or off for this process (tests compare both implementations).
+    Switching on needs numba (:class:`ImportError` otherwise); the environment is not touched."""
+    global _on
+    if flag and not numba_installed():
+        raise ImportError("the kernels need numba: pip install numba (or run with NEURAL_ARCH_JIT=0)")
+    _on = bool(flag)
+
+
+@contextlib.contextmanager
+def enabled(flag: bool):
+    """``with kernels.enabled(False):`` runs the twins inside the block (tests and benchmarks compare the
+    two implementations); the previous setting comes back after it."""
+    was = _on
+    set_enabled(flag)
+    try:
+        yield
+    finally:
+        set_enabled(was)
+
+
+def dispatch(twin, min_elements: int = 1, checked: int | None = None):
+    """Decorator: ``@dispatch(twin)`` over a kernel's wrapper makes the array function that runs the
+    wrapper or ``twin`` (same signature; see the module doc). ``min_elements``: below this size of
+    the first argument the twin runs (one NumPy call costs less there); ``checked``: how many leading
+    arguments must not be floating arrays of another dtype (default all; e.g. not the float64
+    statistics a forward kernel wrote)."""
+
+    def decorate(kernel):
+        name = kernel.__name__
+
+        def run(*args):
+            x = args[0]
+            if _on and type(x) is np.ndarray and x.dtype == _F32 and x.ndim and x.size >= min_elements:
+                for a in args[:checked]:
+                    if type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype != _F32:
+                        return twin(*args)
+                calls[name] += 1
+                return kernel(*args)
+            return twin(*args)
+
+        run.__name__ = run.__qualname__ = name
+        run.__doc__, run.kernel, run.twin = twin.__doc__, kernel, twin
+        return run
+
+    return decorate
 
 
 def warm() -> float:
-    """Compile (or load from numba's on-disk cache) every kernel for float32; returns seconds.
-
-    Compiling costs ~0.5 s per kernel the first time; with a warm cache all of them load in
-    well under a second. ``make test`` calls this once before the suite so that no single
-    test pays for compilation.
-    """
-    import time  # noqa: PLC0415
-
-    import numpy as np  # noqa: PLC0415
+    """Compile (or load from numba's on-disk cache) every kernel once, on small float32 arrays;
+    returns seconds. ``make test`` calls it before the suite so that no single test pays for it."""
+    from neural_arch.backend import spin  # noqa: PLC0415 - imports numba: only when asked
 
     t0 = time.perf_counter()
-    k = get()
-    if k is None:
+    if not _on:
         return 0.0
     f = np.float32
     x = np.linspace(-2, 2, 64, dtype=f)
-    out = np.empty_like(x)
-    x2, y2, d2 = x.reshape(8, 8), np.empty((8, 8), f), np.empty((8, 8), f)
-    w, r1, r2 = np.ones(8, f), np.empty(8, f), np.empty(8, f)
-    parts = np.zeros((2, 8), f)
-    calls = [
-        (k.gelu_forward, x, out), (k.gelu_tanh_forward, x, out), (k.silu_forward, x, f(1.0), out),
-        (k.gelu_forward_with_grad, x, out, x.copy()), (k.gelu_tanh_forward_with_grad, x, out, x.copy()),
-        (k.silu_forward_with_grad, x, f(1.0), out, x.copy()),
-        (k.layer_norm_forward, x2, w, w, f(1e-5), y2, r1, r2),
-        (k.layer_norm_backward, x2, x2, w, r1, r2, d2, parts, parts.copy()),
-        (k.rms_norm_forward, x2, w, f(1e-6), y2, r1), (k.rms_norm_backward, x2, x2, w, r1, d2, parts),
-    ]
+    x2, w, t = x.reshape(8, 8), np.ones(8, f), np.arange(8)
+    for tanh, grad in ((False, False), (False, True), (True, False), (True, True)):
+        activation.gelu(x, tanh, grad)
+        activation.silu(x, 1.0, grad)
+    for fn in (activation.relu_forward, activation.sigmoid_forward):
+        fn(x, np.empty_like(x))
+    activation.relu_backward(x, x), activation.sigmoid_backward(x, x)
+    elementwise.multiply_kernel(x, x, np.empty_like(x)), elementwise.scale(x, 2.0)
+    reduce.row_sums(x2, np.empty(8, f))
+    y, mean, rstd = norm.layer_norm_forward(x2, w, w, 1e-5)
+    norm.layer_norm_backward(x2, x2, w, mean, rstd)
+    y, rstd = norm.rms_norm_forward(x2, w, 1e-5)
+    norm.rms_norm_backward(x2, x2, w, rstd)
+    x4, w4 = x.reshape(2, 2, 4, 4), w.reshape(2, 4)
+    y, mean, var, rstd = norm.channel_norm_forward(x4, w4, w4, 1e-5)
+    norm.channel_norm_backward(x4, x4, w4, mean, rstd)
     for log in (False, True):
-        calls += [(k.softmax_forward, x2, y2, log), (k.softmax_backward, y2, x2, d2, log)]
-    for want in (False, True):
-        calls.append((k.cross_entropy_forward, x2, np.arange(8, dtype=np.int64), -100, f(0.0), r1, d2, want,
-                      np.zeros((1, 3))))
-    for ams in (False, True):
-        calls.append((k.adam_step, x.copy(), x, np.zeros_like(x), np.zeros_like(x), f(1e-3), f(0.1), f(0.999),
-                      f(0.001), f(1e-8), f(0.0), f(1.0), f(1.0), ams, np.zeros_like(x)))
-    calls += [(k.sgd_step, x.copy(), x, np.zeros_like(x), f(0.1), f(0.0), f(0.9), f(1.0), False, True, False, f(1.0)),
-              (k.lion_step, x.copy(), x, np.zeros_like(x), f(1e-4), f(1.0), f(0.9), f(0.1), f(0.99), f(0.01), f(1.0)),
-              (k.rmsprop_step, x.copy(), x, np.zeros_like(x), np.zeros_like(x), np.zeros_like(x), f(1e-3), f(0.99),
-               f(0.01), f(1e-8), f(0.0), f(0.9), True, True, True, f(0.99), f(1.0)),
-              (k.adagrad_step, x.copy(), x, np.zeros_like(x), f(1e-2), f(1e-10), f(0.0), f(1.0))]
-    calls += [(k.dropout_apply, x, out, np.uint64(1), 0, np.uint64(1 << 20), f(1.25)),
-              (k.sigmoid_forward, x, out), (k.sigmoid_backward, x, x, out), (k.row_sums, x2, r1),
-              (k.squared_error_sum, x, x, np.zeros(2)), (k.scaled_difference, x, x, f(2.0), out),
-              (k.channel_norm_forward, np.empty(2), np.empty(2), np.empty(2), w.reshape(2, 4), w.reshape(2, 4),
-               x.reshape(2, 2, 4, 4), out.reshape(2, 2, 4, 4), 0, 1e-5),
-              (k.channel_norm_backward, np.zeros(2), np.ones(2), w.reshape(2, 4), r1.reshape(2, 4), r2.reshape(2, 4),
-               x.reshape(2, 2, 4, 4), x.reshape(2, 2, 4, 4), out.reshape(2, 2, 4, 4), 0),
-              (k.multiply, x, x, out), (k.scale, x, f(2.0), out), (k.relu_forward, x, out), (k.relu_backward, x, x, out),
-              (k.col2im_add, np.ones((2, 3, 3, 2, 4, 4), f), np.zeros((2, 2, 6, 6), f), 1, 1, 1, 1),
-              (k.im2col_copy, np.empty((2, 3, 3, 1, 4, 4), f), np.ones((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),
-              (k.col2im_sum, np.ones((2, 3, 3, 1, 4, 4), f), np.empty((1, 2, 4, 4), f), 0, 1, 1, 1, 1, 1, 1),
-              (k.im2col_copy_flat, np.empty((2, 3, 3, 1, 16), f), np.ones((1, 2, 16), f), 0, 4, 4, 1, 1, 1, 1),
-              (k.col2im_sum_flat, np.ones((2, 3, 3, 1, 16), f), np.empty((1, 2, 16), f), 0, 4, 4, 1, 1, 1, 1),
-              (k.max_pool2d_index, x2.reshape(1, 8, 8), np.empty((1, 4, 4), np.int64), np.empty((1, 4, 4), f),
-               2, 2, 2, 2, 0, 0, 1, 1),
-              (k.max_pool2d_backward, np.zeros((1, 16), np.int64), np.ones((1, 16), f), np.zeros((1, 64), f))]
-    for kern, *args in calls:
-        kern.serial(*args)
-    from neural_arch.backend import spin  # noqa: PLC0415 - the thread hand-off's polls
-
-    spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))
+        softmax_loss.softmax_backward(softmax_loss.softmax(x2, (1,), log), x2, (1,), log)
+    for grad in (False, True):
+        softmax_loss.class_nll(x2, t, None, -100, 0.0, True, grad)
+    softmax_loss.squared_error(x, x), softmax_loss.scaled_difference(x, x, 2.0)
+    img, wk = x.reshape(1, 4, 4, 4), x[:36].reshape(1, 4, 3, 3)
+    for stride, pads in (((1, 1), (1, 1, 1, 1)), ((2, 2), (0, 0, 0, 0))):
+        conv.conv2d_backward(conv.conv2d_forward(img, wk, None, stride, pads, (1, 1), 1), img, wk, stride, pads,
+                             (1, 1), 1, True, True)
+    conv.col2im(np.ones((2, 2, 3, 3, 2, 2), f).transpose(0, 3, 1, 2, 4, 5), (4, 4), (1, 1), (1, 1))
+    index, values = pool.max_pool2d_index(img, (2, 2), (2, 2), (0, 0), (1, 1), (2, 2))
+    pool.max_pool_scatter(values, index, img.shape, False)
+    dropout.apply_mask(x, np.uint64(1), np.uint64(1 << 20), 1.25)
+    embedding.scatter_rows(x2, t, 8)
+    z = np.zeros_like(x)
+    optim.adam_step(x.copy(), x, z.copy(), z.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
+    optim.adam_step(x.copy(), x, z.copy(), z.copy(), z.copy(), 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
+    optim.sgd_step(x.copy(), x, None, 0.1, 0.9, 0.0, 0.0, False, False)
+    optim.lion_step(x.copy(), x, z.copy(), 1e-4, 0.9, 0.99, 0.0, False)
+    optim.rmsprop_step(x.copy(), x, z.copy(), z.copy(), z.copy(), 1e-2, 0.99, 1e-8, 0.0, 0.9, False)
+    optim.adagrad_step(x.copy(), x, z.copy(), 1e-2, 1e-10, 0.0, False)
+    spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))  # the thread hand-off's polls
     spin.wait_finished(np.zeros(2, np.int64), 0, 0)
-    k.embedding_backward(np.arange(8, dtype=np.int64), x2, y2, -1)
     return time.perf_counter() - t0
+
+
+# The families, each made with ``dispatch`` above (so imported after it): ``kernels.norm`` and so on.
+from neural_arch.backend.kernels import (  # noqa: E402
+    activation, conv, dropout, elementwise, embedding, norm, optim, pool, reduce, softmax_loss)

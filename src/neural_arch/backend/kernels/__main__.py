@@ -2,4 +2,4 @@
 
 from neural_arch.backend import kernels
 
-print(f"numba kernels ready in {kernels.warm():.2f} s" if kernels.get() is not None else "numba kernels off")
+print(f"numba kernels ready in {kernels.warm():.2f} s" if kernels.active() else "numba kernels off")

@@ -48,10 +48,10 @@ class Linear(Module):
     Shape: input ``(*, in_features)`` -> output ``(*, out_features)``.
 
     Memory layout: ``weight`` has torch's shape, stored column-major (Fortran order), so that
-    ``W^T`` is a row-major (in, out) matrix. OpenBLAS multiplies a short batch by that faster than
-    by the transpose of a row-major W: x (128x784) W^T with W 100x784 takes 65 us against 85 us,
-    and the MLP training step of the benchmarks ~17 us less. ``weight.is_contiguous()`` is therefore
-    False (torch's is True); any layout works everywhere, this one is only faster.
+    ``W^T`` is a row-major (in, out) matrix, which OpenBLAS multiplies a short batch by faster than
+    the transpose of a row-major W (BENCHMARKS.md). Only this module and the GEMM layer
+    (``ops.linear``, ``backend.gemm``) know it: every other op, and the optimizers, take any
+    layout. ``weight.is_contiguous()`` says the truth, False (it is not row-major; torch's is True).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):

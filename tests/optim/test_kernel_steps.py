@@ -1,5 +1,5 @@
-"""The numba SGD, Lion, RMSprop and Adagrad steps (float32 parameters) against our NumPy steps (kernels
-switched off), bit for bit, on row- and column-major parameters, one thread and split over the threads.
+"""The SGD, Lion, RMSprop and Adagrad kernels (backend.kernels.optim) against their NumPy twins, bit for
+bit, on row- and column-major parameters, one thread and split over the threads.
 (test_optimizers.py checks the float32 trajectories against torch and the Lion reference;
 test_fused_adam.py does Adam's.)"""
 
@@ -10,7 +10,7 @@ import neural_arch as na
 from neural_arch import optim
 from neural_arch.backend import kernels, threads
 
-pytestmark = pytest.mark.skipif(kernels.get() is None, reason="numba not installed or NEURAL_ARCH_JIT=0")
+pytestmark = pytest.mark.usefixtures("jit")
 
 CASES = [
     ("SGD", dict(lr=0.1)),
@@ -51,24 +51,16 @@ def _problem(shape=(40, 64), steps=12):
 
 
 def _numpy_path(name, kw, p0, grads):
-    kernels.set_enabled(False)
-    try:
+    with kernels.enabled(False):
         return _trajectory(name, kw, p0, grads)[0]
-    finally:
-        kernels.set_enabled(True)
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=str)
-def test_fused_step_is_the_numpy_step_bit_for_bit(name, kw, monkeypatch):
-    from neural_arch.backend.kernels import cpu
-
-    kernel = KERNEL[name]
-    calls = []
-    real = getattr(cpu, kernel)
-    monkeypatch.setattr(cpu, kernel, lambda *a: calls.append(1) or real(*a))
+def test_kernel_step_is_the_twin_bit_for_bit(name, kw):
+    before = kernels.calls[KERNEL[name]]
     p0, grads = _problem()
     fused, opt = _trajectory(name, kw, p0, grads)
-    assert len(calls) == len(grads), "the fused step should have run every step"
+    assert kernels.calls[KERNEL[name]] - before == len(grads), "the kernel should have run every step"
     np.testing.assert_array_equal(fused, _numpy_path(name, kw, p0, grads))
     for value in opt.state_dict()["state"].get(0, {}).values():  # the state the NumPy path would have kept
         assert not isinstance(value, np.ndarray) or value.dtype == np.float32
@@ -76,7 +68,7 @@ def test_fused_step_is_the_numpy_step_bit_for_bit(name, kw, monkeypatch):
 
 @pytest.mark.parametrize("name,kw", [CASES[2], CASES[3], CASES[6], CASES[11], CASES[13]], ids=str)
 @pytest.mark.parametrize("grad_order", ["F", "C"])
-def test_fused_step_on_column_major_parameters(name, kw, grad_order):
+def test_kernel_step_on_column_major_parameters(name, kw, grad_order):
     """nn.Linear's weights are column-major: the kernels walk them and their state in memory order,
     and a gradient of the other layout is converted, not misread."""
     p0, grads = _problem()
@@ -89,7 +81,7 @@ def test_fused_step_on_column_major_parameters(name, kw, grad_order):
 
 
 @pytest.mark.parametrize("name,kw", [CASES[0], CASES[3], CASES[6], CASES[8], CASES[11], CASES[13]], ids=str)
-def test_fused_step_split_over_threads(name, kw, monkeypatch):
+def test_kernel_step_split_over_threads(name, kw, monkeypatch):
     """A call of at least PARALLEL_MIN_ELEMENTS is cut into row ranges, one per thread."""
     p0, grads = _problem((37, 29))
     want = _numpy_path(name, kw, p0, grads)

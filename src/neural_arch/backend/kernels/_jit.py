@@ -1,0 +1,167 @@
+"""The numba side of the kernel families: compile options, the threaded :class:`Kernel`, shared
+float32 math.
+
+Rules that make these loops vectorise (measured; see BENCHMARKS.md):
+
+* ``error_model="numpy"``: Python's error model puts a division-by-zero branch in every
+  division, which stops LLVM from vectorising the loop.
+* No ``math.exp``/``math.erf`` in float32 loops: without Intel's SVML they are scalar libm
+  calls. ``expf`` below is a branch-free polynomial accurate to ~1.5e-7 relative.
+* float32 constants spelled ``F(...)`` so nothing silently widens to float64.
+* Reductions (row sums) need ``fastmath`` to be reassociated into SIMD lanes.
+* numba indexes with signed integers and wraps negative ones; an index LLVM cannot prove >= 0
+  gets a test per element that keeps the loop scalar: offsets are spelled ``U(...)`` (uint64).
+
+numba is imported on the first kernel call, not when neural-arch is imported: a kernel and the
+``@inline`` helpers it calls are plain Python functions until then. Kernels are compiled serially
+and the threads come from ``backend.threads`` (``Kernel.__call__``): numba's own
+``parallel=True`` pool was measured slower (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.backend import threads
+
+F = np.float32
+U = np.uint64  # an index LLVM knows is >= 0
+FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
+EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
+
+_inline: dict = {}  # Python function -> its options, then its numba dispatcher once compiled
+
+
+def inline(options: dict):
+    """Decorator for a helper that kernels call: compiled with ``inline="always"`` on first use."""
+
+    def register(fn):
+        _inline[fn] = options
+        return fn
+
+    return register
+
+
+def _jit(fn, options: dict, **extra):
+    """``numba.njit(**options)(fn)``, after replacing the ``@inline`` helpers among ``fn``'s globals by
+    their compiled dispatchers (numba resolves a kernel's globals when it compiles it)."""
+    try:
+        import numba  # noqa: PLC0415 - imported on the first kernel call, not with neural-arch
+    except ImportError as exc:  # installed (the dispatch saw it) but broken: say so, do not fall back silently
+        raise ImportError(f"numba is installed but cannot be imported ({exc}); reinstall it, or run with "
+                          "NEURAL_ARCH_JIT=0 to use the NumPy implementations") from exc
+
+    names = fn.__globals__
+    for name in fn.__code__.co_names:  # the globals the function reads
+        value = names.get(name)
+        if callable(value) and value in _inline:
+            compiled = _inline[value]
+            if isinstance(compiled, dict):
+                compiled = _inline[value] = _jit(value, compiled, inline="always")
+            names[name] = compiled
+    return numba.njit(**options, **extra)(fn)
+
+
+class Kernel:
+    """A serially compiled numba kernel whose big calls run on all threads, each on a range of rows.
+
+    ``rows``: the positions of the array arguments cut into row ranges (axis 0, the length of the
+    first argument); the others (weights, scalars) go whole to every range. ``parts``: per-thread
+    accumulators of a reduction (shape (chunks, ...)), cut into equal blocks of chunks, one per range.
+    ``offset``: the position of an integer argument that each range receives as its first row (for a
+    kernel that reads a whole array at the rows it is writing, e.g. channel c0 + c of an NCHW input).
+    ``work``: the position of the array whose size decides whether to split (default: the first).
+    A call below ``threads.policy.kernel_min_elements`` runs on one thread.
+    """
+
+    def __init__(self, fn, options: dict, rows: tuple, parts: tuple = (), offset: int | None = None,
+                 work: int = 0):
+        self.fn, self.options, self._serial = fn, options, None
+        self.rows, self.parts, self.offset, self.work = rows, parts, offset, work
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    @property
+    def serial(self):
+        """The compiled kernel itself, run on the calling thread."""
+        if self._serial is None:
+            self._serial = _jit(self.fn, self.options)
+        return self._serial
+
+    def __call__(self, *args):
+        serial = self._serial or self.serial
+        if args[self.work].size < threads.policy.kernel_min_elements:
+            return serial(*args)
+        n = args[0].shape[0]
+        k = min(threads.policy.num_threads, n, *(args[j].shape[0] for j in self.parts))
+        if k < 2:
+            return serial(*args)
+        jobs = []
+        for i in range(k):
+            lo, hi = n * i // k, n * (i + 1) // k
+            job = list(args)
+            for j in self.rows:
+                if args[j].shape[0] == n:  # (an unused placeholder, e.g. a (1, 1) dx, goes whole)
+                    job[j] = args[j][lo:hi]
+            for j in self.parts:
+                c = args[j].shape[0]
+                job[j] = args[j][c * i // k: c * (i + 1) // k]
+            if self.offset is not None:
+                job[self.offset] = args[self.offset] + lo
+            jobs.append(job)
+        threads.run_split(serial, jobs)
+        return None
+
+
+def kernel(options: dict, rows: tuple, parts: tuple = (), offset: int | None = None, work: int = 0):
+    """Decorator: ``@kernel(FAST, rows=(0, 1))`` makes a :class:`Kernel`."""
+    return lambda fn: Kernel(fn, options, rows, parts, offset, work)
+
+
+def chunks(rows: int) -> int:
+    """How many partial sums a reduction kernel keeps: four per thread (at most one per row)."""
+    return max(1, min(threads.policy.num_threads * 4, rows))
+
+
+# -- float32 math, inlined into the loops ------------------------------------------------------------
+@inline(FAST)
+def expf(x):
+    """e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2; e^r by a degree-7 polynomial (Cephes)."""
+    x = min(max(x, F(-87.3)), F(88.37))  # keeps n in [-126, 127]: a normal float32 2^n
+    n = np.floor(x * F(1.4426950408889634) + F(0.5))
+    r = x - n * F(0.693359375) + n * F(2.12194440e-4)
+    p = F(1.9875691500e-4)
+    p = p * r + F(1.3981999507e-3)
+    p = p * r + F(8.3334519073e-3)
+    p = p * r + F(4.1665795894e-2)
+    p = p * r + F(1.6666665459e-1)
+    p = p * r + F(5.0000001201e-1)
+    p = p * r * r + r + F(1.0)
+    return p * np.int32((np.int32(n) + 127) << 23).view(np.float32)  # times 2^n, built in the exponent bits
+
+
+@inline(FAST)
+def sigmoidf(x):
+    """1 / (1 + e^-x) in float32"""
+    return F(1.0) / (F(1.0) + expf(-x))
+
+
+@inline(FAST)
+def larger(a, b):
+    """max(a, b), spelled so that LLVM vectorises it"""
+    return a if a > b else b
+
+
+@inline(FAST)
+def row_max(x, r, n):
+    """max of x[r, :n] in eight independent running maxima: one chain of max() does not vectorise."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = x[r, 0]
+    full = n - n % 8
+    for j in range(0, full, 8):
+        m0, m1 = larger(m0, x[r, j]), larger(m1, x[r, j + 1])
+        m2, m3 = larger(m2, x[r, j + 2]), larger(m3, x[r, j + 3])
+        m4, m5 = larger(m4, x[r, j + 4]), larger(m5, x[r, j + 5])
+        m6, m7 = larger(m6, x[r, j + 6]), larger(m7, x[r, j + 7])
+    m = larger(larger(larger(m0, m1), larger(m2, m3)), larger(larger(m4, m5), larger(m6, m7)))
+    for j in range(full, n):
+        m = larger(m, x[r, j])
+    return m

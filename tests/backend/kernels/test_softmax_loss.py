@@ -1,0 +1,50 @@
+"""The softmax and cross-entropy kernels against float64 math."""
+
+import numpy as np
+import pytest
+
+from neural_arch.backend.kernels import softmax_loss
+
+pytestmark = pytest.mark.usefixtures("jit")
+
+rng = np.random.default_rng(0)
+f32 = np.float32
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_rows_stable_at_1e4(log):
+    x = (rng.standard_normal((16, 30)) * 1e4).astype(f32)
+    g = rng.standard_normal((16, 30)).astype(f32)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    softmax_loss.softmax_forward_kernel(x, y, log)
+    x64 = x.astype(np.float64)
+    lse = x64.max(1, keepdims=True) + np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1, keepdims=True))
+    ref = x64 - lse if log else np.exp(x64 - lse)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+    softmax_loss.softmax_backward_kernel(y, g, dx, log)
+    p = np.exp(x64 - lse)
+    ref_dx = g - p * g.sum(1, keepdims=True) if log else p * (g - (g * p).sum(1, keepdims=True))
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-4)
+
+
+def test_cross_entropy_rows_with_smoothing_and_ignore():
+    n, c = 50, 17
+    x = (rng.standard_normal((n, c)) * 5).astype(f32)
+    t = rng.integers(0, c, n)
+    t[3] = -100
+    t[7] = c  # out of range: counted as bad, loss 0, no gradient (the caller raises)
+    loss, dx, stats = np.empty(n, f32), np.empty_like(x), np.zeros((4, 3))
+    softmax_loss.cross_entropy_kernel(x, t, -100, f32(0.1), loss, dx, True, stats)
+    x64 = x.astype(np.float64)
+    lse = np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1)) + x64.max(1)
+    safe_t = np.where((t < 0) | (t >= c), 0, t)
+    ref = lse - 0.9 * x64[np.arange(n), safe_t] - 0.1 * x64.mean(1)
+    ref[[3, 7]] = 0
+    np.testing.assert_allclose(loss, ref, rtol=1e-5, atol=1e-5)
+    p = np.exp(x64 - lse[:, None]) - 0.1 / c
+    p[np.arange(n), safe_t] -= 0.9
+    p[[3, 7]] = 0
+    np.testing.assert_allclose(dx, p, rtol=1e-4, atol=1e-6)
+    total, counted, bad = stats.sum(axis=0)  # four chunks of rows, summed
+    assert (counted, bad) == (n - 2, 1)
+    np.testing.assert_allclose(total, ref.sum(), rtol=1e-6)
