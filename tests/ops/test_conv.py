@@ -57,22 +57,24 @@ def test_conv2d_parity(xs, ws, kw, bias):
 def test_conv2d_kernel_path_one_image_per_chunk(xs, ws, kw, monkeypatch):
     """float32 takes the kernel path, which works in chunks of images; 1 byte per chunk makes every
     image its own chunk, so each loop (forward, dL/dx, dL/dW summed over chunks) runs several times."""
-    from neural_arch.backend.kernels import conv
+    from neural_arch.backend import threads
 
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(threads.policy, "conv_chunk_bytes", 1)
     inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
     check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
 
 
-@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 2, 5])
 @pytest.mark.parametrize("ws,kw", [((4, 3, 3, 3), dict(padding=1)), ((6, 3, 3, 3), dict(padding=1, dilation=2)),
                                    ((6, 2, 3, 3), dict(groups=3, padding=(2, 1), dilation=(2, 1)))])
-def test_conv2d_kernel_path_over_thread_ranges(n, ws, kw, threads, monkeypatch):
+def test_conv2d_kernel_path_over_thread_ranges(n, ws, kw, n_threads, monkeypatch):
     """float32 conv2d gives each thread its own range of images (a batch smaller than the thread count
     is one range whose products are split instead); these geometries take the flat im2col (unit
     strides, output as wide as the input), and 5 images over 2 or 3 threads make unequal ranges."""
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", threads)
+    from neural_arch.backend import threads
+
+    monkeypatch.setattr(threads.policy, "num_threads", n_threads)
     inputs = [randn(n, ws[1] * kw.get("groups", 1), 7, 6, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
     check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
 

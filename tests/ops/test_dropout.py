@@ -114,8 +114,8 @@ def test_kernel_and_numpy_twin_draw_the_same_mask(shape, monkeypatch, jit):
         return out
 
     fused = run()
-    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 16)
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads.policy, "kernel_min_elements", 16)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
     split = run()
     with kernels.enabled(False):
         twin = run()

@@ -139,15 +139,17 @@ def test_image_ops_match_torch(name, impl):
 
 @pytest.mark.parametrize("name", [n for n in sorted(IMAGE_CASES) if n.startswith("conv2d")])
 def test_conv2d_kernel_path_in_chunks_of_one_image(name, monkeypatch, jit):
-    from neural_arch.backend.kernels import conv
+    from neural_arch.backend import threads
 
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)  # every image its own chunk: each loop runs twice
+    monkeypatch.setattr(threads.policy, "conv_chunk_bytes", 1)  # every image its own chunk: each loop runs twice
     _check_image_case(name, "kernel")
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(IMAGE_CASES) if n.startswith("conv2d")])
 def test_conv2d_kernel_path_with_a_range_of_images_per_thread(name, monkeypatch, jit):
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "2")  # two ranges of one image each
+    from neural_arch.backend import threads
+
+    monkeypatch.setattr(threads.policy, "num_threads", 2)  # two ranges of one image each
     _check_image_case(name, "kernel")
 
 
@@ -175,8 +177,8 @@ def test_sigmoid_matches_torch(monkeypatch, impl):
         return y.detach().numpy(), t.grad.numpy()
 
     fused = run(na)
-    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads.policy, "kernel_min_elements", 64)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
     split = run(na)
     ref = run(torch)
     for a, b in zip(fused, split):  # (the vector loop's edges fall elsewhere: an ulp apart)
@@ -217,8 +219,8 @@ def test_channel_norms_match_torch(name, shape, monkeypatch, impl):
 
     with _Ran(impl):
         fused = run(F, na)
-    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 32)
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads.policy, "kernel_min_elements", 32)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
     split = run(F, na)
     ref = run(TF, torch)
     what = ["y", "dx", "dw", "db", "running_mean", "running_var"]
@@ -266,8 +268,8 @@ def test_mse_loss_matches_torch(reduction, monkeypatch, impl):
 
     with _Ran(impl):
         fused = run(na)
-    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads.policy, "kernel_min_elements", 64)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
     split = run(na)
     ref = run(torch)
     for i, a_ in enumerate(fused):

@@ -82,9 +82,9 @@ def test_kernel_step_on_column_major_parameters(name, kw, grad_order):
 
 @pytest.mark.parametrize("name,kw", [CASES[0], CASES[3], CASES[6], CASES[8], CASES[11], CASES[13]], ids=str)
 def test_kernel_step_split_over_threads(name, kw, monkeypatch):
-    """A call of at least PARALLEL_MIN_ELEMENTS is cut into row ranges, one per thread."""
+    """A call of at least policy.kernel_min_elements is cut into row ranges, one per thread."""
     p0, grads = _problem((37, 29))
     want = _numpy_path(name, kw, p0, grads)
-    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
-    monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+    monkeypatch.setattr(threads.policy, "kernel_min_elements", 64)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
     np.testing.assert_array_equal(_trajectory(name, kw, p0, grads)[0], want)

@@ -31,7 +31,7 @@ field                                  environment variable                  def
 ``gemm_split_flops``                   ``NEURAL_ARCH_GEMM_SPLIT_FLOPS``      2^23
 ``gemv_split_bytes``                                                         4 MiB
 ``ufunc_split_elements``                                                     2^19
-``relu_kernel_min_elements``                                                 4096
+``small_kernel_min_elements``                                                4096
 ``reduce_kernel_min_elements``                                               2^15
 ``conv_chunk_bytes``                                                         2 MiB
 ``spin_us``                            ``NEURAL_ARCH_SPIN_US`` (0: locks)    2000
@@ -81,7 +81,7 @@ class ThreadingPolicy:
     gemm_split_flops: int  # a matrix product of this many flops (2 M N K) is split (backend/gemm.py)
     gemv_split_bytes: int  # a vector-times-matrix product is split when the matrix has this many bytes
     ufunc_split_elements: int  # an elementwise NumPy call with this many elements is split (ufuncs.py)
-    relu_kernel_min_elements: int  # below this, relu is np.maximum: the kernel's dispatch costs more
+    small_kernel_min_elements: int  # below this, relu and multiply are one NumPy call: choosing costs more
     reduce_kernel_min_elements: int  # below this, a trailing-axes sum is NumPy's: same reason
     conv_chunk_bytes: int  # conv's column buffer per chunk of images (fits in the caches)
     spin_us: int  # how long a helper polls for its next job before it sleeps (0: locks only)
@@ -101,7 +101,7 @@ class ThreadingPolicy:
             gemm_split_flops=_env_int("NEURAL_ARCH_GEMM_SPLIT_FLOPS", 1 << 23),
             gemv_split_bytes=4 << 20,
             ufunc_split_elements=1 << 19,
-            relu_kernel_min_elements=4096,
+            small_kernel_min_elements=4096,
             reduce_kernel_min_elements=1 << 15,
             conv_chunk_bytes=2 << 20,
             spin_us=_env_int("NEURAL_ARCH_SPIN_US", 2000),
@@ -421,15 +421,3 @@ def describe() -> dict:
                                                             if _gemm_address(np.dtype(np.float32)) else "")
                      if _spin_module() is not None else "locks only"),
     }
-
-
-# NOTE: the module-level names the ops and kernels read before the policy object; they read the
-# policy now (a Python module __getattr__), until every caller says ``policy.<field>``.
-_LEGACY = {"PARALLEL_MIN_ELEMENTS": "kernel_min_elements", "GEMM_SPLIT_FLOPS": "gemm_split_flops",
-           "SPIN_US": "spin_us"}
-
-
-def __getattr__(name: str):
-    if name in _LEGACY:
-        return getattr(policy, _LEGACY[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

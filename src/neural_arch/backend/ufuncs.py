@@ -75,11 +75,3 @@ def _blocks(ufunc, args):
 def _into(ufunc, args, out, errstate):
     with np.errstate(**errstate):
         ufunc(*args, out=out)
-
-
-def __getattr__(name: str):
-    # NOTE: ``SPLIT_ELEMENTS`` is the name ops/elementwise.py reads until it says
-    # ``policy.ufunc_split_elements``
-    if name == "SPLIT_ELEMENTS":
-        return policy.ufunc_split_elements
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

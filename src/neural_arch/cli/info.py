@@ -67,7 +67,7 @@ def threading_policy() -> str:
     d = threads.describe()
     knobs = ", ".join(f"{k}={v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
                       for k, v in d.items() if k not in ("cores", "blas_in_our_calls", "hand_off"))
-    jit = "numba" if kernels.get() is not None else "off (NumPy reference kernels)"
+    jit = "numba" if kernels.active() else "off (NumPy reference kernels)"
     return (f"{d['num_threads']} threads on {d['cores']} cores; BLAS in our calls: {d['blas_in_our_calls']}; "
             f"kernels: {jit}; hand-off: {d['hand_off']}; memory: {memory.describe()} "
             f"(applied at the first op); policy: {knobs}")

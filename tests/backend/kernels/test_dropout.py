@@ -12,8 +12,8 @@ pytestmark = pytest.mark.usefixtures("jit")
 @pytest.mark.parametrize("split", [False, True])
 def test_kernel_draws_the_twins_mask(split, monkeypatch):
     if split:
-        monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 16)
-        monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+        monkeypatch.setattr(threads.policy, "kernel_min_elements", 16)
+        monkeypatch.setattr(threads.policy, "num_threads", 3)
     x = np.random.default_rng(0).standard_normal((37, 29)).astype(np.float32)
     x[0, :3] = [np.inf, -np.inf, np.nan]
     seed, threshold = np.uint64(987654321), np.uint64(round(0.3 * (1 << 24)))

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.usefixtures("jit")
 @pytest.mark.parametrize("split", [False, True])
 def test_multiply_and_scale_are_numpy_bit_for_bit(split, monkeypatch):
     if split:
-        monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 64)
-        monkeypatch.setenv("NEURAL_ARCH_NUM_THREADS", "3")
+        monkeypatch.setattr(threads.policy, "kernel_min_elements", 64)
+        monkeypatch.setattr(threads.policy, "num_threads", 3)
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((70, 90)).astype(np.float32) for _ in range(2))
     np.testing.assert_array_equal(elementwise.multiply(a, b), a * b)

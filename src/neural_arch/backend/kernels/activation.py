@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import EXACT, FAST, F, expf, inline, kernel, sigmoidf
+from neural_arch.backend.threads import policy
 
 INV_SQRT_2PI = 0.3989422804014327
 SQRT_2_OVER_PI = 0.7978845608028654
@@ -301,7 +302,7 @@ def relu_forward(x, y):
         y[i] = F(0.0) if v <= F(0.0) else v
 
 
-@dispatch(_relu, min_elements=4096)  # (below it np.maximum's one call costs less)
+@dispatch(_relu, min_elements=policy.small_kernel_min_elements)  # (below it np.maximum's one call costs less)
 def relu(x):
     if not x.flags.c_contiguous:
         return _relu(x)

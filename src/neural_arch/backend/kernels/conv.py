@@ -12,7 +12,7 @@ gain a batch axis of size G.
 The NumPy twin copies the columns with ``sliding_window_view`` and adds them back one strided
 slice per kernel tap. The kernel path copies them with numba loops (padding read as zeros, the
 gradient written straight into NCHW), and each thread takes its own range of images
-(:func:`image_ranges`), a few at a time (``_CHUNK_BYTES`` of columns), so that the columns stay
+(:func:`image_ranges`), a few at a time (``policy.conv_chunk_bytes`` of columns), so that the columns stay
 in cache between the copy and the GEMMs and nothing is joined until the end. With unit strides
 and an output as wide as the input (3x3, padding 1) each tap's plane of columns is one
 contiguous run of the input plane, copied (and added back) as one long loop: rows of 28 floats
@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.backend import gemm, threads
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, inline, kernel
 
 
@@ -303,11 +303,9 @@ def col2im(cols, padded_hw, stride, dilation):
 
 
 # -- the per-thread pipeline of the kernel path ----------------------------------------------------------------
-_CHUNK_BYTES = 2 << 20  # columns per thread and chunk (measured best: BENCHMARKS.md)
-
-
 def _images_per_chunk(col_elements_per_image: int) -> int:
-    return max(1, _CHUNK_BYTES // (4 * col_elements_per_image))
+    """Images per chunk: ``policy.conv_chunk_bytes`` of columns per thread stay in the caches."""
+    return max(1, threads.policy.conv_chunk_bytes // (4 * col_elements_per_image))
 
 
 def image_ranges(n: int) -> list:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import EXACT, F, U, inline, kernel
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)

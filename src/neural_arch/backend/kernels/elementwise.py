@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.backend import ufuncs
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, kernel
 from neural_arch.backend.threads import policy
 
@@ -54,7 +54,7 @@ def multiply_kernel(a, b, out):
         out[i] = a[i] * b[i]
 
 
-@dispatch(_multiply, min_elements=4096)
+@dispatch(_multiply, min_elements=policy.small_kernel_min_elements)
 def multiply_large(a, b):
     if type(b) is not np.ndarray or a.shape != b.shape or not (a.flags.c_contiguous and b.flags.c_contiguous):
         return _multiply(a, b)
@@ -64,10 +64,11 @@ def multiply_large(a, b):
 
 
 def multiply(a, b):
-    """a * b; from 4096 elements the kernel (same shapes, contiguous float32) or NumPy split over the
-    threads (below, one NumPy call costs less than choosing: every Mul and its backward come here)."""
+    """a * b; from ``policy.small_kernel_min_elements`` elements the kernel (same shapes, contiguous
+    float32) or NumPy split over the threads; below, one NumPy call costs less than choosing (every Mul
+    and its backward come here)."""
     n = a.size
-    return a * b if n < 4096 and n < policy.ufunc_split_elements else multiply_large(a, b)
+    return a * b if n < policy.small_kernel_min_elements and n < policy.ufunc_split_elements else multiply_large(a, b)
 
 
 def _scale(a, s):

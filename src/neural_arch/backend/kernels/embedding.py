@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import EXACT, kernel
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, chunks, kernel
 
 

@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import EXACT, F, inline, kernel
 
 _F32 = np.float32

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import EXACT, kernel
 from neural_arch.backend.kernels.conv import pad_hw
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, kernel
+from neural_arch.backend.threads import policy
 
 
 def _sum_axes(x, axes, keepdim):
@@ -36,7 +37,7 @@ def _rows_of(x, axes) -> bool:
     return bool(axes) and axes[0] != 0 and axes == tuple(range(axes[0], x.ndim)) and x.flags.c_contiguous
 
 
-@dispatch(_sum_axes, min_elements=1 << 15)
+@dispatch(_sum_axes, min_elements=policy.reduce_kernel_min_elements)
 def sum_axes(x, axes, keepdim):
     if not _rows_of(x, axes):
         return _sum_axes(x, axes, keepdim)
@@ -46,7 +47,7 @@ def sum_axes(x, axes, keepdim):
     return out.reshape(lead + (1,) * len(axes)) if keepdim else out
 
 
-@dispatch(_mean_axes, min_elements=1 << 15)
+@dispatch(_mean_axes, min_elements=policy.reduce_kernel_min_elements)
 def mean_axes(x, axes, keepdim):
     if not _rows_of(x, axes):
         return _mean_axes(x, axes, keepdim)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels import dispatch
+from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, chunks, expf, kernel, row_max
 from neural_arch.backend.threads import policy
 
