@@ -3,7 +3,8 @@
 torchvision cannot be installed beside our torch build, so, as for ResNet, its
 outputs are stored data: the weights are rebuilt from the fixture's seeded
 recipe, written as safetensors through torch, loaded by name, and the eval
-logits must equal torchvision's within 1e-4.
+logits must equal torchvision's within 1e-4. The eval logits and the small training run go through
+both implementations of the depthwise conv (the ``impl`` fixture: kernel, then twin).
 """
 
 import numpy as np
@@ -15,6 +16,7 @@ from test_resnet import REF, SPEC, fixture_input, rebuild_state_dict
 import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch import optim
+from neural_arch.backend import kernels
 from neural_arch.errors import ConfigError, ShapeError
 from neural_arch.models.efficientnet import (
     SCALING,
@@ -34,14 +36,22 @@ def test_b0_state_dict_keys_shapes_and_order_equal_torchvision():
     assert [(k, tuple(v.shape)) for k, v in sd.items()] == expected
 
 
-def test_b0_eval_logits_match_torchvision(tmp_path):
+def _depthwise_ran(impl, before):
+    """The depthwise conv ran on the implementation under test (the models are float32)."""
+    ran = kernels.calls["depthwise_forward"] - before
+    assert (ran > 0) == (impl == "kernel"), f"{impl}: {ran} depthwise kernel calls"
+
+
+def test_b0_eval_logits_match_torchvision(tmp_path, impl):
     path = tmp_path / "efficientnet_b0.safetensors"
     save_file({k: torch.from_numpy(v) for k, v in rebuild_state_dict("efficientnet_b0").items()}, str(path))
     model = efficientnet_b0(num_classes=10)
     model.load_state_dict(load_torchvision_safetensors(path))
     model.eval()
+    before = kernels.calls["depthwise_forward"]
     with na.no_grad():
         logits = model(na.tensor(fixture_input("efficientnet_b0")))
+    _depthwise_ran(impl, before)
     np.testing.assert_allclose(logits.numpy(), REF["efficientnet_b0.eval_logits"], rtol=1e-4, atol=1e-4)
 
 
@@ -71,8 +81,9 @@ def test_stochastic_depth_drops_whole_samples_and_keeps_the_mean():
     assert stochastic_depth(x, 0.25, training=False) is x
 
 
-def test_small_variant_on_28x28_trains():
+def test_small_variant_on_28x28_trains(impl):
     na.manual_seed(0)
+    before = kernels.calls["depthwise_backward"]
     model = efficientnet_small(num_classes=10, width_mult=0.25, depth_mult=0.25)
     x = na.randn(8, 1, 28, 28)
     y = na.tensor(np.arange(8) % 10)
@@ -86,6 +97,7 @@ def test_small_variant_on_28x28_trains():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] * 0.75, losses
+    assert (kernels.calls["depthwise_backward"] > before) == (impl == "kernel")
 
 
 def test_errors():

@@ -1,5 +1,6 @@
 """Mamba against ``transformers.MambaForCausalLM`` (its slow, pure-torch path): logits, gradients,
-checkpoints both ways, and recurrent generation with a constant-size state."""
+checkpoints both ways, and recurrent generation with a constant-size state. Logits, gradients and the
+recurrent steps run on both implementations of the scan (the ``impl`` fixture: kernel, then twin)."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import neural_arch as na  # noqa: E402
+from neural_arch.backend import kernels  # noqa: E402
 from neural_arch.errors import ConfigError  # noqa: E402
 from neural_arch.models.mamba import MambaConfig, MambaForCausalLM  # noqa: E402
 
@@ -31,6 +33,12 @@ def pair(tmp_path_factory):
     return MambaForCausalLM.from_pretrained(path), transformers.MambaForCausalLM.from_pretrained(path).eval(), path
 
 
+def _scan_ran(impl, before):
+    """The selective scan ran on the implementation under test (the model is float32)."""
+    ran = kernels.calls["scan_forward"] - before
+    assert (ran > 0) == (impl == "kernel"), f"{impl}: {ran} scan kernel calls"
+
+
 def _ids(B=2, seed=0, length=T):
     return np.random.default_rng(seed).integers(0, V, size=(B, length)).astype(np.int64)
 
@@ -45,10 +53,12 @@ def test_names_and_config(pair):
     assert (ours.config.time_step_rank, ours.config.intermediate_size, ours.config.conv_kernel) == (3, 32, 3)
 
 
-def test_logits_and_hidden_states_match_transformers(pair):
+def test_logits_and_hidden_states_match_transformers(pair, impl):
     ours, ref, _ = pair
     ids = _ids()
+    before = kernels.calls["scan_forward"]
     out = ours(ids, output_hidden_states=True)
+    _scan_ran(impl, before)
     with torch.no_grad():
         expect = ref(torch.from_numpy(ids), output_hidden_states=True, use_cache=False)
     np.testing.assert_allclose(out.logits.detach().numpy(), expect.logits.numpy(), **TOL)
@@ -72,13 +82,15 @@ def test_left_padded_batch_matches_transformers_on_real_tokens(pair):
     np.testing.assert_allclose(got[2, 9:], alone[0], **TOL)
 
 
-def test_loss_and_gradients_match_transformers(pair):
+def test_loss_and_gradients_match_transformers(pair, impl):
     _, _, path = pair
     ours = MambaForCausalLM.from_pretrained(path).train()
     ref = transformers.MambaForCausalLM.from_pretrained(path).train()
     ids = _ids(seed=1)
+    before = kernels.calls["scan_backward"]
     loss = ours(ids, labels=ids).loss
     loss.backward()
+    assert (kernels.calls["scan_backward"] > before) == (impl == "kernel")
     expect = ref(torch.from_numpy(ids), labels=torch.from_numpy(ids), use_cache=False).loss
     expect.backward()
     np.testing.assert_allclose(loss.item(), expect.item(), rtol=1e-5)
@@ -89,9 +101,10 @@ def test_loss_and_gradients_match_transformers(pair):
         np.testing.assert_allclose(p.grad.numpy(), grads[name].grad.numpy(), rtol=1e-3, atol=1e-6, err_msg=name)
 
 
-def test_recurrent_steps_equal_full_forward_with_constant_state(pair):
+def test_recurrent_steps_equal_full_forward_with_constant_state(pair, impl):
     ours, _, _ = pair
     ids = _ids()
+    before = kernels.calls["scan_forward"]
     full = ours(ids).logits.detach().numpy()
     out = ours(ids[:, :4])
     steps, past = [out.logits.detach().numpy()], out.past_key_values
@@ -103,6 +116,7 @@ def test_recurrent_steps_equal_full_forward_with_constant_state(pair):
         steps.append(out.logits.detach().numpy())
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, **TOL)
     assert len(sizes) == 1  # the state does not grow with the text
+    _scan_ran(impl, before)
 
 
 def test_greedy_generation_matches_transformers(pair):

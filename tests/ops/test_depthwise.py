@@ -1,5 +1,6 @@
 """Depthwise conv2d (groups = channels): torch parity through F.conv2d's dispatch (forward, backward,
-float64/float32; stride, padding, dilation, bias), gradcheck, and the numba kernel against its NumPy twin."""
+float64/float32; stride, padding, dilation, bias) on both implementations (the ``impl`` fixture), and
+gradcheck. The kernel against its twin on raw arrays: tests/backend/kernels/test_depthwise.py."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as TF
 
 import neural_arch.nn.functional as F
-from neural_arch.backend.kernels import depthwise as kernels
+from neural_arch.backend import kernels
 from neural_arch.ops.depthwise import is_depthwise
 from parity import check, gradcheck, randn
 
@@ -16,16 +17,16 @@ CASES = [dict(stride=1, padding=1), dict(stride=2, padding=2), dict(stride=(2, 1
 
 
 @pytest.mark.parametrize("kw", CASES, ids=["s1p1", "s2p2", "dilated", "valid"])
-@pytest.mark.parametrize("use_kernel", [True, False], ids=["numba", "numpy"])
-def test_depthwise_conv2d_matches_torch(kw, use_kernel, monkeypatch):
-    if not use_kernel:
-        monkeypatch.setattr(kernels, "_compiled", False)
+def test_depthwise_conv2d_matches_torch(kw, impl):
+    before = kernels.calls["depthwise_forward"], kernels.calls["depthwise_backward"]
     C, k = 5, (3 if kw.get("dilation") else 5)
     inputs = [randn(2, C, 9, 8), randn(C, 1, k, k, seed=1), randn(C, seed=2)]
     check(lambda x, w, b: F.conv2d(x, w, b, groups=C, **kw), inputs,
           torch_fn=lambda x, w, b: TF.conv2d(x, w, b, groups=C, **kw), rtol=1e-4, atol=1e-5)
     check(lambda x, w: F.conv2d(x, w, groups=C, **kw), inputs[:2],
           torch_fn=lambda x, w: TF.conv2d(x, w, groups=C, **kw), rtol=1e-4, atol=1e-5)
+    ran = kernels.calls["depthwise_forward"] - before[0], kernels.calls["depthwise_backward"] - before[1]
+    assert ran == ((2, 2) if impl == "kernel" else (0, 0))  # float32 on the kernels; float64 on the twin
 
 
 def test_depthwise_gradcheck_and_dispatch():
@@ -34,23 +35,6 @@ def test_depthwise_gradcheck_and_dispatch():
     assert not is_depthwise((2, C, 6, 6), (2 * C, 1, 3, 3), C)  # a channel multiplier: the general path
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=C),
                      [randn(2, C, 6, 5), randn(C, 1, 3, 3, seed=1), randn(C, seed=2)])
-
-
-def test_kernel_equals_numpy_twin():
-    if kernels._kernels() is None:
-        pytest.skip("numba kernels switched off (NEURAL_ARCH_JIT=0)")
-    xp = randn(2, 4, 11, 10).astype(np.float32)
-    w = randn(4, 3, 3, seed=1).astype(np.float32)
-    for stride, dilation in [((1, 1), (1, 1)), ((2, 2), (1, 2))]:
-        ho = (11 - 2 * dilation[0] - 1) // stride[0] + 1
-        wo = (10 - 2 * dilation[1] - 1) // stride[1] + 1
-        y = kernels.depthwise_forward(xp, w, (ho, wo), stride, dilation)
-        np.testing.assert_allclose(y, kernels.depthwise_forward_numpy(xp, w, (ho, wo), stride, dilation),
-                                   rtol=1e-5, atol=1e-5)
-        g = randn(*y.shape, seed=3).astype(np.float32)
-        for a, b in zip(kernels.depthwise_backward(g, xp, w, stride, dilation),
-                        kernels.depthwise_backward_numpy(g, xp, w, stride, dilation)):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_half_precision_takes_the_numpy_twin():

@@ -1,7 +1,8 @@
 """Depthwise 2-d convolution: ``groups == in_channels == out_channels``, one k x k filter per channel.
 
 ``conv2d`` sends such calls here (one marked line in its dispatch); the
-arithmetic lives in :mod:`neural_arch.backend.kernels.depthwise`.
+arithmetic lives in :mod:`neural_arch.backend.kernels.depthwise` (the numba kernel and its NumPy twin;
+``backend.kernels`` decides which runs).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class DepthwiseConv2d(Function):
         xp, filters = ctx.saved_tensors
         xshape, wshape, stride, pads, dilation = ctx.geom
         need = ctx.needs_input_grad
-        gxp, gw = depthwise_backward(grad, xp, filters, stride, dilation, need_x=need[0], need_w=need[1])
+        gxp, gw = depthwise_backward(grad, xp, filters, stride, dilation, need[0], need[1])
         gx = None if gxp is None else gxp[:, :, pads[0]:pads[0] + xshape[2], pads[2]:pads[2] + xshape[3]]
         gw = None if gw is None else gw.reshape(wshape)
         if len(need) == 3:

@@ -29,12 +29,15 @@ class SelectiveScan(Function):
         dA = sum_t g_t h_{t-1} exp(delta_t A) delta_t      dB_t = sum_d g_t delta_t u_t
         du_t = delta_t sum_n g_t B_t
 
-    The arithmetic is in :mod:`neural_arch.backend.kernels.scan` (numba kernel and NumPy twin).
+    The arithmetic is in :mod:`neural_arch.backend.kernels.scan` (the numba kernel and its NumPy twin;
+    ``backend.kernels`` decides which runs).
     ``state_out`` (a list) receives the last state h_L when given.
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, h0=None, state_out=None):
+        if h0 is None:
+            h0 = np.zeros((u.shape[0],) + A.shape, u.dtype)
         y, last = scan_forward(u, delta, A, B, C, h0)
         if state_out is not None:
             state_out.append(last)

@@ -1,7 +1,7 @@
 """CPU kernels by op family: each numba kernel beside its readable NumPy twin.
 
 Each family module (``elementwise``, ``activation``, ``reduce``, ``norm``, ``softmax_loss``,
-``conv``, ``pool``, ``dropout``, ``embedding``, ``optim``) exports plain array functions, e.g.
+``conv``, ``depthwise``, ``pool``, ``dropout``, ``embedding``, ``optim``, ``scan``) exports plain array functions, e.g.
 ``norm.layer_norm_forward(x, w, b, eps) -> (y, mean, rstd)``. Each is made by :func:`dispatch`
 from two implementations with one signature, side by side in the family file: the numba kernel's
 wrapper and the NumPy twin (the readable reference the tests hold the kernel to). Which one runs
@@ -72,6 +72,11 @@ def warm() -> float:
         conv.conv2d_backward(conv.conv2d_forward(img, wk, None, stride, pads, (1, 1), 1), img, wk, stride, pads,
                              (1, 1), 1, True, True)
     conv.col2im(np.ones((2, 2, 3, 3, 2, 2), f).transpose(0, 3, 1, 2, 4, 5), (4, 4), (1, 1), (1, 1))
+    for stride, out_hw in (((1, 1), (2, 2)), ((2, 2), (1, 1))):  # the unit-stride and the strided loops
+        y = depthwise.depthwise_forward(img, wk.reshape(4, 3, 3), out_hw, stride, (1, 1))
+        depthwise.depthwise_backward(y, img, wk.reshape(4, 3, 3), stride, (1, 1), True, True)
+    u, bc, a, h0 = x[:16].reshape(2, 2, 4), x[:12].reshape(2, 2, 3), -np.ones((4, 3), f), np.zeros((2, 4, 3), f)
+    scan.scan_backward(scan.scan_forward(u, u * u, a, bc, bc, h0)[0], u, u * u, a, bc, bc, h0)
     index, values = pool.max_pool2d_index(img, (2, 2), (2, 2), (0, 0), (1, 1), (2, 2))
     pool.max_pool_scatter(values, index, img.shape, False)
     dropout.apply_mask(x, np.uint64(1), np.uint64(1 << 20), 1.25)
@@ -90,4 +95,16 @@ def warm() -> float:
 
 # The families, each made with ``dispatch`` above (so imported after it): ``kernels.norm`` and so on.
 from neural_arch.backend.kernels import (  # noqa: E402
-    activation, conv, dropout, elementwise, embedding, norm, optim, pool, reduce, softmax_loss)
+    activation,
+    conv,
+    depthwise,
+    dropout,
+    elementwise,
+    embedding,
+    norm,
+    optim,
+    pool,
+    reduce,
+    scan,
+    softmax_loss,
+)

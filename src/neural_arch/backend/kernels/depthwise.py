@@ -7,23 +7,21 @@ output (N, C, Ho, Wo). With stride s and dilation d::
     dxp[n, c, p s + i d, q s + j d] += w[c, i, j] gy[n, c, p, q]
     dw[c, i, j]    = sum_{n,p,q} gy[n, c, p, q] xp[n, c, p s + i d, q s + j d]
 
-The general grouped convolution (im2col + one GEMM per group) spends its
-time building columns for GEMMs with a single output row; here each tap is a
-multiply-add over whole planes. The NumPy twin does one strided slice per tap
-(kh * kw vectorised passes); the numba kernel walks each (n, c) plane once per
-tap with the plane in cache and no temporaries.
-
-``depthwise_forward`` / ``depthwise_backward`` dispatch: the kernel when
-``kernels.enabled_by_env()`` and numba imports, else the NumPy twin.
+The general grouped convolution (im2col + one GEMM per group) spends its time building columns
+for GEMMs with a single output row; here each tap is a multiply-add over whole planes. The NumPy
+twin does one strided slice per tap (kh * kw vectorised passes); the kernel walks each (n, c)
+plane once per tap with the plane in cache and no temporaries. Threads split the channels: each
+owns its filters, its output planes and its input-gradient planes, so nothing is shared.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend import kernels
+from neural_arch.backend.kernels._dispatch import dispatch
+from neural_arch.backend.kernels._jit import FAST, F, U, kernel
 
-__all__ = ["depthwise_backward", "depthwise_backward_numpy", "depthwise_forward", "depthwise_forward_numpy"]
+__all__ = ["depthwise_backward", "depthwise_forward"]
 
 
 def _tap(xp, i, j, out_hw, stride, dilation):
@@ -32,8 +30,9 @@ def _tap(xp, i, j, out_hw, stride, dilation):
     return xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
 
 
-# -- the NumPy twin --------------------------------------------------------------------------------------
-def depthwise_forward_numpy(xp, w, out_hw, stride, dilation):
+# -- forward -------------------------------------------------------------------------------------------------
+def _depthwise_forward(xp, w, out_hw, stride, dilation):
+    """y (N, C, Ho, Wo) from the padded input xp (N, C, Hp, Wp) and the filters w (C, kh, kw)."""
     y = np.zeros(xp.shape[:2] + tuple(out_hw), xp.dtype)
     for i in range(w.shape[1]):
         for j in range(w.shape[2]):
@@ -41,8 +40,43 @@ def depthwise_forward_numpy(xp, w, out_hw, stride, dilation):
     return y
 
 
-def depthwise_backward_numpy(grad, xp, w, stride, dilation, need_x=True, need_w=True):
-    """(dxp (N, C, Hp, Wp) or None, dw (C, kh, kw) or None)."""
+@kernel(FAST, rows=(0,), offset=3, work=1)
+def depthwise_forward_kernel(w, xp, y, c0, sh, sw, dh, dw):
+    """y[n, c0 + c] = sum_{i,j} w[c, i, j] xp[n, c0 + c, p sh + i dh, q sw + j dw]: ``w`` is a thread's
+    share of the filters and ``c0`` its first channel (xp and y are whole NCHW arrays)."""
+    nc, kh, kw = w.shape
+    nn, _, ho, wo = y.shape
+    for c in range(nc):
+        ch = c0 + c
+        for n in range(nn):
+            for p in range(ho):
+                for q in range(wo):
+                    y[n, ch, p, q] = F(0.0)
+            for i in range(kh):
+                for j in range(kw):
+                    wt = w[c, i, j]
+                    left = U(j * dw)
+                    for p in range(ho):
+                        r = p * sh + i * dh
+                        if sw == 1:  # unit stride: the multiply-add vectorises
+                            for q in range(U(wo)):
+                                y[n, ch, p, q] += wt * xp[n, ch, r, q + left]
+                        else:
+                            for q in range(U(wo)):
+                                y[n, ch, p, q] += wt * xp[n, ch, r, q * U(sw) + left]
+
+
+@dispatch(_depthwise_forward)
+def depthwise_forward(xp, w, out_hw, stride, dilation):
+    xp = np.ascontiguousarray(xp)
+    y = np.empty(xp.shape[:2] + tuple(out_hw), np.float32)
+    depthwise_forward_kernel(np.ascontiguousarray(w), xp, y, 0, *stride, *dilation)
+    return y
+
+
+# -- backward ------------------------------------------------------------------------------------------------
+def _depthwise_backward(grad, xp, w, stride, dilation, need_x, need_w):
+    """(dxp (N, C, Hp, Wp) or None, dw (C, kh, kw) or None) for the upstream gradient (N, C, Ho, Wo)."""
     out_hw = grad.shape[2:]
     gxp = np.zeros_like(xp) if need_x else None
     gw = np.empty_like(w) if need_w else None
@@ -55,87 +89,48 @@ def depthwise_backward_numpy(grad, xp, w, stride, dilation, need_x=True, need_w=
     return gxp, gw
 
 
-# -- the numba kernels -----------------------------------------------------------------------------------
-def _forward_kernel(xp, w, y, sh, sw, dh, dw):  # pragma: no cover - compiled
-    N, C, Ho, Wo = y.shape
-    kh, kw = w.shape[1], w.shape[2]
-    for n in range(N):
-        for c in range(C):
-            for p in range(Ho):
-                for q in range(Wo):
-                    y[n, c, p, q] = 0.0
-            for i in range(kh):
-                for j in range(kw):
-                    wt = w[c, i, j]
-                    for p in range(Ho):
-                        row = p * sh + i * dh
-                        for q in range(Wo):
-                            y[n, c, p, q] += wt * xp[n, c, row, q * sw + j * dw]
-
-
-def _backward_kernel(grad, xp, w, gxp, gw, sh, sw, dh, dw, need_x, need_w):  # pragma: no cover - compiled
-    N, C, Ho, Wo = grad.shape
-    kh, kw = w.shape[1], w.shape[2]
-    for c in range(C):
+@kernel(FAST, rows=(0, 1), offset=5, work=2)
+def depthwise_backward_kernel(w, gw, grad, xp, gxp, c0, sh, sw, dh, dw, need_x, need_w):
+    """gxp[n, c0 + c] (zeros on entry) and gw[c] for a thread's share of the channels (w, gw; c0 its first).
+    dw sums each output row in float32 (vectorised) and the rows in float64: N Ho Wo terms in all."""
+    nc, kh, kw = w.shape
+    nn, _, ho, wo = grad.shape
+    for c in range(nc):
+        ch = c0 + c
         for i in range(kh):
             for j in range(kw):
                 wt = w[c, i, j]
+                left = U(j * dw)
                 acc = 0.0
-                for n in range(N):
-                    for p in range(Ho):
-                        row = p * sh + i * dh
-                        for q in range(Wo):
-                            g = grad[n, c, p, q]
-                            if need_x:
-                                gxp[n, c, row, q * sw + j * dw] += wt * g
-                            if need_w:
-                                acc += g * xp[n, c, row, q * sw + j * dw]
+                for n in range(nn):
+                    for p in range(ho):
+                        r = p * sh + i * dh
+                        if need_x:
+                            if sw == 1:
+                                for q in range(U(wo)):
+                                    gxp[n, ch, r, q + left] += wt * grad[n, ch, p, q]
+                            else:
+                                for q in range(U(wo)):
+                                    gxp[n, ch, r, q * U(sw) + left] += wt * grad[n, ch, p, q]
+                        if need_w:
+                            s = F(0.0)
+                            if sw == 1:
+                                for q in range(U(wo)):
+                                    s += grad[n, ch, p, q] * xp[n, ch, r, q + left]
+                            else:
+                                for q in range(U(wo)):
+                                    s += grad[n, ch, p, q] * xp[n, ch, r, q * U(sw) + left]
+                            acc += s
                 if need_w:
                     gw[c, i, j] = acc
 
 
-_compiled = None
-
-
-def _compilable(a) -> bool:
-    """The kernels take NumPy float32/float64 arrays; CuPy, float16 and bfloat16 take the NumPy twin."""
-    return isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
-
-
-def _kernels():
-    """(forward, backward) compiled by numba, or None when the kernels are off or numba is missing."""
-    global _compiled
-    if _compiled is None:
-        _compiled = False
-        if kernels.enabled_by_env():
-            try:
-                from numba import njit  # noqa: PLC0415 - numba is optional: the NumPy twin runs without it
-
-                options = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
-                _compiled = (njit(**options)(_forward_kernel), njit(**options)(_backward_kernel))
-            except ImportError:
-                _compiled = False
-    return _compiled or None
-
-
-def depthwise_forward(xp, w, out_hw, stride=(1, 1), dilation=(1, 1), use_kernel: bool | None = None):
-    """y (N, C, Ho, Wo) from the padded input xp and the filters w (C, kh, kw)."""
-    compiled = _kernels() if use_kernel is not False else None
-    if compiled is None or not _compilable(xp):
-        return depthwise_forward_numpy(xp, w, out_hw, stride, dilation)
-    y = np.empty(xp.shape[:2] + tuple(out_hw), xp.dtype)
-    compiled[0](np.ascontiguousarray(xp), np.ascontiguousarray(w, xp.dtype), y, *stride, *dilation)
-    return y
-
-
-def depthwise_backward(grad, xp, w, stride=(1, 1), dilation=(1, 1), need_x=True, need_w=True,
-                       use_kernel: bool | None = None):
-    """(dxp or None, dw or None) for the upstream gradient (N, C, Ho, Wo)."""
-    compiled = _kernels() if use_kernel is not False else None
-    if compiled is None or not _compilable(xp):
-        return depthwise_backward_numpy(grad, xp, w, stride, dilation, need_x, need_w)
-    gxp = np.zeros_like(xp) if need_x else np.zeros((1, 1, 1, 1), xp.dtype)
-    gw = np.empty_like(w) if need_w else np.zeros((1, 1, 1), w.dtype)
-    compiled[1](np.ascontiguousarray(grad, xp.dtype), np.ascontiguousarray(xp), np.ascontiguousarray(w, xp.dtype),
-                gxp, gw, *stride, *dilation, need_x, need_w)
+@dispatch(_depthwise_backward)
+def depthwise_backward(grad, xp, w, stride, dilation, need_x, need_w):
+    xp = np.ascontiguousarray(xp)
+    w = np.ascontiguousarray(w)
+    gxp = np.zeros_like(xp) if need_x else np.zeros((1, 1, 1, 1), np.float32)  # (a placeholder when not needed)
+    gw = np.zeros_like(w)
+    depthwise_backward_kernel(w, gw, np.ascontiguousarray(grad), xp, gxp, 0, *stride, *dilation,
+                              bool(need_x), bool(need_w))
     return (gxp if need_x else None), (gw if need_w else None)
