@@ -48,9 +48,10 @@ def test_switching_off_runs_the_twin_and_leaves_the_environment_alone(jit):
 
 
 def test_each_family_function_has_both_implementations():
-    from neural_arch.backend.kernels import conv, dropout, embedding, norm, pool, reduce, softmax_loss
+    from neural_arch.backend.kernels import conv, depthwise, dropout, embedding, norm, pool, reduce, scan, softmax_loss
 
-    for family in (activation, conv, dropout, elementwise, embedding, norm, optim, pool, reduce, softmax_loss):
+    for family in (activation, conv, depthwise, dropout, elementwise, embedding, norm, optim, pool, reduce, scan,
+                   softmax_loss):
         fns = [v for v in vars(family).values() if callable(v) and hasattr(v, "twin")]
         assert fns, family.__name__
         for fn in fns:
