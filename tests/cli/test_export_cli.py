@@ -78,7 +78,8 @@ def test_image_run_to_onnx(tmp_path):
                     "--dynamic-batch", "--opset", "18")
     assert code == 0, out
     x = np.random.default_rng(1).standard_normal((5, 1, 28, 28)).astype(np.float32)
-    got = ort.InferenceSession(str(tmp_path / "mlp.onnx"), providers=["CPUExecutionProvider"]).run(None, {"pixels": x})[0]
+    session = ort.InferenceSession(str(tmp_path / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"pixels": x})[0]
     with na.no_grad():
         want = load_ours(run)(na.tensor(x)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)

@@ -44,7 +44,8 @@ def test_greedy_decoding_with_past_key_values(tmp_path):
     rng = np.random.default_rng(0)
     lm = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_positions=32, n_embd=32, n_layer=LAYERS, n_head=4)).eval()
     for p in lm.parameters():  # larger weights than the initialisation: the greedy choices are not near-ties
-        p.data[...] = rng.standard_normal(p.shape).astype(np.float32) * (0.15 if p.ndim == 2 else 0.02) + (p.ndim == 1) * p.data
+        scale = 0.15 if p.ndim == 2 else 0.02
+        p.data[...] = rng.standard_normal(p.shape).astype(np.float32) * scale + (p.ndim == 1) * p.data
     ids = rng.integers(0, 40, size=(2, 4))
     kv_axes = {0: "batch", 2: "past"}
 

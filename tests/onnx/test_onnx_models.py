@@ -31,7 +31,7 @@ def _randomize_norms(model):
 
 
 def test_mlp(tmp_path):
-    from neural_arch.train.models import MLP
+    from neural_arch.models.small import MLP
 
     model = MLP(hidden=(32, 16))
     check_export(tmp_path, model, [images(2)], [(images(5),), (images(1),)], ["x"], ["logits"],
@@ -39,7 +39,7 @@ def test_mlp(tmp_path):
 
 
 def test_fashion_mnist_cnn(tmp_path):
-    from neural_arch.train.models import CNN
+    from neural_arch.models.small import CNN
 
     model = CNN(channels=(4, 8), hidden=16)
     check_export(tmp_path, model, [images(2)], [(images(3),)], ["x"], ["logits"], {"x": {0: "batch"}})
@@ -53,6 +53,17 @@ def test_resnet(tmp_path, depth):
     _randomize_norms(model)
     check_export(tmp_path, model, [images(2, 3, 32)], [(images(3, 3, 32),)], ["pixels"], ["logits"],
                  {"pixels": {0: "batch"}}, atol=2e-4, rtol=2e-4)
+
+
+def test_efficientnet(tmp_path):
+    """Depthwise convolutions (their own op), squeeze-excitation (SiLU, sigmoid gates), batch norm in eval."""
+    from neural_arch.models.efficientnet import EfficientNet, MBConvConfig
+
+    stages = [MBConvConfig(1, 3, 1, 8, 8, 1), MBConvConfig(4, 5, 2, 8, 16, 2)]
+    model = EfficientNet(stages, num_classes=5, last_channel=32)
+    _randomize_norms(model)
+    check_export(tmp_path, model, [images(2, 3, 32)], [(images(3, 3, 32),)], ["pixels"], ["logits"],
+                 {"pixels": {0: "batch"}})
 
 
 def test_vit(tmp_path):

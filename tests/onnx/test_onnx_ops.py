@@ -3,12 +3,19 @@ and run by onnxruntime: equal to our op within 1e-5."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import numpy as np
 import pytest
 from onnx_helpers import check_export
 
 import neural_arch as na
 import neural_arch.nn.functional as F
+import neural_arch.ops
+from neural_arch.autograd.function import Function
+from neural_arch.graph import flops, op_name
+from neural_arch.onnx.ops import OPS
 
 X = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)
 X2 = np.random.default_rng(1).standard_normal((5, 4, 5)).astype(np.float32)
@@ -16,6 +23,8 @@ IMG = np.random.default_rng(2).standard_normal((2, 4, 6, 6)).astype(np.float32)
 IMG2 = np.random.default_rng(3).standard_normal((3, 4, 6, 6)).astype(np.float32)
 W = na.tensor(np.random.default_rng(4).standard_normal((5, 5)).astype(np.float32))
 CONV_W = na.tensor(np.random.default_rng(5).standard_normal((6, 2, 3, 3)).astype(np.float32))
+DEPTHWISE_W = na.tensor(np.random.default_rng(6).standard_normal((4, 1, 3, 3)).astype(np.float32))
+DEPTHWISE_B = na.tensor(np.random.default_rng(7).standard_normal(4).astype(np.float32))
 
 ON_SEQUENCES = {  # name -> function of a (B, 4, 5) tensor
     "sub_div_pow": lambda x: ((x - 1) / (x.abs() + 1)) ** 2,
@@ -52,6 +61,8 @@ ON_SEQUENCES = {  # name -> function of a (B, 4, 5) tensor
 ON_IMAGES = {  # name -> function of a (B, 4, 6, 6) tensor
     "conv_groups_stride": lambda x: F.conv2d(x, CONV_W, stride=2, padding=1, groups=2),
     "conv_dilation": lambda x: F.conv2d(x, CONV_W, padding=2, dilation=2, groups=2),
+    "depthwise_conv": lambda x: F.conv2d(x, DEPTHWISE_W, DEPTHWISE_B, stride=2, padding=1, groups=4)
+    + F.conv2d(x, DEPTHWISE_W, padding=2, dilation=2, groups=4)[..., ::2, ::2],
     "avg_pool": lambda x: F.avg_pool2d(x, 2) + F.avg_pool2d(x, 3, stride=1, padding=1)[..., ::2, ::2][..., :3, :3],
     "adaptive_avg_pool": lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
     "group_instance_norm": lambda x: F.group_norm(x, 2) + F.instance_norm(x),
@@ -74,7 +85,29 @@ def test_image_ops(tmp_path, name):
                  atol=1e-5, rtol=1e-5)
 
 
-def test_float64_layer_norm_takes_the_normalize_op(tmp_path):
+def test_float64_layer_norm(tmp_path):
     x = X.astype(np.float64)
     check_export(tmp_path, lambda t: F.layer_norm(t, (5,)), [x], [(X2.astype(np.float64),)], ["x"],
                  dynamic_axes={"x": {0: "batch"}}, atol=1e-9, rtol=1e-9)
+
+
+def current_op_names() -> set:
+    """The traced name (``graph.op_name``) of every Function in ``neural_arch.ops``."""
+    for info in pkgutil.iter_modules(neural_arch.ops.__path__):
+        importlib.import_module(f"neural_arch.ops.{info.name}")
+    found, todo = set(), [Function]
+    while todo:
+        for cls in todo.pop().__subclasses__():
+            if cls.__module__.startswith("neural_arch.ops."):
+                found.add(op_name(cls))
+            todo.append(cls)
+    return found
+
+
+def test_every_table_entry_names_a_current_op():
+    """An op renamed or merged in ops/ leaves no dead entry in the ONNX table or the FLOP rules (the
+    new name would have no mapping, or count 1 FLOP per element)."""
+    ops = current_op_names()
+    assert {"Linear", "Softmax", "LayerNorm", "Conv2d"} <= ops
+    assert sorted(set(OPS) - ops) == []
+    assert sorted((flops._MOVES | set(flops._PER_ELEMENT)) - ops) == []

@@ -20,7 +20,15 @@ from pathlib import Path
 import click
 import numpy as np
 
+from neural_arch.cli.build import build_run, checkpoint_config
+from neural_arch.config import load_config
 from neural_arch.errors import ConfigError, NeuralArchError
+from neural_arch.io import load_checkpoint, save
+from neural_arch.models import CAUSAL_LM_CLASSES, ViTForImageClassification
+from neural_arch.models.hf import read_config
+from neural_arch.nn import Module
+from neural_arch.onnx import export
+from neural_arch.ops.creation import tensor
 
 FORMATS = ("onnx", "hf", "safetensors")
 _DEFAULT_NAMES = {"onnx": "model.onnx", "hf": "hf", "safetensors": "model.safetensors"}
@@ -48,10 +56,6 @@ def export_command(source, fmt, opset, dynamic_batch, output) -> None:
 def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: bool = False,
                output: Path | None = None) -> Path:
     """Load a ``neural-arch train`` run (or checkpoint) and write it in ``fmt``; returns the path written."""
-    from neural_arch.cli.build import build_run, checkpoint_config
-    from neural_arch.config import load_config
-    from neural_arch.io import load_checkpoint
-
     if source.is_dir() and (source / "config.json").is_file():
         return _export_hf_folder(source, fmt, opset, dynamic_batch, output)
     ckpt = source / "checkpoints" / "last.safetensors" if source.is_dir() else source
@@ -75,8 +79,6 @@ def export_run(source: Path, fmt: str, opset: int | None = None, dynamic_batch: 
                               "onnx or safetensors (hf: gpt2, modern, bert, roberta)")
         inner.save_pretrained(out)
     else:
-        from neural_arch.io import save
-
         save(model.state_dict(), out)
     return out
 
@@ -88,34 +90,29 @@ def _pretrained(model):
     return next((m for m in model.children() if hasattr(m, "save_pretrained")), None)
 
 
+class _Logits(Module):
+    """``inner(x).logits`` as a module (parameter names keep an ``inner.`` prefix)."""
+
+    def __init__(self, inner, **call):
+        super().__init__()
+        self.inner, self.call = inner, call
+
+    def forward(self, x):
+        return self.inner(x, **self.call).logits
+
+
 def _export_hf_folder(source: Path, fmt: str, opset, dynamic_batch: bool, output) -> Path:
     """A ``save_pretrained`` folder (GPT-2, Llama, ViT) to ONNX: logits from ids or from pixels."""
-    from neural_arch.models import CAUSAL_LM_CLASSES, ViTForImageClassification
-    from neural_arch.models.hf import read_config
-    from neural_arch.nn import Module
-    from neural_arch.onnx import export
-    from neural_arch.ops.creation import tensor
-
-    class Logits(Module):
-        """``inner(x).logits`` as a module (parameter names keep an ``inner.`` prefix)."""
-
-        def __init__(self, inner, **call):
-            super().__init__()
-            self.inner, self.call = inner, call
-
-        def forward(self, x):
-            return self.inner(x, **self.call).logits
-
     if fmt != "onnx":
         raise ConfigError(f"export: '{source}' is already a Hugging Face folder; only --format onnx applies to it")
     config = read_config(source)
     kind = config.get("model_type")
     if kind in CAUSAL_LM_CLASSES:
-        model = Logits(CAUSAL_LM_CLASSES[kind].from_pretrained(source), use_cache=False)
+        model = _Logits(CAUSAL_LM_CLASSES[kind].from_pretrained(source), use_cache=False)
         example = tensor(np.arange(10, dtype=np.int64).reshape(2, 5) % int(config["vocab_size"]))
         name, axes = "input_ids", {1: "seq"}
     elif kind == "vit":
-        model = Logits(ViTForImageClassification.from_pretrained(source))
+        model = _Logits(ViTForImageClassification.from_pretrained(source))
         side, channels = int(config["image_size"]), int(config.get("num_channels", 3))
         example = tensor(np.zeros((2, channels, side, side), np.float32) + np.linspace(-1, 1, side, dtype=np.float32))
         name, axes = "pixel_values", {}
@@ -133,9 +130,6 @@ def _export_hf_folder(source: Path, fmt: str, opset, dynamic_batch: bool, output
 
 
 def _export_onnx(run, model, out: Path, opset, dynamic_batch: bool) -> None:
-    from neural_arch.onnx import export
-    from neural_arch.ops.creation import tensor
-
     if run.tokenizer is not None:
         block = int(run.config.data.block_size)
         t = max(2, min(8, block - 1))

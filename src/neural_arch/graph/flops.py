@@ -10,9 +10,8 @@ import math
 
 _MOVES = {"Reshape", "Permute", "Expand", "Tile", "Cat", "Stack", "Flip", "Roll", "Index", "Gather",
           "IndexSelect", "Embedding", "ConstantPad", "NearestResize", "Triangle"}
-_PER_ELEMENT = {"GELU": 8, "FusedGELU": 8, "SiLU": 4, "FusedSiLU": 4, "Softmax": 5, "FusedSoftmax": 5,
-                "LogSoftmax": 5, "Normalize": 8, "FusedLayerNorm": 8, "RMSNorm": 5, "FusedRMSNorm": 5,
-                "FusedChannelNorm": 8, "Mish": 6, "Softplus": 3}
+_PER_ELEMENT = {"GELU": 8, "SiLU": 4, "Softmax": 5, "LayerNorm": 8, "RMSNorm": 5, "ChannelNorm": 8,
+                "Mish": 6, "Softplus": 3}
 
 
 def count(node, graph) -> int:
@@ -26,7 +25,7 @@ def count(node, graph) -> int:
         return 2 * n_out * ins[1][1] + (n_out if len(ins) > 2 else 0)
     if op == "MatMul":
         return 2 * n_out * ins[0][-1]
-    if op == "Conv2d":
+    if op in ("Conv2d", "DepthwiseConv2d"):
         w = ins[1]
         return 2 * n_out * math.prod(w[1:]) + (n_out if len(ins) > 2 and ins[2] else 0)
     if op == "ScaledDotProductAttention":

@@ -195,7 +195,7 @@ class Graph:
         """Render with Graphviz (the ``graphviz`` extra and the ``dot`` program); returns the SVG text
         and writes it to ``path`` if given."""
         try:
-            import graphviz  # the optional extra
+            import graphviz  # noqa: PLC0415 - the optional extra
         except ImportError as exc:
             raise ExportError("Graph.to_svg needs the graphviz package: pip install 'neural-arch[graphviz]' "
                               "(and Graphviz's dot program); to_dot() needs nothing") from exc

@@ -56,9 +56,10 @@ def _arange(datas, points, syms, run_inputs):
             if rows.shape[1] < 1 or not (rows == rows[:1]).all():
                 break
             row = rows[0]
-            step = row[1] - row[0] if row.size > 1 else np.ones((), row.dtype)  # one position: step 1
-            if not np.array_equal(row, row[0] + step * np.arange(row.size, dtype=row.dtype)):
-                break
+            with np.errstate(over="ignore", invalid="ignore"):  # a step that overflows is no arange
+                step = row[1] - row[0] if row.size > 1 else np.ones((), row.dtype)  # one position: step 1
+                if not np.array_equal(row, row[0] + step * np.arange(row.size, dtype=row.dtype)):
+                    break
             starts.append(row[0].item())
             steps.append(step.item())
         else:
@@ -110,7 +111,8 @@ def _argmax(datas, points, syms, run_inputs):
                 continue
             picked = np.take_along_axis(x, d[..., None].astype(np.int64), -1)
             t = picked.reshape(-1)[0]
-            if not (picked == t).all() or not np.array_equal((x == t).argmax(-1), d) or (token is not None and t != token):
+            if (not (picked == t).all() or not np.array_equal((x == t).argmax(-1), d)
+                    or (token is not None and t != token)):
                 break
             token = t
         else:

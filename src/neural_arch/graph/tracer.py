@@ -252,7 +252,8 @@ def _merge(runs, points, syms, names, axes, values_run) -> Graph:
     values = {}
     for name, v in base.values.items():
         shapes = [run.values[name].shape for run in runs]
-        shape = tuple(_fit_int([s[i] for s in shapes], points, syms, f"the shape of {name}") for i in range(len(v.shape)))
+        shape = tuple(_fit_int([s[i] for s in shapes], points, syms, f"the shape of {name}")
+                      for i in range(len(v.shape)))
         v.shape = shape
         if v.kind == "const":
             datas = [run.values[name].data for run in runs]

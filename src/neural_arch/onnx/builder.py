@@ -49,7 +49,8 @@ class Builder:
 
     def initializer(self, array, name: str) -> str:
         if name not in self.inits:
-            self.inits[name] = numpy_helper.from_array(np.array(array, order="C"), name)  # (ascontiguousarray makes 0-d 1-d)
+            # np.array, not ascontiguousarray, which makes a 0-d array 1-d
+            self.inits[name] = numpy_helper.from_array(np.array(array, order="C"), name)
         return name
 
     def const(self, array, hint: str = "const") -> str:
@@ -199,8 +200,8 @@ class Builder:
         if kind == "padded_positions":
             _, name, pad = v.recipe
             x = self.value(name)
-            real = self.add("Cast", [self.add("Not", [self.add("Equal", [x, self.scalar(pad, self.g.values[name].dtype)])])],
-                            to=TensorProto.INT64)
+            is_pad = self.add("Equal", [x, self.scalar(pad, self.g.values[name].dtype)])
+            real = self.add("Cast", [self.add("Not", [is_pad])], to=TensorProto.INT64)
             count = self.add("CumSum", [real, self.scalar(-1, np.int64)])
             pos = self.add("Add", [self.add("Mul", [count, real]), self.scalar(pad, np.int64)])
             return self.cast(pos, np.int64, dt)

@@ -34,9 +34,10 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
     called from), for Python control flow that changes with a dynamic size, and for constants built
     from the inputs in a way the exporter cannot rebuild.
     """
-    import onnx
-    from neural_arch.onnx.builder import Builder, onnx_dtype
-    from neural_arch.onnx.ops import OPS
+    # onnx is an optional extra: imported by the first export, not with neural_arch.onnx
+    import onnx  # noqa: PLC0415
+    from neural_arch.onnx.builder import Builder, onnx_dtype  # noqa: PLC0415 - imports onnx
+    from neural_arch.onnx.ops import OPS  # noqa: PLC0415 - imports onnx through the builder
 
     opset = DEFAULT_OPSET if opset_version is None else int(opset_version)
     if not 17 <= opset <= 21:

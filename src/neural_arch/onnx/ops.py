@@ -1,10 +1,11 @@
 """The op -> ONNX mapping table: one converter per op name (``graph.op_name``: the Function's
-``op_name`` or class name). Every entry emits standard ONNX ops; a fused op is written as its
-decomposition where ONNX has no single op for it (attention as MatMul / Softmax / MatMul).
+``op_name`` or class name, one Function per op in ``neural_arch/ops``). Every entry emits standard
+ONNX ops; an op is written as its decomposition where ONNX has no single op for it (attention as
+MatMul / Softmax / MatMul).
 
-A converter ``conv(b, node, xs)`` gets the ``Builder``, the traced node and the ONNX names of the
-node's tensor inputs, and returns the ONNX name of the result. Kernel twins (``Fused*``) share their
-op's converter; re-pointing an op renamed in ``ops/`` is one line here.
+A converter ``conv(b, node, xs)`` gets the ``Builder``, the traced node (``node.params``: the keyword
+arguments of the op's ``forward``) and the ONNX names of the node's tensor inputs, and returns the
+ONNX name of the result. Re-pointing an op renamed in ``ops/`` is one line of the table.
 """
 
 from __future__ import annotations
@@ -143,19 +144,14 @@ def leaky_relu(b, node, xs):
     return b.add("LeakyRelu", [xs[0]], alpha=float(node.params["slope"]))
 
 
-def softmax(op):
-    def conv(b, node, xs):
-        axis = node.params["axis"]
-        if isinstance(axis, (tuple, list)):
-            if len(axis) != 1:
-                raise ExportError(f"onnx.export: {node.op} over several axes {axis} (in {node.module}) has no mapping")
-            axis = axis[0]
-        return b.add(op, [xs[0]], axis=int(axis))
-    return conv
-
-
-def fused_softmax(b, node, xs):
-    return b.add("LogSoftmax" if node.params["log"] else "Softmax", [xs[0]], axis=-1)
+def softmax(b, node, xs):
+    """Softmax(axis, log): ONNX Softmax, or LogSoftmax when ``log``."""
+    axis = node.params["axis"]
+    if isinstance(axis, (tuple, list)):
+        if len(axis) != 1:
+            raise ExportError(f"onnx.export: {node.op} over several axes {axis} (in {node.module}) has no mapping")
+        axis = axis[0]
+    return b.add("LogSoftmax" if node.params["log"] else "Softmax", [xs[0]], axis=int(axis))
 
 
 # -- linear algebra -------------------------------------------------------------------------------------
@@ -345,7 +341,7 @@ def _trailing_axis(b, node, d):
 
 
 def layer_norm(b, node, xs):
-    """FusedLayerNorm: ONNX LayerNormalization over the trailing dims holding ``d`` elements."""
+    """LayerNorm: ONNX LayerNormalization over the trailing dims holding ``d`` elements."""
     p = node.params
     axis = _trailing_axis(b, node, p["d"])
     dt = b.dtype(node.inputs[0])
@@ -358,33 +354,12 @@ def layer_norm(b, node, xs):
     return b.add("LayerNormalization", ins, axis=axis, epsilon=float(p["eps"]))
 
 
-def normalize(b, node, xs):
-    """Normalize: (x - mean) / sqrt(var + eps) over ``axes`` (or given stats: batch_norm in eval), * w + b."""
-    p = node.params
-    x, dt = xs[0], b.dtype(node.inputs[0])
-    if p.get("stats") is not None:
-        mu, rstd = p["stats"]
-        y = b.add("Mul", [b.add("Sub", [x, b.value(mu)]), b.value(rstd)])
-    else:
-        mean = b.reduce("ReduceMean", x, p["axes"], True)
-        c = b.add("Sub", [x, mean])
-        v = b.reduce("ReduceMean", b.add("Mul", [c, c]), p["axes"], True)
-        y = b.add("Div", [c, b.add("Sqrt", [b.add("Add", [v, b.scalar(p["eps"], dt)])])])
-    rest = xs[1:]
-    if p["has_w"]:
-        y = b.add("Mul", [y, rest[0]])
-        rest = rest[1:]
-    if rest:
-        y = b.add("Add", [y, rest[0]])
-    return y
-
-
 def rms_norm(b, node, xs):
-    """x / sqrt(mean(x^2) + eps) * w over the trailing dims."""
+    """RMSNorm: x / sqrt(mean(x^2) + eps) * w over the trailing dims holding ``d`` elements."""
     p = node.params
     x, dt = xs[0], b.dtype(node.inputs[0])
     nd = len(b.vshape(node.inputs[0]))
-    axes = p.get("axes") or tuple(range(nd + _trailing_axis(b, node, p["d"]), nd))
+    axes = tuple(range(nd + _trailing_axis(b, node, p["d"]), nd))
     ms = b.reduce("ReduceMean", b.add("Mul", [x, x]), axes, True)
     y = b.add("Mul", [x, b.add("Reciprocal", [b.add("Sqrt", [b.add("Add", [ms, b.scalar(p["eps"], dt)])])])])
     if len(xs) > 1:
@@ -394,7 +369,8 @@ def rms_norm(b, node, xs):
 
 
 def channel_norm(b, node, xs):
-    """FusedChannelNorm: group_norm (statistics per sample and group) or batch_norm with batch statistics."""
+    """ChannelNorm: group_norm / instance_norm (statistics per sample and group; ``groups`` C for
+    instance_norm) or, ``groups`` None, batch_norm with batch statistics."""
     p = node.params
     x, dt = xs[0], b.dtype(node.inputs[0])
     shape = b.vshape(node.inputs[0])
@@ -424,21 +400,24 @@ def channel_norm(b, node, xs):
 
 # -- convolution and pooling ------------------------------------------------------------------------------
 def conv2d(b, node, xs):
+    """Conv2d (pads (top, bottom, left, right)) and DepthwiseConv2d (no ``groups``: one group per
+    channel, weight (C, 1, kh, kw)) as ONNX Conv."""
     p = node.params
-    t, bo, l, r = p["pads"]
+    top, bottom, left, right = p["pads"]
     w = b.g.values[node.inputs[1]].example_shape
-    return b.add("Conv", xs, kernel_shape=list(w[2:]), strides=list(p["stride"]), pads=[t, l, bo, r],
-                 dilations=list(p["dilation"]), group=int(p["groups"]))
+    groups = p["groups"] if "groups" in p else w[0]
+    return b.add("Conv", xs, kernel_shape=list(w[2:]), strides=list(p["stride"]), pads=[top, left, bottom, right],
+                 dilations=list(p["dilation"]), group=int(groups))
 
 
 def avg_pool(b, node, xs):
     p = node.params
     kh, kw = p["kernel"]
-    t, bo, l, r = p["pads"]
+    top, bottom, left, right = p["pads"]
     if p["divisor"] not in (None, float(kh * kw)) and not isinstance(p["divisor"], ConstRef):
         raise ExportError(f"onnx.export: avg_pool2d with divisor_override (in {node.module}) has no ONNX mapping")
-    return b.add("AveragePool", [xs[0]], kernel_shape=[kh, kw], strides=list(p["stride"]), pads=[t, l, bo, r],
-                 count_include_pad=1)
+    return b.add("AveragePool", [xs[0]], kernel_shape=[kh, kw], strides=list(p["stride"]),
+                 pads=[top, left, bottom, right], count_include_pad=1)
 
 
 def adaptive_avg_pool(b, node, xs):
@@ -510,10 +489,10 @@ OPS = {
     "Rsqrt": rsqrt, "Log1p": log1p, "Expm1": expm1, "PowScalar": pow_scalar, "Clamp": clip("lo", "hi"),
     "Where": where, "ZeroGrad": zero_grad,
     # activations
-    "ReLU": unary("Relu"), "LeakyReLU": leaky_relu, "Hardtanh": clip("lo", "hi"), "GELU": gelu, "FusedGELU": gelu, "SiLU": silu,
-    "FusedSiLU": silu, "Softplus": softplus, "Mish": mish, "LogSigmoid": log_sigmoid, "ELU": elu,
+    "ReLU": unary("Relu"), "LeakyReLU": leaky_relu, "Hardtanh": clip("lo", "hi"), "GELU": gelu, "SiLU": silu,
+    "Softplus": softplus, "Mish": mish, "LogSigmoid": log_sigmoid, "ELU": elu,
     "Hardswish": unary("HardSwish"), "Hardsigmoid": unary("HardSigmoid", alpha=1 / 6, beta=0.5),
-    "Softmax": softmax("Softmax"), "LogSoftmax": softmax("LogSoftmax"), "FusedSoftmax": fused_softmax,
+    "Softmax": softmax,
     # linear algebra, embedding
     "Linear": linear, "MatMul": binary("MatMul"), "Einsum": einsum, "Embedding": embedding,
     # shapes and indexing
@@ -525,9 +504,9 @@ OPS = {
     "AMax": reduce("ReduceMax"), "MaxDim": reduce("ReduceMax"), "LogSumExp": reduce("ReduceLogSumExp"),
     "Norm2": reduce("ReduceL2"), "Var": var,
     # normalisation
-    "FusedLayerNorm": layer_norm, "Normalize": normalize, "RMSNorm": rms_norm, "FusedRMSNorm": rms_norm,
-    "FusedChannelNorm": channel_norm,
+    "LayerNorm": layer_norm, "RMSNorm": rms_norm, "ChannelNorm": channel_norm,
     # convolution, pooling, attention
-    "Conv2d": conv2d, "AvgPool2d": avg_pool, "AdaptiveAvgPool2d": adaptive_avg_pool, "MaxPoolGather": max_pool,
+    "Conv2d": conv2d, "DepthwiseConv2d": conv2d, "AvgPool2d": avg_pool, "AdaptiveAvgPool2d": adaptive_avg_pool,
+    "MaxPoolGather": max_pool,
     "ScaledDotProductAttention": attention,
 }
