@@ -67,7 +67,12 @@ def build(kind, dtype):
 
 
 def make_optimizer(kind, params, adam, zero=False):
-    cls, kw = (optim.AdamW, {"lr": 1e-2, "weight_decay": 0.01}) if adam else (optim.SGD, {"lr": 0.1, "momentum": 0.9})
+    # eps=1e-6: where a gradient is exactly zero in exact arithmetic (GPT-2's key bias: softmax ignores a shift
+    # of every score in a row), AdamW's update is lr * g / eps, a gain of lr / eps on pure rounding noise; at
+    # eps=1e-8 that gain (1e6) lifts float64's summation-order differences (1e-20 in the gradient, whole batch
+    # vs the ranks' shares) to ~1e-12 of the parameter, the issue's bound, whatever the op's formula.
+    adamw = {"lr": 1e-2, "weight_decay": 0.01, "eps": 1e-6}
+    cls, kw = (optim.AdamW, adamw) if adam else (optim.SGD, {"lr": 0.1, "momentum": 0.9})
     return ZeroRedundancyOptimizer(params, cls, **kw) if zero else cls(params, **kw)
 
 

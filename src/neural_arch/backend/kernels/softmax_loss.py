@@ -67,9 +67,7 @@ def _softmax_backward(y, g, axes, log):
     """softmax: dx = y (g - sum(g y));   log_softmax: dx = g - e^y sum(g)"""
     if log:
         return g - np.exp(y) * g.sum(axis=axes, keepdims=True)
-    gy = g * y
-    gy -= y * gy.sum(axis=axes, keepdims=True)
-    return gy
+    return y * (g - (g * y).sum(axis=axes, keepdims=True))  # the docstring's form, as the kernel and torch
 
 
 @kernel(FAST, rows=(0, 1, 2))
