@@ -34,16 +34,16 @@ from neural_arch.models.bert import (
 )
 from neural_arch.models.bert_tokenizer import BertTokenizer
 from neural_arch.models.clip import CLIPConfig, CLIPModel
+from neural_arch.models.efficientnet import EfficientNet, efficientnet, efficientnet_b0, efficientnet_small
 from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
+from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text
+from neural_arch.models.mamba import MambaConfig, MambaForCausalLM
+from neural_arch.models.mixtral import MixtralConfig, MixtralForCausalLM
 from neural_arch.models.modern import LlamaConfig, LlamaForCausalLM, ModernConfig, ModernTransformer
 from neural_arch.models.resnet import ResNet, resnet18, resnet34, resnet50, resnet_small
 from neural_arch.models.sentence import SentenceEncoder
 from neural_arch.models.tokenizers import BPETokenizer, load_tokenizer, save_char_tokenizer
 from neural_arch.models.vit import ViTConfig, ViTForImageClassification, ViTModel
-from neural_arch.models.mixtral import MixtralConfig, MixtralForCausalLM
-from neural_arch.models.mamba import MambaConfig, MambaForCausalLM
-from neural_arch.models.efficientnet import EfficientNet, efficientnet, efficientnet_b0, efficientnet_small
-from neural_arch.models.idefics import IdeficsConfig, IdeficsForVisionText2Text
 
 CAUSAL_LM_CLASSES = {"gpt2": GPT2LMHeadModel, "llama": ModernTransformer, "mixtral": MixtralForCausalLM,
                      "mamba": MambaForCausalLM}

@@ -24,7 +24,7 @@ import numpy as np
 import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.autograd import Tensor
-from neural_arch.errors import CheckpointError, ConfigError, ShapeError
+from neural_arch.errors import ConfigError, ShapeError
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
@@ -33,7 +33,7 @@ from neural_arch.models.generation import (
     default_position_ids,
     token_ids,
 )
-from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
+from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]
 
@@ -268,18 +268,8 @@ class GPT2LMHeadModel(GenerationMixin, nn.Module):
             if not name.startswith(("transformer.", "lm_head.")):
                 name = "transformer." + name
             arrays[name] = arr
-        if model.config.tie_word_embeddings:
-            arrays.pop("lm_head.weight", None)  # the same matrix as wte
-        result = model.load_state_dict(arrays, strict=False)
-        missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
-        if missing or result.unexpected_keys:
-            raise CheckpointError(f"GPT2LMHeadModel.from_pretrained({str(directory)!r}): missing tensors {missing}, "
-                                  f"unexpected tensors {result.unexpected_keys}")
-        return model.eval()
+        return load_causal_lm(model, arrays, directory, "GPT2LMHeadModel")
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` (and we) can load."""
-        state = self.state_dict()
-        if self.config.tie_word_embeddings:
-            del state["lm_head.weight"]  # stored once, as wte, as transformers does
-        save_pretrained_dir(directory, state, self.config.to_dict())
+        save_causal_lm(self, directory)

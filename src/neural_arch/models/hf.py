@@ -144,3 +144,27 @@ def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
     _atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(arrays, tmp, metadata={"format": "pt"}))
     text = json.dumps(config_dict, indent=2, sort_keys=True) + "\n"
     _atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+
+
+def load_causal_lm(model, arrays: dict, directory, owner: str):
+    """Fill a causal LM from a checkpoint's ``arrays`` (already renamed to our keys), in eval mode.
+
+    As transformers saves them, a tied ``lm_head.weight`` may be stored or not (it is the embedding
+    matrix); any other missing or unexpected tensor is a :class:`CheckpointError` naming them."""
+    tied = model.config.tie_word_embeddings
+    if tied:
+        arrays.pop("lm_head.weight", None)
+    result = model.load_state_dict(arrays, strict=False)
+    missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and tied)]
+    if missing or result.unexpected_keys:
+        raise CheckpointError(f"{owner}.from_pretrained({str(directory)!r}): missing tensors {missing}, "
+                              f"unexpected tensors {result.unexpected_keys}")
+    return model.eval()
+
+
+def save_causal_lm(model, directory) -> None:
+    """Write ``config.json`` + ``model.safetensors`` as transformers does: a tied head is stored once."""
+    state = model.state_dict()
+    if model.config.tie_word_embeddings:
+        del state["lm_head.weight"]
+    save_pretrained_dir(directory, state, model.config.to_dict())

@@ -34,9 +34,9 @@ import numpy as np
 
 import neural_arch.nn.functional as F
 from neural_arch import nn, ops
-from neural_arch.errors import CheckpointError, ConfigError, ShapeError
+from neural_arch.errors import ConfigError, ShapeError
 from neural_arch.models.generation import CausalLMOutputWithPast, GenerationMixin, causal_lm_loss, token_ids
-from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
+from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 from neural_arch.nn import Parameter
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
 
@@ -257,18 +257,8 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
         if dtype is not None:
             model.to(dtype)
         arrays = dict(load_safetensors_dir(directory))
-        if model.config.tie_word_embeddings:
-            arrays.pop("lm_head.weight", None)
-        result = model.load_state_dict(arrays, strict=False)
-        missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
-        if missing or result.unexpected_keys:
-            raise CheckpointError(f"MambaForCausalLM.from_pretrained({str(directory)!r}): missing tensors "
-                                  f"{missing}, unexpected tensors {result.unexpected_keys}")
-        return model.eval()
+        return load_causal_lm(model, arrays, directory, "MambaForCausalLM")
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as MambaForCausalLM."""
-        state = self.state_dict()
-        if self.config.tie_word_embeddings:
-            del state["lm_head.weight"]
-        save_pretrained_dir(directory, state, self.config.to_dict())
+        save_causal_lm(self, directory)

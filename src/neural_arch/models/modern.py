@@ -28,7 +28,7 @@ import numpy as np
 import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.autograd import Tensor
-from neural_arch.errors import CheckpointError, ConfigError
+from neural_arch.errors import ConfigError
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
@@ -37,7 +37,7 @@ from neural_arch.models.generation import (
     default_position_ids,
     token_ids,
 )
-from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
+from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 
 __all__ = ["LlamaConfig", "LlamaForCausalLM", "ModernConfig", "ModernTransformer"]
 
@@ -281,21 +281,11 @@ class ModernTransformer(GenerationMixin, nn.Module):
         if dtype is not None:
             model.to(dtype)
         arrays = {k: v for k, v in load_safetensors_dir(directory).items() if not k.endswith("rotary_emb.inv_freq")}
-        if model.config.tie_word_embeddings:
-            arrays.pop("lm_head.weight", None)
-        result = model.load_state_dict(arrays, strict=False)
-        missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
-        if missing or result.unexpected_keys:
-            raise CheckpointError(f"ModernTransformer.from_pretrained({str(directory)!r}): missing tensors {missing}, "
-                                  f"unexpected tensors {result.unexpected_keys}")
-        return model.eval()
+        return load_causal_lm(model, arrays, directory, "ModernTransformer")
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as LlamaForCausalLM."""
-        state = self.state_dict()
-        if self.config.tie_word_embeddings:
-            del state["lm_head.weight"]
-        save_pretrained_dir(directory, state, self.config.to_dict())
+        save_causal_lm(self, directory)
 
 
 LlamaConfig = ModernConfig
