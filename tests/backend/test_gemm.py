@@ -160,3 +160,16 @@ def test_products_openblas_runs_on_one_thread_anyway_are_not_scoped():
     assert gemm._blas_may_thread(_arr(65, 64), _arr(64, 64))
     assert not gemm._blas_may_thread(_arr(1, 90), _arr(90, 100))  # a vector: 9,000 < 2304 * 4
     assert gemm._blas_may_thread(_arr(1, 96), _arr(96, 100))
+
+
+def test_read_only_operands_are_multiplied_right_whichever_way_a_block_goes(split_everything):
+    """A sum's gradient reaches matmul's backward as a read-only broadcast view: a block handed to a
+    polling helper (numba signatures for writeable arrays) must fall back to the lock hand-off, not
+    raise. Several rounds right after a product, so that the helpers are polling."""
+    a, b = _arr(64, 48), _arr(48, 40)
+    ones = np.broadcast_to(np.float32(1.0), (64, 48))
+    for _ in range(5):
+        gemm.matmul(a, b)  # the helpers poll after this one
+        np.testing.assert_allclose(gemm.matmul(ones, b), np.matmul(ones, b), rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(gemm.matmul(a, np.broadcast_to(b[:1], b.shape)),
+                                   np.matmul(a, np.broadcast_to(b[:1], b.shape)), rtol=1e-6, atol=1e-5)

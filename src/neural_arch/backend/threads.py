@@ -312,6 +312,8 @@ class _Helper:
         place (then no lock and no GIL is involved); False: use ``start``."""
         if b.ndim != 2:
             return False  # batched products (attention's): Python jobs
+        if not (a.flags.writeable and b.flags.writeable):
+            return False  # read-only views (a sum's broadcast gradient): the compiled poll takes writeable arrays
         if a.ndim > 2:  # a block of a batch times a matrix (a Linear): one 2-D product when contiguous
             if not (a.flags.c_contiguous and out.flags.c_contiguous):
                 return False
