@@ -172,15 +172,20 @@ def broadcast(tensor, src: int = 0, group=None, async_op: bool = False):
     return _finish(_default().comm.broadcast(tensor.data, src), async_op)
 
 
+def _check_per_rank(op: str, name: str, tensors: list, like, size: int) -> None:
+    """One tensor per rank, each shaped as ``like``: else a ShapeError naming the op and the list."""
+    if len(tensors) != size:
+        raise ShapeError(f"{op}: {name} has {len(tensors)} tensors for a world size of {size}")
+    for t in tensors:
+        if t.shape != like.shape:
+            raise ShapeError(f"{op}: every tensor in {name} must have the shape {shape_str(like.shape)}, "
+                             f"got {shape_str(t.shape)}")
+
+
 def all_gather(tensor_list: list, tensor, group=None, async_op: bool = False):
     """Fill ``tensor_list[r]`` (one tensor per rank, shaped as ``tensor``) with rank r's ``tensor``."""
     comm = _default().comm
-    if len(tensor_list) != comm.size:
-        raise ShapeError(f"all_gather: tensor_list has {len(tensor_list)} tensors for a world size of {comm.size}")
-    for t in tensor_list:
-        if t.shape != tensor.shape:
-            raise ShapeError(f"all_gather: every tensor in tensor_list must have the input's shape "
-                             f"{shape_str(tensor.shape)}, got {shape_str(t.shape)}")
+    _check_per_rank("all_gather", "tensor_list", tensor_list, tensor, comm.size)
     work = comm.allgather(tensor.data)
 
     def scatter_out():
@@ -194,12 +199,7 @@ def all_gather(tensor_list: list, tensor, group=None, async_op: bool = False):
 def reduce_scatter(output, input_list: list, op: str = ReduceOp.SUM, group=None, async_op: bool = False):
     """``output`` on rank r becomes the reduction over ranks of their ``input_list[r]``."""
     comm = _default().comm
-    if len(input_list) != comm.size:
-        raise ShapeError(f"reduce_scatter: input_list has {len(input_list)} tensors for a world size of {comm.size}")
-    for t in input_list:
-        if t.shape != output.shape:
-            raise ShapeError(f"reduce_scatter: every input must have the output's shape {shape_str(output.shape)}, "
-                             f"got {shape_str(t.shape)}")
+    _check_per_rank("reduce_scatter", "input_list", input_list, output, comm.size)
     stacked = np.stack([t.data for t in input_list]).astype(output.data.dtype, copy=False)
     work = comm.reduce_scatter(stacked, "sum" if op == ReduceOp.AVG else op)
     size = comm.size
