@@ -16,10 +16,30 @@ import torch
 
 import neural_arch as na
 
-TOL = {  # (rtol, atol): float64 tight, float32 at float32 precision
+import ml_dtypes
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+F16 = np.dtype(np.float16)
+TOL = {  # (rtol, atol): float64 tight, float32 at float32 precision, half as torch.testing's defaults
     np.float64: (1e-9, 1e-11),
     np.float32: (2e-5, 2e-6),
+    BF16: (1.6e-2, 1e-5),
+    F16: (1e-3, 1e-5),
 }
+_TORCH_HALF = {BF16: torch.bfloat16, F16: torch.float16}
+
+
+def torch_tensor(a, requires_grad=False):
+    """A torch tensor of the NumPy array ``a`` in ``a``'s dtype (bfloat16 included, which torch cannot read)."""
+    if a.dtype == BF16:
+        return torch.tensor(a.astype(np.float32)).to(torch.bfloat16).requires_grad_(requires_grad)
+    return torch.tensor(a, requires_grad=requires_grad)
+
+
+def torch_numpy(t):
+    """``t.numpy()`` for any torch float dtype (bfloat16 comes back as float32, exactly)."""
+    t = t.detach()
+    return t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
 
 
 def _to_na(a, dtype, grad, noncontig):
@@ -35,7 +55,7 @@ def _to_na(a, dtype, grad, noncontig):
 
 def _to_torch(a, dtype, grad):
     if isinstance(a, np.ndarray) and a.dtype.kind == "f":
-        return torch.tensor(a.astype(dtype), requires_grad=grad)
+        return torch_tensor(a.astype(dtype), requires_grad=grad)
     if isinstance(a, np.ndarray):
         return torch.from_numpy(a.copy())
     return a
@@ -66,19 +86,20 @@ def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True,
     torch_fn = torch_fn or fn
     rng = np.random.default_rng(seed)
     for dtype in dtypes:
+        dtype = np.dtype(dtype)
         r, a = TOL[dtype]
         r, a = rtol or r, atol or a
-        if dtype == np.float32 and rtol is not None:
-            r = max(rtol, TOL[np.float32][0])
-        if dtype == np.float32 and atol is not None:
-            a = max(atol, TOL[np.float32][1])
+        if dtype != np.float64 and rtol is not None:  # a per-op tolerance never tightens a dtype's own
+            r = max(rtol, TOL[dtype][0])
+        if dtype != np.float64 and atol is not None:
+            a = max(atol, TOL[dtype][1])
         ours_in = [_to_na(x, dtype, grad, noncontig) for x in inputs]
         ref_in = [_to_torch(x, dtype, grad) for x in inputs]
         ours = _as_list(fn(*ours_in))
         refs = _as_list(torch_fn(*ref_in))
         assert len(ours) == len(refs), f"{len(ours)} outputs vs torch's {len(refs)}"
         for k, (o, t) in enumerate(zip(ours, refs)):
-            assert_close(o.detach().numpy(), t.detach().numpy(), r, a, f"forward output {k} ({np.dtype(dtype)})")
+            assert_close(o.detach().numpy(), torch_numpy(t), r, a, f"forward output {k} ({np.dtype(dtype)})")
             if check_dtype:
                 assert str(o.dtype) == str(t.dtype).removeprefix("torch."), f"dtype {o.dtype} vs torch {t.dtype}"
         if not grad:
@@ -91,7 +112,7 @@ def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True,
             loss_terms.append((o, t, up))
         if not loss_terms:
             continue
-        torch.autograd.backward([t for _, t, _ in loss_terms], [torch.tensor(u) for _, _, u in loss_terms])
+        torch.autograd.backward([t for _, t, _ in loss_terms], [torch_tensor(u) for _, _, u in loss_terms])
         for o, _, u in loss_terms:
             o.backward(na.Tensor(u), retain_graph=True)
         for k, (x, xt) in enumerate(zip(ours_in, ref_in)):
@@ -100,7 +121,7 @@ def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True,
                     assert x.grad is None or not np.any(x.grad.numpy()), f"input {k}: torch has no grad"
                     continue
                 assert x.grad is not None, f"input {k}: no gradient (torch has one)"
-                assert_close(x.grad.numpy(), xt.grad.numpy(), r, a * 10, f"grad of input {k} ({np.dtype(dtype)})")
+                assert_close(x.grad.numpy(), torch_numpy(xt.grad), r, a * 10, f"grad of input {k} ({np.dtype(dtype)})")
 
 
 def gradcheck(fn, inputs, fast_mode=False, **kw):

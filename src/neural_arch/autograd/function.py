@@ -200,5 +200,8 @@ def unbroadcast(grad, shape: tuple):
         lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1
     )
     if axes:
-        grad = grad.sum(axis=axes)
+        if grad.dtype.itemsize == 2:  # float16/bfloat16: accumulate in float32, round once (as torch)
+            grad = grad.sum(axis=axes, dtype=np.float32).astype(grad.dtype)
+        else:
+            grad = grad.sum(axis=axes)
     return grad.reshape(shape)

@@ -15,12 +15,14 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.backend.kernels import softmax_loss
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
 from neural_arch.ops.shape import chunk
 
@@ -61,6 +63,7 @@ class Hardtanh(Function):
         return grad * ((x > ctx.lo) & (x < ctx.hi))
 
 
+@float32_inside
 class LeakyReLU(Function):
     """y = x if x > 0 else a x      dy/dx = 1 if x > 0 else a"""
 
@@ -77,6 +80,7 @@ class LeakyReLU(Function):
         return np.where(pos, grad, grad * ctx.slope).astype(grad.dtype, copy=False)
 
 
+@float32_inside
 class ELU(Function):
     """y = s x if x > 0 else s a (e^{k x} - 1)
     dy/dx = s if x > 0 else s a k e^{k x}      (elu: s = k = 1; selu: fixed s, a; celu: k = 1/a)"""
@@ -98,6 +102,7 @@ class ELU(Function):
 
 
 # -- smooth activations ---------------------------------------------------------------------------------
+@float32_inside
 class GELU(Function):
     """Exact:  y = x Phi(x)                   dy/dx = Phi(x) + x phi(x),  phi(x) = e^{-x^2/2} / sqrt(2 pi)
     Tanh:   y = x (1 + tanh u) / 2,  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
@@ -115,6 +120,7 @@ class GELU(Function):
         return ew.multiply(grad, ctx.saved_tensors[0])
 
 
+@float32_inside
 class SiLU(Function):
     """y = x sigmoid(a x)          dy/dx = s + a x s (1 - s),  s = sigmoid(a x)
     (a = 1: SiLU; a = 1.702: quick_gelu). dy/dx is computed with y and saved, as GELU's."""
@@ -130,6 +136,7 @@ class SiLU(Function):
         return ew.multiply(grad, ctx.saved_tensors[0])
 
 
+@float32_inside
 class Mish(Function):
     """y = x tanh(softplus(x))       dy/dx = t + x sigmoid(x) (1 - t^2),  t = tanh(softplus(x))"""
 
@@ -146,6 +153,7 @@ class Mish(Function):
         return grad * (t + x * s * (1 - t * t))
 
 
+@float32_inside
 class Softplus(Function):
     """y = log(1 + e^{b x}) / b  (y = x where b x > threshold)
     dy/dx = sigmoid(b x)  (1 where b x > threshold)"""
@@ -166,6 +174,7 @@ class Softplus(Function):
         return np.where(lin, grad, grad * sigmoid_array(bx)).astype(grad.dtype, copy=False)
 
 
+@float32_inside
 class Hardswish(Function):
     """y = x relu6(x + 3) / 6       dy/dx = 0 (x < -3), x/3 + 1/2 (-3 <= x <= 3), 1 (x > 3)"""
 
@@ -181,6 +190,7 @@ class Hardswish(Function):
         return grad * d
 
 
+@float32_inside
 class Hardsigmoid(Function):
     """y = relu6(x + 3) / 6          dy/dx = 1/6 where -3 < x < 3, else 0"""
 
@@ -195,6 +205,7 @@ class Hardsigmoid(Function):
         return grad * ((x > -3) & (x < 3)) / 6
 
 
+@float32_inside
 class LogSigmoid(Function):
     """y = log sigmoid(x) = -softplus(-x)       dy/dx = 1 - sigmoid(x) = sigmoid(-x)"""
 
@@ -209,6 +220,7 @@ class LogSigmoid(Function):
 
 
 # -- softmax, log_softmax --------------------------------------------------------------------------------
+@float32_inside
 class Softmax(Function):
     """softmax:      y_i = e^{x_i - m} / sum_j e^{x_j - m}   (m = max_j x_j: no overflow)
                     dL/dx_i = y_i (g_i - sum_j g_j y_j)
@@ -232,7 +244,7 @@ class Softmax(Function):
 def _float(x: Tensor, op: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise DTypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; convert with .float() first")
     return x
 
@@ -336,7 +348,7 @@ def _softmax_dim(x: Tensor, dim, op: str) -> tuple:
 
 def _softmax_input(input, dtype, op):
     x = input if dtype is None else input.to(dtype)
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; pass dtype= or convert first")
     return x
 

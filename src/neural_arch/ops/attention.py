@@ -10,13 +10,16 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.softmax_loss import softmax, softmax_backward
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops._half import compute_dtype, float32_inside
 from neural_arch.ops.dropout import keep_mask
 
 __all__ = ["scaled_dot_product_attention"]
 
 
+@float32_inside
 class ScaledDotProductAttention(Function):
     """S = scale Q K^T + M,   P = softmax(S) along keys,   O = (P * D) V
     (M: additive mask, -inf where a boolean mask is False; D: scaled dropout keep-mask or 1)
@@ -119,7 +122,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     (dim -3) than query, dividing them.
     """
     for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, Tensor) or t.data.dtype.kind != "f":
+        if not isinstance(t, Tensor) or not is_floating(t.data.dtype):
             raise DTypeError(f"scaled_dot_product_attention: {name} must be a floating-point Tensor")
         if t.data.ndim < 2:
             raise ShapeError(f"scaled_dot_product_attention: {name} needs at least 2 dims (..., seq, dim), "
@@ -142,6 +145,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         raise DTypeError(f"scaled_dot_product_attention: query, key and value must share a dtype, got "
                          f"{query.dtype}, {key.dtype}, {value.dtype}")
     mask, mask_in = None, ()
+    dt = compute_dtype(dt)  # constants are in the dtype forward computes in (float32 for half inputs)
     if is_causal:
         if attn_mask is not None:
             raise ConfigError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
@@ -154,10 +158,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             raise ShapeError(f"scaled_dot_product_attention: attn_mask {shape_str(m.shape)} does not broadcast to "
                              f"the scores' shape {shape_str(qs[:-1] + (S,))}") from None
         if m.dtype != np.bool_:
-            if m.dtype.kind != "f":
+            if not is_floating(m.dtype):
                 raise DTypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got {m.dtype}")
             if isinstance(attn_mask, Tensor) and attn_mask.requires_grad:
-                mask_in = (attn_mask if attn_mask.dtype == dt else attn_mask.to(dt),)
+                mask_in = (attn_mask if attn_mask.dtype == query.dtype else attn_mask.to(query.dtype),)
             m = m.astype(dt, copy=False)
         mask = m
     scale = 1.0 / math.sqrt(qs[-1]) if scale is None else float(scale)

@@ -16,14 +16,16 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
 
-class Dropout(Function):
+class Dropout(Function):  # (half inputs: one product with a mask in their dtype, as torch)
     """y = x m / (1 - p),  m ~ Bernoulli(1 - p) (broadcast over channels for dropout2d)
     dy/dx = m / (1 - p)"""
 
@@ -37,6 +39,7 @@ class Dropout(Function):
         return grad * ctx.saved_tensors[0]
 
 
+@float32_inside
 class CounterDropout(Function):
     """y = x m / (1 - p),  m_k = [splitmix64(seed, k) >> 40 >= p 2^24]   (k: the flat index)
     dy/dx = m / (1 - p), recomputed from the seed: nothing is saved but three numbers."""
@@ -56,7 +59,7 @@ def _check(input, p, op):
         raise DTypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
     if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
         raise ConfigError(f"{op}: dropout probability must be in [0, 1], got {p}")
-    if input.data.dtype.kind != "f":
+    if not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {input.dtype}")
 
 

@@ -11,9 +11,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype
+from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import as_tensor, binary_operands
 
 __all__ = [
@@ -66,6 +67,7 @@ class Mul(Function):
         return (ew.multiply(grad, y) if y is not None else None), (ew.multiply(grad, x) if x is not None else None)
 
 
+@float32_inside
 class Div(Function):
     """z = x / y        dz/dx = 1 / y,  dz/dy = -x / y^2 = -z / y"""
 
@@ -94,6 +96,7 @@ class Neg(Function):
         return ew.negative(grad)
 
 
+@float32_inside
 class PowScalar(Function):
     """y = x^p (p a number)        dy/dx = p x^(p-1)"""
 
@@ -116,6 +119,7 @@ class PowScalar(Function):
         return grad * (p * x ** (p - 1)).astype(x.dtype, copy=False)
 
 
+@float32_inside
 class Pow(Function):
     """z = x^y          dz/dx = y x^(y-1)  (0 where y = 0),   dz/dy = x^y log x  (0 where x = 0 and y >= 0)
 
@@ -140,6 +144,7 @@ class Pow(Function):
 
 
 # -- exp / log family ----------------------------------------------------------------------------------
+@float32_inside
 class Exp(Function):
     """y = e^x          dy/dx = e^x = y"""
 
@@ -154,6 +159,7 @@ class Exp(Function):
         return ew.multiply(grad, ctx.saved_tensors[0])
 
 
+@float32_inside
 class Log(Function):
     """y = ln x         dy/dx = 1 / x"""
 
@@ -167,6 +173,7 @@ class Log(Function):
         return grad / ctx.saved_tensors[0]
 
 
+@float32_inside
 class Log1p(Function):
     """y = ln(1 + x)    dy/dx = 1 / (1 + x)"""
 
@@ -180,6 +187,7 @@ class Log1p(Function):
         return grad / (1 + ctx.saved_tensors[0])
 
 
+@float32_inside
 class Expm1(Function):
     """y = e^x - 1      dy/dx = e^x = y + 1"""
 
@@ -194,6 +202,7 @@ class Expm1(Function):
         return grad * (ctx.saved_tensors[0] + 1)
 
 
+@float32_inside
 class Sqrt(Function):
     """y = sqrt(x)      dy/dx = 1 / (2 y)"""
 
@@ -208,6 +217,7 @@ class Sqrt(Function):
         return grad / (2 * ctx.saved_tensors[0])
 
 
+@float32_inside
 class Rsqrt(Function):
     """y = 1 / sqrt(x)  dy/dx = -y^3 / 2"""
 
@@ -224,6 +234,7 @@ class Rsqrt(Function):
 
 
 # -- trigonometry and squashing ----------------------------------------------------------------------
+@float32_inside
 class Sin(Function):
     """y = sin x        dy/dx = cos x"""
 
@@ -237,6 +248,7 @@ class Sin(Function):
         return grad * np.cos(ctx.saved_tensors[0])
 
 
+@float32_inside
 class Cos(Function):
     """y = cos x        dy/dx = -sin x"""
 
@@ -250,6 +262,7 @@ class Cos(Function):
         return -grad * np.sin(ctx.saved_tensors[0])
 
 
+@float32_inside
 class Tanh(Function):
     """y = tanh x       dy/dx = 1 - y^2"""
 
@@ -265,6 +278,7 @@ class Tanh(Function):
         return grad * (1 - y * y)
 
 
+@float32_inside
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x)    dy/dx = y (1 - y)"""
 
@@ -306,6 +320,7 @@ class ZeroGrad(Function):
 
 
 # -- clamping and selection -------------------------------------------------------------------------
+@float32_inside
 class Clamp(Function):
     """y = min(max(x, lo), hi)      dy/dx = 1 where lo <= x <= hi, else 0"""
 
@@ -446,22 +461,22 @@ def sign(x) -> Tensor:
 
 
 def floor(x) -> Tensor:
-    return ZeroGrad.apply(x, fn=np.floor) if x.data.dtype.kind == "f" else x
+    return ZeroGrad.apply(x, fn=np.floor) if is_floating(x.data.dtype) else x
 
 
 def ceil(x) -> Tensor:
-    return ZeroGrad.apply(x, fn=np.ceil) if x.data.dtype.kind == "f" else x
+    return ZeroGrad.apply(x, fn=np.ceil) if is_floating(x.data.dtype) else x
 
 
 def round(x, decimals: int = 0) -> Tensor:  # noqa: A001
     """Round half to even, as torch.round (and np.round) do."""
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         return x
     return ZeroGrad.apply(x, fn=lambda a: np.round(a, decimals))
 
 
 def trunc(x) -> Tensor:
-    return ZeroGrad.apply(x, fn=np.trunc) if x.data.dtype.kind == "f" else x
+    return ZeroGrad.apply(x, fn=np.trunc) if is_floating(x.data.dtype) else x
 
 
 def clamp(x, min=None, max=None) -> Tensor:

@@ -9,10 +9,12 @@ from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels.embedding import scatter_rows
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 
 __all__ = ["embedding", "one_hot"]
 
 
+@float32_inside
 class Embedding(Function):
     """y[...] = W[ids[...]]        dL/dW[i] = sum over positions p with ids[p] = i of g[p]
 

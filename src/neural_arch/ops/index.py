@@ -14,6 +14,7 @@ from neural_arch.autograd.tensor import Tensor, normalize_index
 from neural_arch.backend.device import array_namespace
 from neural_arch.errors import DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops.elementwise import Where
 
 
@@ -73,6 +74,7 @@ def _full_index(index, axis):
     return tuple(grids)
 
 
+@float32_inside
 class Gather(Function):
     """y[i][j] = x[index[i][j]][j] (along dim)     dL/dx = dL/dy scatter-added at index"""
 
@@ -89,6 +91,7 @@ class Gather(Function):
         return out
 
 
+@float32_inside
 class ScatterAdd(Function):
     """y = x; y[index[i][j]][j] += src[i][j]      dL/dx = dL/dy,  dL/dsrc = dL/dy gathered at index"""
 
@@ -110,6 +113,7 @@ class ScatterAdd(Function):
         return grad, gsrc
 
 
+@float32_inside
 class IndexSelect(Function):
     """y = x.take(index, axis)     dL/dx = dL/dy added at index along axis"""
 

@@ -26,12 +26,15 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops._half import compute_dtype, float32_inside
 from neural_arch.ops.shape import reshape
 
 __all__ = ["interpolate"]
 
 
+@float32_inside
 class NearestResize(Function):
     """y[n, c, h, w] = x[n, c, ih[h], iw[w]]        dL/dx[.., i, j] = sum over (h, w) with ih[h]=i, iw[w]=j of dL/dy"""
 
@@ -46,6 +49,7 @@ class NearestResize(Function):
         return _scatter_axis(g, ctx.ih, ctx.hw[0], axis=2)
 
 
+@float32_inside
 class LinearResize(Function):
     """t = a0_w x[.., i0_w] + a1_w x[.., i1_w]  (along W),  y = a0_h t[.., i0_h, :] + a1_h t[.., i1_h, :]  (along H)
 
@@ -145,7 +149,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if nd not in (3, 4) or (_MODES[mode] is not None and nd != _MODES[mode]):
         want = {"linear": "a 3-d (N, C, L)", "bilinear": "a 4-d (N, C, H, W)"}.get(mode, "a 3-d or 4-d")
         raise ShapeError(f"{op}: mode {mode!r} needs {want} input, got shape {shape_str(input.shape)}")
-    if input.data.dtype.kind != "f":
+    if not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: expects a floating-point input, got {input.dtype}")
     if align_corners is not None and mode in ("nearest", "nearest-exact"):
         raise ConfigError(f"{op}: align_corners can only be set with the interpolating modes "
@@ -179,7 +183,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         ih, iw = (_nearest_index(n, o, s, exact) for n, o, s in zip(spatial, sizes, scales))
         y = _apply_4d(input, k, lambda x4: NearestResize.apply(x4, ih=ih, iw=iw))
     else:
-        dtype = input.data.dtype
+        dtype = compute_dtype(input.data.dtype)
         hmap, wmap = (_linear_map(n, o, s, bool(align_corners), dtype) for n, o, s in zip(spatial, sizes, scales))
         y = _apply_4d(input, k, lambda x4: LinearResize.apply(x4, hmap=hmap, wmap=wmap))
     return y

@@ -10,10 +10,12 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
 from neural_arch.errors import ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.shape import _promote_all, unsqueeze
 
 
+@float32_inside
 class MatMul(Function):
     """Z = X Y          dL/dX = dL/dZ Y^T,   dL/dY = X^T dL/dZ
 
@@ -119,6 +121,7 @@ def _parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
     return subs, out
 
 
+@float32_inside
 class Einsum(Function):
     """Z = einsum(subs -> out, X_1, ..., X_n)
     dL/dX_k = einsum(out, subs of the others -> subs_k, dL/dZ, X_others)

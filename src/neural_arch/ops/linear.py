@@ -7,12 +7,15 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError, ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops.linalg import einsum, matmul
 
 __all__ = ["linear", "bilinear"]
 
 
+@float32_inside
 class Linear(Function):
     """y = x W^T + b        dL/dx = g W,   dL/dW = g^T x (summed over the batch),   dL/db = sum g
 
@@ -57,7 +60,7 @@ _ones_cache: dict = {}
 def _column_sums(g2):
     """sum over rows of g2 (batch, out), as a vector-times-matrix product 1^T g2: BLAS reads g2 once,
     faster than ``g2.sum(axis=0)`` at every size measured (BENCHMARKS.md) and a little more accurate."""
-    if type(g2) is not np.ndarray or g2.dtype.kind != "f":
+    if type(g2) is not np.ndarray or not is_floating(g2.dtype):
         return g2.sum(axis=0)
     key = (g2.shape[0], g2.dtype)
     ones = _ones_cache.get(key)
@@ -78,7 +81,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise DTypeError("linear: input and weight must be Tensors")
     x, w = input.data, weight.data
-    if (w.ndim == 2 and x.ndim and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and x.dtype.kind == "f"
+    if (w.ndim == 2 and x.ndim and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and is_floating(x.dtype)
             and (bias is None or (bias.data.dtype == x.dtype and bias.data.shape == w.shape[:1]))):
         return Linear.apply(input, weight, *(() if bias is None else (bias,)))  # every nn.Linear: checked above
     if weight.data.ndim not in (1, 2):

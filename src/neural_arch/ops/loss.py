@@ -15,12 +15,14 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.backend.kernels import softmax_loss as kern
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DataError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors, unsqueeze
@@ -53,6 +55,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 # -- cross entropy and nll: class-index targets ------------------------------------------------------------
+@float32_inside
 class ClassNLL(Function):
     """Negative log-likelihood of class ``t`` along axis 1, fused with log_softmax for cross_entropy.
 
@@ -96,6 +99,7 @@ class ClassNLL(Function):
         return ew.scale(dx, scale)
 
 
+@float32_inside
 class SoftTargetCrossEntropy(Function):
     """Cross entropy against class probabilities q (soft targets), fused with log_softmax:
 
@@ -136,7 +140,7 @@ class SoftTargetCrossEntropy(Function):
 
 def _class_input(input: Tensor, target, weight, op: str):
     """Validate (input, target, weight); return arrays with a batch dim, and whether one was added."""
-    if not isinstance(input, Tensor) or input.data.dtype.kind != "f":
+    if not isinstance(input, Tensor) or not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: input must be a floating-point Tensor")
     x = input.data
     if x.ndim == 0:
@@ -198,7 +202,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     tdata = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if tdata.dtype.kind != "f":
+    if not is_floating(tdata.dtype):
         return _nll(input, target, weight, ignore_index, reduction, label_smoothing, True, "cross_entropy")
     # probability targets
     x, t, c = _class_input(input, target, weight, "cross_entropy")
@@ -224,6 +228,7 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
 
 
 # -- regression losses -------------------------------------------------------------------------------------
+@float32_inside
 class PointwiseLoss(Function):
     """l = f(d), d = x - y, elementwise:
         l1:         |d|                                   f'(d) = sign d
@@ -257,6 +262,7 @@ class PointwiseLoss(Function):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
 
+@float32_inside
 class SquaredError(Function):
     """mse_loss: l = (x - y)^2 elementwise (``reduction`` 'none'), or its sum or mean over the n elements
         dl/dx = 2 (x - y) [/ n],   dl/dy = -dl/dx
@@ -289,7 +295,7 @@ class SquaredError(Function):
 
 def _pair(input, target, op):
     x, y = binary_operands(input, target)
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs floating-point input and target, got {x.dtype}")
     if x.shape != y.shape:
         try:
@@ -352,6 +358,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 
 
 # -- binary cross entropy -----------------------------------------------------------------------------------
+@float32_inside
 class BinaryCrossEntropy(Function):
     """l = -w (t log p + (1 - t) log(1 - p)),   each log clamped at -100 (as torch)
     dl/dp = w (p - t) / max(p (1 - p), 1e-12),   dl/dt = w (log(1 - p) - log p) = -w logit(p)
@@ -404,6 +411,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
+@float32_inside
 class BCEWithLogits(Function):
     """With lw = 1 + (pw - 1) t and sp(z) = log(1 + e^z):
         l = (1 - t) x + lw sp(-x)
@@ -456,6 +464,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 
 # -- KL divergence -----------------------------------------------------------------------------------------------
+@float32_inside
 class KLDiv(Function):
     """input x = log q;  target t = p (or log p with log_target):
         l = p (log p - x)   (0 where p = 0)        dl/dx = -p,   dl/dp = log p + 1 - x

@@ -19,8 +19,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import norm as kern
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
@@ -31,6 +33,7 @@ def _in_shape(a, shape):
     return a if a.shape == tuple(shape) else a.reshape(shape)
 
 
+@float32_inside
 class LayerNorm(Function):
     """Per row of the trailing ``d`` elements, r = 1 / sqrt(var + eps) (biased variance):
         y = (x - mean) r w + b
@@ -59,6 +62,7 @@ class LayerNorm(Function):
         return tuple(out)
 
 
+@float32_inside
 class RMSNorm(Function):
     """Per row of the trailing ``d`` elements, r = 1 / sqrt(mean(x^2) + eps):
         y = x r w,   dL/dx = r (gw - xhat mean(gw xhat)),   dL/dw = sum_rows g xhat   (xhat = x r, gw = g w)"""
@@ -79,6 +83,7 @@ class RMSNorm(Function):
         return (dx.reshape(ctx.shape), _in_shape(dw, ctx.w_shape)) if ctx.has_w else dx.reshape(ctx.shape)
 
 
+@float32_inside
 class ChannelNorm(Function):
     """batch_norm (``groups`` None: statistics per channel) and group_norm (per sample and group) of an
     (N, C, ...) x, with per-channel w and b. Over each block's elements, r = 1 / sqrt(var + eps):
@@ -127,7 +132,7 @@ def _update_running(running, mu, var, n):
 
 # -- helpers ---------------------------------------------------------------------------------------------
 def _float_input(x, op):
-    if not isinstance(x, Tensor) or x.data.dtype.kind != "f":
+    if not isinstance(x, Tensor) or not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: input must be a floating-point Tensor, got "
                          f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
     return x

@@ -22,9 +22,11 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.conv import col2im, pad_hw
 from neural_arch.backend.kernels.pool import max_pool2d_index, max_pool_scatter, tiles
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops.conv import ntuple
 from neural_arch.ops.shape import reshape
 
@@ -39,6 +41,7 @@ __all__ = [
 
 
 # -- the Functions --------------------------------------------------------------------------------------
+@float32_inside
 class MaxPoolGather(Function):
     """y[n, c, p] = x[n, c].flat[index[n, c, p]]       dL/dx[n, c].flat[index] (+)= dL/dy
 
@@ -61,6 +64,7 @@ class MaxPoolGather(Function):
         return max_pool_scatter(grad, ctx.index, ctx.shape, ctx.overlapping)
 
 
+@float32_inside
 class AvgPool2d(Function):
     """y[n, c, h, w] = (1 / D[h, w]) sum_(i, j) xpad[n, c, h*sh + i, w*sw + j]
 
@@ -116,6 +120,7 @@ class AvgPool2d(Function):
         return col2im(cols, padded, stride, (1, 1))[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
 
 
+@float32_inside
 class AdaptiveAvgPool2d(Function):
     """y = P_h x P_w^T, P[o, i] = 1 / |window o| for i in window o     dL/dx = P_h^T dL/dy P_w"""
 
@@ -162,7 +167,7 @@ def _as4d(input: Tensor, nd: int, op: str):
     if input.data.ndim not in (nd + 1, nd + 2):
         names = "(N, C, H, W) or (C, H, W)" if nd == 2 else "(N, C, L) or (C, L)"
         raise ShapeError(f"{op}: expected a {names} input, got shape {shape_str(shape)}")
-    if input.data.dtype.kind != "f":
+    if not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: expects a floating-point input, got {input.dtype}; convert with .float()")
     lead = shape[:-nd] if input.data.ndim == nd + 2 else (1,) + shape[:-nd]
     x4 = reshape(input, lead + (1,) * (2 - nd) + shape[-nd:])

@@ -14,11 +14,12 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.backend.kernels import reduce as kern
-from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import float32_inside
 
 __all__ = [
     "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "logsumexp", "max", "mean",
@@ -33,6 +34,7 @@ def _expand_back(grad, shape, axes, keepdim):
     return grad.reshape([1 if i in axes else s for i, s in enumerate(shape)])
 
 
+@float32_inside
 class Sum(Function):
     """y = sum_i x_i over axes         dy/dx_i = 1"""
 
@@ -49,6 +51,7 @@ class Sum(Function):
         return np.broadcast_to(g.astype(ctx.in_dtype, copy=False), ctx.shape)
 
 
+@float32_inside
 class Mean(Function):
     """y = (1/n) sum_i x_i             dy/dx_i = 1/n"""
 
@@ -64,6 +67,7 @@ class Mean(Function):
         return np.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
 
 
+@float32_inside
 class Prod(Function):
     """y = prod_i x_i       dy/dx_i = prod_{j != i} x_j   (exact with zeros: no division)"""
 
@@ -97,6 +101,7 @@ def _prod_others(x, axis):
     return np.moveaxis(left * right, 0, axis)
 
 
+@float32_inside
 class Var(Function):
     """y = sum_i (x_i - mean)^2 / max(n - c, 0)     dy/dx_i = 2 (x_i - mean) / (n - c)
 
@@ -129,6 +134,7 @@ class Var(Function):
             return (g * centered * scale).astype(grad.dtype, copy=False)
 
 
+@float32_inside
 class AMax(Function):
     """y = max_i x_i        dy/dx_i = [x_i = y] / (number of ties)   (as torch.amax)"""
 
@@ -148,6 +154,7 @@ class AMax(Function):
         return (g * mask / count).astype(grad.dtype, copy=False)
 
 
+@float32_inside
 class MaxDim(Function):
     """values, indices = max(x, dim)     d values / dx = 1 at the chosen index, else 0"""
 
@@ -168,6 +175,7 @@ class MaxDim(Function):
         return out
 
 
+@float32_inside
 class LogSumExp(Function):
     """y = log sum_i e^{x_i} = m + log sum_i e^{x_i - m}     dy/dx_i = softmax(x)_i"""
 
@@ -191,13 +199,14 @@ class LogSumExp(Function):
             return g * (e / s)
 
 
+@float32_inside
 class CumSum(Function):
     """y_i = sum_{j <= i} x_j        dL/dx_j = sum_{i >= j} dL/dy_i  (a reversed cumsum)"""
 
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return np.cumsum(x, axis=axis, dtype=x.dtype if x.dtype.kind == "f" else None)
+        return np.cumsum(x, axis=axis, dtype=x.dtype if is_floating(x.dtype) else None)
 
     @staticmethod
     def backward(ctx, grad):
@@ -205,6 +214,7 @@ class CumSum(Function):
         return np.flip(np.cumsum(np.flip(grad, a), axis=a), a)
 
 
+@float32_inside
 class Norm2(Function):
     """y = sqrt(sum_i x_i^2)      dy/dx_i = x_i / y   (0 where y = 0, as in torch)"""
 
@@ -225,7 +235,7 @@ class Norm2(Function):
 
 # -- the functional API ------------------------------------------------------------------------------
 def _float_input(x: Tensor) -> Tensor:
-    return x if x.data.dtype.kind in "fc" else x.to(get_default_dtype())
+    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
 
 
 def sum(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
@@ -239,7 +249,7 @@ def sum(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
 def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     if dtype is not None:
         x = x.to(dtype)
-    if x.data.dtype.kind not in "fc":
+    if not is_floating(x.data.dtype):
         raise _dtype_error("mean", x)
     return Mean.apply(x, axes=normalize_dims(dim, x.data.ndim, "mean"), keepdim=keepdim)
 

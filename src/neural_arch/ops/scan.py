@@ -14,10 +14,12 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels.scan import scan_backward, scan_forward
 from neural_arch.errors import ShapeError, shape_str
+from neural_arch.ops._half import float32_inside
 
 __all__ = ["causal_depthwise_conv1d", "selective_scan"]
 
 
+@float32_inside
 class SelectiveScan(Function):
     """The selective state-space scan, per batch row b, channel d, state n:
 
@@ -79,6 +81,7 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, in
     return (y, out[0]) if return_last_state else y
 
 
+@float32_inside
 class CausalDepthwiseConv1d(Function):
     """Each channel c convolved with its own K taps, looking back only (channels last, x (Bt, L, C)):
 

@@ -16,6 +16,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import promote_types
 from neural_arch.errors import IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import float32_inside
 from neural_arch.ops.index import narrow, pad_nonconstant
 
 __all__ = [
@@ -52,6 +53,7 @@ class Permute(Function):
         return grad.transpose(ctx.inverse)
 
 
+@float32_inside
 class Expand(Function):
     """y = x broadcast to a shape (a view)     dL/dx = sum of dL/dy over the copies (the engine's unbroadcast)"""
 
@@ -64,6 +66,7 @@ class Expand(Function):
         return grad
 
 
+@float32_inside
 class Tile(Function):
     """y = x tiled reps times per axis     dL/dx = sum over the tiles"""
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
-from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
+from neural_arch.ops import elementwise as ew
 
 
 def _reflected(fn):

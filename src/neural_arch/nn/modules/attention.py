@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
@@ -120,7 +121,7 @@ class MultiheadAttention(Module):
             out = np.zeros(arr.shape, dtype=dtype)
             out[arr] = -np.inf
             return out
-        if arr.dtype.kind != "f":
+        if not is_floating(arr.dtype):
             raise ConfigError(f"MultiheadAttention: only bool and floating types of {name} are "
                               f"supported, got {arr.dtype}")
         return arr.astype(dtype, copy=False)

@@ -1,0 +1,285 @@
+"""bfloat16 and float16 through every op, forward and backward, against torch in the same dtype.
+
+The table reuses the op tables of the float32/float64 parity files (activations, elementwise, reductions,
+shapes, indexing, regression losses) and adds one or more calls for each functional op; a coverage test
+checks that every ``Function`` in ``neural_arch.ops`` is reached by the table, so a new op cannot be
+missed silently.
+
+Tolerances are torch.testing's defaults per dtype (bf16 rtol 1.6e-2 atol 1e-5, fp16 rtol 1e-3 atol 1e-5;
+gradients atol x10, as the shared helper). Each value must be within them of torch's result in the same
+dtype, *or* of the exact result (torch in float64 on the same half-rounded inputs and upstream gradient):
+our ops compute in float32 and round once (``ops/_half.py``), where some of torch's formulas (rsqrt's
+backward, a composition such as ``x * sigmoid(1.702 x)``) round after each step, so the two half results
+can be a unit in the last place apart with ours the closer one. A value no further from the exact one
+than torch's also passes: a sum with cancellation (the gradient of a broadcast divisor) loses digits in
+both frameworks, by more than the tolerance. Outputs and gradients must come back in
+the input's dtype (no leak to float32). Loosened per op only where torch's own OpInfo does: see LOOSE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from parity import BF16, F16, TOL, rand_pos, randn, torch_numpy, torch_tensor
+from test_activation import OPS as ACTIVATIONS
+from test_activation import _spread
+from test_elementwise import BINARY, UNARY
+from test_index import GATHERLIKE, GETITEM
+from test_loss import REGRESSION
+from test_reduce import REDUCE
+from test_scan import conv_inputs, scan_inputs, torch_conv, torch_scan
+from test_shape import SHAPE
+
+import neural_arch as na
+import neural_arch.nn.functional as F
+from neural_arch.autograd import function as function_module
+from neural_arch.autograd.function import Function
+from neural_arch.ops.moe import permute_rows
+from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
+
+DTYPES = [pytest.param(BF16, id="bf16"), pytest.param(F16, id="fp16")]
+
+
+def _lib(x):
+    return torch if isinstance(x, torch.Tensor) else na
+
+
+def _inputs(inputs, dtype, grad):
+    ours, half, exact = [], [], []
+    for a in inputs:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            h = a.astype(dtype)
+            ours.append(na.Tensor(h, requires_grad=grad))
+            half.append(torch_tensor(h, requires_grad=grad))
+            exact.append(torch.tensor(h.astype(np.float64), requires_grad=grad))
+        elif isinstance(a, np.ndarray):
+            ours.append(na.Tensor(a))
+            half.append(torch.from_numpy(a.copy()))
+            exact.append(torch.from_numpy(a.copy()))
+        else:
+            ours.append(a), half.append(a), exact.append(a)
+    return ours, half, exact
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _close(ours, half, exact, rtol, atol, what):
+    """Each element within tolerance of torch's half result or of the exact result, or no further from
+    the exact result than torch's (a gradient summed over broadcast positions loses digits to cancellation
+    in both frameworks)."""
+    ours, half, exact = (np.asarray(a, dtype=np.float64) for a in (ours, half, exact))
+    assert ours.shape == half.shape, f"{what}: shape {ours.shape} != torch {half.shape}"
+
+    def near(ref):
+        with np.errstate(invalid="ignore"):
+            ok = np.abs(ours - ref) <= atol + rtol * np.abs(ref)
+        return ok | (np.isnan(ours) & np.isnan(ref)) | (ours == ref)
+
+    with np.errstate(invalid="ignore"):
+        no_worse = np.abs(ours - exact) <= np.abs(half - exact)  # an error torch makes too (or a larger one)
+    bad = ~(near(half) | near(exact) | no_worse)
+    if bad.any():
+        i = np.argwhere(bad)[0] if ours.ndim else ()
+        i = tuple(i)
+        raise AssertionError(f"{what}: {bad.sum()} of {bad.size} elements off; e.g. at {i}: ours {ours[i]}, "
+                             f"torch {half[i]}, exact {exact[i]} (rtol {rtol}, atol {atol})")
+
+
+def check_half(fn, inputs, dtype, torch_fn=None, grad=True, rtol=None, atol=None, seed=0):
+    torch_fn = torch_fn or fn
+    r, a = TOL[dtype]
+    r, a = max(r, rtol or 0), max(a, atol or 0)
+    ours_in, half_in, exact_in = _inputs(inputs, dtype, grad)
+    ours, exact = _as_list(fn(*ours_in)), _as_list(torch_fn(*exact_in))
+    try:
+        half = _as_list(torch_fn(*half_in))
+    except (RuntimeError, NotImplementedError):  # an op torch has no half kernel for on the CPU
+        half, half_in = exact, exact_in
+    assert len(ours) == len(exact)
+    for k, (o, h, e) in enumerate(zip(ours, half, exact)):
+        if e.dtype.is_floating_point:
+            assert o.dtype == dtype, f"output {k} is {o.dtype}, expected {dtype}"
+        _close(o.detach().numpy(), torch_numpy(h), torch_numpy(e), r, a, f"forward output {k}")
+    if not grad:
+        return
+    rng = np.random.default_rng(seed)
+    terms = [(o, h, e, rng.standard_normal(e.shape).astype(dtype)) for o, h, e in zip(ours, half, exact)
+             if e.requires_grad]
+    if not terms:
+        return
+    torch.autograd.backward([e for _, _, e, _ in terms], [torch.tensor(u.astype(np.float64)) for *_, u in terms])
+    if half is not exact:
+        torch.autograd.backward([h for _, h, _, _ in terms], [torch_tensor(u) for *_, u in terms])
+    for o, *_, u in terms:
+        o.backward(na.Tensor(u), retain_graph=True)
+    for k, (x, h, e) in enumerate(zip(ours_in, half_in, exact_in)):
+        if not (isinstance(e, torch.Tensor) and e.requires_grad) or e.grad is None:
+            continue
+        assert x.grad is not None, f"input {k}: no gradient (torch has one)"
+        assert x.grad.dtype == x.dtype, f"grad of input {k} is {x.grad.dtype}, expected {x.dtype}"
+        hg = h.grad if h.grad is not None else e.grad
+        _close(x.grad.numpy(), torch_numpy(hg), torch_numpy(e.grad), r, a * 10, f"grad of input {k}")
+
+
+# -- the table: name -> (ours, torch or None for the same code, inputs) ------------------------------------
+CASES: dict = {}
+for name, (ours, ref) in ACTIVATIONS.items():
+    CASES[f"act_{name}"] = (ours, ref, lambda n=name: [_spread(4, 6, seed=len(n))])
+for name, fn in BINARY.items():
+    CASES[f"binary_{name}"] = (fn, None, lambda: [randn(2, 3, 4, seed=1), rand_pos(4, seed=2)])
+for name, (fn, make) in UNARY.items():
+    CASES[f"unary_{name}"] = (fn, None, lambda make=make: [make(3, 4, seed=7)])
+for name, (fn, make) in REDUCE.items():
+    CASES[f"reduce_{name}"] = (fn, None, lambda make=make: [make(2, 3, 4, seed=1)])
+for name, (fn, shape) in SHAPE.items():
+    CASES[f"shape_{name}"] = (fn, None, lambda shape=shape: [randn(*shape, seed=1)])
+for name, make in GETITEM.items():
+    if name == "neg_step_slice":  # torch has no negative steps (test_index compares with flip; so does "shape_flip")
+        continue
+    CASES[f"getitem_{name}"] = (lambda t, make=make: t[make(_lib(t))], None, lambda: [randn(3, 4, seed=1)])
+for name, (fn, shape) in GATHERLIKE.items():
+    CASES[f"gather_{name}"] = (lambda x, fn=fn: fn(_lib(x), x), None, lambda shape=shape: [randn(*shape, seed=3)])
+for name, (ours, ref, kw) in REGRESSION.items():
+    CASES[f"loss_{name}"] = (lambda a, b, o=ours, kw=kw: o(a, b, **kw), lambda a, b, r=ref, kw=kw: r(a, b, **kw),
+                             lambda: [randn(3, 5, seed=1), randn(3, 5, seed=2)])
+
+
+def case(name, ours, ref, make):
+    CASES[name] = (ours, ref, make)
+
+
+T3 = np.array([1, 0, 3])
+case("where", lambda x, y: _lib(x).where(_lib(x).tensor(np.array([True, False, True, True])), x, y), None,
+     lambda: [randn(3, 4, seed=1), randn(3, 4, seed=2)])
+case("cat", lambda x, y: _lib(x).cat([x, y], 1), None, lambda: [randn(2, 3, seed=1), randn(2, 2, seed=2)])
+case("stack", lambda x, y: _lib(x).stack([x, y], 0), None, lambda: [randn(2, 3, seed=1), randn(2, 3, seed=2)])
+case("pad", lambda x: F.pad(x, (1, 2)), lambda x: TF.pad(x, (1, 2)), lambda: [randn(2, 3, seed=1)])
+case("scatter_add", lambda x, s: x.scatter_add(0, _lib(x).tensor(np.array([[2, 0, 2, 1]])), s), None,
+     lambda: [randn(3, 4, seed=1), randn(1, 4, seed=2)])
+case("matmul", lambda x, y: x @ y, None, lambda: [randn(2, 3, 8, seed=1), randn(8, 5, seed=2)])
+case("matmul_vec", lambda x, y: x @ y, None, lambda: [randn(8, seed=1), randn(8, 5, seed=2)])
+case("bmm", lambda x, y: x.bmm(y), None, lambda: [randn(2, 3, 8, seed=1), randn(2, 8, 4, seed=2)])
+case("einsum", lambda x, y: _lib(x).einsum("bij,bjk->bik", x, y), None,
+     lambda: [randn(2, 3, 8, seed=1), randn(2, 8, 4, seed=2)])
+case("linear", F.linear, TF.linear, lambda: [randn(2, 3, 16, seed=1), randn(5, 16, seed=2), randn(5, seed=3)])
+case("layer_norm", lambda x, w, b: F.layer_norm(x, (6,), w, b), lambda x, w, b: TF.layer_norm(x, (6,), w, b),
+     lambda: [randn(3, 4, 6, seed=1) * 3 + 1, rand_pos(6, seed=2), randn(6, seed=3)])
+case("rms_norm", lambda x, w: F.rms_norm(x, (6,), w, eps=1e-6), lambda x, w: TF.rms_norm(x, (6,), w, eps=1e-6),
+     lambda: [randn(3, 4, 6, seed=1), rand_pos(6, seed=2)])
+case("batch_norm", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+     lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True),
+     lambda: [randn(4, 3, 5, 5, seed=1), rand_pos(3, seed=2), randn(3, seed=3)])
+case("group_norm", lambda x, w, b: F.group_norm(x, 2, w, b), lambda x, w, b: TF.group_norm(x, 2, w, b),
+     lambda: [randn(2, 4, 3, 3, seed=1), rand_pos(4, seed=2), randn(4, seed=3)])
+case("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: TF.conv2d(x, w, b, padding=1),
+     lambda: [randn(2, 3, 6, 6, seed=1), randn(4, 3, 3, 3, seed=2), randn(4, seed=3)])
+case("conv2d_depthwise", lambda x, w: F.conv2d(x, w, groups=3, padding=1),
+     lambda x, w: TF.conv2d(x, w, groups=3, padding=1), lambda: [randn(2, 3, 6, 6, seed=1), randn(3, 1, 3, 3, seed=2)])
+case("conv1d", lambda x, w: F.conv1d(x, w, padding=1), lambda x, w: TF.conv1d(x, w, padding=1),
+     lambda: [randn(2, 3, 7, seed=1), randn(4, 3, 3, seed=2)])
+case("conv_transpose2d", lambda x, w: F.conv_transpose2d(x, w, stride=2), lambda x, w: TF.conv_transpose2d(x, w, stride=2),
+     lambda: [randn(2, 3, 4, 4, seed=1), randn(3, 2, 3, 3, seed=2)])
+case("unfold", lambda x: F.unfold(x, 2), lambda x: TF.unfold(x, 2), lambda: [randn(2, 3, 4, 4, seed=1)])
+case("fold", lambda x: F.fold(x, (3, 3), 2), lambda x: TF.fold(x, (3, 3), 2), lambda: [randn(2, 12, 4, seed=1)])
+case("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), lambda: [randn(2, 3, 6, 6, seed=1)])
+case("avg_pool2d", lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), lambda: [randn(2, 3, 6, 6, seed=1)])
+case("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), lambda x: TF.adaptive_avg_pool2d(x, (2, 3)),
+     lambda: [randn(2, 3, 5, 7, seed=1)])
+case("interpolate_nearest", lambda x: F.interpolate(x, scale_factor=2), lambda x: TF.interpolate(x, scale_factor=2),
+     lambda: [randn(1, 2, 3, 4, seed=1)])
+case("interpolate_bilinear", lambda x: F.interpolate(x, size=(5, 7), mode="bilinear"),
+     lambda x: TF.interpolate(x, size=(5, 7), mode="bilinear"), lambda: [randn(1, 2, 3, 4, seed=1)])
+case("sdpa_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+     lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True),
+     lambda: [randn(2, 2, 5, 8, seed=1), randn(2, 2, 5, 8, seed=2), randn(2, 2, 5, 8, seed=3)])
+case("embedding", lambda w: F.embedding(na.tensor(np.array([[1, 3, 1], [0, 2, 1]])), w),
+     lambda w: TF.embedding(torch.tensor([[1, 3, 1], [0, 2, 1]]), w), lambda: [randn(5, 4, seed=1)])
+case("cross_entropy", lambda x: F.cross_entropy(x, na.tensor(T3), label_smoothing=0.1),
+     lambda x: TF.cross_entropy(x, torch.tensor(T3), label_smoothing=0.1), lambda: [randn(3, 5, seed=1) * 2])
+case("cross_entropy_probs", lambda x, q: F.cross_entropy(x, q), lambda x, q: TF.cross_entropy(x, q),
+     lambda: [randn(3, 5, seed=1), rand_pos(3, 5, seed=2) / 6])
+case("nll_loss", lambda x: F.nll_loss(x, na.tensor(T3)), lambda x: TF.nll_loss(x, torch.tensor(T3)),
+     lambda: [randn(3, 5, seed=1)])
+case("binary_cross_entropy", lambda x, y: F.binary_cross_entropy(x, y), lambda x, y: TF.binary_cross_entropy(x, y),
+     lambda: [rand_pos(3, 4, seed=1, low=0.05, high=0.95), rand_pos(3, 4, seed=2, low=0.0, high=1.0)])
+case("bce_with_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y),
+     lambda x, y: TF.binary_cross_entropy_with_logits(x, y), lambda: [randn(3, 4, seed=1), rand_pos(3, 4, seed=2, low=0.0, high=1.0)])
+case("kl_div", lambda x, y: F.kl_div(x, y, reduction="batchmean"), lambda x, y: TF.kl_div(x, y, reduction="batchmean"),
+     lambda: [-rand_pos(3, 4, seed=1), rand_pos(3, 4, seed=2, low=0.1, high=1.0)])
+
+case("cosine_similarity", lambda x, y: F.cosine_similarity(x, y), lambda x, y: TF.cosine_similarity(x, y),
+     lambda: [randn(3, 5, seed=1), randn(3, 5, seed=2)])
+for rounding in ("floor", "ceil", "round", "trunc", "sign"):
+    case(f"zero_grad_{rounding}", lambda x, r=rounding: getattr(x, r)() * x, None, lambda: [randn(3, 4, seed=1) * 3])
+case("permute_rows", lambda x: permute_rows(x, np.array([3, 0, 4, 1, 2])) if isinstance(x, na.Tensor)
+     else x[np.array([3, 0, 4, 1, 2])], None, lambda: [randn(5, 3, seed=1)])
+case("selective_scan", selective_scan, torch_scan, lambda: scan_inputs())
+case("causal_depthwise_conv1d", causal_depthwise_conv1d, torch_conv, lambda: conv_inputs())
+
+# NOTE: per-op loosening, each as torch's OpInfo does for the same dtype
+LOOSE: dict = {}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_half_parity(name, dtype):
+    ours, ref, make = CASES[name]
+    rtol, atol = LOOSE.get(name, (None, None))
+    check_half(ours, make(), dtype, torch_fn=ref, rtol=rtol, atol=atol)
+
+
+def _op_classes() -> set:
+    import importlib
+    import pkgutil
+
+    import neural_arch.ops as ops_package
+
+    found = set()
+    for info in pkgutil.iter_modules(ops_package.__path__):
+        module = importlib.import_module(f"neural_arch.ops.{info.name}")
+        found |= {v for v in vars(module).values()
+                  if isinstance(v, type) and issubclass(v, Function) and v.__module__ == module.__name__}
+    return found
+
+
+def test_the_table_reaches_every_op():
+    """Every Function in neural_arch.ops runs in some case of the table (in bfloat16)."""
+    seen = set()
+    was = function_module._tracer
+    function_module._tracer = lambda cls, inputs, params, out: seen.add(cls)
+    try:
+        for ours, _, make in CASES.values():
+            inputs, _, _ = _inputs(make(), BF16, True)
+            out = ours(*inputs)
+            (out[0] if isinstance(out, (tuple, list)) else out).sum().backward()
+        x = na.tensor(randn(2, 3, 4, 4, seed=1).astype(BF16), requires_grad=True)
+        F.dropout2d(x, 0.5).sum().backward()
+        F.dropout(x, 0.5).sum().backward()
+    finally:
+        function_module._tracer = was
+    missing = {c.__name__ for c in _op_classes() - seen}
+    assert not missing, f"ops no half-precision case reaches: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["dropout", "dropout2d"])
+def test_dropout_keeps_the_dtype_and_draws_the_float32_mask(op, dtype):
+    """Dropout cannot be compared with torch's draws: it keeps the input's dtype, and drops the same
+    elements as the float32 run from the same seed (the mask does not depend on the dtype)."""
+    x = randn(2, 3, 4, 4, seed=1)
+    outs = []
+    for dt in (np.float32, dtype):
+        na.manual_seed(5)
+        t = na.tensor(x.astype(dt), requires_grad=True)
+        y = getattr(F, op)(t, 0.4)
+        y.backward(na.ones_like(y))
+        assert y.dtype == dt and t.grad.dtype == dt
+        outs.append((y.detach().numpy().astype(np.float32), t.grad.numpy().astype(np.float32)))
+    (y32, g32), (yh, gh) = outs
+    np.testing.assert_array_equal(y32 == 0, yh == 0)
+    np.testing.assert_allclose(yh, y32, rtol=TOL[dtype][0], atol=TOL[dtype][1])
+    np.testing.assert_allclose(gh, g32, rtol=TOL[dtype][0])
