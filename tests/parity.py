@@ -11,12 +11,11 @@ broadcast reduction or a transposed gradient cannot hide behind a sum.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import torch
 
 import neural_arch as na
-
-import ml_dtypes
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from parity import BF16, F16, TOL, rand_pos, randn, torch_numpy, torch_tensor
 from test_activation import OPS as ACTIVATIONS
 from test_activation import _spread
 from test_elementwise import BINARY, UNARY
@@ -38,6 +37,7 @@ from neural_arch.autograd import function as function_module
 from neural_arch.autograd.function import Function
 from neural_arch.ops.moe import permute_rows
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
+from parity import BF16, F16, TOL, rand_pos, randn, torch_numpy, torch_tensor
 
 DTYPES = [pytest.param(BF16, id="bf16"), pytest.param(F16, id="fp16")]
 
@@ -181,7 +181,8 @@ case("conv2d_depthwise", lambda x, w: F.conv2d(x, w, groups=3, padding=1),
      lambda x, w: TF.conv2d(x, w, groups=3, padding=1), lambda: [randn(2, 3, 6, 6, seed=1), randn(3, 1, 3, 3, seed=2)])
 case("conv1d", lambda x, w: F.conv1d(x, w, padding=1), lambda x, w: TF.conv1d(x, w, padding=1),
      lambda: [randn(2, 3, 7, seed=1), randn(4, 3, 3, seed=2)])
-case("conv_transpose2d", lambda x, w: F.conv_transpose2d(x, w, stride=2), lambda x, w: TF.conv_transpose2d(x, w, stride=2),
+case("conv_transpose2d", lambda x, w: F.conv_transpose2d(x, w, stride=2),
+     lambda x, w: TF.conv_transpose2d(x, w, stride=2),
      lambda: [randn(2, 3, 4, 4, seed=1), randn(3, 2, 3, 3, seed=2)])
 case("unfold", lambda x: F.unfold(x, 2), lambda x: TF.unfold(x, 2), lambda: [randn(2, 3, 4, 4, seed=1)])
 case("fold", lambda x: F.fold(x, (3, 3), 2), lambda x: TF.fold(x, (3, 3), 2), lambda: [randn(2, 12, 4, seed=1)])
@@ -207,7 +208,8 @@ case("nll_loss", lambda x: F.nll_loss(x, na.tensor(T3)), lambda x: TF.nll_loss(x
 case("binary_cross_entropy", lambda x, y: F.binary_cross_entropy(x, y), lambda x, y: TF.binary_cross_entropy(x, y),
      lambda: [rand_pos(3, 4, seed=1, low=0.05, high=0.95), rand_pos(3, 4, seed=2, low=0.0, high=1.0)])
 case("bce_with_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y),
-     lambda x, y: TF.binary_cross_entropy_with_logits(x, y), lambda: [randn(3, 4, seed=1), rand_pos(3, 4, seed=2, low=0.0, high=1.0)])
+     lambda x, y: TF.binary_cross_entropy_with_logits(x, y),
+     lambda: [randn(3, 4, seed=1), rand_pos(3, 4, seed=2, low=0.0, high=1.0)])
 case("kl_div", lambda x, y: F.kl_div(x, y, reduction="batchmean"), lambda x, y: TF.kl_div(x, y, reduction="batchmean"),
      lambda: [-rand_pos(3, 4, seed=1), rand_pos(3, 4, seed=2, low=0.1, high=1.0)])
 
