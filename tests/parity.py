@@ -25,7 +25,7 @@ TOL = {  # (rtol, atol): float64 tight, float32 at float32 precision, half as to
     BF16: (1.6e-2, 1e-5),
     F16: (1e-3, 1e-5),
 }
-_TORCH_HALF = {BF16: torch.bfloat16, F16: torch.float16}
+TOL.update({np.dtype(k): v for k, v in list(TOL.items())})  # looked up by scalar type or by dtype
 
 
 def torch_tensor(a, requires_grad=False):

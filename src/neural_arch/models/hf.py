@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from neural_arch.backend.dtypes import bfloat16
 from neural_arch.errors import CheckpointError
 from neural_arch.io.atomic import honour_umask
 
@@ -53,8 +54,9 @@ def load_safetensors_file(path) -> dict:
     """Every tensor of one ``.safetensors`` file as a NumPy array, by name.
 
     NOTE: NumPy itself has no bfloat16: with ``ml_dtypes`` installed (the
-    ``bf16`` extra) bfloat16 tensors come back as ``ml_dtypes.bfloat16``,
-    without it as float32 (exact: a bfloat16 is the top half of a float32).
+    ``bf16`` extra) bfloat16 tensors come back as ``ml_dtypes.bfloat16`` (the
+    stored bytes, never widened), without it as float32 (exact: a bfloat16 is
+    the top half of a float32).
     """
     path = Path(path)
     try:
@@ -79,7 +81,9 @@ def _load_with_bfloat16(path: Path) -> dict:
     out = {}
     for name, info in header.items():
         start, end = info["data_offsets"]
-        if info["dtype"] == "BF16":
+        if info["dtype"] == "BF16" and bfloat16 is not None:  # as stored: no upcast
+            arr = np.frombuffer(body[start:end], dtype="<u2").view(bfloat16).copy()
+        elif info["dtype"] == "BF16":
             bits = np.frombuffer(body[start:end], dtype="<u2").astype(np.uint32) << 16
             arr = bits.view(np.float32)
         elif info["dtype"] in _DTYPES:
