@@ -25,6 +25,7 @@ LAYERS = {
     "ops": 3,
     "nn": 4, "optim": 4, "amp": 4, "graph": 4,
     "data": 5, "io": 5, "onnx": 5, "compile": 5,
+    "utils": 5,
     "models": 6,
     "train": 7, "distributed": 7, "viz": 7,
     "config": 8, "cli": 8, "serve": 8,

@@ -28,6 +28,7 @@ from neural_arch import nn, ops
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import CheckpointError, ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.models import hf
+from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
 from neural_arch.nn import functional as F
 
 __all__ = [
@@ -257,10 +258,12 @@ class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing, self.checkpoint_kwargs = False, {}  # gradient_checkpointing_enable()
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        recompute = checkpointing(self)
         for block in self.layer:
-            x = block(x, mask)
+            x = checkpoint(block, x, mask, **self.checkpoint_kwargs) if recompute else block(x, mask)
         return x
 
 
@@ -285,7 +288,7 @@ _SKIPPED_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", "pr
                      "lm_head.decoder.bias")
 
 
-class BertPreTrainedModel(nn.Module):
+class BertPreTrainedModel(GradientCheckpointingMixin, nn.Module):
     """What every model here shares: weight init, ``from_pretrained`` and ``save_pretrained``.
 
     A head model (``BertForMaskedLM``) keeps its encoder under ``base_model_prefix``

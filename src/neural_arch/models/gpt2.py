@@ -25,6 +25,7 @@ import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.autograd import Tensor
 from neural_arch.errors import ConfigError, ShapeError
+from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
@@ -176,6 +177,7 @@ class GPT2Model(nn.Module):
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([GPT2Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing, self.checkpoint_kwargs = False, {}  # gradient_checkpointing_enable()
 
     def forward(self, ids: np.ndarray, attention_mask=None, position_ids=None, past_key_values=None,
                 use_cache=False, output_hidden_states=False):
@@ -190,16 +192,20 @@ class GPT2Model(nn.Module):
         bias, is_causal = attention_bias(attention_mask, past, T, self.wte.weight.dtype)
         x = self.drop(self.wte(ops.tensor(ids)) + self.wpe(ops.tensor(position_ids.astype(np.int64))))  # (B, T, C)
         hidden, presents = [], []
+        recompute = checkpointing(self) and past_key_values is None and not use_cache
         for i, block in enumerate(self.h):
             hidden.append(x)
-            x, present = block(x, bias, is_causal, None if past_key_values is None else past_key_values[i])
+            if recompute:  # keep x only; the block's activations are recomputed in backward
+                x, present = checkpoint(lambda h, b=block: b(h, bias, is_causal)[0], x, **self.checkpoint_kwargs), None
+            else:
+                x, present = block(x, bias, is_causal, None if past_key_values is None else past_key_values[i])
             presents.append(present)
         x = self.ln_f(x)
         hidden.append(x)
         return x, (tuple(presents) if use_cache else None), (tuple(hidden) if output_hidden_states else None)
 
 
-class GPT2LMHeadModel(GenerationMixin, nn.Module):
+class GPT2LMHeadModel(GradientCheckpointingMixin, GenerationMixin, nn.Module):
     """GPT-2 with its language-modelling head: ids (B, T) -> next-token logits (B, T, vocab_size)."""
 
     def __init__(self, config: GPT2Config):

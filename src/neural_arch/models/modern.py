@@ -29,6 +29,7 @@ import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.autograd import Tensor
 from neural_arch.errors import ConfigError
+from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
@@ -202,6 +203,7 @@ class ModernModel(nn.Module):
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList([DecoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing, self.checkpoint_kwargs = False, {}  # gradient_checkpointing_enable()
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
     def forward(self, ids: np.ndarray, attention_mask=None, position_ids=None, past_key_values=None,
@@ -216,16 +218,22 @@ class ModernModel(nn.Module):
         bias, is_causal = attention_bias(attention_mask, past, T, dtype)
         x = self.embed_tokens(ops.tensor(ids))  # (B, T, C)
         hidden, presents = [], []
+        recompute = checkpointing(self) and past_key_values is None and not use_cache
         for i, layer in enumerate(self.layers):
             hidden.append(x)
-            x, present = layer(x, cos, sin, bias, is_causal, None if past_key_values is None else past_key_values[i])
+            if recompute:  # keep x only; the layer's activations are recomputed in backward
+                x, present = checkpoint(lambda h, f=layer: f(h, cos, sin, bias, is_causal)[0], x,
+                                        **self.checkpoint_kwargs), None
+            else:
+                x, present = layer(x, cos, sin, bias, is_causal,
+                                   None if past_key_values is None else past_key_values[i])
             presents.append(present)
         x = self.norm(x)
         hidden.append(x)
         return x, (tuple(presents) if use_cache else None), (tuple(hidden) if output_hidden_states else None)
 
 
-class ModernTransformer(GenerationMixin, nn.Module):
+class ModernTransformer(GradientCheckpointingMixin, GenerationMixin, nn.Module):
     """The decoder with its output head: ids (B, T) -> next-token logits (B, T, vocab_size).
 
     Loads and saves the ``LlamaForCausalLM`` layout (``LlamaForCausalLM`` is an alias).

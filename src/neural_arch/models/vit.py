@@ -34,6 +34,7 @@ import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models import hf
+from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
 
 __all__ = ["ViTConfig", "ViTModel", "ViTForImageClassification", "ModelOutput", "attention_rollout"]
 
@@ -278,11 +279,16 @@ class ViTEncoder(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         self.layer = nn.ModuleList([ViTLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing, self.checkpoint_kwargs = False, {}  # gradient_checkpointing_enable()
 
     def forward(self, x, output_attentions: bool = False, output_hidden_states: bool = False):
         hidden_states, attentions = [x] if output_hidden_states else None, [] if output_attentions else None
+        recompute = checkpointing(self)
         for layer in self.layer:
-            x, probs = layer(x, output_attentions)
+            if recompute:  # keep x only; the layer's activations are recomputed in backward
+                x, probs = checkpoint(layer, x, output_attentions, **self.checkpoint_kwargs)
+            else:
+                x, probs = layer(x, output_attentions)
             if output_attentions:
                 attentions.append(probs)
             if output_hidden_states:
@@ -304,7 +310,7 @@ class ViTPooler(nn.Module):
 
 # -- models ------------------------------------------------------------------------------------
 
-class _PretrainedMixin:
+class _PretrainedMixin(GradientCheckpointingMixin):
     """``from_pretrained`` / ``save_pretrained`` in the Hugging Face layout, shared by the ViT models."""
 
     config_class = ViTConfig

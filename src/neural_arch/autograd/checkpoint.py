@@ -1,0 +1,215 @@
+"""Activation checkpointing: keep a region's inputs, not its activations; recompute them in backward.
+
+``checkpoint(fn, *args)`` runs ``fn`` and returns its outputs attached to the graph through one node,
+:class:`CheckpointNode`, instead of the nodes ``fn`` made. Those nodes, and the arrays they saved for
+backward, are dropped when ``fn`` returns: what a checkpointed region keeps is its inputs (and the RNG
+state). When backward reaches the node it runs ``fn`` again with the RNG state of the first run (the
+same dropout masks), backpropagates through the fresh nodes and hands the gradients of the region's
+inputs on. Memory for activations goes from all regions' to the inputs of every region plus one
+region's at a time; time goes up by one more forward per region.
+
+How the region is cut out of the graph (no list of inputs is needed, so closures work: a module's
+parameters, a mask computed outside):
+
+    forward    run fn with grad on, recording every node it creates (the ``Function.apply`` hook
+               that graph tracing uses, chained); an edge from a recorded node to anything else (a
+               leaf such as a parameter, or a node made before the region) is an input edge of the
+               region; the CheckpointNode's edges are those input edges.
+    backward   run fn again, recording; point each input edge of the new nodes at a stand-in leaf
+               (a "sink"), run the ordinary engine from the new outputs, and return each sink's
+               gradient for the matching input edge. The engine outside never sees the new nodes.
+
+Gradients are the same arrays, summed in the same order, as without checkpointing (bit for bit in
+float64) when each of the region's inputs is used inside the region only: a parameter used both in
+and outside a region gets its two contributions summed in another order. A region with several
+output tensors gets one node per output, and each recomputes the region (a block's usual single
+output pays one recomputation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd import engine
+from neural_arch.autograd import function as _function
+from neural_arch.autograd.function import Function
+from neural_arch.autograd.grad_mode import STATE
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.random import default_generator
+from neural_arch.errors import GradientError
+
+__all__ = ["CheckpointNode", "checkpoint", "checkpoint_sequential"]
+
+
+class _Recorder:
+    """The ``Function.apply`` hook while a region runs: remembers each node made, and for each edge
+    into the region the dtype and shape of the tensor it carries; calls the hook it replaced."""
+
+    __slots__ = ("nodes", "edge_info", "previous")
+
+    def __init__(self, previous):
+        self.nodes, self.edge_info, self.previous = {}, {}, previous
+
+    def __call__(self, cls, inputs, params, out):
+        ctx = out._ctx
+        if ctx is not None:
+            self.nodes[id(ctx)] = ctx
+            for t, edge in zip(inputs, ctx.parents):
+                if edge is not None:
+                    self.edge_info[id(edge)] = (t.data.dtype, t.data.shape)
+        if self.previous is not None:
+            self.previous(cls, inputs, params, out)
+
+    def input_edges(self) -> list:
+        """The edges from the recorded nodes to nodes and leaves outside them, each once, in order."""
+        edges, seen = [], set()
+        for ctx in self.nodes.values():
+            for edge in ctx.parents:
+                if edge is None or id(edge) in self.nodes or id(edge) in seen:
+                    continue
+                seen.add(id(edge))
+                edges.append(edge)
+        return edges
+
+
+def _record(fn, args, kwargs) -> tuple:
+    """``(outputs, recorder)`` of one run of ``fn`` with grad on."""
+    recorder = _Recorder(_function._tracer)
+    _function._tracer = recorder
+    enabled = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        out = fn(*args, **kwargs)
+    finally:
+        STATE.grad_enabled = enabled
+        _function._tracer = recorder.previous
+    return out, recorder
+
+
+def _outputs(out) -> list:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _repack(out, values):
+    if isinstance(out, tuple):
+        return tuple(values)
+    if isinstance(out, list):
+        return list(values)
+    return values[0]
+
+
+class CheckpointNode(Function):
+    """The graph node of one output of a checkpointed region (see the module doc).
+
+    forward:   y = fn(*args)                  (fn's own nodes dropped; args and the RNG state kept)
+    backward:  dL/d(inputs) = the backward of a second run of fn, from dL/dy, cut at the region's edges
+    """
+
+    @staticmethod
+    def forward(ctx, *arrays, **params):  # pragma: no cover - built by checkpoint(), never applied
+        raise NotImplementedError("CheckpointNode is made by checkpoint(), not applied")
+
+    @staticmethod
+    def backward(ctx, grad):
+        fn, args, kwargs, rng_state, index = ctx.saved_tensors
+        if rng_state is not None:
+            now = default_generator.get_state()
+            default_generator.set_state(rng_state)
+        try:
+            out, recorder = _record(fn, args, kwargs)
+        finally:
+            if rng_state is not None:
+                default_generator.set_state(now)
+        y = _outputs(out)[index]
+        if not isinstance(y, Tensor) or y._ctx is None or id(y._ctx) not in recorder.nodes:
+            raise GradientError("checkpoint: the recomputation of the region did not produce output "
+                                f"{index} with a graph, as its first run did; fn must compute the same way twice")
+        edges = {id(e): i for i, e in enumerate(ctx.input_edges)}
+        sinks = [None] * len(edges)
+        for node in recorder.nodes.values():
+            parents = list(node.parents)
+            for k, edge in enumerate(parents):
+                if edge is None or id(edge) in recorder.nodes:
+                    continue
+                i = edges.get(id(edge))
+                if i is None:
+                    raise GradientError("checkpoint: the recomputation of the region used a tensor its first "
+                                        "run did not; fn must compute the same way twice (pass "
+                                        "preserve_rng_state=True if it draws random numbers)")
+                if sinks[i] is None:
+                    dtype, shape = recorder.edge_info[id(edge)]
+                    sinks[i] = Tensor._wrap(np.broadcast_to(np.zeros((), dtype), shape), requires_grad=True)
+                parents[k] = sinks[i]
+            node.parents = tuple(parents)
+        pending = engine._callbacks[:]  # callbacks queued by the outer pass run at its end, not ours
+        engine._callbacks[:] = []
+        try:
+            engine.run_backward(y, grad)
+        finally:
+            engine._callbacks[:] = pending + engine._callbacks
+        return tuple(None if s is None or s.grad is None else s.grad.data for s in sinks)
+
+
+def checkpoint(function, *args, use_reentrant: bool | None = None, preserve_rng_state: bool = True, **kwargs):
+    """``function(*args, **kwargs)`` without keeping its activations: they are recomputed in backward
+    (``torch.utils.checkpoint.checkpoint``; see the module doc).
+
+    Args:
+        function: any callable of Tensors (a module, a block); it may use tensors it closes over (its
+            parameters) and may return a Tensor or a tuple/list of them (other values pass through).
+        use_reentrant: accepted for torch's signature. Both values run the mechanism above, which is
+            torch's non-reentrant one: gradients reach closed-over tensors, inputs need not require grad.
+        preserve_rng_state: restore the default generator's state for the recomputation, so that dropout
+            draws the same masks (torch's default; ``False`` saves the copy of the state).
+
+    Under ``no_grad`` (or when nothing in the region requires grad) ``function`` simply runs; while
+    ``graph.trace`` records, too (the trace shows the region's ops).
+    """
+    if not STATE.grad_enabled or (_function._tracer is not None and not isinstance(_function._tracer, _Recorder)):
+        return function(*args, **kwargs)
+    rng_state = default_generator.get_state() if preserve_rng_state else None
+    out, recorder = _record(function, args, kwargs)
+    edges = recorder.input_edges()
+    values = _outputs(out)
+    for i, y in enumerate(values):
+        if not isinstance(y, Tensor) or y._ctx is None or id(y._ctx) not in recorder.nodes:
+            continue  # not made by the region: an input passed through, a constant, a non-tensor
+        node = CheckpointNode.__new__(CheckpointNode)
+        node.parents = tuple(edges)
+        node.needs_input_grad = (True,) * len(edges)
+        node.out_shape = y.data.shape
+        node._out_hooks = node._retained = None
+        node._saved = (function, args, kwargs, rng_state, i)
+        node.input_edges = tuple(edges)
+        t = Tensor._wrap(y.data, requires_grad=True)
+        t._ctx = node
+        if isinstance(_function._tracer, _Recorder):  # a region inside a region: the outer one records it
+            _function._tracer.nodes[id(node)] = node
+            _function._tracer.edge_info.update({id(e): recorder.edge_info[id(e)] for e in edges})
+        values[i] = t
+    return _repack(out, values)
+
+
+def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool | None = None,  # noqa: A002 - torch's
+                          **kwargs):
+    """Run ``functions`` (a Sequential or a list of modules/callables) one after another on ``input``,
+    cut into ``segments`` checkpointed runs of consecutive functions; as torch, the last segment is not
+    checkpointed (backward starts there and would recompute it at once)."""
+    functions = list(functions.children()) if hasattr(functions, "children") else list(functions)
+    if segments < 1:
+        raise ValueError(f"checkpoint_sequential: segments must be at least 1, got {segments}")
+    n = len(functions)
+    size = max(n // segments, 1)
+
+    def run(lo, hi):
+        def forward(x):
+            for f in functions[lo:hi]:
+                x = f(x)
+            return x
+        return forward
+
+    end = 0
+    for start in range(0, size * (segments - 1), size):
+        end = min(start + size, n)
+        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant, **kwargs)  # noqa: A001
+    return run(end, n)(input)
