@@ -194,6 +194,17 @@ def build_model_from_config(cfg: RunConfig, tokenizer) -> Module:
     return model
 
 
+def enable_gradient_checkpointing(model, cfg: RunConfig) -> None:
+    """``train.gradient_checkpointing: true``: switch it on in the model (or the model it wraps)."""
+    for module in model.modules():
+        if hasattr(module, "gradient_checkpointing_enable"):
+            module.gradient_checkpointing_enable()
+            return
+    name = cfg.model.name or cfg.model.class_path
+    raise ConfigError(f"train.gradient_checkpointing: model {name!r} has no gradient_checkpointing_enable(); "
+                      "gpt2, modern, bert and roberta have it (and models.vit's ViT models), or set it to false")
+
+
 def _parameters(cls) -> set[str]:
     try:
         return set(inspect.signature(cls).parameters)
@@ -256,6 +267,8 @@ def build_run(cfg: RunConfig) -> Run:
     manual_seed(cfg.seed)
     data = build_data(cfg)
     model = build_model_from_config(cfg, data.tokenizer)
+    if cfg.train.gradient_checkpointing:
+        enable_gradient_checkpointing(model, cfg)
     per_epoch = data.steps_per_epoch or _steps_per_pass(data.train_loader, cfg.train.accumulate_grad_batches)
     if cfg.train.max_steps is None and per_epoch is None:
         raise ConfigError("train.epochs: the training loader has no length; give train.max_steps")
