@@ -1,0 +1,112 @@
+"""Checkpointing suite: a GPT training step with activation checkpointing on every block against without,
+in neural-arch (``gradient_checkpointing_enable()``) and in torch (transformers' GPT-2 with
+``torch.utils.checkpoint``, use_reentrant=False), same shapes, same run.
+
+Issue 18's targets (ours): with checkpointing the memory a step adds is at most 0.4x, and the step time
+at most 1.35x, of the step without it.
+
+Each configuration (framework x checkpointing on/off) runs in a fresh subprocess, because peak RSS is
+per process: one unmeasured step first (optimizer state, lazy initialisation), then the peak growth of
+RSS over two steps above the memory held before them (as the memory suite), then the median time of
+``steps`` steps. The four configurations run one after another, ``rounds`` times over, interleaved, and
+the table shows medians; the last rows give checkpointing's memory and time as a percentage of the plain
+step, per framework.
+
+    python -m benchmarks checkpointing                      # the 6-layer GPT of the issue
+    python -m benchmarks checkpointing --rounds 1           # one pass (memory does not depend on load)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from benchmarks.harness import Result
+
+CHILD = r"""
+import json, sys, time, gc
+import numpy as np
+which, ckpt, n_layer, n_embd, n_head, block, batch, steps = sys.argv[1], *map(int, sys.argv[2:9])
+vocab = 65
+def status_kb(key):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1])
+kw = dict(vocab_size=vocab, n_positions=block, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+rng = np.random.default_rng(0)
+ids = rng.integers(0, vocab, (batch, block)); tgt = rng.integers(0, vocab, (batch, block))
+if which == "torch":
+    import torch, transformers
+    torch.manual_seed(0)
+    m = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw, use_cache=False)).train()
+    if ckpt:
+        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    a, b = torch.tensor(ids), torch.tensor(tgt)
+    F = torch.nn.functional
+else:
+    import neural_arch as na
+    from neural_arch.models import GPT2Config, GPT2LMHeadModel
+    na.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(**kw)).train()
+    if ckpt:
+        m.gradient_checkpointing_enable()
+    opt = na.optim.AdamW(m.parameters(), lr=1e-3)
+    a, b = na.tensor(ids), na.tensor(tgt)
+    F = na.nn.functional
+def step():
+    opt.zero_grad()
+    loss = F.cross_entropy(m(a).logits.reshape(-1, vocab), b.reshape(-1))
+    loss.backward()
+    opt.step()
+step()  # optimizer state and lazy initialisation: not the step's
+gc.collect()
+base = status_kb("VmRSS")
+with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to the current RSS
+    fh.write("5")
+for _ in range(2):
+    step()
+peak = status_kb("VmHWM")
+times = []
+for _ in range(steps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({"step_mb": (peak - base) / 1024, "step_s": sorted(times)[len(times) // 2]}))
+"""
+
+def measure(which: str, ckpt: bool, cfg: tuple, steps: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, which, str(int(ckpt)), *map(str, cfg), str(steps)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(rounds: int = 3, cfg: tuple = (6, 384, 6, 256, 16), steps: int = 5):
+    """``cfg``: (layers, width, heads, block, batch). Returns the suite's rows (see the module doc)."""
+    got = {(w, c): [] for w in ("neural-arch", "torch") for c in (False, True)}
+    for _ in range(rounds):
+        for key in got:  # interleaved: a slow phase of the machine touches every configuration alike
+            got[key].append(measure(*key, cfg, steps))
+            print(f"  {key}: {got[key][-1]}", file=sys.stderr)
+    name = "GPT {}L {}w {}h, block {}, batch {}".format(*cfg)
+
+    def row(what, key, ckpt, unit):
+        return Result(f"{name}: {what}", {w: [r[key] for r in got[(w, ckpt)]] for w in ("neural-arch", "torch")},
+                      unit=unit)
+
+    def percent(what, key):
+        times = {}
+        for w in ("neural-arch", "torch"):
+            plain = sorted(r[key] for r in got[(w, False)])[rounds // 2]
+            times[w] = [100.0 * r[key] / plain for r in got[(w, True)]]
+        return Result(f"{name}: {what}", times, unit="%")
+
+    return [row("memory a step adds, plain", "step_mb", False, "MB"),
+            row("memory a step adds, checkpointing every block", "step_mb", True, "MB"),
+            row("step time, plain", "step_s", False, "s"),
+            row("step time, checkpointing every block", "step_s", True, "s"),
+            percent("checkpointing's memory, % of plain (target <= 40)", "step_mb"),
+            percent("checkpointing's step time, % of plain (target <= 135)", "step_s")]
