@@ -13,7 +13,8 @@ the result once. ``@float32_inside`` gives an op class that behaviour:
 Float32 and float64 inputs go straight to the op's own methods (one dtype test). What forward saves
 for backward is stored in half again when it is an input or the output (exactly what torch keeps, so
 saved activations take half the memory); float32 statistics it computed (a norm's mean and rstd) stay
-float32, as in torch.
+float32, as in torch. The widening and rounding of bfloat16 arrays are kernels on their bits
+(``backend/kernels/half.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from neural_arch.autograd.function import unbroadcast
 from neural_arch.backend.dtypes import bfloat16, float16
+from neural_arch.backend.kernels.half import to_float32, to_half
 
 _F32 = np.dtype(np.float32)
 HALF = (float16,) + ((bfloat16,) if bfloat16 is not None else ())
@@ -47,14 +49,14 @@ def float32_inside(cls):
                 break
         else:  # float32/float64 (and CuPy arrays): the op itself, at the cost of this loop
             return forward(ctx, *arrays, **params)
-        wide = [a.astype(_F32) if _is_half(a) else a for a in arrays]
+        wide = [to_float32(a) if _is_half(a) else a for a in arrays]
         out = forward(ctx, *wide, **params)
         dtype = next(a.dtype for a in arrays if _is_half(a))
         # Tensor inputs with no gradient (masks, targets) keep their dtype; the others get it back.
         ctx._half_in = tuple([(a.dtype, a.shape) if _is_half(a) else None for a in arrays])
         if isinstance(out, np.generic):  # a full reduction's NumPy scalar
             out = np.asarray(out)
-        narrow = out.astype(dtype) if isinstance(out, np.ndarray) and out.dtype == _F32 else out
+        narrow = to_half(out, dtype) if isinstance(out, np.ndarray) and out.dtype == _F32 else out
         saved = ctx._saved
         if saved:
             originals = {id(w): a for w, a in zip(wide, arrays) if w is not a}
@@ -68,8 +70,8 @@ def float32_inside(cls):
             return backward(ctx, grad)
         saved = ctx._saved
         if saved:
-            ctx._saved = tuple([s.astype(_F32) if _is_half(s) else s for s in saved])
-        grads = backward(ctx, grad.astype(_F32) if _is_half(grad) else grad)
+            ctx._saved = tuple([to_float32(s) if _is_half(s) else s for s in saved])
+        grads = backward(ctx, to_float32(grad) if _is_half(grad) else grad)
         if saved:
             ctx._saved = saved  # (half again: retain_graph keeps the small copies)
         single = not isinstance(grads, tuple)
@@ -82,7 +84,8 @@ def float32_inside(cls):
             return grad
         dtype, shape = half_input
         # a gradient in the broadcast shape is summed in float32 before its one rounding
-        return unbroadcast(grad, shape).astype(dtype)
+        grad = unbroadcast(grad, shape)
+        return to_half(grad, dtype) if grad.dtype == _F32 else grad.astype(dtype)
 
     half_forward.__doc__, half_backward.__doc__ = forward.__doc__, backward.__doc__
     cls.forward, cls.backward = staticmethod(half_forward), staticmethod(half_backward)

@@ -1,7 +1,8 @@
 """CPU kernels by op family: each numba kernel beside its readable NumPy twin.
 
 Each family module (``elementwise``, ``activation``, ``reduce``, ``norm``, ``softmax_loss``,
-``conv``, ``depthwise``, ``pool``, ``dropout``, ``embedding``, ``optim``, ``scan``) exports plain array functions, e.g.
+``conv``, ``depthwise``, ``pool``, ``dropout``, ``embedding``, ``optim``, ``scan``, ``half``) exports
+plain array functions, e.g.
 ``norm.layer_norm_forward(x, w, b, eps) -> (y, mean, rstd)``. Each is made by :func:`dispatch`
 from two implementations with one signature, side by side in the family file: the numba kernel's
 wrapper and the NumPy twin (the readable reference the tests hold the kernel to). Which one runs
@@ -88,6 +89,8 @@ def warm() -> float:
     optim.lion_step(x.copy(), x, z.copy(), 1e-4, 0.9, 0.99, 0.0, False)
     optim.rmsprop_step(x.copy(), x, z.copy(), z.copy(), z.copy(), 1e-2, 0.99, 1e-8, 0.0, 0.9, False)
     optim.adagrad_step(x.copy(), x, z.copy(), 1e-2, 1e-10, 0.0, False)
+    if half.bfloat16 is not None:
+        half.widen_kernel(np.zeros(8, np.uint16), np.empty(8, f)), half.narrow_kernel(x, np.empty(64, np.uint16))
     spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))  # the thread hand-off's polls
     spin.wait_finished(np.zeros(2, np.int64), 0, 0)
     return time.perf_counter() - t0
@@ -101,6 +104,7 @@ from neural_arch.backend.kernels import (  # noqa: E402
     dropout,
     elementwise,
     embedding,
+    half,
     norm,
     optim,
     pool,

@@ -51,19 +51,21 @@ def enabled(flag: bool):
         set_enabled(was)
 
 
-def dispatch(twin, min_elements: int = 1, checked: int | None = None):
+def dispatch(twin, min_elements: int = 1, checked: int | None = None, first=_F32):
     """Decorator: ``@dispatch(twin)`` over a kernel's wrapper makes the array function that runs the
     wrapper or ``twin`` (same signature; see the module doc). ``min_elements``: below this size of
     the first argument the twin runs (one NumPy call costs less there); ``checked``: how many leading
     arguments must not be floating arrays of another dtype (default all; e.g. not the float64
-    statistics a forward kernel wrote)."""
+    statistics a forward kernel wrote); ``first``: the dtype of the first argument the kernel takes
+    (float32, or bfloat16 for the conversion that reads it)."""
+    first = np.dtype(first) if first is not None else None
 
     def decorate(kernel):
         name = kernel.__name__
 
         def run(*args):
             x = args[0]
-            if _on and type(x) is np.ndarray and x.dtype == _F32 and x.ndim and x.size >= min_elements:
+            if _on and type(x) is np.ndarray and x.dtype == first and x.ndim and x.size >= min_elements:
                 for a in args[:checked]:
                     if type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype != _F32:
                         return twin(*args)
