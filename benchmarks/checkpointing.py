@@ -5,12 +5,15 @@ in neural-arch (``gradient_checkpointing_enable()``) and in torch (transformers'
 Issue 18's targets (ours): with checkpointing the memory a step adds is at most 0.4x, and the step time
 at most 1.35x, of the step without it.
 
-Each configuration (framework x checkpointing on/off) runs in a fresh subprocess, because peak RSS is
-per process: one unmeasured step first (optimizer state, lazy initialisation), then the peak growth of
-RSS over two steps above the memory held before them (as the memory suite), then the median time of
-``steps`` steps. The four configurations run one after another, ``rounds`` times over, interleaved, and
-the table shows medians; the last rows give checkpointing's memory and time as a percentage of the plain
-step, per framework.
+Each configuration (framework x checkpointing on/off) runs in fresh subprocesses, because peak RSS is
+per process. Memory: one unmeasured step first (optimizer state, lazy initialisation), then the peak
+growth of RSS over two steps above the memory held before them. So that this growth is what a step
+needs, and not what malloc kept from the first step, the memory processes give freed memory back: glibc
+with a fixed mmap threshold (``MALLOC_MMAP_THRESHOLD_``, every block from 128 KiB its own mapping) and
+our allocation policy off (``NEURAL_ARCH_KEEP_MEMORY=0``, ``backend/memory.py``); the same for torch.
+Time: another process with the usual settings, the median of ``steps`` steps after one unmeasured.
+The configurations run one after another, ``rounds`` times over, interleaved; the table shows medians,
+and its last rows checkpointing's memory and time as a percentage of the plain step, per framework.
 
     python -m benchmarks checkpointing                      # the 6-layer GPT of the issue
     python -m benchmarks checkpointing --rounds 1           # one pass (memory does not depend on load)
@@ -19,6 +22,7 @@ step, per framework.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -27,7 +31,7 @@ from benchmarks.harness import Result
 CHILD = r"""
 import json, sys, time, gc
 import numpy as np
-which, ckpt, n_layer, n_embd, n_head, block, batch, steps = sys.argv[1], *map(int, sys.argv[2:9])
+which, mode, ckpt, n_layer, n_embd, n_head, block, batch, steps = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:10])
 vocab = 65
 def status_kb(key):
     with open("/proc/self/status") as fh:
@@ -63,25 +67,35 @@ def step():
     loss.backward()
     opt.step()
 step()  # optimizer state and lazy initialisation: not the step's
-gc.collect()
-base = status_kb("VmRSS")
-with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to the current RSS
-    fh.write("5")
-for _ in range(2):
-    step()
-peak = status_kb("VmHWM")
-times = []
-for _ in range(steps):
-    t0 = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t0)
-print(json.dumps({"step_mb": (peak - base) / 1024, "step_s": sorted(times)[len(times) // 2]}))
+if mode == "memory":
+    gc.collect()
+    base = status_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to the current RSS
+        fh.write("5")
+    for _ in range(2):
+        step()
+    print(json.dumps({"step_mb": (status_kb("VmHWM") - base) / 1024}))
+else:
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"step_s": sorted(times)[len(times) // 2]}))
 """
 
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024), "NEURAL_ARCH_KEEP_MEMORY": "0"}
+
+
 def measure(which: str, ckpt: bool, cfg: tuple, steps: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, which, str(int(ckpt)), *map(str, cfg), str(steps)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """``{"step_mb": ..., "step_s": ...}`` of one configuration: a memory process, then a time process."""
+    got = {}
+    for mode in ("memory", "time"):
+        env = {**os.environ, **MEMORY_ENV} if mode == "memory" else None
+        out = subprocess.run([sys.executable, "-c", CHILD, which, mode, str(int(ckpt)), *map(str, cfg), str(steps)],
+                             capture_output=True, text=True, check=True, env=env)
+        got.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    return got
 
 
 def run(rounds: int = 3, cfg: tuple = (6, 384, 6, 256, 16), steps: int = 5):

@@ -53,3 +53,17 @@ def test_float16_goes_through_numpy():
     x = np.random.default_rng(2).standard_normal((5, 7)).astype(np.float32)
     np.testing.assert_array_equal(to_half(x, np.dtype(np.float16)), x.astype(np.float16))
     np.testing.assert_array_equal(to_float32(x.astype(np.float16)), x.astype(np.float16).astype(np.float32))
+
+
+@pytest.mark.parametrize("tile_rows", [None, 7, 64])
+def test_matmul_half_accumulates_in_float32(tile_rows):
+    from neural_arch.backend.gemm import matmul_half
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 40)).astype(bfloat16)
+    w = np.asfortranarray(rng.standard_normal((9, 40)).astype(np.float32)).astype(bfloat16)
+    got = matmul_half(x, w.T, tile_rows=tile_rows)
+    assert got.dtype == np.float32
+    exact = x.astype(np.float64) @ w.T.astype(np.float64)
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)  # float32 accumulation, not bfloat16's
+    np.testing.assert_allclose(matmul_half(x[0], w.T, tile_rows=tile_rows), exact[0], rtol=1e-5, atol=1e-5)

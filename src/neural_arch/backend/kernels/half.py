@@ -54,7 +54,7 @@ def narrow_kernel(x, out):
 @dispatch(_widen, min_elements=policy.small_kernel_min_elements, first=bfloat16)
 def widen(x):
     if not x.flags.c_contiguous:
-        return _widen(x)
+        return widen(x.T).T if x.flags.f_contiguous else _widen(x)  # (nn.Linear's column-major weights)
     out = np.empty(x.shape, _F32)
     widen_kernel(x.reshape(-1).view(np.uint16), out.reshape(-1))
     return out
@@ -63,7 +63,7 @@ def widen(x):
 @dispatch(_narrow, min_elements=policy.small_kernel_min_elements)
 def narrow(x):
     if not x.flags.c_contiguous:
-        return _narrow(x)
+        return narrow(x.T).T if x.flags.f_contiguous else _narrow(x)
     out = np.empty(x.shape, bfloat16)
     narrow_kernel(x.reshape(-1), out.reshape(-1).view(np.uint16))
     return out
