@@ -107,10 +107,13 @@ class CheckpointNode(Function):
 
     @staticmethod
     def forward(ctx, *arrays, **params):  # pragma: no cover - built by checkpoint(), never applied
+        """Not used: ``checkpoint`` runs the region itself and builds this node around its output."""
         raise NotImplementedError("CheckpointNode is made by checkpoint(), not applied")
 
     @staticmethod
     def backward(ctx, grad):
+        """Recompute the region (RNG state restored), backpropagate ``grad`` through the new nodes down to
+        stand-ins for the region's input edges, and return the stand-ins' gradients, one per edge."""
         fn, args, kwargs, rng_state, index = ctx.saved_tensors
         if rng_state is not None:
             now = default_generator.get_state()

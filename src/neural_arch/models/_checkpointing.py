@@ -27,6 +27,7 @@ class GradientCheckpointingMixin:
 
     @property
     def is_gradient_checkpointing(self) -> bool:
+        """Whether some stack of blocks in the model has checkpointing on (Hugging Face's name)."""
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
 
     def _set_gradient_checkpointing(self, on: bool, kwargs: dict) -> None:
