@@ -87,10 +87,10 @@ else:
 MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024), "NEURAL_ARCH_KEEP_MEMORY": "0"}
 
 
-def measure(which: str, ckpt: bool, cfg: tuple, steps: int) -> dict:
+def measure(which: str, ckpt: bool, cfg: tuple, steps: int, modes=("memory", "time")) -> dict:
     """``{"step_mb": ..., "step_s": ...}`` of one configuration: a memory process, then a time process."""
     got = {}
-    for mode in ("memory", "time"):
+    for mode in modes:
         env = {**os.environ, **MEMORY_ENV} if mode == "memory" else None
         out = subprocess.run([sys.executable, "-c", CHILD, which, mode, str(int(ckpt)), *map(str, cfg), str(steps)],
                              capture_output=True, text=True, check=True, env=env)
@@ -98,12 +98,13 @@ def measure(which: str, ckpt: bool, cfg: tuple, steps: int) -> dict:
     return got
 
 
-def run(rounds: int = 3, cfg: tuple = (6, 384, 6, 256, 16), steps: int = 5):
-    """``cfg``: (layers, width, heads, block, batch). Returns the suite's rows (see the module doc)."""
+def run(rounds: int = 3, cfg: tuple = (6, 384, 6, 256, 16), steps: int = 5, modes=("memory", "time")):
+    """``cfg``: (layers, width, heads, block, batch); ``modes``: ("memory",) alone skips the timing (memory
+    figures do not depend on the machine's load). Returns the suite's rows (see the module doc)."""
     got = {(w, c): [] for w in ("neural-arch", "torch") for c in (False, True)}
     for _ in range(rounds):
         for key in got:  # interleaved: a slow phase of the machine touches every configuration alike
-            got[key].append(measure(*key, cfg, steps))
+            got[key].append(measure(*key, cfg, steps, modes))
             print(f"  {key}: {got[key][-1]}", file=sys.stderr)
     name = "GPT {}L {}w {}h, block {}, batch {}".format(*cfg)
 
@@ -118,9 +119,13 @@ def run(rounds: int = 3, cfg: tuple = (6, 384, 6, 256, 16), steps: int = 5):
             times[w] = [100.0 * r[key] / plain for r in got[(w, True)]]
         return Result(f"{name}: {what}", times, unit="%")
 
-    return [row("memory a step adds, plain", "step_mb", False, "MB"),
-            row("memory a step adds, checkpointing every block", "step_mb", True, "MB"),
-            row("step time, plain", "step_s", False, "s"),
-            row("step time, checkpointing every block", "step_s", True, "s"),
-            percent("checkpointing's memory, % of plain (target <= 40)", "step_mb"),
-            percent("checkpointing's step time, % of plain (target <= 135)", "step_s")]
+    rows = []
+    if "memory" in modes:
+        rows += [row("memory a step adds, plain", "step_mb", False, "MB"),
+                 row("memory a step adds, checkpointing every block", "step_mb", True, "MB"),
+                 percent("checkpointing's memory, % of plain (target <= 40)", "step_mb")]
+    if "time" in modes:
+        rows += [row("step time, plain", "step_s", False, "s"),
+                 row("step time, checkpointing every block", "step_s", True, "s"),
+                 percent("checkpointing's step time, % of plain (target <= 135)", "step_s")]
+    return rows
