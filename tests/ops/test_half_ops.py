@@ -285,3 +285,27 @@ def test_dropout_keeps_the_dtype_and_draws_the_float32_mask(op, dtype):
     np.testing.assert_array_equal(y32 == 0, yh == 0)
     np.testing.assert_allclose(yh, y32, rtol=TOL[dtype][0], atol=TOL[dtype][1])
     np.testing.assert_allclose(gh, g32, rtol=TOL[dtype][0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["AdamW", "Adam", "SGD", "RMSprop", "Adagrad"])
+def test_optimizer_steps_on_half_parameters_follow_torch(name, dtype):
+    """Half parameters stay half through the update (the state too, as torch keeps it in the parameter's
+    dtype); after three steps every weight is within two units in the last place of the largest weight of
+    torch's (each step rounds the parameter and its state to the half dtype, in torch after each of its
+    foreach ops, here after each formula: near-zero weights differ by more than their own unit)."""
+    kw = {"lr": 1e-2, **({"momentum": 0.9} if name == "SGD" else {})}
+    rng = np.random.default_rng(0)
+    w0, x = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((5, 4)).astype(dtype)
+    ours, theirs = na.tensor(w0.copy(), requires_grad=True), torch_tensor(w0.copy(), requires_grad=True)
+    opt, topt = getattr(na.optim, name)([ours], **kw), getattr(torch.optim, name)([theirs], **kw)
+    for _ in range(3):
+        opt.zero_grad(), topt.zero_grad()
+        ((na.tensor(x) @ ours.T) ** 2).sum().backward()
+        ((torch_tensor(x) @ theirs.T) ** 2).sum().backward()
+        opt.step(), topt.step()
+    assert ours.dtype == dtype
+    got, want = ours.detach().numpy().astype(np.float64), torch_numpy(theirs).astype(np.float64)
+    top = np.abs(want).max()
+    ulp = float(np.spacing(np.float16(top))) if dtype == F16 else float(np.spacing(np.float32(top))) * 2 ** 16
+    assert np.abs(got - want).max() <= 2 * ulp, (np.abs(got - want).max(), ulp)  # units of the largest weight
