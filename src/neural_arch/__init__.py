@@ -41,6 +41,7 @@ from neural_arch.backend import (
 from neural_arch.backend import bool_ as bool  # noqa: A001 - torch's name
 from neural_arch.backend.threads import get_num_threads, set_num_threads  # torch's names
 from neural_arch.io import load, save  # na.save / na.load (safetensors)
+from neural_arch.compile import compile  # noqa: A004 - torch.compile's name: capture a step once, replay it
 from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401

@@ -12,6 +12,7 @@ import weakref
 
 import numpy as np
 
+from neural_arch.autograd import capture as _capture
 from neural_arch.autograd import function as _function
 from neural_arch.autograd.engine import backward as _backward
 from neural_arch.autograd.function import Function
@@ -133,9 +134,13 @@ class Tensor:
             raise GradientError(
                 "numpy() on a tensor that requires grad: call .detach().numpy() to leave the graph"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "numpy()")
         return _device.to_numpy(self.data)
 
     def __array__(self, dtype=None, copy=None):
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "np.asarray()")
         arr = _device.to_numpy(self.data)
         return arr if dtype is None else arr.astype(dtype)
 
@@ -144,9 +149,13 @@ class Tensor:
             raise ShapeError(
                 f"item(): only a one-element tensor converts to a Python number, got shape {shape_str(self.shape)}"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "item()")
         return self.data.reshape(()).item()
 
     def tolist(self):
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "tolist()")
         return _device.to_numpy(self.data).tolist()
 
     def detach(self) -> Tensor:
@@ -273,6 +282,8 @@ class Tensor:
             raise ShapeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "bool()")
         return bool(self.data.reshape(()))
 
     def __float__(self):
@@ -298,6 +309,8 @@ class Tensor:
                 "in-place assignment to a tensor that requires grad would break its gradient; "
                 "do it under no_grad(), or build a new tensor (e.g. with where / masked_fill)"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_write(self)
         self.data[normalize_index(index)] = value.data if isinstance(value, Tensor) else value
 
 

@@ -21,6 +21,7 @@ import types
 from bisect import bisect_right
 from collections import Counter
 
+from neural_arch.autograd import capture as _capture
 from neural_arch.errors import ConfigError
 from neural_arch.optim.optimizer import Optimizer
 
@@ -63,6 +64,10 @@ class LRScheduler:
 
     def get_lr(self) -> list[float]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _capture.reports_calls(cls, "step")  # na.compile replays it as an opaque call
 
     def get_last_lr(self) -> list[float]:
         """The learning rate of each param group after the latest ``step()``."""
@@ -522,3 +527,6 @@ class ReduceLROnPlateau(LRScheduler):
             new = max(old * self.factor, self.min_lrs[i])
             if old - new > self.eps:
                 group["lr"] = new
+
+
+_capture.reports_calls(LRScheduler, "step")
