@@ -191,7 +191,7 @@ def test_a_scheduler_step_inside_the_step_is_replayed_in_order():
         sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
         inner = _mlp_step(model, opt)
 
-        def step(x, y):
+        def step(x, y, inner=inner, sched=sched):
             loss = inner(x, y)
             sched.step()
             return loss

@@ -174,7 +174,8 @@ def _modules_reached(fn) -> list:
             pass
     seen, modules = set(), []
     for root in roots:
-        candidates = [root] if isinstance(root, Module) else [getattr(root, "model", None), getattr(root, "module", None)]
+        candidates = [root] if isinstance(root, Module) else [getattr(root, "model", None),
+                                                               getattr(root, "module", None)]
         for m in candidates:
             if isinstance(m, Module):
                 for sub in m.modules():

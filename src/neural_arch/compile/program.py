@@ -27,7 +27,7 @@ from neural_arch.autograd.engine import _accumulate_leaf, _owned
 from neural_arch.autograd.function import _as_array, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.compile.recording import BackwardCall, MethodCall, OpCall
+from neural_arch.compile.recording import BackwardCall, OpCall
 
 _ndarray = np.ndarray
 

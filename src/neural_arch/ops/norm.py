@@ -86,7 +86,7 @@ class ChannelNorm(Function):
         dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw_c = sum g xhat,  dL/db_c = sum g
     (sums over channel c's elements). ``running=(running_mean, running_var, momentum, count)`` updates
     those arrays in place with the batch mean and the *unbiased* variance, averaged over the samples,
-    and adds one to the batch counter ``count`` (a 0-d array, or None); momentum None: 1 / count."""
+    and adds one to the batch counter ``count`` (a 0-d Tensor or array, or None); momentum None: 1 / count."""
 
     @staticmethod
     def forward(ctx, x, *affine, groups, eps, has_w, has_b, running=None):
@@ -117,6 +117,7 @@ class ChannelNorm(Function):
 def _update_running(running, mu, var, n):
     rm, rv, momentum, count = running
     if count is not None:  # the module's num_batches_tracked, counted here so that a replay counts too
+        count = count.data if isinstance(count, Tensor) else count
         count += 1
         if momentum is None:
             momentum = 1.0 / float(count)
@@ -237,8 +238,8 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
             if momentum is None and num_batches_tracked is None:
                 raise ConfigError("batch_norm: momentum=None (cumulative average) needs the module's batch "
                                   "count; pass a float momentum")
-            count = num_batches_tracked.data if isinstance(num_batches_tracked, Tensor) else num_batches_tracked
-            running = (rm, rv, momentum, count)
+            # the counter goes in as the buffer Tensor: graph.trace names it (a 0-d array would read as a number)
+            running = (rm, rv, momentum, num_batches_tracked)
         return _channel_norm(x, w, b, None, eps, running)
     if rm is None or rv is None:
         raise ConfigError("batch_norm: training=False needs running_mean and running_var")
