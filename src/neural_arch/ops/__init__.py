@@ -13,5 +13,6 @@ from neural_arch.ops.moe import permute_rows  # noqa: F401
 from neural_arch.ops.reduce import *  # noqa: F401,F403
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan  # noqa: F401
 from neural_arch.ops.shape import *  # noqa: F401,F403
+from neural_arch.ops.sorting import *  # noqa: F401,F403
 
 _tensor_methods.register()

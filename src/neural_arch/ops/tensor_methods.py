@@ -13,6 +13,7 @@ from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
+from neural_arch.ops import sorting
 
 
 def _reflected(fn):
@@ -84,6 +85,12 @@ METHODS = {
     "matmul": linalg.matmul, "mm": linalg.mm, "bmm": linalg.bmm, "dot": linalg.dot,
     # activations
     "relu": activation.relu, "softmax": activation.softmax, "log_softmax": activation.log_softmax,
+    # sorting and order statistics
+    "sort": sorting.sort, "argsort": sorting.argsort, "msort": sorting.msort, "topk": sorting.topk,
+    "kthvalue": sorting.kthvalue, "median": sorting.median, "nanmedian": sorting.nanmedian, "mode": sorting.mode,
+    "quantile": sorting.quantile, "nanquantile": sorting.nanquantile, "cummax": sorting.cummax,
+    "cummin": sorting.cummin, "unique": sorting.unique, "unique_consecutive": sorting.unique_consecutive,
+    "histc": sorting.histc,
 }
 
 PROPERTIES = {"T": shape.T, "mT": shape.mT}
