@@ -14,5 +14,10 @@ from neural_arch.ops.reduce import *  # noqa: F401,F403
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan  # noqa: F401
 from neural_arch.ops.shape import *  # noqa: F401,F403
 from neural_arch.ops.sorting import *  # noqa: F401,F403
+from neural_arch.ops.products import *  # noqa: F401,F403
+from neural_arch.ops.decomposition import det, slogdet  # noqa: F401
+from neural_arch.ops.matrix_functions import cholesky_inverse, cholesky_solve, inverse, logdet, matrix_power  # noqa: F401
+from neural_arch.ops.matrix_functions import pinverse  # noqa: F401
+from neural_arch.ops.matrix_functions import old_cholesky as cholesky, old_qr as qr, old_svd as svd  # noqa: F401
 
 _tensor_methods.register()

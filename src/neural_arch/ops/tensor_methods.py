@@ -13,7 +13,7 @@ from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
-from neural_arch.ops import sorting
+from neural_arch.ops import decomposition, matrix_functions, products, sorting
 
 
 def _reflected(fn):
@@ -91,6 +91,16 @@ METHODS = {
     "quantile": sorting.quantile, "nanquantile": sorting.nanquantile, "cummax": sorting.cummax,
     "cummin": sorting.cummin, "unique": sorting.unique, "unique_consecutive": sorting.unique_consecutive,
     "histc": sorting.histc,
+    # diagonals, products and matrix functions
+    "diagonal": products.diagonal, "diag": products.diag, "diag_embed": products.diag_embed,
+    "diagflat": products.diagflat, "trace": products.trace, "addmm": products.addmm, "addbmm": products.addbmm,
+    "baddbmm": products.baddbmm, "addmv": products.addmv, "addr": products.addr, "kron": products.kron,
+    "inner": products.inner, "vdot": products.vdot, "cross": products.cross, "dist": products.dist,
+    "det": decomposition.det, "slogdet": decomposition.slogdet, "logdet": matrix_functions.logdet,
+    "inverse": matrix_functions.inverse, "pinverse": matrix_functions.pinverse,
+    "matrix_power": matrix_functions.matrix_power, "cholesky": matrix_functions.old_cholesky,
+    "cholesky_solve": matrix_functions.cholesky_solve, "cholesky_inverse": matrix_functions.cholesky_inverse,
+    "svd": matrix_functions.old_svd, "qr": matrix_functions.old_qr, "outer": linalg.outer, "ger": linalg.outer,
 }
 
 PROPERTIES = {"T": shape.T, "mT": shape.mT}
