@@ -15,6 +15,11 @@ from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan  # noqa
 from neural_arch.ops.shape import *  # noqa: F401,F403
 from neural_arch.ops.sorting import *  # noqa: F401,F403
 from neural_arch.ops.products import *  # noqa: F401,F403
+from neural_arch.ops.pointwise import *  # noqa: F401,F403
+from neural_arch.ops.cumulative import *  # noqa: F401,F403
+from neural_arch.ops.layout import *  # noqa: F401,F403
+from neural_arch.ops.scatter import *  # noqa: F401,F403
+from neural_arch.ops.sampling import *  # noqa: F401,F403  (after creation: its normal takes tensors too)
 from neural_arch.ops.decomposition import det, slogdet  # noqa: F401
 from neural_arch.ops.matrix_functions import cholesky_inverse, cholesky_solve, inverse, logdet, matrix_power  # noqa: F401
 from neural_arch.ops.matrix_functions import pinverse  # noqa: F401

@@ -13,7 +13,7 @@ from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
-from neural_arch.ops import decomposition, matrix_functions, products, sorting
+from neural_arch.ops import cumulative, decomposition, layout, matrix_functions, pointwise, products, sampling, scatter, sorting
 
 
 def _reflected(fn):
@@ -101,7 +101,64 @@ METHODS = {
     "matrix_power": matrix_functions.matrix_power, "cholesky": matrix_functions.old_cholesky,
     "cholesky_solve": matrix_functions.cholesky_solve, "cholesky_inverse": matrix_functions.cholesky_inverse,
     "svd": matrix_functions.old_svd, "qr": matrix_functions.old_qr, "outer": linalg.outer, "ger": linalg.outer,
+    "mv": linalg.matmul, "lstsq": matrix_functions.lstsq,
+    # more pointwise math
+    **{name: getattr(pointwise, name) for name in (
+        "absolute", "acos", "acosh", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
+        "asin", "asinh", "atan", "atan2", "atanh", "clamp_max", "clamp_min", "copysign", "cosh", "deg2rad",
+        "digamma", "divide", "erf", "erfc", "erfinv", "exp2", "fix", "float_power", "floor_divide", "fmax", "fmin",
+        "fmod", "frac", "heaviside", "hypot", "isclose", "isneginf", "isposinf", "isreal", "lerp", "lgamma",
+        "log10", "log2", "logaddexp", "logaddexp2", "logit", "multiply", "nan_to_num", "negative", "positive",
+        "rad2deg", "reciprocal", "remainder", "signbit", "sinc", "sinh", "square", "subtract", "tan",
+        "true_divide", "xlogy")},
+    "polygamma": lambda self, n: pointwise.polygamma(n, self),
+    "greater": ew.gt, "greater_equal": ew.ge, "less": ew.lt, "less_equal": ew.le, "not_equal": ew.ne,
+    # cumulative
+    "cumprod": cumulative.cumprod, "logcumsumexp": cumulative.logcumsumexp, "diff": cumulative.diff,
+    # layout
+    "rot90": layout.rot90, "fliplr": layout.fliplr, "flipud": layout.flipud, "movedim": layout.movedim,
+    "moveaxis": layout.movedim, "select": layout.select, "tensor_split": layout.tensor_split,
+    "hsplit": layout.hsplit, "vsplit": layout.vsplit, "dsplit": layout.dsplit, "swapdims": shape.transpose,
+    "ravel": lambda self: shape.reshape(self, -1),
+    # scatter and selection
+    "scatter": scatter.scatter, "scatter_reduce": scatter.scatter_reduce, "index_add": scatter.index_add,
+    "index_copy": scatter.index_copy, "index_fill": scatter.index_fill, "masked_scatter": scatter.masked_scatter,
+    "masked_select": scatter.masked_select, "take": scatter.take, "take_along_dim": scatter.take_along_dim,
+    "nonzero": scatter.nonzero, "argwhere": scatter.argwhere,
+    # sampling
+    "bernoulli": sampling.bernoulli, "multinomial": sampling.multinomial, "uniform_": sampling.uniform_,
+    "normal_": sampling.normal_, "bernoulli_": sampling.bernoulli_, "exponential_": sampling.exponential_,
+    "geometric_": sampling.geometric_, "cauchy_": sampling.cauchy_, "log_normal_": sampling.log_normal_,
+    "random_": sampling.random_,
 }
+
+# x.abs_(), x.clamp_(0, 1), x.scatter_(...): the out-of-place op, written back into x (tensors that need no grad)
+INPLACE = [
+    "abs", "absolute", "acos", "acosh", "add", "addbmm", "addmm", "addmv", "addr", "arccos", "arccosh", "arcsin",
+    "arcsinh", "arctan", "arctan2", "arctanh", "asin", "asinh", "atan", "atan2", "atanh", "baddbmm", "ceil", "clamp",
+    "clamp_max", "clamp_min", "clip", "copysign", "cos", "cosh", "cumprod", "cumsum", "deg2rad", "digamma", "div",
+    "divide", "eq", "erf", "erfc", "erfinv", "exp", "exp2", "expm1", "fix", "float_power", "floor", "floor_divide",
+    "fmod", "frac", "ge", "greater", "greater_equal", "gt", "heaviside", "hypot", "index_add", "index_copy",
+    "index_fill", "le", "lerp", "less", "less_equal", "lgamma", "log", "log10", "log1p", "log2", "logical_and",
+    "logical_not", "logical_or", "logical_xor", "logit", "lt", "masked_fill", "masked_scatter", "mul", "multiply",
+    "nan_to_num", "ne", "neg", "negative", "not_equal", "polygamma", "pow", "rad2deg", "reciprocal", "relu",
+    "remainder", "round", "rsqrt", "scatter", "scatter_add", "scatter_reduce", "sigmoid", "sign", "sin", "sinc",
+    "sinh", "sqrt", "square", "sub", "subtract", "tan", "tanh", "tril", "triu", "true_divide", "trunc", "xlogy",
+]
+
+
+def _inplace_method(fn, name: str):
+    def op(self, *args, **kwargs):
+        out = fn(self, *args, **kwargs)
+        if out.data.shape != self.data.shape:
+            raise ShapeError(f"{name}_: the result has shape {shape_str(out.shape)}, which does not fit this "
+                             f"tensor's shape {shape_str(self.shape)}")
+        self[...] = out.data.astype(self.data.dtype, copy=False)
+        return self
+
+    op.__name__ = name + "_"
+    op.__doc__ = f"In-place ``{name}``: the result is written into this tensor (which must not need grad)."
+    return op
 
 PROPERTIES = {"T": shape.T, "mT": shape.mT}
 
@@ -109,5 +166,7 @@ PROPERTIES = {"T": shape.T, "mT": shape.mT}
 def register() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
+    for name in INPLACE:
+        setattr(Tensor, name + "_", _inplace_method(METHODS[name], name))
     for name, fn in PROPERTIES.items():
         setattr(Tensor, name, property(fn))
