@@ -44,6 +44,7 @@ from neural_arch.io import load, save  # na.save / na.load (safetensors)
 from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
+import neural_arch.distributions as distributions  # na.distributions (torch.distributions)
 import neural_arch.linalg as linalg  # na.linalg (torch.linalg); after ops/*, whose module ops.linalg has the same name
 from neural_arch.viz.summary import summary  # na.summary(model, input_size=...), as torchinfo
 

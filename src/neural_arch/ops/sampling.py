@@ -1,24 +1,25 @@
 """Random sampling from tensors of parameters: bernoulli, multinomial, poisson,
-normal (tensor mean/std), and the in-place fillers behind ``x.uniform_()``,
+normal (tensor mean/std), standard_gamma (differentiable), and the in-place fillers behind ``x.uniform_()``,
 ``x.normal_()``, ``x.bernoulli_()``, ``x.exponential_()``.
 
 All draw from our seeded generator (``backend/random.py``: the default one, or
-``generator=``), so ``na.manual_seed`` makes them reproducible. None of them is
-differentiable (torch's aren't either); ``distributions`` has the
-reparameterised ``rsample``.
+``generator=``), so ``na.manual_seed`` makes them reproducible. Only
+``standard_gamma`` is differentiable (as torch's ``_standard_gamma``); the
+``distributions`` build their reparameterised ``rsample`` on it and on ``randn``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import creation
 
-__all__ = ["bernoulli", "multinomial", "normal", "poisson"]
+__all__ = ["bernoulli", "multinomial", "normal", "poisson", "standard_gamma"]
 
 
 def _array(x):
@@ -120,3 +121,41 @@ def random_(x: Tensor, low: int = 0, high=None, *, generator=None) -> Tensor:
     if high is None:
         low, high = 0, low if low else (2 ** 24 if x.data.dtype.kind == "f" else np.iinfo(x.data.dtype).max)
     return _fill(x, get_generator(generator).integers(low, high, x.data.shape))
+
+
+# -- a differentiable draw: Gamma's implicit reparameterisation -----------------------------------------------
+class StandardGamma(Function):
+    """x ~ Gamma(alpha, 1)
+    dx/dalpha = -(dF/dalpha)(x; alpha) / f(x; alpha)     (the implicit reparameterisation gradient, as torch:
+    x moves with alpha so that its CDF value F(x; alpha) stays fixed; f is the density, dF/dalpha a central
+    difference of SciPy's regularised incomplete gamma function)."""
+
+    @staticmethod
+    def forward(ctx, alpha, generator):
+        x = get_generator(generator).standard_gamma(alpha).astype(alpha.dtype)
+        x = np.maximum(x, np.finfo(alpha.dtype).tiny)  # as torch: never exactly 0
+        ctx.save_for_backward(x, alpha)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, alpha = ctx.saved_tensors
+        return grad * standard_gamma_grad(x.astype(np.float64), alpha.astype(np.float64)).astype(grad.dtype)
+
+
+def standard_gamma_grad(x, alpha):
+    """d x / d alpha for x ~ Gamma(alpha, 1) at fixed CDF value (see ``StandardGamma``)."""
+    from neural_arch.ops.pointwise import _special
+
+    sp = _special()
+    h = 1e-5 * np.maximum(alpha, 1.0)
+    dcdf = (sp.gammainc(alpha + h, x) - sp.gammainc(alpha - h, x)) / (2 * h)
+    log_pdf = (alpha - 1) * np.log(x) - x - sp.gammaln(alpha)
+    return -dcdf / np.exp(log_pdf)
+
+
+def standard_gamma(alpha: Tensor, generator=None) -> Tensor:
+    """Gamma(alpha, 1) draws, one per element of ``alpha``, differentiable in alpha (implicit reparameterisation)."""
+    if alpha.data.dtype.kind != "f":
+        raise DTypeError(f"standard_gamma: alpha must be floating point, got {alpha.dtype}")
+    return StandardGamma.apply(alpha, generator=generator)
