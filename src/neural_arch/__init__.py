@@ -45,6 +45,7 @@ from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
 import neural_arch.distributions as distributions  # na.distributions (torch.distributions)
+import neural_arch.fft as fft  # na.fft (torch.fft)
 import neural_arch.linalg as linalg  # na.linalg (torch.linalg); after ops/*, whose module ops.linalg has the same name
 from neural_arch.viz.summary import summary  # na.summary(model, input_size=...), as torchinfo
 
@@ -52,6 +53,9 @@ from neural_arch.viz.summary import summary  # na.summary(model, input_size=...)
 # threading policy applies inside our own calls (backend/threads.py), the allocation policy from the
 # first op on (backend/memory.py).
 
+from neural_arch.backend.dtypes import complex64, complex128  # noqa: E402 - the fft ops' outputs
+
+cfloat, cdouble = complex64, complex128
 half = float16
 float = float32  # noqa: A001
 double = float64

@@ -19,6 +19,7 @@ from neural_arch.ops.pointwise import *  # noqa: F401,F403
 from neural_arch.ops.cumulative import *  # noqa: F401,F403
 from neural_arch.ops.layout import *  # noqa: F401,F403
 from neural_arch.ops.scatter import *  # noqa: F401,F403
+from neural_arch.ops.complex import *  # noqa: F401,F403
 from neural_arch.ops.sampling import *  # noqa: F401,F403  (after creation: its normal takes tensors too)
 from neural_arch.ops.decomposition import det, slogdet  # noqa: F401
 from neural_arch.ops.matrix_functions import cholesky_inverse, cholesky_solve, inverse, logdet, matrix_power  # noqa: F401

@@ -13,6 +13,7 @@ from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
+from neural_arch.ops import complex as cx
 from neural_arch.ops import cumulative, decomposition, layout, matrix_functions, pointwise, products, sampling, scatter, sorting
 
 
@@ -130,6 +131,9 @@ METHODS = {
     "normal_": sampling.normal_, "bernoulli_": sampling.bernoulli_, "exponential_": sampling.exponential_,
     "geometric_": sampling.geometric_, "cauchy_": sampling.cauchy_, "log_normal_": sampling.log_normal_,
     "random_": sampling.random_,
+    # complex
+    "conj": cx.conj, "conj_physical": cx.conj, "resolve_conj": lambda self: self, "resolve_neg": lambda self: self,
+    "angle": cx.angle, "is_complex": cx.is_complex, "is_conj": lambda self: False, "is_neg": lambda self: False,
 }
 
 # x.abs_(), x.clamp_(0, 1), x.scatter_(...): the out-of-place op, written back into x (tensors that need no grad)
@@ -160,7 +164,8 @@ def _inplace_method(fn, name: str):
     op.__doc__ = f"In-place ``{name}``: the result is written into this tensor (which must not need grad)."
     return op
 
-PROPERTIES = {"T": shape.T, "mT": shape.mT}
+PROPERTIES = {"T": shape.T, "mT": shape.mT, "real": cx.real, "imag": cx.imag,
+              "H": lambda self: cx.conj(shape.t(self)), "mH": lambda self: cx.conj(shape.mT(self))}
 
 
 def register() -> None:
