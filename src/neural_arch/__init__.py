@@ -47,6 +47,24 @@ from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
 import neural_arch.distributions as distributions  # na.distributions (torch.distributions)
 import neural_arch.fft as fft  # na.fft (torch.fft)
 import neural_arch.linalg as linalg  # na.linalg (torch.linalg); after ops/*, whose module ops.linalg has the same name
+from neural_arch.nn.functional import (  # noqa: E402 - torch's top-level spellings of these functional ops
+    avg_pool1d,
+    bilinear,
+    celu,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    cosine_similarity,
+    group_norm,
+    layer_norm,
+    log_softmax,
+    max_pool1d,
+    max_pool2d,
+    relu,
+    rms_norm,
+    selu,
+    softmax,
+)
 from neural_arch.viz.summary import summary  # na.summary(model, input_size=...), as torchinfo
 
 # NOTE: importing changes nothing process-wide (NumPy's BLAS threads, malloc, os.environ): the

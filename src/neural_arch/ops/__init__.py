@@ -20,10 +20,13 @@ from neural_arch.ops.cumulative import *  # noqa: F401,F403
 from neural_arch.ops.layout import *  # noqa: F401,F403
 from neural_arch.ops.scatter import *  # noqa: F401,F403
 from neural_arch.ops.complex import *  # noqa: F401,F403
+from neural_arch.ops.statistics import *  # noqa: F401,F403
+from neural_arch.ops.windows import *  # noqa: F401,F403
 from neural_arch.ops.sampling import *  # noqa: F401,F403  (after creation: its normal takes tensors too)
 from neural_arch.ops.decomposition import det, slogdet  # noqa: F401
-from neural_arch.ops.matrix_functions import cholesky_inverse, cholesky_solve, inverse, logdet, matrix_power  # noqa: F401
-from neural_arch.ops.matrix_functions import pinverse  # noqa: F401
+from neural_arch.ops.matrix_functions import *  # noqa: F401,F403
+from neural_arch.ops.matrix_functions import matrix_rank  # noqa: F401
 from neural_arch.ops.matrix_functions import old_cholesky as cholesky, old_qr as qr, old_svd as svd  # noqa: F401
 
 _tensor_methods.register()
+globals().update(_tensor_methods.inplace_functions())  # torch.relu_(x), torch.abs_(x), ...

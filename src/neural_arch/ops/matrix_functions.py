@@ -21,7 +21,10 @@ from neural_arch.ops import reduce
 from neural_arch.ops.linalg import matmul
 from neural_arch.ops.shape import transpose, tril, triu, unsqueeze
 
-__all__ = ["cholesky_inverse", "cholesky_solve", "inverse", "logdet", "matrix_power", "pinverse"]
+__all__ = [
+    "cholesky_inverse", "cholesky_solve", "frobenius_norm", "inverse", "logdet", "matrix_exp", "matrix_power",
+    "nuclear_norm", "pinverse", "triangular_solve",
+]
 
 LstsqResult = namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
 OldSVDResult = namedtuple("svd", ["U", "S", "V"])
@@ -283,3 +286,38 @@ def cond(a: Tensor, p=None) -> Tensor:
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """Sum of x * y over ``dim`` (broadcasting)."""
     return reduce.sum(ew.mul(x, y), dim)
+
+
+def matrix_exp(a: Tensor) -> Tensor:
+    """e^A by scaling and squaring: A / 2^k with norm <= 1/2, an 18-term Taylor series, then k squarings.
+    Built from matmuls, so it is differentiable."""
+    dec._square(a, "matrix_exp")
+    norm = float(np.abs(a.data).sum(axis=-2).max()) if a.data.size else 0.0
+    k = max(0, int(np.ceil(np.log2(norm / 0.5)))) if norm > 0.5 else 0
+    x = ew.mul(a, 1.0 / 2 ** k)
+    n = a.data.shape[-1]
+    eye = Tensor._wrap(np.broadcast_to(np.eye(n, dtype=a.data.dtype), a.data.shape).copy())
+    term, total = eye, eye
+    for i in range(1, 19):
+        term = ew.mul(matmul(term, x), 1.0 / i)
+        total = ew.add(total, term)
+    for _ in range(k):
+        total = matmul(total, total)
+    return total
+
+
+def frobenius_norm(x: Tensor, dim=(-2, -1), keepdim: bool = False) -> Tensor:
+    return reduce.norm(x, 2, dim, keepdim)
+
+
+def nuclear_norm(x: Tensor, dim=(-2, -1), keepdim: bool = False) -> Tensor:
+    return matrix_norm(x, "nuc", dim, keepdim)
+
+
+def triangular_solve(b: Tensor, a: Tensor, upper: bool = True, transpose: bool = False, unitriangular: bool = False):
+    """torch.triangular_solve (deprecated there): (X, A) with op(A) X = B, op = transpose when asked."""
+    tri = triu(a) if upper else tril(a)
+    if transpose:
+        tri, upper = _mT(tri), not upper
+    return namedtuple("triangular_solve", ["solution", "cloned_coefficient"])(
+        solve_triangular(tri, b, upper=upper, unitriangular=unitriangular), a.clone())

@@ -27,7 +27,8 @@ __all__ = [
     "heaviside", "hypot", "isclose", "isneginf", "isposinf", "isreal", "lerp", "lgamma", "log10", "log2",
     "logaddexp", "logaddexp2", "logit", "multiply", "nan_to_num", "negative", "polygamma", "positive",
     "rad2deg", "reciprocal", "remainder", "rsub", "signbit", "sinc", "sinh", "square", "subtract", "tan",
-    "true_divide", "xlogy",
+    "true_divide", "xlogy", "addcdiv", "addcmul", "sgn", "ldexp", "frexp", "gcd", "lcm", "nextafter", "i0", "mvlgamma",
+    "renorm",
 ]
 
 
@@ -381,3 +382,78 @@ def positive(x) -> Tensor:
 
 # torch's alternative spellings
 absolute, negative, multiply, divide, true_divide, subtract, fix = ew.abs, ew.neg, ew.mul, ew.div, ew.div, ew.sub, ew.trunc
+
+
+def addcmul(x, tensor1, tensor2, *, value=1) -> Tensor:
+    """x + value * tensor1 * tensor2"""
+    prod = ew.mul(tensor1, tensor2)
+    return ew.add(x, ew.mul(prod, value) if value != 1 else prod)
+
+
+def addcdiv(x, tensor1, tensor2, *, value=1) -> Tensor:
+    """x + value * tensor1 / tensor2"""
+    quot = ew.div(tensor1, tensor2)
+    return ew.add(x, ew.mul(quot, value) if value != 1 else quot)
+
+
+def sgn(x) -> Tensor:
+    """sign for real tensors; z / |z| (0 at 0) for complex ones."""
+    if x.data.dtype.kind != "c":
+        return ew.sign(x)
+    r = ew.abs(x)
+    safe = ew.where(ew.eq(r, 0), 1.0, r)
+    return ew.where(ew.eq(r, 0), 0.0, ew.div(x, safe.to(x.dtype)))
+
+
+def ldexp(x, other) -> Tensor:
+    """x * 2 ** other"""
+    return ew.mul(_floating(x), ew.pow(2.0, as_tensor(other).to(_floating(x).dtype)))
+
+
+def frexp(x):
+    """(mantissa, exponent) with x = mantissa * 2 ** exponent and 0.5 <= |mantissa| < 1 (not differentiable)."""
+    m, e = np.frexp(x.data)
+    return Tensor._wrap(m), Tensor._wrap(e.astype(np.int32))
+
+
+def gcd(x, y) -> Tensor:
+    """The greatest common divisor of integer tensors."""
+    x, y = binary_operands(x, y)
+    return Tensor._wrap(np.gcd(x.data, y.data))
+
+
+def lcm(x, y) -> Tensor:
+    """The least common multiple of integer tensors."""
+    x, y = binary_operands(x, y)
+    return Tensor._wrap(np.lcm(x.data, y.data))
+
+
+def nextafter(x, y) -> Tensor:
+    """The next representable value after x towards y (not differentiable)."""
+    x, y = binary_operands(x, y)
+    return Tensor._wrap(np.nextafter(x.data, y.data))
+
+
+def i0(x) -> Tensor:
+    """The modified Bessel function of the first kind, order 0; its derivative is i1."""
+    sp = _special()
+    return Unary.apply(_floating(x), fn=sp.i0, derivative=lambda a, y: sp.i1(a))
+
+
+def mvlgamma(x, p: int) -> Tensor:
+    """The multivariate log-gamma function of dimension p: sum_i lgamma(x - i/2) + p(p-1)/4 log pi."""
+    x = _floating(x)
+    total = lgamma(x)
+    for i in range(1, p):
+        total = ew.add(total, lgamma(ew.sub(x, i / 2)))
+    return ew.add(total, p * (p - 1) / 4 * math.log(math.pi))
+
+
+def renorm(x, p, dim: int, maxnorm) -> Tensor:
+    """Each slice along ``dim`` whose p-norm exceeds ``maxnorm`` scaled down to norm ``maxnorm``."""
+    from neural_arch.ops import reduce
+
+    others = tuple(i for i in range(x.data.ndim) if i != dim % x.data.ndim)
+    norms = reduce.norm(x, p, others, keepdim=True)
+    scale = ew.where(ew.gt(norms, maxnorm), ew.div(maxnorm, ew.add(norms, 1e-7)), 1.0)
+    return ew.mul(x, scale)
