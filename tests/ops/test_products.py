@@ -1,7 +1,6 @@
 """diagonal, diag, diag_embed, diagflat, trace, add* products, kron, inner, tensordot, cross, cdist,
 dist, block_diag, vander vs torch and gradcheck."""
 
-import numpy as np
 import pytest
 import torch
 from parity import check, gradcheck, randn
@@ -22,7 +21,8 @@ CASES = [
     ("trace", lambda m, x: m.trace(x), [randn(3, 4, seed=1)]),
     ("addmm", lambda m, i, a, b: m.addmm(i, a, b, beta=0.5, alpha=2.0), [randn(2, seed=3), A, B]),
     ("addmm_method", lambda m, i, a, b: i.addmm(a, b), [randn(3, 2, seed=3), A, B]),
-    ("addbmm", lambda m, i, a, b: m.addbmm(i, a, b, alpha=0.3), [randn(3, 2, seed=3), randn(2, 3, 4), randn(2, 4, 2)]),
+    ("addbmm", lambda m, i, a, b: m.addbmm(i, a, b, alpha=0.3),
+     [randn(3, 2, seed=3), randn(2, 3, 4), randn(2, 4, 2)]),
     ("baddbmm", lambda m, i, a, b: m.baddbmm(i, a, b, beta=2), [randn(1, 3, 2, seed=3), randn(2, 3, 4), randn(2, 4, 2)]),
     ("addmv", lambda m, i, a, b: m.addmv(i, a, b), [randn(3, seed=3), A, randn(4, seed=4)]),
     ("addr", lambda m, i, a, b: m.addr(i, a, b, beta=-1), [randn(3, 4, seed=3), randn(3), randn(4, seed=4)]),

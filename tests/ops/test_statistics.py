@@ -5,9 +5,9 @@ the smaller Tensor methods vs torch."""
 import numpy as np
 import pytest
 import torch
-from parity import check, gradcheck, rand_pos, randn
 
 import neural_arch as na
+from parity import check, gradcheck, rand_pos, randn
 
 X = randn(3, 5, seed=1)
 WITH_NAN = X.copy()
@@ -58,7 +58,8 @@ def test_parity(name, fn, ins):
 def test_counting_and_integer_ops():
     ints = np.array([1, 3, 3, 0, 7], dtype=np.int64)
     check(lambda x: na.bincount(x), [ints], torch_fn=torch.bincount, grad=False)
-    check(lambda x: na.bincount(x, minlength=10), [ints], torch_fn=lambda x: torch.bincount(x, minlength=10), grad=False)
+    check(lambda x: na.bincount(x, minlength=10), [ints], torch_fn=lambda x: torch.bincount(x, minlength=10),
+          grad=False)
     w = np.array([0.5, 1.0, 2.0, 1.0, 3.0])
     check(lambda x, y: na.bincount(x, y), [ints, w], torch_fn=torch.bincount, grad=False)
     check(lambda x: na.histogram(x, 4), [X], torch_fn=lambda x: torch.histogram(x, 4), grad=False)

@@ -12,8 +12,8 @@ from neural_arch import ops
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import get_generator
 from neural_arch.distributions.distribution import Distribution, broadcast_all, logits_to_probs, probs_to_logits
-from neural_arch.ops.loss import binary_cross_entropy_with_logits as bce_logits
 from neural_arch.errors import ShapeError
+from neural_arch.ops.loss import binary_cross_entropy_with_logits as bce_logits
 
 
 def _one_of(probs, logits, name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from neural_arch import ops
 from neural_arch.distributions.distribution import Distribution, broadcast_all
+from neural_arch.ops.pointwise import _special
 
 
 class Gamma(Distribution):
@@ -45,8 +46,6 @@ class Gamma(Distribution):
         return a - ops.log(self.rate) + ops.lgamma(a) + (1.0 - a) * ops.digamma(a)
 
     def cdf(self, value):
-        from neural_arch.ops.pointwise import _special
-
         x = (self.rate * self._value(value)).detach().numpy()
         return ops.tensor(_special().gammainc(self.concentration.detach().numpy(), x), dtype=self.rate.dtype)
 

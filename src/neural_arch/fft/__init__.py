@@ -14,8 +14,8 @@ import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
-from neural_arch.ops.complex import conj as _conj
 from neural_arch.ops import fft as _fft
+from neural_arch.ops.complex import conj as _conj
 from neural_arch.ops.shape import roll
 
 __all__ = [

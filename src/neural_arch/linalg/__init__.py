@@ -17,6 +17,8 @@ import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.ops.decomposition import cholesky, det, eigh, inv, qr, slogdet, solve, svd
+from neural_arch.ops.elementwise import pow as _pow
+from neural_arch.ops.layout import movedim
 from neural_arch.ops.linalg import matmul
 from neural_arch.ops.matrix_functions import (
     cond,
@@ -36,6 +38,7 @@ from neural_arch.ops.matrix_functions import (
 )
 from neural_arch.ops.products import cross as _cross
 from neural_arch.ops.products import diagonal as _diagonal
+from neural_arch.ops.shape import stack
 
 __all__ = [
     "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "inv_ex", "lstsq",
@@ -76,9 +79,6 @@ def solve_ex(A, B, *, left: bool = True, check_errors: bool = False):  # noqa: N
 
 def vander(x, *, N=None):  # noqa: N803
     """Columns x^0, x^1, ..., x^(N-1) (torch.linalg.vander: increasing powers, batched over leading dims)."""
-    from neural_arch.ops.elementwise import pow as _pow
-    from neural_arch.ops.shape import stack
-
     n = x.shape[-1] if N is None else N
     return stack([_pow(x, k) if k else x * 0 + 1 for k in range(n)], -1)
 
@@ -92,8 +92,6 @@ def tensorinv(A, ind: int = 2):  # noqa: N803
 
 def tensorsolve(A, B, dims=None):  # noqa: N803
     """X with tensordot(A, X, X.ndim) = B."""
-    from neural_arch.ops.layout import movedim
-
     if dims is not None:
         A = movedim(A, tuple(dims), tuple(range(A.ndim - len(dims), A.ndim)))
     x_shape = A.shape[B.ndim:]

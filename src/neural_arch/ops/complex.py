@@ -17,6 +17,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops._operands import binary_operands
+from neural_arch.ops.index import getitem
 
 __all__ = ["angle", "complex", "conj", "conj_physical", "imag", "is_complex", "polar", "real", "view_as_complex",
            "view_as_real"]
@@ -175,8 +176,6 @@ def view_as_complex(x: Tensor) -> Tensor:
         raise ShapeError(f"view_as_complex: the last dim must have size 2, got {shape_str(x.shape)}")
     if x.data.dtype not in (np.float32, np.float64):
         raise DTypeError(f"view_as_complex: expects float32 or float64, got {x.dtype}")
-    from neural_arch.ops.index import getitem
-
     return Complex.apply(getitem(x, (..., 0)), getitem(x, (..., 1)))
 
 

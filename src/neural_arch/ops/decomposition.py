@@ -22,7 +22,7 @@ from neural_arch.backend import gemm
 from neural_arch.errors import DTypeError, GradientError, NumericalError, ShapeError, shape_str
 from neural_arch.ops.index import getitem
 from neural_arch.ops.reduce import _prod_others
-from neural_arch.ops.shape import reshape
+from neural_arch.ops.shape import reshape, transpose
 
 __all__ = ["cholesky", "det", "eigh", "inv", "qr", "slogdet", "solve", "svd"]
 
@@ -51,7 +51,8 @@ def _floating(x: Tensor, op: str) -> None:
     if x.data.ndim < 2:
         raise ShapeError(f"{op}: expects a matrix or a batch of them (..., m, n), got {shape_str(x.shape)}")
     if x.data.dtype.kind != "f" or x.data.dtype.itemsize < 4:
-        raise DTypeError(f"{op}: supports float32 and float64 inputs, got {x.dtype}; convert with .double() or .float()")
+        raise DTypeError(f"{op}: supports float32 and float64 inputs, got {x.dtype}; convert with .double() "
+                         "or .float()")
 
 
 def _unpack(packed: Tensor, shapes) -> list[Tensor]:
@@ -189,8 +190,6 @@ def _solve_broadcast(a, b):
 
 def solve(a: Tensor, b: Tensor, *, left: bool = True) -> Tensor:
     """X with A X = B (``left=False``: X A = B). B may be a vector (or a batch of vectors)."""
-    from neural_arch.ops.shape import transpose
-
     _square(a, "solve")
     if not left:
         return transpose(solve(transpose(a, -1, -2), transpose(b, -1, -2)), -1, -2)
@@ -234,8 +233,6 @@ class Cholesky(Function):
 
 def cholesky(a: Tensor, *, upper: bool = False) -> Tensor:
     """The Cholesky factor of a symmetric positive-definite matrix (lower; ``upper=True``: L^T)."""
-    from neural_arch.ops.shape import transpose
-
     _square(a, "cholesky")
     low = Cholesky.apply(a)
     return transpose(low, -1, -2) if upper else low

@@ -17,6 +17,8 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops.complex import complex as make_complex
+from neural_arch.ops.elementwise import mul
 
 DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
 
@@ -149,9 +151,6 @@ def c2r(x: Tensor, s, dim, norm, op: str, default_all: bool) -> Tensor:
     """Output sizes: ``s``, else the input's along every axis but the last, 2 (m - 1) along the last."""
     x = _as_input(x, op)
     if x.data.dtype.kind != "c":
-        from neural_arch.ops.complex import complex as make_complex
-        from neural_arch.ops.elementwise import mul
-
         x = make_complex(x, mul(x, 0))
     axes, sizes = _axes_sizes(x, s, dim, op, default_all)
     if s is None:

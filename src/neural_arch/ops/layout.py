@@ -200,7 +200,8 @@ def combinations(x: Tensor, r: int = 2, with_replacement: bool = False) -> Tenso
 
 
 def _triangle_indices(row: int, col: int, offset: int, upper: bool, dtype):
-    r, c = np.nonzero(np.triu(np.ones((row, col), bool), offset) if upper else np.tril(np.ones((row, col), bool), offset))
+    full = np.ones((row, col), bool)
+    r, c = np.nonzero(np.triu(full, offset) if upper else np.tril(full, offset))
     return Tensor._wrap(np.stack([r, c]).astype(resolve_dtype(dtype) if dtype is not None else np.int64))
 
 

@@ -19,7 +19,7 @@ from neural_arch.ops import decomposition as dec
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
 from neural_arch.ops.linalg import matmul
-from neural_arch.ops.shape import transpose, tril, triu, unsqueeze
+from neural_arch.ops.shape import permute, transpose, tril, triu, unsqueeze
 
 __all__ = [
     "cholesky_inverse", "cholesky_solve", "frobenius_norm", "inverse", "logdet", "matrix_exp", "matrix_power",
@@ -181,7 +181,8 @@ def solve_triangular(a: Tensor, b: Tensor, *, upper: bool, left: bool = True, un
     tri = triu(a) if upper else tril(a)
     if unitriangular:
         n = a.data.shape[-1]
-        tri = ew.add(ew.mul(tri, Tensor._wrap(1 - np.eye(n, dtype=a.data.dtype))), Tensor._wrap(np.eye(n, dtype=a.data.dtype)))
+        eye = np.eye(n, dtype=a.data.dtype)
+        tri = ew.add(ew.mul(tri, Tensor._wrap(1 - eye)), Tensor._wrap(eye))
     return dec.solve(tri, b, left=left)
 
 
@@ -254,8 +255,6 @@ def matrix_norm(a: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
 
 
 def _move_last(a: Tensor, d0: int, d1: int) -> Tensor:
-    from neural_arch.ops.shape import permute
-
     rest = [i for i in range(a.data.ndim) if i not in (d0, d1)]
     return permute(a, *rest, d0, d1)
 

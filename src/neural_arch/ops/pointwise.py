@@ -18,6 +18,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.errors import DTypeError
 from neural_arch.ops import elementwise as ew
+from neural_arch.ops import reduce
 from neural_arch.ops._operands import as_tensor, binary_operands
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 
 def _special():
     try:
-        import scipy.special
+        import scipy.special  # noqa: PLC0415 - optional (the special extra), imported when first used
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("erf, erfinv, lgamma, digamma and polygamma need SciPy: pip install 'neural-arch[special]'"
                           ) from None
@@ -115,8 +116,9 @@ def _unary(name):
 
 tan, asin, acos, atan = _unary("tan"), _unary("asin"), _unary("acos"), _unary("atan")
 sinh, cosh, asinh, acosh, atanh = _unary("sinh"), _unary("cosh"), _unary("asinh"), _unary("acosh"), _unary("atanh")
-log2, log10, exp2, reciprocal, sinc = _unary("log2"), _unary("log10"), _unary("exp2"), _unary("reciprocal"), _unary("sinc")
-erf, erfc, erfinv, lgamma, digamma = _unary("erf"), _unary("erfc"), _unary("erfinv"), _unary("lgamma"), _unary("digamma")
+log2, log10, exp2, sinc = _unary("log2"), _unary("log10"), _unary("exp2"), _unary("sinc")
+reciprocal, erf, erfc, erfinv = _unary("reciprocal"), _unary("erf"), _unary("erfc"), _unary("erfinv")
+lgamma, digamma = _unary("lgamma"), _unary("digamma")
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
 
 
@@ -223,7 +225,8 @@ def hypot(x, y) -> Tensor:
 
 
 class LogAddExp(Function):
-    """z = log(e^x + e^y) (``base2``: log2(2^x + 2^y))    dz/dx = sigmoid(x - y) = 1 / (1 + b^(y - x)),  dz/dy = 1 - dz/dx"""
+    """z = log(e^x + e^y) (``base2``: log2(2^x + 2^y))
+    dz/dx = sigmoid(x - y) = 1 / (1 + b^(y - x)),  dz/dy = 1 - dz/dx"""
 
     @staticmethod
     def forward(ctx, x, y, base2):
@@ -381,7 +384,8 @@ def positive(x) -> Tensor:
 
 
 # torch's alternative spellings
-absolute, negative, multiply, divide, true_divide, subtract, fix = ew.abs, ew.neg, ew.mul, ew.div, ew.div, ew.sub, ew.trunc
+absolute, negative, multiply, subtract, fix = ew.abs, ew.neg, ew.mul, ew.sub, ew.trunc
+divide = true_divide = ew.div
 
 
 def addcmul(x, tensor1, tensor2, *, value=1) -> Tensor:
@@ -451,8 +455,6 @@ def mvlgamma(x, p: int) -> Tensor:
 
 def renorm(x, p, dim: int, maxnorm) -> Tensor:
     """Each slice along ``dim`` whose p-norm exceeds ``maxnorm`` scaled down to norm ``maxnorm``."""
-    from neural_arch.ops import reduce
-
     others = tuple(i for i in range(x.data.ndim) if i != dim % x.data.ndim)
     norms = reduce.norm(x, p, others, keepdim=True)
     scale = ew.where(ew.gt(norms, maxnorm), ew.div(maxnorm, ew.add(norms, 1e-7)), 1.0)

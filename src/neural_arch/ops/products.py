@@ -18,8 +18,10 @@ from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops._operands import as_tensor
+from neural_arch.ops.index import getitem
 from neural_arch.ops.linalg import einsum, matmul, outer
-from neural_arch.ops.shape import _promote_all, broadcast_to, cat, reshape, stack, unsqueeze
+from neural_arch.ops.matrix_functions import multi_dot
+from neural_arch.ops.shape import _promote_all, broadcast_to, cat, pad, reshape, stack, unsqueeze
 
 __all__ = [
     "addbmm", "addmm", "addmv", "addr", "baddbmm", "block_diag", "cdist", "chain_matmul", "cross", "diag",
@@ -217,8 +219,6 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
 
 def chain_matmul(*matrices) -> Tensor:
     """The product of the matrices, left to right."""
-    from neural_arch.ops.matrix_functions import multi_dot
-
     return multi_dot(list(matrices))
 
 
@@ -233,8 +233,6 @@ def cross(a: Tensor, b: Tensor, dim=None) -> Tensor:
     (axis,) = normalize_dims(dim, len(shape), "cross")
     if shape[axis] != 3:
         raise ShapeError(f"cross: dim {axis} must have size 3, got {shape_str(shape)}")
-    from neural_arch.ops.index import getitem
-
     a, b = broadcast_to(a, shape), broadcast_to(b, shape)
     a0, a1, a2 = (getitem(a, (slice(None),) * axis + (i,)) for i in range(3))
     b0, b1, b2 = (getitem(b, (slice(None),) * axis + (i,)) for i in range(3))
@@ -262,8 +260,6 @@ def block_diag(*tensors) -> Tensor:
             for t in _promote_all([as_tensor(t) for t in tensors])]
     if any(m.data.ndim != 2 for m in mats):
         raise ShapeError("block_diag: inputs must have at most 2 dims")
-    from neural_arch.ops.shape import pad
-
     cols = sum(m.data.shape[1] for m in mats)
     rows, left = [], 0
     for m in mats:

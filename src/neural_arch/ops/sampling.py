@@ -18,6 +18,7 @@ from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import creation
+from neural_arch.ops.pointwise import _special
 
 __all__ = ["bernoulli", "multinomial", "normal", "poisson", "standard_gamma"]
 
@@ -145,8 +146,6 @@ class StandardGamma(Function):
 
 def standard_gamma_grad(x, alpha):
     """d x / d alpha for x ~ Gamma(alpha, 1) at fixed CDF value (see ``StandardGamma``)."""
-    from neural_arch.ops.pointwise import _special
-
     sp = _special()
     h = 1e-5 * np.maximum(alpha, 1.0)
     dcdf = (sp.gammainc(alpha + h, x) - sp.gammainc(alpha - h, x)) / (2 * h)

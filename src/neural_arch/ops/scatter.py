@@ -14,9 +14,10 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError, shape_str
+from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.index import Gather, _check_index, _full_index, getitem, scatter_add
-from neural_arch.ops.shape import reshape
+from neural_arch.ops.shape import expand, reshape
 
 __all__ = [
     "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "scatter",
@@ -185,8 +186,6 @@ def _index_along(x: Tensor, dim: int, index, source_shape, op):
 
 def index_add(x: Tensor, dim: int, index, source: Tensor, *, alpha=1) -> Tensor:
     """x with alpha * source added at ``index`` along ``dim`` (repeated indices accumulate)."""
-    from neural_arch.ops import elementwise as ew
-
     axis, full = _index_along(x, dim, index, source.data.shape, "index_add")
     return scatter_add(x, axis, full, ew.mul(source, alpha) if alpha != 1 else source)
 
@@ -234,8 +233,6 @@ def take_along_dim(x: Tensor, indices, dim=None) -> Tensor:
                                      tuple(s if i != axis else 1 for i, s in enumerate(idx.shape))))
     xs, ishape = list(shape), list(shape)
     xs[axis], ishape[axis] = x.data.shape[axis], idx.shape[axis]
-    from neural_arch.ops.shape import expand
-
     xb = expand(x, tuple(xs)) if tuple(xs) != x.data.shape else x
     ib = np.ascontiguousarray(np.broadcast_to(idx, ishape)) % max(x.data.shape[axis], 1)
     return Gather.apply(xb, index=ib, axis=axis)
@@ -247,8 +244,6 @@ def masked_select(x: Tensor, mask) -> Tensor:
     if m.dtype != np.bool_:
         raise DTypeError(f"masked_select: mask must be bool, got {m.dtype}")
     shape = np.broadcast_shapes(m.shape, x.data.shape)
-    from neural_arch.ops.shape import expand
-
     xb = expand(x, shape) if shape != x.data.shape else x
     return getitem(xb, np.broadcast_to(m, shape))
 

@@ -17,9 +17,10 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.errors import DTypeError, IndexingError, ShapeError, shape_str
+from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.index import Gather
-from neural_arch.ops.shape import reshape
+from neural_arch.ops.shape import reshape, stack
 
 __all__ = [
     "argsort", "bucketize", "cummax", "cummin", "histc", "kthvalue", "median", "mode", "msort", "nanmedian",
@@ -207,15 +208,14 @@ def cummin(x: Tensor, dim: int):
 
 # -- quantiles ---------------------------------------------------------------------------------------
 def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: bool, op: str) -> Tensor:
-    from neural_arch.ops import elementwise as ew  # (elementwise ops only for the interpolation)
-
     if x.data.dtype.kind != "f":
         raise DTypeError(f"{op}: needs a floating-point input, got {x.dtype}")
     qs = np.asarray(q.data if isinstance(q, Tensor) else q, dtype=np.float64)
     if qs.ndim > 1 or (qs.size and (qs.min() < 0 or qs.max() > 1)):
         raise ValueError(f"{op}: q must be a scalar or 1-d with values in [0, 1], got {qs.tolist()}")
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
-        raise ValueError(f"{op}: interpolation must be linear, lower, higher, midpoint or nearest, got {interpolation!r}")
+        raise ValueError(f"{op}: interpolation must be linear, lower, higher, midpoint or nearest, "
+                         f"got {interpolation!r}")
     if dim is None:
         src, axis = reshape(x, (-1,)), 0
     else:
@@ -254,8 +254,6 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
         outs.append(out)
     if qs.ndim == 0:
         return outs[0]
-    from neural_arch.ops.shape import stack
-
     return stack(outs, 0)
 
 

@@ -13,11 +13,25 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
-from neural_arch.ops import elementwise as ew
-from neural_arch.ops import activation, index, linalg, reduce, shape
+from neural_arch.ops import (
+    activation,
+    cumulative,
+    decomposition,
+    index,
+    layout,
+    linalg,
+    matrix_functions,
+    pointwise,
+    products,
+    reduce,
+    sampling,
+    scatter,
+    shape,
+    sorting,
+    statistics,
+)
 from neural_arch.ops import complex as cx
-from neural_arch.ops import statistics
-from neural_arch.ops import cumulative, decomposition, layout, matrix_functions, pointwise, products, sampling, scatter, sorting
+from neural_arch.ops import elementwise as ew
 
 
 def _reflected(fn):
