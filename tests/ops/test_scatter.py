@@ -84,3 +84,24 @@ def test_errors():
     x = na.zeros(3)
     x.scatter_(0, na.tensor([2]), na.ones(1))
     assert x.tolist() == [0.0, 0.0, 1.0]
+
+
+PUT_CASES = [
+    ("index_put", lambda m, x, v: m.index_put(x, (torch_or_na(m, np.array([0, 2])), torch_or_na(m, np.array([1, 3]))),
+                                              v[0, :2]), [X, SRC]),
+    ("index_put_accumulate", lambda m, x, v: x.index_put((torch_or_na(m, np.array([0, 0, 2])),),
+                                                         v[:1].expand(3, 4), accumulate=True), [X, SRC]),
+    ("index_put_rows_broadcast", lambda m, x, v: x.index_put((torch_or_na(m, np.array([1])),), v[0]), [X, SRC]),
+    ("put", lambda m, x, v: x.put(torch_or_na(m, np.array([0, 5, 11])), v[0, :3]), [X, SRC]),
+    ("put_accumulate", lambda m, x, v: m.put(x, torch_or_na(m, np.array([1, 1, 4])), v[1, :3], accumulate=True),
+     [X, SRC]),
+    ("select_scatter", lambda m, x, v: m.select_scatter(x, v[0], 0, 1), [X, SRC]),
+    ("slice_scatter", lambda m, x, v: m.slice_scatter(x, v, 1, 1, 4, 2), [X, randn(3, 2, seed=5)]),
+    ("slice_scatter_dim0", lambda m, x, v: x.slice_scatter(v, 0, 1), [X, SRC]),
+]
+
+
+@pytest.mark.parametrize("name,fn,ins", PUT_CASES, ids=[c[0] for c in PUT_CASES])
+def test_put_family(name, fn, ins):
+    check(lambda *xs: fn(na, *xs), ins, torch_fn=lambda *xs: fn(torch, *xs))
+    gradcheck(lambda *xs: fn(na, *xs), ins)

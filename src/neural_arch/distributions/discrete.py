@@ -39,26 +39,32 @@ class Bernoulli(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return self.probs
 
     @property
     def variance(self):
+        """The variance."""
         return self.probs * (1 - self.probs)
 
     def sample(self, sample_shape=(), generator=None):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         shape = self._extended_shape(sample_shape)
         p = np.broadcast_to(self.probs.data, shape)
         return Tensor._wrap((get_generator(generator).random(shape) < p).astype(self.probs.dtype))
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = self._value(value)
         logits, v = ops.broadcast_tensors(self.logits, v)
         return -bce_logits(logits, v, reduction="none")
 
     def entropy(self):
+        """The entropy, per batch element."""
         return bce_logits(self.logits, self.probs, reduction="none")
 
     def enumerate_support(self, expand: bool = True):
+        """Every value of the support, along a new leading dim."""
         values = Tensor(np.array([0.0, 1.0], dtype=self.probs.dtype).reshape((2,) + (1,) * len(self.batch_shape)))
         return ops.expand(values, (2,) + self.batch_shape) if expand else values
 
@@ -90,21 +96,26 @@ class Categorical(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of ``probs``/``logits``."""
         return self.probs.shape
 
     @property
     def mean(self):
+        """The mean."""
         return Tensor._wrap(np.full(self.batch_shape, np.nan, dtype=self.probs.dtype))
 
     @property
     def variance(self):
+        """The variance."""
         return Tensor._wrap(np.full(self.batch_shape, np.nan, dtype=self.probs.dtype))
 
     @property
     def mode(self):
+        """The most likely value."""
         return ops.argmax(self.probs, -1)
 
     def sample(self, sample_shape=(), generator=None):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         if isinstance(sample_shape, int):
             sample_shape = (sample_shape,)
         n = int(np.prod(sample_shape)) if sample_shape else 1
@@ -114,6 +125,7 @@ class Categorical(Distribution):
         return Tensor._wrap(np.ascontiguousarray(out))
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = value if isinstance(value, Tensor) else Tensor(np.asarray(value, dtype=np.int64))
         v = v.to("int64")
         shape = np.broadcast_shapes(v.shape, self.batch_shape)
@@ -122,10 +134,12 @@ class Categorical(Distribution):
         return ops.squeeze(ops.gather(logits, -1, np.ascontiguousarray(idx)), -1)
 
     def entropy(self):
+        """The entropy, per batch element."""
         lo = float(np.finfo(self.logits.dtype).min)
         return -ops.sum(ops.clamp(self.logits, min=lo) * self.probs, -1)
 
     def enumerate_support(self, expand: bool = True):
+        """Every value of the support, along a new leading dim."""
         values = Tensor._wrap(np.arange(self._num_events).reshape((-1,) + (1,) * len(self.batch_shape)))
         return ops.expand(values, (self._num_events,) + self.batch_shape) if expand else values
 
@@ -147,22 +161,27 @@ class OneHotCategorical(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return self.probs
 
     @property
     def variance(self):
+        """The variance."""
         return self.probs * (1 - self.probs)
 
     def sample(self, sample_shape=(), generator=None):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         idx = self._categorical.sample(sample_shape, generator).data
         k = self.event_shape[0]
         return Tensor._wrap((np.arange(k) == idx[..., None]).astype(self.probs.dtype))
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = self._value(value)
         return self._categorical.log_prob(ops.argmax(v, -1))
 
     def entropy(self):
+        """The entropy, per batch element."""
         return self._categorical.entropy()
 
 
@@ -178,18 +197,22 @@ class Poisson(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return self.rate
 
     @property
     def variance(self):
+        """The variance."""
         return self.rate
 
     def sample(self, sample_shape=(), generator=None):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         shape = self._extended_shape(sample_shape)
         lam = np.broadcast_to(self.rate.data, shape)
         return Tensor._wrap(get_generator(generator).poisson(lam).astype(self.rate.dtype))
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = self._value(value)
         return ops.xlogy(v, self.rate) - self.rate - ops.lgamma(v + 1)
 
@@ -212,20 +235,25 @@ class Geometric(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return 1 / self.probs - 1
 
     @property
     def variance(self):
+        """The variance."""
         return (1 / self.probs - 1) / self.probs
 
     def sample(self, sample_shape=(), generator=None):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         shape = self._extended_shape(sample_shape)
         p = np.broadcast_to(self.probs.data, shape)
         return Tensor._wrap((get_generator(generator).geometric(p) - 1).astype(self.probs.dtype))
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = self._value(value)
         return v * ops.log1p(-self.probs) + ops.log(self.probs)
 
     def entropy(self):
+        """The entropy, per batch element."""
         return bce_logits(self.logits, self.probs, reduction="none") / self.probs

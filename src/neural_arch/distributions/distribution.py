@@ -38,6 +38,7 @@ def draw(shape, dtype, kind: str, generator=None) -> Tensor:
 
 
 def logits_to_probs(logits: Tensor, is_binary: bool = False) -> Tensor:
+    """sigmoid(logits) (binary) or softmax over the last dim."""
     return ops.sigmoid(logits) if is_binary else softmax(logits, -1)
 
 
@@ -86,33 +87,42 @@ class Distribution:
         raise NotImplementedError(f"{type(self).__name__} has no reparameterised sample (rsample); use sample()")
 
     def sample_n(self, n: int) -> Tensor:
+        """``n`` draws (``sample((n,))``)."""
         return self.sample((n,))
 
     def log_prob(self, value) -> Tensor:  # pragma: no cover - abstract
+        """log p(value), one value per batch element."""
         raise NotImplementedError(f"{type(self).__name__}.log_prob is not implemented")
 
     def entropy(self) -> Tensor:  # pragma: no cover - abstract
+        """The entropy, per batch element."""
         raise NotImplementedError(f"{type(self).__name__}.entropy is not implemented")
 
     def cdf(self, value) -> Tensor:
+        """P(X <= value)."""
         raise NotImplementedError(f"{type(self).__name__}.cdf is not implemented")
 
     def icdf(self, value) -> Tensor:
+        """The value whose cdf is ``value`` (the inverse of ``cdf``)."""
         raise NotImplementedError(f"{type(self).__name__}.icdf is not implemented")
 
     @property
     def mean(self) -> Tensor:  # pragma: no cover - abstract
+        """The mean."""
         raise NotImplementedError(f"{type(self).__name__}.mean is not implemented")
 
     @property
     def variance(self) -> Tensor:  # pragma: no cover - abstract
+        """The variance."""
         raise NotImplementedError(f"{type(self).__name__}.variance is not implemented")
 
     @property
     def stddev(self) -> Tensor:
+        """The standard deviation."""
         return ops.sqrt(self.variance)
 
     def perplexity(self) -> Tensor:
+        """exp(entropy)."""
         return ops.exp(self.entropy())
 
     def _value(self, value) -> Tensor:

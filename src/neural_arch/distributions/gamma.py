@@ -22,30 +22,37 @@ class Gamma(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return self.concentration / self.rate
 
     @property
     def mode(self):
+        """The most likely value."""
         return ops.clamp((self.concentration - 1) / self.rate, min=0)
 
     @property
     def variance(self):
+        """The variance."""
         return self.concentration / self.rate ** 2
 
     def rsample(self, sample_shape=(), generator=None):
+        """A reparameterised draw of shape ``sample_shape + batch_shape + event_shape``."""
         alpha = ops.expand(self.concentration, self._extended_shape(sample_shape))
         return ops.standard_gamma(alpha, generator) / self.rate
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = self._value(value)
         a, b = self.concentration, self.rate
         return ops.xlogy(a, b) + ops.xlogy(a - 1, v) - b * v - ops.lgamma(a)
 
     def entropy(self):
+        """The entropy, per batch element."""
         a = self.concentration
         return a - ops.log(self.rate) + ops.lgamma(a) + (1.0 - a) * ops.digamma(a)
 
     def cdf(self, value):
+        """P(X <= value)."""
         x = (self.rate * self._value(value)).detach().numpy()
         return ops.tensor(_special().gammainc(self.concentration.detach().numpy(), x), dtype=self.rate.dtype)
 
@@ -59,6 +66,7 @@ class Chi2(Gamma):
 
     @property
     def df(self):
+        """The degrees of freedom."""
         return self.concentration * 2
 
 
@@ -76,10 +84,12 @@ class Beta(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return self.concentration1 / (self.concentration1 + self.concentration0)
 
     @property
     def variance(self):
+        """The variance."""
         a, b = self.concentration1, self.concentration0
         total = a + b
         return a * b / (total ** 2 * (total + 1))
@@ -96,11 +106,13 @@ class Beta(Distribution):
         return ops.lgamma(a) + ops.lgamma(b) - ops.lgamma(a + b)
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         v = self._value(value)
         a, b = self.concentration1, self.concentration0
         return ops.xlogy(a - 1, v) + ops.xlogy(b - 1, 1 - v) - self._log_beta()
 
     def entropy(self):
+        """The entropy, per batch element."""
         a, b = self.concentration1, self.concentration0
         return (self._log_beta() - (a - 1) * ops.digamma(a) - (b - 1) * ops.digamma(b)
                 + (a + b - 2) * ops.digamma(a + b))

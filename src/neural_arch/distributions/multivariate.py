@@ -48,30 +48,37 @@ class MultivariateNormal(Distribution):
 
     @property
     def scale_tril(self):
+        """The lower Cholesky factor L of the covariance."""
         return ops.expand(self._unbroadcasted_scale_tril, self.batch_shape + self.event_shape * 2)
 
     @property
     def covariance_matrix(self):
+        """The covariance matrix L L^T."""
         low = self._unbroadcasted_scale_tril
         return ops.expand(low @ low.mT, self.batch_shape + self.event_shape * 2)
 
     @property
     def precision_matrix(self):
+        """The inverse of the covariance matrix."""
         return dec.inv(self.covariance_matrix)
 
     @property
     def mean(self):
+        """The mean."""
         return self.loc
 
     @property
     def mode(self):
+        """The most likely value."""
         return self.loc
 
     @property
     def variance(self):
+        """The variance."""
         return ops.expand(ops.sum(self._unbroadcasted_scale_tril ** 2, -1), self.batch_shape + self.event_shape)
 
     def rsample(self, sample_shape=(), generator=None):
+        """A reparameterised draw of shape ``sample_shape + batch_shape + event_shape``."""
         eps = draw(self._extended_shape(sample_shape), self.loc.dtype, "normal", generator)
         return self.loc + ops.squeeze(self._unbroadcasted_scale_tril @ ops.unsqueeze(eps, -1), -1)
 
@@ -79,12 +86,14 @@ class MultivariateNormal(Distribution):
         return ops.sum(ops.log(ops.diagonal(self._unbroadcasted_scale_tril, 0, -2, -1)), -1)
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         diff = self._value(value) - self.loc
         m = _mahalanobis(self._unbroadcasted_scale_tril, diff)
         k = self.event_shape[0]
         return -0.5 * (k * math.log(2 * math.pi) + m) - self._half_log_det()
 
     def entropy(self):
+        """The entropy, per batch element."""
         k = self.event_shape[0]
         h = 0.5 * k * (1.0 + math.log(2 * math.pi)) + self._half_log_det()
         return ops.expand(h, self.batch_shape) if len(self.batch_shape) else h
@@ -117,6 +126,7 @@ class Independent(Distribution):
 
     @property
     def has_rsample(self):
+        """Whether the base distribution has ``rsample``."""
         return self.base_dist.has_rsample
 
     def _dtype(self):
@@ -124,16 +134,20 @@ class Independent(Distribution):
 
     @property
     def mean(self):
+        """The mean."""
         return self.base_dist.mean
 
     @property
     def variance(self):
+        """The variance."""
         return self.base_dist.variance
 
     def sample(self, sample_shape=(), generator=None):
+        """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         return self.base_dist.sample(sample_shape, generator)
 
     def rsample(self, sample_shape=(), generator=None):
+        """A reparameterised draw of shape ``sample_shape + batch_shape + event_shape``."""
         return self.base_dist.rsample(sample_shape, generator)
 
     def _sum_right(self, t):
@@ -141,7 +155,9 @@ class Independent(Distribution):
         return ops.sum(t, tuple(range(-n, 0))) if n else t
 
     def log_prob(self, value):
+        """log p(value), one value per batch element."""
         return self._sum_right(self.base_dist.log_prob(value))
 
     def entropy(self):
+        """The entropy, per batch element."""
         return self._sum_right(self.base_dist.entropy())

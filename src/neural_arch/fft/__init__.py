@@ -39,10 +39,12 @@ def ifft(input, n=None, dim: int = -1, norm=None) -> Tensor:  # noqa: A002
 
 
 def fft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:  # noqa: A002
+    """The 2-d transform over ``dim`` (the last two dims by default)."""
     return _fft.c2c(input, s, dim, norm, False, "fft2", False)
 
 
 def ifft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:  # noqa: A002
+    """The 2-d inverse transform."""
     return _fft.c2c(input, s, dim, norm, True, "ifft2", False)
 
 
@@ -52,6 +54,7 @@ def fftn(input, s=None, dim=None, norm=None) -> Tensor:  # noqa: A002
 
 
 def ifftn(input, s=None, dim=None, norm=None) -> Tensor:  # noqa: A002
+    """The n-d inverse transform."""
     return _fft.c2c(input, s, dim, norm, True, "ifftn", True)
 
 
@@ -66,18 +69,22 @@ def irfft(input, n=None, dim: int = -1, norm=None) -> Tensor:  # noqa: A002
 
 
 def rfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:  # noqa: A002
+    """The 2-d transform of a real input (half the last dim)."""
     return _fft.r2c(input, s, dim, norm, "rfft2", False)
 
 
 def irfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:  # noqa: A002
+    """The inverse of ``rfft2``."""
     return _fft.c2r(input, s, dim, norm, "irfft2", False)
 
 
 def rfftn(input, s=None, dim=None, norm=None) -> Tensor:  # noqa: A002
+    """The n-d transform of a real input (half the last dim)."""
     return _fft.r2c(input, s, dim, norm, "rfftn", True)
 
 
 def irfftn(input, s=None, dim=None, norm=None) -> Tensor:  # noqa: A002
+    """The inverse of ``rfftn``."""
     return _fft.c2r(input, s, dim, norm, "irfftn", True)
 
 
@@ -93,18 +100,22 @@ def ihfft(input, n=None, dim: int = -1, norm=None) -> Tensor:  # noqa: A002
 
 
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:  # noqa: A002
+    """The 2-d ``hfft``."""
     return hfftn(input, s, dim, norm)
 
 
 def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:  # noqa: A002
+    """The 2-d ``ihfft``."""
     return ihfftn(input, s, dim, norm)
 
 
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:  # noqa: A002
+    """The n-d ``hfft``."""
     return irfftn(_conj(input), s, dim, _fft.DUAL[_fft._check_norm(norm, "hfftn")])
 
 
 def ihfftn(input, s=None, dim=None, norm=None) -> Tensor:  # noqa: A002
+    """The n-d ``ihfft``."""
     return _conj(rfftn(input, s, dim, _fft.DUAL[_fft._check_norm(norm, "ihfftn")]))
 
 

@@ -135,6 +135,7 @@ class Polar(Function):
 
 
 def is_complex(x: Tensor) -> bool:
+    """Whether the tensor holds complex numbers."""
     return x.data.dtype.kind == "c"
 
 

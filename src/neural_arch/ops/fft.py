@@ -136,12 +136,14 @@ def _axes_sizes(x: Tensor, s, dim, op: str, default_all: bool):
 
 
 def c2c(x: Tensor, s, dim, norm, inverse: bool, op: str, default_all: bool) -> Tensor:
+    """A complex-to-complex transform (``neural_arch.fft``)."""
     x = _as_input(x, op)
     axes, sizes = _axes_sizes(x, s, dim, op, default_all)
     return FFTC2C.apply(x, sizes=sizes, axes=axes, norm=_check_norm(norm, op), inverse=inverse)
 
 
 def r2c(x: Tensor, s, dim, norm, op: str, default_all: bool) -> Tensor:
+    """A real-to-complex transform, the non-negative frequencies of the last axis."""
     x = _as_input(x, op, real_only=True)
     axes, sizes = _axes_sizes(x, s, dim, op, default_all)
     return FFTR2C.apply(x, sizes=sizes, axes=axes, norm=_check_norm(norm, op))

@@ -105,14 +105,17 @@ def _split_dim(x, sections, axis, op):
 
 
 def hsplit(x: Tensor, sections):
+    """Split along dim 1 (dim 0 for 1-d tensors)."""
     return _split_dim(x, sections, 1 if x.data.ndim > 1 else 0, "hsplit")
 
 
 def vsplit(x: Tensor, sections):
+    """Split along dim 0."""
     return _split_dim(x, sections, 0, "vsplit")
 
 
 def dsplit(x: Tensor, sections):
+    """Split along dim 2."""
     return _split_dim(x, sections, 2, "dsplit")
 
 
@@ -129,23 +132,28 @@ def _atleast(tensors, nd, where):
 
 
 def atleast_1d(*tensors):
+    """Tensors with fewer than 1 dim reshaped to 1 dim."""
     return _atleast(tensors, 1, lambda s: (1,))
 
 
 def atleast_2d(*tensors):
+    """Tensors with fewer than 2 dims given leading size-1 dims."""
     return _atleast(tensors, 2, lambda s: (1,) * (2 - len(s)) + s)
 
 
 def atleast_3d(*tensors):
+    """Tensors with fewer than 3 dims reshaped to 3 dims as numpy.atleast_3d."""
     return _atleast(tensors, 3, lambda s: {0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}[len(s)])
 
 
 def hstack(tensors) -> Tensor:
+    """Join along dim 1 (dim 0 for 1-d tensors)."""
     ts = [atleast_1d(t) for t in tensors]
     return cat(ts, 0 if ts[0].data.ndim == 1 else 1)
 
 
 def vstack(tensors) -> Tensor:
+    """Join as rows (1-d tensors become rows)."""
     return cat([atleast_2d(t) for t in tensors], 0)
 
 
@@ -153,10 +161,12 @@ row_stack = vstack
 
 
 def dstack(tensors) -> Tensor:
+    """Join along dim 2 (inputs made at least 3-d)."""
     return cat([atleast_3d(t) for t in tensors], 2)
 
 
 def column_stack(tensors) -> Tensor:
+    """Join as columns (1-d tensors become columns)."""
     return hstack([reshape(t, (-1, 1)) if t.data.ndim <= 1 else t for t in tensors])
 
 

@@ -306,10 +306,12 @@ def matrix_exp(a: Tensor) -> Tensor:
 
 
 def frobenius_norm(x: Tensor, dim=(-2, -1), keepdim: bool = False) -> Tensor:
+    """sqrt of the sum of squares over ``dim``."""
     return reduce.norm(x, 2, dim, keepdim)
 
 
 def nuclear_norm(x: Tensor, dim=(-2, -1), keepdim: bool = False) -> Tensor:
+    """The sum of the singular values."""
     return matrix_norm(x, "nuc", dim, keepdim)
 
 

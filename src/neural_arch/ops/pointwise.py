@@ -147,10 +147,12 @@ def logit(x, eps=None) -> Tensor:
 
 
 def deg2rad(x) -> Tensor:
+    """Degrees to radians."""
     return ew.mul(_floating(x), math.pi / 180)
 
 
 def rad2deg(x) -> Tensor:
+    """Radians to degrees."""
     return ew.mul(_floating(x), 180 / math.pi)
 
 
@@ -220,6 +222,7 @@ class Hypot(Function):
 
 
 def hypot(x, y) -> Tensor:
+    """sqrt(x^2 + y^2), elementwise."""
     x, y = binary_operands(x, y)
     return Hypot.apply(x, y)
 
@@ -245,11 +248,13 @@ class LogAddExp(Function):
 
 
 def logaddexp(x, y) -> Tensor:
+    """log(e^x + e^y) without overflow."""
     x, y = binary_operands(x, y)
     return LogAddExp.apply(_floating(x), _floating(y), base2=False)
 
 
 def logaddexp2(x, y) -> Tensor:
+    """log2(2^x + 2^y) without overflow."""
     x, y = binary_operands(x, y)
     return LogAddExp.apply(_floating(x), _floating(y), base2=True)
 
@@ -280,10 +285,12 @@ def nan_to_num(x, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:
 
 
 def clamp_min(x, min) -> Tensor:  # noqa: A002
+    """max(x, min) elementwise."""
     return ew.clamp(x, min=min)
 
 
 def clamp_max(x, max) -> Tensor:  # noqa: A002
+    """min(x, max) elementwise."""
     return ew.clamp(x, max=max)
 
 
@@ -298,6 +305,7 @@ def remainder(x, y) -> Tensor:
 
 
 def floor_divide(x, y) -> Tensor:
+    """x / y rounded down."""
     return ew.div(x, y, rounding_mode="floor")
 
 
@@ -352,18 +360,22 @@ def heaviside(x, values) -> Tensor:
 
 
 def signbit(x) -> Tensor:
+    """True where the sign bit is set (-0.0 included)."""
     return Tensor._wrap(np.signbit(x.data))
 
 
 def isposinf(x) -> Tensor:
+    """True where x is +inf."""
     return Tensor._wrap(np.isposinf(x.data) if x.data.dtype.kind == "f" else np.zeros(x.data.shape, bool))
 
 
 def isneginf(x) -> Tensor:
+    """True where x is -inf."""
     return Tensor._wrap(np.isneginf(x.data) if x.data.dtype.kind == "f" else np.zeros(x.data.shape, bool))
 
 
 def isreal(x) -> Tensor:
+    """True where the imaginary part is 0."""
     a = x.data
     return Tensor._wrap(np.isreal(a) if a.dtype.kind == "c" else np.ones(a.shape, bool))
 
@@ -380,6 +392,7 @@ def rsub(x, other, alpha=1) -> Tensor:
 
 
 def positive(x) -> Tensor:
+    """x itself."""
     return x
 
 

@@ -110,10 +110,12 @@ def geometric_(x: Tensor, p: float, *, generator=None) -> Tensor:
 
 
 def cauchy_(x: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
+    """Fill x with Cauchy draws."""
     return _fill(x, median + sigma * get_generator(generator).standard_cauchy(x.data.shape))
 
 
 def log_normal_(x: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
+    """Fill x with log-normal draws (mean/std of the log)."""
     return _fill(x, get_generator(generator).lognormal(mean, std, x.data.shape))
 
 

@@ -1,6 +1,6 @@
 """Scatter and selection ops beside index.py: scatter, scatter_reduce, index_add,
 index_copy, index_fill, masked_scatter, take, take_along_dim, masked_select,
-nonzero, argwhere.
+nonzero, argwhere, index_put, put, select_scatter, slice_scatter.
 
 A scatter that *replaces* (scatter, index_copy, index_fill) passes no gradient
 to the overwritten positions of the input; the source gets the gradient of the
@@ -20,8 +20,8 @@ from neural_arch.ops.index import Gather, _check_index, _full_index, getitem, sc
 from neural_arch.ops.shape import expand, reshape
 
 __all__ = [
-    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "scatter",
-    "scatter_reduce", "take", "take_along_dim",
+    "argwhere", "index_add", "index_copy", "index_fill", "index_put", "masked_scatter", "masked_select", "nonzero",
+    "put", "scatter", "scatter_reduce", "select_scatter", "slice_scatter", "take", "take_along_dim",
 ]
 
 
@@ -262,4 +262,69 @@ def nonzero(x: Tensor, *, as_tuple: bool = False):
 
 
 def argwhere(x: Tensor) -> Tensor:
+    """The indices of the non-zero elements, one row each (as ``nonzero``)."""
     return nonzero(x)
+
+
+class PutRegion(Function):
+    """y = x with y[idx] = src (``accumulate``: y[idx] += src, repeated positions adding up)
+    dL/dx = dL/dy, with zeros at idx unless accumulating;   dL/dsrc = dL/dy[idx]"""
+
+    @staticmethod
+    def forward(ctx, x, src, idx, accumulate):
+        out = x.copy()
+        if accumulate:
+            np.add.at(out, idx, src)
+        else:
+            out[idx] = src
+        ctx.idx, ctx.accumulate = idx, accumulate
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = grad
+            if not ctx.accumulate:
+                gx = grad.copy()
+                gx[ctx.idx] = 0
+        return gx, grad[ctx.idx]
+
+
+def _put(x: Tensor, idx, values, accumulate: bool, op: str) -> Tensor:
+    v = values if isinstance(values, Tensor) else Tensor(np.asarray(values, dtype=x.data.dtype))
+    if v.data.dtype != x.data.dtype:
+        v = v.to(x.dtype)
+    try:
+        target = np.broadcast_shapes(x.data[idx].shape, v.data.shape)
+    except (IndexError, ValueError) as exc:
+        raise ShapeError(f"{op}: values {shape_str(v.shape)} do not fit the indexed positions ({exc})") from None
+    if target != x.data[idx].shape:
+        raise ShapeError(f"{op}: values {shape_str(v.shape)} do not broadcast to the indexed shape "
+                         f"{shape_str(x.data[idx].shape)}")
+    return PutRegion.apply(x, expand(v, target) if v.data.shape != target else v, idx=idx, accumulate=accumulate)
+
+
+def index_put(x: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """x with x[indices] = values (``accumulate``: +=), ``indices`` a tuple of index tensors (None: a whole dim)."""
+    idx = tuple(slice(None) if i is None else (i.data if isinstance(i, Tensor) else np.asarray(i)) for i in indices)
+    return _put(x, idx, values, accumulate, "index_put")
+
+
+def put(x: Tensor, index, source, accumulate: bool = False) -> Tensor:
+    """x with its flattened elements at ``index`` replaced by (or, ``accumulate``, increased by) ``source``."""
+    idx = _check_index(index, "put", x.data.size).reshape(-1)
+    src = reshape(source, (-1,)) if isinstance(source, Tensor) else source
+    return reshape(_put(reshape(x, (-1,)), (idx,), src, accumulate, "put"), x.data.shape)
+
+
+def select_scatter(x: Tensor, src: Tensor, dim: int, index: int) -> Tensor:
+    """x with the slice ``index`` along ``dim`` replaced by ``src``."""
+    (axis,) = normalize_dims(dim, x.data.ndim, "select_scatter")
+    return _put(x, (slice(None),) * axis + (index,), src, False, "select_scatter")
+
+
+def slice_scatter(x: Tensor, src: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> Tensor:
+    """x with x[start:end:step] along ``dim`` replaced by ``src``."""
+    (axis,) = normalize_dims(dim, x.data.ndim, "slice_scatter")
+    return _put(x, (slice(None),) * axis + (slice(start, end, step),), src, False, "slice_scatter")

@@ -142,7 +142,8 @@ METHODS = {
     "scatter": scatter.scatter, "scatter_reduce": scatter.scatter_reduce, "index_add": scatter.index_add,
     "index_copy": scatter.index_copy, "index_fill": scatter.index_fill, "masked_scatter": scatter.masked_scatter,
     "masked_select": scatter.masked_select, "take": scatter.take, "take_along_dim": scatter.take_along_dim,
-    "nonzero": scatter.nonzero, "argwhere": scatter.argwhere,
+    "nonzero": scatter.nonzero, "argwhere": scatter.argwhere, "index_put": scatter.index_put, "put": scatter.put,
+    "select_scatter": scatter.select_scatter, "slice_scatter": scatter.slice_scatter,
     # sampling
     "bernoulli": sampling.bernoulli, "multinomial": sampling.multinomial, "uniform_": sampling.uniform_,
     "normal_": sampling.normal_, "bernoulli_": sampling.bernoulli_, "exponential_": sampling.exponential_,
@@ -222,7 +223,7 @@ INPLACE = [
     "clamp_min", "clip", "conj_physical", "copysign", "cos", "cosh", "cumprod", "cumsum", "deg2rad", "digamma",
     "div", "divide", "eq", "erf", "erfc", "erfinv", "exp", "exp2", "expm1", "fix", "float_power", "floor",
     "floor_divide", "fmod", "frac", "gcd", "ge", "greater", "greater_equal", "gt", "heaviside", "hypot", "i0",
-    "index_add", "index_copy", "index_fill", "lcm", "ldexp", "le", "lerp", "less", "less_equal", "lgamma", "log",
+    "index_add", "index_copy", "index_fill", "index_put", "put", "lcm", "ldexp", "le", "lerp", "less", "less_equal", "lgamma", "log",
     "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "lt",
     "masked_fill", "masked_scatter", "mul", "multiply", "mvlgamma", "nan_to_num", "ne", "neg", "negative",
     "nextafter", "not_equal", "polygamma", "pow", "rad2deg", "reciprocal", "relu", "remainder", "renorm", "round",

@@ -24,11 +24,13 @@ def _window(values_of, n: int, periodic: bool, dtype, requires_grad):
 
 
 def hann_window(window_length: int, periodic: bool = True, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """The Hann window (periodic by default, as torch)."""
     return _window(np.hanning, window_length, periodic, dtype, requires_grad)
 
 
 def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.54, beta: float = 0.46, *,
                    dtype=None, device=None, requires_grad=False) -> Tensor:
+    """The Hamming window alpha - beta cos(...)."""
     def values(n):
         return alpha - beta * np.cos(2 * np.pi * np.arange(n) / (n - 1))
 
@@ -37,14 +39,17 @@ def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.5
 
 def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, device=None,
                     requires_grad=False) -> Tensor:
+    """The Blackman window."""
     return _window(np.blackman, window_length, periodic, dtype, requires_grad)
 
 
 def bartlett_window(window_length: int, periodic: bool = True, *, dtype=None, device=None,
                     requires_grad=False) -> Tensor:
+    """The Bartlett (triangular) window."""
     return _window(np.bartlett, window_length, periodic, dtype, requires_grad)
 
 
 def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0, *, dtype=None, device=None,
                   requires_grad=False) -> Tensor:
+    """The Kaiser window with shape parameter ``beta``."""
     return _window(lambda n: np.kaiser(n, beta), window_length, periodic, dtype, requires_grad)
