@@ -59,6 +59,8 @@ CASES = [
     ("add_sub_real", lambda m, a, b: vr(m, (c(m, a, b) - a) * 2.5 + b), [RE, IM]),
     ("polar", lambda m, a, b: vr(m, m.polar(a.abs(), b)), [RE, IM]),
     ("view_as_complex", lambda m, a: vr(m, m.view_as_complex(a) * m.view_as_complex(a)), [randn(3, 4, 2)]),
+    ("matmul_complex", lambda m, a, b: vr(m, c(m, a, b) @ c(m, b, a).mT), [RE, IM]),
+    ("matmul_real_by_complex", lambda m, a, b: (lambda z: vr(m, z @ b.T.to(z.dtype)))(m.fft.fft(a)), [RE, IM]),
     ("sum_of_complex", lambda m, a, b: vr(m, (c(m, a, b) * c(m, a, b)).sum(1)), [RE, IM]),
     ("properties", lambda m, a, b: (c(m, a, b).real * 2, c(m, a, b).imag, vr(m, c(m, a, b).mH)), [RE, IM]),
 ]

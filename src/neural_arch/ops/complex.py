@@ -5,8 +5,8 @@ Gradients follow torch's convention for complex numbers: for a real loss L and
 z = x + iy the gradient is dL/dx + i dL/dy, so that a step z - lr * grad
 decreases L (torch's "conjugate Wirtinger" gradient). A complex gradient that
 reaches a real input keeps its real part. Ops with a complex-aware backward:
-the ones here, ``neural_arch.fft``, add/sub/mul/div, abs, sums, means, reshapes
-and indexing; other ops' backward formulas are written for real numbers.
+the ones here, ``neural_arch.fft``, add/sub/mul/div, matmul, abs, sums, means,
+reshapes and indexing; other ops' backward formulas are written for real numbers.
 """
 
 from __future__ import annotations
