@@ -24,6 +24,7 @@ LAYERS = {
     "autograd": 2,
     "ops": 3,
     "nn": 4, "optim": 4, "amp": 4, "graph": 4,
+    "linalg": 4, "fft": 4, "distributions": 4,
     "data": 5, "io": 5, "onnx": 5, "compile": 5,
     "models": 6,
     "train": 7, "distributed": 7, "viz": 7,

@@ -175,7 +175,7 @@ class Tensor:
         return self if self.data.flags.c_contiguous else Clone.apply(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and not is_floating(self.data.dtype):
+        if requires_grad and not is_floating(self.data.dtype) and self.data.dtype.kind != "c":  # complex: fft
             raise DTypeError(
                 f"only floating-point tensors can require gradients, this one is {self.data.dtype}; "
                 "convert it first, e.g. .float()"
@@ -208,7 +208,8 @@ class Tensor:
             dtype = resolve_dtype(dtype)
             if dtype != out.data.dtype:
                 # casting to an integer or bool dtype leaves the graph (no gradient exists), as in torch
-                out = Cast.apply(out, dtype=dtype) if is_floating(dtype) else Tensor._wrap(out.data.astype(dtype))
+                differentiable = is_floating(dtype) or dtype.kind == "c"
+                out = Cast.apply(out, dtype=dtype) if differentiable else Tensor._wrap(out.data.astype(dtype))
         if device is not None and _device.Device(device) != out.device:
             out = ToDevice.apply(out, device=_device.Device(device))
         return out
@@ -369,6 +370,8 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if grad.dtype.kind == "c" and ctx.in_dtype.kind != "c":  # real -> complex: the real part flows back
+            grad = grad.real
         return grad.astype(ctx.in_dtype)
 
 
