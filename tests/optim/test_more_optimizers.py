@@ -7,12 +7,12 @@ import copy
 import numpy as np
 import pytest
 import torch
+from tests.optim.test_optimizers import DT, STEPS, _grad, _problem, run_pair
 
 import neural_arch as na
 import neural_arch.nn as nn
 import neural_arch.optim as optim
 from neural_arch.errors import ConfigError
-from tests.optim.test_optimizers import DT, STEPS, _grad, _problem, run_pair
 
 CASES = {
     "Adamax": [dict(lr=0.01), dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, maximize=True)],
@@ -197,7 +197,8 @@ def test_lbfgs_state_dict_round_trip_and_errors():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda p: optim.Adamax(p, betas=(1.0, 0.9)), "index 0"), (lambda p: optim.NAdam(p, momentum_decay=-1), "momentum_decay"),
+    (lambda p: optim.Adamax(p, betas=(1.0, 0.9)), "index 0"),
+    (lambda p: optim.NAdam(p, momentum_decay=-1), "momentum_decay"),
     (lambda p: optim.RAdam(p, eps=-1), "epsilon"), (lambda p: optim.Adadelta(p, rho=1.5), "rho"),
     (lambda p: optim.ASGD(p, lr=-1), "learning rate"), (lambda p: optim.Rprop(p, etas=(1.5, 2.0)), "etaminus"),
     (lambda p: optim.Adafactor(p, beta2_decay=0.5), "beta2_decay"), (lambda p: optim.Adafactor(p, d=0.5), "clipping"),

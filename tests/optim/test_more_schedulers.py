@@ -8,13 +8,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from tests.optim.test_lr_scheduler import _compare, _opts
 
 import neural_arch as na
 import neural_arch.nn as nn
 import neural_arch.optim as optim
 from neural_arch.errors import ConfigError
 from neural_arch.optim import lr_scheduler as ls
-from tests.optim.test_lr_scheduler import _compare, _opts
 
 T = torch.optim.lr_scheduler
 

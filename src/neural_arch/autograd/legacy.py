@@ -54,7 +54,8 @@ class _TypedTensor(metaclass=_TypedTensorMeta):
 
 def _typed(name: str, dtype) -> type:
     dtype = None if dtype is None else np.dtype(dtype)  # (None: bfloat16 without ml_dtypes)
-    doc = f"``{name}(*sizes)`` / ``{name}(data)``: a {getattr(dtype, 'name', name)} tensor (torch's legacy constructor)."
+    what = getattr(dtype, "name", name)
+    doc = f"``{name}(*sizes)`` / ``{name}(data)``: a {what} tensor (torch's legacy constructor)."
     return _TypedTensorMeta(name, (_TypedTensor,), {"dtype": dtype, "__doc__": doc})
 
 

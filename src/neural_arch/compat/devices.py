@@ -53,7 +53,8 @@ def cudnn() -> dict:
 
 @special("torch.backends.cuda")
 def backends_cuda() -> dict:
-    return dict(is_built=lambda: False, matmul=types.SimpleNamespace(allow_tf32=False, allow_fp16_reduced_precision_reduction=True),
+    matmul = types.SimpleNamespace(allow_tf32=False, allow_fp16_reduced_precision_reduction=True)
+    return dict(is_built=lambda: False, matmul=matmul,
                 flash_sdp_enabled=lambda: False, enable_flash_sdp=_nothing, enable_mem_efficient_sdp=_nothing,
                 enable_math_sdp=_nothing)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels.optim import lerp_
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.kernels.optim import lerp_
 from neural_arch.errors import ConfigError
 from neural_arch.optim.optimizer import Optimizer, check_range
 

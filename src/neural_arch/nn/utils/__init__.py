@@ -12,8 +12,13 @@ from neural_arch.nn.utils.clip_grad import (
     parameters_to_vector,
     vector_to_parameters,
 )
-from neural_arch.nn.utils.legacy_norms import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm
+from neural_arch.nn.utils.legacy_norms import (
+    remove_spectral_norm,
+    remove_weight_norm,
+    spectral_norm,
+    weight_norm,
+)
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters"]
-__all__ += ["clip_grad_norm", "clip_grads_with_norm_", "parametrizations", "parametrize", "remove_spectral_norm", "remove_weight_norm", "spectral_norm",
-            "weight_norm"]
+__all__ += ["clip_grad_norm", "clip_grads_with_norm_", "parametrizations", "parametrize", "remove_spectral_norm",
+            "remove_weight_norm", "spectral_norm", "weight_norm"]
