@@ -152,3 +152,37 @@ def build(name: str) -> Facade:
 
         return Facade(name, target, torch_top.own(), torch_top.fallbacks())
     return Facade(name, target)
+
+
+def _exists(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def provides(module_name: str, attr: str) -> bool:
+    """Whether drop-in mode resolves ``<module_name>.<attr>`` (e.g. ``provides("torch.nn", "LSTM")``),
+    answered without importing anything under torch's names (the coverage report runs beside real torch)."""
+    sub = f"{module_name}.{attr}"
+    if sub in SPECIAL:
+        return True
+    if sub in TARGETS:
+        return _exists(TARGETS[sub])
+    if module_name in SPECIAL:
+        return attr in SPECIAL[module_name]()
+    target_name = target_of(module_name)
+    if target_name is None or not _exists(target_name) or attr.startswith("_"):
+        return False
+    if module_name == "torch":
+        from neural_arch.compat import torch_top
+
+        if attr in torch_top.own() or attr in torch_top.fallbacks():
+            return True
+    value = getattr(importlib.import_module(target_name), attr, _MISSING)
+    if value is _MISSING:
+        return False
+    return not isinstance(value, types.ModuleType) or is_known(sub)
+
+
+_MISSING = object()
