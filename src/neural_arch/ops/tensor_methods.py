@@ -13,6 +13,7 @@ from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import activation, index, linalg, reduce, shape
+from neural_arch.ops import inplace  # torch's in-place and new_* methods (add_, zero_, new_zeros, ...)
 
 
 def _reflected(fn):
@@ -90,6 +91,8 @@ PROPERTIES = {"T": shape.T, "mT": shape.mT}
 
 
 def register() -> None:
+    for name, fn in inplace.METHODS.items():
+        setattr(Tensor, name, fn)
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
     for name, fn in PROPERTIES.items():
