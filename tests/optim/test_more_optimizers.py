@@ -207,3 +207,34 @@ def test_lbfgs_state_dict_round_trip_and_errors():
 def test_invalid_hyperparameters_raise(make, match):
     with pytest.raises(ConfigError, match=match):
         make([nn.Parameter(na.ones(2))])
+
+
+# -- Muon -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DT)
+@pytest.mark.parametrize("kw", [dict(lr=0.02), dict(lr=0.05, momentum=0.9, weight_decay=0.01, ns_steps=3),
+                                dict(lr=0.02, nesterov=False, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")],
+                         ids=str)
+def test_muon_matches_torch(kw, dtype):
+    """2-D parameters, wide and tall (the iteration runs on the transpose); the Newton-Schulz
+    iteration is bfloat16 in both, products accumulated in float32."""
+    rng = np.random.default_rng(0)
+    shapes = [(4, 6), (7, 3)]
+    ours = [nn.Parameter(na.tensor(rng.standard_normal(s).astype(dtype))) for s in shapes]
+    ref = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
+    o, t = optim.Muon(ours, **kw), torch.optim.Muon(ref, **kw)
+    for k in range(8):
+        for a, b in zip(ours, ref):
+            g = rng.standard_normal(a.shape).astype(dtype)
+            a.grad, b.grad = na.tensor(g + 0.3 * a.data), torch.tensor(g + 0.3 * b.detach().numpy())
+        o.step()
+        t.step()
+        for a, b in zip(ours, ref):
+            assert a.data.dtype == dtype
+            np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12 if dtype == np.float64 else 2e-5,
+                                       atol=1e-14 if dtype == np.float64 else 2e-6, err_msg=f"step {k + 1}")
+    assert set(o.state_dict()["state"][0]) == set(t.state_dict()["state"][0])
+
+
+def test_muon_refuses_non_matrices():
+    with pytest.raises(ConfigError, match="2-D"):
+        optim.Muon([nn.Parameter(na.ones(3))])

@@ -14,6 +14,7 @@ from neural_arch.optim.adamax import Adamax
 from neural_arch.optim.asgd import ASGD
 from neural_arch.optim.lbfgs import LBFGS
 from neural_arch.optim.lion import Lion
+from neural_arch.optim.muon import Muon
 from neural_arch.optim.nadam import NAdam
 from neural_arch.optim.optimizer import Optimizer
 from neural_arch.optim.radam import RAdam
@@ -23,4 +24,4 @@ from neural_arch.optim.sgd import SGD
 from neural_arch.optim.sparse_adam import SparseAdam
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Lion", "RMSprop", "Adagrad", "lr_scheduler"]
-__all__ += ["Adadelta", "Adafactor", "Adamax", "ASGD", "LBFGS", "NAdam", "RAdam", "Rprop", "SparseAdam"]
+__all__ += ["Adadelta", "Adafactor", "Adamax", "ASGD", "LBFGS", "Muon", "NAdam", "RAdam", "Rprop", "SparseAdam"]
