@@ -148,7 +148,8 @@ def namespace_report(label: str, names: list[str], objects: dict, has, tests: di
     counted = [r for r in rows if r[1] in ("yes", "no")]
     present = [r for r in counted if r[1] == "yes"]
     return {"label": label, "rows": rows, "public": len(rows), "considered": len(counted), "present": len(present),
-            "tested": sum(1 for r in present if r[2]), "percent": 100.0 * len(present) / len(counted) if counted else 0.0}
+            "tested": sum(1 for r in present if r[2]),
+            "percent": 100.0 * len(present) / len(counted) if counted else 0.0}
 
 
 def collect(root: Path = ROOT) -> list[dict]:

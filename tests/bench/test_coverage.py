@@ -4,7 +4,6 @@ made-up one), the exclusion rules, and the page it writes."""
 import types
 
 import torch
-
 from benchmarks import coverage
 
 

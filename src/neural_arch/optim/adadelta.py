@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.backend.kernels.optim import adadelta_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -39,17 +40,6 @@ class Adadelta(Optimizer):
                     state["square_avg"] = np.zeros_like(p.data)
                     state["acc_delta"] = np.zeros_like(p.data)
                 state["step"] += 1
-                g = -g if group["maximize"] else g
-                if wd != 0:
-                    g = g + wd * p.data
-                square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-                square_avg *= rho
-                square_avg += (1 - rho) * (g * g)
-                std = np.sqrt(square_avg + eps)
-                delta = np.sqrt(acc_delta + eps)
-                delta /= std
-                delta *= g
-                acc_delta *= rho
-                acc_delta += (1 - rho) * (delta * delta)
-                p.data -= lr * delta
+                adadelta_step(p.data, g, state["square_avg"], state["acc_delta"], lr, rho, eps, wd,
+                              group["maximize"])
         return loss

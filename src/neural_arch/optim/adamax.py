@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels.optim import lerp_
+from neural_arch.backend.kernels.optim import adamax_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -44,13 +44,7 @@ class Adamax(Optimizer):
                     state["exp_avg"] = np.zeros_like(p.data)
                     state["exp_inf"] = np.zeros_like(p.data)
                 state["step"] += 1
-                g = -g if group["maximize"] else g
-                if wd != 0:
-                    g = g + wd * p.data
-                exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
-                lerp_(exp_avg, g, 1 - beta1)
-                exp_inf *= beta2
-                np.maximum(exp_inf, np.abs(g) + eps, out=exp_inf)
                 clr = lr / (1 - beta1 ** state["step"])
-                p.data -= clr * (exp_avg / exp_inf)
+                adamax_step(p.data, g, state["exp_avg"], state["exp_inf"], clr, beta1, beta2, eps, wd,
+                            group["maximize"])
         return loss

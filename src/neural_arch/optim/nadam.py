@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels.optim import lerp_
+from neural_arch.backend.kernels.optim import nadam_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -52,22 +52,10 @@ class NAdam(Optimizer):
                     state["exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
                 t = state["step"]
-                g = -g if group["maximize"] else g
-                if wd != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.data *= 1 - lr * wd
-                    else:
-                        g = g + wd * p.data
                 mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
                 mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
                 mu_product = float(np.float32(state["mu_product"]) * np.float32(mu))
                 state["mu_product"] = mu_product
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                lerp_(exp_avg, g, 1 - beta1)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * (g * g)
-                denom = np.sqrt(exp_avg_sq / (1 - beta2**t))
-                denom += eps
-                p.data += (-lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
-                p.data += (-lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
+                nadam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], lr, beta1, beta2, eps, wd,
+                           group["decoupled_weight_decay"], group["maximize"], t, mu, mu_next, mu_product)
         return loss

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.backend.kernels.optim import lerp_
+from neural_arch.backend.kernels.optim import radam_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
 
@@ -48,25 +48,6 @@ class RAdam(Optimizer):
                     state["exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
                 t = state["step"]
-                g = -g if group["maximize"] else g
-                if wd != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.data *= 1 - lr * wd
-                    else:
-                        g = g + wd * p.data
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                lerp_(exp_avg, g, 1 - beta1)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * (g * g)
-                bias_correction1 = 1 - beta1**t
-                bias_correction2 = 1 - beta2**t
-                corrected = exp_avg / bias_correction1
-                rho_inf = 2 / (1 - beta2) - 1
-                rho_t = rho_inf - 2 * t * (beta2**t) / bias_correction2
-                if rho_t > 5.0:
-                    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-                    adaptive = bias_correction2**0.5 / (np.sqrt(exp_avg_sq) + eps)
-                    p.data -= corrected * lr * adaptive * rect
-                else:
-                    p.data -= corrected * lr
+                radam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], lr, beta1, beta2, eps, wd,
+                           group["decoupled_weight_decay"], group["maximize"], t)
         return loss
