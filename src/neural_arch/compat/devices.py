@@ -23,6 +23,7 @@ def _nothing(*args, **kwargs) -> None:
 
 @special("torch.cuda")
 def cuda() -> dict:
+    """torch.cuda: nothing available; seeding and empty_cache do nothing; device calls raise DeviceError."""
     entries = dict(
         is_available=lambda: False, device_count=lambda: 0, is_initialized=lambda: False,
         is_bf16_supported=lambda *a, **k: False, manual_seed=_nothing, manual_seed_all=_nothing, seed=_nothing,
@@ -37,22 +38,26 @@ def cuda() -> dict:
 
 @special("torch.backends")
 def backends() -> dict:
+    """torch.backends: its submodules below."""
     return {}  # (torch.backends.mps, .cudnn, .cuda come from the facade's submodule lookup)
 
 
 @special("torch.backends.mps")
 def mps() -> dict:
+    """torch.backends.mps: not available, not built."""
     return dict(is_available=lambda: False, is_built=lambda: False)
 
 
 @special("torch.backends.cudnn")
 def cudnn() -> dict:
+    """torch.backends.cudnn: not available; its flags can be set and change nothing."""
     return dict(is_available=lambda: False, enabled=True, benchmark=False, deterministic=False, allow_tf32=True,
                 version=lambda: None)
 
 
 @special("torch.backends.cuda")
 def backends_cuda() -> dict:
+    """torch.backends.cuda: not built; matmul/SDP flags can be set and change nothing."""
     matmul = types.SimpleNamespace(allow_tf32=False, allow_fp16_reduced_precision_reduction=True)
     return dict(is_built=lambda: False, matmul=matmul,
                 flash_sdp_enabled=lambda: False, enable_flash_sdp=_nothing, enable_mem_efficient_sdp=_nothing,
@@ -61,5 +66,6 @@ def backends_cuda() -> dict:
 
 @special("torch.accelerator")
 def accelerator() -> dict:
+    """torch.accelerator: none available."""
     return dict(is_available=lambda: False, current_accelerator=lambda check_available=False: None,
                 device_count=lambda: 0)

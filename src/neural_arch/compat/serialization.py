@@ -83,5 +83,6 @@ def add_safe_globals(safe_globals: list) -> None:
 
 @special("torch.serialization")
 def serialization() -> dict:
+    """torch.serialization: save, load and the safe-globals calls (accepted; nothing is unpickled)."""
     return dict(save=save, load=load, safe_globals=safe_globals, add_safe_globals=add_safe_globals,
                 get_safe_globals=lambda: list(_safe_globals), clear_safe_globals=_safe_globals.clear)
