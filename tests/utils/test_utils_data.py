@@ -109,3 +109,18 @@ def test_default_convert_matches_torch():
     assert isinstance(ours["a"], na.Tensor) and isinstance(ref["a"], torch.Tensor)
     np.testing.assert_array_equal(ours["a"].numpy(), ref["a"].numpy())
     assert ours["b"][1] == ref["b"][1] and ours["c"] == ref["c"]
+
+
+def test_random_sampler_with_torch_arguments():
+    ds = list(range(5))
+    plain = D.RandomSampler(ds, generator=na.Generator(0))
+    assert sorted(plain) == [0, 1, 2, 3, 4] and len(plain) == 5
+    more = list(D.RandomSampler(ds, num_samples=12, generator=na.Generator(1)))
+    assert len(more) == 12 and sorted(more[:5]) == [0, 1, 2, 3, 4] and sorted(more[5:10]) == [0, 1, 2, 3, 4]
+    drawn = list(D.RandomSampler(ds, replacement=True, num_samples=50, generator=na.Generator(2)))
+    assert len(drawn) == 50 and set(drawn) <= set(ds) and len(set(drawn)) < 50
+    loader = D.DataLoader(D.TensorDataset(na.tensor(np.arange(5.0))), batch_size=4,
+                          sampler=D.RandomSampler(ds, replacement=True, num_samples=8, generator=na.Generator(3)))
+    assert [len(b[0]) for b in loader] == [4, 4]
+    with pytest.raises(ConfigError, match="num_samples"):
+        D.RandomSampler(ds, num_samples=0)

@@ -26,7 +26,8 @@ from neural_arch.backend.random import Generator, get_generator
 from neural_arch.data import loader as _loader
 from neural_arch.data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from neural_arch.data.loader import default_collate
-from neural_arch.data.sampler import BatchSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+from neural_arch.data import sampler as _sampler
+from neural_arch.data.sampler import BatchSampler, DistributedSampler, Sampler, SequentialSampler
 from neural_arch.errors import ConfigError, DataError
 
 __all__ = [
@@ -87,6 +88,38 @@ class StackDataset(Dataset):
 
     def __len__(self) -> int:
         return self._length
+
+
+class RandomSampler(_sampler.RandomSampler):
+    """``neural_arch.data.RandomSampler`` with torch's ``replacement`` and ``num_samples``: draw
+    ``num_samples`` indices (default: the dataset's length) with replacement, or as consecutive
+    permutations without it (so more samples than the dataset holds repeat it, as in torch)."""
+
+    def __init__(self, data_source, replacement: bool = False, num_samples: int | None = None,
+                 generator: Generator | None = None):
+        super().__init__(data_source, generator)
+        if not isinstance(replacement, bool):
+            raise ConfigError(f"RandomSampler: replacement must be a bool, got {replacement!r}")
+        if num_samples is not None and (not isinstance(num_samples, int) or num_samples <= 0):
+            raise ConfigError(f"RandomSampler: num_samples must be a positive int, got {num_samples!r}")
+        self.replacement, self._num_samples = replacement, num_samples
+
+    @property
+    def num_samples(self) -> int:
+        """How many indices one iteration yields."""
+        return len(self.data_source) if self._num_samples is None else self._num_samples
+
+    def __iter__(self):
+        n, rng = len(self.data_source), self.generator.np
+        if self.replacement:
+            return iter(rng.integers(0, n, size=self.num_samples).tolist())
+        if self._num_samples is None:
+            return super().__iter__()
+        rounds = -(-self.num_samples // n)
+        return iter(np.concatenate([rng.permutation(n) for _ in range(rounds)])[: self.num_samples].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class SubsetRandomSampler(Sampler):
