@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import types
 
-from neural_arch.compat.facade import special
+from neural_arch.compat.registry import special
 from neural_arch.errors import DeviceError
 
 

@@ -13,6 +13,8 @@ import importlib
 import importlib.util
 import types
 
+from neural_arch.compat import torch_top
+from neural_arch.compat.registry import SPECIAL
 from neural_arch.errors import MissingFeatureError, NeuralArchError
 
 COVERAGE_PAGE = "docs/coverage.md"
@@ -122,18 +124,6 @@ class Facade(types.ModuleType):
         return sorted(names)
 
 
-# torch modules that are not a neural-arch module: name -> function building the facade's own entries
-SPECIAL: dict = {}
-
-
-def special(name: str):
-    """Register a builder of a torch module's own entries (see ``devices.py``)."""
-    def register(fn):
-        SPECIAL[name] = fn
-        return fn
-    return register
-
-
 def build(name: str) -> Facade:
     """The facade for torch module ``name``."""
     if name in SPECIAL:
@@ -148,8 +138,6 @@ def build(name: str) -> Facade:
             raise
         target = None
     if name == "torch":
-        from neural_arch.compat import torch_top
-
         return Facade(name, target, torch_top.own(), torch_top.fallbacks())
     return Facade(name, target)
 
@@ -175,8 +163,6 @@ def provides(module_name: str, attr: str) -> bool:
     if target_name is None or not _exists(target_name) or attr.startswith("_"):
         return False
     if module_name == "torch":
-        from neural_arch.compat import torch_top
-
         if attr in torch_top.own() or attr in torch_top.fallbacks():
             return True
     value = getattr(importlib.import_module(target_name), attr, _MISSING)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from neural_arch.compat.facade import special
+from neural_arch.compat.registry import special
 from neural_arch.errors import CheckpointError
 from neural_arch.io import atomic_write_bytes, load_bytes, save_bytes
 
