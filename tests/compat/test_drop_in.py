@@ -129,6 +129,7 @@ def import_missing():
     import torch.jit  # noqa: F401
 catch("import_missing", import_missing)
 out["errors"] = errors
+out["functional_alias"] = bool((torch.log_softmax(x, dim=1) == F.log_softmax(x, dim=1)).all().item())
 out["hasattr"] = [hasattr(torch, "no_such_name"), hasattr(torch.nn, "Linear"), hasattr(torch, "distributed")]
 json.dump(out, open("facade.json", "w"))
 '''
@@ -157,6 +158,7 @@ def test_facade_behaves_as_torch_on_a_cpu_machine(tmp_path):
     assert errors["from_import"][0] == "ImportError" and "docs/coverage.md" in errors["from_import"][2]
     assert errors["import_missing"][0] == "MissingModuleError" and "torch.jit" in errors["import_missing"][2]
     assert out["hasattr"] == [False, True, False]
+    assert out["functional_alias"]  # torch.log_softmax is F.log_softmax
 
 
 def test_cli_usage_and_missing_script(tmp_path):

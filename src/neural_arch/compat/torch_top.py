@@ -22,11 +22,24 @@ def own() -> dict:
     return dict(__version__=VERSION, save=serialization.save, load=serialization.load)
 
 
+# torch.X that are torch.nn.functional.X under another name, with the same signature (checked one by one
+# against torch's: torch.embedding, batch_norm, layer_norm, ... take other arguments and are left out)
+SAME_AS_FUNCTIONAL = (
+    "log_softmax", "softmax", "relu", "selu", "celu", "prelu", "rrelu", "threshold", "hardshrink", "conv1d", "conv2d",
+    "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "max_pool1d", "max_pool2d", "max_pool3d",
+    "avg_pool1d", "pixel_shuffle", "pixel_unshuffle", "cosine_similarity", "pairwise_distance", "pdist", "bilinear",
+    "alpha_dropout", "feature_alpha_dropout",
+)
+
+
 def fallbacks() -> dict:
     """Entries used only when neural-arch has no name of its own for them."""
     from neural_arch.autograd.tensor import Tensor
+    from neural_arch.nn import functional
 
+    same = {name: getattr(functional, name) for name in SAME_AS_FUNCTIONAL if hasattr(functional, name)}
     return dict(
+        **same,
         Size=Size,
         is_tensor=lambda obj: isinstance(obj, Tensor),
         numel=lambda t: int(np.prod(t.shape, dtype=np.int64)),
