@@ -8,6 +8,7 @@
 
 import importlib as _importlib
 
+from neural_arch import utils  # na.utils.data (torch.utils.data's path)
 from neural_arch import errors, graph, nn, onnx, optim  # na.nn, na.optim (torch.nn, torch.optim); na.graph.trace, na.onnx.export
 from neural_arch.autograd import (
     Function,
@@ -21,6 +22,10 @@ from neural_arch.autograd import (
     set_grad_enabled,
 )
 from neural_arch.autograd.gradcheck import gradcheck
+from neural_arch.autograd.legacy import (  # torch's legacy typed constructors: na.LongTensor([1, 2])
+    BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
+    ShortTensor,
+)
 from neural_arch.backend import (
     Device,
     Generator,

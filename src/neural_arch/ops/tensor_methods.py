@@ -32,6 +32,7 @@ from neural_arch.ops import (
 )
 from neural_arch.ops import complex as cx
 from neural_arch.ops import elementwise as ew
+from neural_arch.ops import inplace  # torch's in-place and new_* methods (add_, zero_, new_zeros, ...)
 
 
 def _reflected(fn):
@@ -234,12 +235,7 @@ INPLACE = [
 
 def _inplace_method(fn, name: str):
     def op(self, *args, **kwargs):
-        out = fn(self, *args, **kwargs)
-        if out.data.shape != self.data.shape:
-            raise ShapeError(f"{name}_: the result has shape {shape_str(out.shape)}, which does not fit this "
-                             f"tensor's shape {shape_str(self.shape)}")
-        self[...] = out.data.astype(self.data.dtype, copy=False)
-        return self
+        return inplace.store(self, fn(self, *args, **kwargs), name + "_")
 
     op.__name__ = name + "_"
     op.__doc__ = f"In-place ``{name}``: the result is written into this tensor (which must not need grad)."
@@ -252,8 +248,10 @@ PROPERTIES = {"T": shape.T, "mT": shape.mT, "real": cx.real, "imag": cx.imag,
 def register() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
-    for name in INPLACE:
+    for name in INPLACE:  # x.op_() from x.op(); the hand-written ones below (alpha=, value=) replace some
         setattr(Tensor, name + "_", _inplace_method(METHODS[name], name))
+    for name, fn in inplace.METHODS.items():
+        setattr(Tensor, name, fn)
     for name, fn in PROPERTIES.items():
         setattr(Tensor, name, property(fn))
 
