@@ -2,7 +2,7 @@
 
 ``create_app(served, settings)`` builds the app for one model. Which endpoint exists follows the
 model: ``/v1/completions`` (causal LM), ``/v1/embeddings`` (sentence encoder) or ``/v1/classify``
-(image classifier); ``/v1/models``, ``/healthz``, ``/readyz`` and ``/metrics`` always do.
+(image classifier: base64 PNG/JPEG in; text classifier: strings in); ``/v1/models``, ``/healthz``, ``/readyz`` and ``/metrics`` always do.
 
 Answers a client can cause, and nothing else: 400 (a body that is not JSON text), 401 (API key),
 404 (another model id), 413 (body over ``max_body_bytes``), 422 (invalid body, with the field's path
@@ -192,9 +192,10 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
         async def classify(body: ClassifyRequest) -> ClassifyResponse:
             check_model(body.model)
             single = isinstance(body.input, str)
-            blobs = [body.input] if single else body.input
-            images = await run_in_threadpool(_decode_images, blobs, served, single)
-            results = await state.run_items(images)
+            items = [body.input] if single else body.input
+            if served.inputs == "image":
+                items = await run_in_threadpool(_decode_images, items, served, single)
+            results = await state.run_items(items)
             k = min(body.top_k, len(served.labels))
             data = []
             for i, probs in enumerate(results):
@@ -286,7 +287,7 @@ def _decode_images(blobs: list[str], served: ServedModel, single: bool) -> list[
                     raise _InvalidInput(loc, f"expected a PNG or JPEG image, got {img.format}")
                 if img.width * img.height > _MAX_PIXELS:
                     raise _InvalidInput(loc, f"the image has {img.width}x{img.height} pixels; at most 4096x4096")
-                img = img.convert(served.image_mode).resize(served.image_size, Image.BILINEAR)
+                img = img.convert(served.image_mode).resize(served.image_size, served.resample)
                 out.append(served.transform(np.asarray(img)))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
             raise _InvalidInput(loc, f"not a readable PNG or JPEG image ({type(e).__name__})") from None

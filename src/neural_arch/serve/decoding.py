@@ -32,7 +32,7 @@ from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.serve.batching import QueueFull
 
-__all__ = ["DecodeLoop", "GenSequence", "choose_tokens", "safe_text_end"]
+__all__ = ["DecodeLoop", "GenSequence", "RecomputeDecodeLoop", "choose_tokens", "safe_text_end"]
 
 
 @dataclass
@@ -165,8 +165,8 @@ class DecodeLoop:
                     try:
                         self._step()
                     except Exception as e:  # noqa: BLE001 - the batch's rows end with the error; the loop goes on
-                        rows, self.rows = self.rows, []
-                        self.lengths, self.cache, self.mask = np.zeros(0, np.int64), [], np.zeros((0, 0), np.int64)
+                        rows = self.rows
+                        self._drop(list(range(len(rows))))
                         for seq in rows:
                             self._live.discard(id(seq))
                             seq.emit("", f"error: {e}")
@@ -268,6 +268,54 @@ class DecodeLoop:
         seq.emit(seq.text[seq.sent:], reason)
         seq.sent = len(seq.text)
         return True
+
+
+class RecomputeDecodeLoop(DecodeLoop):
+    """Continuous batching for a causal LM without a key/value cache (an ONNX file run by onnxruntime).
+
+    ``lm.logits(ids (B, T) int64) -> (B, T, V)``; ``lm.max_positions`` (or None) bounds a row's context.
+    Rows join and leave between steps as in :class:`DecodeLoop`, but every step runs each row's whole
+    context again: the rows RIGHT-padded to the longest (a causal model's outputs at a row's real
+    positions never see the padding after them, and positions count from 0 in every row), each row's
+    next token read at its last real position. A row whose context outgrows ``max_positions`` restarts
+    on its last ``max_positions // 2`` tokens, exactly when and as a :class:`DecodeLoop` row does, so
+    both loops choose the same tokens.
+    """
+
+    def __init__(self, lm, tokenizer, max_batch_size: int = 32, max_wait_s: float = 0.005, max_queue: int = 256,
+                 eos_token_id: int | None = None, on_step: Callable[[int, float], None] | None = None):
+        self.starts: list[int] = []  # where each row's context begins in its ids
+        super().__init__(lm, tokenizer, max_batch_size, max_wait_s, max_queue, eos_token_id, on_step)
+
+    def _prefill(self, seq: GenSequence) -> None:
+        """Join the batch; the first token comes with the next step."""
+        self.rows.append(seq)
+        self.starts.append(0)
+
+    def _drop(self, gone: list[int]) -> None:
+        gone = set(gone)
+        keep = [i for i in range(len(self.rows)) if i not in gone]
+        self.rows = [self.rows[i] for i in keep]
+        self.starts = [self.starts[i] for i in keep]
+
+    def _step(self) -> None:
+        start = time.perf_counter()
+        if self.limit is not None:
+            for i, seq in enumerate(self.rows):
+                if len(seq.ids) - self.starts[i] > self.limit:
+                    self.starts[i] = len(seq.ids) - self.limit // 2
+        contexts = [seq.ids[s:] for seq, s in zip(self.rows, self.starts)]
+        lengths = np.asarray([len(c) for c in contexts])
+        ids = np.zeros((len(contexts), int(lengths.max())), np.int64)
+        for i, c in enumerate(contexts):
+            ids[i, :len(c)] = c
+        logits = np.asarray(self.lm.logits(ids))[np.arange(len(contexts)), lengths - 1]         # (B, V)
+        tokens = choose_tokens(self.rows, logits)
+        B = len(self.rows)
+        done = [i for i, seq in enumerate(self.rows) if self._advance(seq, int(tokens[i]))]
+        self._drop(done)
+        if self.on_step is not None:
+            self.on_step(B, time.perf_counter() - start)
 
 
 def choose_tokens(seqs: list[GenSequence], logits: np.ndarray) -> np.ndarray:
