@@ -2,6 +2,8 @@
 
     neural-arch serve runs/gpt                           # a run directory: /v1/completions
     neural-arch serve path/to/all-MiniLM-L6-v2           # a sentence-transformers folder: /v1/embeddings
+    neural-arch serve path/to/vit-folder                 # a ViT / BERT classifier folder: /v1/classify
+    neural-arch serve runs/gpt/export/model.onnx         # an exported ONNX file, run by onnxruntime
     API_KEY=secret neural-arch serve runs/cnn --api-key-env API_KEY --port 9000
 
 Binds 127.0.0.1 unless ``--host`` says otherwise. SIGTERM (or Ctrl-C) stops accepting connections,
@@ -18,7 +20,7 @@ import click
 from neural_arch.errors import ConfigError, NeuralArchError
 
 
-@click.command("serve", short_help="An HTTP inference server for a run, checkpoint or Hugging Face folder.")
+@click.command("serve", short_help="An HTTP inference server for a run, checkpoint, Hugging Face folder or ONNX file.")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0: every one).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -41,9 +43,14 @@ from neural_arch.errors import ConfigError, NeuralArchError
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(model, host, port, max_batch_size, max_wait_ms, max_queue, max_tokens_cap, timeout_s, max_body_mb,
           api_key_env, name, log_level) -> None:
-    """Serve MODEL over HTTP: a run directory, a checkpoint, or a Hugging Face-layout folder."""
+    """Serve MODEL over HTTP: a run directory, a checkpoint, a Hugging Face-layout folder, or an ONNX file written
+    by `neural-arch export` (kept where the export wrote it, next to its run or folder)."""
     try:
-        from neural_arch.serve import ServeSettings, load_served_model, run_server
+        from neural_arch.serve import (  # noqa: PLC0415 - optional: the serve extra
+            ServeSettings,
+            load_served_model,
+            run_server,
+        )
     except ImportError as e:
         raise click.ClickException(f"neural-arch serve needs the serve extra ({e.name} is missing): "
                                    "pip install 'neural-arch[serve]'") from None

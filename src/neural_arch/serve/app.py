@@ -2,7 +2,8 @@
 
 ``create_app(served, settings)`` builds the app for one model. Which endpoint exists follows the
 model: ``/v1/completions`` (causal LM), ``/v1/embeddings`` (sentence encoder) or ``/v1/classify``
-(image classifier: base64 PNG/JPEG in; text classifier: strings in); ``/v1/models``, ``/healthz``, ``/readyz`` and ``/metrics`` always do.
+(image classifier: base64 PNG/JPEG in; text classifier: strings in); ``/v1/models``, ``/healthz``,
+``/readyz`` and ``/metrics`` always do.
 
 Answers a client can cause, and nothing else: 400 (a body that is not JSON text), 401 (API key),
 404 (another model id), 413 (body over ``max_body_bytes``), 422 (invalid body, with the field's path
@@ -32,6 +33,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from PIL import Image, UnidentifiedImageError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,7 +42,6 @@ from neural_arch.errors import NeuralArchError
 from neural_arch.serve import runners
 from neural_arch.serve.batching import QueueFull
 from neural_arch.serve.decoding import GenSequence
-from neural_arch.serve.loading import CLASSIFY, COMPLETIONS, EMBEDDINGS, ServedModel
 from neural_arch.serve.metrics import ServerMetrics
 from neural_arch.serve.schemas import (
     ClassifyRequest,
@@ -52,6 +53,7 @@ from neural_arch.serve.schemas import (
     ModelList,
     completion_request_model,
 )
+from neural_arch.serve.served import CLASSIFY, COMPLETIONS, EMBEDDINGS, ServedModel
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -272,8 +274,6 @@ _MAX_PIXELS = 4096 * 4096
 
 def _decode_images(blobs: list[str], served: ServedModel, single: bool) -> list[np.ndarray]:
     """base64 PNG/JPEG -> the model's input arrays, or a 422 naming the image that failed."""
-    from PIL import Image, UnidentifiedImageError
-
     out = []
     for i, blob in enumerate(blobs):
         loc = ["body", "input"] if single else ["body", "input", i]

@@ -22,8 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
+from neural_arch.cli.build import build_run, checkpoint_config
+from neural_arch.config import load_config
 from neural_arch.errors import CheckpointError, ConfigError
-from neural_arch.serve.loading import CLASSIFY, COMPLETIONS, ServedModel, hf_image_transform, hf_labels, image_classifier
+from neural_arch.models import load_tokenizer
+from neural_arch.serve.runners import softmax_rows
+from neural_arch.serve.served import (
+    CLASSIFY,
+    COMPLETIONS,
+    ServedModel,
+    hf_image_transform,
+    hf_labels,
+    image_classifier,
+)
 
 __all__ = ["OnnxCausalLM", "OnnxGraph", "load_onnx"]
 
@@ -33,12 +44,12 @@ class OnnxGraph:
 
     def __init__(self, path: Path):
         try:
-            import onnxruntime
+            import onnxruntime  # noqa: PLC0415 - optional: the onnx extra
         except ImportError as e:
             raise ConfigError("serving an ONNX file needs onnxruntime: pip install 'neural-arch[onnx]'") from e
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for a graph it cannot read
             raise CheckpointError(f"serve: onnxruntime cannot load '{path}': {e}") from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
@@ -89,8 +100,6 @@ def load_onnx(path: Path, name: str) -> ServedModel:
 
 
 def _from_hf_folder(folder: Path, graph: OnnxGraph, is_lm: bool, name: str) -> ServedModel:
-    from neural_arch.models import load_tokenizer
-
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if is_lm:
         limit = config.get("n_positions") if config.get("model_type") == "gpt2" else None
@@ -102,9 +111,6 @@ def _from_hf_folder(folder: Path, graph: OnnxGraph, is_lm: bool, name: str) -> S
 
 
 def _from_run(ckpt: Path, graph: OnnxGraph, is_lm: bool, name: str) -> ServedModel:
-    from neural_arch.cli.build import build_run, checkpoint_config
-    from neural_arch.config import load_config
-
     cfg = load_config(None, (), base=checkpoint_config(ckpt))
     run = build_run(cfg)  # the tokenizer, or the dataset's labels and statistics, as training had them
     if is_lm != (run.tokenizer is not None):
@@ -119,8 +125,6 @@ def _from_run(ckpt: Path, graph: OnnxGraph, is_lm: bool, name: str) -> ServedMod
 
 
 def _classifier(name: str, graph: OnnxGraph, labels: list, **image) -> ServedModel:
-    from neural_arch.serve.runners import softmax_rows
-
     def run_batch(images: list[np.ndarray]) -> list[np.ndarray]:
         logits = graph.run(np.stack(images).astype(np.float32))
         if logits.shape[-1] != len(labels):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
+from neural_arch.autograd.tensor import Tensor
 from neural_arch.serve.batching import Batcher
 from neural_arch.serve.decoding import DecodeLoop, RecomputeDecodeLoop
-from neural_arch.serve.loading import COMPLETIONS, EMBEDDINGS, ServedModel
+from neural_arch.serve.served import COMPLETIONS, EMBEDDINGS, ServedModel
 
 __all__ = ["classify_batch", "classify_text_batch", "embed_batch", "make_worker", "softmax_rows"]
 
@@ -37,8 +38,6 @@ def softmax_rows(logits: np.ndarray) -> list[np.ndarray]:
 
 def classify_batch(model, images: list[np.ndarray]) -> list[np.ndarray]:
     """Class probabilities (softmax of the logits) per image, in one forward."""
-    from neural_arch.autograd.tensor import Tensor
-
     with no_grad():
         return softmax_rows(model(Tensor._wrap(np.stack(images).astype(np.float32))).numpy())
 

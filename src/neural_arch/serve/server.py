@@ -12,7 +12,7 @@ from __future__ import annotations
 import uvicorn
 
 from neural_arch.serve.app import ServeSettings, create_app
-from neural_arch.serve.loading import ServedModel
+from neural_arch.serve.served import ServedModel
 
 __all__ = ["DrainingServer", "make_server", "run_server"]
 
