@@ -125,6 +125,9 @@ def main() -> None:
     p.add_argument("--max-queue", type=int, default=256)
     p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     a = p.parse_args()
+    from benchmarks.serve import raise_open_files_limit
+
+    raise_open_files_limit()
     if a.backend == "torch" and a.torch_threads:
         import torch
 

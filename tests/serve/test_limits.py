@@ -47,3 +47,28 @@ def test_api_key_guards_v1_but_not_health_or_metrics(served):
         bad = openai.OpenAI(base_url=f"{url}/v1", api_key="nope", max_retries=0, timeout=30)
         with pytest.raises(openai.AuthenticationError):
             bad.completions.create(model="char-gpt", prompt="a", max_tokens=2)
+
+
+def _get_healthz(sock) -> bytes:
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while b'"ok"}' not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data  # the server closed the connection
+        data += chunk
+    return data
+
+
+def test_an_idle_connection_outlives_the_clients_keep_alive(served):
+    """httpx and the openai package drop an idle connection after 5 s; a server that closed it first (uvicorn's
+    default: 5 s) could close it just as a client reuses it, and that request would be lost (a reset)."""
+    import socket
+    import time
+
+    with live_server(served) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            assert _get_healthz(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(5.5)
+            assert _get_healthz(sock).startswith(b"HTTP/1.1 200"), "the server closed the idle connection"

@@ -69,6 +69,9 @@ class ServeSettings:
     timeout_s: a request not answered by then gets 504 (its work is dropped).
     max_body_bytes: larger request bodies get 413.
     api_key: when set, ``/v1/*`` needs ``Authorization: Bearer <api_key>``.
+    keep_alive_s: how long an idle keep-alive connection stays open. Longer than clients keep theirs
+        (httpx and the openai package: 5 s), so the server never closes a connection at the moment a
+        client reuses it (the request would be lost with a reset; uvicorn's own default is 5 s).
     """
 
     max_batch_size: int = 32
@@ -78,6 +81,7 @@ class ServeSettings:
     timeout_s: float = 60.0
     max_body_bytes: int = 8 * 1024 * 1024
     api_key: str | None = None
+    keep_alive_s: float = 75.0
 
 
 class ApiError(Exception):

@@ -34,8 +34,10 @@ def make_server(served: ServedModel, settings: ServeSettings | None = None, host
     """A uvicorn server for ``served`` (not started: ``.run()`` blocks, ``.serve(sockets)`` is a coroutine)."""
     settings = settings or ServeSettings()
     app = create_app(served, settings)
+    # backlog: connections the kernel holds while the event loop is busy (uvicorn's default is 2048)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=settings.timeout_s + 5, lifespan="on")
+                            timeout_graceful_shutdown=settings.timeout_s + 5, lifespan="on",
+                            timeout_keep_alive=max(1, round(settings.keep_alive_s)), backlog=4096)
     return DrainingServer(config, app)
 
 
