@@ -6,7 +6,8 @@ configs/gpt_shakespeare.yaml, random weights, 64 new tokens per request):
 1. ``clients`` concurrent clients, each sending its next request when the last is answered, for
    ``duration`` seconds (after a quarter of that, at most 10 s, of the same load not counted), against
    our server and then against the torch baseline (sentence-transformers / transformers behind the
-   SAME app, batching and decoding loop: benchmarks/serve_backends.py). Each server is its own
+   SAME app, batching and decoding loop: benchmarks/serve_backends.py; both group a batch of texts by
+   length unless ``--no-length-groups``). Each server is its own
    process; the load comes from this one (asyncio + httpx), on the same machine.
 2. Overload (ours): open-loop arrivals at ``overload`` x the throughput just measured, for
    ``overload_duration`` seconds: every answer must be 200 or 503 (the queue is bounded); dropped
@@ -118,7 +119,7 @@ class _Server:
     """A server process of benchmarks.serve_backends; stopped with SIGTERM (it drains)."""
 
     def __init__(self, backend: str, task: str, lm_dir: Path, max_batch_size: int, max_queue: int,
-                 torch_threads: int = 0):
+                 torch_threads: int = 0, length_groups: bool = True):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a server that logs a lot must never block on it (closed in stop)
@@ -126,7 +127,7 @@ class _Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve_backends", "--backend", backend, "--task", task, "--lm",
              str(lm_dir), "--port", str(self.port), "--max-batch-size", str(max_batch_size), "--max-queue",
-             str(max_queue), "--torch-threads", str(torch_threads)],
+             str(max_queue), "--torch-threads", str(torch_threads)] + ([] if length_groups else ["--no-length-groups"]),
             stdout=subprocess.DEVNULL, stderr=self.log, text=True,
             env=dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
 
@@ -276,7 +277,7 @@ def raise_open_files_limit() -> None:
 
 def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30.0, overload: float = 4.0,
         max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), torch_threads: int = 0,
-        **_) -> list[Result]:
+        length_groups: bool = True, **_) -> list[Result]:
     """The suite (see the module docstring); prints each run's figures and returns the table's rows."""
     from benchmarks.serve_backends import make_char_gpt
 
@@ -286,7 +287,7 @@ def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30
     for task in tasks:
         loads = {}
         for backend, who in (("ours", "neural-arch"), ("torch", "torch")):
-            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads)
+            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads, length_groups)
             try:
                 server.wait_ready()
                 loads[who] = asyncio.run(_closed_loop(server.url, task, clients, duration, server.proc.pid,
@@ -350,11 +351,13 @@ def main() -> None:
     p.add_argument("--max-queue", type=int, default=256)
     p.add_argument("--torch-threads", type=int, default=0,
                    help="threads of the torch baseline (0: torch's default, one per core)")
+    p.add_argument("--no-length-groups", action="store_true",
+                   help="both servers: one forward per batch of texts, padded to its longest (the earlier policy)")
     p.add_argument("--tasks", nargs="+", default=["embeddings", "completions"], choices=["embeddings", "completions"])
     a = p.parse_args()
     print(f"machine: {machine()}\n")
     results = run(a.duration, a.clients, a.overload_duration, a.overload, a.max_batch_size, a.max_queue, a.tasks,
-                  a.torch_threads)
+                  a.torch_threads, not a.no_length_groups)
     print(f"\n## serve\n\n{table(results)}\n")
 
 

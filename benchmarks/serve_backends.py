@@ -124,6 +124,7 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=256)
     p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--no-length-groups", action="store_true", help="one forward per batch, padded to its longest")
     a = p.parse_args()
     from benchmarks.serve import raise_open_files_limit
 
@@ -134,7 +135,7 @@ def main() -> None:
         torch.set_num_threads(a.torch_threads)
     lm = a.lm or make_char_gpt(Path(tempfile.mkdtemp(prefix="char-gpt-")))
     settings = ServeSettings(max_batch_size=a.max_batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
-                             max_tokens_cap=256, timeout_s=120)
+                             max_tokens_cap=256, timeout_s=120, length_groups=not a.no_length_groups)
     run_server(served_model(a.backend, a.task, lm), settings, host="127.0.0.1", port=a.port, log_level="warning")
 
 

@@ -38,13 +38,15 @@ from neural_arch.errors import ConfigError, NeuralArchError
               help="Larger request bodies get 413.")
 @click.option("--keep-alive-s", default=75.0, show_default=True, type=click.FloatRange(1, 3600),
               help="How long an idle keep-alive connection stays open (longer than clients keep theirs).")
+@click.option("--length-groups/--no-length-groups", default=True, show_default=True,
+              help="Run a batch of texts as a few forwards of similar lengths (embeddings, text classifiers).")
 @click.option("--api-key-env", default=None, metavar="VAR",
               help="Require 'Authorization: Bearer <key>' on /v1/*, the key read from environment variable VAR.")
 @click.option("--name", default=None, help="The model id clients see (default: the folder's name).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(model, host, port, max_batch_size, max_wait_ms, max_queue, max_tokens_cap, timeout_s, max_body_mb,
-          keep_alive_s, api_key_env, name, log_level) -> None:
+          keep_alive_s, length_groups, api_key_env, name, log_level) -> None:
     """Serve MODEL over HTTP: a run directory, a checkpoint, a Hugging Face-layout folder, or an ONNX file written
     by `neural-arch export` (kept where the export wrote it, next to its run or folder)."""
     try:
@@ -65,7 +67,7 @@ def serve(model, host, port, max_batch_size, max_wait_ms, max_queue, max_tokens_
         settings = ServeSettings(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_tokens_cap=max_tokens_cap, timeout_s=timeout_s,
                                  max_body_bytes=int(max_body_mb * 1024 * 1024), api_key=api_key,
-                                 keep_alive_s=keep_alive_s)
+                                 keep_alive_s=keep_alive_s, length_groups=length_groups)
         served = load_served_model(model, name)
     except NeuralArchError as e:
         raise click.ClickException(str(e)) from None

@@ -72,6 +72,8 @@ class ServeSettings:
     keep_alive_s: how long an idle keep-alive connection stays open. Longer than clients keep theirs
         (httpx and the openai package: 5 s), so the server never closes a connection at the moment a
         client reuses it (the request would be lost with a reset; uvicorn's own default is 5 s).
+    length_groups: run a batch of texts (embeddings, text classification) as a few forwards of texts of
+        similar length, instead of one padded to the longest (``runners.by_length``).
     """
 
     max_batch_size: int = 32
@@ -82,6 +84,7 @@ class ServeSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     api_key: str | None = None
     keep_alive_s: float = 75.0
+    length_groups: bool = True
 
 
 class ApiError(Exception):
