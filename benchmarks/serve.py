@@ -20,7 +20,9 @@ Both this process and the servers raise their soft limit of open files to the ha
 requests need as many sockets, more than the common soft limit of 1,024.
 
 The table gives seconds per request (1 / throughput) and the latency percentiles; ``torch / ours`` > 1
-means our server is faster. Stops by itself; talks to 127.0.0.1 only.
+means our server is faster. Each run also prints the share of its time the server's worker spent running
+the model (``/metrics``' forward-seconds counter): near 100%, the model is the bottleneck, not HTTP, JSON
+or the hand-off between threads. Stops by itself; talks to 127.0.0.1 only.
 
     python -m benchmarks serve                                   # 60 s per run, 64 clients, 30 s overload
     python -m benchmarks.serve --duration 20 --overload-duration 15   # about 5 minutes
@@ -158,6 +160,17 @@ class _Server:
         self.log.close()
 
 
+def _forward_seconds(url: str, task: str) -> float:
+    """The server's neural_arch_forward_seconds_total: how long its worker has run the model so far."""
+    import httpx
+
+    sample = f'neural_arch_forward_seconds_total{{endpoint="{task}"}} '
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(sample):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _requests(task: str, seed: int = 0):
     """An endless, seeded stream of request bodies: Shakespeare lines (embeddings) or prompts (completions)."""
     from benchmarks.serve_backends import shakespeare
@@ -290,10 +303,13 @@ def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30
             server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads, length_groups)
             try:
                 server.wait_ready()
+                busy0, t0 = _forward_seconds(server.url, task), time.perf_counter()
                 loads[who] = asyncio.run(_closed_loop(server.url, task, clients, duration, server.proc.pid,
                                                       warmup=min(10.0, duration / 4)))
+                busy = (_forward_seconds(server.url, task) - busy0) / (time.perf_counter() - t0)
                 print(f"{task} {who}: {loads[who].summary()}; {loads[who].dropped} dropped; server RSS "
-                      f"{loads[who].rss_mb[0]:.0f} -> {max(loads[who].rss_mb):.0f} MB", flush=True)
+                      f"{loads[who].rss_mb[0]:.0f} -> {max(loads[who].rss_mb):.0f} MB; the worker ran the model "
+                      f"{100 * busy:.0f}% of the time", flush=True)
                 if backend == "ours" and overload_duration > 0:
                     _overload(server, task, loads[who].throughput, overload, overload_duration, duration / 3,
                               clients, warmup=min(10.0, duration / 4))
