@@ -26,6 +26,7 @@ or the hand-off between threads. Stops by itself; talks to 127.0.0.1 only.
 
     python -m benchmarks serve                                   # 60 s per run, 64 clients, 30 s overload
     python -m benchmarks.serve --duration 20 --overload-duration 15   # about 5 minutes
+    python -m benchmarks.serve --tasks completions --onnx             # + the char GPT through onnxruntime
     python -m benchmarks.serve --duration 5 --clients 8 --overload-duration 5     # a smoke run
 """
 
@@ -290,7 +291,7 @@ def raise_open_files_limit() -> None:
 
 def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30.0, overload: float = 4.0,
         max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), torch_threads: int = 0,
-        length_groups: bool = True, **_) -> list[Result]:
+        length_groups: bool = True, onnx: bool = False, **_) -> list[Result]:
     """The suite (see the module docstring); prints each run's figures and returns the table's rows."""
     from benchmarks.serve_backends import make_char_gpt
 
@@ -299,7 +300,10 @@ def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30
     results = []
     for task in tasks:
         loads = {}
-        for backend, who in (("ours", "neural-arch"), ("torch", "torch")):
+        backends = [("ours", "neural-arch"), ("torch", "torch")]
+        if onnx and task == "completions":
+            backends.append(("onnx", "onnxruntime"))
+        for backend, who in backends:
             server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads, length_groups)
             try:
                 server.wait_ready()
@@ -369,11 +373,13 @@ def main() -> None:
                    help="threads of the torch baseline (0: torch's default, one per core)")
     p.add_argument("--no-length-groups", action="store_true",
                    help="both servers: one forward per batch of texts, padded to its longest (the earlier policy)")
+    p.add_argument("--onnx", action="store_true",
+                   help="completions: also the char GPT exported to ONNX, run by onnxruntime behind the same app")
     p.add_argument("--tasks", nargs="+", default=["embeddings", "completions"], choices=["embeddings", "completions"])
     a = p.parse_args()
     print(f"machine: {machine()}\n")
     results = run(a.duration, a.clients, a.overload_duration, a.overload, a.max_batch_size, a.max_queue, a.tasks,
-                  a.torch_threads, not a.no_length_groups)
+                  a.torch_threads, not a.no_length_groups, a.onnx)
     print(f"\n## serve\n\n{table(results)}\n")
 
 
