@@ -16,8 +16,8 @@ configs/gpt_shakespeare.yaml, random weights, 64 new tokens per request):
    ``duration`` (recovery: its throughput / the sustained one, and per 2 s window from the end of the
    overload).
 
-Both this process and the servers raise their soft limit of open files to the hard limit: 4,096 open
-requests need as many sockets, more than the common soft limit of 1,024.
+Both this process and the servers (``run_server``) raise their soft limit of open files to the hard
+limit: 4,096 open requests need as many sockets, more than the common soft limit of 1,024.
 
 The table gives seconds per request (1 / throughput) and the latency percentiles; ``torch / ours`` > 1
 means our server is faster. Each run also prints the share of its time the server's worker spent running
@@ -280,22 +280,14 @@ async def _open_loop(url: str, task: str, rate: float, duration: float, pid: int
     return load
 
 
-def raise_open_files_limit() -> None:
-    """Soft RLIMIT_NOFILE up to the hard limit (a process may; 4,096 sockets need more than 1,024)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
-
-
 def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30.0, overload: float = 4.0,
         max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), torch_threads: int = 0,
         length_groups: bool = True, onnx: bool = False, **_) -> list[Result]:
     """The suite (see the module docstring); prints each run's figures and returns the table's rows."""
     from benchmarks.serve_backends import make_char_gpt
+    from neural_arch.serve.server import raise_open_files_limit
 
-    raise_open_files_limit()
+    raise_open_files_limit()  # 4,096 open requests need as many sockets here too (the servers raise theirs)
     lm_dir = make_char_gpt(Path(tempfile.mkdtemp(prefix="char-gpt-")))
     results = []
     for task in tasks:

@@ -136,9 +136,6 @@ def main() -> None:
     p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--no-length-groups", action="store_true", help="one forward per batch, padded to its longest")
     a = p.parse_args()
-    from benchmarks.serve import raise_open_files_limit
-
-    raise_open_files_limit()
     if a.backend == "torch" and a.torch_threads:
         import torch
 

@@ -72,3 +72,19 @@ def test_an_idle_connection_outlives_the_clients_keep_alive(served):
             assert _get_healthz(sock).startswith(b"HTTP/1.1 200")
             time.sleep(5.5)
             assert _get_healthz(sock).startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
+
+
+def test_the_server_raises_its_open_files_limit_to_the_hard_one():
+    """A socket per connection: at the common soft limit (1,024) the server could not accept more."""
+    import resource
+    import subprocess
+    import sys
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    code = ("import resource; from neural_arch.serve.server import raise_open_files_limit; "
+            "raise_open_files_limit(); print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    assert int(out.stdout) == (65536 if hard == resource.RLIM_INFINITY else hard) > 256
