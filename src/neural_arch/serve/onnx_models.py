@@ -81,6 +81,7 @@ class OnnxCausalLM:
         self.graph, self.max_positions = graph, max_positions
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
+        """The graph's logits (B, T, V) for int64 ids (B, T)."""
         return self.graph.run(np.ascontiguousarray(ids, np.int64))
 
 

@@ -22,7 +22,9 @@ class ServedModel:
     """What the app needs to know about a model: its id, its task and the objects that run it.
 
     kind: one of ``completions``, ``embeddings``, ``classify``.
-    model: the network (eval mode). For completions, the causal LM itself (``GPT2LMHeadModel``, ...).
+    model: the network (eval mode). For completions, the causal LM itself (``GPT2LMHeadModel``, ...), or a
+        model with ``key_value_cache = False`` and ``logits(ids)`` (``OnnxCausalLM``), which the
+        recomputing decode loop runs.
     tokenizer: ``encode``/``decode`` for completions; the encoder's own tokenizer for embeddings.
     labels: class names, for classify.
     inputs: what ``/v1/classify`` takes: ``"image"`` (base64 PNG/JPEG) or ``"text"`` (strings).
