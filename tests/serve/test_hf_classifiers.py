@@ -130,3 +130,12 @@ def test_the_vit_folder_exported_to_onnx_serves_the_same_probabilities(vit_dir, 
     assert [i["labels"] for i in onnx_items] == [i["labels"] for i in our_items]
     np.testing.assert_allclose([i["probabilities"] for i in onnx_items], [i["probabilities"] for i in our_items],
                                rtol=1e-4, atol=1e-5)
+
+
+def test_text_classifier_server_never_answers_500(bert_classifier_dir):
+    pytest.importorskip("schemathesis")
+    from test_schema_fuzz import _fuzz
+
+    served = load_served_model(bert_classifier_dir)
+    with live_server(served, ServeSettings(max_wait_ms=0)) as (url, app):
+        assert _fuzz(url, app, examples=10) >= 20

@@ -84,3 +84,12 @@ def test_an_onnx_file_away_from_its_run_or_folder_is_refused(onnx_gpt, tmp_path)
     shutil.copy(path, alone)
     with pytest.raises(ConfigError, match="without its tokenizer or labels"):
         load_served_model(alone)
+
+
+def test_onnx_completions_server_never_answers_500(onnx_gpt):
+    pytest.importorskip("schemathesis")
+    from test_schema_fuzz import _fuzz
+
+    served = load_served_model(onnx_gpt[0])
+    with live_server(served, ServeSettings(max_tokens_cap=8, max_wait_ms=0)) as (url, app):
+        assert _fuzz(url, app, examples=10) >= 20
