@@ -85,8 +85,8 @@ class DecodeLoop:
         max_wait_s: when idle, how long the first sequence waits for others before decoding starts.
         max_queue: the most sequences waiting to join; beyond it ``submit`` raises ``QueueFull``.
         eos_token_id: a token that ends a sequence (finish_reason "stop").
-        on_step: called on the worker with (rows, seconds) after each forward (a step, or one row's prefill),
-            for metrics; each row produced one token.
+        on_step: called on the worker with (rows, seconds) after each forward (a step or a prefill), for
+            metrics, before the text it produced is sent; each row produced one token.
     """
 
     def __init__(self, lm, tokenizer, max_batch_size: int = 32, max_wait_s: float = 0.005, max_queue: int = 256,
@@ -275,10 +275,10 @@ class DecodeLoop:
         self.mask, self.lengths = mask, self.lengths + 1
         logits = out.logits.data[:, -1, :]
         tokens = choose_tokens(self.rows, logits)
+        if self.on_step is not None:  # before any text is sent: a client that sees its answer sees it counted
+            self.on_step(B, time.perf_counter() - start)
         done = [i for i, seq in enumerate(self.rows) if self._advance(seq, int(tokens[i]))]
         self._drop(done)
-        if self.on_step is not None:
-            self.on_step(B, time.perf_counter() - start)
 
     def _advance(self, seq: GenSequence, token: int) -> bool:
         """Append the chosen token, send the text that became final; True when the sequence is finished."""
@@ -350,11 +350,10 @@ class RecomputeDecodeLoop(DecodeLoop):
             ids[i, :len(c)] = c
         logits = np.asarray(self.lm.logits(ids))[np.arange(len(contexts)), lengths - 1]         # (B, V)
         tokens = choose_tokens(self.rows, logits)
-        B = len(self.rows)
+        if self.on_step is not None:  # before any text is sent, as DecodeLoop's
+            self.on_step(len(self.rows), time.perf_counter() - start)
         done = [i for i, seq in enumerate(self.rows) if self._advance(seq, int(tokens[i]))]
         self._drop(done)
-        if self.on_step is not None:
-            self.on_step(B, time.perf_counter() - start)
 
 
 def choose_tokens(seqs: list[GenSequence], logits: np.ndarray) -> np.ndarray:
