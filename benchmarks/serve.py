@@ -6,16 +6,27 @@ configs/gpt_shakespeare.yaml, random weights, 64 new tokens per request):
 1. ``clients`` concurrent clients, each sending its next request when the last is answered, for
    ``duration`` seconds (after a quarter of that, at most 10 s, of the same load not counted), against
    our server and then against the torch baseline (sentence-transformers / transformers behind the
-   SAME app, batching and decoding loop: benchmarks/serve_backends.py). Each server is its own
+   SAME app, batching and decoding loop: benchmarks/serve_backends.py; both group a batch of texts by
+   length unless ``--no-length-groups``). Each server is its own
    process; the load comes from this one (asyncio + httpx), on the same machine.
 2. Overload (ours): open-loop arrivals at ``overload`` x the throughput just measured, for
-   ``overload_duration`` seconds: every answer must be 200 or 503 (the queue is bounded), the server's
-   RSS is sampled every 0.5 s; then the closed-loop load again for a third of ``duration`` (recovery).
+   ``overload_duration`` seconds: every answer must be 200 or 503 (the queue is bounded); dropped
+   connections (an httpx error instead of an answer) and 5xx other than 503 are counted apart, the
+   server's RSS is sampled every 0.5 s; then the closed-loop load again, counted as in 1 for a third of
+   ``duration`` (recovery: its throughput / the sustained one, and per 2 s window from the end of the
+   overload).
+
+Both this process and the servers (``run_server``) raise their soft limit of open files to the hard
+limit: 4,096 open requests need as many sockets, more than the common soft limit of 1,024.
 
 The table gives seconds per request (1 / throughput) and the latency percentiles; ``torch / ours`` > 1
-means our server is faster. Stops by itself; talks to 127.0.0.1 only.
+means our server is faster. Each run also prints the share of its time the server's worker spent running
+the model (``/metrics``' forward-seconds counter): near 100%, the model is the bottleneck, not HTTP, JSON
+or the hand-off between threads. Stops by itself; talks to 127.0.0.1 only.
 
     python -m benchmarks serve                                   # 60 s per run, 64 clients, 30 s overload
+    python -m benchmarks.serve --duration 20 --overload-duration 15   # about 5 minutes
+    python -m benchmarks.serve --tasks completions --onnx             # + the char GPT through onnxruntime
     python -m benchmarks.serve --duration 5 --clients 8 --overload-duration 5     # a smoke run
 """
 
@@ -43,12 +54,36 @@ MAX_TOKENS = 64
 
 @dataclass
 class Load:
-    """What one load run saw."""
+    """What one load run saw. ``statuses`` counts HTTP statuses (ints) and client-side failures by name:
+    an httpx exception's class (a connection the server dropped or refused: ``ReadError``,
+    ``RemoteProtocolError``, ``ConnectError`` ...) or "not sent" (the load generator's own cap)."""
 
     seconds: float
     statuses: collections.Counter = field(default_factory=collections.Counter)
     latencies: list = field(default_factory=list)  # of the 200s
-    rss_mb: list = field(default_factory=list)
+    warmup: float = 0.0  # seconds of load before the count began
+    done_at: list = field(default_factory=list)  # when each 200 arrived, seconds from the start of the load
+    rss_mb: list = field(default_factory=list)  # the server's RSS every 0.5 s
+    errors: dict = field(default_factory=dict)  # a client-side failure's name -> its first message
+
+    @property
+    def dropped(self) -> int:
+        """Requests that got no HTTP answer at all (the connection failed)."""
+        return sum(v for k, v in self.statuses.items() if isinstance(k, str) and k != "not sent")
+
+    @property
+    def server_errors(self) -> int:
+        """5xx answers other than 503 (a full queue's answer)."""
+        return sum(v for k, v in self.statuses.items() if isinstance(k, int) and k >= 500 and k != 503)
+
+    def windows(self, width: float) -> list[float]:
+        """Throughput (200s per second) in consecutive windows of ``width`` seconds from the start of the load
+        (the warm-up included)."""
+        counts = [0] * max(1, int((self.warmup + self.seconds) // width))
+        for t in self.done_at:
+            if 0 <= t < len(counts) * width:
+                counts[int(t // width)] += 1
+        return [c / width for c in counts]
 
     @property
     def ok(self) -> int:
@@ -87,7 +122,7 @@ class _Server:
     """A server process of benchmarks.serve_backends; stopped with SIGTERM (it drains)."""
 
     def __init__(self, backend: str, task: str, lm_dir: Path, max_batch_size: int, max_queue: int,
-                 torch_threads: int = 0):
+                 torch_threads: int = 0, length_groups: bool = True):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a server that logs a lot must never block on it (closed in stop)
@@ -95,7 +130,7 @@ class _Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve_backends", "--backend", backend, "--task", task, "--lm",
              str(lm_dir), "--port", str(self.port), "--max-batch-size", str(max_batch_size), "--max-queue",
-             str(max_queue), "--torch-threads", str(torch_threads)],
+             str(max_queue), "--torch-threads", str(torch_threads)] + ([] if length_groups else ["--no-length-groups"]),
             stdout=subprocess.DEVNULL, stderr=self.log, text=True,
             env=dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
 
@@ -126,6 +161,17 @@ class _Server:
         self.log.close()
 
 
+def _forward_seconds(url: str, task: str) -> float:
+    """The server's neural_arch_forward_seconds_total: how long its worker has run the model so far."""
+    import httpx
+
+    sample = f'neural_arch_forward_seconds_total{{endpoint="{task}"}} '
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(sample):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _requests(task: str, seed: int = 0):
     """An endless, seeded stream of request bodies: Shakespeare lines (embeddings) or prompts (completions)."""
     from benchmarks.serve_backends import shakespeare
@@ -146,9 +192,10 @@ async def _closed_loop(url: str, task: str, clients: int, duration: float, pid: 
     the ``duration`` seconds after ``warmup`` seconds of the same load are counted."""
     import httpx
 
-    load = Load(duration)
+    load = Load(duration, warmup=warmup)
     bodies = _requests(task)
-    begin = time.perf_counter() + warmup
+    start = time.perf_counter()
+    begin = start + warmup
     end = begin + duration
 
     async def client(c):
@@ -159,11 +206,14 @@ async def _closed_loop(url: str, task: str, clients: int, duration: float, pid: 
                 r = await c.post(path, json=body)
                 status = r.status_code
             except httpx.HTTPError as e:
-                status = type(e).__name__
-            if begin <= time.perf_counter() <= end:
+                status = _failure(load, e)
+            now = time.perf_counter()
+            if status == 200 and now <= end:
+                load.done_at.append(now - start)
+            if begin <= now <= end:
                 load.statuses[status] += 1
                 if status == 200:
-                    load.latencies.append(time.perf_counter() - t0)
+                    load.latencies.append(now - t0)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
@@ -171,6 +221,13 @@ async def _closed_loop(url: str, task: str, clients: int, duration: float, pid: 
         await asyncio.gather(*[client(c) for _ in range(clients)])
         await sampler
     return load
+
+
+def _failure(load: Load, e: Exception) -> str:
+    """The name a client-side failure is counted under; its first message (and cause) is kept."""
+    name = type(e).__name__
+    load.errors.setdefault(name, f"{e!r} (cause: {e.__cause__!r})")
+    return name
 
 
 async def _sample_rss(pid: int, load: Load, end: float) -> None:
@@ -196,10 +253,11 @@ async def _open_loop(url: str, task: str, rate: float, duration: float, pid: int
                 r = await c.post(path, json=body)
                 status = r.status_code
             except httpx.HTTPError as e:
-                status = type(e).__name__
+                status = _failure(load, e)
             load.statuses[status] += 1
             if status == 200:
                 load.latencies.append(time.perf_counter() - t0)
+                load.done_at.append(time.perf_counter() - start)
 
         start = time.perf_counter()
         end = start + duration
@@ -224,25 +282,33 @@ async def _open_loop(url: str, task: str, rate: float, duration: float, pid: int
 
 def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30.0, overload: float = 4.0,
         max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), torch_threads: int = 0,
-        **_) -> list[Result]:
+        length_groups: bool = True, onnx: bool = False, **_) -> list[Result]:
     """The suite (see the module docstring); prints each run's figures and returns the table's rows."""
     from benchmarks.serve_backends import make_char_gpt
+    from neural_arch.serve.server import raise_open_files_limit
 
+    raise_open_files_limit()  # 4,096 open requests need as many sockets here too (the servers raise theirs)
     lm_dir = make_char_gpt(Path(tempfile.mkdtemp(prefix="char-gpt-")))
     results = []
     for task in tasks:
         loads = {}
-        for backend, who in (("ours", "neural-arch"), ("torch", "torch")):
-            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads)
+        backends = [("ours", "neural-arch"), ("torch", "torch")]
+        if onnx and task == "completions":
+            backends.append(("onnx", "onnxruntime"))
+        for backend, who in backends:
+            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads, length_groups)
             try:
                 server.wait_ready()
+                busy0, t0 = _forward_seconds(server.url, task), time.perf_counter()
                 loads[who] = asyncio.run(_closed_loop(server.url, task, clients, duration, server.proc.pid,
                                                       warmup=min(10.0, duration / 4)))
-                print(f"{task} {who}: {loads[who].summary()}; server RSS {loads[who].rss_mb[0]:.0f} -> "
-                      f"{max(loads[who].rss_mb):.0f} MB", flush=True)
+                busy = (_forward_seconds(server.url, task) - busy0) / (time.perf_counter() - t0)
+                print(f"{task} {who}: {loads[who].summary()}; {loads[who].dropped} dropped; server RSS "
+                      f"{loads[who].rss_mb[0]:.0f} -> {max(loads[who].rss_mb):.0f} MB; the worker ran the model "
+                      f"{100 * busy:.0f}% of the time", flush=True)
                 if backend == "ours" and overload_duration > 0:
                     _overload(server, task, loads[who].throughput, overload, overload_duration, duration / 3,
-                              clients)
+                              clients, warmup=min(10.0, duration / 4))
             finally:
                 server.stop()
         for label, fn in (("s/request (1/throughput)", lambda ld: 1 / ld.throughput if ld.ok else float("nan")),
@@ -253,17 +319,35 @@ def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30
 
 
 def _overload(server: _Server, task: str, sustained: float, factor: float, seconds: float, recovery_s: float,
-              clients: int) -> None:
+              clients: int, warmup: float) -> None:
+    """Open-loop arrivals at ``factor`` x ``sustained`` for ``seconds``, then the closed-loop load again
+    (``warmup`` + ``recovery_s`` seconds, counted as the sustained run was); prints what the issue asks:
+    statuses (dropped connections and 5xx other than 503 apart), the server's RSS over time, and the
+    recovery: its throughput / the sustained one, and per 2 s window from the moment the overload ended."""
     rate = sustained * factor
     over = asyncio.run(_open_loop(server.url, task, rate, seconds, server.proc.pid, outstanding=4096))
-    bad = {k: v for k, v in over.statuses.items() if k not in (200, 503)}
     rss = over.rss_mb
-    print(f"{task} overload at {rate:.1f} req/s for {seconds:g} s: statuses {dict(over.statuses)}"
-          f"{' -- NOT ONLY 200/503: ' + str(bad) if bad else ''}; server RSS first/max/last "
-          f"{rss[0]:.0f}/{max(rss):.0f}/{rss[-1]:.0f} MB over {len(rss)} samples", flush=True)
-    after = asyncio.run(_closed_loop(server.url, task, clients, recovery_s, server.proc.pid))
-    print(f"{task} recovery ({recovery_s:g} s, {clients} clients): {after.summary()}; "
-          f"{after.throughput / sustained:.2f} of the sustained throughput" if sustained else "", flush=True)
+    step = max(1, len(rss) // 12)
+    verdict = ("every answer 200 or 503" if not over.dropped and not over.server_errors else
+               f"NOT ONLY 200/503: {over.dropped} dropped connections, {over.server_errors} 5xx other than 503")
+    in_time = sum(t < seconds for t in over.done_at) / seconds
+    print(f"{task} overload at {rate:.1f} req/s for {seconds:g} s: statuses {dict(over.statuses)}; {verdict}; "
+          f"{in_time:.1f} req/s answered 200 during the overload", flush=True)
+    for name, message in over.errors.items():
+        print(f"  {name}: first seen as {message}", flush=True)
+    print(f"{task} overload server RSS (MB, every {0.5 * step:g} s): {' '.join(f'{m:.0f}' for m in rss[::step])}; "
+          f"first/max/last {rss[0]:.0f}/{max(rss):.0f}/{rss[-1]:.0f}", flush=True)
+    after = asyncio.run(_closed_loop(server.url, task, clients, recovery_s, server.proc.pid, warmup=warmup))
+    ratios = [w / sustained for w in after.windows(2.0)] if sustained else []
+    settled = next((2.0 * i for i, r in enumerate(ratios) if r >= 0.9), None)
+    print(f"{task} recovery ({clients} clients; {recovery_s:g} s counted after {warmup:g} s, as the sustained run): "
+          f"{after.summary()}; {after.throughput / sustained if sustained else float('nan'):.2f} of the sustained "
+          f"throughput; {after.dropped} dropped", flush=True)
+    print(f"{task} recovery per 2 s window from the end of the overload, / sustained: "
+          f"{' '.join(f'{r:.2f}' for r in ratios)}; first window >= 0.9 at "
+          f"{'never' if settled is None else f'{settled:g} s'} (with {clients} clients and one batch size of "
+          "requests finishing together, windows shorter than a request's latency alternate high and low)",
+          flush=True)
 
 
 def main() -> None:
@@ -279,11 +363,15 @@ def main() -> None:
     p.add_argument("--max-queue", type=int, default=256)
     p.add_argument("--torch-threads", type=int, default=0,
                    help="threads of the torch baseline (0: torch's default, one per core)")
+    p.add_argument("--no-length-groups", action="store_true",
+                   help="both servers: one forward per batch of texts, padded to its longest (the earlier policy)")
+    p.add_argument("--onnx", action="store_true",
+                   help="completions: also the char GPT exported to ONNX, run by onnxruntime behind the same app")
     p.add_argument("--tasks", nargs="+", default=["embeddings", "completions"], choices=["embeddings", "completions"])
     a = p.parse_args()
     print(f"machine: {machine()}\n")
     results = run(a.duration, a.clients, a.overload_duration, a.overload, a.max_batch_size, a.max_queue, a.tasks,
-                  a.torch_threads)
+                  a.torch_threads, not a.no_length_groups, a.onnx)
     print(f"\n## serve\n\n{table(results)}\n")
 
 

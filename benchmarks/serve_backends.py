@@ -4,7 +4,10 @@ SAME FastAPI app, batching and decoding loop, so the engines are what differs.
 
 Run as a process by the benchmark:
 
-    python -m benchmarks.serve_backends --backend {ours,torch} --task {embeddings,completions} --port P ...
+    python -m benchmarks.serve_backends --backend {ours,torch,onnx} --task {embeddings,completions} --port P ...
+
+``onnx`` (completions only): the char GPT exported with ``neural-arch export --format onnx`` and run by
+onnxruntime behind the same app (its decoding loop recomputes each row's context: the graph has no cache).
 """
 
 from __future__ import annotations
@@ -92,6 +95,13 @@ def served_model(backend: str, task: str, lm_dir: Path):
     if task == "completions":
         if backend == "ours":
             return load_served_model(lm_dir, name="char-gpt")
+        if backend == "onnx":  # the same weights exported by `neural-arch export`, run by onnxruntime
+            from neural_arch.cli.export import export_run
+
+            onnx = lm_dir / "model.onnx"
+            if not onnx.exists():
+                export_run(lm_dir, "onnx", dynamic_batch=True)
+            return load_served_model(onnx, name="char-gpt")
         return ServedModel("char-gpt", "completions", TorchCausalLM(lm_dir), load_tokenizer(lm_dir))
     path = __import__(MINILM).get_model_path()
     if backend == "ours":
@@ -116,7 +126,7 @@ def main() -> None:
     from neural_arch.serve import ServeSettings, run_server
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.serve_backends")
-    p.add_argument("--backend", choices=["ours", "torch"], required=True)
+    p.add_argument("--backend", choices=["ours", "torch", "onnx"], required=True)
     p.add_argument("--task", choices=["embeddings", "completions"], required=True)
     p.add_argument("--lm", type=Path, default=None, help="a Hugging Face-layout char GPT (default: made here)")
     p.add_argument("--port", type=int, required=True)
@@ -124,6 +134,7 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=256)
     p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--no-length-groups", action="store_true", help="one forward per batch, padded to its longest")
     a = p.parse_args()
     if a.backend == "torch" and a.torch_threads:
         import torch
@@ -131,7 +142,7 @@ def main() -> None:
         torch.set_num_threads(a.torch_threads)
     lm = a.lm or make_char_gpt(Path(tempfile.mkdtemp(prefix="char-gpt-")))
     settings = ServeSettings(max_batch_size=a.max_batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
-                             max_tokens_cap=256, timeout_s=120)
+                             max_tokens_cap=256, timeout_s=120, length_groups=not a.no_length_groups)
     run_server(served_model(a.backend, a.task, lm), settings, host="127.0.0.1", port=a.port, log_level="warning")
 
 

@@ -21,14 +21,30 @@ def test_each_round_settles_then_times_every_contender():
     assert len(calls) == 4 + 4 * 4
 
 
-def test_settling_lasts_settle_s_after_a_quiet_pause():
-    import time
+class _Clock:
+    """A clock for the harness that only moves when told: the test reads the harness's own timing
+    decisions, never how fast the machine happens to be."""
 
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_settling_lasts_settle_s_after_a_quiet_pause(monkeypatch):
+    import benchmarks.harness as harness
+
+    clock = _Clock()
+    monkeypatch.setattr(harness, "time", clock)
     calls = []
 
     def work(tag):
-        calls.append((tag, time.perf_counter()))
-        time.sleep(0.002)
+        calls.append((tag, clock.now))
+        clock.sleep(0.002)
 
     contenders = {"neural-arch": lambda: work("a"), "torch": lambda: work("t")}
     compare("settle", contenders, rounds=2, warmup=1, settle_s=0.01, quiet=0.02)

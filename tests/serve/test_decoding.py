@@ -117,3 +117,24 @@ def test_choosing_tokens_for_all_rows_at_once_equals_generate_row_by_row():
         else:
             expected = int(sample_next_token(process_logits(logits[i:i + 1], t, None, p), seq.rng)[0])
         assert batch[i] == expected, i
+
+
+def test_prompts_that_join_together_share_one_prefill_and_decode_as_alone(served):
+    tok, lm = served.tokenizer, served.model
+    # different lengths (left padding), one longer than the 24 positions (its prefill starts on the last 12)
+    prompts = ["F", "hear me speak", "All: Speak, speak.\nBefore we proceed", "we"]
+    steps = []
+    texts, reasons, done, emitter = _collect(len(prompts))
+    seqs = [GenSequence([int(t) for t in tok.encode(p)], 10, emitter(i), temperature=0.0)
+            for i, p in enumerate(prompts)]
+    loop = DecodeLoop(lm, tok, max_batch_size=4, max_wait_s=5.0, max_queue=8,
+                      on_step=lambda rows, seconds: steps.append(rows))
+    try:
+        loop.submit(seqs)               # a full batch at once: admitted together, no waiting
+        assert done.wait(120)
+    finally:
+        loop.close()
+    assert steps[0] == 4                # the four prompt passes were one forward
+    for i, p in enumerate(prompts):
+        expected = tok.decode(greedy_reference(lm, [int(t) for t in tok.encode(p)], 10))
+        assert texts[i] == expected, (i, texts[i], expected)

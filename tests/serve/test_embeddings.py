@@ -51,6 +51,7 @@ def test_concurrent_requests_are_batched_into_one_forward(served):
     np.testing.assert_allclose(got, served.model.encode([f"sentence number {i}" for i in range(8)]), atol=2e-5)
     assert metric_value(metrics, 'neural_arch_batch_size_bucket{endpoint="embeddings",le="4.0"}') < \
         metric_value(metrics, 'neural_arch_batch_size_count{endpoint="embeddings"}')
+    assert metric_value(metrics, 'neural_arch_forward_seconds_total{endpoint="embeddings"}') > 0
 
 
 def test_embedding_errors(server):

@@ -47,3 +47,44 @@ def test_api_key_guards_v1_but_not_health_or_metrics(served):
         bad = openai.OpenAI(base_url=f"{url}/v1", api_key="nope", max_retries=0, timeout=30)
         with pytest.raises(openai.AuthenticationError):
             bad.completions.create(model="char-gpt", prompt="a", max_tokens=2)
+
+
+def _get_healthz(sock) -> bytes:
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while b'"ok"}' not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data  # the server closed the connection
+        data += chunk
+    return data
+
+
+def test_an_idle_connection_outlives_the_clients_keep_alive(served):
+    """httpx and the openai package drop an idle connection after 5 s; a server that closed it first (uvicorn's
+    default: 5 s) could close it just as a client reuses it, and that request would be lost (a reset)."""
+    import socket
+    import time
+
+    with live_server(served) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            assert _get_healthz(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(5.5)
+            assert _get_healthz(sock).startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
+
+
+def test_the_server_raises_its_open_files_limit_to_the_hard_one():
+    """A socket per connection: at the common soft limit (1,024) the server could not accept more."""
+    import resource
+    import subprocess
+    import sys
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    code = ("import resource; from neural_arch.serve.server import raise_open_files_limit; "
+            "raise_open_files_limit(); print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    assert int(out.stdout) == (65536 if hard == resource.RLIM_INFINITY else hard) > 256

@@ -7,9 +7,9 @@ from serve_helpers import live_server
 from neural_arch.serve import ServeSettings, load_served_model
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
-from schemathesis.checks import (
+from hypothesis import HealthCheck, given, settings  # noqa: E402 - after the importorskip
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,

@@ -110,6 +110,7 @@ class TrainConfig(Section):
     on_nonfinite: Literal["halt", "skip"] = "halt"  # a nan/inf loss: save and stop, or drop the step
     max_nonfinite: PositiveInt = 5  # skip: halt after this many non-finite steps in a row
     task: Literal["auto", "classification", "language_modeling", "masked_language_modeling"] = "auto"
+    compile: bool = False  # na.compile the forward and backward: captured once per shape, then replayed
     gradient_checkpointing: bool = False  # recompute each block's activations in backward (gpt2, modern, bert, ...)
 
     @model_validator(mode="after")

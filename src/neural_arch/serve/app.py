@@ -2,7 +2,8 @@
 
 ``create_app(served, settings)`` builds the app for one model. Which endpoint exists follows the
 model: ``/v1/completions`` (causal LM), ``/v1/embeddings`` (sentence encoder) or ``/v1/classify``
-(image classifier); ``/v1/models``, ``/healthz``, ``/readyz`` and ``/metrics`` always do.
+(image classifier: base64 PNG/JPEG in; text classifier: strings in); ``/v1/models``, ``/healthz``,
+``/readyz`` and ``/metrics`` always do.
 
 Answers a client can cause, and nothing else: 400 (a body that is not JSON text), 401 (API key),
 404 (another model id), 413 (body over ``max_body_bytes``), 422 (invalid body, with the field's path
@@ -32,6 +33,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from PIL import Image, UnidentifiedImageError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,7 +42,6 @@ from neural_arch.errors import NeuralArchError
 from neural_arch.serve import runners
 from neural_arch.serve.batching import QueueFull
 from neural_arch.serve.decoding import GenSequence
-from neural_arch.serve.loading import CLASSIFY, COMPLETIONS, EMBEDDINGS, ServedModel
 from neural_arch.serve.metrics import ServerMetrics
 from neural_arch.serve.schemas import (
     ClassifyRequest,
@@ -52,6 +53,7 @@ from neural_arch.serve.schemas import (
     ModelList,
     completion_request_model,
 )
+from neural_arch.serve.served import CLASSIFY, COMPLETIONS, EMBEDDINGS, ServedModel
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -67,6 +69,11 @@ class ServeSettings:
     timeout_s: a request not answered by then gets 504 (its work is dropped).
     max_body_bytes: larger request bodies get 413.
     api_key: when set, ``/v1/*`` needs ``Authorization: Bearer <api_key>``.
+    keep_alive_s: how long an idle keep-alive connection stays open. Longer than clients keep theirs
+        (httpx and the openai package: 5 s), so the server never closes a connection at the moment a
+        client reuses it (the request would be lost with a reset; uvicorn's own default is 5 s).
+    length_groups: run a batch of texts (embeddings, text classification) as a few forwards of texts of
+        similar length, instead of one padded to the longest (``runners.by_length``).
     """
 
     max_batch_size: int = 32
@@ -76,6 +83,8 @@ class ServeSettings:
     timeout_s: float = 60.0
     max_body_bytes: int = 8 * 1024 * 1024
     api_key: str | None = None
+    keep_alive_s: float = 75.0
+    length_groups: bool = True
 
 
 class ApiError(Exception):
@@ -192,9 +201,10 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
         async def classify(body: ClassifyRequest) -> ClassifyResponse:
             check_model(body.model)
             single = isinstance(body.input, str)
-            blobs = [body.input] if single else body.input
-            images = await run_in_threadpool(_decode_images, blobs, served, single)
-            results = await state.run_items(images)
+            items = [body.input] if single else body.input
+            if served.inputs == "image":
+                items = await run_in_threadpool(_decode_images, items, served, single)
+            results = await state.run_items(items)
             k = min(body.top_k, len(served.labels))
             data = []
             for i, probs in enumerate(results):
@@ -271,8 +281,6 @@ _MAX_PIXELS = 4096 * 4096
 
 def _decode_images(blobs: list[str], served: ServedModel, single: bool) -> list[np.ndarray]:
     """base64 PNG/JPEG -> the model's input arrays, or a 422 naming the image that failed."""
-    from PIL import Image, UnidentifiedImageError
-
     out = []
     for i, blob in enumerate(blobs):
         loc = ["body", "input"] if single else ["body", "input", i]
@@ -286,7 +294,7 @@ def _decode_images(blobs: list[str], served: ServedModel, single: bool) -> list[
                     raise _InvalidInput(loc, f"expected a PNG or JPEG image, got {img.format}")
                 if img.width * img.height > _MAX_PIXELS:
                     raise _InvalidInput(loc, f"the image has {img.width}x{img.height} pixels; at most 4096x4096")
-                img = img.convert(served.image_mode).resize(served.image_size, Image.BILINEAR)
+                img = img.convert(served.image_mode).resize(served.image_size, served.resample)
                 out.append(served.transform(np.asarray(img)))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
             raise _InvalidInput(loc, f"not a readable PNG or JPEG image ({type(e).__name__})") from None

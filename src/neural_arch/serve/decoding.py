@@ -4,8 +4,9 @@ One worker thread owns the batch. Each decoding step feeds every active sequence
 in ONE forward with the key/value cache, so 32 concurrent requests cost one (B=32) step per token,
 not 32 steps. Between steps the worker
 
-- admits waiting sequences (up to ``max_batch_size`` active): a prompt pass of its own (prefill)
-  gives the sequence's cache and first token; the cache is then merged into the batch's;
+- admits waiting sequences (up to ``max_batch_size`` active): a prompt pass (prefill) gives each one's
+  cache and first token, the prompts that join together in one forward (left-padded); each cache is
+  then merged into the batch's;
 - drops finished sequences (``max_tokens``, a stop string, the end-of-text token) and those whose
   request gave up (deadline, disconnect).
 
@@ -30,9 +31,10 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.models.generation import position_ids_from_mask
 from neural_arch.serve.batching import QueueFull
 
-__all__ = ["DecodeLoop", "GenSequence", "choose_tokens", "safe_text_end"]
+__all__ = ["DecodeLoop", "GenSequence", "RecomputeDecodeLoop", "choose_tokens", "safe_text_end"]
 
 
 @dataclass
@@ -83,8 +85,8 @@ class DecodeLoop:
         max_wait_s: when idle, how long the first sequence waits for others before decoding starts.
         max_queue: the most sequences waiting to join; beyond it ``submit`` raises ``QueueFull``.
         eos_token_id: a token that ends a sequence (finish_reason "stop").
-        on_step: called on the worker with (rows, seconds) after each forward (a step, or one row's prefill),
-            for metrics; each row produced one token.
+        on_step: called on the worker with (rows, seconds) after each forward (a step or a prefill), for
+            metrics, before the text it produced is sent; each row produced one token.
     """
 
     def __init__(self, lm, tokenizer, max_batch_size: int = 32, max_wait_s: float = 0.005, max_queue: int = 256,
@@ -153,11 +155,18 @@ class DecodeLoop:
     def _work(self) -> None:
         with no_grad():
             while (joining := self._admit()) is not None:
-                for seq in joining:
-                    if seq.cancelled:
-                        self._live.discard(id(seq))
-                    else:
-                        self._run_safely(seq, self._prefill)
+                self._live.difference_update(id(seq) for seq in joining if seq.cancelled)
+                joining = [seq for seq in joining if not seq.cancelled]
+                if len(joining) == 1:
+                    self._run_safely(joining[0], self._prefill)
+                elif joining:
+                    try:
+                        self._prefill_together(joining)
+                    except Exception as e:  # noqa: BLE001 - the joining sequences end with the error; the loop goes on
+                        for seq in joining:
+                            if id(seq) in self._live and not any(seq is row for row in self.rows):
+                                self._live.discard(id(seq))
+                                seq.emit("", f"error: {e}")
                 cancelled = [i for i, s in enumerate(self.rows) if s.cancelled]
                 self._live.difference_update(id(self.rows[i]) for i in cancelled)
                 self._drop(cancelled)
@@ -165,8 +174,8 @@ class DecodeLoop:
                     try:
                         self._step()
                     except Exception as e:  # noqa: BLE001 - the batch's rows end with the error; the loop goes on
-                        rows, self.rows = self.rows, []
-                        self.lengths, self.cache, self.mask = np.zeros(0, np.int64), [], np.zeros((0, 0), np.int64)
+                        rows = self.rows
+                        self._drop(list(range(len(rows))))
                         for seq in rows:
                             self._live.discard(id(seq))
                             seq.emit("", f"error: {e}")
@@ -180,7 +189,7 @@ class DecodeLoop:
 
     def _prefill(self, seq: GenSequence) -> None:
         """Run the sequence's context alone, choose its next token, and merge its cache into the batch."""
-        view = seq.ids[-(self.limit // 2):] if self.limit is not None and len(seq.ids) > self.limit else seq.ids[:]
+        view = self._context(seq)
         start = time.perf_counter()
         out = self.lm(np.asarray([view], np.int64), use_cache=True, logits_to_keep=1)
         if self.on_step is not None:
@@ -189,6 +198,32 @@ class DecodeLoop:
             return
         cache = [(k.data, v.data) for k, v in out.past_key_values]
         self._join(seq, cache, len(view))
+
+    def _context(self, seq: GenSequence) -> list:
+        """What a prefill runs: the sequence's ids, or their last ``limit // 2`` once they outgrow ``limit``."""
+        return seq.ids[-(self.limit // 2):] if self.limit is not None and len(seq.ids) > self.limit else seq.ids[:]
+
+    def _prefill_together(self, seqs: list[GenSequence]) -> None:
+        """The prompt passes of sequences joining at once, in ONE forward: contexts LEFT-padded to the longest,
+        masked, positions counting real tokens only (as ``generate`` with an attention mask), so each row
+        computes what its own prefill would. Each row's cache joins the batch without its padding columns."""
+        views = [self._context(seq) for seq in seqs]
+        L = max(len(v) for v in views)
+        ids, mask = np.zeros((len(seqs), L), np.int64), np.zeros((len(seqs), L), np.int64)
+        for i, v in enumerate(views):
+            ids[i, L - len(v):], mask[i, L - len(v):] = v, 1
+        start = time.perf_counter()
+        out = self.lm(ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=True,
+                      logits_to_keep=1)
+        if self.on_step is not None:
+            self.on_step(len(seqs), time.perf_counter() - start)
+        tokens = choose_tokens(seqs, out.logits.data[:, -1, :])
+        cache = [(k.data, v.data) for k, v in out.past_key_values]
+        for i, (seq, view) in enumerate(zip(seqs, views)):
+            if not self._advance(seq, int(tokens[i])):
+                real = slice(L - len(view), L)
+                self._join(seq, [(np.ascontiguousarray(K[i:i + 1, :, real]), np.ascontiguousarray(V[i:i + 1, :, real]))
+                                 for K, V in cache], len(view))
 
     def _join(self, seq: GenSequence, cache: list, length: int) -> None:
         S = self.mask.shape[1]
@@ -240,10 +275,10 @@ class DecodeLoop:
         self.mask, self.lengths = mask, self.lengths + 1
         logits = out.logits.data[:, -1, :]
         tokens = choose_tokens(self.rows, logits)
+        if self.on_step is not None:  # before any text is sent: a client that sees its answer sees it counted
+            self.on_step(B, time.perf_counter() - start)
         done = [i for i, seq in enumerate(self.rows) if self._advance(seq, int(tokens[i]))]
         self._drop(done)
-        if self.on_step is not None:
-            self.on_step(B, time.perf_counter() - start)
 
     def _advance(self, seq: GenSequence, token: int) -> bool:
         """Append the chosen token, send the text that became final; True when the sequence is finished."""
@@ -268,6 +303,57 @@ class DecodeLoop:
         seq.emit(seq.text[seq.sent:], reason)
         seq.sent = len(seq.text)
         return True
+
+
+class RecomputeDecodeLoop(DecodeLoop):
+    """Continuous batching for a causal LM without a key/value cache (an ONNX file run by onnxruntime).
+
+    ``lm.logits(ids (B, T) int64) -> (B, T, V)``; ``lm.max_positions`` (or None) bounds a row's context.
+    Rows join and leave between steps as in :class:`DecodeLoop`, but every step runs each row's whole
+    context again: the rows RIGHT-padded to the longest (a causal model's outputs at a row's real
+    positions never see the padding after them, and positions count from 0 in every row), each row's
+    next token read at its last real position. A row whose context outgrows ``max_positions`` restarts
+    on its last ``max_positions // 2`` tokens, exactly when and as a :class:`DecodeLoop` row does, so
+    both loops choose the same tokens.
+    """
+
+    def __init__(self, lm, tokenizer, max_batch_size: int = 32, max_wait_s: float = 0.005, max_queue: int = 256,
+                 eos_token_id: int | None = None, on_step: Callable[[int, float], None] | None = None):
+        self.starts: list[int] = []  # where each row's context begins in its ids
+        super().__init__(lm, tokenizer, max_batch_size, max_wait_s, max_queue, eos_token_id, on_step)
+
+    def _prefill(self, seq: GenSequence) -> None:
+        """Join the batch; the first token comes with the next step."""
+        self.rows.append(seq)
+        self.starts.append(0)
+
+    def _prefill_together(self, seqs: list[GenSequence]) -> None:
+        for seq in seqs:
+            self._prefill(seq)
+
+    def _drop(self, gone: list[int]) -> None:
+        gone = set(gone)
+        keep = [i for i in range(len(self.rows)) if i not in gone]
+        self.rows = [self.rows[i] for i in keep]
+        self.starts = [self.starts[i] for i in keep]
+
+    def _step(self) -> None:
+        start = time.perf_counter()
+        if self.limit is not None:
+            for i, seq in enumerate(self.rows):
+                if len(seq.ids) - self.starts[i] > self.limit:
+                    self.starts[i] = len(seq.ids) - self.limit // 2
+        contexts = [seq.ids[s:] for seq, s in zip(self.rows, self.starts)]
+        lengths = np.asarray([len(c) for c in contexts])
+        ids = np.zeros((len(contexts), int(lengths.max())), np.int64)
+        for i, c in enumerate(contexts):
+            ids[i, :len(c)] = c
+        logits = np.asarray(self.lm.logits(ids))[np.arange(len(contexts)), lengths - 1]         # (B, V)
+        tokens = choose_tokens(self.rows, logits)
+        if self.on_step is not None:  # before any text is sent, as DecodeLoop's
+            self.on_step(len(self.rows), time.perf_counter() - start)
+        done = [i for i, seq in enumerate(self.rows) if self._advance(seq, int(tokens[i]))]
+        self._drop(done)
 
 
 def choose_tokens(seqs: list[GenSequence], logits: np.ndarray) -> np.ndarray:

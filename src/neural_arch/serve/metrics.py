@@ -8,6 +8,8 @@
     neural_arch_active_sequences                       completions in the decoding batch now
     neural_arch_generated_tokens_total                 completion tokens produced (rate() gives tokens/s)
     neural_arch_tokens_per_second                      the last decoding step's rate: batch size / step time
+    neural_arch_forward_seconds_total{endpoint}        time the worker spent running the model (rate(): how
+                                                       busy it is; near 1, the model is the bottleneck)
 """
 
 from __future__ import annotations
@@ -40,13 +42,17 @@ class ServerMetrics:
         self.tokens = Counter("neural_arch_generated_tokens", "Completion tokens produced", registry=self.registry)
         self.tokens_per_second = Gauge("neural_arch_tokens_per_second", "Last decoding step: rows / step time",
                                        registry=self.registry)
+        self.forward_seconds = Counter("neural_arch_forward_seconds", "Time the worker spent running the model",
+                                       ["endpoint"], registry=self.registry)
         self.endpoint = endpoint
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.labels(self.endpoint).observe(size)
+        self.forward_seconds.labels(self.endpoint).inc(seconds)
 
     def observe_step(self, rows: int, seconds: float) -> None:
         self.batch_size.labels(self.endpoint).observe(rows)
         self.tokens.inc(rows)
+        self.forward_seconds.labels(self.endpoint).inc(seconds)
         if seconds > 0:
             self.tokens_per_second.set(rows / seconds)

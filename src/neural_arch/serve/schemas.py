@@ -94,7 +94,8 @@ class EmbeddingResponse(BaseModel):
 
 
 class ClassifyRequest(_Request):
-    """``POST /v1/classify``: base64-encoded PNG or JPEG images; the ``top_k`` most likely labels of each."""
+    """``POST /v1/classify``: base64-encoded PNG or JPEG images (an image classifier) or texts (a text
+    classifier); the ``top_k`` most likely labels of each."""
 
     input: Annotated[str, Field(max_length=4_000_000)] | Annotated[list[Annotated[str, Field(max_length=4_000_000)]],
                                                                    Field(min_length=1, max_length=256)]
