@@ -19,6 +19,8 @@ from neural_arch.autograd import (
     set_grad_enabled,
 )
 from neural_arch.autograd.gradcheck import gradcheck
+from neural_arch import amp  # na.amp (torch.amp): GradScaler, autocast
+from neural_arch.autograd.autocast import autocast, get_autocast_dtype, is_autocast_enabled  # torch's names
 from neural_arch.backend import (
     Device,
     Generator,

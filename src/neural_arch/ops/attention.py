@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.softmax_loss import softmax, softmax_backward
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops.dropout import keep_mask
@@ -30,6 +32,8 @@ class ScaledDotProductAttention(Function):
     (grouped-query attention) each K/V head serves ``groups`` consecutive query heads; their
     gradients are summed back per K/V head.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, q, k, v, *mask_in, mask, scale, drop, groups, causal=False):
@@ -100,7 +104,7 @@ def _finish_forward(ctx, q, k, v, p, drop, scale, groups):
 
 
 @functools.lru_cache(maxsize=16)
-def _causal_bias(L: int, S: int, dtype: str) -> np.ndarray:
+def _causal_bias(L: int, S: int, dtype) -> np.ndarray:
     """The additive causal mask: 0 where key j <= query i, -inf above the diagonal (read-only, cached)."""
     bias = np.triu(np.full((L, S), -np.inf, dtype=dtype), k=1)
     bias.flags.writeable = False
@@ -119,7 +123,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     (dim -3) than query, dividing them.
     """
     for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, Tensor) or t.data.dtype.kind != "f":
+        if not isinstance(t, Tensor) or not is_floating(t.data.dtype):
             raise DTypeError(f"scaled_dot_product_attention: {name} must be a floating-point Tensor")
         if t.data.ndim < 2:
             raise ShapeError(f"scaled_dot_product_attention: {name} needs at least 2 dims (..., seq, dim), "
@@ -145,7 +149,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         if attn_mask is not None:
             raise ConfigError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
-        mask = _causal_bias(L, S, np.dtype(dt).str)
+        mask = _causal_bias(L, S, np.dtype(dt))  # (a dtype object: bfloat16's .str is "<V2")
     elif attn_mask is not None:
         m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         try:

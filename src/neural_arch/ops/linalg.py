@@ -6,6 +6,7 @@ import string
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
@@ -22,6 +23,8 @@ class MatMul(Function):
     gets its gradient from one GEMM over the flattened batch instead of a
     batch of GEMMs followed by a sum.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, y):
@@ -123,6 +126,8 @@ class Einsum(Function):
     """Z = einsum(subs -> out, X_1, ..., X_n)
     dL/dX_k = einsum(out, subs of the others -> subs_k, dL/dZ, X_others)
     (letters of X_k that appear nowhere else are broadcast back)."""
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, *xs, subs, out):

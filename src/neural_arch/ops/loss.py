@@ -13,8 +13,10 @@ import warnings
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.backend.kernels import softmax_loss as kern
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
@@ -71,6 +73,8 @@ class ClassNLL(Function):
     upstream gradient here.
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, smoothing, reduction, fused, op):
         loss, dx, total, denom, bad = kern.class_nll(x, target, weight, ignore_index, smoothing, fused,
@@ -104,6 +108,8 @@ class SoftTargetCrossEntropy(Function):
         dl/dx_c = p_c sum_k a_k - a_c  (a_c = w_c q'_c),    dl/dq_c = -(1 - e) w_c logp_c
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, q, weight, smoothing, reduction):
         logp = kern.softmax(x, (1,), True)
@@ -136,7 +142,7 @@ class SoftTargetCrossEntropy(Function):
 
 def _class_input(input: Tensor, target, weight, op: str):
     """Validate (input, target, weight); return arrays with a batch dim, and whether one was added."""
-    if not isinstance(input, Tensor) or input.data.dtype.kind != "f":
+    if not isinstance(input, Tensor) or not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: input must be a floating-point Tensor")
     x = input.data
     if x.ndim == 0:
@@ -231,6 +237,8 @@ class PointwiseLoss(Function):
         huber:      d^2 / 2 if |d| < k else k (|d| - k/2)    f'(d) = d or k sign d
     dl/dx = f'(d),  dl/dy = -f'(d)"""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, y, kind, param):
         d = x - y
@@ -262,6 +270,8 @@ class SquaredError(Function):
         dl/dx = 2 (x - y) [/ n],   dl/dy = -dl/dx
     The sum is one pass over x and y (``backend.kernels.softmax_loss.squared_error``), accumulated in
     float64; x and y are saved, not x - y."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, y, reduction):
@@ -358,6 +368,8 @@ class BinaryCrossEntropy(Function):
 
     NOTE: as in torch, dl/dt uses the *unclamped* logs (infinite at p = 0 or 1)."""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, p, t, weight):
         with np.errstate(divide="ignore"):
@@ -408,6 +420,8 @@ class BCEWithLogits(Function):
     """With lw = 1 + (pw - 1) t and sp(z) = log(1 + e^z):
         l = (1 - t) x + lw sp(-x)
         dl/dx = (1 - t) - lw sigmoid(-x),   dl/dt = -x + (pw - 1) sp(-x),   dl/dpw = t sp(-x)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, t, *pw):
@@ -461,6 +475,8 @@ class KLDiv(Function):
         l = p (log p - x)   (0 where p = 0)        dl/dx = -p,   dl/dp = log p + 1 - x
         log_target: l = e^t (t - x)                dl/dx = -e^t, dl/dt = e^t (t - x + 1)
     NOTE: at p = 0 the target gradient is taken as -x (torch gives NaN there)."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, t, log_target):
