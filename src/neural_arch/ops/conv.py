@@ -23,6 +23,7 @@ import numpy as np
 from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import conv as kern
 from neural_arch.backend.kernels.conv import col2im, crop_hw, im2col, pad_hw
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
@@ -152,7 +153,7 @@ def check_float_inputs(op: str, *tensors) -> None:
     for t in tensors:
         if t is None:
             continue
-        if t.data.dtype.kind != "f":
+        if not is_floating(t.data.dtype):
             raise DTypeError(f"{op}: expects floating-point tensors, got {t.dtype}; convert with .float()")
         if t.data.dtype != dtype:
             names = ", ".join(str(u.dtype) for u in tensors if u is not None)

@@ -133,7 +133,7 @@ class Einsum(Function):
     def forward(ctx, *xs, subs, out):
         ctx.save_for_backward(*xs)
         ctx.subs, ctx.out = subs, out
-        return np.einsum(",".join(subs) + "->" + out, *xs, optimize=len(xs) > 2)
+        return _einsum(",".join(subs) + "->" + out, *xs, optimize=len(xs) > 2)
 
     @staticmethod
     def backward(ctx, grad):
@@ -149,7 +149,7 @@ class Einsum(Function):
             known = set(ctx.out).union(*(set(s) for s, _ in others))
             target = "".join(c for c in uniq if c in known)
             spec = ",".join([ctx.out] + [s for s, _ in others]) + "->" + target
-            g = np.einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
+            g = _einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
             if target != uniq:  # letters summed away in forward: every position got the same gradient
                 g = np.broadcast_to(g.reshape([size[c] if c in known else 1 for c in uniq]),
                                     [size[c] for c in uniq])
@@ -159,6 +159,16 @@ class Einsum(Function):
                 g = full
             grads.append(g)
         return tuple(grads)
+
+
+def _einsum(spec: str, *arrays, optimize: bool):
+    """``np.einsum``; bfloat16/float16 operands (NumPy has no einsum for bfloat16) are summed in float32
+    and the result rounded back to the first operand's dtype, as torch accumulates."""
+    low = arrays[0].dtype
+    if low.itemsize != 2 or low.kind not in "fV":
+        return np.einsum(spec, *arrays, optimize=optimize)
+    wide = [a.astype(np.float32) if a.dtype == low else a for a in arrays]
+    return np.einsum(spec, *wide, optimize=optimize).astype(low)
 
 
 def einsum(equation: str, *operands) -> Tensor:

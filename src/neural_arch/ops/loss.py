@@ -204,7 +204,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     tdata = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if tdata.dtype.kind != "f":
+    if not is_floating(tdata.dtype):
         return _nll(input, target, weight, ignore_index, reduction, label_smoothing, True, "cross_entropy")
     # probability targets
     x, t, c = _class_input(input, target, weight, "cross_entropy")
@@ -299,7 +299,7 @@ class SquaredError(Function):
 
 def _pair(input, target, op):
     x, y = binary_operands(input, target)
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs floating-point input and target, got {x.dtype}")
     if x.shape != y.shape:
         try:
