@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+import numpy as np
+
 from neural_arch.amp import GradScaler
 from neural_arch.autograd.autocast import autocast
 from neural_arch.backend.dtypes import bfloat16, float16
@@ -89,7 +91,13 @@ class MixedPrecision(Precision):
         return autocast("cpu", dtype=self.dtype)
 
     def backward(self, loss) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        if self.scaler is None:
+            loss.backward()
+            return
+        # NOTE: a scaled float16 backward may overflow: the scaler finds it and skips the step, so NumPy's
+        # overflow warnings would only be noise (torch does not warn either)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.scaler.scale(loss).backward()
 
     def unscale_(self, optimizer) -> None:
         if self.scaler is not None:
