@@ -11,9 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as tF  # noqa: E402
+
 import neural_arch as na  # noqa: E402
 import neural_arch.nn.functional as naF  # noqa: E402
-import torch.nn.functional as tF  # noqa: E402
 from neural_arch.amp import ops_by_policy  # noqa: E402
 
 rng = np.random.default_rng(0)
