@@ -88,9 +88,11 @@ class MixedPrecision(Precision):
         self.scaler_skipped_steps = 0  # steps the scaler skipped for inf/NaN gradients (16-mixed)
 
     def autocast(self):
+        """``autocast("cpu", dtype=self.dtype)``."""
         return autocast("cpu", dtype=self.dtype)
 
     def backward(self, loss) -> None:
+        """Backward of the loss, scaled by the scaler when there is one."""
         if self.scaler is None:
             loss.backward()
             return
@@ -100,10 +102,12 @@ class MixedPrecision(Precision):
             self.scaler.scale(loss).backward()
 
     def unscale_(self, optimizer) -> None:
+        """The scaler's ``unscale_`` (nothing for bf16-mixed)."""
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
 
     def step(self, optimizer) -> None:
+        """``optimizer.step()``; with a scaler, its ``step`` (skipped on inf/NaN) and ``update``."""
         if self.scaler is None:
             optimizer.step()
             return
@@ -113,11 +117,13 @@ class MixedPrecision(Precision):
 
     @property
     def skipped_by_scaler(self) -> bool:
+        """Whether the scaler found inf/NaN gradients in this step (it will skip it)."""
         if self.scaler is None:
             return False
         return any(s["found_inf"] for s in self.scaler._per_optimizer.values())
 
     def state_dict(self) -> dict:
+        """The name, and the scaler's state and skip count when there is a scaler."""
         state = {"name": self.name}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
@@ -125,6 +131,7 @@ class MixedPrecision(Precision):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the scaler's state (a checkpoint without one leaves the scaler as it is)."""
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
             self.scaler_skipped_steps = int(state.get("scaler_skipped_steps", 0))
