@@ -20,6 +20,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    field_validator,
     model_validator,
 )
 
@@ -111,6 +112,14 @@ class TrainConfig(Section):
     max_nonfinite: PositiveInt = 5  # skip: halt after this many non-finite steps in a row
     task: Literal["auto", "classification", "language_modeling", "masked_language_modeling"] = "auto"
     compile: bool = False  # na.compile the forward and backward: captured once per shape, then replayed
+    # Lightning's names: "32" (float32), "bf16-mixed" (autocast to bfloat16), "16-mixed" (float16 + GradScaler)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_name(cls, v):
+        aliases = {"32": "32", "32-true": "32", "bf16": "bf16-mixed", "16": "16-mixed"}
+        return aliases.get(str(v).strip().lower(), v)
 
     @model_validator(mode="after")
     def _steps_or_epochs(self):

@@ -15,6 +15,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.backend.kernels import softmax_loss
@@ -232,7 +233,7 @@ class Softmax(Function):
 def _float(x: Tensor, op: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise DTypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; convert with .float() first")
     return x
 
@@ -336,7 +337,7 @@ def _softmax_dim(x: Tensor, dim, op: str) -> tuple:
 
 def _softmax_input(input, dtype, op):
     x = input if dtype is None else input.to(dtype)
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; pass dtype= or convert first")
     return x
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import conv as kern
 from neural_arch.backend.kernels.conv import col2im, crop_hw, im2col, pad_hw
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
@@ -39,6 +41,8 @@ class Conv2d(Function):
 
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -63,6 +67,8 @@ class ConvTranspose2d(Function):
         dL/dx = conv2d(dL/dy, W)        dL/dW = conv2d's dL/dW for input dL/dy and output gradient x
         dL/db = sum_(n,h,w) dL/dy
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, out_hw=None):
@@ -147,7 +153,7 @@ def check_float_inputs(op: str, *tensors) -> None:
     for t in tensors:
         if t is None:
             continue
-        if t.data.dtype.kind != "f":
+        if not is_floating(t.data.dtype):
             raise DTypeError(f"{op}: expects floating-point tensors, got {t.dtype}; convert with .float()")
         if t.data.dtype != dtype:
             names = ", ".join(str(u.dtype) for u in tensors if u is not None)

@@ -16,6 +16,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
@@ -64,7 +65,7 @@ def _check(input, p, op):
         raise DTypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
     if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
         raise ConfigError(f"{op}: dropout probability must be in [0, 1], got {p}")
-    if input.data.dtype.kind != "f":
+    if not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {input.dtype}")
 
 

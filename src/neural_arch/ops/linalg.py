@@ -6,6 +6,7 @@ import string
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
@@ -22,6 +23,8 @@ class MatMul(Function):
     gets its gradient from one GEMM over the flattened batch instead of a
     batch of GEMMs followed by a sum.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, y):
@@ -126,11 +129,13 @@ class Einsum(Function):
     dL/dX_k = einsum(out, subs of the others -> subs_k, dL/dZ, X_others)
     (letters of X_k that appear nowhere else are broadcast back)."""
 
+    autocast = LOWER  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, *xs, subs, out):
         ctx.save_for_backward(*xs)
         ctx.subs, ctx.out = subs, out
-        return np.einsum(",".join(subs) + "->" + out, *xs, optimize=len(xs) > 2)
+        return _einsum(",".join(subs) + "->" + out, *xs, optimize=len(xs) > 2)
 
     @staticmethod
     def backward(ctx, grad):
@@ -146,7 +151,7 @@ class Einsum(Function):
             known = set(ctx.out).union(*(set(s) for s, _ in others))
             target = "".join(c for c in uniq if c in known)
             spec = ",".join([ctx.out] + [s for s, _ in others]) + "->" + target
-            g = np.einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
+            g = _einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
             if target != uniq:  # letters summed away in forward: every position got the same gradient
                 g = np.broadcast_to(g.reshape([size[c] if c in known else 1 for c in uniq]),
                                     [size[c] for c in uniq])
@@ -156,6 +161,16 @@ class Einsum(Function):
                 g = full
             grads.append(g)
         return tuple(grads)
+
+
+def _einsum(spec: str, *arrays, optimize: bool):
+    """``np.einsum``; bfloat16/float16 operands (NumPy has no einsum for bfloat16) are summed in float32
+    and the result rounded back to the first operand's dtype, as torch accumulates."""
+    low = arrays[0].dtype
+    if low.itemsize != 2 or low.kind not in "fV":
+        return np.einsum(spec, *arrays, optimize=optimize)
+    wide = [a.astype(np.float32) if a.dtype == low else a for a in arrays]
+    return np.einsum(spec, *wide, optimize=optimize).astype(low)
 
 
 def einsum(equation: str, *operands) -> Tensor:

@@ -13,8 +13,10 @@ import warnings
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.backend.kernels import softmax_loss as kern
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
@@ -71,6 +73,8 @@ class ClassNLL(Function):
     upstream gradient here.
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, smoothing, reduction, fused, op):
         loss, dx, total, denom, bad = kern.class_nll(x, target, weight, ignore_index, smoothing, fused,
@@ -104,6 +108,8 @@ class SoftTargetCrossEntropy(Function):
         dl/dx_c = p_c sum_k a_k - a_c  (a_c = w_c q'_c),    dl/dq_c = -(1 - e) w_c logp_c
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, q, weight, smoothing, reduction):
         logp = kern.softmax(x, (1,), True)
@@ -136,7 +142,7 @@ class SoftTargetCrossEntropy(Function):
 
 def _class_input(input: Tensor, target, weight, op: str):
     """Validate (input, target, weight); return arrays with a batch dim, and whether one was added."""
-    if not isinstance(input, Tensor) or input.data.dtype.kind != "f":
+    if not isinstance(input, Tensor) or not is_floating(input.data.dtype):
         raise DTypeError(f"{op}: input must be a floating-point Tensor")
     x = input.data
     if x.ndim == 0:
@@ -198,7 +204,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     tdata = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if tdata.dtype.kind != "f":
+    if not is_floating(tdata.dtype):
         return _nll(input, target, weight, ignore_index, reduction, label_smoothing, True, "cross_entropy")
     # probability targets
     x, t, c = _class_input(input, target, weight, "cross_entropy")
@@ -230,6 +236,8 @@ class PointwiseLoss(Function):
         smooth_l1:  d^2 / (2 b) if |d| < b else |d| - b/2   f'(d) = d / b or sign d
         huber:      d^2 / 2 if |d| < k else k (|d| - k/2)    f'(d) = d or k sign d
     dl/dx = f'(d),  dl/dy = -f'(d)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, y, kind, param):
@@ -263,6 +271,8 @@ class SquaredError(Function):
     The sum is one pass over x and y (``backend.kernels.softmax_loss.squared_error``), accumulated in
     float64; x and y are saved, not x - y."""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, y, reduction):
         ctx.save_for_backward(x, y)
@@ -289,7 +299,7 @@ class SquaredError(Function):
 
 def _pair(input, target, op):
     x, y = binary_operands(input, target)
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs floating-point input and target, got {x.dtype}")
     if x.shape != y.shape:
         try:
@@ -358,6 +368,8 @@ class BinaryCrossEntropy(Function):
 
     NOTE: as in torch, dl/dt uses the *unclamped* logs (infinite at p = 0 or 1)."""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, p, t, weight):
         with np.errstate(divide="ignore"):
@@ -408,6 +420,8 @@ class BCEWithLogits(Function):
     """With lw = 1 + (pw - 1) t and sp(z) = log(1 + e^z):
         l = (1 - t) x + lw sp(-x)
         dl/dx = (1 - t) - lw sigmoid(-x),   dl/dt = -x + (pw - 1) sp(-x),   dl/dpw = t sp(-x)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, t, *pw):
@@ -461,6 +475,8 @@ class KLDiv(Function):
         l = p (log p - x)   (0 where p = 0)        dl/dx = -p,   dl/dp = log p + 1 - x
         log_target: l = e^t (t - x)                dl/dx = -e^t, dl/dt = e^t (t - x + 1)
     NOTE: at p = 0 the target gradient is taken as -x (torch gives NaN there)."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, t, log_target):

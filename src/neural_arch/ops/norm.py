@@ -19,6 +19,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import norm as kern
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 
@@ -133,7 +134,7 @@ def _update_running(running, mu, var, n):
 
 # -- helpers ---------------------------------------------------------------------------------------------
 def _float_input(x, op):
-    if not isinstance(x, Tensor) or x.data.dtype.kind != "f":
+    if not isinstance(x, Tensor) or not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: input must be a floating-point Tensor, got "
                          f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
     return x

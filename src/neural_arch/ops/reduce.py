@@ -12,6 +12,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels import reduce as kern
@@ -66,6 +67,8 @@ class Mean(Function):
 
 class Prod(Function):
     """y = prod_i x_i       dy/dx_i = prod_{j != i} x_j   (exact with zeros: no division)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, axis, keepdim):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from neural_arch.autograd.autocast import PROMOTE
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import promote_types
@@ -88,6 +89,8 @@ class Tile(Function):
 class Cat(Function):
     """y = [x_1, x_2, ...] along an axis      dL/dx_k = the k-th slice of dL/dy"""
 
+    autocast = PROMOTE  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, *xs, axis):
         ctx.axis = axis
@@ -101,6 +104,8 @@ class Cat(Function):
 
 class Stack(Function):
     """y = stack(x_1, x_2, ...) on a new axis   dL/dx_k = dL/dy[..., k, ...]"""
+
+    autocast = PROMOTE  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, *xs, axis):
