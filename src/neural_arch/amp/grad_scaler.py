@@ -56,12 +56,22 @@ class GradScaler:
                 raise ConfigError(f"GradScaler: backoff_factor must be < 1.0 (got {backoff_factor})")
             if not (isinstance(growth_interval, int) and growth_interval >= 1):
                 raise ConfigError(f"GradScaler: growth_interval must be an int >= 1 (got {growth_interval!r})")
-        self._scale = np.float32(init_scale)
+        # one 0-d float32 tensor, updated in place: scale() multiplies by this same object, so a compiled
+        # step (na.compile) reads the scale of the moment instead of the one it was captured with
+        self._scale_tensor = Tensor(np.array(init_scale, dtype=np.float32))
         self._growth_factor = float(growth_factor)
         self._backoff_factor = float(backoff_factor)
         self._growth_interval = int(growth_interval)
         self._growth_tracker = 0  # good steps in a row since the last change of scale
         self._per_optimizer: dict[int, dict] = {}  # id(optimizer) -> {"stage", "found_inf"} for this iteration
+
+    @property
+    def _scale(self) -> np.float32:
+        return self._scale_tensor.data[()]
+
+    @_scale.setter
+    def _scale(self, value) -> None:
+        self._scale_tensor.data[...] = value
 
     # -- the four calls of a training step ---------------------------------------------------------
     def scale(self, outputs):
@@ -69,7 +79,7 @@ class GradScaler:
         if not self._enabled:
             return outputs
         if isinstance(outputs, Tensor):
-            return outputs * Tensor(np.asarray(self._scale, dtype=np.float32))
+            return outputs * self._scale_tensor
         if isinstance(outputs, (list, tuple)):
             return type(outputs)(self.scale(o) for o in outputs)
         raise TypeError(f"GradScaler.scale: expected a Tensor or a list/tuple of Tensors, got {type(outputs).__name__}")
