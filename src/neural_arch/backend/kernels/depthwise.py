@@ -92,17 +92,22 @@ def _depthwise_backward(grad, xp, w, stride, dilation, need_x, need_w):
 @kernel(FAST, rows=(0, 1), offset=5, work=2)
 def depthwise_backward_kernel(w, gw, grad, xp, gxp, c0, sh, sw, dh, dw, need_x, need_w):
     """gxp[n, c0 + c] (zeros on entry) and gw[c] for a thread's share of the channels (w, gw; c0 its first).
+
+    The taps are the inner loops of each (n, c) plane, so a plane's grad, xp and gxp rows stay in cache
+    across the kh * kw taps (a loop over the whole batch per tap re-read them from memory each time).
     dw sums each output row in float32 (vectorised) and the rows in float64: N Ho Wo terms in all."""
     nc, kh, kw = w.shape
     nn, _, ho, wo = grad.shape
+    acc = np.zeros((kh, kw), np.float64)
     for c in range(nc):
         ch = c0 + c
-        for i in range(kh):
-            for j in range(kw):
-                wt = w[c, i, j]
-                left = U(j * dw)
-                acc = 0.0
-                for n in range(nn):
+        acc[:, :] = 0.0
+        for n in range(nn):
+            for i in range(kh):
+                for j in range(kw):
+                    wt = w[c, i, j]
+                    left = U(j * dw)
+                    plane = 0.0
                     for p in range(ho):
                         r = p * sh + i * dh
                         if need_x:
@@ -120,9 +125,12 @@ def depthwise_backward_kernel(w, gw, grad, xp, gxp, c0, sh, sw, dh, dw, need_x, 
                             else:
                                 for q in range(U(wo)):
                                     s += grad[n, ch, p, q] * xp[n, ch, r, q * U(sw) + left]
-                            acc += s
-                if need_w:
-                    gw[c, i, j] = acc
+                            plane += s
+                    acc[i, j] += plane
+        if need_w:
+            for i in range(kh):
+                for j in range(kw):
+                    gw[c, i, j] = acc[i, j]
 
 
 @dispatch(_depthwise_backward)
