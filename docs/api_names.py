@@ -81,6 +81,23 @@ def _ours(obj: object) -> bool:
     return isinstance(module, str) and (module == ROOT or module.startswith(ROOT + "."))
 
 
+def _reexports(module: types.ModuleType) -> set[str]:
+    """Names a module without ``__all__`` re-exports on purpose: those of its ``from x import *``
+    lines, and those imported on a line marked ``noqa: F401`` (the codebase's re-export marker)."""
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    lines = source.splitlines()
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or not node.module:
+            continue
+        if any(a.name == "*" for a in node.names):
+            source_module = importlib.import_module(node.module)
+            names |= set(getattr(source_module, "__all__", [n for n in vars(source_module) if not n.startswith("_")]))
+        elif "F401" in lines[node.end_lineno - 1] or "F401" in lines[node.lineno - 1]:
+            names |= {a.asname or a.name for a in node.names}
+    return names
+
+
 def _is_op_function(obj: object) -> bool:
     from neural_arch.autograd.function import Function  # noqa: PLC0415 - after the path is set
 
@@ -98,9 +115,11 @@ def public_names(namespace: str) -> list[Name]:
     if explicit is not None:
         candidates = [(n, getattr(module, n)) for n in explicit]
     else:
+        exported = _reexports(module)
         candidates = [(n, obj) for n, obj in sorted(vars(module).items())
                       if not n.startswith("_") and n != "annotations" and _ours(obj)
-                      and (namespace == ROOT or getattr(obj, "__module__", namespace).startswith(namespace))]
+                      and (namespace == ROOT or n in exported
+                           or getattr(obj, "__module__", namespace).startswith(namespace))]
     return [Name(namespace, n, obj) for n, obj in candidates
             if not isinstance(obj, types.ModuleType) and not _is_op_function(obj)]
 

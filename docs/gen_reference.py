@@ -45,8 +45,8 @@ def kind(obj: object) -> str:
     return "function" if callable(obj) else "value"
 
 
-def op_links(family: str, functions: list[type], names: list[api_names.Name]) -> dict[str, list[str]]:
-    """For each public function of a family, the ``Function`` classes its source applies."""
+def op_links(family: str, functions: list[type], names: list[api_names.Name]) -> dict[str, tuple]:
+    """For each public function of a family: (its entry, the names of the ``Function`` classes it applies)."""
     links = {}
     for entry in names:
         try:
@@ -55,12 +55,12 @@ def op_links(family: str, functions: list[type], names: list[api_names.Name]) ->
             continue
         # a function made by a factory (``sigmoid = _unary(Sigmoid)``) holds its Function in a closure cell
         cells = [c.cell_contents for c in getattr(entry.obj, "__closure__", None) or ()]
-        links[entry.name] = [f.__name__ for f in functions
-                             if re.search(rf"\b{f.__name__}\.apply\b", source) or f in cells]
+        links[entry.name] = (entry, [f.__name__ for f in functions
+                                     if re.search(rf"\b{f.__name__}\.apply\b", source) or f in cells])
     return links
 
 
-def math_section(family: str, functions: list[type], used_by: dict[str, list[str]]) -> str:
+def math_section(family: str, functions: list[type], used_by: dict[str, tuple]) -> str:
     if not functions:
         return ""
     out = ["", "## Forward and backward", "",
@@ -68,11 +68,11 @@ def math_section(family: str, functions: list[type], used_by: dict[str, list[str
            "`backward` returns one gradient per input. The math below is the `Function`'s docstring, "
            "as the source states it.", ""]
     for fn in functions:
-        users = sorted(name for name, classes in used_by.items() if fn.__name__ in classes)
+        users = sorted((e for e, classes in used_by.values() if fn.__name__ in classes), key=lambda e: e.name)
         out.append(f"### `{fn.__name__}` {{ #{family}.{fn.__name__} }}")
         out.append("")
         if users:
-            out.append("Used by " + ", ".join(f"[`{u}`][{family}.{u}]" for u in users) + ".")
+            out.append("Used by " + ", ".join(link(u.name, u) for u in users) + ".")
             out.append("")
         out.append(ops_math.render(inspect.cleandoc(fn.__doc__ or "")))
     return "\n".join(out)
@@ -105,6 +105,14 @@ def anchor(entry: api_names.Name) -> str:
     return api_names.home(entry.obj) if shadowed(entry) else entry.path
 
 
+def link(text: str, entry: api_names.Name) -> str:
+    """A Markdown link to where ``entry`` is documented: an autorefs identifier, or for a function
+    rendered here from the live object (not known to mkdocstrings) its page and heading."""
+    if made_by_factory(entry.obj):
+        return f"[`{text}`]({entry.namespace}.md#{entry.path})"
+    return f"[`{text}`][{anchor(entry)}]"
+
+
 def page(namespace: str, names: list[api_names.Name], primary: dict) -> tuple[str, list[str]]:
     """The page's Markdown, and the names it documents with a missing docstring."""
     own = [e for e in names if api_names.documented_at(e, primary) is e]
@@ -116,8 +124,8 @@ def page(namespace: str, names: list[api_names.Name], primary: dict) -> tuple[st
     if used_by:
         lines += ["| op | forward and backward |", "|---|---|"]
         for entry in own:
-            math = ", ".join(f"[`{c}`](#{namespace}.{c})" for c in used_by.get(entry.name, []))
-            lines.append(f"| [`{entry.name}`][{entry.path}] | {math or 'composed of other ops'} |")
+            math = ", ".join(f"[`{c}`](#{namespace}.{c})" for c in used_by.get(entry.name, (None, []))[1])
+            lines.append(f"| {link(entry.name, entry)} | {math or 'composed of other ops'} |")
         lines.append("")
     members = ", ".join(f'"{e.name}"' for e in own if not shadowed(e) and not made_by_factory(e.obj))
     lines += [f"::: {namespace}", "    options:", "      show_root_heading: false",
@@ -131,7 +139,7 @@ def page(namespace: str, names: list[api_names.Name], primary: dict) -> tuple[st
         lines += ["## Documented elsewhere", "", "| name | kind | documented at | summary |", "|---|---|---|---|"]
         for entry in elsewhere:
             at = api_names.documented_at(entry, primary)
-            lines.append(f"| `{entry.name}` | {kind(entry.obj)} | [`{at.path}`][{anchor(at)}] | {summary_line(entry.obj)} |")
+            lines.append(f"| `{entry.name}` | {kind(entry.obj)} | {link(at.path, at)} | {summary_line(entry.obj)} |")
         lines.append("")
     lines.append(math_section(namespace, functions, used_by))
     return "\n".join(lines), undocumented
