@@ -62,7 +62,7 @@ bench: $(VENV)/.test-deps
 
 ## The documentation site, into site/ (`$(BIN)/mkdocs serve` to browse it while editing).
 docs: $(VENV)/.test-deps
-	PYTHONPATH=src $(BIN)/python -m mkdocs build --strict
+	PYTHONPATH=src NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/python -m mkdocs build --strict
 
 ## Redraw the architecture diagrams (docs/diagrams/*.dot -> .svg, committed) with Graphviz's dot.
 diagrams:

@@ -73,6 +73,7 @@ def test_blocks_are_read_in_order_with_titles_and_languages(tmp_path):
     assert "_sh('echo hi', 15)" in script and "a comment" not in script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in TUTORIALS if p.name != "index.md"], ids=lambda p: p.stem)
 def test_tutorial_runs(page, tmp_path):
     script = tmp_path / f"{page.stem}.py"
