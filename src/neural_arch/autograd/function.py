@@ -51,6 +51,12 @@ _ndarray = np.ndarray
 
 
 class Function:
+    """One differentiable op: subclass it, write ``forward(ctx, *arrays, **params)`` and ``backward(ctx, grad)``.
+
+    Call it as ``MyOp.apply(*tensors, **params)``: ``apply`` unwraps the tensors, runs ``forward`` on their
+    arrays, and (when a gradient is needed) records the node the engine walks back through ``backward``,
+    which returns one gradient per input (or None). See DESIGN.md "How an op looks".
+    """
     __slots__ = ("parents", "needs_input_grad", "out_shape", "_saved", "_out_hooks", "_retained", "__dict__")
 
     # True for an op whose forward draws from a random generator (dropout): running it again draws

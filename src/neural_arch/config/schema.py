@@ -79,6 +79,7 @@ class DataConfig(Section):
 
 
 class OptimizerConfig(Section):
+    """The ``optimizer`` section: the optimizer's name and hyperparameters."""
     name: Literal["adamw", "adam", "sgd", "lion", "rmsprop", "adagrad"] = "adamw"
     lr: PositiveFloat = 2e-3
     weight_decay: NonNegativeFloat = 0.01
@@ -133,6 +134,7 @@ class TrainConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
+    """``callbacks.early_stopping``: stop when ``monitor`` has not improved for ``patience`` evaluations."""
     monitor: str = "loss"  # a validation metric
     mode: Literal["min", "max"] = "min"
     patience: PositiveInt = 3  # evaluations without improvement before stopping
@@ -149,6 +151,7 @@ class CheckpointConfig(Section):
 
 
 class CallbacksConfig(Section):
+    """The ``callbacks`` section: early stopping, checkpointing, lr and gradient-norm monitors."""
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig | None = None
     lr_monitor: bool = False  # lr of every parameter group in the logs
@@ -156,6 +159,7 @@ class CallbacksConfig(Section):
 
 
 class LoggingConfig(Section):
+    """The ``logging`` section: which trackers receive the metrics (jsonl, csv, tensorboard, mlflow, wandb)."""
     backends: list[Literal["jsonl", "csv", "tensorboard", "mlflow", "wandb"]] = Field(default_factory=lambda: ["jsonl"])
     mlflow_uri: str | None = None  # None: sqlite:///<runs directory>/mlflow.db
     histogram_every: NonNegativeInt = 100  # tensorboard: weight and gradient histograms (0: none)

@@ -61,6 +61,7 @@ class MatMul(Function):
 
 
 def matmul(a, b) -> Tensor:
+    """The matrix product with torch's rules for 1-d operands and batch broadcasting (``a @ b``, torch.matmul)."""
     a, b = binary_operands(a, b)
     sa, sb = a.data.shape, b.data.shape
     if not sa or not sb:
@@ -75,24 +76,28 @@ def matmul(a, b) -> Tensor:
 
 
 def mm(a, b) -> Tensor:
+    """The product of two matrices (torch.mm)."""
     if a.data.ndim != 2 or b.data.ndim != 2:
         raise ShapeError(f"mm: expects two matrices, got {shape_str(a.shape)} and {shape_str(b.shape)}")
     return matmul(a, b)
 
 
 def bmm(a, b) -> Tensor:
+    """Batched matrix product of two 3-d tensors: (b, n, k) @ (b, k, m) -> (b, n, m) (torch.bmm)."""
     if a.data.ndim != 3 or b.data.ndim != 3:
         raise ShapeError(f"bmm: expects two 3-d tensors, got {shape_str(a.shape)} and {shape_str(b.shape)}")
     return matmul(a, b)
 
 
 def dot(a, b) -> Tensor:
+    """The inner product of two 1-d tensors (torch.dot)."""
     if a.data.ndim != 1 or b.data.ndim != 1:
         raise ShapeError(f"dot: expects two 1-d tensors, got {shape_str(a.shape)} and {shape_str(b.shape)}")
     return matmul(a, b)
 
 
 def outer(a, b) -> Tensor:
+    """The outer product of two 1-d tensors: y[i, j] = a[i] b[j] (torch.outer)."""
     return unsqueeze(a, 1) * unsqueeze(b, 0)
 
 
@@ -174,6 +179,7 @@ def _einsum(spec: str, *arrays, optimize: bool):
 
 
 def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation over the operands by ``equation``, e.g. ``einsum('bij,bjk->bik', a, b)`` (torch.einsum)."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     subs, out = _parse_einsum(equation, [t.shape for t in operands])

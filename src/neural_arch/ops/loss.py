@@ -339,12 +339,14 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
             weight=None) -> Tensor:
+    """Mean (or sum, or none) of |input - target| (torch.nn.functional.l1_loss)."""
     return _pointwise(input, target, _reduction(reduction, size_average, reduce, "l1_loss"), "l1", None,
                       "l1_loss", weight)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, with d = input - target (F.smooth_l1_loss)."""
     reduction = _reduction(reduction, size_average, reduce, "smooth_l1_loss")
     if beta < 0:
         raise ConfigError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
