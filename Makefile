@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: train test bench clean
+.PHONY: train test bench docs diagrams clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,21 @@ $(FASHION_MNIST):
 	  echo "make test: installing dataset-fashion-mnist failed (see above)" >&2; exit 1; }
 	@test -f $@ || { echo "make test: dataset-fashion-mnist is installed but $@ is missing" >&2; exit 1; }
 
+# The browser that tests/docs/test_site.py drives (through playwright): Debian's chromium, installed
+# as the data set above is when missing.
+CHROMIUM := $(firstword $(shell command -v chromium chromium-browser 2>/dev/null) /usr/bin/chromium)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make test: Chromium is missing and there is no apt-get;" \
+	  "install chromium (the docs test drives it headless)" >&2; exit 1; }
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make test: Chromium is missing; as root run: apt-get update && apt-get install chromium" >&2; \
+	  exit 1; fi; \
+	$$sudo apt-get update -q && $$sudo apt-get install -y -q chromium || { \
+	  echo "make test: installing chromium failed (see above)" >&2; exit 1; }
+
 ## Run the whole test suite.
-test: $(VENV)/.test-deps $(FASHION_MNIST)
+test: $(VENV)/.test-deps $(FASHION_MNIST) $(CHROMIUM)
 	$(BIN)/python -m neural_arch.backend.kernels
 	$(BIN)/python -m pytest -q
 
@@ -47,5 +60,13 @@ test: $(VENV)/.test-deps $(FASHION_MNIST)
 bench: $(VENV)/.test-deps
 	env -u OPENBLAS_CORETYPE $(BIN)/python -m benchmarks
 
+## The documentation site, into site/ (`$(BIN)/mkdocs serve` to browse it while editing).
+docs: $(VENV)/.test-deps
+	PYTHONPATH=src NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/python -m mkdocs build --strict
+
+## Redraw the architecture diagrams (docs/diagrams/*.dot -> .svg, committed) with Graphviz's dot.
+diagrams:
+	for f in docs/diagrams/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg"; done
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -21,11 +22,15 @@ from fashion_common import CLASSES, MEAN, STD, load_arrays  # noqa: E402
 from neural_arch.models.vit import ViTConfig, ViTForImageClassification  # noqa: E402
 from neural_arch.viz import save_attention_rollout  # noqa: E402
 
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): the PNG goes to a temporary directory, not docs/
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="", help="a directory written by save_pretrained")
-    p.add_argument("--out", default="docs/vit_attention_rollout.png")
+    p.add_argument("--out", default=os.path.join(tempfile.mkdtemp(), "rollout.png") if SMOKE
+                   else "docs/vit_attention_rollout.png")
     p.add_argument("--n", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--discard-ratio", type=float, default=0.0)

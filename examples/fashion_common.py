@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -10,6 +11,8 @@ import neural_arch as na
 from neural_arch.data import FashionMNIST
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel statistics
+# NEURAL_ARCH_EXAMPLE_SMOKE=1: the examples run a few steps on a few hundred images (the test suite's size)
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE", "") not in ("", "0")
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 

@@ -19,6 +19,7 @@ Measured (2026-11-30, this machine, seeds 1-6): see BENCHMARKS.md, Tiny Shakespe
 import argparse
 import gzip
 import math
+import os
 import time
 from pathlib import Path
 
@@ -27,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): a few iterations, a slice of the validation split
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-parser.add_argument("seed", type=int)
+parser.add_argument("seed", type=int, **({"nargs": "?", "default": 1} if SMOKE else {}))
 parser.add_argument("--untied", action="store_true",
                     help="give the output head its own matrix instead of sharing the token embedding (nanoGPT ties them)")
 parser.add_argument("--beta2", type=float, default=0.99, help="AdamW's beta2 (nanoGPT's char config: 0.99)")
@@ -46,6 +49,8 @@ data = np.array([stoi[c] for c in text], dtype=np.uint16)
 n = len(data)
 train_data, val_data = data[: int(n * 0.9)], data[int(n * 0.9) :]
 V, L, H, C, T, B, ITERS = len(chars), 4, 4, 128, 64, 12, 2000
+if SMOKE:
+    val_data, ITERS = val_data[:2000], 3
 
 
 class LayerNorm(nn.Module):

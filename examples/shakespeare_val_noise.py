@@ -15,6 +15,10 @@ in 18% of draws.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +27,18 @@ import neural_arch as na
 from neural_arch.cli.generate import load_language_model
 from neural_arch.data import TinyShakespeare
 
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): RUN_DIR optional (a 3-step run is trained), few windows
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
+
 
 def window_losses(model, block: int, batch: int = 512) -> np.ndarray:
     """Mean next-character loss (nats) of every ``block``-long window of the validation split."""
     val = TinyShakespeare("val", block)
-    losses = np.empty(len(val))
+    count = min(len(val), 1024) if SMOKE else len(val)
+    losses = np.empty(count)
     with na.no_grad():
-        for lo in range(0, len(val), batch):
-            pairs = [val[i] for i in range(lo, min(len(val), lo + batch))]
+        for lo in range(0, count, batch):
+            pairs = [val[i] for i in range(lo, min(count, lo + batch))]
             x = np.stack([np.asarray(a) for a, _ in pairs])
             y = np.stack([np.asarray(b) for _, b in pairs])
             out = model(na.tensor(x))
@@ -43,13 +51,19 @@ def window_losses(model, block: int, batch: int = 512) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, **({"nargs": "?"} if SMOKE else {}))
     parser.add_argument("--eval-iters", type=int, default=20)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--block", type=int, default=64)
     parser.add_argument("--draws", type=int, default=20000)
     parser.add_argument("--threshold", type=float, default=1.88)
     args = parser.parse_args()
+    if SMOKE and args.run is None:
+        args.run = Path(tempfile.mkdtemp()) / "run"
+        subprocess.run([sys.executable, "-m", "neural_arch.cli", "train", "--set", "train.max_steps=3",
+                        "--set", "train.eval_every=3", "--set", f"run_dir={args.run}", "--set",
+                        "logging.sample_chars=0"], check=True)
+        args.draws = 100
 
     model, _ = load_language_model(args.run)
     losses = window_losses(model, args.block)

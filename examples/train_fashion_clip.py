@@ -30,6 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import neural_arch as na  # noqa: E402
 from fashion_common import CLASSES, MEAN, STD, Timer, batches, load_arrays  # noqa: E402
+
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): one epoch of one-layer towers on 256 images
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
 from neural_arch import optim  # noqa: E402
 from neural_arch.data.transforms import RandomCrop  # noqa: E402
 from neural_arch.models.clip import (  # noqa: E402
@@ -109,6 +112,8 @@ def time_torch_epoch(model, args, xtr, ytr, captions) -> float:
 
 def main():
     args = parse_args()
+    if SMOKE:
+        args.epochs, args.subset, args.dim, args.vision_layers, args.text_layers = 1, 256, 32, 1, 1
     na.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_arrays(args.subset or None, args.seed)
     tok = WordTokenizer([t.format(c) for t in TRAIN_TEMPLATES for c in CLASSES])

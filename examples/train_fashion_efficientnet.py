@@ -2,6 +2,7 @@
 
     python examples/train_fashion_efficientnet.py --epochs 10                    # the run for issue 22 (>= 93%)
     python examples/train_fashion_efficientnet.py --epochs 1 --subset 512 --max-steps 3   # smoke run
+    NEURAL_ARCH_EXAMPLE_SMOKE=1 python examples/train_fashion_efficientnet.py            # the same smoke run
 
 The model is ``efficientnet_small``: B0's first five stages (MBConv with
 depthwise convs, squeeze-and-excitation, SiLU, stochastic depth) scaled by
@@ -20,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fashion_common import Timer, batches, evaluate, load_arrays
+from fashion_common import SMOKE, Timer, batches, evaluate, load_arrays
 
 import neural_arch as na
 import neural_arch.nn.functional as F
@@ -40,7 +41,10 @@ def parse_args():
     p.add_argument("--subset", type=int, default=0, help="train on this many images (0: all 60,000)")
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit; smoke runs)")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    args = p.parse_args()
+    if SMOKE:
+        args.epochs, args.subset, args.max_steps = 1, 512, 3
+    return args
 
 
 def main():
@@ -70,6 +74,8 @@ def main():
             opt.step()
             sched.step()
             seen, loss_sum, step = seen + len(yb), loss_sum + loss.item() * len(yb), step + 1
+            if step % 50 == 0:
+                print(f"  step {step}/{steps}: train loss {loss_sum / seen:.4f} | {t():.1f}s", flush=True)
             if args.max_steps and step >= args.max_steps:
                 break
         model.eval()

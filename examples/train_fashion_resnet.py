@@ -27,6 +27,9 @@ from neural_arch import optim  # noqa: E402
 from neural_arch.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from neural_arch.models.resnet import resnet_small  # noqa: E402
 
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): one epoch of a narrow model on 256 images
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,6 +111,8 @@ def time_torch_epoch(model_na, args, xtr, ytr, augment) -> float:
 
 def main():
     args = parse_args()
+    if SMOKE:
+        args.epochs, args.subset, args.widths = 1, 256, [8, 16, 32]
     na.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_arrays(args.subset or None, args.seed)
     model = resnet_small(num_classes=10, widths=args.widths, layers=args.layers)

@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import neural_arch as na  # noqa: E402
 from fashion_common import CLASSES, MEAN, STD, Timer, batches, evaluate, load_arrays  # noqa: E402
+
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): one epoch of a one-layer model on 256 images
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
 from neural_arch import optim  # noqa: E402
 from neural_arch.data.transforms import Compose, RandomCrop, RandomHorizontalFlip  # noqa: E402
 from neural_arch.models.vit import ViTConfig, ViTForImageClassification  # noqa: E402
@@ -72,6 +75,8 @@ def time_torch_epoch(model, config, args, xtr, ytr, augment) -> float:
 
 def main():
     args = parse_args()
+    if SMOKE:
+        args.epochs, args.subset, args.dim, args.depth = 1, 256, 32, 1
     na.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_arrays(args.subset or None, args.seed)
     config = ViTConfig(hidden_size=args.dim, num_hidden_layers=args.depth, num_attention_heads=args.heads,

@@ -1,7 +1,8 @@
 """Teach a frozen language model to caption Fashion-MNIST images with a Flamingo-style VLM (Idefics layout).
 
     python examples/train_fashion_vlm.py                                   # the run for issue 22
-    python examples/train_fashion_vlm.py --lm-steps 3 --vlm-steps 3 --test-images 64   # smoke run
+    python examples/train_fashion_vlm.py --lm-steps 3 --vlm-steps 3 --test-images 64 --probe-images 64  # smoke
+    NEURAL_ARCH_EXAMPLE_SMOKE=1 python examples/train_fashion_vlm.py                  # the same smoke run
 
 Two stages, as in Flamingo:
 
@@ -23,7 +24,13 @@ pretrained is available offline here, so the ViT trains in stage 2
 Caption accuracy: each test image gets a prompt from a *held-out* template
 ("a snapshot of a"), the model decodes greedily, and the caption counts when
 the decoded words equal the class name. The gate values tanh(alpha) are
-printed before and after stage 2.
+printed before, during and after stage 2.
+
+Two diagnostics say what limits the accuracy: the caption accuracy with the
+*training* templates next to the held-out ones (is it the templates?), and a
+linear probe of the image features the cross-attention reads (the resampler's
+latents; ridge regression on ``--probe-images`` training images, scored on as
+many test images) before and after stage 2 (does the vision side learn?).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fashion_common import CLASSES, Timer, load_arrays
+from fashion_common import CLASSES, SMOKE, Timer, load_arrays
 
 import neural_arch as na
 from neural_arch import optim
@@ -97,7 +104,7 @@ def set_trainable(model, stage: int, freeze_vision: bool) -> list:
     return params
 
 
-def train_stage(model, params, make_batch, steps: int, lr: float, label: str):
+def train_stage(model, params, make_batch, steps: int, lr: float, label: str, show_gates: bool = False):
     opt = optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
     model.train()
@@ -111,17 +118,19 @@ def train_stage(model, params, make_batch, steps: int, lr: float, label: str):
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps - 1:
-            print(f"{label} step {step:5d}  loss {loss.item():.4f}  ({t():.0f}s)", flush=True)
+            gates = " | gates " + " ".join(f"{v:.3f}" for v in model.gates().values()) if show_gates else ""
+            print(f"{label} step {step:5d}  loss {loss.item():.4f}{gates}  ({t():.0f}s)", flush=True)
 
 
-def caption_accuracy(model, tok, x, y, batch: int = 250) -> float:
-    """Greedy captions after a held-out template's prefix; correct when the words equal the class name."""
+def caption_accuracy(model, tok, x, y, templates=HELD_OUT_TEMPLATES, batch: int = 250) -> float:
+    """Greedy captions after a template's prefix (held-out ones by default, one per batch in turn);
+    correct when the decoded words equal the class name."""
     model.eval()
     correct = 0
     with na.no_grad():
         for i in range(0, len(x), batch):
             xb, yb = x[i:i + batch], y[i:i + batch]
-            template = HELD_OUT_TEMPLATES[(i // batch) % len(HELD_OUT_TEMPLATES)]
+            template = templates[(i // batch) % len(templates)]
             prefix = [1] + tok.encode(template.replace("{}", "").strip())
             ids = np.tile(np.array(prefix, np.int64), (len(xb), 1))
             for _ in range(3):  # class names are one or two words, then <eos>
@@ -134,6 +143,23 @@ def caption_accuracy(model, tok, x, y, batch: int = 250) -> float:
     return correct / len(x)
 
 
+def probe_accuracy(model, xtr, ytr, xte, yte, batch: int = 250, ridge: float = 1e-2) -> float:
+    """Test accuracy of a linear classifier (ridge regression on one-hot labels) over the flattened
+    image features the cross-attention layers read: how much of the class the vision side exposes."""
+    def features(x):
+        with na.no_grad():
+            return np.concatenate([model.model.image_features(na.tensor(x[i:i + batch, None])).numpy()
+                                   .reshape(len(x[i:i + batch]), -1) for i in range(0, len(x), batch)])
+    model.eval()
+    ftr, fte = features(xtr), features(xte)
+    model.train()
+    mean, std = ftr.mean(0), ftr.std(0) + 1e-6
+    ftr, fte = (ftr - mean) / std, (fte - mean) / std
+    gram = ftr.T.astype(np.float64) @ ftr + ridge * len(ftr) * np.eye(ftr.shape[1])
+    w = np.linalg.solve(gram, ftr.T.astype(np.float64) @ np.eye(10)[ytr])
+    return float(((fte @ w).argmax(-1) == yte).mean())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lm-steps", type=int, default=400)
@@ -143,8 +169,11 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--test-images", type=int, default=10000)
     p.add_argument("--freeze-vision", action="store_true", help="keep the ViT at its random initialisation")
+    p.add_argument("--probe-images", type=int, default=2000, help="images to fit / score the linear probe on")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    if SMOKE:  # the test suite's size
+        args.lm_steps, args.vlm_steps, args.batch_size, args.test_images, args.probe_images = 3, 3, 16, 64, 64
     na.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     xtr, ytr, xte, yte = load_arrays()
@@ -164,12 +193,19 @@ def main():
 
     total = Timer()
     train_stage(model, set_trainable(model, 1, args.freeze_vision), text_batch, args.lm_steps, args.lr, "LM ")
+    n_probe = min(args.probe_images, len(xte))
+    probe = lambda: probe_accuracy(model, xtr[:n_probe], ytr[:n_probe], xte[:n_probe], yte[:n_probe])  # noqa: E731
     before = caption_accuracy(model, tok, xte, yte)
     print(f"after stage 1 (text only, gates shut): caption accuracy {before:.4f} (chance 0.1); gates {model.gates()}")
-    train_stage(model, set_trainable(model, 2, args.freeze_vision), image_batch, args.vlm_steps, args.lr, "VLM")
+    print(f"linear probe of the image features (vision side at its initialisation): {probe():.4f}", flush=True)
+    train_stage(model, set_trainable(model, 2, args.freeze_vision), image_batch, args.vlm_steps, args.lr, "VLM",
+                show_gates=True)
     acc = caption_accuracy(model, tok, xte, yte)
     gates = model.gates()
     print(f"after stage 2: caption accuracy {acc:.4f} on {len(xte)} test images with held-out templates")
+    seen = caption_accuracy(model, tok, xte[:n_probe], yte[:n_probe], templates=TRAIN_TEMPLATES)
+    print(f"  with the training templates instead: {seen:.4f} (first {n_probe} test images)")
+    print(f"  linear probe of the image features after stage 2: {probe():.4f}")
     print("gates tanh(alpha): " + ", ".join(f"{k} {v:.3f}" for k, v in gates.items()))
     print(f"wall time {total():.0f}s")
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -46,6 +47,9 @@ from neural_arch.models import save_char_tokenizer
 from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
 from neural_arch.models.modern import ModernConfig, ModernTransformer
 from neural_arch.nn.utils import clip_grad_norm_
+
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): a one-layer model for a few iterations
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
 
 
 def parse_args(argv=None):
@@ -161,6 +165,8 @@ def torch_twin(model, args):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if SMOKE:
+        args.iters, args.n_layer, args.n_embd, args.warmup, args.eval_every, args.sample_tokens = 3, 1, 32, 1, 0, 20
     na.manual_seed(args.seed)
     train = TinyShakespeare("train", args.block_size)
     val = TinyShakespeare("val", args.block_size)

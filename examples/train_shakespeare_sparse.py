@@ -4,6 +4,7 @@
     python examples/train_shakespeare_sparse.py --model mixtral     # 4 experts, top-2, same active parameters
     python examples/train_shakespeare_sparse.py --model mamba       # selective SSM, about the same size
     python examples/train_shakespeare_sparse.py --model mamba --iters 3 --eval-windows 8 --gen-tokens 8  # smoke
+    NEURAL_ARCH_EXAMPLE_SMOKE=1 python examples/train_shakespeare_sparse.py --model mamba               # the same
 
 The recipe is examples/train_shakespeare.py's (nanoGPT's CPU config: 4 layers,
 128 wide, block 64, batch 12, 2000 iterations, AdamW 1e-3 with warmup and
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 
@@ -60,7 +62,10 @@ def parse_args(argv=None):
     p.add_argument("--eval-windows", type=int, default=0, help="validate on the first N windows (0: all)")
     p.add_argument("--gen-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, default=1337)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE", "") not in ("", "0"):  # the test suite's size
+        args.iters, args.warmup, args.eval_windows, args.gen_tokens = 3, 1, 8, 8
+    return args
 
 
 def build(args, vocab: int):

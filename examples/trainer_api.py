@@ -8,6 +8,7 @@ The same as `neural-arch train configs/fashion_mlp.yaml --set train.epochs=2` an
 """
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,13 +20,19 @@ from neural_arch import optim
 from neural_arch.data import DataLoader, FashionMNIST, TensorDataset
 from neural_arch.train import Classification, JSONLLogger, ProgressBar, Trainer
 
+# NEURAL_ARCH_EXAMPLE_SMOKE=1 (the test suite): 512 training and 256 test images
+SMOKE = os.environ.get("NEURAL_ARCH_EXAMPLE_SMOKE") == "1"
+
 
 def datasets(root):
     train, test = FashionMNIST(root, train=True), FashionMNIST(root, train=False)
     x_train, x_test = train.data.astype(np.float32) / 255.0, test.data.astype(np.float32) / 255.0
+    y_train, y_test = train.targets, test.targets
+    if SMOKE:
+        x_train, y_train, x_test, y_test = x_train[:512], y_train[:512], x_test[:256], y_test[:256]
     mean, std = x_train.mean(), x_train.std()  # normalise with the training set's statistics
-    return (TensorDataset((x_train[:, None] - mean) / std, train.targets),
-            TensorDataset((x_test[:, None] - mean) / std, test.targets))
+    return (TensorDataset((x_train[:, None] - mean) / std, y_train),
+            TensorDataset((x_test[:, None] - mean) / std, y_test))
 
 
 def make_trainer(train_set, test_set, run_dir, epochs):

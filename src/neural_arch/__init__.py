@@ -26,6 +26,8 @@ from neural_arch.autograd.legacy import (  # torch's legacy typed constructors: 
     BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
     ShortTensor,
 )
+from neural_arch import amp  # na.amp (torch.amp): GradScaler, autocast
+from neural_arch.autograd.autocast import autocast, get_autocast_dtype, is_autocast_enabled  # torch's names
 from neural_arch.backend import (
     Device,
     Generator,

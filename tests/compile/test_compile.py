@@ -275,7 +275,8 @@ def test_replayed_values_do_not_alias_earlier_results():
 
 
 # -- the Trainer and the command line ---------------------------------------------------------------------
-def test_trainer_compile_gives_the_eager_run_bit_for_bit():
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])
+def test_trainer_compile_gives_the_eager_run_bit_for_bit(precision):
     from neural_arch.data import DataLoader, TensorDataset
     from neural_arch.train import Classification, Trainer
 
@@ -288,7 +289,7 @@ def test_trainer_compile_gives_the_eager_run_bit_for_bit():
         model = _mlp()
         loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, generator=na.Generator(0))
         t = Trainer(model, optim.AdamW(model.parameters(), lr=1e-2), loader, task=Classification(),
-                    max_steps=12, grad_clip=1.0, compile=compiled)
+                    max_steps=12, grad_clip=1.0, compile=compiled, precision=precision)
         t.fit()
         runs.append([p.data.copy() for p in model.parameters()])
         if compiled:

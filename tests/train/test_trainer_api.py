@@ -55,8 +55,8 @@ def test_missing_pieces_are_typed_errors():
         make(task=object(), max_steps=1)
     with pytest.raises(ConfigError, match="give a loss_fn"):
         make(max_steps=1)
-    with pytest.raises(ConfigError, match="precision='16-mixed' is not supported yet; use precision='32'"):
-        make(loss_fn=mse, max_steps=1, precision="16-mixed")
+    with pytest.raises(ConfigError, match="precision='8-mixed' is not supported; use one of 32, bf16-mixed"):
+        make(loss_fn=mse, max_steps=1, precision="8-mixed")
     with pytest.raises(ConfigError, match="on_nonfinite='ignore' is not one of halt, skip"):
         make(loss_fn=mse, max_steps=1, on_nonfinite="ignore")
     assert make(loss_fn=mse, max_steps=1, precision="32").precision.name == "32"

@@ -51,11 +51,19 @@ _ndarray = np.ndarray
 
 
 class Function:
+    """One differentiable op: subclass it, write ``forward(ctx, *arrays, **params)`` and ``backward(ctx, grad)``.
+
+    Call it as ``MyOp.apply(*tensors, **params)``: ``apply`` unwraps the tensors, runs ``forward`` on their
+    arrays, and (when a gradient is needed) records the node the engine walks back through ``backward``,
+    which returns one gradient per input (or None). See DESIGN.md "How an op looks".
+    """
     __slots__ = ("parents", "needs_input_grad", "out_shape", "_saved", "_out_hooks", "_retained", "__dict__")
 
     # True for an op whose forward draws from a random generator (dropout): running it again draws
     # anew. ``na.compile`` refuses to capture random draws made anywhere else.
     draws_random = False
+    # The op's autocast policy (``autograd/autocast.py``): None follows the inputs; LOWER, FP32, PROMOTE cast them.
+    autocast = None
 
     # -- the two methods a subclass writes -------------------------------------------------
     @staticmethod
@@ -88,6 +96,9 @@ class Function:
         gradient (and grad mode is on), record the node for backward."""
         if _first_op:
             _start_work()
+        narrow = None
+        if _autocast is not None:  # some thread is inside autocast: cast the inputs as cls's policy says
+            inputs, narrow = _autocast(cls, inputs)
         ctx = cls.__new__(cls)
         ctx._saved = ()
         if STATE.grad_enabled:
@@ -114,6 +125,8 @@ class Function:
             raise _diagnose(cls, inputs, exc) from exc
         if type(out) is not _ndarray:
             out = _as_array(out)
+        if narrow is not None and out.dtype != narrow:  # a low-precision op whose kernel returned float32
+            out = out.astype(narrow)
         if STATE.anomaly:
             check_finite(out, f"the forward of {cls.__name__}")
         t = _Tensor.__new__(_Tensor)
@@ -153,6 +166,10 @@ _Tensor = None  # set by tensor.py: Function creates Tensors, Tensor calls Funct
 # ``graph.trace`` sets this to a callable ``(cls, inputs, params, out)`` while it records a model;
 # None the rest of the time, so that the hot path pays one test of a module global.
 _tracer = None
+
+# ``autograd.autocast`` sets this to its ``cast_inputs(cls, inputs) -> (inputs, narrow)`` while autocast is on
+# in some thread; ``narrow`` is the dtype a LOWER op's output must have (None: leave it).
+_autocast = None
 
 
 def _as_array(out):

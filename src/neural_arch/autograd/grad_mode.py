@@ -114,8 +114,10 @@ class detect_anomaly(_Mode):  # noqa: N801
 
 
 def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``, ``inference_mode()`` or ``set_grad_enabled(False)`` (as torch)."""
     return STATE.grad_enabled
 
 
 def is_anomaly_enabled() -> bool:
+    """True inside ``detect_anomaly()``: backward checks every gradient for nan/inf (as torch)."""
     return STATE.anomaly

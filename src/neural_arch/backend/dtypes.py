@@ -89,6 +89,7 @@ def resolve_dtype(dtype) -> np.dtype:
 
 
 def is_floating(dtype) -> bool:
+    """True for the floating dtypes (float16, bfloat16, float32, float64)."""
     return dtype in _FLOATS
 
 

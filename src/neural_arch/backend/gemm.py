@@ -41,6 +41,9 @@ def matmul(a, b, out=None):
     """``np.matmul(a, b)``; split over the threads when it is large (see the module doc). ``out``:
     an array of the product's shape and dtype to write into (any layout, e.g. the transpose of a
     C-ordered one), as ``np.matmul``'s."""
+    if a.dtype.itemsize == 2 or b.dtype.itemsize == 2:  # (one test for float16/bfloat16 on the hot path)
+        if a.dtype.kind in "fV" and b.dtype.kind in "fV":
+            return _half_matmul(a, b, out)
     n = b.shape[-1] if b.ndim else 0
     size = a.size * n  # m K n (times the batch): at most half the flops, the bytes of a vector's matrix
     if 2 * size < policy.gemm_split_flops and size * a.itemsize < policy.gemv_split_bytes:
@@ -86,6 +89,18 @@ def matmul_half(a, b, tile_rows: int | None = None):
             out = part
         else:
             out += part
+    return out
+
+
+def _half_matmul(a, b, out=None):
+    """A product with float16/bfloat16 operands: BLAS has no such GEMM (NumPy's float16 loop is ~10x
+    slower than float32's), so both are widened to float32, multiplied there (float32 accumulation, as
+    torch's CPU kernels) and the result rounded to the operands' dtype."""
+    dtype = a.dtype if a.dtype == b.dtype else np.promote_types(a.dtype, b.dtype)
+    wide = matmul(a.astype(np.float32), b.astype(np.float32))
+    if out is None:
+        return wide.astype(dtype)
+    out[...] = wide
     return out
 
 

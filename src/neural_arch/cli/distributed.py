@@ -143,7 +143,8 @@ def _train_rank(cfg, resume, echo) -> int:
         model, run.optimizer, loader, task=run.task, val_loader=run.val_loader if rank == 0 else None,
         scheduler=run.scheduler, max_steps=max_steps, eval_every=cfg.train.eval_every,
         checkpoint_every=cfg.train.checkpoint_every, run_dir=run_dir if rank == 0 else None,
-        grad_clip=cfg.train.grad_clip, callbacks=callbacks, metadata=run.metadata)
+        grad_clip=cfg.train.grad_clip, precision=cfg.train.precision, callbacks=callbacks,
+        metadata=run.metadata)
     trainer.world_size = world
     if resume is not None:
         note = trainer.load_checkpoint(resume)

@@ -140,7 +140,7 @@ def run_training(cfg, resume=None, echo=click.echo) -> int:
                       val_every=cfg.train.eval_every, checkpoint_every=cfg.train.checkpoint_every, run_dir=run_dir,
                       grad_clip=cfg.train.grad_clip, accumulate_grad_batches=cfg.train.accumulate_grad_batches,
                       on_nonfinite=cfg.train.on_nonfinite, max_nonfinite=cfg.train.max_nonfinite,
-                      metadata=run.metadata, compile=cfg.train.compile)
+                      precision=cfg.train.precision, metadata=run.metadata, compile=cfg.train.compile)
     if resume is not None:
         trainer.load_checkpoint(resume)
         console(f"resumed from {resume} at step {trainer.step}")

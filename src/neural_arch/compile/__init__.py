@@ -22,8 +22,9 @@ Refused (the signature runs eagerly; ``fullgraph=True`` raises ``CompileError`` 
 Python that reads a tensor's values (``.item()``, ``if loss > x``), in-place writes outside the ops,
 random numbers drawn outside an op, gradient hooks, ``optimizer.step(closure)``, a function that
 returns a tensor which needs grad without calling ``backward()`` itself (compile the whole training
-step instead), anomaly mode. Not done (see NOTES.md): generated fused kernels, a static memory plan
-beyond freeing, shape-generic (``dynamic=True``) programs: every new shape is captured anew.
+step instead), anomaly mode. Autocast's casts are ops of their own (``Cast``), recorded like any other,
+and the autocast state is part of the guard. Not done (see NOTES.md): generated fused kernels, a static
+memory plan beyond freeing, shape-generic (``dynamic=True``) programs: every new shape is captured anew.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import inspect
 
 import numpy as np
 
+from neural_arch.autograd.autocast import get_autocast_dtype, is_autocast_enabled
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.compile.program import Program, Refused
@@ -91,7 +93,7 @@ class CompiledFunction:
             return self._fn(*args, **kwargs)
         tensors: list = []
         spec = _flatten((args, kwargs), tensors)
-        key = (spec, STATE.grad_enabled, tuple(m.training for m in self._modules))
+        key = (spec, STATE.grad_enabled, tuple(m.training for m in self._modules), autocast_state())
         entry = self._cache.get(key)
         if entry is None:
             if len(self._cache) >= CACHE_LIMIT:
@@ -183,3 +185,9 @@ def _modules_reached(fn) -> list:
                         seen.add(id(sub))
                         modules.append(sub)
     return modules
+
+
+def autocast_state() -> tuple:
+    """Autocast on or off, and its dtype, when the call starts: part of the guard (the casts an op
+    gets are recorded as Cast ops, which depend on it)."""
+    return (True, str(get_autocast_dtype("cpu"))) if is_autocast_enabled("cpu") else (False,)

@@ -205,7 +205,8 @@ class Program:
         params = {k: _param_template(eb.params[k], ea.params[k], src_b, src_a, f"{name}'s parameter {k!r}")
                   for k in eb.params}
         dynamic = [k for k, v in params.items() if _has_ref(v)]
-        return ("op", j, eb.fn, inputs, params, dynamic, eb.needs)
+        # the dtype apply() gave the output (autocast narrows a low-precision op's float32 result)
+        return ("op", j, eb.fn, inputs, params, dynamic, eb.needs, eb.out.data.dtype)
 
     def _backward(self, ea: BackwardCall, eb: BackwardCall, src_a, src_b):
         if (ea.root, ea.order, ea.retain_graph) != (eb.root, eb.order, eb.retain_graph):
@@ -255,7 +256,7 @@ class Program:
         for s, step in enumerate(self.steps):
             kind = step[0]
             if kind == "op":
-                _, j, fn, inputs, params, dynamic, needs = step
+                _, j, fn, inputs, params, dynamic, needs, dtype = step
                 if dynamic:
                     params = dict(params)
                     for k in dynamic:
@@ -268,6 +269,8 @@ class Program:
                 out = fn.forward(ctx, *[_value(r, vals, args) for r in inputs], **params)
                 if type(out) is not _ndarray:
                     out = _as_array(out)
+                if out.dtype != dtype:
+                    out = out.astype(dtype)
                 ctx.out_shape = out.shape
                 vals[j] = out
                 ctxs[j] = ctx

@@ -48,6 +48,7 @@ def merge(base: dict, update: dict) -> dict:
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
+    """Read one YAML config file into a dict; a missing file or bad YAML raises ``ConfigError`` naming it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -67,6 +68,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
 
 
 def validate(raw: dict, source: str = "config") -> RunConfig:
+    """Validate a raw config dict into a ``RunConfig``; every bad field is reported with its path (``ConfigError``)."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:

@@ -20,6 +20,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    field_validator,
     model_validator,
 )
 
@@ -78,6 +79,7 @@ class DataConfig(Section):
 
 
 class OptimizerConfig(Section):
+    """The ``optimizer`` section: the optimizer's name and hyperparameters."""
     name: Literal["adamw", "adam", "sgd", "lion", "rmsprop", "adagrad"] = "adamw"
     lr: PositiveFloat = 2e-3
     weight_decay: NonNegativeFloat = 0.01
@@ -112,6 +114,14 @@ class TrainConfig(Section):
     task: Literal["auto", "classification", "language_modeling", "masked_language_modeling"] = "auto"
     compile: bool = False  # na.compile the forward and backward: captured once per shape, then replayed
     gradient_checkpointing: bool = False  # recompute each block's activations in backward (gpt2, modern, bert, ...)
+    # Lightning's names: "32" (float32), "bf16-mixed" (autocast to bfloat16), "16-mixed" (float16 + GradScaler)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_name(cls, v):
+        aliases = {"32": "32", "32-true": "32", "bf16": "bf16-mixed", "16": "16-mixed"}
+        return aliases.get(str(v).strip().lower(), v)
 
     @model_validator(mode="after")
     def _steps_or_epochs(self):
@@ -125,6 +135,7 @@ class TrainConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
+    """``callbacks.early_stopping``: stop when ``monitor`` has not improved for ``patience`` evaluations."""
     monitor: str = "loss"  # a validation metric
     mode: Literal["min", "max"] = "min"
     patience: PositiveInt = 3  # evaluations without improvement before stopping
@@ -141,6 +152,7 @@ class CheckpointConfig(Section):
 
 
 class CallbacksConfig(Section):
+    """The ``callbacks`` section: early stopping, checkpointing, lr and gradient-norm monitors."""
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig | None = None
     lr_monitor: bool = False  # lr of every parameter group in the logs
@@ -148,6 +160,7 @@ class CallbacksConfig(Section):
 
 
 class LoggingConfig(Section):
+    """The ``logging`` section: which trackers receive the metrics (jsonl, csv, tensorboard, mlflow, wandb)."""
     backends: list[Literal["jsonl", "csv", "tensorboard", "mlflow", "wandb"]] = Field(default_factory=lambda: ["jsonl"])
     mlflow_uri: str | None = None  # None: sqlite:///<runs directory>/mlflow.db
     histogram_every: NonNegativeInt = 100  # tensorboard: weight and gradient histograms (0: none)

@@ -562,6 +562,7 @@ class RobertaLMHead(nn.Module):
 
 
 class RobertaForMaskedLM(BertPreTrainedModel):
+    """RoBERTa with the masked-LM head (transformers' ``RobertaForMaskedLM`` layout); decoder tied to the embeddings."""
     config_class = RobertaConfig
     base_model_prefix = "roberta"
     _tied_weights = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
@@ -599,6 +600,7 @@ class RobertaClassificationHead(nn.Module):
 
 
 class RobertaForSequenceClassification(BertPreTrainedModel):
+    """RoBERTa with a classification head on the first token (transformers' ``RobertaForSequenceClassification``)."""
     config_class = RobertaConfig
     base_model_prefix = "roberta"
 

@@ -24,6 +24,7 @@ import numpy as np
 import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.autograd import Tensor
+from neural_arch.autograd.autocast import is_autocast_enabled
 from neural_arch.errors import ConfigError, ShapeError
 from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
 from neural_arch.models.generation import (
@@ -103,6 +104,8 @@ class Conv1D(nn.Module):
         self.bias = nn.Parameter(ops.zeros(nf))
 
     def forward(self, x):
+        if is_autocast_enabled():  # transformers' addmm(bias, x, W): bias included in the low-precision product
+            return F.linear(x, self.weight.mT, self.bias)
         return x @ self.weight + self.bias
 
     def extra_repr(self) -> str:

@@ -110,15 +110,18 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
 
 
 def constant_(tensor, val: float):
+    """Fill ``tensor`` with ``val`` in place (no gradient recorded); returns it."""
     tensor.data[...] = val
     return tensor
 
 
 def ones_(tensor):
+    """Fill ``tensor`` with ones in place; returns it."""
     return constant_(tensor, 1.0)
 
 
 def zeros_(tensor):
+    """Fill ``tensor`` with zeros in place; returns it."""
     return constant_(tensor, 0.0)
 
 

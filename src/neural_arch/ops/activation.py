@@ -257,6 +257,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """x clipped to [min_val, max_val] (torch.nn.functional.hardtanh)."""
     if min_val > max_val:
         raise ConfigError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     return Hardtanh.apply(_float(input, "hardtanh"), lo=min_val, hi=max_val)
@@ -268,10 +269,12 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else negative_slope x, elementwise (torch.nn.functional.leaky_relu; ``inplace`` is ignored)."""
     return LeakyReLU.apply(_float(input, "leaky_relu"), slope=negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x if x > 0 else alpha (e^x - 1), elementwise (torch.nn.functional.elu)."""
     return ELU.apply(_float(input, "elu"), alpha=alpha, scale=1.0, input_scale=1.0)
 
 
@@ -280,10 +283,12 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale (x if x > 0 else alpha (e^x - 1)) with the self-normalising constants (torch.nn.functional.selu)."""
     return ELU.apply(_float(input, "selu"), alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1.0)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x if x > 0 else alpha (e^(x/alpha) - 1), elementwise; ``alpha`` must not be 0 (torch.nn.functional.celu)."""
     if alpha == 0:
         raise ConfigError("celu: alpha must not be 0")
     return ELU.apply(_float(input, "celu"), alpha=alpha, scale=1.0, input_scale=1.0 / alpha)
@@ -302,28 +307,34 @@ def quick_gelu(input: Tensor) -> Tensor:
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x sigmoid(x), elementwise (SiLU / swish; torch.nn.functional.silu)."""
     return SiLU.apply(_float(input, "silu"), alpha=1.0)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x tanh(softplus(x)), elementwise (torch.nn.functional.mish)."""
     return Mish.apply(_float(input, "mish"))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, linear where beta x > threshold (torch.nn.functional.softplus)."""
     if beta == 0:
         raise ConfigError("softplus: beta must not be 0")
     return Softplus.apply(_float(input, "softplus"), beta=beta, threshold=threshold)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x relu6(x + 3) / 6, elementwise (torch.nn.functional.hardswish)."""
     return Hardswish.apply(_float(input, "hardswish"))
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6, elementwise (torch.nn.functional.hardsigmoid)."""
     return Hardsigmoid.apply(_float(input, "hardsigmoid"))
 
 
 def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), elementwise, without overflow (torch.nn.functional.logsigmoid)."""
     return LogSigmoid.apply(_float(input, "logsigmoid"))
 
 
@@ -360,6 +371,7 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
 
 
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """softmax(-x) along ``dim`` (torch.nn.functional.softmin)."""
     x = _softmax_input(input, dtype, "softmin")
     return Softmax.apply(-x, axis=_softmax_dim(x, dim, "softmin"), log=False)
 

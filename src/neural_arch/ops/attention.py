@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
@@ -34,6 +35,7 @@ class ScaledDotProductAttention(Function):
     gradients are summed back per K/V head.
     """
 
+    autocast = LOWER  # torch's CPU autocast list
     draws_random = True  # with dropout: the keep-mask is drawn in forward
 
     @staticmethod
@@ -108,7 +110,7 @@ def _finish_forward(ctx, q, k, v, p, drop, scale, groups):
 
 
 @functools.lru_cache(maxsize=16)
-def _causal_bias(L: int, S: int, dtype: str) -> np.ndarray:
+def _causal_bias(L: int, S: int, dtype) -> np.ndarray:
     """The additive causal mask: 0 where key j <= query i, -inf above the diagonal (read-only, cached)."""
     bias = np.triu(np.full((L, S), -np.inf, dtype=dtype), k=1)
     bias.flags.writeable = False
@@ -154,7 +156,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         if attn_mask is not None:
             raise ConfigError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
-        mask = _causal_bias(L, S, np.dtype(dt).str)
+        mask = _causal_bias(L, S, np.dtype(dt))  # (a dtype object: bfloat16's .str is "<V2")
     elif attn_mask is not None:
         m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import is_floating
@@ -42,6 +43,8 @@ class Conv2d(Function):
 
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -67,6 +70,8 @@ class ConvTranspose2d(Function):
         dL/dx = conv2d(dL/dy, W)        dL/dW = conv2d's dL/dW for input dL/dy and output gradient x
         dL/db = sum_(n,h,w) dL/dy
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, out_hw=None):

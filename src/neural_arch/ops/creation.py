@@ -66,24 +66,29 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of the given size (torch.zeros)."""
     return _finish(np.zeros(_shape(size), dtype=_float_dtype(dtype)), device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of the given size (torch.ones)."""
     return _finish(np.ones(_shape(size), dtype=_float_dtype(dtype)), device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of the given size (torch.empty)."""
     return _finish(np.empty(_shape(size), dtype=_float_dtype(dtype)), device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value as in torch (torch.full)."""
     if dtype is None:  # torch infers the dtype from the fill value
         dtype = np.bool_ if isinstance(fill_value, bool) else np.int64 if isinstance(fill_value, int) else None
     return _finish(np.full(_shape((size,)), fill_value, dtype=_float_dtype(dtype)), device, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive) by ``step``: int64 for integer arguments (torch.arange)."""
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -95,11 +100,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
 
 
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (torch.linspace)."""
     arr = np.linspace(start, end, int(steps), dtype=np.float64).astype(_float_dtype(dtype))
     return _finish(arr, device, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """An n x m identity matrix (m defaults to n) (torch.eye)."""
     return _finish(np.eye(n, m, dtype=_float_dtype(dtype)), device, requires_grad)
 
 
@@ -133,10 +140,12 @@ def randint(low, high=None, size=(), generator=None, dtype=None, device=None) ->
 
 
 def randperm(n: int, generator=None, device=None) -> Tensor:
+    """A random permutation of 0 .. n-1 as int64 (torch.randperm)."""
     return _finish(get_generator(generator).permutation(n).astype(np.int64), device, False)
 
 
 def normal(mean: float, std: float, size, generator=None, dtype=None, device=None) -> Tensor:
+    """Samples from N(mean, std^2) of ``size``, from ``generator`` or the default one (torch.normal's float form)."""
     d = _float_dtype(dtype)
     return _finish((get_generator(generator).standard_normal(_shape((size,))) * std + mean).astype(d), device, False)
 
@@ -160,11 +169,13 @@ randn_like = _like(randn)
 
 
 def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``x``'s shape (and dtype and device unless given) filled with ``fill_value``."""
     return full(x.shape, fill_value, dtype=x.dtype if dtype is None else dtype,
                 device=x.device if device is None else device, requires_grad=requires_grad)
 
 
 def randint_like(x: Tensor, low, high=None, generator=None, dtype=None) -> Tensor:
+    """Random integers in [low, high) of ``x``'s shape (torch.randint_like)."""
     return randint(low, high, x.shape, generator=generator, dtype=x.dtype if dtype is None else dtype)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.backend.kernels.depthwise import depthwise_backward, depthwise_forward
 from neural_arch.ops._half import float32_inside
@@ -29,6 +30,8 @@ class DepthwiseConv2d(Function):
         dw[c, 0, i, j] = sum_{n,p,q} gy[n, c, p, q] xp[n, c, p s + i d, q s + j d]
         db[c] = sum_{n,p,q} gy[n, c, p, q]
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):

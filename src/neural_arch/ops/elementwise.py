@@ -392,22 +392,26 @@ class Where(Function):
 
 # -- the functional API ------------------------------------------------------------------------------
 def add(a, b, alpha=1) -> Tensor:
+    """a + alpha b, with broadcasting and torch's type promotion (torch.add)."""
     if alpha != 1:
         b = mul(b, alpha)
     return Add.apply(*binary_operands(a, b))
 
 
 def sub(a, b, alpha=1) -> Tensor:
+    """a - alpha b, with broadcasting (torch.sub)."""
     if alpha != 1:
         b = mul(b, alpha)
     return Sub.apply(*binary_operands(a, b))
 
 
 def mul(a, b) -> Tensor:
+    """a * b, elementwise with broadcasting (torch.mul)."""
     return Mul.apply(*binary_operands(a, b))
 
 
 def div(a, b, rounding_mode: str | None = None) -> Tensor:
+    """a / b with broadcasting; ``rounding_mode`` 'trunc' or 'floor' rounds the quotient (torch.div)."""
     a, b = binary_operands(a, b)
     if rounding_mode is None:
         if a.data.dtype.kind in "biu":  # true division of integers gives the default float
@@ -422,10 +426,12 @@ def div(a, b, rounding_mode: str | None = None) -> Tensor:
 
 
 def neg(x) -> Tensor:
+    """-x, elementwise (torch.neg)."""
     return Neg.apply(x)
 
 
 def pow(x, exponent) -> Tensor:  # noqa: A001 - torch's name
+    """x ** exponent, elementwise; either may be a tensor or a number (torch.pow)."""
     if isinstance(x, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
         if x.data.dtype.kind in "iub" and isinstance(exponent, float):
             x = x.to(get_default_dtype())
@@ -457,18 +463,22 @@ sigmoid = _unary(Sigmoid)
 
 
 def abs(x) -> Tensor:  # noqa: A001
+    """|x|, elementwise (torch.abs)."""
     return Abs.apply(x)
 
 
 def sign(x) -> Tensor:
+    """-1, 0 or 1 by the sign of x; its gradient is 0 (torch.sign)."""
     return ZeroGrad.apply(x, fn=np.sign)
 
 
 def floor(x) -> Tensor:
+    """The largest integer <= x, elementwise; its gradient is 0 (torch.floor)."""
     return ZeroGrad.apply(x, fn=np.floor) if is_floating(x.data.dtype) else x
 
 
 def ceil(x) -> Tensor:
+    """The smallest integer >= x, elementwise; its gradient is 0 (torch.ceil)."""
     return ZeroGrad.apply(x, fn=np.ceil) if is_floating(x.data.dtype) else x
 
 
@@ -480,6 +490,7 @@ def round(x, decimals: int = 0) -> Tensor:  # noqa: A001
 
 
 def trunc(x) -> Tensor:
+    """x rounded towards zero, elementwise; its gradient is 0 (torch.trunc)."""
     return ZeroGrad.apply(x, fn=np.trunc) if is_floating(x.data.dtype) else x
 
 
@@ -501,10 +512,12 @@ clip = clamp
 
 
 def maximum(a, b) -> Tensor:
+    """The larger of a and b, elementwise with broadcasting; ties split the gradient (torch.maximum)."""
     return Maximum.apply(*binary_operands(a, b))
 
 
 def minimum(a, b) -> Tensor:
+    """The smaller of a and b, elementwise with broadcasting; ties split the gradient (torch.minimum)."""
     return Minimum.apply(*binary_operands(a, b))
 
 
@@ -518,7 +531,7 @@ def where(condition, x, y) -> Tensor:
 
 
 # -- no-grad elementwise: comparisons and logic ---------------------------------------------------------
-def _no_grad_binary(ufunc, name=None):
+def _no_grad_binary(ufunc, name=None, doc=None):
     """A comparison or bitwise op: operands promoted as for arithmetic, no graph node."""
 
     def op(a, b) -> Tensor:
@@ -526,59 +539,80 @@ def _no_grad_binary(ufunc, name=None):
         return Tensor._wrap(ufunc(a.data, b.data))
 
     op.__name__ = name or ufunc.__name__
+    op.__doc__ = doc
     return op
 
 
-eq = _no_grad_binary(np.equal)
-ne = _no_grad_binary(np.not_equal)
-lt = _no_grad_binary(np.less)
-le = _no_grad_binary(np.less_equal)
-gt = _no_grad_binary(np.greater)
-ge = _no_grad_binary(np.greater_equal)
+eq = _no_grad_binary(np.equal, doc="a == b elementwise with broadcasting; a bool tensor (torch.eq).")
+"""a == b elementwise with broadcasting; a bool tensor (torch.eq)."""
+ne = _no_grad_binary(np.not_equal, doc="a != b elementwise; a bool tensor (torch.ne).")
+"""a != b elementwise; a bool tensor (torch.ne)."""
+lt = _no_grad_binary(np.less, doc="a < b elementwise; a bool tensor (torch.lt).")
+"""a < b elementwise; a bool tensor (torch.lt)."""
+le = _no_grad_binary(np.less_equal, doc="a <= b elementwise; a bool tensor (torch.le).")
+"""a <= b elementwise; a bool tensor (torch.le)."""
+gt = _no_grad_binary(np.greater, doc="a > b elementwise; a bool tensor (torch.gt).")
+"""a > b elementwise; a bool tensor (torch.gt)."""
+ge = _no_grad_binary(np.greater_equal, doc="a >= b elementwise; a bool tensor (torch.ge).")
+"""a >= b elementwise; a bool tensor (torch.ge)."""
 
 
-def _logical(ufunc):
+def _logical(ufunc, doc=None):
     def op(a, b) -> Tensor:
         return Tensor._wrap(ufunc(as_tensor(a).data, as_tensor(b).data))
 
     op.__name__ = ufunc.__name__
+    op.__doc__ = doc
     return op
 
 
-logical_and = _logical(np.logical_and)
-logical_or = _logical(np.logical_or)
-logical_xor = _logical(np.logical_xor)
+logical_and = _logical(np.logical_and, doc="a and b elementwise (nonzero is true); a bool tensor (torch.logical_and).")
+"""a and b elementwise (nonzero is true); a bool tensor (torch.logical_and)."""
+logical_or = _logical(np.logical_or, doc="a or b elementwise; a bool tensor (torch.logical_or).")
+"""a or b elementwise; a bool tensor (torch.logical_or)."""
+logical_xor = _logical(np.logical_xor, doc="a xor b elementwise; a bool tensor (torch.logical_xor).")
+"""a xor b elementwise; a bool tensor (torch.logical_xor)."""
 
 
 def logical_not(x) -> Tensor:
+    """not x, elementwise; a bool tensor, no gradient (torch.logical_not)."""
     return Tensor._wrap(np.logical_not(x.data))
 
 
 def isnan(x) -> Tensor:
+    """x != x, elementwise; a bool tensor (torch.isnan)."""
     return Tensor._wrap(np.isnan(x.data))
 
 
 def isinf(x) -> Tensor:
+    """True where x is +inf or -inf; a bool tensor (torch.isinf)."""
     return Tensor._wrap(np.isinf(x.data))
 
 
 def isfinite(x) -> Tensor:
+    """True where x is neither inf nor nan; a bool tensor (torch.isfinite)."""
     return Tensor._wrap(np.isfinite(x.data))
 
 
-bitwise_and = _no_grad_binary(np.bitwise_and, "bitwise_and")
-bitwise_or = _no_grad_binary(np.bitwise_or, "bitwise_or")
-bitwise_xor = _no_grad_binary(np.bitwise_xor, "bitwise_xor")
+bitwise_and = _no_grad_binary(np.bitwise_and, "bitwise_and", "a & b for integer and bool tensors (torch.bitwise_and).")
+"""a & b for integer and bool tensors (torch.bitwise_and)."""
+bitwise_or = _no_grad_binary(np.bitwise_or, "bitwise_or", "a | b for integer and bool tensors (torch.bitwise_or).")
+"""a | b for integer and bool tensors (torch.bitwise_or)."""
+bitwise_xor = _no_grad_binary(np.bitwise_xor, "bitwise_xor", "a ^ b for integer and bool tensors (torch.bitwise_xor).")
+"""a ^ b for integer and bool tensors (torch.bitwise_xor)."""
 
 
 def bitwise_not(x) -> Tensor:
+    """~x for integer and bool tensors; no gradient (torch.bitwise_not)."""
     return Tensor._wrap(np.invert(x.data))
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    """True when |a - b| <= atol + rtol |b| everywhere (torch.allclose); a Python bool."""
     return bool(np.allclose(as_tensor(a).data, as_tensor(b).data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def equal(a, b) -> bool:
+    """True when a and b have the same shape and the same elements (torch.equal); a Python bool."""
     a, b = as_tensor(a), as_tensor(b)
     return a.shape == b.shape and bool((a.data == b.data).all())

@@ -51,12 +51,14 @@ class Index(Function):
 
 
 def getitem(x: Tensor, index) -> Tensor:
+    """``x[index]``: basic and advanced indexing as in torch; the gradient scatters back (repeated indices add)."""
     idx = normalize_index(index)
     out = Index.apply(x, idx=idx)
     return out
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """``length`` entries of ``x`` along ``dim`` from ``start`` (torch.narrow)."""
     axis = normalize_dims(dim, x.data.ndim, "narrow")[0]
     n = x.data.shape[axis]
     if start < 0:
@@ -139,6 +141,7 @@ def _check_index(index, op: str, size: int | None = None):
 
 
 def gather(x: Tensor, dim: int, index) -> Tensor:
+    """Values of ``x`` picked along ``dim`` by ``index``: ``y[i][j] = x[index[i][j]][j]`` for dim 0 (torch.gather)."""
     axis = normalize_dims(dim, x.data.ndim, "gather")[0]
     idx = _check_index(index, "gather", x.data.shape[axis])
     if idx.ndim != x.data.ndim or any(i > s for d, (i, s) in enumerate(zip(idx.shape, x.data.shape)) if d != axis):
@@ -148,6 +151,7 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
 
 
 def scatter_add(x: Tensor, dim: int, index, src: Tensor) -> Tensor:
+    """A copy of ``x`` with ``src``'s values added at ``index`` along ``dim`` (torch.scatter_add)."""
     axis = normalize_dims(dim, x.data.ndim, "scatter_add")[0]
     idx = _check_index(index, "scatter_add", x.data.shape[axis])
     if idx.ndim != x.data.ndim or any(i > s for i, s in zip(idx.shape, src.data.shape)):
@@ -158,6 +162,7 @@ def scatter_add(x: Tensor, dim: int, index, src: Tensor) -> Tensor:
 
 
 def index_select(x: Tensor, dim: int, index) -> Tensor:
+    """The entries of ``x`` at the 1-d ``index`` along ``dim`` (torch.index_select)."""
     axis = normalize_dims(dim, x.data.ndim, "index_select")[0]
     idx = _check_index(index, "index_select", x.data.shape[axis])
     if idx.ndim > 1:

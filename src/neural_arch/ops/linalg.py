@@ -6,6 +6,7 @@ import string
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
@@ -24,6 +25,8 @@ class MatMul(Function):
     gets its gradient from one GEMM over the flattened batch instead of a
     batch of GEMMs followed by a sum.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, y):
@@ -60,6 +63,7 @@ class MatMul(Function):
 
 
 def matmul(a, b) -> Tensor:
+    """The matrix product with torch's rules for 1-d operands and batch broadcasting (``a @ b``, torch.matmul)."""
     a, b = binary_operands(a, b)
     sa, sb = a.data.shape, b.data.shape
     if not sa or not sb:
@@ -74,24 +78,28 @@ def matmul(a, b) -> Tensor:
 
 
 def mm(a, b) -> Tensor:
+    """The product of two matrices (torch.mm)."""
     if a.data.ndim != 2 or b.data.ndim != 2:
         raise ShapeError(f"mm: expects two matrices, got {shape_str(a.shape)} and {shape_str(b.shape)}")
     return matmul(a, b)
 
 
 def bmm(a, b) -> Tensor:
+    """Batched matrix product of two 3-d tensors: (b, n, k) @ (b, k, m) -> (b, n, m) (torch.bmm)."""
     if a.data.ndim != 3 or b.data.ndim != 3:
         raise ShapeError(f"bmm: expects two 3-d tensors, got {shape_str(a.shape)} and {shape_str(b.shape)}")
     return matmul(a, b)
 
 
 def dot(a, b) -> Tensor:
+    """The inner product of two 1-d tensors (torch.dot)."""
     if a.data.ndim != 1 or b.data.ndim != 1:
         raise ShapeError(f"dot: expects two 1-d tensors, got {shape_str(a.shape)} and {shape_str(b.shape)}")
     return matmul(a, b)
 
 
 def outer(a, b) -> Tensor:
+    """The outer product of two 1-d tensors: y[i, j] = a[i] b[j] (torch.outer)."""
     return unsqueeze(a, 1) * unsqueeze(b, 0)
 
 
@@ -129,11 +137,13 @@ class Einsum(Function):
     dL/dX_k = einsum(out, subs of the others -> subs_k, dL/dZ, X_others)
     (letters of X_k that appear nowhere else are broadcast back)."""
 
+    autocast = LOWER  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, *xs, subs, out):
         ctx.save_for_backward(*xs)
         ctx.subs, ctx.out = subs, out
-        return np.einsum(",".join(subs) + "->" + out, *xs, optimize=len(xs) > 2)
+        return _einsum(",".join(subs) + "->" + out, *xs, optimize=len(xs) > 2)
 
     @staticmethod
     def backward(ctx, grad):
@@ -149,7 +159,7 @@ class Einsum(Function):
             known = set(ctx.out).union(*(set(s) for s, _ in others))
             target = "".join(c for c in uniq if c in known)
             spec = ",".join([ctx.out] + [s for s, _ in others]) + "->" + target
-            g = np.einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
+            g = _einsum(spec, grad, *[o for _, o in others], optimize=len(others) > 1)
             if target != uniq:  # letters summed away in forward: every position got the same gradient
                 g = np.broadcast_to(g.reshape([size[c] if c in known else 1 for c in uniq]),
                                     [size[c] for c in uniq])
@@ -161,7 +171,18 @@ class Einsum(Function):
         return tuple(grads)
 
 
+def _einsum(spec: str, *arrays, optimize: bool):
+    """``np.einsum``; bfloat16/float16 operands (NumPy has no einsum for bfloat16) are summed in float32
+    and the result rounded back to the first operand's dtype, as torch accumulates."""
+    low = arrays[0].dtype
+    if low.itemsize != 2 or low.kind not in "fV":
+        return np.einsum(spec, *arrays, optimize=optimize)
+    wide = [a.astype(np.float32) if a.dtype == low else a for a in arrays]
+    return np.einsum(spec, *wide, optimize=optimize).astype(low)
+
+
 def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation over the operands by ``equation``, e.g. ``einsum('bij,bjk->bik', a, b)`` (torch.einsum)."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     subs, out = _parse_einsum(equation, [t.shape for t in operands])

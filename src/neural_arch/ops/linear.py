@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER, autocast_args
+from neural_arch.autograd.autocast import STATE as autocast_state
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
@@ -25,6 +27,8 @@ class Linear(Function):
     into the transpose of a column-major array), so nothing is copied before it becomes
     ``.grad``.
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, w, *b):
@@ -80,6 +84,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise DTypeError("linear: input and weight must be Tensors")
+    if autocast_state.enabled:  # linear as a whole is on autocast's low-precision list, bias included
+        input, weight, bias = autocast_args(LOWER, input, weight, bias)  # noqa: A001
     x, w = input.data, weight.data
     if (w.ndim == 2 and x.ndim and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and is_floating(x.dtype)
             and (bias is None or (bias.data.dtype == x.dtype and bias.data.shape == w.shape[:1]))):
@@ -94,7 +100,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is not None and tuple(bias.shape) not in (want, ()):
         raise ShapeError(f"linear: bias must have shape {shape_str(want)}, got {shape_str(bias.shape)}")
     dt = input.data.dtype
-    if (weight.data.ndim == 2 and dt.kind == "f" and weight.data.dtype == dt
+    if (weight.data.ndim == 2 and is_floating(dt) and weight.data.dtype == dt
             and (bias is None or (bias.data.dtype == dt and bias.data.ndim == 1))):
         return Linear.apply(input, weight, *(() if bias is None else (bias,)))
     out = matmul(input, weight.mT if weight.data.ndim == 2 else weight)

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import is_floating
@@ -74,6 +75,8 @@ class ClassNLL(Function):
     upstream gradient here.
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, smoothing, reduction, fused, op):
         loss, dx, total, denom, bad = kern.class_nll(x, target, weight, ignore_index, smoothing, fused,
@@ -107,6 +110,8 @@ class SoftTargetCrossEntropy(Function):
         reduction 'mean': sum(l) / (number of positions) -- weights do not enter the divisor here
         dl/dx_c = p_c sum_k a_k - a_c  (a_c = w_c q'_c),    dl/dq_c = -(1 - e) w_c logp_c
     """
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, q, weight, smoothing, reduction):
@@ -236,6 +241,8 @@ class PointwiseLoss(Function):
         huber:      d^2 / 2 if |d| < k else k (|d| - k/2)    f'(d) = d or k sign d
     dl/dx = f'(d),  dl/dy = -f'(d)"""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, y, kind, param):
         d = x - y
@@ -268,6 +275,8 @@ class SquaredError(Function):
         dl/dx = 2 (x - y) [/ n],   dl/dy = -dl/dx
     The sum is one pass over x and y (``backend.kernels.softmax_loss.squared_error``), accumulated in
     float64; x and y are saved, not x - y."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, y, reduction):
@@ -335,12 +344,14 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
             weight=None) -> Tensor:
+    """Mean (or sum, or none) of |input - target| (torch.nn.functional.l1_loss)."""
     return _pointwise(input, target, _reduction(reduction, size_average, reduce, "l1_loss"), "l1", None,
                       "l1_loss", weight)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, with d = input - target (F.smooth_l1_loss)."""
     reduction = _reduction(reduction, size_average, reduce, "smooth_l1_loss")
     if beta < 0:
         raise ConfigError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
@@ -364,6 +375,8 @@ class BinaryCrossEntropy(Function):
     dl/dp = w (p - t) / max(p (1 - p), 1e-12),   dl/dt = w (log(1 - p) - log p) = -w logit(p)
 
     NOTE: as in torch, dl/dt uses the *unclamped* logs (infinite at p = 0 or 1)."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, p, t, weight):
@@ -416,6 +429,8 @@ class BCEWithLogits(Function):
     """With lw = 1 + (pw - 1) t and sp(z) = log(1 + e^z):
         l = (1 - t) x + lw sp(-x)
         dl/dx = (1 - t) - lw sigmoid(-x),   dl/dt = -x + (pw - 1) sp(-x),   dl/dpw = t sp(-x)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, t, *pw):
@@ -470,6 +485,8 @@ class KLDiv(Function):
         l = p (log p - x)   (0 where p = 0)        dl/dx = -p,   dl/dp = log p + 1 - x
         log_target: l = e^t (t - x)                dl/dx = -e^t, dl/dt = e^t (t - x + 1)
     NOTE: at p = 0 the target gradient is taken as -x (torch gives NaN there)."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, t, log_target):

@@ -12,6 +12,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, is_floating
@@ -70,6 +71,8 @@ class Mean(Function):
 @float32_inside
 class Prod(Function):
     """y = prod_i x_i       dy/dx_i = prod_{j != i} x_j   (exact with zeros: no division)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, axis, keepdim):
@@ -247,6 +250,7 @@ def sum(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
 
 
 def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """The mean over ``dim`` (or all elements) (torch.mean)."""
     if dtype is not None:
         x = x.to(dtype)
     if not is_floating(x.data.dtype):
@@ -259,6 +263,7 @@ def _dtype_error(op, x):
 
 
 def prod(x, dim=None, keepdim: bool = False) -> Tensor:
+    """The product over ``dim`` (or all elements); its gradient is exact with zeros (torch.prod)."""
     if dim is None or x.data.ndim == 0:
         normalize_dims(dim, x.data.ndim, "prod")  # still reject a bad dim on a 0-d tensor
         return Prod.apply(x, axis=None, keepdim=False)
@@ -276,14 +281,17 @@ def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
 
 
 def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> Tensor:
+    """The standard deviation over ``dim`` with Bessel's ``correction`` (torch.std)."""
     return ew.sqrt(var(x, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
 
 
 def var_mean(x, dim=None, *, correction=1, keepdim=False):
+    """``(var, mean)`` over ``dim`` (torch.var_mean)."""
     return var(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
 
 
 def std_mean(x, dim=None, *, correction=1, keepdim=False):
+    """``(std, mean)`` over ``dim`` (torch.std_mean)."""
     return std(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
 
 
@@ -293,12 +301,14 @@ def _check_nonempty(x, axes, op):
 
 
 def amax(x, dim=None, keepdim: bool = False) -> Tensor:
+    """The maximum along ``dim``; ties share the gradient equally (torch.amax)."""
     axes = normalize_dims(dim, x.data.ndim, "amax")
     _check_nonempty(x, axes, "amax")
     return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=False)
 
 
 def amin(x, dim=None, keepdim: bool = False) -> Tensor:
+    """The minimum along ``dim``; ties share the gradient equally (torch.amin)."""
     axes = normalize_dims(dim, x.data.ndim, "amin")
     _check_nonempty(x, axes, "amin")
     return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=True)
@@ -334,10 +344,12 @@ def max(x, dim=None, keepdim: bool = False):  # noqa: A001
 
 
 def min(x, dim=None, keepdim: bool = False):  # noqa: A001
+    """The minimum: of all elements, or ``(values, indices)`` along ``dim`` (torch.min)."""
     return _max_min(x, dim, keepdim, True, "min")
 
 
 def argmax(x, dim=None, keepdim: bool = False) -> Tensor:
+    """The index of the maximum, over the flattened tensor or along ``dim``; int64 (torch.argmax)."""
     if dim is None:
         return Tensor._wrap(np.asarray(np.argmax(x.data), dtype=np.int64))
     if x.data.ndim == 0:
@@ -348,6 +360,7 @@ def argmax(x, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def argmin(x, dim=None, keepdim: bool = False) -> Tensor:
+    """The index of the minimum, over the flattened tensor or along ``dim``; int64 (torch.argmin)."""
     if dim is None:
         return Tensor._wrap(np.asarray(np.argmin(x.data), dtype=np.int64))
     if x.data.ndim == 0:
@@ -358,10 +371,12 @@ def argmin(x, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def logsumexp(x, dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) along ``dim``, computed without overflow (torch.logsumexp)."""
     return LogSumExp.apply(_float_input(x), axes=normalize_dims(dim, x.data.ndim, "logsumexp"), keepdim=keepdim)
 
 
 def cumsum(x, dim: int) -> Tensor:
+    """The running sum along ``dim`` (torch.cumsum)."""
     if x.data.ndim == 0:
         normalize_dims(dim, 0, "cumsum")
         return x.clone()
@@ -392,15 +407,18 @@ def ne_zero(x):
 
 
 def all(x, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """True where every element along ``dim`` (or all) is nonzero; a bool tensor (torch.all)."""
     axes = normalize_dims(dim, x.data.ndim, "all")
     return Tensor._wrap(np.asarray(np.all(x.data, axis=axes, keepdims=keepdim)))
 
 
 def any(x, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """True where some element along ``dim`` (or any) is nonzero; a bool tensor (torch.any)."""
     axes = normalize_dims(dim, x.data.ndim, "any")
     return Tensor._wrap(np.asarray(np.any(x.data, axis=axes, keepdims=keepdim)))
 
 
 def count_nonzero(x, dim=None) -> Tensor:
+    """The number of nonzero elements along ``dim`` (or all); int64 (torch.count_nonzero)."""
     axes = normalize_dims(dim, x.data.ndim, "count_nonzero")
     return Tensor._wrap(np.asarray(np.count_nonzero(x.data, axis=axes), dtype=np.int64))

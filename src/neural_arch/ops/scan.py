@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels.scan import scan_backward, scan_forward
@@ -92,6 +93,8 @@ class CausalDepthwiseConv1d(Function):
         dxp[b, t + k, c] += w[c, k] gy[b, t, c]    (dx: dxp without the prefix)
         dw[c, k] = sum_{b,t} gy[b, t, c] xp[b, t + k, c]          dbias[c] = sum_{b,t} gy[b, t, c]
     """
+
+    autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, weight, bias, prefix=None):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from neural_arch.autograd.autocast import PROMOTE
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import promote_types
@@ -91,6 +92,8 @@ class Tile(Function):
 class Cat(Function):
     """y = [x_1, x_2, ...] along an axis      dL/dx_k = the k-th slice of dL/dy"""
 
+    autocast = PROMOTE  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, *xs, axis):
         ctx.axis = axis
@@ -104,6 +107,8 @@ class Cat(Function):
 
 class Stack(Function):
     """y = stack(x_1, x_2, ...) on a new axis   dL/dx_k = dL/dy[..., k, ...]"""
+
+    autocast = PROMOTE  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, *xs, axis):
@@ -191,14 +196,17 @@ view = reshape
 
 
 def view_as(x: Tensor, other: Tensor) -> Tensor:
+    """``x`` reshaped to ``other``'s shape (Tensor.view_as)."""
     return reshape(x, other.shape)
 
 
 def reshape_as(x: Tensor, other: Tensor) -> Tensor:
+    """``x`` reshaped to ``other``'s shape (Tensor.reshape_as)."""
     return reshape(x, other.shape)
 
 
 def permute(x: Tensor, *dims) -> Tensor:
+    """``x`` with its dims reordered (torch.permute)."""
     dims = _shape_arg(dims)
     nd = x.data.ndim
     if len(dims) != nd or sorted(d % nd for d in dims) != list(range(nd)):
@@ -208,6 +216,7 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """``x`` with dims ``dim0`` and ``dim1`` swapped (torch.transpose; ``swapaxes`` is the same op)."""
     nd = x.data.ndim
     if nd < 2 and dim0 in (0, -1) and dim1 in (0, -1):
         return x
@@ -253,6 +262,7 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """``x`` with a size-1 dim inserted at ``dim`` (torch.unsqueeze)."""
     nd = x.data.ndim + 1
     if not -nd <= dim < nd:
         raise IndexingError(f"unsqueeze: dim {dim} out of range for a result with {nd} dims")
@@ -277,19 +287,23 @@ def expand(x: Tensor, *shape) -> Tensor:
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
+    """``x`` expanded to ``shape`` by broadcasting (torch.broadcast_to)."""
     return expand(x, tuple(shape))
 
 
 def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    """``x`` expanded to ``other``'s shape (Tensor.expand_as)."""
     return expand(x, other.shape)
 
 
 def broadcast_tensors(*tensors):
+    """The tensors expanded to their common broadcast shape (torch.broadcast_tensors)."""
     shape = np.broadcast_shapes(*(t.shape for t in tensors))
     return tuple(expand(t, shape) for t in tensors)
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Dims ``start_dim`` .. ``end_dim`` merged into one (torch.flatten)."""
     nd = x.data.ndim
     if nd == 0:
         return reshape(x, (1,))
@@ -301,6 +315,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    """Dim ``dim`` split into ``sizes`` (torch.unflatten)."""
     nd = x.data.ndim
     d = normalize_dims(dim, nd, "unflatten")[0]
     shape = x.data.shape
@@ -316,6 +331,7 @@ def repeat(x: Tensor, *repeats) -> Tensor:
 
 
 def tile(x: Tensor, dims) -> Tensor:
+    """``x`` repeated ``dims`` times along each dim (torch.tile)."""
     reps = tuple(dims)
     reps = (1,) * (x.data.ndim - len(reps)) + reps
     return Tile.apply(x, reps=reps)
@@ -362,6 +378,7 @@ def _promote_all(tensors):
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
+    """The tensors joined along a new dim ``dim`` (torch.stack)."""
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("stack: expected a non-empty list of tensors")
@@ -408,16 +425,19 @@ def narrow_empty(x: Tensor, axis: int) -> Tensor:
 
 
 def unbind(x: Tensor, dim: int = 0):
+    """The slices of ``x`` along ``dim``, as a tuple, that dim removed (torch.unbind)."""
     axis = normalize_dims(dim, x.data.ndim, "unbind")[0]
     return tuple(squeeze(p, axis) for p in split(x, 1, axis))
 
 
 def flip(x: Tensor, dims) -> Tensor:
+    """``x`` reversed along ``dims`` (torch.flip)."""
     axes = normalize_dims(dims, x.data.ndim, "flip")
     return Flip.apply(x, axes=axes)
 
 
 def roll(x: Tensor, shifts, dims=None) -> Tensor:
+    """``x`` rolled by ``shifts`` along ``dims`` (or flattened), wrapping around (torch.roll)."""
     if dims is None:
         return reshape(Roll.apply(flatten(x), shifts=shifts, axes=0), x.data.shape)
     if isinstance(shifts, int):
@@ -426,10 +446,12 @@ def roll(x: Tensor, shifts, dims=None) -> Tensor:
 
 
 def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims from diagonal ``diagonal`` down; the rest zero (torch.tril)."""
     return Triangle.apply(x, k=diagonal, upper=False)
 
 
 def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dims from diagonal ``diagonal`` up; the rest zero (torch.triu)."""
     return Triangle.apply(x, k=diagonal, upper=True)
 
 

@@ -58,7 +58,9 @@ class Trainer:
         checkpoint_every: steps between writes of ``run_dir/checkpoints/last.safetensors`` (always
             one at the end).
         run_dir: where checkpoints go (None: no checkpoints).
-        precision: the numeric precision of the step; ``"32"`` today (see :mod:`neural_arch.train.precision`).
+        precision: the numeric precision of the step, Lightning's names: ``"32"`` (float32), ``"bf16-mixed"``
+            (autocast to bfloat16 around forward and loss) or ``"16-mixed"`` (autocast to float16 and a
+            ``GradScaler``, whose state the checkpoints keep); see :mod:`neural_arch.train.precision`.
         on_nonfinite: a non-finite loss or gradient norm: ``"halt"`` saves the last finite state and
             raises ``NumericalError``; ``"skip"`` drops the step (counted in ``skipped_steps``) and halts
             after ``max_nonfinite`` of them in a row.
@@ -243,7 +245,9 @@ class Trainer:
         if self.grad_clip:
             grad_norm = float(clip_grad_norm_(self.model.parameters(), self.grad_clip).item())
             self.step_metrics["grad_norm"] = grad_norm
-        if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
+        # an overflowing float16 gradient is the scaler's to handle: it skips the step and lowers the scale
+        if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)
+                                       and not self.precision.skipped_by_scaler):
             return self._nonfinite(loss, grad_norm)
         self._nonfinite_in_a_row = 0
         self._call("on_before_optimizer_step")
@@ -302,7 +306,7 @@ class Trainer:
         if path is None:
             return None
         loader_state = self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
-        data_state = {"train_loader": loader_state, "epoch": self.epoch}
+        data_state = {"train_loader": loader_state, "epoch": self.epoch, "precision": self.precision.state_dict()}
         metadata = dict(self.metadata, last_eval=self.last_eval)
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, step=self.step, data_state=data_state,
                         metadata=metadata)
@@ -317,6 +321,7 @@ class Trainer:
         if data.get("train_loader") is not None and hasattr(self.train_loader, "load_state_dict"):
             self.train_loader.load_state_dict(data["train_loader"])
         self.epoch = int(data.get("epoch", 0))
+        self.precision.load_state_dict(data.get("precision") or {})
         self.last_eval = (ckpt.get("metadata") or {}).get("last_eval", {})
         return ckpt
 

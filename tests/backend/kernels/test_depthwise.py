@@ -12,11 +12,13 @@ rng = np.random.default_rng(0)
 f32 = np.float32
 
 
-@pytest.mark.parametrize("stride, dilation", [((1, 1), (1, 1)), ((2, 2), (1, 2)), ((2, 1), (2, 1))])
-def test_kernels_match_the_twin_on_one_thread_and_split(stride, dilation, monkeypatch):
+@pytest.mark.parametrize("stride, dilation, k", [((1, 1), (1, 1), 3), ((2, 2), (1, 2), 3), ((2, 1), (2, 1), 3),
+                                                 ((2, 2), (1, 1), 5), ((1, 1), (1, 1), 5), ((3, 2), (1, 1), 3)])
+def test_kernels_match_the_twin_on_one_thread_and_split(stride, dilation, k, monkeypatch):
+    """Odd and even padded sizes (11 x 10), unit and other strides, 3x3 and 5x5 taps, dilation."""
     xp = rng.standard_normal((2, 5, 11, 10)).astype(f32)
-    w = rng.standard_normal((5, 3, 3)).astype(f32)
-    out_hw = ((11 - 2 * dilation[0] - 1) // stride[0] + 1, (10 - 2 * dilation[1] - 1) // stride[1] + 1)
+    w = rng.standard_normal((5, k, k)).astype(f32)
+    out_hw = ((11 - (k - 1) * dilation[0] - 1) // stride[0] + 1, (10 - (k - 1) * dilation[1] - 1) // stride[1] + 1)
     g = rng.standard_normal((2, 5) + out_hw).astype(f32)
     ref_y = depthwise.depthwise_forward.twin(xp, w, out_hw, stride, dilation)
     ref_gx, ref_gw = depthwise.depthwise_backward.twin(g, xp, w, stride, dilation, True, True)

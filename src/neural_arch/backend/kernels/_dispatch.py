@@ -67,7 +67,8 @@ def dispatch(twin, min_elements: int = 1, checked: int | None = None, first=_F32
             x = args[0]
             if _on and type(x) is np.ndarray and x.dtype == first and x.ndim and x.size >= min_elements:
                 for a in args[:checked]:
-                    if type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype != _F32:
+                    # (kind "V": bfloat16, whose NumPy kind is not "f")
+                    if type(a) is np.ndarray and a.dtype != _F32 and a.dtype != first and a.dtype.kind in "fV":
                         return twin(*args)
                 calls[name] += 1
                 return kernel(*args)

@@ -9,9 +9,14 @@ output (N, C, Ho, Wo). With stride s and dilation d::
 
 The general grouped convolution (im2col + one GEMM per group) spends its time building columns
 for GEMMs with a single output row; here each tap is a multiply-add over whole planes. The NumPy
-twin does one strided slice per tap (kh * kw vectorised passes); the kernel walks each (n, c)
-plane once per tap with the plane in cache and no temporaries. Threads split the channels: each
-owns its filters, its output planes and its input-gradient planes, so nothing is shared.
+twin does one strided slice per tap (kh * kw vectorised passes); the kernels walk each (n, c)
+plane once per tap with the plane in cache. Threads split the channels: each owns its filters,
+its output planes and its input-gradient planes, so nothing is shared.
+
+At unit stride the kernels treat a plane as one flat row of Hp * Wp values: output (p, q) is flat
+position r = p Wp + q, and tap (i, j) reads r + i dh Wp + j dw, so each tap is one long contiguous
+multiply-add (the Wp - Wo positions between output rows are computed and dropped), where a loop per
+output row would run Wo (often 4 to 28) elements at a time. Strided convolutions take the loop per row.
 """
 
 from __future__ import annotations
@@ -66,11 +71,39 @@ def depthwise_forward_kernel(w, xp, y, c0, sh, sw, dh, dw):
                                 y[n, ch, p, q] += wt * xp[n, ch, r, q * U(sw) + left]
 
 
+@kernel(FAST, rows=(0,), offset=3, work=1)
+def depthwise_forward_flat_kernel(w, xf, y, c0, dh, dw, wp):
+    """Unit stride: xf (N, C, Hp * Wp) the flattened padded planes; the flat sums go through a buffer of
+    (Ho - 1) Wp + Wo values, whose positions p Wp + q (q < Wo) are y[n, c0 + c, p, q]."""
+    nc, kh, kw = w.shape
+    nn, _, ho, wo = y.shape
+    span = (ho - 1) * wp + wo
+    buf = np.empty_like(xf[0, 0, :span])
+    for c in range(nc):
+        ch = c0 + c
+        for n in range(nn):
+            buf[:] = F(0.0)
+            for i in range(kh):
+                for j in range(kw):
+                    wt = w[c, i, j]
+                    off = U(i * dh * wp + j * dw)
+                    for r in range(U(span)):
+                        buf[r] += wt * xf[n, ch, r + off]
+            for p in range(ho):
+                for q in range(wo):
+                    y[n, ch, p, q] = buf[p * wp + q]
+
+
 @dispatch(_depthwise_forward)
 def depthwise_forward(xp, w, out_hw, stride, dilation):
     xp = np.ascontiguousarray(xp)
+    w = np.ascontiguousarray(w)
     y = np.empty(xp.shape[:2] + tuple(out_hw), np.float32)
-    depthwise_forward_kernel(np.ascontiguousarray(w), xp, y, 0, *stride, *dilation)
+    if tuple(stride) == (1, 1):
+        n, c, hp, wp = xp.shape
+        depthwise_forward_flat_kernel(w, xp.reshape(n, c, hp * wp), y, 0, *dilation, wp)
+    else:
+        depthwise_forward_kernel(w, xp, y, 0, *stride, *dilation)
     return y
 
 
@@ -92,17 +125,22 @@ def _depthwise_backward(grad, xp, w, stride, dilation, need_x, need_w):
 @kernel(FAST, rows=(0, 1), offset=5, work=2)
 def depthwise_backward_kernel(w, gw, grad, xp, gxp, c0, sh, sw, dh, dw, need_x, need_w):
     """gxp[n, c0 + c] (zeros on entry) and gw[c] for a thread's share of the channels (w, gw; c0 its first).
+
+    The taps are the inner loops of each (n, c) plane, so a plane's grad, xp and gxp rows stay in cache
+    across the kh * kw taps (a loop over the whole batch per tap re-read them from memory each time).
     dw sums each output row in float32 (vectorised) and the rows in float64: N Ho Wo terms in all."""
     nc, kh, kw = w.shape
     nn, _, ho, wo = grad.shape
+    acc = np.zeros((kh, kw), np.float64)
     for c in range(nc):
         ch = c0 + c
-        for i in range(kh):
-            for j in range(kw):
-                wt = w[c, i, j]
-                left = U(j * dw)
-                acc = 0.0
-                for n in range(nn):
+        acc[:, :] = 0.0
+        for n in range(nn):
+            for i in range(kh):
+                for j in range(kw):
+                    wt = w[c, i, j]
+                    left = U(j * dw)
+                    plane = 0.0
                     for p in range(ho):
                         r = p * sh + i * dh
                         if need_x:
@@ -120,17 +158,62 @@ def depthwise_backward_kernel(w, gw, grad, xp, gxp, c0, sh, sw, dh, dw, need_x, 
                             else:
                                 for q in range(U(wo)):
                                     s += grad[n, ch, p, q] * xp[n, ch, r, q * U(sw) + left]
-                            acc += s
-                if need_w:
-                    gw[c, i, j] = acc
+                            plane += s
+                    acc[i, j] += plane
+        if need_w:
+            for i in range(kh):
+                for j in range(kw):
+                    gw[c, i, j] = acc[i, j]
+
+
+@kernel(FAST, rows=(0, 1), offset=5, work=2)
+def depthwise_backward_flat_kernel(w, gw, grad, xf, gxf, c0, dh, dw, wp, need_x, need_w):
+    """Unit stride, planes flattened (xf, gxf: (N, C, Hp * Wp)): each (n, c) plane's gradient is laid out
+    at the flat output positions p Wp + q with zeros between the rows, then every tap is one contiguous
+    pass: gxf[r + off] += w[c, i, j] g[r] and dw[c, i, j] += sum_r g[r] xf[r + off] (off = i dh Wp + j dw;
+    the zeros make the dropped positions add nothing). dw sums a plane in float32, the planes in float64."""
+    nc, kh, kw = w.shape
+    nn, _, ho, wo = grad.shape
+    span = (ho - 1) * wp + wo
+    g = np.zeros_like(xf[0, 0, :span])
+    acc = np.zeros((kh, kw), np.float64)
+    for c in range(nc):
+        ch = c0 + c
+        acc[:, :] = 0.0
+        for n in range(nn):
+            for p in range(ho):
+                for q in range(wo):
+                    g[p * wp + q] = grad[n, ch, p, q]
+            for i in range(kh):
+                for j in range(kw):
+                    off = U(i * dh * wp + j * dw)
+                    if need_x:
+                        wt = w[c, i, j]
+                        for r in range(U(span)):
+                            gxf[n, ch, r + off] += wt * g[r]
+                    if need_w:
+                        s = F(0.0)
+                        for r in range(U(span)):
+                            s += g[r] * xf[n, ch, r + off]
+                        acc[i, j] += s
+        if need_w:
+            for i in range(kh):
+                for j in range(kw):
+                    gw[c, i, j] = acc[i, j]
 
 
 @dispatch(_depthwise_backward)
 def depthwise_backward(grad, xp, w, stride, dilation, need_x, need_w):
     xp = np.ascontiguousarray(xp)
     w = np.ascontiguousarray(w)
+    grad = np.ascontiguousarray(grad)
     gxp = np.zeros_like(xp) if need_x else np.zeros((1, 1, 1, 1), np.float32)  # (a placeholder when not needed)
     gw = np.zeros_like(w)
-    depthwise_backward_kernel(w, gw, np.ascontiguousarray(grad), xp, gxp, 0, *stride, *dilation,
-                              bool(need_x), bool(need_w))
+    if tuple(stride) == (1, 1):
+        n, c, hp, wp = xp.shape
+        flat = (n, c, hp * wp)
+        depthwise_backward_flat_kernel(w, gw, grad, xp.reshape(flat), gxp.reshape(flat) if need_x else
+                                       gxp.reshape(1, 1, 1), 0, *dilation, wp, bool(need_x), bool(need_w))
+    else:
+        depthwise_backward_kernel(w, gw, grad, xp, gxp, 0, *stride, *dilation, bool(need_x), bool(need_w))
     return (gxp if need_x else None), (gw if need_w else None)

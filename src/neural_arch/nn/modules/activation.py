@@ -65,16 +65,19 @@ class SELU(_Inplace):
 
 
 class Tanh(Module):
+    """``F.tanh`` as a module."""
     def forward(self, input):
         return F.tanh(input)
 
 
 class Sigmoid(Module):
+    """``F.sigmoid`` as a module: 1 / (1 + e^-x)."""
     def forward(self, input):
         return F.sigmoid(input)
 
 
 class LogSigmoid(Module):
+    """``F.logsigmoid`` as a module: log(sigmoid(x)), computed stably."""
     def forward(self, input):
         return F.logsigmoid(input)
 
@@ -94,6 +97,7 @@ class GELU(Module):
 
 
 class LeakyReLU(Module):
+    """``F.leaky_relu`` as a module: x if x > 0 else negative_slope x."""
     def __init__(self, negative_slope: float = 1e-2, inplace: bool = False):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
@@ -106,6 +110,7 @@ class LeakyReLU(Module):
 
 
 class ELU(Module):
+    """``F.elu`` as a module: x if x > 0 else alpha (e^x - 1)."""
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
         self.alpha, self.inplace = alpha, inplace
@@ -118,6 +123,7 @@ class ELU(Module):
 
 
 class CELU(ELU):
+    """``F.celu`` as a module: x if x > 0 else alpha (e^(x/alpha) - 1)."""
     def forward(self, input):
         return F.celu(input, self.alpha, self.inplace)
 
@@ -137,6 +143,7 @@ class Softplus(Module):
 
 
 class Hardtanh(Module):
+    """``F.hardtanh`` as a module: x clipped to [min_val, max_val]."""
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
         self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
@@ -163,6 +170,7 @@ class GLU(Module):
 
 
 class Softmax(Module):
+    """``F.softmax`` as a module, along ``dim``."""
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
@@ -175,10 +183,12 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
+    """``F.log_softmax`` as a module, along ``dim``."""
     def forward(self, input):
         return F.log_softmax(input, self.dim)
 
 
 class Softmin(Softmax):
+    """``F.softmin`` as a module: softmax(-x) along ``dim``."""
     def forward(self, input):
         return F.softmin(input, self.dim)

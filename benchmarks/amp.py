@@ -1,0 +1,126 @@
+"""Autocast suite: the 6-layer GPT training step under bf16 autocast against our float32 step, with
+torch's CPU autocast bf16 step (transformers' GPT-2, same shape) alongside.
+
+Two tables' worth of rows:
+
+* time of one step (zero_grad, forward + loss under autocast, backward, AdamW step), the four
+  contenders interleaved in one process (``harness.compare``);
+* the peak resident memory a step adds (as ``benchmarks/memory.py``: each framework and precision
+  in its own subprocess, peak RSS growth over three steps after one unmeasured step).
+
+Targets (issue 18): our bf16 step <= 1.1x our float32 step's time, and its memory <= 0.7x.
+
+    python -m benchmarks amp
+    python -c "from benchmarks import amp; amp.run(rounds=2, cfg=(1, 32, 2, 16, 2))"   # a smoke run
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from benchmarks.harness import Result, compare
+
+GPT_6L = (6, 384, 6, 256, 16)  # n_layer, n_embd, n_head, block, batch
+VOCAB = 65
+
+
+def _ours(cfg, precision):
+    import neural_arch as na
+    from neural_arch.models import GPT2Config, GPT2LMHeadModel
+
+    n_layer, n_embd, n_head, block, batch = cfg
+    na.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=block, n_embd=n_embd, n_layer=n_layer,
+                                   n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)).train()
+    opt = na.optim.AdamW(m.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    a, b = na.tensor(rng.integers(0, VOCAB, (batch, block))), na.tensor(rng.integers(0, VOCAB, (batch, block)))
+    F = na.nn.functional
+    enabled = precision == "bf16"
+
+    def step():
+        opt.zero_grad()
+        with na.autocast("cpu", dtype=na.bfloat16, enabled=enabled):
+            loss = F.cross_entropy(m(a).logits.reshape(-1, VOCAB), b.reshape(-1))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _torch(cfg, precision):
+    import torch
+    import transformers
+
+    n_layer, n_embd, n_head, block, batch = cfg
+    torch.manual_seed(0)
+    m = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=VOCAB, n_positions=block, n_embd=n_embd, n_layer=n_layer, n_head=n_head, resid_pdrop=0.0,
+        embd_pdrop=0.0, attn_pdrop=0.0)).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    a, b = torch.tensor(rng.integers(0, VOCAB, (batch, block))), torch.tensor(rng.integers(0, VOCAB, (batch, block)))
+    F = torch.nn.functional
+    enabled = precision == "bf16"
+
+    def step():
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            loss = F.cross_entropy(m(a).logits.reshape(-1, VOCAB), b.reshape(-1))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+CHILD = r"""
+import gc, json, sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks import amp
+which, precision, cfg = sys.argv[2], sys.argv[3], tuple(map(int, sys.argv[4:9]))
+step = (amp._ours if which == "neural-arch" else amp._torch)(cfg, precision)
+def status_kb(key):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1])
+step()  # the first step: optimizer state and lazy initialisation, not measured
+gc.collect()
+base = status_kb("VmRSS")
+with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to the current RSS
+    fh.write("5")
+for _ in range(3):
+    step()
+print(json.dumps({"step_mb": (status_kb("VmHWM") - base) / 1024}))
+"""
+
+
+def step_memory(which: str, precision: str, cfg: tuple) -> float:
+    """Peak RSS growth (MB) of three steps in a fresh process."""
+    root = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", CHILD, root, which, precision, *map(str, cfg)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["step_mb"]
+
+
+def run(rounds: int = 10, cfg: tuple = GPT_6L):
+    shape = f"GPT {cfg[0]}L {cfg[1]}w, block {cfg[3]}, batch {cfg[4]}"
+    contenders = {"neural-arch": _ours(cfg, "bf16"), "torch": _torch(cfg, "bf16"),
+                  "neural-arch fp32": _ours(cfg, "fp32"), "torch fp32": _torch(cfg, "fp32")}
+    timing = compare(f"{shape}: training step, bf16 autocast (fp32 alongside)", contenders, rounds=rounds, warmup=2)
+    memory = Result(f"{shape}: peak RSS a step adds, bf16 autocast (fp32 alongside)", unit="MB")
+    for who, (framework, precision) in {"neural-arch": ("neural-arch", "bf16"), "torch": ("torch", "bf16"),
+                                        "neural-arch fp32": ("neural-arch", "fp32"),
+                                        "torch fp32": ("torch", "fp32")}.items():
+        memory.times[who] = [step_memory(framework, precision, cfg)]
+    t_ratio = timing.median("neural-arch") / timing.median("neural-arch fp32")
+    m_ratio = memory.median("neural-arch") / max(memory.median("neural-arch fp32"), 1e-9)
+    t_torch = timing.median("torch") / timing.median("torch fp32")
+    m_torch = memory.median("torch") / max(memory.median("torch fp32"), 1e-9)
+    print(f"  ours bf16 / ours fp32: time {t_ratio:.2f} (target <= 1.1), memory {m_ratio:.2f} (target <= 0.7); "
+          f"torch bf16 / torch fp32: time {t_torch:.2f}, memory {m_torch:.2f}", file=sys.stderr)
+    return [timing, memory]
