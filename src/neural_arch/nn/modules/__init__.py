@@ -57,6 +57,7 @@ from neural_arch.nn.modules.pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from neural_arch.nn.modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from neural_arch.nn.modules.transformer import (
     TransformerDecoder,
     TransformerDecoderLayer,
@@ -75,3 +76,4 @@ __all__ = [
     "KLDivLoss", "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder",
 ]
+__all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]

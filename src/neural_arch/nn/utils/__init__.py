@@ -1,5 +1,6 @@
 """``nn.utils``: gradient clipping and parameter/vector conversion."""
 
+from neural_arch.nn.utils import rnn  # noqa: F401
 from neural_arch.nn.utils.clip_grad import (
     clip_grad_norm_,
     clip_grad_value_,
