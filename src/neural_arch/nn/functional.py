@@ -15,3 +15,12 @@ from neural_arch.ops.loss import *  # noqa: F401,F403
 from neural_arch.ops.norm import *  # noqa: F401,F403
 from neural_arch.ops.pool import *  # noqa: F401,F403
 from neural_arch.ops.shape import pad  # noqa: F401
+from neural_arch.ops.activation_extra import *  # noqa: F401,F403,E402
+from neural_arch.ops.conv3d import *  # noqa: F401,F403,E402
+from neural_arch.ops.ctc import *  # noqa: F401,F403,E402
+from neural_arch.ops.dropout_extra import *  # noqa: F401,F403,E402
+from neural_arch.ops.embedding_bag import *  # noqa: F401,F403,E402
+from neural_arch.ops.loss_extra import *  # noqa: F401,F403,E402
+from neural_arch.ops.norm_extra import *  # noqa: F401,F403,E402
+from neural_arch.ops.pool_extra import *  # noqa: F401,F403,E402
+from neural_arch.ops.spatial import *  # noqa: F401,F403,E402

@@ -77,3 +77,32 @@ __all__ = [
     "TransformerDecoder",
 ]
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
+
+# issue 25: the rest of torch.nn's layers, one family per file
+from neural_arch.nn.modules.activation_extra import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.activation_extra import __all__ as _activation_extra
+from neural_arch.nn.modules.conv3d import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.conv3d import __all__ as _conv3d
+from neural_arch.nn.modules.distance import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.distance import __all__ as _distance
+from neural_arch.nn.modules.dropout_extra import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.dropout_extra import __all__ as _dropout_extra
+from neural_arch.nn.modules.embedding_bag import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.embedding_bag import __all__ as _embedding_bag
+from neural_arch.nn.modules.fold import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.fold import __all__ as _fold
+from neural_arch.nn.modules.loss_extra import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.loss_extra import __all__ as _loss_extra
+from neural_arch.nn.modules.normalization_extra import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.normalization_extra import __all__ as _normalization_extra
+from neural_arch.nn.modules.padding import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.padding import __all__ as _padding
+from neural_arch.nn.modules.pixelshuffle import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.pixelshuffle import __all__ as _pixelshuffle
+from neural_arch.nn.modules.pooling_extra import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.pooling_extra import __all__ as _pooling_extra
+from neural_arch.nn.modules.upsampling import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.upsampling import __all__ as _upsampling
+
+__all__ += [*_activation_extra, *_conv3d, *_distance, *_dropout_extra, *_embedding_bag, *_fold, *_loss_extra,
+            *_normalization_extra, *_padding, *_pixelshuffle, *_pooling_extra, *_upsampling]
