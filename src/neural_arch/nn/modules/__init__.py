@@ -59,6 +59,7 @@ from neural_arch.nn.modules.pooling import (
 )
 from neural_arch.nn.modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from neural_arch.nn.modules.transformer import (
+    Transformer,
     TransformerDecoder,
     TransformerDecoderLayer,
     TransformerEncoder,
@@ -76,7 +77,7 @@ __all__ = [
     "KLDivLoss", "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder",
 ]
-__all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ += ["Transformer", "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 # issue 25: the rest of torch.nn's layers, one family per file
 from neural_arch.nn.modules.activation_extra import *  # noqa: E402,F401,F403

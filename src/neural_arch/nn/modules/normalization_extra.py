@@ -1,5 +1,8 @@
 """More normalisation layers: ``BatchNorm3d``, ``SyncBatchNorm`` (one process: BatchNorm),
-``InstanceNorm1d`` / ``InstanceNorm3d``, ``LocalResponseNorm`` and ``CrossMapLRN2d``.
+``InstanceNorm1d`` / ``InstanceNorm3d`` and ``LocalResponseNorm``.
+
+Not here: torch's legacy ``CrossMapLRN2d``, whose sliding channel sum never drops channel 0 (it differs
+from LocalResponseNorm beyond the first window).
 
 ``SyncBatchNorm`` computes statistics over the local batch: in a single process that is exactly
 BatchNorm. Across MPI ranks it does not (yet) all-reduce the statistics; ``convert_sync_batchnorm``
@@ -13,7 +16,7 @@ from neural_arch.nn import functional as F
 from neural_arch.nn.modules.module import Module
 from neural_arch.nn.modules.normalization import InstanceNorm2d, _BatchNorm
 
-__all__ = ["BatchNorm3d", "CrossMapLRN2d", "InstanceNorm1d", "InstanceNorm3d", "LocalResponseNorm", "SyncBatchNorm"]
+__all__ = ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm3d", "LocalResponseNorm", "SyncBatchNorm"]
 
 
 class BatchNorm3d(_BatchNorm):
@@ -94,12 +97,3 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
-
-
-class CrossMapLRN2d(LocalResponseNorm):
-    """LocalResponseNorm of a 4-d ``(N, C, H, W)`` input (torch's legacy name)."""
-
-    def forward(self, input):
-        if input.ndim != 4:
-            raise ShapeError(f"CrossMapLRN2d: expected a 4D input, got shape {shape_str(input.shape)}")
-        return super().forward(input)

@@ -1,0 +1,187 @@
+"""The layers added for issue 25 as modules: torch's parameter names and shapes (a torch state_dict loads),
+parity of forward and backward through ``check_layer``, and nn.Transformer."""
+
+import numpy as np
+import pytest
+import torch
+from test_layers import check_layer, rnd
+
+import neural_arch as na
+from neural_arch import nn
+from neural_arch.errors import ConfigError, ShapeError
+
+X4 = rnd(2, 4, 5, 6)
+
+LAYERS = {  # name: (constructor args as a function of the library, inputs)
+    "ConstantPad1d": (lambda lib: lib.ConstantPad1d((1, 2), 3.5), [rnd(2, 3, 4)]),
+    "ConstantPad2d": (lambda lib: lib.ConstantPad2d(1, -1.0), [X4]),
+    "ConstantPad3d": (lambda lib: lib.ConstantPad3d((1, 0, 0, 1, 2, 0), 0.5), [rnd(1, 2, 3, 4, 2)]),
+    "ZeroPad1d": (lambda lib: lib.ZeroPad1d(2), [rnd(2, 3, 4)]),
+    "ZeroPad2d": (lambda lib: lib.ZeroPad2d((1, 2, 0, 3)), [X4]),
+    "ZeroPad3d": (lambda lib: lib.ZeroPad3d(1), [rnd(1, 2, 3, 4, 2)]),
+    "ReflectionPad1d": (lambda lib: lib.ReflectionPad1d((2, 1)), [rnd(2, 3, 4)]),
+    "ReflectionPad2d": (lambda lib: lib.ReflectionPad2d(2), [X4]),
+    "ReflectionPad3d": (lambda lib: lib.ReflectionPad3d(1), [rnd(1, 2, 3, 4, 2)]),
+    "ReplicationPad1d": (lambda lib: lib.ReplicationPad1d(3), [rnd(2, 3, 4)]),
+    "ReplicationPad2d": (lambda lib: lib.ReplicationPad2d((0, 1, 2, 3)), [X4]),
+    "ReplicationPad3d": (lambda lib: lib.ReplicationPad3d(2), [rnd(1, 2, 3, 4, 2)]),
+    "CircularPad1d": (lambda lib: lib.CircularPad1d(2), [rnd(2, 3, 4)]),
+    "CircularPad2d": (lambda lib: lib.CircularPad2d((1, 1, 2, 0)), [X4]),
+    "CircularPad3d": (lambda lib: lib.CircularPad3d(1), [rnd(1, 2, 3, 4, 2)]),
+    "PixelShuffle": (lambda lib: lib.PixelShuffle(2), [X4]),
+    "PixelUnshuffle": (lambda lib: lib.PixelUnshuffle(2), [rnd(2, 3, 4, 6)]),
+    "ChannelShuffle": (lambda lib: lib.ChannelShuffle(2), [X4]),
+    "Upsample": (lambda lib: lib.Upsample(scale_factor=2, mode="bilinear", align_corners=False), [X4]),
+    "UpsamplingNearest2d": (lambda lib: lib.UpsamplingNearest2d(size=(7, 9)), [X4]),
+    "UpsamplingBilinear2d": (lambda lib: lib.UpsamplingBilinear2d(scale_factor=2), [X4]),
+    "Unfold": (lambda lib: lib.Unfold(2, padding=1, stride=2), [X4]),
+    "Fold": (lambda lib: lib.Fold((4, 5), 2), [rnd(2, 12, 12)]),
+    "PairwiseDistance": (lambda lib: lib.PairwiseDistance(p=3), [rnd(4, 5), rnd(4, 5, seed=2)]),
+    "CosineSimilarity": (lambda lib: lib.CosineSimilarity(dim=0), [rnd(4, 5), rnd(4, 5, seed=2)]),
+    "PReLU": (lambda lib: lib.PReLU(4, 0.1), [X4]),
+    "Hardshrink": (lambda lib: lib.Hardshrink(0.3), [X4]),
+    "Softshrink": (lambda lib: lib.Softshrink(0.3), [X4]),
+    "Tanhshrink": (lambda lib: lib.Tanhshrink(), [X4]),
+    "Softsign": (lambda lib: lib.Softsign(), [X4]),
+    "Threshold": (lambda lib: lib.Threshold(0.2, -1.0), [X4]),
+    "RReLU (eval)": (lambda lib: lib.RReLU(0.1, 0.2), [X4]),
+    "Softmax2d": (lambda lib: lib.Softmax2d(), [X4]),
+    "LocalResponseNorm": (lambda lib: lib.LocalResponseNorm(3, 0.01, 0.5, 1.5), [X4]),
+    "BatchNorm3d": (lambda lib: lib.BatchNorm3d(2), [rnd(3, 2, 3, 2, 2)]),
+    "SyncBatchNorm": (lambda lib: lib.SyncBatchNorm(4), [X4]),
+    "InstanceNorm1d": (lambda lib: lib.InstanceNorm1d(3, affine=True), [rnd(2, 3, 7)]),
+    "InstanceNorm3d": (lambda lib: lib.InstanceNorm3d(2, affine=True), [rnd(2, 2, 3, 2, 2)]),
+    "Conv3d": (lambda lib: lib.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), groups=2),
+               [rnd(2, 4, 3, 5, 4)]),
+    "Conv3d reflect": (lambda lib: lib.Conv3d(2, 3, 3, padding=1, padding_mode="reflect"), [rnd(1, 2, 3, 4, 3)]),
+    "ConvTranspose1d": (lambda lib: lib.ConvTranspose1d(4, 6, 3, stride=2, padding=1, output_padding=1),
+                        [rnd(2, 4, 5)]),
+    "AdaptiveAvgPool1d": (lambda lib: lib.AdaptiveAvgPool1d(4), [rnd(2, 3, 9)]),
+    "AdaptiveMaxPool1d": (lambda lib: lib.AdaptiveMaxPool1d(4), [rnd(2, 3, 9)]),
+    "LPPool1d": (lambda lib: lib.LPPool1d(2, 3), [rnd(2, 3, 9)]),
+    "LPPool2d": (lambda lib: lib.LPPool2d(2, (2, 3), stride=1), [X4]),
+    "Dropout1d (eval)": (lambda lib: lib.Dropout1d(0.5), [rnd(2, 3, 4)]),
+    "Dropout3d (eval)": (lambda lib: lib.Dropout3d(0.5), [rnd(2, 3, 4, 2, 2)]),
+    "AlphaDropout (eval)": (lambda lib: lib.AlphaDropout(0.5), [X4]),
+    "FeatureAlphaDropout (eval)": (lambda lib: lib.FeatureAlphaDropout(0.5), [X4]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layer_parity(name):
+    make, inputs = LAYERS[name]
+    check_layer(lambda: make(nn), lambda: make(torch.nn), inputs, train="(eval)" not in name)
+
+
+LOSSES = {  # name: (make(lib), float inputs, extra constant inputs as NumPy arrays)
+    "TripletMarginLoss": (lambda lib: lib.TripletMarginLoss(margin=0.5, p=1), [rnd(4, 5), rnd(4, 5, seed=2),
+                                                                               rnd(4, 5, seed=3)], []),
+    "CosineEmbeddingLoss": (lambda lib: lib.CosineEmbeddingLoss(0.2), [rnd(4, 5), rnd(4, 5, seed=2)],
+                            [np.array([1.0, -1.0, -1.0, 1.0])]),
+    "MarginRankingLoss": (lambda lib: lib.MarginRankingLoss(0.1, reduction="sum"), [rnd(4), rnd(4, seed=2)],
+                          [np.array([1.0, -1.0, -1.0, 1.0])]),
+    "HingeEmbeddingLoss": (lambda lib: lib.HingeEmbeddingLoss(), [rnd(4, 3) + 0.05], [np.sign(rnd(4, 3, seed=5))]),
+    "SoftMarginLoss": (lambda lib: lib.SoftMarginLoss(), [rnd(4, 3)], [np.sign(rnd(4, 3, seed=5))]),
+    "MultiLabelSoftMarginLoss": (lambda lib: lib.MultiLabelSoftMarginLoss(), [rnd(4, 3)],
+                                 [(rnd(4, 3, seed=5) > 0).astype(np.float64)]),
+    "MultiMarginLoss": (lambda lib: lib.MultiMarginLoss(margin=0.7), [rnd(4, 5)], [np.array([0, 4, 2, 2])]),
+    "MultiLabelMarginLoss": (lambda lib: lib.MultiLabelMarginLoss(), [rnd(2, 4)],
+                             [np.array([[3, 0, -1, 1], [1, 2, 3, -1]])]),
+    "PoissonNLLLoss": (lambda lib: lib.PoissonNLLLoss(), [rnd(4, 3)], [np.abs(rnd(4, 3, seed=5)) * 3]),
+    "GaussianNLLLoss": (lambda lib: lib.GaussianNLLLoss(), [rnd(4, 3), np.abs(rnd(4, 3, seed=4)) + 0.1],
+                        [rnd(4, 3, seed=5)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_module_parity(name):
+    make, floats, consts = LOSSES[name]
+    n = len(floats)
+
+    def call(m, *a):
+        if name == "GaussianNLLLoss":  # (input, target, var)
+            return m(a[0], a[2].to(a[0].dtype), a[1])
+        targets = [c.detach().to(a[0].dtype) if c.is_floating_point() else c for c in a[n:]]
+        return m(*a[:n], *targets)
+
+    check_layer(lambda: make(nn), lambda: make(torch.nn), floats + consts, call=call)
+
+
+def test_ctc_loss_module():
+    logits = rnd(6, 2, 4)
+    targets, in_len, tg_len = np.array([[1, 2], [3, 3]]), np.array([6, 5]), np.array([2, 2])
+
+    def call(m, x, *rest):
+        lib_log_softmax = torch.log_softmax if isinstance(m, torch.nn.Module) else na.nn.functional.log_softmax
+        return m(lib_log_softmax(x, -1), *rest)
+
+    check_layer(lambda: nn.CTCLoss(), lambda: torch.nn.CTCLoss(), [logits, targets, in_len, tg_len], call=call)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_module(mode):
+    ids, offsets = np.array([1, 2, 4, 5, 4, 3, 2]), np.array([0, 3, 3])
+    check_layer(lambda: nn.EmbeddingBag(8, 3, mode=mode, padding_idx=2),
+                lambda: torch.nn.EmbeddingBag(8, 3, mode=mode, padding_idx=2), [ids, offsets])
+    assert np.all(nn.EmbeddingBag(8, 3, padding_idx=2).weight.detach().numpy()[2] == 0)
+
+
+def test_conv3d_state_dict_and_init_bounds():
+    ours, ref = nn.Conv3d(4, 6, 3, groups=2), torch.nn.Conv3d(4, 6, 3, groups=2)
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    bound = 1 / np.sqrt(2 * 27)
+    assert np.abs(ours.weight.detach().numpy()).max() <= bound
+
+
+def test_sync_batchnorm_conversion_keeps_weights_and_stats():
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Sequential(nn.BatchNorm1d(4)))
+    net[1].running_mean.data[...] = 0.5
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    assert isinstance(converted[1], nn.SyncBatchNorm) and isinstance(converted[2][0], nn.SyncBatchNorm)
+    np.testing.assert_array_equal(converted[1].running_mean.numpy(), 0.5)
+    assert list(converted.state_dict()) == list(torch.nn.SyncBatchNorm.convert_sync_batchnorm(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4),
+                            torch.nn.Sequential(torch.nn.BatchNorm1d(4)))).state_dict())
+
+
+# -- nn.Transformer ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [dict(), dict(norm_first=True, batch_first=True, activation="gelu")], ids=str)
+def test_transformer_parity(kw):
+    d, h = 8, 2
+    bf = kw.get("batch_first", False)
+    src = rnd(2, 5, d) if bf else rnd(5, 2, d)
+    tgt = rnd(2, 4, d, seed=2) if bf else rnd(4, 2, d, seed=2)
+    causal = np.triu(np.full((4, 4), -np.inf), 1)
+    kpm = np.zeros((2, 5), bool)
+    kpm[1, 3:] = True
+
+    def call(m, s, t):
+        if isinstance(m, torch.nn.Module):
+            return m(s, t, tgt_mask=torch.tensor(causal, dtype=s.dtype), src_key_padding_mask=torch.tensor(kpm),
+                     memory_key_padding_mask=torch.tensor(kpm))
+        return m(s, t, tgt_mask=na.tensor(causal.astype(s.data.dtype)), src_key_padding_mask=na.tensor(kpm),
+                 memory_key_padding_mask=na.tensor(kpm))
+
+    make = lambda lib: lib.Transformer(d, h, 2, 1, dim_feedforward=16, dropout=0.0, **kw)  # noqa: E731
+    check_layer(lambda: make(nn), lambda: make(torch.nn), [src, tgt], call=call)
+    assert list(make(nn).state_dict()) == list(make(torch.nn).state_dict())
+
+
+def test_transformer_mask_and_init():
+    m = nn.Transformer.generate_square_subsequent_mask(4).numpy()
+    np.testing.assert_array_equal(m, torch.nn.Transformer.generate_square_subsequent_mask(4).numpy())
+    t = nn.Transformer(16, 2, 1, 1, 32)
+    w = t.encoder.layers[0].linear1.weight.detach().numpy()  # Xavier-uniform: bound sqrt(6 / (16 + 32))
+    assert np.abs(w).max() <= np.sqrt(6 / 48) and np.abs(w).max() > 0.8 * np.sqrt(6 / 48)
+    with pytest.raises(ShapeError, match="batch size"):
+        t(na.zeros(3, 2, 16), na.zeros(3, 4, 16))
+
+
+def test_errors_are_typed():
+    with pytest.raises(ConfigError, match="padding"):
+        nn.ZeroPad2d((1, 2, 3))
+    with pytest.raises(ShapeError, match="ReflectionPad2d"):
+        nn.ReflectionPad2d(1)(na.zeros(4))
+    with pytest.raises(ConfigError, match="mode"):
+        nn.EmbeddingBag(3, 2, mode="median")
