@@ -24,3 +24,4 @@ from neural_arch.ops.loss_extra import *  # noqa: F401,F403,E402
 from neural_arch.ops.norm_extra import *  # noqa: F401,F403,E402
 from neural_arch.ops.pool_extra import *  # noqa: F401,F403,E402
 from neural_arch.ops.spatial import *  # noqa: F401,F403,E402
+from neural_arch.ops.pool3d import *  # noqa: F401,F403,E402

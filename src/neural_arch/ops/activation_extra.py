@@ -11,13 +11,16 @@ import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import get_generator
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, DTypeError, GradientError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops.activation import leaky_relu, softmax
+from neural_arch.ops.activation import celu, elu, hardtanh, leaky_relu, relu, selu, softmax
 from neural_arch.ops.elementwise import abs as _abs
 from neural_arch.ops.elementwise import tanh, where
 
-__all__ = ["gumbel_softmax", "hardshrink", "prelu", "rrelu", "softshrink", "softsign", "tanhshrink", "threshold"]
+__all__ = [
+    "celu_", "elu_", "gumbel_softmax", "hardshrink", "hardtanh_", "leaky_relu_", "prelu", "relu_", "rrelu", "rrelu_",
+    "selu_", "softshrink", "softsign", "tanhshrink", "threshold", "threshold_",
+]
 
 
 def _float(x, op):
@@ -102,3 +105,27 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
     one_hot = np.zeros_like(y.data)
     np.put_along_axis(one_hot, np.expand_dims(y.data.argmax(axis), axis), 1.0, axis)
     return y - y.detach() + Tensor(one_hot)
+
+
+# -- the in-place forms: write into the input's array (tensors that need no gradient) --------------------
+def _in_place(name, fn):
+    def op(input: Tensor, *args, **kwargs) -> Tensor:
+        if input.requires_grad:
+            raise GradientError(f"{name}: in-place activations are supported on tensors that need no gradient; "
+                                f"use the out-of-place F.{name[:-1]}(x) inside a graph")
+        input[...] = fn(input, *args, **kwargs).data
+        return input
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"In-place ``{name[:-1]}``: writes the result into ``input`` (which must not need a gradient)."
+    return op
+
+
+relu_ = _in_place("relu_", relu)
+elu_ = _in_place("elu_", elu)
+celu_ = _in_place("celu_", celu)
+selu_ = _in_place("selu_", selu)
+leaky_relu_ = _in_place("leaky_relu_", leaky_relu)
+hardtanh_ = _in_place("hardtanh_", hardtanh)
+threshold_ = _in_place("threshold_", threshold)
+rrelu_ = _in_place("rrelu_", rrelu)

@@ -102,8 +102,15 @@ from neural_arch.nn.modules.pixelshuffle import *  # noqa: E402,F401,F403
 from neural_arch.nn.modules.pixelshuffle import __all__ as _pixelshuffle
 from neural_arch.nn.modules.pooling_extra import *  # noqa: E402,F401,F403
 from neural_arch.nn.modules.pooling_extra import __all__ as _pooling_extra
+from neural_arch.nn.modules.lazy import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.lazy import __all__ as _lazy
+from neural_arch.nn.modules.legacy import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.legacy import __all__ as _legacy
+from neural_arch.nn.modules.pooling3d import *  # noqa: E402,F401,F403
+from neural_arch.nn.modules.pooling3d import __all__ as _pooling3d
 from neural_arch.nn.modules.upsampling import *  # noqa: E402,F401,F403
 from neural_arch.nn.modules.upsampling import __all__ as _upsampling
 
 __all__ += [*_activation_extra, *_conv3d, *_distance, *_dropout_extra, *_embedding_bag, *_fold, *_loss_extra,
-            *_normalization_extra, *_padding, *_pixelshuffle, *_pooling_extra, *_upsampling]
+            *_normalization_extra, *_padding, *_pixelshuffle, *_pooling_extra, *_upsampling, *_lazy, *_legacy,
+            *_pooling3d]
