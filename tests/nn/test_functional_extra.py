@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from parity import check, gradcheck, rand_pos, randn
 
 import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch.errors import ConfigError, ShapeError
+from parity import check, gradcheck, rand_pos, randn
 
 
 def _away(x, points=(0.0,), gap=0.05):
@@ -68,8 +68,10 @@ CASES = {
                                lambda a, p, n: TF.triplet_margin_loss(a, p, n, 2.0, 1, swap=True, reduction="sum"),
                                [A, P, N]),
     "triplet_with_distance": (
-        lambda a, p, n: F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - F.cosine_similarity(x, y)),
-        lambda a, p, n: TF.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - TF.cosine_similarity(x, y)),
+        lambda a, p, n: F.triplet_margin_with_distance_loss(
+            a, p, n, distance_function=lambda x, y: 1 - F.cosine_similarity(x, y)),
+        lambda a, p, n: TF.triplet_margin_with_distance_loss(
+            a, p, n, distance_function=lambda x, y: 1 - TF.cosine_similarity(x, y)),
         [A, P, N]),
     "multi_margin": (lambda x: F.multi_margin_loss(x, na.tensor(np.array([0, 3, 5, 1])), 1, 0.8, _c(W6, x)),
                      lambda x: TF.multi_margin_loss(x, torch.tensor([0, 3, 5, 1]), 1, 0.8,
@@ -91,7 +93,8 @@ CASES = {
                      lambda x, v: TF.gaussian_nll_loss(x, torch.tensor(P, dtype=x.dtype), v, full=True),
                      [A, rand_pos(4, 6, seed=14)]),
     "gaussian_nll_var_per_row": (lambda x, v: F.gaussian_nll_loss(x, _c(P, x), v, reduction="sum"),
-                                 lambda x, v: TF.gaussian_nll_loss(x, torch.tensor(P, dtype=x.dtype), v, reduction="sum"),
+                                 lambda x, v: TF.gaussian_nll_loss(x, torch.tensor(P, dtype=x.dtype), v,
+                                                                   reduction="sum"),
                                  [A, rand_pos(4, 1, seed=15)]),
     "pixel_shuffle": (lambda x: F.pixel_shuffle(x, 2), lambda x: TF.pixel_shuffle(x, 2), [IMG]),
     "pixel_unshuffle": (lambda x: F.pixel_unshuffle(x, 2), lambda x: TF.pixel_unshuffle(x, 2), [IMG]),
@@ -226,7 +229,8 @@ def test_alpha_dropout_formula_and_statistics():
     for n in range(8):
         for c in range(6):  # a whole channel is dropped or kept
             col = f[n, c]
-            assert np.allclose(col, col[0]) or not np.any(np.isclose(col, -alpha * (1 / np.sqrt((alpha ** 2 * 0.5 + 1) * 0.5)) * 0.5))
+            dropped_value = -alpha / np.sqrt((alpha ** 2 * 0.5 + 1) * 0.5) * 0.5
+            assert np.allclose(col, dropped_value) or not np.any(np.isclose(col, dropped_value))
 
 
 def test_rrelu_training_slopes_in_range():

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from parity import check, gradcheck, randn
 from test_layers import check_layer, rnd
 
 import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch import nn
 from neural_arch.errors import ConfigError, GradientError, IndexingError
+from parity import check, gradcheck, randn
 
 V = randn(2, 3, 5, 6, 4, seed=1)
 
@@ -26,7 +26,8 @@ POOLS = {
                                lambda x: TF.avg_pool3d(x, 3, 2, 1, count_include_pad=False)),
     "avg_pool3d_divisor": (lambda x: F.avg_pool3d(x, 2, 1, 1, divisor_override=3),
                            lambda x: TF.avg_pool3d(x, 2, 1, 1, divisor_override=3)),
-    "adaptive_avg_pool3d": (lambda x: F.adaptive_avg_pool3d(x, (2, 4, 3)), lambda x: TF.adaptive_avg_pool3d(x, (2, 4, 3))),
+    "adaptive_avg_pool3d": (lambda x: F.adaptive_avg_pool3d(x, (2, 4, 3)),
+                            lambda x: TF.adaptive_avg_pool3d(x, (2, 4, 3))),
     "adaptive_max_pool3d": (lambda x: F.adaptive_max_pool3d(x, (2, 4, None)),
                             lambda x: TF.adaptive_max_pool3d(x, (2, 4, None))),
     "lp_pool3d": (lambda x: F.lp_pool3d(x, 2, 2), lambda x: TF.lp_pool3d(x, 2, 2)),
@@ -110,7 +111,8 @@ LAZY = {  # lazy class, its materialised class's torch constructor (with the inf
     "LazyInstanceNorm2d": (lambda lib: lib.LazyInstanceNorm2d(affine=False, track_running_stats=False),
                            lambda lib: lib.InstanceNorm2d(3), rnd(2, 3, 4, 5)),
     "LazyInstanceNorm3d": (lambda lib: lib.LazyInstanceNorm3d(),
-                           lambda lib: lib.InstanceNorm3d(2, affine=True, track_running_stats=True), rnd(2, 2, 3, 4, 3)),
+                           lambda lib: lib.InstanceNorm3d(2, affine=True, track_running_stats=True),
+                           rnd(2, 2, 3, 4, 3)),
 }
 
 

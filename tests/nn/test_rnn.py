@@ -5,7 +5,6 @@ against their NumPy twins, and typed errors."""
 import numpy as np
 import pytest
 import torch
-from parity import TOL, assert_close, gradcheck, randn
 
 import neural_arch as na
 from neural_arch import nn
@@ -14,6 +13,7 @@ from neural_arch.backend.kernels import recurrent as rk
 from neural_arch.errors import ConfigError, ShapeError
 from neural_arch.nn.utils import rnn as rnn_utils
 from neural_arch.ops.recurrent import gru_layer, lstm_layer, rnn_layer
+from parity import TOL, assert_close, gradcheck, randn
 
 DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
@@ -226,24 +226,28 @@ def test_lstm_cell_loop_equals_lstm():
 
 # -- the ops: gradcheck; the kernels against their twins --------------------------------------------------
 def test_gradcheck_layer_ops():
-    T, B, I, H = 3, 2, 2, 3
+    T, B, n_in, H = 3, 2, 2, 3
     lengths = (2, 1, 1)  # a packed batch: row 1 stops after the first step
-    args = [randn(T, B, I, seed=1), randn(B, H, seed=2), randn(H, I, seed=3), randn(H, H, seed=4),
+    args = [randn(T, B, n_in, seed=1), randn(B, H, seed=2), randn(H, n_in, seed=3), randn(H, H, seed=4),
             randn(H, seed=5), randn(H, seed=6)]
     for nl in ("tanh", "relu"):
         for rev in (False, True):
-            assert gradcheck(lambda *a: rnn_layer(*a, nonlinearity=nl, reverse=rev, batch_sizes=lengths)[0].sum()
-                             + rnn_layer(*a, nonlinearity=nl, reverse=rev)[1].sum(), args)
-    g3 = [randn(3 * H, I, seed=7), randn(3 * H, H, seed=8), randn(3 * H, seed=9), randn(3 * H, seed=10)]
+            def rnn(*a, nl=nl, rev=rev):
+                return (rnn_layer(*a, nonlinearity=nl, reverse=rev, batch_sizes=lengths)[0].sum()
+                        + rnn_layer(*a, nonlinearity=nl, reverse=rev)[1].sum())
+            assert gradcheck(rnn, args)
+    g3 = [randn(3 * H, n_in, seed=7), randn(3 * H, H, seed=8), randn(3 * H, seed=9), randn(3 * H, seed=10)]
     for rev in (False, True):
-        assert gradcheck(lambda x, h, *w: sum(t.sum() for t in gru_layer(x, h, *w, reverse=rev, batch_sizes=lengths)),
-                         args[:2] + g3)
+        def gru(x, h, *w, rev=rev):
+            return sum(t.sum() for t in gru_layer(x, h, *w, reverse=rev, batch_sizes=lengths))
+        assert gradcheck(gru, args[:2] + g3)
     P = 2
-    g4 = [randn(B, P, seed=11), randn(B, H, seed=12), randn(4 * H, I, seed=13), randn(4 * H, P, seed=14),
+    g4 = [randn(B, P, seed=11), randn(B, H, seed=12), randn(4 * H, n_in, seed=13), randn(4 * H, P, seed=14),
           randn(4 * H, seed=15), randn(4 * H, seed=16), randn(P, H, seed=17)]
     for rev in (False, True):
-        assert gradcheck(lambda x, *a: sum((t * t).sum() for t in lstm_layer(x, *a, reverse=rev, batch_sizes=lengths)),
-                         args[:1] + g4)
+        def lstm(x, *a, rev=rev):
+            return sum((t * t).sum() for t in lstm_layer(x, *a, reverse=rev, batch_sizes=lengths))
+        assert gradcheck(lstm, args[:1] + g4)
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba")

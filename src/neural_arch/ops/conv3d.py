@@ -60,10 +60,10 @@ def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         planes = reshape(permute(planes, (0, 2, 1, 3, 4)), (N * Do, C) + tuple(x.shape[3:]))
         part = conv2d(planes, weight[:, :, k], None, stride[1:], padding[1:], dilation[1:], groups)
         y = part if y is None else y + part
-    O, Ho, Wo = y.shape[1:]
-    y = permute(reshape(y, (N, Do, O, Ho, Wo)), (0, 2, 1, 3, 4))
+    out_ch, Ho, Wo = y.shape[1:]
+    y = permute(reshape(y, (N, Do, out_ch, Ho, Wo)), (0, 2, 1, 3, 4))
     if bias is not None:
-        y = y + reshape(bias, (O, 1, 1, 1))
+        y = y + reshape(bias, (out_ch, 1, 1, 1))
     return _unbatch(y, unbatched)
 
 

@@ -20,10 +20,10 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, IndexingError, ShapeError, shape_str
 from neural_arch.ops.conv import ntuple
 from neural_arch.ops.conv3d import conv3d
+from neural_arch.ops.elementwise import pow as _pow
 from neural_arch.ops.linalg import einsum
 from neural_arch.ops.pool import MaxPoolGather, _adaptive_windows, adaptive_max_pool2d, max_pool1d, max_pool2d
 from neural_arch.ops.pool_extra import _lp_finish, adaptive_max_pool1d
-from neural_arch.ops.elementwise import pow as _pow
 from neural_arch.ops.shape import reshape
 
 __all__ = [
@@ -216,7 +216,10 @@ def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mo
 
 
 class MaxUnpool(Function):
-    """y[n, c].flat[index[n, c, p]] = x[n, c, p] (zeros elsewhere)        dL/dx[n, c, p] = g[n, c].flat[index[n, c, p]]"""
+    """y[n, c].flat[index[n, c, p]] = x[n, c, p] (zeros elsewhere)
+
+    dL/dx[n, c, p] = g[n, c].flat[index[n, c, p]]
+    """
 
     @staticmethod
     def forward(ctx, x, index=None, out_spatial=None):

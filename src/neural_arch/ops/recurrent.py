@@ -49,8 +49,8 @@ def _active(batch_sizes, T: int, B: int):
 
 def _input_projection(x, w_ih, bias):
     """x W_ih^T + bias for every step at once: (T, B, G H)."""
-    T, B, I = x.shape
-    xg = matmul(x.reshape(T * B, I), w_ih.T).reshape(T, B, w_ih.shape[0])
+    T, B, n_in = x.shape
+    xg = matmul(x.reshape(T * B, n_in), w_ih.T).reshape(T, B, w_ih.shape[0])
     if bias is not None:
         xg += bias
     return xg
@@ -257,10 +257,11 @@ class GRULayer(Function):
 def _check(op, x, h0, w_ih, w_hh, gate_count, c0=None):
     if x.ndim != 3:
         raise ShapeError(f"{op}: input must be time-major (T, B, I), got {shape_str(x.shape)}")
-    T, B, I = x.shape
+    T, B, n_in = x.shape
     GH = w_ih.shape[0]
-    if w_ih.ndim != 2 or w_ih.shape[1] != I or GH % gate_count:
-        raise ShapeError(f"{op}: weight_ih must be ({gate_count} * hidden_size, {I}) for input {shape_str(x.shape)}, "
+    if w_ih.ndim != 2 or w_ih.shape[1] != n_in or GH % gate_count:
+        raise ShapeError(f"{op}: weight_ih must be ({gate_count} * hidden_size, {n_in}) for input "
+                         f"{shape_str(x.shape)}, "
                          f"got {shape_str(w_ih.shape)}")
     H = GH // gate_count
     P = h0.shape[-1]

@@ -111,7 +111,8 @@ class GridSample2d(Function):
             x0, y0 = np.floor(ix).astype(np.int64), np.floor(iy).astype(np.int64)
             wx1, wy1 = ix - x0, iy - y0
             wx0, wy0 = 1 - wx1, 1 - wy1
-            corners = [(y0, x0, wy0 * wx0), (y0, x0 + 1, wy0 * wx1), (y0 + 1, x0, wy1 * wx0), (y0 + 1, x0 + 1, wy1 * wx1)]
+            corners = [(y0, x0, wy0 * wx0), (y0, x0 + 1, wy0 * wx1),
+                       (y0 + 1, x0, wy1 * wx0), (y0 + 1, x0 + 1, wy1 * wx1)]
             ctx.weights = (wx0, wx1, wy0, wy1, dix, diy)
         out = np.zeros((N, C) + ix.shape[1:], x.dtype)
         batch = np.arange(N).reshape(N, 1, 1)

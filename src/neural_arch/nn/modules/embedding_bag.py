@@ -28,7 +28,8 @@ class EmbeddingBag(Module):
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
-        self.mode, self.sparse, self.include_last_offset, self.padding_idx = mode, sparse, include_last_offset, padding_idx
+        self.mode, self.sparse, self.padding_idx = mode, sparse, padding_idx
+        self.include_last_offset = include_last_offset
         self.weight = empty_param(num_embeddings, embedding_dim, dtype=dtype, device=device)
         if _weight is not None:
             self.weight.data[...] = getattr(_weight, "data", _weight)

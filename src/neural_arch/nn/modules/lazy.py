@@ -38,7 +38,8 @@ class UninitializedParameter(Parameter):
 
     def materialize(self, shape, device=None, dtype=None, order: str = "C") -> None:
         """Allocate ``shape`` (uninitialised values: the module's init fills them) and become a Parameter."""
-        self.data = np.empty(tuple(shape), dtype=self.data.dtype if dtype is None else resolve_dtype(dtype), order=order)
+        dt = self.data.dtype if dtype is None else resolve_dtype(dtype)
+        self.data = np.empty(tuple(shape), dtype=dt, order=order)
         self.__class__ = Parameter
 
 
@@ -114,7 +115,8 @@ class _LazyConv(LazyModuleMixin):
                              f"{shape_str(input.shape)}")
         c = int(input.shape[1] if input.ndim == nd + 2 else input.shape[0])
         if c % self.groups:
-            raise ConfigError(f"{type(self).__name__}: the input's {c} channels are not divisible by groups={self.groups}")
+            raise ConfigError(f"{type(self).__name__}: the input's {c} channels are not divisible by "
+                              f"groups={self.groups}")
         self.in_channels = c
         shape = ((c, self.out_channels // self.groups) if self.transposed else (self.out_channels, c // self.groups))
         self.weight.materialize(shape + tuple(self.kernel_size))
@@ -131,7 +133,8 @@ def _lazy_conv(name, base):
         base.__init__(self, groups, out_channels, kernel_size, stride, padding, *args, bias=bias, **kwargs)
         self._lazy_init(out_channels, bias, dtype)
 
-    doc = f"A {base.__name__} whose ``in_channels`` is read from the first input (its other arguments are {base.__name__}'s)."
+    doc = (f"A {base.__name__} whose ``in_channels`` is read from the first input (its other arguments are "
+           f"{base.__name__}'s).")
     return type(name, (_LazyConv, base), {"__init__": __init__, "cls_to_become": base, "__doc__": doc,
                                           "__module__": __name__, "__qualname__": name})
 

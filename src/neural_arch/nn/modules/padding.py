@@ -10,7 +10,8 @@ from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn.modules.module import Module
 
-__all__ = [f"{kind}Pad{n}d" for kind in ("Constant", "Zero", "Reflection", "Replication", "Circular") for n in (1, 2, 3)]
+__all__ = [f"{kind}Pad{n}d" for kind in ("Constant", "Zero", "Reflection", "Replication", "Circular")
+           for n in (1, 2, 3)]
 
 
 class _PadNd(Module):

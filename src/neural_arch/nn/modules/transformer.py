@@ -18,8 +18,8 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 from neural_arch.errors import ConfigError, ShapeError, shape_str
-from neural_arch.nn import init
 from neural_arch.nn import functional as F
+from neural_arch.nn import init
 from neural_arch.nn.modules.attention import MultiheadAttention
 from neural_arch.nn.modules.container import ModuleList
 from neural_arch.nn.modules.dropout import Dropout
