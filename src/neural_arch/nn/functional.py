@@ -14,6 +14,7 @@ from neural_arch.ops.dropout import *  # noqa: F401,F403
 from neural_arch.ops.dropout_extra import *  # noqa: F401,F403
 from neural_arch.ops.embedding import *  # noqa: F401,F403
 from neural_arch.ops.embedding_bag import *  # noqa: F401,F403
+from neural_arch.ops.fractional_pool import *  # noqa: F401,F403
 from neural_arch.ops.interpolate import *  # noqa: F401,F403
 from neural_arch.ops.linear import *  # noqa: F401,F403
 from neural_arch.ops.loss import *  # noqa: F401,F403

@@ -18,10 +18,11 @@ from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops.activation import logsigmoid, relu, softplus
 from neural_arch.ops.elementwise import exp, log, minimum, sqrt, where
-from neural_arch.ops.loss import _ClampMinPassGrad, _reduce, _reduction
+from neural_arch.ops.linear import linear
+from neural_arch.ops.loss import _ClampMinPassGrad, _reduce, _reduction, cross_entropy
 
 __all__ = [
-    "cosine_embedding_loss", "gaussian_nll_loss", "hinge_embedding_loss", "margin_ranking_loss",
+    "cosine_embedding_loss", "gaussian_nll_loss", "hinge_embedding_loss", "linear_cross_entropy", "margin_ranking_loss",
     "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss", "pairwise_distance", "pdist",
     "poisson_nll_loss", "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
 ]
@@ -202,3 +203,18 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     return _reduce(loss, reduction)
 
 
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction: str = "mean",
+                         ignore_index: int | None = None, label_smoothing: float = 0.0, options=None) -> Tensor:
+    """``cross_entropy(linear(input, linear_weight, linear_bias), target, ...)`` (torch's reference path).
+
+    ``options`` (torch's chunking options, a memory optimisation) is accepted and the reference path runs;
+    a K-dimensional ``linear_weight`` (C, d1, ..., in) is not supported (ConfigError).
+    """
+    if linear_weight.ndim != 2:
+        raise ConfigError(f"linear_cross_entropy: linear_weight must be 2-d (num_classes, in_features), got "
+                          f"{shape_str(linear_weight.shape)} (K-dimensional outputs are not implemented)")
+    logits = linear(input, linear_weight, linear_bias)
+    return cross_entropy(logits, target, weight, ignore_index=-100 if ignore_index is None else ignore_index,
+                         reduction=reduction, label_smoothing=label_smoothing)

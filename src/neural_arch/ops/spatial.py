@@ -15,9 +15,14 @@ from neural_arch.ops.linalg import matmul
 from neural_arch.ops.shape import permute
 
 __all__ = [
-    "affine_grid", "channel_shuffle", "grid_sample", "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle",
+    "GRID_SAMPLE_INTERPOLATION_MODES", "GRID_SAMPLE_PADDING_MODES", "affine_grid", "channel_shuffle", "grid_sample", "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle",
     "upsample", "upsample_bilinear", "upsample_nearest",
 ]
+
+
+# torch's tables of grid_sample's modes (the ones marked in the docstring are implemented here)
+GRID_SAMPLE_INTERPOLATION_MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+GRID_SAMPLE_PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:

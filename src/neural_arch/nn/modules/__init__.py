@@ -2,6 +2,7 @@
 
 from neural_arch.nn.modules import activation_extra as _activation_extra
 from neural_arch.nn.modules import conv3d as _conv3d
+from neural_arch.nn.modules import data_parallel as _data_parallel
 from neural_arch.nn.modules import distance as _distance
 from neural_arch.nn.modules import dropout_extra as _dropout_extra
 from neural_arch.nn.modules import embedding_bag as _embedding_bag
@@ -42,6 +43,7 @@ from neural_arch.nn.modules.attention import MultiheadAttention
 from neural_arch.nn.modules.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from neural_arch.nn.modules.conv import Conv1d, Conv2d, ConvTranspose2d
 from neural_arch.nn.modules.conv3d import *  # noqa: F401,F403
+from neural_arch.nn.modules.data_parallel import *  # noqa: F401,F403
 from neural_arch.nn.modules.distance import *  # noqa: F401,F403
 from neural_arch.nn.modules.dropout import Dropout, Dropout2d
 from neural_arch.nn.modules.dropout_extra import *  # noqa: F401,F403
@@ -108,6 +110,6 @@ __all__ = [
     "TransformerDecoder",
 ]
 __all__ += ["Transformer", "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
-__all__ += [name for m in (_activation_extra, _conv3d, _distance, _dropout_extra, _embedding_bag, _fold, _lazy, _legacy,
+__all__ += [name for m in (_activation_extra, _conv3d, _data_parallel, _distance, _dropout_extra, _embedding_bag, _fold, _lazy, _legacy,
                            _loss_extra, _normalization_extra, _padding, _pixelshuffle, _pooling3d, _pooling_extra,
                            _upsampling) for name in m.__all__]

@@ -14,7 +14,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn.modules.conv import Conv1d, Conv2d, ConvTranspose2d
-from neural_arch.nn.modules.conv3d import Conv3d, ConvTranspose1d
+from neural_arch.nn.modules.conv3d import Conv3d, ConvTranspose1d, ConvTranspose3d
 from neural_arch.nn.modules.linear import Linear
 from neural_arch.nn.modules.module import Module
 from neural_arch.nn.modules.normalization import BatchNorm1d, BatchNorm2d, InstanceNorm2d
@@ -23,7 +23,7 @@ from neural_arch.nn.parameter import Parameter
 
 __all__ = [
     "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
-    "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d",
+    "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d",
     "LazyLinear", "LazyModuleMixin", "UninitializedBuffer", "UninitializedParameter",
 ]
 
@@ -144,6 +144,7 @@ LazyConv2d = _lazy_conv("LazyConv2d", Conv2d)
 LazyConv3d = _lazy_conv("LazyConv3d", Conv3d)
 LazyConvTranspose1d = _lazy_conv("LazyConvTranspose1d", ConvTranspose1d)
 LazyConvTranspose2d = _lazy_conv("LazyConvTranspose2d", ConvTranspose2d)
+LazyConvTranspose3d = _lazy_conv("LazyConvTranspose3d", ConvTranspose3d)
 
 
 class _LazyNorm(LazyModuleMixin):

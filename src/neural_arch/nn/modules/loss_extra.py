@@ -4,11 +4,17 @@ margin, multi margin, multilabel margin, Poisson NLL and Gaussian NLL."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from neural_arch.errors import ConfigError
 from neural_arch.nn import functional as F
+from neural_arch.nn.modules.linear import Linear
 from neural_arch.nn.modules.loss import _Loss, _WeightedLoss
+from neural_arch.nn.modules.module import Module
 
 __all__ = [
-    "CTCLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
+    "CTCLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOptions", "MarginRankingLoss",
     "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss", "SoftMarginLoss",
     "TripletMarginLoss", "TripletMarginWithDistanceLoss",
 ]
@@ -146,3 +152,37 @@ class GaussianNLLLoss(_Loss):
 
     def forward(self, input, target, var):
         return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+
+
+@dataclass
+class LinearCrossEntropyOptions:
+    """torch's options for a chunked ``linear_cross_entropy`` (a memory optimisation for large vocabularies).
+    Accepted so that torch code runs; here the reference path (linear, then cross_entropy) always runs."""
+
+    allow_retain_graph: bool = False
+    batch_chunk_size: int | None = None
+    chunking_method: str | None = "auto"
+    acc_policy: str = "auto"
+    acc_dtype: object = None
+
+
+class LinearCrossEntropyLoss(Module):
+    """A classifier head and its loss in one: ``cross_entropy(self.linear(input), target)``, with the
+    projection in ``linear`` (torch's key names ``linear.weight``, ``linear.bias``)."""
+
+    def __init__(self, in_features: int, num_classes: int, *, out_features: tuple = (), bias: bool = False,
+                 device=None, dtype=None, reduction: str = "mean", weight=None, ignore_index: int | None = None,
+                 label_smoothing: float = 0.0, options=None):
+        super().__init__()
+        if tuple(out_features):
+            raise ConfigError("LinearCrossEntropyLoss: out_features (K-dimensional outputs) is not implemented")
+        self.in_features, self.num_classes, self.out_features = in_features, num_classes, ()
+        self.linear = Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
+        self.register_buffer("weight", weight)
+        self.reduction, self.ignore_index, self.label_smoothing, self.options = (reduction, ignore_index,
+                                                                                 label_smoothing, options)
+
+    def forward(self, input, target):
+        return F.linear_cross_entropy(input, self.linear.weight, target, linear_bias=self.linear.bias,
+                                      weight=self.weight, reduction=self.reduction, ignore_index=self.ignore_index,
+                                      label_smoothing=self.label_smoothing, options=self.options)
