@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from parity import check, gradcheck, randn
 from test_layers import check_layer, rnd
 
 import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch import nn
 from neural_arch.errors import ConfigError, ShapeError
+from parity import check, gradcheck, randn
 
 CONV_T3 = [dict(), dict(stride=2, padding=1, output_padding=1),
            dict(stride=(2, 1, 2), padding=(0, 1, 1), dilation=(2, 1, 1), groups=2)]

@@ -12,11 +12,11 @@ output depths by an index_select (zeros where no input depth lands), and the tap
 
 from __future__ import annotations
 
+import numpy as np
+
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.ops.conv import _batched, _unbatch, check_float_inputs, conv1d, conv2d, conv_transpose2d, ntuple
-import numpy as np
-
 from neural_arch.ops.index import index_select
 from neural_arch.ops.shape import cat, pad, permute, reshape
 

@@ -15,7 +15,8 @@ from neural_arch.ops.linalg import matmul
 from neural_arch.ops.shape import permute
 
 __all__ = [
-    "GRID_SAMPLE_INTERPOLATION_MODES", "GRID_SAMPLE_PADDING_MODES", "affine_grid", "channel_shuffle", "grid_sample", "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle",
+    "GRID_SAMPLE_INTERPOLATION_MODES", "GRID_SAMPLE_PADDING_MODES", "affine_grid",
+    "channel_shuffle", "grid_sample", "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle",
     "upsample", "upsample_bilinear", "upsample_nearest",
 ]
 

@@ -1,4 +1,5 @@
-"""``Conv3d``, ``ConvTranspose1d`` and ``ConvTranspose3d``, on the convolution base of ``conv.py`` (torch's shapes and init)."""
+"""``Conv3d``, ``ConvTranspose1d`` and ``ConvTranspose3d``, on the convolution base of ``conv.py`` (torch's
+shapes and init)."""
 
 from __future__ import annotations
 
