@@ -89,3 +89,29 @@ def test_data_parallel_without_gpus_runs_the_module():
 def test_grid_sample_mode_tables_match_torch():
     assert F.GRID_SAMPLE_INTERPOLATION_MODES == TF.GRID_SAMPLE_INTERPOLATION_MODES
     assert F.GRID_SAMPLE_PADDING_MODES == TF.GRID_SAMPLE_PADDING_MODES
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(add_bias_kv=True, add_zero_attn=True), dict(kdim=3, vdim=5)], ids=str)
+def test_multi_head_attention_forward(kw):
+    torch.manual_seed(0)
+    ref = torch.nn.MultiheadAttention(8, 2, **kw).double()
+    sep = "kdim" in kw
+    q, k, v = rnd(4, 2, 8), rnd(5, 2, kw.get("kdim", 8), seed=2), rnd(5, 2, kw.get("vdim", 8), seed=3)
+    params = {n: p.detach().numpy() for n, p in ref.named_parameters()}
+    names = ["in_proj_bias", "bias_k", "bias_v", "out_proj.weight", "out_proj.bias"] + (
+        ["q_proj_weight", "k_proj_weight", "v_proj_weight"] if sep else ["in_proj_weight"])
+    floats = [q, k, v] + [params[n] for n in names if n in params]
+    kpm = np.zeros((2, 5), bool)
+    kpm[1, 4] = True
+
+    def call(lib, fn, tensor):
+        def run(q, k, v, *ps):
+            p = dict(zip([n for n in names if n in params], ps))
+            return fn(q, k, v, 8, 2, p.get("in_proj_weight"), p["in_proj_bias"], p.get("bias_k"), p.get("bias_v"),
+                      kw.get("add_zero_attn", False), 0.0, p["out_proj.weight"], p["out_proj.bias"],
+                      key_padding_mask=tensor(kpm), use_separate_proj_weight=sep, q_proj_weight=p.get("q_proj_weight"),
+                      k_proj_weight=p.get("k_proj_weight"), v_proj_weight=p.get("v_proj_weight"))
+        return run
+
+    check(call(na, F.multi_head_attention_forward, na.tensor), floats,
+          torch_fn=call(torch, TF.multi_head_attention_forward, torch.tensor))
