@@ -185,3 +185,23 @@ def test_errors_are_typed():
         nn.ReflectionPad2d(1)(na.zeros(4))
     with pytest.raises(ConfigError, match="mode"):
         nn.EmbeddingBag(3, 2, mode="median")
+
+
+@pytest.mark.parametrize("head_bias", [False, True])
+def test_adaptive_log_softmax(head_bias):
+    target = np.array([0, 7, 3, 12, 9, 1])  # the head, both clusters
+
+    def make(lib):
+        return lib.AdaptiveLogSoftmaxWithLoss(8, 14, [4, 10], div_value=2.0, head_bias=head_bias)
+
+    check_layer(lambda: make(nn), lambda: make(torch.nn), [rnd(6, 8), target], call=lambda m, x, t: m(x, t).output)
+    check_layer(lambda: make(nn), lambda: make(torch.nn), [rnd(6, 8), target], call=lambda m, x, t: m(x, t).loss)
+    check_layer(lambda: make(nn), lambda: make(torch.nn), [rnd(6, 8)], call=lambda m, x: m.log_prob(x))
+    torch.manual_seed(0)
+    ref = make(torch.nn)
+    ours = make(nn)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    x = rnd(6, 8).astype(np.float32)
+    np.testing.assert_array_equal(ours.predict(na.tensor(x)).numpy(), ref.predict(torch.tensor(x)).numpy())
+    with pytest.raises(ConfigError, match="cutoffs"):
+        nn.AdaptiveLogSoftmaxWithLoss(8, 14, [10, 4])

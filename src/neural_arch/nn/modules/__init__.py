@@ -1,6 +1,7 @@
 """Layers: one family per file, each a ``Module`` over ``nn.functional``."""
 
 from neural_arch.nn.modules import activation_extra as _activation_extra
+from neural_arch.nn.modules import adaptive as _adaptive
 from neural_arch.nn.modules import conv3d as _conv3d
 from neural_arch.nn.modules import data_parallel as _data_parallel
 from neural_arch.nn.modules import distance as _distance
@@ -39,6 +40,7 @@ from neural_arch.nn.modules.activation import (
     Tanh,
 )
 from neural_arch.nn.modules.activation_extra import *  # noqa: F401,F403
+from neural_arch.nn.modules.adaptive import *  # noqa: F401,F403
 from neural_arch.nn.modules.attention import MultiheadAttention
 from neural_arch.nn.modules.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from neural_arch.nn.modules.conv import Conv1d, Conv2d, ConvTranspose2d
@@ -110,7 +112,7 @@ __all__ = [
     "TransformerDecoder",
 ]
 __all__ += ["Transformer", "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
-__all__ += [name for m in (_activation_extra, _conv3d, _data_parallel, _distance, _dropout_extra, _embedding_bag,
+__all__ += [name for m in (_activation_extra, _adaptive, _conv3d, _data_parallel, _distance, _dropout_extra, _embedding_bag,
                            _fold, _lazy, _legacy,
                            _loss_extra, _normalization_extra, _padding, _pixelshuffle, _pooling3d, _pooling_extra,
                            _upsampling) for name in m.__all__]
