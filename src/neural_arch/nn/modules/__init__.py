@@ -112,7 +112,6 @@ __all__ = [
     "TransformerDecoder",
 ]
 __all__ += ["Transformer", "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
-__all__ += [name for m in (_activation_extra, _adaptive, _conv3d, _data_parallel, _distance, _dropout_extra, _embedding_bag,
-                           _fold, _lazy, _legacy,
-                           _loss_extra, _normalization_extra, _padding, _pixelshuffle, _pooling3d, _pooling_extra,
-                           _upsampling) for name in m.__all__]
+__all__ += [name for m in (_activation_extra, _adaptive, _conv3d, _data_parallel, _distance, _dropout_extra,
+                           _embedding_bag, _fold, _lazy, _legacy, _loss_extra, _normalization_extra, _padding,
+                           _pixelshuffle, _pooling3d, _pooling_extra, _upsampling) for name in m.__all__]
