@@ -239,11 +239,18 @@ def test_rrelu_training_slopes_in_range():
     assert y.min() >= -0.3 and y.max() <= -0.1 and y.std() > 0.03
 
 
+def test_native_channel_shuffle_forward():  # torch has no backward for it
+    check(lambda x: F.native_channel_shuffle(x, 2), [IMG], torch_fn=lambda x: TF.native_channel_shuffle(x, 2),
+          grad=False)
+
+
 def test_upsample_aliases_match_torch():
     x = randn(1, 2, 3, 4, seed=42)
     check(lambda t: F.upsample_bilinear(t, scale_factor=2), [x],
           torch_fn=lambda t: TF.interpolate(t, scale_factor=2, mode="bilinear", align_corners=True))
     check(lambda t: F.upsample_nearest(t, size=(5, 7)), [x], torch_fn=lambda t: TF.interpolate(t, size=(5, 7)))
+    check(lambda t: F.upsample(t, scale_factor=2, mode="bilinear"), [x],
+          torch_fn=lambda t: TF.upsample(t, scale_factor=2, mode="bilinear"))
 
 
 def test_errors_are_typed():

@@ -76,6 +76,8 @@ def test_layer_parity(name):
 LOSSES = {  # name: (make(lib), float inputs, extra constant inputs as NumPy arrays)
     "TripletMarginLoss": (lambda lib: lib.TripletMarginLoss(margin=0.5, p=1), [rnd(4, 5), rnd(4, 5, seed=2),
                                                                                rnd(4, 5, seed=3)], []),
+    "TripletMarginWithDistanceLoss": (lambda lib: lib.TripletMarginWithDistanceLoss(margin=0.5, swap=True),
+                                      [rnd(4, 5), rnd(4, 5, seed=2), rnd(4, 5, seed=3)], []),
     "CosineEmbeddingLoss": (lambda lib: lib.CosineEmbeddingLoss(0.2), [rnd(4, 5), rnd(4, 5, seed=2)],
                             [np.array([1.0, -1.0, -1.0, 1.0])]),
     "MarginRankingLoss": (lambda lib: lib.MarginRankingLoss(0.1, reduction="sum"), [rnd(4), rnd(4, seed=2)],

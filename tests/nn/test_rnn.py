@@ -288,3 +288,14 @@ def test_errors_are_typed():
         nn.RNN(4, 5, nonlinearity="sigmoid")
     with pytest.raises(ShapeError, match="LSTMCell"):
         nn.LSTMCell(4, 5)(na.zeros(2, 3))
+
+
+@pytest.mark.skipif(not kernels.numba_installed() or not kernels.active(), reason="needs the numba kernels")
+def test_float32_layers_run_the_fused_step_kernels():
+    before = {k: kernels.calls[k] for k in ("lstm_step_forward", "lstm_step_backward", "gru_step_forward",
+                                            "gru_step_backward")}
+    for cls in (nn.LSTM, nn.GRU):
+        y, _ = cls(3, 4)(na.tensor(randn(5, 2, 3).astype(np.float32), requires_grad=True))
+        y.sum().backward()
+    for name, count in before.items():
+        assert kernels.calls[name] == count + 5, name  # one per time step
