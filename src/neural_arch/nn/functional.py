@@ -26,10 +26,3 @@ from neural_arch.ops.pool3d import *  # noqa: F401,F403
 from neural_arch.ops.pool_extra import *  # noqa: F401,F403
 from neural_arch.ops.shape import pad  # noqa: F401
 from neural_arch.ops.spatial import *  # noqa: F401,F403
-
-
-def multi_head_attention_forward(*args, **kwargs):
-    """torch's functional multi-head attention (see ``nn.modules.attention_functional``)."""
-    from neural_arch.nn.modules.attention_functional import multi_head_attention_forward as mha  # noqa: PLC0415
-
-    return mha(*args, **kwargs)

@@ -2,6 +2,7 @@
 
 from neural_arch.nn.modules import activation_extra as _activation_extra
 from neural_arch.nn.modules import adaptive as _adaptive
+from neural_arch.nn.modules import attention_functional as _attention_functional  # noqa: F401 (registers F's)
 from neural_arch.nn.modules import conv3d as _conv3d
 from neural_arch.nn.modules import data_parallel as _data_parallel
 from neural_arch.nn.modules import distance as _distance

@@ -1,5 +1,11 @@
 """``F.multi_head_attention_forward``: torch's functional multi-head attention, the arithmetic of
-:class:`MultiheadAttention` with the weights passed in (sequence-first inputs, as torch's)."""
+:class:`MultiheadAttention` with the weights passed in (sequence-first inputs, as torch's).
+
+NOTE: it lives here, beside the module whose forward it reuses, and is registered into
+``nn.functional`` at the bottom of this file: ``nn.functional`` imports only ``ops``, and an import of
+``nn.modules`` from it would be an import cycle (tests/test_layering.py). Importing ``neural_arch.nn``
+(which any import of ``nn.functional`` does first) runs this registration.
+"""
 
 from __future__ import annotations
 
@@ -49,3 +55,6 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     m.out_proj = _OutProjection(out_proj_weight, out_proj_bias)
     return MultiheadAttention.forward(m, query, key, value, key_padding_mask, need_weights, attn_mask,
                                       average_attn_weights, is_causal)
+
+
+F.multi_head_attention_forward = multi_head_attention_forward
