@@ -21,6 +21,10 @@ CASES = [
     ("RMSprop", dict(lr=1e-3)),
     ("RMSprop", dict(lr=1e-3, momentum=0.9, centered=True)),
     ("Adagrad", dict(lr=1e-2)),
+    ("Adamax", dict(lr=2e-3)),
+    ("Adadelta", dict(lr=1.0)),
+    ("NAdam", dict(lr=2e-3)),
+    ("RAdam", dict(lr=1e-3)),
 ]
 
 

@@ -4,7 +4,9 @@ issue #7's 2x target): MLP 784-100-10, ReLU, softmax cross-entropy, Adam, batch 
 
 The peers have no optimizer library, so they use one NumPy Adam written here
 (the same update as torch.optim.Adam); neural-arch and torch use their own.
-Times are per step, multiplied by the 469 steps of one 60,000-image epoch.
+Each timing is one whole epoch over Fashion-MNIST's 60,000 training images (469 shuffled batches,
+every batch different): neural-arch and torch through their own DataLoaders, the peers (which have
+none) through NumPy slices of one shuffled index per epoch.
 
 Each NumPy framework runs with the BLAS threading it gets in a process of its own: neural-arch
 with BLAS on one thread (its threading policy: its own threads split the products), the peers
@@ -93,33 +95,51 @@ def run(rounds: int = 30):
     set_blas = _blas_setter() or (lambda n: None)
     native = os.cpu_count() or 1
 
+    from benchmarks.train import _fashion_arrays
+
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, 784)).astype(np.float32)
-    y = rng.integers(0, 10, BATCH)
+    x_all, y_all = _fashion_arrays((784,))
     contenders = {}
+
+    def numpy_batches():
+        order = rng.permutation(len(x_all))
+        for i in range(0, len(order), BATCH):
+            take = order[i:i + BATCH]
+            yield x_all[take], y_all[take]
+
+    def epoch_of(step):
+        def epoch():
+            set_blas(native)  # the peers' BLAS as in a process of their own
+            for xb, yb in numpy_batches():
+                step(xb, yb)
+        return epoch
 
     ours = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
     opt = optim.Adam(ours.parameters(), lr=1e-3)
-    xa, ya = na.tensor(x), na.tensor(y)
+    loader_a = na.data.DataLoader(na.data.TensorDataset(na.tensor(x_all), na.tensor(y_all)), batch_size=BATCH,
+                                  shuffle=True)
 
-    def step_ours():
+    def epoch_ours():
         set_blas(1)
-        opt.zero_grad()
-        nn.functional.cross_entropy(ours(xa), ya).backward()
-        opt.step()
+        for xa, ya in loader_a:
+            opt.zero_grad()
+            nn.functional.cross_entropy(ours(xa), ya).backward()
+            opt.step()
 
-    contenders["neural-arch"] = step_ours
+    contenders["neural-arch"] = epoch_ours
 
     theirs = torch.nn.Sequential(torch.nn.Linear(784, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
     topt = torch.optim.Adam(theirs.parameters(), lr=1e-3)
-    xt, yt = torch.tensor(x), torch.tensor(y)
+    loader_t = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.tensor(x_all), torch.tensor(y_all)), batch_size=BATCH, shuffle=True)
 
-    def step_torch():
-        topt.zero_grad()
-        torch.nn.functional.cross_entropy(theirs(xt), yt).backward()
-        topt.step()
+    def epoch_torch():
+        for xt, yt in loader_t:
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(theirs(xt), yt).backward()
+            topt.step()
 
-    contenders["torch"] = step_torch
+    contenders["torch"] = epoch_torch
 
     try:
         import mygrad as mg
@@ -127,40 +147,37 @@ def run(rounds: int = 30):
         params_mg = _init(rng)
         adam_mg = _NumpyAdam(params_mg)
 
-        def step_mygrad():
-            set_blas(native)
+        def step_mygrad(x, y):
             w1, b1, w2, b2 = (mg.tensor(p) for p in params_mg)
             logits = mg.matmul(mg.nnet.relu(mg.matmul(x, w1) + b1), w2) + b2
             loss = mg.nnet.softmax_crossentropy(logits, y)
             loss.backward()
             adam_mg.step([w1.grad, b1.grad, w2.grad, b2.grad])
 
-        contenders["MyGrad"] = step_mygrad
+        contenders["MyGrad"] = epoch_of(step_mygrad)
     except ImportError:
         pass
 
     try:
         import autograd.numpy as anp
+
         from autograd import grad as agrad
 
         params_ag = _init(rng)
         adam_ag = _NumpyAdam(params_ag)
-        rows = np.arange(BATCH)
-
-        def loss_ag(params):
+        def loss_ag(params, x, y):
             w1, b1, w2, b2 = params
             logits = anp.dot(anp.maximum(anp.dot(x, w1) + b1, 0.0), w2) + b2
             m = anp.max(logits, axis=1, keepdims=True)
             lse = anp.log(anp.sum(anp.exp(logits - m), axis=1)) + m[:, 0]
-            return anp.mean(lse - logits[rows, y])
+            return anp.mean(lse - logits[np.arange(len(y)), y])
 
         grad_ag = agrad(loss_ag)
 
-        def step_autograd():
-            set_blas(native)
-            adam_ag.step(grad_ag(params_ag))
+        def step_autograd(x, y):
+            adam_ag.step(grad_ag(params_ag, x, y))
 
-        contenders["HIPS autograd"] = step_autograd
+        contenders["HIPS autograd"] = epoch_of(step_autograd)
     except ImportError:
         pass
 
@@ -174,20 +191,20 @@ def run(rounds: int = 30):
         state = [[jnp.asarray(p) for p in _init(rng)], None, None, 0]
         state[1] = [jnp.zeros_like(p) for p in state[0]]
         state[2] = [jnp.zeros_like(p) for p in state[0]]
-        xj, yj = jnp.asarray(x), jnp.asarray(y)
 
-        def step_jax():
+        def step_jax(x, y):
             state[3] += 1
-            state[0], state[1], state[2] = jax_step(state[0], state[1], state[2], state[3], xj, yj)
+            state[0], state[1], state[2] = jax_step(state[0], state[1], state[2], state[3], x, y)
+
+        def epoch_jax():  # the last batch is smaller: XLA compiles that shape once, in the warm-up epoch
+            epoch_of(step_jax)()
             jax.block_until_ready(state[0])
 
-        contenders["JAX (jit)"] = step_jax
+        contenders["JAX (jit)"] = epoch_jax
 
-    # quiet=0.25: the peers' OpenBLAS workers spin ~0.1 s after their last product; the next contender
-    # starts once they sleep, as it would in a process of its own, and settles 50 ms (see harness.py)
-    res = compare(f"MLP 784-100-10 Adam batch {BATCH}: one epoch ({STEPS_PER_EPOCH} steps)", contenders,
-                  rounds=rounds, quiet=0.25, settle_s=0.05)
+    # quiet=0.25: the peers' OpenBLAS workers spin ~0.1 s after their last product, and the next contender
+    # starts once they sleep, as in a process of its own; an epoch is long enough to need no settling calls
+    res = compare(f"MLP 784-100-10 Adam batch {BATCH}: one Fashion-MNIST epoch ({STEPS_PER_EPOCH} batches)",
+                  contenders, rounds=rounds, warmup=1, quiet=0.25)
     set_blas(1)
-    for who in res.times:
-        res.times[who] = [t * STEPS_PER_EPOCH for t in res.times[who]]
     return [res]

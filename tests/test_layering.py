@@ -24,10 +24,11 @@ LAYERS = {
     "autograd": 2,
     "ops": 3,
     "nn": 4, "optim": 4, "amp": 4, "graph": 4,
-    "data": 5, "io": 5, "onnx": 5, "compile": 5,
+    "linalg": 4, "fft": 4, "distributions": 4,
+    "data": 5, "io": 5, "onnx": 5, "compile": 5, "utils": 5,
     "models": 6,
     "train": 7, "distributed": 7, "viz": 7,
-    "config": 8, "cli": 8, "serve": 8,
+    "config": 8, "cli": 8, "serve": 8, "compat": 8,
     # the package facade (neural_arch/__init__.py, __main__.py) re-exports every layer: above them all
     "": 9,
 }

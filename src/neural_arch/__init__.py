@@ -6,6 +6,9 @@
     x.grad                      # 2 x
 """
 
+import importlib as _importlib
+
+from neural_arch import utils  # na.utils.data (torch.utils.data's path)
 from neural_arch import errors, graph, nn, onnx, optim  # na.nn, na.optim (torch.nn, torch.optim); na.graph.trace, na.onnx.export
 from neural_arch.autograd import (
     Function,
@@ -19,6 +22,10 @@ from neural_arch.autograd import (
     set_grad_enabled,
 )
 from neural_arch.autograd.gradcheck import gradcheck
+from neural_arch.autograd.legacy import (  # torch's legacy typed constructors: na.LongTensor([1, 2])
+    BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
+    ShortTensor,
+)
 from neural_arch.backend import (
     Device,
     Generator,
@@ -39,8 +46,28 @@ from neural_arch.backend import (
     uint8,
 )
 from neural_arch.backend import bool_ as bool  # noqa: A001 - torch's name
+from neural_arch.backend.dtypes import complex64, complex128  # the fft ops' outputs
 from neural_arch.backend.threads import get_num_threads, set_num_threads  # torch's names
 from neural_arch.io import load, save  # na.save / na.load (safetensors)
+from neural_arch.compile import compile  # noqa: A004 - torch.compile's name: capture a step once, replay it
+from neural_arch.nn.functional import (  # torch's top-level spellings of these functional ops
+    avg_pool1d,
+    bilinear,
+    celu,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    cosine_similarity,
+    group_norm,
+    layer_norm,
+    log_softmax,
+    max_pool1d,
+    max_pool2d,
+    relu,
+    rms_norm,
+    selu,
+    softmax,
+)
 from neural_arch.ops import *  # noqa: F401,F403
 from neural_arch.ops.elementwise import abs, pow, round  # noqa: A004,F401
 from neural_arch.ops.reduce import all, any, max, min, sum  # noqa: A004,F401
@@ -50,6 +77,10 @@ from neural_arch.viz.summary import summary  # na.summary(model, input_size=...)
 # threading policy applies inside our own calls (backend/threads.py), the allocation policy from the
 # first op on (backend/memory.py).
 
+# na.linalg, na.fft, na.distributions (torch's names), bound here: `from neural_arch.ops import *` above also
+# brings the modules ops.linalg and ops.fft under the first two names
+linalg, fft, distributions = (_importlib.import_module(f"neural_arch.{m}") for m in ("linalg", "fft", "distributions"))
+cfloat, cdouble = complex64, complex128
 half = float16
 float = float32  # noqa: A001
 double = float64

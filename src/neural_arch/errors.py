@@ -59,6 +59,15 @@ class DistributedError(NeuralArchError, RuntimeError):
     """A multi-process failure: a lost rank, a collective that timed out, no process group."""
 
 
+class CompileError(NeuralArchError, RuntimeError):
+    """``na.compile(..., fullgraph=True)`` met something it cannot capture (the message names it)."""
+
+
+class MissingFeatureError(NeuralArchError, AttributeError):
+    """A PyTorch name that neural-arch does not have, met in drop-in mode (``neural_arch.compat``).
+    An AttributeError, so ``hasattr(torch, name)`` and ``getattr(torch, name, default)`` work."""
+
+
 def shape_str(shape) -> str:
     """``(2, 3)`` -> ``'(2, 3)'``; the way shapes appear in every message."""
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -1,5 +1,5 @@
-"""The SGD, Lion, RMSprop and Adagrad kernels (backend.kernels.optim) against their NumPy twins, bit for
-bit, on row- and column-major parameters, one thread and split over the threads.
+"""The SGD, Lion, RMSprop, Adagrad, Adamax, Adadelta, NAdam and RAdam kernels (backend.kernels.optim) against
+their NumPy twins, bit for bit, on row- and column-major parameters, one thread and split over the threads.
 (test_optimizers.py checks the float32 trajectories against torch and the Lion reference;
 test_fused_adam.py does Adam's.)"""
 
@@ -27,8 +27,17 @@ CASES = [
     ("RMSprop", dict(lr=1e-2, alpha=0.3, centered=True, momentum=0.5, maximize=True)),  # lerp_ from the far end
     ("Adagrad", dict(lr=0.1)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5, maximize=True)),
+    ("Adamax", dict(lr=0.01)),
+    ("Adamax", dict(lr=0.01, betas=(0.3, 0.99), weight_decay=0.1, maximize=True)),  # lerp_ from the near end
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.01, betas=(0.3, 0.9), weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", dict(lr=0.01, betas=(0.9, 0.9), weight_decay=0.1)),  # rectified from step 6 on
+    ("RAdam", dict(lr=0.01, betas=(0.3, 0.8), weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
 ]
-KERNEL = {"SGD": "sgd_step", "Lion": "lion_step", "RMSprop": "rmsprop_step", "Adagrad": "adagrad_step"}
+KERNEL = {"SGD": "sgd_step", "Lion": "lion_step", "RMSprop": "rmsprop_step", "Adagrad": "adagrad_step",
+          "Adamax": "adamax_step", "Adadelta": "adadelta_step", "NAdam": "nadam_step", "RAdam": "radam_step"}
 
 
 def _trajectory(name, kw, p0, grads, order="C", grad_order="C"):
@@ -66,7 +75,8 @@ def test_kernel_step_is_the_twin_bit_for_bit(name, kw):
         assert not isinstance(value, np.ndarray) or value.dtype == np.float32
 
 
-@pytest.mark.parametrize("name,kw", [CASES[2], CASES[3], CASES[6], CASES[11], CASES[13]], ids=str)
+@pytest.mark.parametrize("name,kw", [CASES[2], CASES[3], CASES[6], CASES[11], CASES[13], CASES[15], CASES[17],
+                                     CASES[19], CASES[20]], ids=str)
 @pytest.mark.parametrize("grad_order", ["F", "C"])
 def test_kernel_step_on_column_major_parameters(name, kw, grad_order):
     """nn.Linear's weights are column-major: the kernels walk them and their state in memory order,
@@ -80,7 +90,8 @@ def test_kernel_step_on_column_major_parameters(name, kw, grad_order):
     assert all(v.flags.f_contiguous for v in state.values() if isinstance(v, np.ndarray))
 
 
-@pytest.mark.parametrize("name,kw", [CASES[0], CASES[3], CASES[6], CASES[8], CASES[11], CASES[13]], ids=str)
+@pytest.mark.parametrize("name,kw", [CASES[0], CASES[3], CASES[6], CASES[8], CASES[11], CASES[13], CASES[14],
+                                     CASES[16], CASES[18], CASES[21]], ids=str)
 def test_kernel_step_split_over_threads(name, kw, monkeypatch):
     """A call of at least policy.kernel_min_elements is cut into row ranges, one per thread."""
     p0, grads = _problem((37, 29))

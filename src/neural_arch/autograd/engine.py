@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd import capture as _capture
 from neural_arch.autograd import function as _function
 from neural_arch.autograd.function import Function, _as_array, check_finite, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
@@ -61,6 +62,8 @@ def _owned(g, incoming) -> bool:
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:
     Tensor = _function._Tensor  # registered by tensor.py, which imports this module (no import cycle)
+    if _capture.ACTIVE is not None and not _capture.ACTIVE.in_backward:
+        _capture.ACTIVE.on_read(root, "a backward pass other than tensor.backward() (autograd.grad)")
     if root._ctx is None:
         _accumulate_leaf(root, grad, grad, Tensor)
         return
@@ -219,4 +222,6 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
                 f"backward(gradient): gradient has shape {shape_str(grad.shape)} but the tensor has "
                 f"shape {shape_str(tensor.shape)}"
             )
+    if _capture.ACTIVE is not None:  # na.compile is capturing: it records this backward (and runs it)
+        return _capture.ACTIVE.on_backward(tensor, gradient, grad, retain_graph)
     run_backward(tensor, grad, retain_graph=retain_graph)

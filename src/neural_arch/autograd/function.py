@@ -53,6 +53,10 @@ _ndarray = np.ndarray
 class Function:
     __slots__ = ("parents", "needs_input_grad", "out_shape", "_saved", "_out_hooks", "_retained", "__dict__")
 
+    # True for an op whose forward draws from a random generator (dropout): running it again draws
+    # anew. ``na.compile`` refuses to capture random draws made anywhere else.
+    draws_random = False
+
     # -- the two methods a subclass writes -------------------------------------------------
     @staticmethod
     def forward(ctx, *arrays, **params):  # pragma: no cover - abstract

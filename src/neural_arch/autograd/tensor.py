@@ -12,6 +12,7 @@ import weakref
 
 import numpy as np
 
+from neural_arch.autograd import capture as _capture
 from neural_arch.autograd import function as _function
 from neural_arch.autograd.engine import backward as _backward
 from neural_arch.autograd.function import Function
@@ -133,9 +134,13 @@ class Tensor:
             raise GradientError(
                 "numpy() on a tensor that requires grad: call .detach().numpy() to leave the graph"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "numpy()")
         return _device.to_numpy(self.data)
 
     def __array__(self, dtype=None, copy=None):
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "np.asarray()")
         arr = _device.to_numpy(self.data)
         return arr if dtype is None else arr.astype(dtype)
 
@@ -144,9 +149,13 @@ class Tensor:
             raise ShapeError(
                 f"item(): only a one-element tensor converts to a Python number, got shape {shape_str(self.shape)}"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "item()")
         return self.data.reshape(()).item()
 
     def tolist(self):
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "tolist()")
         return _device.to_numpy(self.data).tolist()
 
     def detach(self) -> Tensor:
@@ -166,7 +175,7 @@ class Tensor:
         return self if self.data.flags.c_contiguous else Clone.apply(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and not is_floating(self.data.dtype):
+        if requires_grad and not is_floating(self.data.dtype) and self.data.dtype.kind != "c":  # complex: fft
             raise DTypeError(
                 f"only floating-point tensors can require gradients, this one is {self.data.dtype}; "
                 "convert it first, e.g. .float()"
@@ -199,7 +208,8 @@ class Tensor:
             dtype = resolve_dtype(dtype)
             if dtype != out.data.dtype:
                 # casting to an integer or bool dtype leaves the graph (no gradient exists), as in torch
-                out = Cast.apply(out, dtype=dtype) if is_floating(dtype) else Tensor._wrap(out.data.astype(dtype))
+                differentiable = is_floating(dtype) or dtype.kind == "c"
+                out = Cast.apply(out, dtype=dtype) if differentiable else Tensor._wrap(out.data.astype(dtype))
         if device is not None and _device.Device(device) != out.device:
             out = ToDevice.apply(out, device=_device.Device(device))
         return out
@@ -273,6 +283,8 @@ class Tensor:
             raise ShapeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_read(self, "bool()")
         return bool(self.data.reshape(()))
 
     def __float__(self):
@@ -298,6 +310,8 @@ class Tensor:
                 "in-place assignment to a tensor that requires grad would break its gradient; "
                 "do it under no_grad(), or build a new tensor (e.g. with where / masked_fill)"
             )
+        if _capture.ACTIVE is not None:
+            _capture.ACTIVE.on_write(self)
         self.data[normalize_index(index)] = value.data if isinstance(value, Tensor) else value
 
 
@@ -356,6 +370,8 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if grad.dtype.kind == "c" and ctx.in_dtype.kind != "c":  # real -> complex: the real part flows back
+            grad = grad.real
         return grad.astype(ctx.in_dtype)
 
 

@@ -28,6 +28,8 @@ int64 = np.dtype(np.int64)
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
+complex64 = np.dtype(np.complex64)  # the fft ops' outputs (neural_arch.fft)
+complex128 = np.dtype(np.complex128)
 try:  # optional: bfloat16 has no NumPy-native dtype
     import ml_dtypes
 
@@ -43,6 +45,7 @@ _BY_NAME = {
     "bool": bool_, "uint8": uint8, "int8": int8, "int16": int16, "int32": int32, "int64": int64,
     "long": int64, "int": int32, "float16": float16, "half": float16, "float32": float32,
     "float": float32, "float64": float64, "double": float64,
+    "complex64": complex64, "cfloat": complex64, "complex128": complex128, "cdouble": complex128,
 }
 if bfloat16 is not None:
     _BY_NAME["bfloat16"] = bfloat16
@@ -90,9 +93,11 @@ def is_floating(dtype) -> bool:
 
 
 def category(dtype) -> int:
-    """0 for bool, 1 for integers, 2 for floating dtypes."""
+    """0 for bool, 1 for integers, 2 for floating dtypes, 3 for complex ones."""
     if dtype == bool_:
         return 0
+    if dtype.kind == "c":
+        return 3
     return 2 if dtype in _FLOATS else 1
 
 

@@ -140,7 +140,7 @@ def run_training(cfg, resume=None, echo=click.echo) -> int:
                       val_every=cfg.train.eval_every, checkpoint_every=cfg.train.checkpoint_every, run_dir=run_dir,
                       grad_clip=cfg.train.grad_clip, accumulate_grad_batches=cfg.train.accumulate_grad_batches,
                       on_nonfinite=cfg.train.on_nonfinite, max_nonfinite=cfg.train.max_nonfinite,
-                      metadata=run.metadata)
+                      metadata=run.metadata, compile=cfg.train.compile)
     if resume is not None:
         trainer.load_checkpoint(resume)
         console(f"resumed from {resume} at step {trainer.step}")
@@ -153,6 +153,10 @@ def run_training(cfg, resume=None, echo=click.echo) -> int:
         return 128 + int(trainer.stop_signal)
     summary = ", ".join(f"{k} {format_metric(k, v)}" for k, v in metrics.items())
     console(f"done: {trainer.step} steps in {elapsed:.0f} s; final val {summary}; checkpoint {trainer.checkpoint_path}")
+    if trainer.compiled is not None:
+        refused = "; ".join(sorted(set(trainer.compiled.refusals)))
+        console(f"compile: {trainer.compiled.programs} batch shape(s) replayed"
+                + (f"; eager because {refused}" if refused else ""))
     if cfg.logging.plot:
         console(f"training curves: {extras.curves}" if extras.curves else "matplotlib is not installed: no "
                 "curves.png (pip install 'neural-arch[cli]')")

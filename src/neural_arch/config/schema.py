@@ -110,6 +110,7 @@ class TrainConfig(Section):
     on_nonfinite: Literal["halt", "skip"] = "halt"  # a nan/inf loss: save and stop, or drop the step
     max_nonfinite: PositiveInt = 5  # skip: halt after this many non-finite steps in a row
     task: Literal["auto", "classification", "language_modeling", "masked_language_modeling"] = "auto"
+    compile: bool = False  # na.compile the forward and backward: captured once per shape, then replayed
 
     @model_validator(mode="after")
     def _steps_or_epochs(self):

@@ -230,12 +230,13 @@ class CLIPTextTransformer(nn.Module):
         mask = self._mask(input_ids, attention_mask, x.data.dtype)
         x, attentions = self.encoder(x, mask, output_attentions)
         x = self.final_layer_norm(x)
-        ids = input_ids.detach().numpy()
+        ids = input_ids.detach() if isinstance(input_ids, Tensor) else Tensor(np.asarray(input_ids))
+        # the pooled state is the end token's, found with ops (not NumPy) so that na.compile can replay it
         if self.config.eos_token_id == 2:
             # legacy configs: the end-of-text token is the largest id in the sequence
             eos = ids.argmax(-1)
         else:
-            eos = (ids == self.config.eos_token_id).astype(np.int32).argmax(-1)
+            eos = (ids == self.config.eos_token_id).to(np.int32).argmax(-1)
         pooled = x[np.arange(ids.shape[0]), eos]                              # (B, D)
         return ModelOutput(last_hidden_state=x, pooler_output=pooled, attentions=attentions)
 

@@ -27,7 +27,7 @@ from neural_arch.errors import ConfigError
 from neural_arch.models.bert import BertConfig, BertForMaskedLM, RobertaConfig, RobertaForMaskedLM
 from neural_arch.models.gpt2 import GPT2Config, GPT2LMHeadModel
 from neural_arch.models.modern import ModernConfig, ModernTransformer
-from neural_arch.ops import arange, tensor
+from neural_arch.ops import arange, cat, full, tensor
 
 
 class MLP(nn.Module):
@@ -159,10 +159,11 @@ class CharMLP(nn.Module):
 
     def forward(self, ids):
         B, T = ids.shape
-        ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
-        padded = np.concatenate([np.full((B, self.context - 1), self.vocab_size, dtype=np.int64), ids], axis=1)
-        windows = np.lib.stride_tricks.sliding_window_view(padded, self.context, axis=1)  # (B, T, context)
-        x = self.emb(tensor(np.ascontiguousarray(windows)))  # (B, T, context, C)
+        ids = ids if isinstance(ids, Tensor) else tensor(np.asarray(ids, dtype=np.int64))
+        # with ops, not NumPy on ids.data, so that na.compile can replay it
+        padded = cat([full((B, self.context - 1), self.vocab_size, dtype=ids.dtype), ids], dim=1)
+        windows = padded[:, np.arange(T)[:, None] + np.arange(self.context)]  # (B, T, context)
+        x = self.emb(windows)  # (B, T, context, C)
         return self.net(x.reshape(B, T, -1))
 
 

@@ -31,6 +31,8 @@ class ScaledDotProductAttention(Function):
     gradients are summed back per K/V head.
     """
 
+    draws_random = True  # with dropout: the keep-mask is drawn in forward
+
     @staticmethod
     def forward(ctx, q, k, v, *mask_in, mask, scale, drop, groups, causal=False):
         if groups > 1:
@@ -91,7 +93,10 @@ class ScaledDotProductAttention(Function):
 
 
 def _finish_forward(ctx, q, k, v, p, drop, scale, groups):
-    """O = (P * D) V; saves what backward needs."""
+    """O = (P * D) V; saves what backward needs. ``drop``: None or (dropout_p, generator); the
+    keep-mask D is drawn here, in forward, so that running the op again draws a fresh one."""
+    if drop is not None:
+        drop = keep_mask(p.shape, drop[0], p.dtype, drop[1])
     pd = p if drop is None else p * drop
     out = gemm.matmul(pd, v)
     ctx.save_for_backward(q, k, v, p, drop)
@@ -161,12 +166,6 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             m = m.astype(dt, copy=False)
         mask = m
     scale = 1.0 / math.sqrt(qs[-1]) if scale is None else float(scale)
-    drop = None
-    if dropout_p > 0:
-        kv_batch = ks[:-2] if groups == 1 else ks[:-3] + (qs[-3],)
-        score_shape = np.broadcast_shapes(qs[:-2], kv_batch) + (L, S)
-        if mask is not None:
-            score_shape = np.broadcast_shapes(score_shape, mask.shape)
-        drop = keep_mask(score_shape, dropout_p, dt, generator)
+    drop = (dropout_p, generator) if dropout_p > 0 else None  # the mask is drawn in forward
     return ScaledDotProductAttention.apply(query, key, value, *mask_in, mask=mask, scale=scale, drop=drop,
                                            groups=groups, causal=is_causal)

@@ -25,10 +25,16 @@ __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
 class Dropout(Function):
     """y = x m / (1 - p),  m ~ Bernoulli(1 - p) (broadcast over channels for dropout2d)
-    dy/dx = m / (1 - p)"""
+    dy/dx = m / (1 - p)
+
+    The mask (of ``mask_shape``) is drawn inside forward, so that running the op again (a
+    compiled step's replay) draws a fresh one, as eager does."""
+
+    draws_random = True
 
     @staticmethod
-    def forward(ctx, x, mask):
+    def forward(ctx, x, p, mask_shape, generator=None):
+        mask = keep_mask(mask_shape, p, x.dtype, generator)
         ctx.save_for_backward(mask)
         return x * mask
 
@@ -41,9 +47,11 @@ class CounterDropout(Function):
     """y = x m / (1 - p),  m_k = [splitmix64(seed, k) >> 40 >= p 2^24]   (k: the flat index)
     dy/dx = m / (1 - p), recomputed from the seed: nothing is saved but three numbers."""
 
+    draws_random = True  # the seed is drawn inside forward: a replay draws a fresh one
+
     @staticmethod
-    def forward(ctx, x, seed, threshold, scale):
-        ctx.draw = (seed, threshold, scale)
+    def forward(ctx, x, p, generator=None):
+        ctx.draw = seed, threshold, scale = _draw(p, generator)
         return apply_mask(x, seed, threshold, scale)
 
     @staticmethod
@@ -79,8 +87,7 @@ def _dropout(input, p, training, mask_shape, op, generator):
     _check(input, p, op)
     if not training or p == 0:
         return input
-    mask = keep_mask(mask_shape, p, input.data.dtype, generator)
-    return Dropout.apply(input, mask=mask)
+    return Dropout.apply(input, p=p, mask_shape=mask_shape, generator=generator)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
@@ -91,9 +98,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if not training or p == 0:
         return input
     if p == 1:
-        return Dropout.apply(input, mask=keep_mask(input.shape, 1, input.data.dtype))  # zeros
-    seed, threshold, scale = _draw(p, generator)
-    return CounterDropout.apply(input, seed=seed, threshold=threshold, scale=scale)
+        return Dropout.apply(input, p=1, mask_shape=input.shape)  # zeros
+    return CounterDropout.apply(input, p=p, generator=generator)
 
 
 def _channel_dropout(input, p, training, generator, op, batched_ndim):

@@ -63,6 +63,8 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
+        if grad.dtype.kind == "c":  # complex: dz/dx conjugated (torch's convention), see neural_arch.fft
+            x, y = (None if x is None else np.conj(x)), (None if y is None else np.conj(y))
         return (ew.multiply(grad, y) if y is not None else None), (ew.multiply(grad, x) if x is not None else None)
 
 
@@ -78,6 +80,8 @@ class Div(Function):
     @staticmethod
     def backward(ctx, grad):
         y, z = ctx.saved_tensors
+        if grad.dtype.kind == "c":  # complex: conjugated, as Mul
+            y, z = np.conj(y), (None if z is None else np.conj(z))
         gx = ew.divide(grad, y)
         return gx, (-gx * z if z is not None else None)
 

@@ -32,6 +32,8 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
+        if grad.dtype.kind == "c":  # complex: the conjugate transposes (torch's convention, see ops/complex.py)
+            x, y = (None if x is None else np.conj(x)), (None if y is None else np.conj(y))
         g = grad  # put the removed vector dims back: g becomes (..., m, n)
         if ctx.y1:
             g = g[..., None]

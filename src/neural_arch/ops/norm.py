@@ -84,8 +84,9 @@ class ChannelNorm(Function):
     (N, C, ...) x, with per-channel w and b. Over each block's elements, r = 1 / sqrt(var + eps):
         y = (x - mean) r w_c + b_c
         dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw_c = sum g xhat,  dL/db_c = sum g
-    (sums over channel c's elements). ``running=(running_mean, running_var, momentum)`` updates those
-    arrays in place with the batch mean and the *unbiased* variance, averaged over the samples."""
+    (sums over channel c's elements). ``running=(running_mean, running_var, momentum, count)`` updates
+    those arrays in place with the batch mean and the *unbiased* variance, averaged over the samples,
+    and adds one to the batch counter ``count`` (a 0-d Tensor or array, or None); momentum None: 1 / count."""
 
     @staticmethod
     def forward(ctx, x, *affine, groups, eps, has_w, has_b, running=None):
@@ -114,7 +115,12 @@ class ChannelNorm(Function):
 
 
 def _update_running(running, mu, var, n):
-    rm, rv, momentum = running
+    rm, rv, momentum, count = running
+    if count is not None:  # the module's num_batches_tracked, counted here so that a replay counts too
+        count = count.data if isinstance(count, Tensor) else count
+        count += 1
+        if momentum is None:
+            momentum = 1.0 / float(count)
     c = rm.size if rm is not None else rv.size
     if rm is not None:
         rm *= 1 - momentum
@@ -207,12 +213,15 @@ def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = N
 
 
 def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+               momentum: float | None = 0.1, eps: float = 1e-5, *, num_batches_tracked=None) -> Tensor:
     """Normalise each channel (dim 1) over the batch and spatial dims.
 
     ``training=True``: batch statistics; ``running_mean`` / ``running_var`` (if given) are updated
     *in place*: r = (1 - momentum) r + momentum * stat, with the unbiased variance.
     ``training=False``: the running statistics are used.
+    ``num_batches_tracked`` (ours; the BatchNorm modules pass their buffer): a 0-d integer counter
+    that training adds one to; with ``momentum=None`` the update is the cumulative average
+    (momentum = 1 / count), as torch's modules do.
     """
     x = _float_input(input, "batch_norm")
     c = _channels(x, "batch_norm")
@@ -226,10 +235,11 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
                              f"{shape_str(x.shape)}")
         running = None
         if rm is not None or rv is not None:
-            if momentum is None:
+            if momentum is None and num_batches_tracked is None:
                 raise ConfigError("batch_norm: momentum=None (cumulative average) needs the module's batch "
                                   "count; pass a float momentum")
-            running = (rm, rv, momentum)
+            # the counter goes in as the buffer Tensor: graph.trace names it (a 0-d array would read as a number)
+            running = (rm, rv, momentum, num_batches_tracked)
         return _channel_norm(x, w, b, None, eps, running)
     if rm is None or rv is None:
         raise ConfigError("batch_norm: training=False needs running_mean and running_var")
@@ -252,7 +262,7 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
         if math.prod(x.data.shape[2:]) <= 1:
             raise ShapeError(f"instance_norm: expected more than 1 spatial element per channel, got input "
                              f"{shape_str(x.shape)}")
-        running = (rm, rv, momentum) if (rm is not None or rv is not None) else None
+        running = (rm, rv, momentum, None) if (rm is not None or rv is not None) else None
         return _channel_norm(x, w, b, c, eps, running)
     if rm is None or rv is None:
         raise ConfigError("instance_norm: use_input_stats=False needs running_mean and running_var")

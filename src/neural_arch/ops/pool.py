@@ -42,12 +42,15 @@ __all__ = [
 class MaxPoolGather(Function):
     """y[n, c, p] = x[n, c].flat[index[n, c, p]]       dL/dx[n, c].flat[index] (+)= dL/dy
 
-    ``index`` holds each window's argmax (torch's per-plane flat indices). When windows overlap,
-    one pixel can win several windows, so backward adds. ``values``: the maxima, when the step
-    that found the index kept them (no gather then)."""
+    ``index`` holds each window's argmax (torch's per-plane flat indices), found in forward from
+    ``window`` = (kernel, stride, padding, dilation, out_hw), or given as ``found`` = (index, values)
+    when the caller also needs it (``return_indices``). When windows overlap, one pixel can win
+    several windows, so backward adds. ``values``: the maxima, when the kernel that found the index
+    kept them (no gather then)."""
 
     @staticmethod
-    def forward(ctx, x, index, overlapping, values=None):
+    def forward(ctx, x, window, overlapping, found=None):
+        index, values = found if found is not None else max_pool2d_index(x, *window)
         n, c = x.shape[:2]
         ctx.shape, ctx.overlapping, ctx.index = x.shape, overlapping, index
         if values is not None:
@@ -206,12 +209,13 @@ def _max_pool(op, input, nd, kernel_size, stride, padding, dilation, ceil_mode, 
     x4, unbatched = _as4d(input, nd, op)
     kernel, stride, padding, dilation, out_hw = _pool_args(op, x4, nd, kernel_size, stride, padding, dilation,
                                                            ceil_mode)
-    index, values = max_pool2d_index(x4.data, kernel, stride, padding, dilation, out_hw)
+    window = (kernel, stride, padding, dilation, out_hw)
     overlapping = any(s < (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
-    y = _restore(MaxPoolGather.apply(x4, index=index, overlapping=overlapping, values=values), unbatched, nd)
-    if return_indices:
-        return y, Tensor._wrap(index.reshape(y.data.shape))
-    return y
+    if not return_indices:
+        return _restore(MaxPoolGather.apply(x4, window=window, overlapping=overlapping), unbatched, nd)
+    found = max_pool2d_index(x4.data, *window)
+    y = _restore(MaxPoolGather.apply(x4, window=window, overlapping=overlapping, found=found), unbatched, nd)
+    return y, Tensor._wrap(found[0].reshape(y.data.shape))
 
 
 def _avg_pool(op, input, nd, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
@@ -318,7 +322,7 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     ki, kj = np.divmod(arg, kw)
     index = ih[np.arange(ho)[:, None], ki] * w + iw[np.arange(wo), kj]
     overlapping = h % ho != 0 or w % wo != 0
-    y = _restore(MaxPoolGather.apply(x4, index=index, overlapping=overlapping), unbatched, 2)
+    y = _restore(MaxPoolGather.apply(x4, window=None, overlapping=overlapping, found=(index, None)), unbatched, 2)
     if return_indices:
         return y, Tensor._wrap(index.reshape(y.data.shape))
     return y

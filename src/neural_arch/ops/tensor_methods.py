@@ -8,11 +8,31 @@ functional op, so ``x.sum(1)`` is exactly ``ops.sum(x, 1)``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category
 from neural_arch.errors import DTypeError, ShapeError, shape_str
+from neural_arch.ops import (
+    activation,
+    cumulative,
+    decomposition,
+    index,
+    layout,
+    linalg,
+    matrix_functions,
+    pointwise,
+    products,
+    reduce,
+    sampling,
+    scatter,
+    shape,
+    sorting,
+    statistics,
+)
+from neural_arch.ops import complex as cx
 from neural_arch.ops import elementwise as ew
-from neural_arch.ops import activation, index, linalg, reduce, shape
+from neural_arch.ops import inplace  # torch's in-place and new_* methods (add_, zero_, new_zeros, ...)
 
 
 def _reflected(fn):
@@ -84,13 +104,158 @@ METHODS = {
     "matmul": linalg.matmul, "mm": linalg.mm, "bmm": linalg.bmm, "dot": linalg.dot,
     # activations
     "relu": activation.relu, "softmax": activation.softmax, "log_softmax": activation.log_softmax,
+    # sorting and order statistics
+    "sort": sorting.sort, "argsort": sorting.argsort, "msort": sorting.msort, "topk": sorting.topk,
+    "kthvalue": sorting.kthvalue, "median": sorting.median, "nanmedian": sorting.nanmedian, "mode": sorting.mode,
+    "quantile": sorting.quantile, "nanquantile": sorting.nanquantile, "cummax": sorting.cummax,
+    "cummin": sorting.cummin, "unique": sorting.unique, "unique_consecutive": sorting.unique_consecutive,
+    "histc": sorting.histc,
+    # diagonals, products and matrix functions
+    "diagonal": products.diagonal, "diag": products.diag, "diag_embed": products.diag_embed,
+    "diagflat": products.diagflat, "trace": products.trace, "addmm": products.addmm, "addbmm": products.addbmm,
+    "baddbmm": products.baddbmm, "addmv": products.addmv, "addr": products.addr, "kron": products.kron,
+    "inner": products.inner, "vdot": products.vdot, "cross": products.cross, "dist": products.dist,
+    "det": decomposition.det, "slogdet": decomposition.slogdet, "logdet": matrix_functions.logdet,
+    "inverse": matrix_functions.inverse, "pinverse": matrix_functions.pinverse,
+    "matrix_power": matrix_functions.matrix_power, "cholesky": matrix_functions.old_cholesky,
+    "cholesky_solve": matrix_functions.cholesky_solve, "cholesky_inverse": matrix_functions.cholesky_inverse,
+    "svd": matrix_functions.old_svd, "qr": matrix_functions.old_qr, "outer": linalg.outer, "ger": linalg.outer,
+    "mv": linalg.matmul, "lstsq": matrix_functions.lstsq,
+    # more pointwise math
+    **{name: getattr(pointwise, name) for name in (
+        "absolute", "acos", "acosh", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
+        "asin", "asinh", "atan", "atan2", "atanh", "clamp_max", "clamp_min", "copysign", "cosh", "deg2rad",
+        "digamma", "divide", "erf", "erfc", "erfinv", "exp2", "fix", "float_power", "floor_divide", "fmax", "fmin",
+        "fmod", "frac", "heaviside", "hypot", "isclose", "isneginf", "isposinf", "isreal", "lerp", "lgamma",
+        "log10", "log2", "logaddexp", "logaddexp2", "logit", "multiply", "nan_to_num", "negative", "positive",
+        "rad2deg", "reciprocal", "remainder", "signbit", "sinc", "sinh", "square", "subtract", "tan",
+        "true_divide", "xlogy")},
+    "polygamma": lambda self, n: pointwise.polygamma(n, self),
+    "greater": ew.gt, "greater_equal": ew.ge, "less": ew.lt, "less_equal": ew.le, "not_equal": ew.ne,
+    # cumulative
+    "cumprod": cumulative.cumprod, "logcumsumexp": cumulative.logcumsumexp, "diff": cumulative.diff,
+    # layout
+    "rot90": layout.rot90, "fliplr": layout.fliplr, "flipud": layout.flipud, "movedim": layout.movedim,
+    "moveaxis": layout.movedim, "select": layout.select, "tensor_split": layout.tensor_split,
+    "hsplit": layout.hsplit, "vsplit": layout.vsplit, "dsplit": layout.dsplit, "swapdims": shape.transpose,
+    "ravel": lambda self: shape.reshape(self, -1),
+    # scatter and selection
+    "scatter": scatter.scatter, "scatter_reduce": scatter.scatter_reduce, "index_add": scatter.index_add,
+    "index_copy": scatter.index_copy, "index_fill": scatter.index_fill, "masked_scatter": scatter.masked_scatter,
+    "masked_select": scatter.masked_select, "take": scatter.take, "take_along_dim": scatter.take_along_dim,
+    "nonzero": scatter.nonzero, "argwhere": scatter.argwhere, "index_put": scatter.index_put, "put": scatter.put,
+    "select_scatter": scatter.select_scatter, "slice_scatter": scatter.slice_scatter,
+    # sampling
+    "bernoulli": sampling.bernoulli, "multinomial": sampling.multinomial, "uniform_": sampling.uniform_,
+    "normal_": sampling.normal_, "bernoulli_": sampling.bernoulli_, "exponential_": sampling.exponential_,
+    "geometric_": sampling.geometric_, "cauchy_": sampling.cauchy_, "log_normal_": sampling.log_normal_,
+    "random_": sampling.random_,
+    # complex
+    "conj": cx.conj, "conj_physical": cx.conj, "resolve_conj": lambda self: self, "resolve_neg": lambda self: self,
+    "angle": cx.angle, "is_complex": cx.is_complex, "is_conj": lambda self: False, "is_neg": lambda self: False,
+    # statistics and the rest
+    "nansum": statistics.nansum, "nanmean": statistics.nanmean, "aminmax": statistics.aminmax,
+    "cov": statistics.cov, "corrcoef": statistics.corrcoef, "bincount": statistics.bincount,
+    "histogram": statistics.histogram, "addcmul": pointwise.addcmul, "addcdiv": pointwise.addcdiv,
+    "sgn": pointwise.sgn, "ldexp": pointwise.ldexp, "frexp": pointwise.frexp, "gcd": pointwise.gcd,
+    "lcm": pointwise.lcm, "nextafter": pointwise.nextafter, "i0": pointwise.i0, "mvlgamma": pointwise.mvlgamma,
+    "renorm": pointwise.renorm, "matrix_exp": matrix_functions.matrix_exp, "adjoint": lambda self: cx.conj(shape.mT(self)),
+    "triangular_solve": matrix_functions.triangular_solve, "bitwise_and": ew.bitwise_and,
+    "bitwise_or": ew.bitwise_or, "bitwise_xor": ew.bitwise_xor, "bitwise_not": ew.bitwise_not,
+    "type_as": lambda self, other: self.to(other.dtype), "ndimension": lambda self: self.data.ndim,
+    "nelement": lambda self: self.data.size, "is_signed": lambda self: self.data.dtype.kind in "fic",
+    "is_nonzero": lambda self: bool(self.item()), "is_same_size": lambda self, other: self.shape == other.shape,
+    "new_tensor": lambda self, data, dtype=None, requires_grad=False: Tensor(
+        data.data if isinstance(data, Tensor) else data, dtype=dtype or self.dtype, requires_grad=requires_grad),
+    "new_zeros": lambda self, *size, dtype=None, requires_grad=False: _new(self, "zeros", size, dtype, requires_grad),
+    "new_ones": lambda self, *size, dtype=None, requires_grad=False: _new(self, "ones", size, dtype, requires_grad),
+    "new_empty": lambda self, *size, dtype=None, requires_grad=False: _new(self, "empty", size, dtype, requires_grad),
+    "new_full": lambda self, size, fill_value, dtype=None, requires_grad=False: Tensor(
+        np.full(tuple(size), fill_value, dtype=dtype or self.dtype), requires_grad=requires_grad),
+    "fill_": lambda self, value: _write(self, value.item() if isinstance(value, Tensor) else value),
+    "zero_": lambda self: _write(self, 0), "copy_": lambda self, src, non_blocking=False: _write(
+        self, np.broadcast_to(src.data if isinstance(src, Tensor) else np.asarray(src), self.shape)),
+    "split_with_sizes": lambda self, split_sizes, dim=0: shape.split(self, list(split_sizes), dim),
+    "sum_to_size": lambda self, *size: _sum_to_size(self, size),
+    "unfold": lambda self, dimension, size, step: _unfold(self, dimension, size, step),
+    "itemsize": property(lambda self: self.data.dtype.itemsize), "nbytes": property(lambda self: self.data.nbytes),
+    "is_cpu": property(lambda self: str(self.device) == "cpu"),
+    "byte": lambda self: self.to("uint8"), "char": lambda self: self.to("int8"), "short": lambda self: self.to("int16"),
+    "cfloat": lambda self: self.to("complex64"), "cdouble": lambda self: self.to("complex128"),
 }
 
-PROPERTIES = {"T": shape.T, "mT": shape.mT}
+
+def _new(self, kind, size, dtype, requires_grad):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    arr = getattr(np, kind)(tuple(size), dtype=dtype or self.dtype)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def _write(self, value):
+    self[...] = value
+    return self
+
+
+def _sum_to_size(self, size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    lead = self.data.ndim - len(size)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(size) if s == 1 and self.shape[lead + i] != 1)
+    out = reduce.sum(self, axes, keepdim=True) if axes else self
+    return shape.reshape(out, tuple(size))
+
+
+def _unfold(self, dimension, size, step):
+    """All slices of length ``size`` along ``dimension`` every ``step`` elements, as a new last dim."""
+    d = dimension % max(self.data.ndim, 1)
+    n = self.data.shape[d] if self.data.ndim else 1
+    starts = range(0, n - size + 1, step)
+    idx = np.array([[s + k for k in range(size)] for s in starts], dtype=np.int64).reshape(-1, size)
+    picked = index.index_select(self, d, idx.reshape(-1))  # (..., windows * size, ...)
+    new_shape = self.shape[:d] + (len(starts), size) + self.shape[d + 1:]
+    return layout.movedim(shape.reshape(picked, new_shape), d + 1, -1)
+
+# x.abs_(), x.clamp_(0, 1), x.scatter_(...): the out-of-place op, written back into x (tensors that need no grad)
+INPLACE = [
+    "abs", "absolute", "acos", "acosh", "add", "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "addr", "arccos",
+    "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "asin", "asinh", "atan", "atan2", "atanh",
+    "baddbmm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil", "clamp", "clamp_max",
+    "clamp_min", "clip", "conj_physical", "copysign", "cos", "cosh", "cumprod", "cumsum", "deg2rad", "digamma",
+    "div", "divide", "eq", "erf", "erfc", "erfinv", "exp", "exp2", "expm1", "fix", "float_power", "floor",
+    "floor_divide", "fmod", "frac", "gcd", "ge", "greater", "greater_equal", "gt", "heaviside", "hypot", "i0",
+    "index_add", "index_copy", "index_fill", "index_put", "put", "lcm", "ldexp", "le", "lerp", "less", "less_equal", "lgamma", "log",
+    "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "lt",
+    "masked_fill", "masked_scatter", "mul", "multiply", "mvlgamma", "nan_to_num", "ne", "neg", "negative",
+    "nextafter", "not_equal", "polygamma", "pow", "rad2deg", "reciprocal", "relu", "remainder", "renorm", "round",
+    "rsqrt", "scatter", "scatter_add", "scatter_reduce", "sgn", "sigmoid", "sign", "sin", "sinc", "sinh", "sqrt",
+    "square", "sub", "subtract", "tan", "tanh", "tril", "triu", "true_divide", "trunc", "xlogy",
+]
+
+
+def _inplace_method(fn, name: str):
+    def op(self, *args, **kwargs):
+        return inplace.store(self, fn(self, *args, **kwargs), name + "_")
+
+    op.__name__ = name + "_"
+    op.__doc__ = f"In-place ``{name}``: the result is written into this tensor (which must not need grad)."
+    return op
+
+PROPERTIES = {"T": shape.T, "mT": shape.mT, "real": cx.real, "imag": cx.imag,
+              "H": lambda self: cx.conj(shape.t(self)), "mH": lambda self: cx.conj(shape.mT(self))}
 
 
 def register() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
+    for name in INPLACE:  # x.op_() from x.op(); the hand-written ones below (alpha=, value=) replace some
+        setattr(Tensor, name + "_", _inplace_method(METHODS[name], name))
+    for name, fn in inplace.METHODS.items():
+        setattr(Tensor, name, fn)
     for name, fn in PROPERTIES.items():
         setattr(Tensor, name, property(fn))
+
+
+def inplace_functions() -> dict:
+    """torch's function forms of the in-place methods: ``torch.relu_(x)`` is ``x.relu_()``."""
+    return {name + "_": getattr(Tensor, name + "_") for name in INPLACE}

@@ -21,6 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from neural_arch.autograd import capture as _capture
 from neural_arch.autograd.grad_mode import enable_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import device as _device
@@ -109,6 +110,10 @@ class Optimizer:
         if existing & set(ids):
             raise ConfigError(f"{type(self).__name__}: some parameters appear in more than one parameter group")
         self.param_groups.append(group)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _capture.reports_calls(cls, "step", "zero_grad")  # na.compile replays them as opaque calls
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -216,3 +221,6 @@ def _like(param, value):
     out = np.empty_like(param, dtype=value.dtype)
     out[...] = value
     return out
+
+
+_capture.reports_calls(Optimizer, "zero_grad")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from neural_arch.autograd import no_grad
+from neural_arch.compile import compile as compile_fn
 from neural_arch.errors import ConfigError, NumericalError
 from neural_arch.io.checkpoint import load_checkpoint, save_checkpoint
 from neural_arch.nn.utils import clip_grad_norm_
@@ -63,6 +64,9 @@ class Trainer:
             after ``max_nonfinite`` of them in a row.
         monitor: the validation metric a ``ReduceLROnPlateau`` scheduler receives.
         metadata: stored in every checkpoint (e.g. the run's config).
+        compile: run each batch's forward and backward through ``na.compile`` (captured on the first two
+            batches of a shape, replayed after; bit for bit the eager result). ``compiled.refusals``
+            says why a shape stays eager.
 
     One step: ``accumulate_grad_batches`` times (``loss = loss_fn(model, batch) / k``, ``backward``),
     then optional clipping, ``optimizer.step()``, ``zero_grad``, ``scheduler.step()``. Evaluation runs
@@ -80,7 +84,8 @@ class Trainer:
                  epochs: int | None = None, steps_per_epoch: int | None = None, accumulate_grad_batches: int = 1,
                  grad_clip: float | None = None, val_every: int | None = None, eval_every: int | None = None,
                  checkpoint_every: int | None = None, run_dir=None, precision="32", on_nonfinite: str = "halt",
-                 max_nonfinite: int = 5, monitor: str = "loss", metadata: dict | None = None):
+                 max_nonfinite: int = 5, monitor: str = "loss", metadata: dict | None = None,
+                 compile: bool = False):  # noqa: A002 - Lightning/torch's word
         max_epochs = _one_of("max_epochs", max_epochs, "epochs", epochs)
         val_every = _one_of("val_every", val_every, "eval_every", eval_every)
         if (max_steps is None) == (max_epochs is None):
@@ -124,6 +129,7 @@ class Trainer:
         self.stop_signal: int | None = None
         self.error: BaseException | None = None  # the exception that ended fit(), if one did
         self._nonfinite_in_a_row = 0
+        self.compiled = compile_fn(self._forward_backward) if compile else None
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -215,13 +221,18 @@ class Trainer:
             self._group_items = 0
             self.optimizer.zero_grad()
         self.model.train()
+        loss = (self.compiled or self._forward_backward)(batch)
+        self._group_losses.append(loss.item() * self.accumulate_grad_batches)
+        self._group_items += self.task.batch_size(batch)
+
+    def _forward_backward(self, batch):
+        """The loss of one batch (divided by the accumulation count) and its backward."""
         with self.precision.autocast():
             loss = self.task.loss(self.model, batch)
         if self.accumulate_grad_batches > 1:
             loss = loss / self.accumulate_grad_batches
         self.precision.backward(loss)
-        self._group_losses.append(loss.item() * self.accumulate_grad_batches)
-        self._group_items += self.task.batch_size(batch)
+        return loss
 
     def _optimizer_step(self) -> bool:
         """Clip, step, schedule; False when a non-finite step was skipped."""

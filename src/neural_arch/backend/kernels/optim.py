@@ -1,4 +1,4 @@
-"""Optimizer updates, in place: Adam / AdamW, SGD, RMSprop, Adagrad, Lion.
+"""Optimizer updates, in place: Adam / AdamW, SGD, RMSprop, Adagrad, Lion, Adamax, Adadelta, NAdam, RAdam.
 
 Each function updates the parameter array ``p`` and its state arrays in place from the gradient
 ``g``, with torch's formulas in torch's order of operations. The NumPy twins are the readable
@@ -326,4 +326,197 @@ def adagrad_step(p, g, total, lr, eps, weight_decay, maximize):
     if flat is None:
         return _adagrad_step(p, g, total, lr, eps, weight_decay, maximize)
     adagrad_kernel(*flat, F(lr), F(eps), F(weight_decay), F(-1.0 if maximize else 1.0))
+    return None
+
+
+# -- Adamax -----------------------------------------------------------------------------------------------
+def _adamax_step(p, g, exp_avg, exp_inf, clr, beta1, beta2, eps, weight_decay, maximize):
+    """g <- g + wd p (negated first to maximize);  m <- lerp(m, g, 1 - b1);  u <- max(b2 u, |g| + eps);
+    p <- p - clr m / u   (clr = lr / (1 - b1^t))"""
+    g = _decayed(p, g, maximize, weight_decay)
+    lerp_(exp_avg, g, 1 - beta1)
+    exp_inf *= beta2
+    np.maximum(exp_inf, np.abs(g) + eps, out=exp_inf)
+    p -= clr * (exp_avg / exp_inf)
+
+
+@kernel(EXACT, rows=(0, 1, 2, 3))
+def adamax_kernel(p, g, exp_avg, exp_inf, clr, one_minus_beta1, lerp_from_start, lerp_back, beta2, eps,
+                  weight_decay, g_sign):
+    """In the twin's order:  g <- g_sign g + wd p;  m <- lerp(m, g, 1 - b1) (from the end ``lerp_`` starts at);
+    u <- max(b2 u, |g| + eps) (NaN propagates, as np.maximum);  p <- p - clr (m / u)"""
+    for i in range(p.size):
+        gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+        m = exp_avg[i]
+        m = m + one_minus_beta1 * (gi - m) if lerp_from_start else gi - (gi - m) * lerp_back
+        exp_avg[i] = m
+        u = exp_inf[i] * beta2
+        a = abs(gi) + eps
+        u = u if (u > a or u != u) else a
+        exp_inf[i] = u
+        p[i] = p[i] - clr * (m / u)
+
+
+@dispatch(_adamax_step)
+def adamax_step(p, g, exp_avg, exp_inf, clr, beta1, beta2, eps, weight_decay, maximize):
+    flat = _flat_views(p, g, exp_avg, exp_inf)
+    if flat is None:
+        return _adamax_step(p, g, exp_avg, exp_inf, clr, beta1, beta2, eps, weight_decay, maximize)
+    adamax_kernel(*flat, F(clr), F(1 - beta1), 1 - beta1 < 0.5, F(1.0 - (1 - beta1)), F(beta2), F(eps),
+                  F(weight_decay), F(-1.0 if maximize else 1.0))  # (1 - beta1 < 0.5: lerp_'s choice of end)
+    return None
+
+
+# -- Adadelta ---------------------------------------------------------------------------------------------
+def _adadelta_step(p, g, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
+    """g <- g + wd p (negated first to maximize);  v <- rho v + (1 - rho) g^2;
+    d <- sqrt(u + eps) / sqrt(v + eps) g;  u <- rho u + (1 - rho) d^2;  p <- p - lr d"""
+    g = _decayed(p, g, maximize, weight_decay)
+    square_avg *= rho
+    square_avg += (1 - rho) * (g * g)
+    std = np.sqrt(square_avg + eps)
+    delta = np.sqrt(acc_delta + eps)
+    delta /= std
+    delta *= g
+    acc_delta *= rho
+    acc_delta += (1 - rho) * (delta * delta)
+    p -= lr * delta
+
+
+@kernel(EXACT, rows=(0, 1, 2, 3))
+def adadelta_kernel(p, g, square_avg, acc_delta, lr, rho, one_minus_rho, eps, weight_decay, g_sign):
+    """In the twin's order:  g <- g_sign g + wd p;  v <- v rho + (1 - rho) g^2;
+    d <- sqrt(u + eps) / sqrt(v + eps) g;  u <- u rho + (1 - rho) d^2;  p <- p - lr d"""
+    for i in range(p.size):
+        gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
+        v = square_avg[i] * rho + one_minus_rho * (gi * gi)
+        square_avg[i] = v
+        u = acc_delta[i]
+        d = np.sqrt(u + eps) / np.sqrt(v + eps) * gi
+        acc_delta[i] = u * rho + one_minus_rho * (d * d)
+        p[i] = p[i] - lr * d
+
+
+@dispatch(_adadelta_step)
+def adadelta_step(p, g, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
+    flat = _flat_views(p, g, square_avg, acc_delta)
+    if flat is None:
+        return _adadelta_step(p, g, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize)
+    adadelta_kernel(*flat, F(lr), F(rho), F(1 - rho), F(eps), F(weight_decay), F(-1.0 if maximize else 1.0))
+    return None
+
+
+# -- NAdam and RAdam: Adam's moments, then their own step -------------------------------------------------
+def _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize):
+    """The gradient NAdam and RAdam use: negated to maximize; ``p *= 1 - lr wd`` (decoupled) or ``g + wd p``."""
+    g = -g if maximize else g
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    return g
+
+
+def _nadam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
+                mu, mu_next, mu_product):
+    """(g as ``_adam_family_grad``)  m <- lerp(m, g, 1 - b1);  v <- b2 v + (1 - b2) g^2;
+    d = sqrt(v / (1 - b2^t)) + eps;  p <- p - lr (1 - mu) / (1 - P) g / d - lr mu' / (1 - P mu') m / d   (P = mu_product with this step's mu)"""
+    g = _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize)
+    lerp_(exp_avg, g, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * (g * g)
+    denom = np.sqrt(exp_avg_sq / (1 - beta2**step))
+    denom += eps
+    p += (-lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
+    p += (-lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
+
+
+@kernel(EXACT, rows=(0, 1, 2, 3))
+def nadam_kernel(p, g, m, v, decay, l2, g_sign, one_minus_beta1, lerp_from_start, lerp_back, beta2, one_minus_beta2,
+                 bias_correction2, eps, coef_g, coef_m):
+    """In the twin's order:  p <- p decay;  g <- g_sign g + l2 p;  m <- lerp(m, g, 1 - b1);  v <- v b2 + (1 - b2) g^2;
+    d <- sqrt(v / bc2) + eps;  p <- p + coef_g (g / d) + coef_m (m / d)"""
+    for i in range(p.size):
+        pi = p[i] * decay
+        gi = _decayed_grad(g[i], pi, l2, g_sign)
+        mi = m[i]
+        mi = mi + one_minus_beta1 * (gi - mi) if lerp_from_start else gi - (gi - mi) * lerp_back
+        m[i] = mi
+        vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
+        v[i] = vi
+        d = np.sqrt(vi / bias_correction2) + eps
+        p[i] = (pi + coef_g * (gi / d)) + coef_m * (mi / d)
+
+
+@dispatch(_nadam_step)
+def nadam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
+               mu, mu_next, mu_product):
+    flat = _flat_views(p, g, exp_avg, exp_avg_sq)
+    if flat is None:
+        return _nadam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
+                           step, mu, mu_next, mu_product)
+    decay = 1 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
+    nadam_kernel(*flat, F(decay), F(0.0 if decoupled else weight_decay), F(-1.0 if maximize else 1.0),
+                 F(1 - beta1), 1 - beta1 < 0.5, F(1.0 - (1 - beta1)), F(beta2), F(1 - beta2), F(1 - beta2**step),
+                 F(eps), F(-lr * (1.0 - mu) / (1.0 - mu_product)), F(-lr * mu_next / (1.0 - mu_product * mu_next)))
+    return None
+
+
+def _radam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step):
+    """(g as ``_adam_family_grad``)  m <- lerp(m, g, 1 - b1);  v <- b2 v + (1 - b2) g^2;  rho_t as in RAdam's paper;
+    rho_t > 5: p <- p - m / (1 - b1^t) lr sqrt(1 - b2^t) / (sqrt(v) + eps) r_t;  else p <- p - m / (1 - b1^t) lr"""
+    g = _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize)
+    lerp_(exp_avg, g, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * (g * g)
+    corrected = exp_avg / (1 - beta1**step)
+    rect = _radam_rect(beta2, step)
+    if rect is not None:
+        adaptive = (1 - beta2**step) ** 0.5 / (np.sqrt(exp_avg_sq) + eps)
+        p -= corrected * lr * adaptive * rect
+    else:
+        p -= corrected * lr
+
+
+def _radam_rect(beta2, step):
+    """RAdam's variance rectification factor r_t, or None while rho_t <= 5 (no adaptive step yet)."""
+    bias_correction2 = 1 - beta2**step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+    if rho_t <= 5.0:
+        return None
+    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+
+
+@kernel(EXACT, rows=(0, 1, 2, 3))
+def radam_kernel(p, g, m, v, decay, l2, g_sign, one_minus_beta1, lerp_from_start, lerp_back, beta2, one_minus_beta2,
+                 bias_correction1, lr, rectified, bias_c2_sqrt, eps, rect):
+    """In the twin's order:  p <- p decay;  g <- g_sign g + l2 p;  m <- lerp(m, g, 1 - b1);  v <- v b2 + (1 - b2) g^2;
+    c <- m / bc1;  p <- p - c lr (sqrt(bc2) / (sqrt(v) + eps)) r   (rectified)  or  p <- p - c lr"""
+    for i in range(p.size):
+        pi = p[i] * decay
+        gi = _decayed_grad(g[i], pi, l2, g_sign)
+        mi = m[i]
+        mi = mi + one_minus_beta1 * (gi - mi) if lerp_from_start else gi - (gi - mi) * lerp_back
+        m[i] = mi
+        vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
+        v[i] = vi
+        c = mi / bias_correction1
+        if rectified:
+            p[i] = pi - c * lr * (bias_c2_sqrt / (np.sqrt(vi) + eps)) * rect
+        else:
+            p[i] = pi - c * lr
+
+
+@dispatch(_radam_step)
+def radam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step):
+    flat = _flat_views(p, g, exp_avg, exp_avg_sq)
+    if flat is None:
+        return _radam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step)
+    decay = 1 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
+    rect = _radam_rect(beta2, step)
+    radam_kernel(*flat, F(decay), F(0.0 if decoupled else weight_decay), F(-1.0 if maximize else 1.0),
+                 F(1 - beta1), 1 - beta1 < 0.5, F(1.0 - (1 - beta1)), F(beta2), F(1 - beta2), F(1 - beta1**step),
+                 F(lr), rect is not None, F((1 - beta2**step) ** 0.5), F(eps), F(rect or 0.0))
     return None

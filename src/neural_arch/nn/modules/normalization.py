@@ -67,16 +67,6 @@ class _NormBase(Module):
     def _check_input_dim(self, input) -> None:  # pragma: no cover - overridden
         pass
 
-    def _momentum(self) -> float:
-        """The factor for this step's running-stat update; ``momentum=None`` means a cumulative
-        average (1 / number of batches seen), as in torch."""
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.data)
-        return factor
-
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
@@ -89,11 +79,14 @@ class _BatchNorm(_NormBase):
 
     def forward(self, input):
         self._check_input_dim(input)
-        factor = self._momentum()
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
+        # the batch counter is counted inside the op (not here), so that a compiled step's replay counts it
+        counting = self.training and self.track_running_stats and self.num_batches_tracked is not None
+        momentum = self.momentum if self.momentum is not None or counting else 0.0
         return F.batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+                            self.weight, self.bias, use_batch_stats, momentum, self.eps,
+                            num_batches_tracked=self.num_batches_tracked if counting else None)
 
 
 class BatchNorm1d(_BatchNorm):

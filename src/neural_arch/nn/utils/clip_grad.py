@@ -73,6 +73,21 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     return total
 
 
+def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:
+    """Scale the gradients by ``min(max_norm / (total_norm + 1e-6), 1)``, ``total_norm`` computed
+    beforehand (e.g. by ``get_total_norm``): ``clip_grad_norm_`` in two steps."""
+    total = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    coef = np.minimum(float(max_norm) / (total + 1e-6), 1.0)
+    for g in _grads(parameters):
+        g *= coef.astype(g.dtype)
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach=None) -> Tensor:
+    """The old name of ``clip_grad_norm_`` (deprecated in torch); the same function."""
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+
+
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     """Clamp every gradient entry into ``[-clip_value, clip_value]`` in place."""
     clip_value = float(clip_value)
