@@ -13,57 +13,57 @@ from neural_arch.errors import ConfigError, ShapeError
 X4 = rnd(2, 4, 5, 6)
 
 LAYERS = {  # name: (constructor args as a function of the library, inputs)
-    "ConstantPad1d": (lambda lib: lib.ConstantPad1d((1, 2), 3.5), [rnd(2, 3, 4)]),
-    "ConstantPad2d": (lambda lib: lib.ConstantPad2d(1, -1.0), [X4]),
-    "ConstantPad3d": (lambda lib: lib.ConstantPad3d((1, 0, 0, 1, 2, 0), 0.5), [rnd(1, 2, 3, 4, 2)]),
-    "ZeroPad1d": (lambda lib: lib.ZeroPad1d(2), [rnd(2, 3, 4)]),
-    "ZeroPad2d": (lambda lib: lib.ZeroPad2d((1, 2, 0, 3)), [X4]),
-    "ZeroPad3d": (lambda lib: lib.ZeroPad3d(1), [rnd(1, 2, 3, 4, 2)]),
-    "ReflectionPad1d": (lambda lib: lib.ReflectionPad1d((2, 1)), [rnd(2, 3, 4)]),
-    "ReflectionPad2d": (lambda lib: lib.ReflectionPad2d(2), [X4]),
-    "ReflectionPad3d": (lambda lib: lib.ReflectionPad3d(1), [rnd(1, 2, 3, 4, 2)]),
-    "ReplicationPad1d": (lambda lib: lib.ReplicationPad1d(3), [rnd(2, 3, 4)]),
-    "ReplicationPad2d": (lambda lib: lib.ReplicationPad2d((0, 1, 2, 3)), [X4]),
-    "ReplicationPad3d": (lambda lib: lib.ReplicationPad3d(2), [rnd(1, 2, 3, 4, 2)]),
-    "CircularPad1d": (lambda lib: lib.CircularPad1d(2), [rnd(2, 3, 4)]),
-    "CircularPad2d": (lambda lib: lib.CircularPad2d((1, 1, 2, 0)), [X4]),
-    "CircularPad3d": (lambda lib: lib.CircularPad3d(1), [rnd(1, 2, 3, 4, 2)]),
-    "PixelShuffle": (lambda lib: lib.PixelShuffle(2), [X4]),
-    "PixelUnshuffle": (lambda lib: lib.PixelUnshuffle(2), [rnd(2, 3, 4, 6)]),
-    "ChannelShuffle": (lambda lib: lib.ChannelShuffle(2), [X4]),
-    "Upsample": (lambda lib: lib.Upsample(scale_factor=2, mode="bilinear", align_corners=False), [X4]),
-    "UpsamplingNearest2d": (lambda lib: lib.UpsamplingNearest2d(size=(7, 9)), [X4]),
-    "UpsamplingBilinear2d": (lambda lib: lib.UpsamplingBilinear2d(scale_factor=2), [X4]),
-    "Unfold": (lambda lib: lib.Unfold(2, padding=1, stride=2), [X4]),
-    "Fold": (lambda lib: lib.Fold((4, 5), 2), [rnd(2, 12, 12)]),
-    "PairwiseDistance": (lambda lib: lib.PairwiseDistance(p=3), [rnd(4, 5), rnd(4, 5, seed=2)]),
-    "CosineSimilarity": (lambda lib: lib.CosineSimilarity(dim=0), [rnd(4, 5), rnd(4, 5, seed=2)]),
-    "PReLU": (lambda lib: lib.PReLU(4, 0.1), [X4]),
-    "Hardshrink": (lambda lib: lib.Hardshrink(0.3), [X4]),
-    "Softshrink": (lambda lib: lib.Softshrink(0.3), [X4]),
-    "Tanhshrink": (lambda lib: lib.Tanhshrink(), [X4]),
-    "Softsign": (lambda lib: lib.Softsign(), [X4]),
-    "Threshold": (lambda lib: lib.Threshold(0.2, -1.0), [X4]),
-    "RReLU (eval)": (lambda lib: lib.RReLU(0.1, 0.2), [X4]),
-    "Softmax2d": (lambda lib: lib.Softmax2d(), [X4]),
-    "LocalResponseNorm": (lambda lib: lib.LocalResponseNorm(3, 0.01, 0.5, 1.5), [X4]),
-    "BatchNorm3d": (lambda lib: lib.BatchNorm3d(2), [rnd(3, 2, 3, 2, 2)]),
-    "SyncBatchNorm": (lambda lib: lib.SyncBatchNorm(4), [X4]),
-    "InstanceNorm1d": (lambda lib: lib.InstanceNorm1d(3, affine=True), [rnd(2, 3, 7)]),
-    "InstanceNorm3d": (lambda lib: lib.InstanceNorm3d(2, affine=True), [rnd(2, 2, 3, 2, 2)]),
-    "Conv3d": (lambda lib: lib.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), groups=2),
+    "ConstantPad1d": (lambda nn: nn.ConstantPad1d((1, 2), 3.5), [rnd(2, 3, 4)]),
+    "ConstantPad2d": (lambda nn: nn.ConstantPad2d(1, -1.0), [X4]),
+    "ConstantPad3d": (lambda nn: nn.ConstantPad3d((1, 0, 0, 1, 2, 0), 0.5), [rnd(1, 2, 3, 4, 2)]),
+    "ZeroPad1d": (lambda nn: nn.ZeroPad1d(2), [rnd(2, 3, 4)]),
+    "ZeroPad2d": (lambda nn: nn.ZeroPad2d((1, 2, 0, 3)), [X4]),
+    "ZeroPad3d": (lambda nn: nn.ZeroPad3d(1), [rnd(1, 2, 3, 4, 2)]),
+    "ReflectionPad1d": (lambda nn: nn.ReflectionPad1d((2, 1)), [rnd(2, 3, 4)]),
+    "ReflectionPad2d": (lambda nn: nn.ReflectionPad2d(2), [X4]),
+    "ReflectionPad3d": (lambda nn: nn.ReflectionPad3d(1), [rnd(1, 2, 3, 4, 2)]),
+    "ReplicationPad1d": (lambda nn: nn.ReplicationPad1d(3), [rnd(2, 3, 4)]),
+    "ReplicationPad2d": (lambda nn: nn.ReplicationPad2d((0, 1, 2, 3)), [X4]),
+    "ReplicationPad3d": (lambda nn: nn.ReplicationPad3d(2), [rnd(1, 2, 3, 4, 2)]),
+    "CircularPad1d": (lambda nn: nn.CircularPad1d(2), [rnd(2, 3, 4)]),
+    "CircularPad2d": (lambda nn: nn.CircularPad2d((1, 1, 2, 0)), [X4]),
+    "CircularPad3d": (lambda nn: nn.CircularPad3d(1), [rnd(1, 2, 3, 4, 2)]),
+    "PixelShuffle": (lambda nn: nn.PixelShuffle(2), [X4]),
+    "PixelUnshuffle": (lambda nn: nn.PixelUnshuffle(2), [rnd(2, 3, 4, 6)]),
+    "ChannelShuffle": (lambda nn: nn.ChannelShuffle(2), [X4]),
+    "Upsample": (lambda nn: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), [X4]),
+    "UpsamplingNearest2d": (lambda nn: nn.UpsamplingNearest2d(size=(7, 9)), [X4]),
+    "UpsamplingBilinear2d": (lambda nn: nn.UpsamplingBilinear2d(scale_factor=2), [X4]),
+    "Unfold": (lambda nn: nn.Unfold(2, padding=1, stride=2), [X4]),
+    "Fold": (lambda nn: nn.Fold((4, 5), 2), [rnd(2, 12, 12)]),
+    "PairwiseDistance": (lambda nn: nn.PairwiseDistance(p=3), [rnd(4, 5), rnd(4, 5, seed=2)]),
+    "CosineSimilarity": (lambda nn: nn.CosineSimilarity(dim=0), [rnd(4, 5), rnd(4, 5, seed=2)]),
+    "PReLU": (lambda nn: nn.PReLU(4, 0.1), [X4]),
+    "Hardshrink": (lambda nn: nn.Hardshrink(0.3), [X4]),
+    "Softshrink": (lambda nn: nn.Softshrink(0.3), [X4]),
+    "Tanhshrink": (lambda nn: nn.Tanhshrink(), [X4]),
+    "Softsign": (lambda nn: nn.Softsign(), [X4]),
+    "Threshold": (lambda nn: nn.Threshold(0.2, -1.0), [X4]),
+    "RReLU (eval)": (lambda nn: nn.RReLU(0.1, 0.2), [X4]),
+    "Softmax2d": (lambda nn: nn.Softmax2d(), [X4]),
+    "LocalResponseNorm": (lambda nn: nn.LocalResponseNorm(3, 0.01, 0.5, 1.5), [X4]),
+    "BatchNorm3d": (lambda nn: nn.BatchNorm3d(2), [rnd(3, 2, 3, 2, 2)]),
+    "SyncBatchNorm": (lambda nn: nn.SyncBatchNorm(4), [X4]),
+    "InstanceNorm1d": (lambda nn: nn.InstanceNorm1d(3, affine=True), [rnd(2, 3, 7)]),
+    "InstanceNorm3d": (lambda nn: nn.InstanceNorm3d(2, affine=True), [rnd(2, 2, 3, 2, 2)]),
+    "Conv3d": (lambda nn: nn.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=(1, 0, 1), groups=2),
                [rnd(2, 4, 3, 5, 4)]),
-    "Conv3d reflect": (lambda lib: lib.Conv3d(2, 3, 3, padding=1, padding_mode="reflect"), [rnd(1, 2, 3, 4, 3)]),
-    "ConvTranspose1d": (lambda lib: lib.ConvTranspose1d(4, 6, 3, stride=2, padding=1, output_padding=1),
+    "Conv3d reflect": (lambda nn: nn.Conv3d(2, 3, 3, padding=1, padding_mode="reflect"), [rnd(1, 2, 3, 4, 3)]),
+    "ConvTranspose1d": (lambda nn: nn.ConvTranspose1d(4, 6, 3, stride=2, padding=1, output_padding=1),
                         [rnd(2, 4, 5)]),
-    "AdaptiveAvgPool1d": (lambda lib: lib.AdaptiveAvgPool1d(4), [rnd(2, 3, 9)]),
-    "AdaptiveMaxPool1d": (lambda lib: lib.AdaptiveMaxPool1d(4), [rnd(2, 3, 9)]),
-    "LPPool1d": (lambda lib: lib.LPPool1d(2, 3), [rnd(2, 3, 9)]),
-    "LPPool2d": (lambda lib: lib.LPPool2d(2, (2, 3), stride=1), [X4]),
-    "Dropout1d (eval)": (lambda lib: lib.Dropout1d(0.5), [rnd(2, 3, 4)]),
-    "Dropout3d (eval)": (lambda lib: lib.Dropout3d(0.5), [rnd(2, 3, 4, 2, 2)]),
-    "AlphaDropout (eval)": (lambda lib: lib.AlphaDropout(0.5), [X4]),
-    "FeatureAlphaDropout (eval)": (lambda lib: lib.FeatureAlphaDropout(0.5), [X4]),
+    "AdaptiveAvgPool1d": (lambda nn: nn.AdaptiveAvgPool1d(4), [rnd(2, 3, 9)]),
+    "AdaptiveMaxPool1d": (lambda nn: nn.AdaptiveMaxPool1d(4), [rnd(2, 3, 9)]),
+    "LPPool1d": (lambda nn: nn.LPPool1d(2, 3), [rnd(2, 3, 9)]),
+    "LPPool2d": (lambda nn: nn.LPPool2d(2, (2, 3), stride=1), [X4]),
+    "Dropout1d (eval)": (lambda nn: nn.Dropout1d(0.5), [rnd(2, 3, 4)]),
+    "Dropout3d (eval)": (lambda nn: nn.Dropout3d(0.5), [rnd(2, 3, 4, 2, 2)]),
+    "AlphaDropout (eval)": (lambda nn: nn.AlphaDropout(0.5), [X4]),
+    "FeatureAlphaDropout (eval)": (lambda nn: nn.FeatureAlphaDropout(0.5), [X4]),
 }
 
 
@@ -74,23 +74,23 @@ def test_layer_parity(name):
 
 
 LOSSES = {  # name: (make(lib), float inputs, extra constant inputs as NumPy arrays)
-    "TripletMarginLoss": (lambda lib: lib.TripletMarginLoss(margin=0.5, p=1), [rnd(4, 5), rnd(4, 5, seed=2),
+    "TripletMarginLoss": (lambda nn: nn.TripletMarginLoss(margin=0.5, p=1), [rnd(4, 5), rnd(4, 5, seed=2),
                                                                                rnd(4, 5, seed=3)], []),
-    "TripletMarginWithDistanceLoss": (lambda lib: lib.TripletMarginWithDistanceLoss(margin=0.5, swap=True),
+    "TripletMarginWithDistanceLoss": (lambda nn: nn.TripletMarginWithDistanceLoss(margin=0.5, swap=True),
                                       [rnd(4, 5), rnd(4, 5, seed=2), rnd(4, 5, seed=3)], []),
-    "CosineEmbeddingLoss": (lambda lib: lib.CosineEmbeddingLoss(0.2), [rnd(4, 5), rnd(4, 5, seed=2)],
+    "CosineEmbeddingLoss": (lambda nn: nn.CosineEmbeddingLoss(0.2), [rnd(4, 5), rnd(4, 5, seed=2)],
                             [np.array([1.0, -1.0, -1.0, 1.0])]),
-    "MarginRankingLoss": (lambda lib: lib.MarginRankingLoss(0.1, reduction="sum"), [rnd(4), rnd(4, seed=2)],
+    "MarginRankingLoss": (lambda nn: nn.MarginRankingLoss(0.1, reduction="sum"), [rnd(4), rnd(4, seed=2)],
                           [np.array([1.0, -1.0, -1.0, 1.0])]),
-    "HingeEmbeddingLoss": (lambda lib: lib.HingeEmbeddingLoss(), [rnd(4, 3) + 0.05], [np.sign(rnd(4, 3, seed=5))]),
-    "SoftMarginLoss": (lambda lib: lib.SoftMarginLoss(), [rnd(4, 3)], [np.sign(rnd(4, 3, seed=5))]),
-    "MultiLabelSoftMarginLoss": (lambda lib: lib.MultiLabelSoftMarginLoss(), [rnd(4, 3)],
+    "HingeEmbeddingLoss": (lambda nn: nn.HingeEmbeddingLoss(), [rnd(4, 3) + 0.05], [np.sign(rnd(4, 3, seed=5))]),
+    "SoftMarginLoss": (lambda nn: nn.SoftMarginLoss(), [rnd(4, 3)], [np.sign(rnd(4, 3, seed=5))]),
+    "MultiLabelSoftMarginLoss": (lambda nn: nn.MultiLabelSoftMarginLoss(), [rnd(4, 3)],
                                  [(rnd(4, 3, seed=5) > 0).astype(np.float64)]),
-    "MultiMarginLoss": (lambda lib: lib.MultiMarginLoss(margin=0.7), [rnd(4, 5)], [np.array([0, 4, 2, 2])]),
-    "MultiLabelMarginLoss": (lambda lib: lib.MultiLabelMarginLoss(), [rnd(2, 4)],
+    "MultiMarginLoss": (lambda nn: nn.MultiMarginLoss(margin=0.7), [rnd(4, 5)], [np.array([0, 4, 2, 2])]),
+    "MultiLabelMarginLoss": (lambda nn: nn.MultiLabelMarginLoss(), [rnd(2, 4)],
                              [np.array([[3, 0, -1, 1], [1, 2, 3, -1]])]),
-    "PoissonNLLLoss": (lambda lib: lib.PoissonNLLLoss(), [rnd(4, 3)], [np.abs(rnd(4, 3, seed=5)) * 3]),
-    "GaussianNLLLoss": (lambda lib: lib.GaussianNLLLoss(), [rnd(4, 3), np.abs(rnd(4, 3, seed=4)) + 0.1],
+    "PoissonNLLLoss": (lambda nn: nn.PoissonNLLLoss(), [rnd(4, 3)], [np.abs(rnd(4, 3, seed=5)) * 3]),
+    "GaussianNLLLoss": (lambda nn: nn.GaussianNLLLoss(), [rnd(4, 3), np.abs(rnd(4, 3, seed=4)) + 0.1],
                         [rnd(4, 3, seed=5)]),
 }
 
@@ -165,7 +165,7 @@ def test_transformer_parity(kw):
         return m(s, t, tgt_mask=na.tensor(causal.astype(s.data.dtype)), src_key_padding_mask=na.tensor(kpm),
                  memory_key_padding_mask=na.tensor(kpm))
 
-    make = lambda lib: lib.Transformer(d, h, 2, 1, dim_feedforward=16, dropout=0.0, **kw)  # noqa: E731
+    make = lambda nn: nn.Transformer(d, h, 2, 1, dim_feedforward=16, dropout=0.0, **kw)  # noqa: E731
     check_layer(lambda: make(nn), lambda: make(torch.nn), [src, tgt], call=call)
     assert list(make(nn).state_dict()) == list(make(torch.nn).state_dict())
 
@@ -193,8 +193,8 @@ def test_errors_are_typed():
 def test_adaptive_log_softmax(head_bias):
     target = np.array([0, 7, 3, 12, 9, 1])  # the head, both clusters
 
-    def make(lib):
-        return lib.AdaptiveLogSoftmaxWithLoss(8, 14, [4, 10], div_value=2.0, head_bias=head_bias)
+    def make(nn):
+        return nn.AdaptiveLogSoftmaxWithLoss(8, 14, [4, 10], div_value=2.0, head_bias=head_bias)
 
     check_layer(lambda: make(nn), lambda: make(torch.nn), [rnd(6, 8), target], call=lambda m, x, t: m(x, t).output)
     check_layer(lambda: make(nn), lambda: make(torch.nn), [rnd(6, 8), target], call=lambda m, x, t: m(x, t).loss)

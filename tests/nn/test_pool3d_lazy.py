@@ -91,27 +91,27 @@ def test_inplace_activations(name, args):
 
 
 LAZY = {  # lazy class, its materialised class's torch constructor (with the inferred size filled in), input
-    "LazyLinear": (lambda lib: lib.LazyLinear(3), lambda lib: lib.Linear(5, 3), rnd(2, 4, 5)),
-    "LazyConv1d": (lambda lib: lib.LazyConv1d(4, 3, padding=1), lambda lib: lib.Conv1d(2, 4, 3, padding=1),
+    "LazyLinear": (lambda nn: nn.LazyLinear(3), lambda nn: nn.Linear(5, 3), rnd(2, 4, 5)),
+    "LazyConv1d": (lambda nn: nn.LazyConv1d(4, 3, padding=1), lambda nn: nn.Conv1d(2, 4, 3, padding=1),
                    rnd(2, 2, 7)),
-    "LazyConv2d": (lambda lib: lib.LazyConv2d(4, 3, stride=2, groups=2),
-                   lambda lib: lib.Conv2d(2, 4, 3, stride=2, groups=2), rnd(2, 2, 7, 6)),
-    "LazyConv3d": (lambda lib: lib.LazyConv3d(4, 2), lambda lib: lib.Conv3d(3, 4, 2), rnd(1, 3, 3, 4, 3)),
-    "LazyConvTranspose1d": (lambda lib: lib.LazyConvTranspose1d(4, 3, stride=2),
-                            lambda lib: lib.ConvTranspose1d(2, 4, 3, stride=2), rnd(2, 2, 5)),
-    "LazyConvTranspose2d": (lambda lib: lib.LazyConvTranspose2d(4, 3), lambda lib: lib.ConvTranspose2d(2, 4, 3),
+    "LazyConv2d": (lambda nn: nn.LazyConv2d(4, 3, stride=2, groups=2),
+                   lambda nn: nn.Conv2d(2, 4, 3, stride=2, groups=2), rnd(2, 2, 7, 6)),
+    "LazyConv3d": (lambda nn: nn.LazyConv3d(4, 2), lambda nn: nn.Conv3d(3, 4, 2), rnd(1, 3, 3, 4, 3)),
+    "LazyConvTranspose1d": (lambda nn: nn.LazyConvTranspose1d(4, 3, stride=2),
+                            lambda nn: nn.ConvTranspose1d(2, 4, 3, stride=2), rnd(2, 2, 5)),
+    "LazyConvTranspose2d": (lambda nn: nn.LazyConvTranspose2d(4, 3), lambda nn: nn.ConvTranspose2d(2, 4, 3),
                             rnd(2, 2, 4, 5)),
-    "LazyBatchNorm1d": (lambda lib: lib.LazyBatchNorm1d(), lambda lib: lib.BatchNorm1d(4), rnd(3, 4)),
-    "LazyBatchNorm2d": (lambda lib: lib.LazyBatchNorm2d(momentum=0.2), lambda lib: lib.BatchNorm2d(4, momentum=0.2),
+    "LazyBatchNorm1d": (lambda nn: nn.LazyBatchNorm1d(), lambda nn: nn.BatchNorm1d(4), rnd(3, 4)),
+    "LazyBatchNorm2d": (lambda nn: nn.LazyBatchNorm2d(momentum=0.2), lambda nn: nn.BatchNorm2d(4, momentum=0.2),
                         rnd(3, 4, 2, 2)),
-    "LazyBatchNorm3d": (lambda lib: lib.LazyBatchNorm3d(), lambda lib: lib.BatchNorm3d(2), rnd(3, 2, 2, 2, 2)),
+    "LazyBatchNorm3d": (lambda nn: nn.LazyBatchNorm3d(), lambda nn: nn.BatchNorm3d(2), rnd(3, 2, 2, 2, 2)),
     # (torch's lazy instance norms default to affine=True, track_running_stats=True)
-    "LazyInstanceNorm1d": (lambda lib: lib.LazyInstanceNorm1d(),
-                           lambda lib: lib.InstanceNorm1d(3, affine=True, track_running_stats=True), rnd(2, 3, 5)),
-    "LazyInstanceNorm2d": (lambda lib: lib.LazyInstanceNorm2d(affine=False, track_running_stats=False),
-                           lambda lib: lib.InstanceNorm2d(3), rnd(2, 3, 4, 5)),
-    "LazyInstanceNorm3d": (lambda lib: lib.LazyInstanceNorm3d(),
-                           lambda lib: lib.InstanceNorm3d(2, affine=True, track_running_stats=True),
+    "LazyInstanceNorm1d": (lambda nn: nn.LazyInstanceNorm1d(),
+                           lambda nn: nn.InstanceNorm1d(3, affine=True, track_running_stats=True), rnd(2, 3, 5)),
+    "LazyInstanceNorm2d": (lambda nn: nn.LazyInstanceNorm2d(affine=False, track_running_stats=False),
+                           lambda nn: nn.InstanceNorm2d(3), rnd(2, 3, 4, 5)),
+    "LazyInstanceNorm3d": (lambda nn: nn.LazyInstanceNorm3d(),
+                           lambda nn: nn.InstanceNorm3d(2, affine=True, track_running_stats=True),
                            rnd(2, 2, 3, 4, 3)),
 }
 
@@ -138,6 +138,8 @@ def test_lazy_modules(name):
 def test_lazy_linear_init_bound_and_parameters_are_the_same_objects():
     m = nn.LazyLinear(4)
     w = m.weight
+    assert isinstance(w, nn.UninitializedParameter) and isinstance(nn.LazyBatchNorm1d().running_mean,
+                                                                   nn.UninitializedBuffer)
     m(na.zeros(2, 9))
     assert m.weight is w and isinstance(w, nn.Parameter) and w.shape == (4, 9)
     assert np.abs(w.detach().numpy()).max() <= 1 / 3 and np.abs(w.detach().numpy()).max() > 0.2

@@ -123,6 +123,17 @@ def test_state_dict_keys_shapes_and_init_match_torch():
     ref.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()}, strict=True)
 
 
+@pytest.mark.parametrize("make", [
+    lambda nn: nn.RNN(3, 4, 2, nonlinearity="relu", bias=False), lambda nn: nn.GRU(3, 4, bidirectional=True),
+    lambda nn: nn.RNNCell(3, 4), lambda nn: nn.LSTMCell(3, 4), lambda nn: nn.GRUCell(3, 4, bias=False)])
+def test_state_dict_names_and_shapes_of_every_layer(make):
+    ours, ref = make(nn), make(torch.nn)
+    assert isinstance(ours, (nn.RNNBase, nn.RNNCellBase))
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    ours.load_state_dict({k: na.tensor(v.numpy()) for k, v in ref.state_dict().items()}, strict=True)
+
+
 def test_dropout_between_layers_only_in_training():
     m = nn.LSTM(3, 4, num_layers=2, dropout=0.5)
     x = na.tensor(randn(5, 2, 3).astype(np.float32))

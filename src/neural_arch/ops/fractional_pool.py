@@ -76,7 +76,7 @@ def _fractional(op, input, nd, kernel_size, output_size, output_ratio, return_in
     arg = windows.argmax(axis=-1)
     index = np.take_along_axis(flat.reshape((N * C,) + out + (-1,)), arg[..., None], axis=-1)[..., 0]
     index = index.reshape((N, C) + out)
-    y = MaxPoolGather.apply(x, index=index, overlapping=True)
+    y = MaxPoolGather.apply(x, window=None, found=(index, None), overlapping=True)
     if unbatched:
         y, index = reshape(y, tuple(y.shape[1:])), index[0]
     return (y, Tensor._wrap(index)) if return_indices else y

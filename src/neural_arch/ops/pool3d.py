@@ -93,8 +93,8 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     if any(2 * p > k for p, k in zip(padding, kernel)):
         raise ConfigError(f"{op}: padding {padding} should be at most half of kernel_size {kernel}")
     index = _window_argmax(x.data, kernel, stride, padding, dilation, ceil_mode)
-    y = MaxPoolGather.apply(x, index=index, overlapping=any(s < k for s, k in zip(stride, kernel)) or
-                            any(d > 1 for d in dilation))
+    overlapping = any(s < k for s, k in zip(stride, kernel)) or any(d > 1 for d in dilation)
+    y = MaxPoolGather.apply(x, window=None, found=(index, None), overlapping=overlapping)
     if unbatched:
         y, index = reshape(y, tuple(y.shape[1:])), index[0]
     return (y, Tensor._wrap(index)) if return_indices else y
@@ -197,7 +197,7 @@ def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False
     od, oh, ow = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
     index = (idx[0][od, td] * spatial[1] + idx[1][oh, th]) * spatial[2] + idx[2][ow, tw]
     overlapping = any(n % o for n, o in zip(spatial, sizes))
-    y = MaxPoolGather.apply(x, index=index, overlapping=overlapping)
+    y = MaxPoolGather.apply(x, window=None, found=(index, None), overlapping=overlapping)
     if unbatched:
         y, index = reshape(y, tuple(y.shape[1:])), index[0]
     return (y, Tensor._wrap(index)) if return_indices else y
