@@ -88,6 +88,10 @@ def test_inplace_activations(name, args):
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-12)
     with pytest.raises(GradientError, match=name):
         getattr(F, name)(na.tensor(x, requires_grad=True), *args)
+    leaf = na.tensor(x.copy(), requires_grad=True)
+    with na.no_grad():  # allowed outside the graph, as torch's in-place methods under no_grad
+        assert getattr(F, name)(leaf, *args) is leaf
+    np.testing.assert_allclose(leaf.detach().numpy(), ref.numpy(), rtol=1e-12)
 
 
 LAZY = {  # lazy class, its materialised class's torch constructor (with the inferred size filled in), input

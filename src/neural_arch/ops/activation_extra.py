@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, GradientError, ShapeError, shape_str
@@ -16,6 +17,7 @@ from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.activation import celu, elu, hardtanh, leaky_relu, relu, selu, softmax
 from neural_arch.ops.elementwise import abs as _abs
 from neural_arch.ops.elementwise import tanh, where
+from neural_arch.ops.inplace import store
 
 __all__ = [
     "celu_", "elu_", "gumbel_softmax", "hardshrink", "hardtanh_", "leaky_relu_", "prelu", "relu_", "rrelu", "rrelu_",
@@ -107,14 +109,13 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
     return y - y.detach() + Tensor(one_hot)
 
 
-# -- the in-place forms: write into the input's array (tensors that need no gradient) --------------------
+# -- the in-place forms: write into the input's array, as the other in-place methods (ops/inplace.py) ------
 def _in_place(name, fn):
     def op(input: Tensor, *args, **kwargs) -> Tensor:
-        if input.requires_grad:
-            raise GradientError(f"{name}: in-place activations are supported on tensors that need no gradient; "
-                                f"use the out-of-place F.{name[:-1]}(x) inside a graph")
-        input[...] = fn(input, *args, **kwargs).data
-        return input
+        if input.requires_grad and STATE.grad_enabled:
+            raise GradientError(f"{name}: in-place activations work on tensors that need no gradient (or under "
+                                f"no_grad()); use the out-of-place F.{name[:-1]}(x) inside a graph")
+        return store(input, fn(input, *args, **kwargs), name)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"In-place ``{name[:-1]}``: writes the result into ``input`` (which must not need a gradient)."
