@@ -8,7 +8,7 @@ import importlib
 from benchmarks.harness import machine, table
 
 SUITES = ["overhead", "ops", "layers", "optim", "train", "peers", "memory", "generation", "jit", "scan", "compile",
-          "isolation", "onnx", "distributed", "models"]
+           "isolation", "onnx", "distributed", "models", "rnn"]
 
 
 def main() -> None:

@@ -36,6 +36,16 @@ def prob(*shape):
     return rng.uniform(0.05, 0.95, size=shape).astype(np.float32)
 
 
+def spd(n):
+    """A symmetric positive-definite matrix that stays so when rounded to bfloat16."""
+    a = r(n, n)
+    return (a @ a.T + n * np.eye(n)).astype(np.float32)
+
+
+def cplx(*shape):
+    return (r(*shape) + 1j * r(*shape)).astype(np.complex64)
+
+
 X, Y = r(3, 4), r(3, 4)
 IMG, W33 = r(2, 3, 6, 6), r(4, 3, 3, 3)
 Q, K, V = r(1, 2, 5, 8), r(1, 2, 5, 8), r(1, 2, 5, 8)
@@ -66,6 +76,21 @@ CASES = {
     "Tanh": (lambda m, F, x: m.tanh(x), [X]),
     "Where": (lambda m, F, x, y: m.where(x > 0, x, y), [X, Y]),
     "ZeroGrad": (lambda m, F, x: m.floor(x), [X]),
+    "Unary": (lambda m, F, x: m.tan(x), [X]),
+    "Atan2": (lambda m, F, y, x: m.atan2(y, x), [X, Y]),
+    "CopySign": (lambda m, F, x, y: m.copysign(x, y), [X, Y]),
+    "Hypot": (lambda m, F, x, y: m.hypot(x, y), [X, Y]),
+    "LogAddExp": (lambda m, F, x, y: m.logaddexp(x, y), [X, Y]),
+    "XLogY": (lambda m, F, x, y: m.xlogy(x, y), [X, pos(3, 4)]),
+    "NanToNum": (lambda m, F, x: m.nan_to_num(x), [X]),
+    # complex numbers
+    "Angle": (lambda m, F, x: m.angle(x), [X]),
+    "Complex": (lambda m, F, x, y: m.complex(x, y), [X, Y]),
+    "Conj": (lambda m, F, z: m.conj(z), [cplx(3, 4)]),
+    "Real": (lambda m, F, z: m.real(z), [cplx(3, 4)]),
+    "Imag": (lambda m, F, z: m.imag(z), [cplx(3, 4)]),
+    "ViewAsReal": (lambda m, F, z: m.view_as_real(z), [cplx(3, 4)]),
+    "Polar": (lambda m, F, a, t: m.polar(a, t), [pos(3, 4), X]),
     # activations
     "ELU": (lambda m, F, x: F.elu(x), [X]),
     "GELU": (lambda m, F, x: F.gelu(x), [X]),
@@ -82,6 +107,8 @@ CASES = {
     # reductions
     "AMax": (lambda m, F, x: m.amax(x, -1), [X]),
     "CumSum": (lambda m, F, x: m.cumsum(x, -1), [X]),
+    "CumProd": (lambda m, F, x: m.cumprod(x, -1), [X]),
+    "LogCumSumExp": (lambda m, F, x: m.logcumsumexp(x, -1), [X]),
     "LogSumExp": (lambda m, F, x: m.logsumexp(x, -1), [X]),
     "MaxDim": (lambda m, F, x: m.max(x, -1)[0], [X]),
     "Mean": (lambda m, F, x: x.mean(), [X]),
@@ -105,6 +132,11 @@ CASES = {
     "IndexSelect": (lambda m, F, x, i: m.index_select(x, 0, i), [X, idx(2)]),
     "ScatterAdd": (lambda m, F, x, i, y: m.scatter_add(x, 1, i, y), [X, idx(3, 2), r(3, 2)]),
     "Embedding": (lambda m, F, i, w: F.embedding(i, w), [idx(5, high=4), r(4, 3)]),
+    "Scatter": (lambda m, F, x, i, y: m.scatter(x, 1, i, y), [X, idx(3, 2), r(3, 2)]),
+    "ScatterReduce": (lambda m, F, x, i, y: m.scatter_reduce(x, 1, i, y, "amax"), [X, idx(3, 2), r(3, 2)]),
+    "PutRegion": (lambda m, F, x, i, v: m.index_put(x, (i,), v), [X, idx(2), r(4)]),
+    "Diagonal": (lambda m, F, x: m.diagonal(x), [X]),
+    "DiagEmbed": (lambda m, F, x: m.diag_embed(x), [X]),
     # products, convolutions, attention
     "MatMul": (lambda m, F, x, y: x @ y, [X, r(4, 2)]),
     "Einsum": (lambda m, F, x, y: m.einsum("ij,jk->ik", x, y), [X, r(4, 2)]),
@@ -116,6 +148,20 @@ CASES = {
     "Fold": (lambda m, F, x: F.fold(x, (4, 4), 2), [r(1, 12, 9)]),
     "ScaledDotProductAttention": (lambda m, F, q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
                                   [Q, K, V]),
+    # linear algebra, Fourier transforms
+    "Det": (lambda m, F, a: m.linalg.det(a), [spd(3)]),
+    "LogAbsDet": (lambda m, F, a: m.linalg.slogdet(a)[1], [spd(3)]),
+    "Inv": (lambda m, F, a: m.linalg.inv(a), [spd(3)]),
+    "Solve": (lambda m, F, a, b: m.linalg.solve(a, b), [spd(3), r(3, 2)]),
+    "Cholesky": (lambda m, F, a: m.linalg.cholesky(a), [spd(3)]),
+    "QR": (lambda m, F, x: m.linalg.qr(x)[1], [r(4, 3)]),
+    "SVD": (lambda m, F, x: m.linalg.svd(x, full_matrices=False)[1], [X]),
+    "Eigh": (lambda m, F, a: m.linalg.eigh(a)[1], [spd(3)]),
+    "FFTC2C": (lambda m, F, x: m.fft.fft(x), [X]),
+    "FFTR2C": (lambda m, F, x: m.fft.rfft(x), [X]),
+    "FFTC2R": (lambda m, F, x: m.fft.irfft(x), [X]),
+    # sampling
+    "StandardGamma": (lambda m, F, a, b: m.distributions.Gamma(a, b).rsample(), [pos(3, 4), pos(3, 4)]),
     # pooling, resizing, normalisation, dropout
     "AdaptiveAvgPool2d": (lambda m, F, x: F.adaptive_avg_pool2d(x, 2), [IMG]),
     "AvgPool2d": (lambda m, F, x: F.avg_pool2d(x, 2), [IMG]),
@@ -195,6 +241,31 @@ def test_low_precision_inputs(name, low):
     for other in LOW:
         got, expected = _run(fn, arrays, [other] * len(arrays), low)
         assert got == expected, f"{name}({other} inputs) under autocast({low}): ours {got}, torch {expected}"
+
+
+# Functions on torch's float32 list that we compose of several ops (or that check dtypes before their op):
+# they cast their inputs at entry (lstsq and pinverse also keep the matmuls inside in float32).
+COMPOSITES = {
+    "cdist": (lambda m, F, x, y: m.cdist(x, y), [X, Y]),
+    "lstsq": (lambda m, F, a, b: m.linalg.lstsq(a, b)[0], [spd(3), r(3, 2)]),
+    "matrix_rank": (lambda m, F, x: m.linalg.matrix_rank(x).float(), [X]),
+    "pinverse": (lambda m, F, x: m.pinverse(x), [X]),
+    "quantile": (lambda m, F, x: m.quantile(x, 0.3), [X]),
+    "trace": (lambda m, F, a: m.trace(a), [spd(3)]),
+    "view_as_complex": (lambda m, F, x: m.view_as_complex(x), [r(3, 2, 2)]),
+    "hfft": (lambda m, F, x: m.fft.hfft(x), [X]),
+    "svdvals": (lambda m, F, x: m.linalg.svdvals(x), [X]),
+}
+
+
+@pytest.mark.parametrize("low", sorted(LOW))
+@pytest.mark.parametrize("inputs", ["float32", *sorted(LOW)])
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_float32_list_compositions(name, inputs, low):
+    fn, arrays = COMPOSITES[name]
+    got, expected = _run(fn, arrays, [inputs] * len(arrays), low)
+    assert got == expected, f"{name}({inputs} inputs) under autocast({low}): ours {got}, torch {expected}"
+    assert expected in ("float32", "complex64")  # torch ran it in float32
 
 
 @pytest.mark.parametrize("inputs, expected", [

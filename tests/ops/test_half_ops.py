@@ -248,9 +248,11 @@ def _op_classes() -> set:
     return found
 
 
-# NOTE: the ops of the tensor-ops merge (torch.* functions, linalg, fft, complex tensors) have no
-# half-precision case yet (nor ``float32_inside``): listed so that any other new op still fails the test.
+# NOTE: the ops of the tensor-ops and rnn-nn merges (torch.* functions, linalg, fft, complex tensors,
+# recurrent layers, CTC, grid_sample, max_unpool) have no half-precision case yet (nor ``float32_inside``):
+# listed so that any other new op still fails the test.
 NOT_YET_TABLED = {
+    "CTCLoss", "GRULayer", "GridSample2d", "LSTMLayer", "MaxUnpool", "RNNLayer",
     "Angle", "Atan2", "Cholesky", "Complex", "Conj", "CopySign", "CumProd", "Det", "DiagEmbed", "Diagonal", "Eigh",
     "FFTC2C", "FFTC2R", "FFTR2C", "Hypot", "Imag", "Inv", "LogAbsDet", "LogAddExp", "LogCumSumExp", "NanToNum",
     "Polar", "PutRegion", "QR", "Real", "SVD", "Scatter", "ScatterReduce", "Solve", "StandardGamma", "Unary",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError, shape_str
@@ -120,6 +121,8 @@ class Complex(Function):
 class Polar(Function):
     """z = r e^{i theta}       dL/dr = Re(g conj(e^{i theta})),  dL/dtheta = Re(g conj(i z))"""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, r, theta):
         unit = np.exp(1j * theta)
@@ -173,6 +176,7 @@ def view_as_real(x: Tensor) -> Tensor:
 
 def view_as_complex(x: Tensor) -> Tensor:
     """A real tensor with a trailing dim of 2 as a complex one. A copy, not a view."""
+    (x,) = autocast_args(FP32, x)  # on torch's float32 list: cast before the dtype check
     if x.data.ndim == 0 or x.data.shape[-1] != 2:
         raise ShapeError(f"view_as_complex: the last dim must have size 2, got {shape_str(x.shape)}")
     if x.data.dtype not in (np.float32, np.float64):

@@ -16,6 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
@@ -135,6 +136,8 @@ def slogdet(a: Tensor):
 class Inv(Function):
     """Y = A^{-1}          dL/dA = -Y^T G Y^T"""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, a):
         try:
@@ -153,6 +156,7 @@ class Inv(Function):
 
 def inv(a: Tensor) -> Tensor:
     """The inverse of a square matrix; a singular one raises NumericalError."""
+    (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     _square(a, "inv")
     return Inv.apply(a)
 
@@ -162,6 +166,8 @@ class Solve(Function):
 
     ``vector``: B is a (batch of) vector(s), handled as one-column matrices.
     """
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, a, b, vector):
@@ -190,6 +196,7 @@ def _solve_broadcast(a, b):
 
 def solve(a: Tensor, b: Tensor, *, left: bool = True) -> Tensor:
     """X with A X = B (``left=False``: X A = B). B may be a vector (or a batch of vectors)."""
+    a, b = autocast_args(FP32, a, b)  # on torch's float32 list: cast before the dtype check
     _square(a, "solve")
     if not left:
         return transpose(solve(transpose(a, -1, -2), transpose(b, -1, -2)), -1, -2)
@@ -213,6 +220,8 @@ class Cholesky(Function):
     (torch's formula; its symmetric part is the gradient with respect to a symmetric A.)
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, a):
         try:
@@ -233,6 +242,7 @@ class Cholesky(Function):
 
 def cholesky(a: Tensor, *, upper: bool = False) -> Tensor:
     """The Cholesky factor of a symmetric positive-definite matrix (lower; ``upper=True``: L^T)."""
+    (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     _square(a, "cholesky")
     low = Cholesky.apply(a)
     return transpose(low, -1, -2) if upper else low
@@ -243,6 +253,8 @@ class QR(Function):
     For m >= n:  M = R G_R^T - G_Q^T Q,   dL/dA = (G_Q + Q copyltu(M)) R^{-T}
     with copyltu(M) = tril(M) + tril(M, -1)^T (torch's formula; m < n has no gradient here).
     """
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, a, mode):
@@ -268,6 +280,7 @@ class QR(Function):
 
 def qr(a: Tensor, mode: str = "reduced"):
     """(Q, R) with A = Q R; ``mode`` 'reduced', 'complete' or 'r' (then Q is empty), as torch.linalg.qr."""
+    (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     _floating(a, "qr")
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
@@ -288,6 +301,8 @@ class SVD(Function):
         dL/dA = U J V^T + (I - U U^T) G_U S^{-1} V^T + U S^{-1} G_V^T (I - V V^T)
     (torch's formula; with full_matrices only the first k columns of U and V carry a gradient).
     """
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, a, full_matrices):
@@ -328,6 +343,7 @@ def _svd_backward(u, s, vh, gu, gs, gvh):
 
 def svd(a: Tensor, full_matrices: bool = True):
     """(U, S, Vh) with A = U diag(S) Vh, S descending (torch.linalg.svd)."""
+    (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     _floating(a, "svd")
     m, n = a.data.shape[-2:]
     k = min(m, n)
@@ -342,6 +358,8 @@ class Eigh(Function):
     """A = Q diag(L) Q^T (symmetric A, ascending L), packed [L, Q].
     With E_jk = L_k - L_j (1 on the diagonal):  X = Q (diag(G_L) + (Q^T G_Q) / E) Q^T,  dL/dA = (X + X^T) / 2
     (torch's formula; the gradient is symmetric although only one triangle is read, ``UPLO``)."""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, a, uplo):
@@ -365,6 +383,7 @@ class Eigh(Function):
 
 def eigh(a: Tensor, UPLO: str = "L"):  # noqa: N803 - torch's name
     """(eigenvalues ascending, eigenvectors as columns) of a symmetric matrix."""
+    (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     _square(a, "eigh")
     if UPLO not in ("L", "U"):
         raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError, shape_str
@@ -44,6 +45,8 @@ def _complex(a):
 class FFTC2C(Function):
     """y = s W x over ``axes`` (``inverse``: the inverse DFT)     dL/dx = s W^H g: the other direction, dual norm"""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, sizes, axes, norm, inverse):
         ctx.in_shape, ctx.axes, ctx.norm, ctx.inverse, ctx.in_dtype = x.shape, axes, norm, inverse, x.dtype
@@ -62,6 +65,8 @@ class FFTR2C(Function):
     """y = the first n//2 + 1 outputs (last axis) of s W x for a real x
     dL/dx = Re(s W^H [g zero-padded to n on the last axis])"""
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, x, sizes, axes, norm):
         ctx.in_shape, ctx.axes, ctx.norm, ctx.sizes = x.shape, axes, norm, sizes
@@ -77,6 +82,8 @@ class FFTR2C(Function):
 class FFTC2R(Function):
     """y = s W^{-1} x_full (real, size n on the last axis), x_full the Hermitian completion of the half-spectrum x
     dL/dx = s rfft(g) with the entries 1 .. n - (n//2 + 1) of the last axis doubled (each stands for two)"""
+
+    autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
     def forward(ctx, x, sizes, axes, norm):
@@ -151,6 +158,7 @@ def r2c(x: Tensor, s, dim, norm, op: str, default_all: bool) -> Tensor:
 
 def c2r(x: Tensor, s, dim, norm, op: str, default_all: bool) -> Tensor:
     """Output sizes: ``s``, else the input's along every axis but the last, 2 (m - 1) along the last."""
+    (x,) = autocast_args(FP32, x)  # on torch's float32 list: a real input is cast before it is made complex
     x = _as_input(x, op)
     if x.data.dtype.kind != "c":
         x = make_complex(x, mul(x, 0))

@@ -13,6 +13,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast, autocast_args
+from neural_arch.autograd.autocast import STATE as autocast_state
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ShapeError, shape_str
 from neural_arch.ops import decomposition as dec
@@ -57,6 +59,14 @@ def eigvalsh(a: Tensor, UPLO: str = "L") -> Tensor:  # noqa: N803
     return dec.eigh(a, UPLO).eigenvalues
 
 
+def _in_float32(fn, *tensors, **kwargs):
+    """``fn(*tensors, **kwargs)`` as torch's autocast runs an op of its float32 list that we compose of several
+    ops: the tensors cast up to float32, and no op inside lowered (autocast is off within)."""
+    tensors = autocast_args(FP32, *tensors)
+    with autocast("cpu", enabled=False):
+        return fn(*tensors, **kwargs)
+
+
 def _default_rtol(a: Tensor):
     m, n = a.data.shape[-2:]
     return np.finfo(a.data.dtype).eps * max(m, n)
@@ -77,6 +87,8 @@ def pinv(a: Tensor, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
 
 def pinverse(a: Tensor, rcond: float = 1e-15) -> Tensor:
     """torch.pinverse: ``pinv`` with a relative cutoff ``rcond``."""
+    if autocast_state.enabled:
+        return _in_float32(pinverse, a, rcond=rcond)
     return pinv(a, rtol=rcond)
 
 
@@ -86,6 +98,8 @@ def lstsq(a: Tensor, b: Tensor, rcond=None, *, driver=None):
     Returns (solution, residuals, rank, singular_values) like torch.linalg.lstsq; residuals are
     filled (squared residual norms) when m > n and A has full rank, else empty, as torch's 'gelsd'.
     """
+    if autocast_state.enabled:
+        return _in_float32(lstsq, a, b, rcond=rcond, driver=driver)
     vector = b.data.ndim == a.data.ndim - 1
     bm = unsqueeze(b, -1) if vector else b
     if a.data.shape[-2] != bm.data.shape[-2]:
@@ -105,6 +119,7 @@ def lstsq(a: Tensor, b: Tensor, rcond=None, *, driver=None):
 
 def matrix_rank(a: Tensor, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
     """The number of singular values above max(atol, rtol * largest) (not differentiable)."""
+    (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     dec._floating(a, "matrix_rank")
     s = np.linalg.svd(a.data, compute_uv=False)
     atol = 0.0 if atol is None else float(atol)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ShapeError, shape_str
@@ -118,6 +119,7 @@ def trace(x: Tensor) -> Tensor:
     """Sum of the main diagonal of a matrix."""
     if x.data.ndim != 2:
         raise ShapeError(f"trace: expects a matrix, got {shape_str(x.shape)}")
+    (x,) = autocast_args(FP32, x)  # on torch's float32 list
     return reduce.sum(Diagonal.apply(x, offset=0, dim1=0, dim2=1))
 
 
@@ -242,6 +244,7 @@ def cross(a: Tensor, b: Tensor, dim=None) -> Tensor:
 
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:
     """Pairwise p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M) -> (..., P, R)."""
+    x1, x2 = autocast_args(FP32, x1, x2)  # on torch's float32 list
     if x1.data.ndim < 2 or x2.data.ndim < 2 or x1.data.shape[-1] != x2.data.shape[-1]:
         raise ShapeError(f"cdist: expects (..., P, M) and (..., R, M), got {shape_str(x1.shape)} and "
                          f"{shape_str(x2.shape)}")

@@ -14,6 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.errors import DTypeError, IndexingError, ShapeError, shape_str
@@ -209,6 +210,7 @@ def cummin(x: Tensor, dim: int):
 
 # -- quantiles ---------------------------------------------------------------------------------------
 def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: bool, op: str) -> Tensor:
+    (x,) = autocast_args(FP32, x)  # on torch's float32 list: cast before the dtype check
     if x.data.dtype.kind != "f":
         raise DTypeError(f"{op}: needs a floating-point input, got {x.dtype}")
     qs = np.asarray(q.data if isinstance(q, Tensor) else q, dtype=np.float64)

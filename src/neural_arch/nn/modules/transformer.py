@@ -1,5 +1,5 @@
-"""``TransformerEncoderLayer``, ``TransformerDecoderLayer``, ``TransformerEncoder``, ``TransformerDecoder``,
-with torch's sub-module names (``self_attn``, ``linear1``, ``norm1``, ...).
+"""``Transformer``, ``TransformerEncoderLayer``, ``TransformerDecoderLayer``, ``TransformerEncoder``,
+``TransformerDecoder``, with torch's sub-module names (``self_attn``, ``linear1``, ``norm1``, ...).
 
 Post-norm (``norm_first=False``, the original paper and torch's default)::
 
@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import copy
 
-from neural_arch.errors import ConfigError
+import numpy as np
+
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
+from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
+from neural_arch.nn import init
 from neural_arch.nn.modules.attention import MultiheadAttention
 from neural_arch.nn.modules.container import ModuleList
 from neural_arch.nn.modules.dropout import Dropout
@@ -156,3 +161,65 @@ class TransformerDecoder(Module):
                       memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=bool(tgt_is_causal),
                       memory_is_causal=memory_is_causal)
         return self.norm(x) if self.norm is not None else x
+
+
+def _square_subsequent_mask(sz: int, dtype=None) -> Tensor:
+    dt = get_default_dtype() if dtype is None else resolve_dtype(dtype)
+    return Tensor(np.triu(np.full((sz, sz), -np.inf, dt), 1))
+
+
+class Transformer(Module):
+    """The encoder-decoder of "Attention Is All You Need", torch's ``nn.Transformer``: ``encoder`` (a
+    TransformerEncoder of ``num_encoder_layers`` layers and a final LayerNorm) and ``decoder`` (likewise),
+    so that a torch state_dict loads by name. Every weight matrix starts Xavier-uniform, as torch.
+
+    ``forward(src, tgt, ...)``: src (S, N, E) and tgt (T, N, E) (``batch_first``: (N, S, E)) -> (T, N, E).
+    """
+
+    def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6, num_decoder_layers: int = 6,
+                 dim_feedforward: int = 2048, dropout: float = 0.1, activation="relu", custom_encoder=None,
+                 custom_decoder=None, layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        if custom_encoder is not None:
+            self.encoder = custom_encoder
+        else:
+            layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                                            batch_first, norm_first, bias, **kw)
+            self.encoder = TransformerEncoder(layer, num_encoder_layers,
+                                              LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw))
+        if custom_decoder is not None:
+            self.decoder = custom_decoder
+        else:
+            layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                                            batch_first, norm_first, bias, **kw)
+            self.decoder = TransformerDecoder(layer, num_decoder_layers,
+                                              LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw))
+        self._reset_parameters()
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+
+    def _reset_parameters(self) -> None:
+        for p in self.parameters():
+            if p.ndim > 1:
+                init.xavier_uniform_(p)
+
+    def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
+                tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
+                memory_is_causal: bool = False):
+        batch_dim = 0 if self.batch_first else 1
+        if src.ndim == 3 and tgt.ndim == 3 and src.shape[batch_dim] != tgt.shape[batch_dim]:
+            raise ShapeError(f"Transformer: src {shape_str(src.shape)} and tgt {shape_str(tgt.shape)} must have the "
+                             f"same batch size (dim {batch_dim})")
+        if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
+            raise ShapeError(f"Transformer: src and tgt must have d_model={self.d_model} features, got "
+                             f"{shape_str(src.shape)} and {shape_str(tgt.shape)}")
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask, is_causal=src_is_causal)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
+        """The causal mask (sz, sz): 0 on and below the diagonal, -inf above (position i sees j <= i)."""
+        return _square_subsequent_mask(sz, dtype)

@@ -2,7 +2,7 @@
 (``parametrize``, ``parametrizations.weight_norm`` / ``spectral_norm``) and the older hook-based
 ``weight_norm`` / ``spectral_norm``."""
 
-from neural_arch.nn.utils import parametrizations, parametrize
+from neural_arch.nn.utils import parametrizations, parametrize, rnn  # noqa: F401
 from neural_arch.nn.utils.clip_grad import (
     clip_grad_norm,
     clip_grad_norm_,

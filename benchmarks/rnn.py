@@ -1,0 +1,73 @@
+"""Recurrent suite: ``nn.LSTM`` and ``nn.GRU`` forward and forward+backward against torch's, float32,
+at the word-language-model size (seq 35 x batch 20 x 2 layers x 200 hidden, input 200; issue 25's
+target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same weights.
+
+    python -m benchmarks rnn              (``--rounds N``; ``NEURAL_ARCH_RNN_BENCH_SIZE=small`` for a smoke run)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from benchmarks.harness import compare
+
+SIZES = {"lm": (35, 20, 200, 200, 2), "small": (5, 3, 8, 8, 2)}  # seq, batch, input, hidden, layers
+
+
+def _modules(kind: str, n_in: int, H: int, layers: int):
+    import torch
+
+    import neural_arch as na
+    from neural_arch import nn
+
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, kind)(n_in, H, num_layers=layers)
+    ours = getattr(nn, kind)(n_in, H, num_layers=layers)
+    ours.load_state_dict({k: na.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()}, strict=True)
+    return ours, ref
+
+
+def run(rounds: int = 15):
+    import torch
+
+    import neural_arch as na
+
+    T, B, n_in, H, layers = SIZES[os.environ.get("NEURAL_ARCH_RNN_BENCH_SIZE", "lm")]
+    x = np.random.default_rng(0).standard_normal((T, B, n_in)).astype(np.float32)
+    results = []
+    for kind in ("LSTM", "GRU"):
+        ours, ref = _modules(kind, n_in, H, layers)
+        name = f"{kind} {T}x{B} {layers} layers x {H}"
+        for label, contenders in _contenders(ours, ref, na.tensor(x), torch.tensor(x)).items():
+            results.append(compare(f"{name} {label}", contenders, rounds=rounds))
+    return results
+
+
+def _contenders(ours, ref, xn, xt):
+    """{'fwd': {...}, 'fwd+bwd': {...}}: each framework's call, forward alone and a training step's fwd+bwd."""
+    import torch
+
+    import neural_arch as na
+
+    def fwd_na():
+        with na.no_grad():
+            ours(xn)
+
+    def fwd_torch():
+        with torch.no_grad():
+            ref(xt)
+
+    def step_na():
+        y, _ = ours(xn)
+        y.sum().backward()
+        ours.zero_grad()
+
+    def step_torch():
+        y, _ = ref(xt)
+        y.sum().backward()
+        ref.zero_grad()
+
+    return {"fwd": {"neural-arch": fwd_na, "torch": fwd_torch},
+            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch}}
