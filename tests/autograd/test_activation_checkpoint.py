@@ -67,12 +67,11 @@ def test_dropout_masks_are_the_same_in_the_recomputation():
 
 def test_the_rng_stream_continues_as_without_checkpointing():
     model = _mlp(p=0.5)
+    after = []
     for use in (False, True):
         _run(model, use)
-        after = na.rand(3).numpy()
-        if use:
-            np.testing.assert_array_equal(after, before)
-        before = after
+        after.append(na.rand(3).numpy())
+    np.testing.assert_array_equal(after[0], after[1])
 
 
 def test_nested_checkpoints():
@@ -233,3 +232,17 @@ def test_half_precision_region():
     for u, v in zip(*grads):
         assert u.dtype == na.bfloat16
         np.testing.assert_array_equal(u.view(np.uint16), v.view(np.uint16))
+
+
+def test_the_recomputation_runs_under_the_first_runs_autocast_state():
+    model = _mlp().float()
+    grads = []
+    for use in (False, True):
+        model.zero_grad()
+        x = na.tensor(np.random.default_rng(13).standard_normal((4, 6)).astype(np.float32), requires_grad=True)
+        with na.autocast("cpu", dtype=na.bfloat16):
+            y = checkpoint(model, x) if use else model(x)
+        (y.float() ** 2).sum().backward()  # backward outside the autocast block, as usual
+        grads.append([x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    for u, v in zip(*grads):
+        np.testing.assert_array_equal(u, v)

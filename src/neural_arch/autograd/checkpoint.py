@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd import autocast as _autocast
 from neural_arch.autograd import engine
 from neural_arch.autograd import function as _function
 from neural_arch.autograd.function import Function
@@ -114,12 +115,13 @@ class CheckpointNode(Function):
     def backward(ctx, grad):
         """Recompute the region (RNG state restored), backpropagate ``grad`` through the new nodes down to
         stand-ins for the region's input edges, and return the stand-ins' gradients, one per edge."""
-        fn, args, kwargs, rng_state, index = ctx.saved_tensors
+        fn, args, kwargs, rng_state, index, (amp_on, amp_dtype, amp_cache) = ctx.saved_tensors
         if rng_state is not None:
             now = default_generator.get_state()
             default_generator.set_state(rng_state)
-        try:
-            out, recorder = _record(fn, args, kwargs)
+        try:  # under the autocast state of the first run, as torch (backward usually runs outside it)
+            with _autocast.autocast("cpu", amp_dtype, amp_on, amp_cache):
+                out, recorder = _record(fn, args, kwargs)
         finally:
             if rng_state is not None:
                 default_generator.set_state(now)
@@ -171,6 +173,8 @@ def checkpoint(function, *args, use_reentrant: bool | None = None, preserve_rng_
     if not STATE.grad_enabled or (_function._tracer is not None and not isinstance(_function._tracer, _Recorder)):
         return function(*args, **kwargs)
     rng_state = default_generator.get_state() if preserve_rng_state else None
+    amp = _autocast.STATE
+    amp_state = (amp.enabled, amp.dtype, amp.cache_enabled)
     out, recorder = _record(function, args, kwargs)
     edges = recorder.input_edges()
     values = _outputs(out)
@@ -182,7 +186,7 @@ def checkpoint(function, *args, use_reentrant: bool | None = None, preserve_rng_
         node.needs_input_grad = (True,) * len(edges)
         node.out_shape = y.data.shape
         node._out_hooks = node._retained = None
-        node._saved = (function, args, kwargs, rng_state, i)
+        node._saved = (function, args, kwargs, rng_state, i, amp_state)
         node.input_edges = tuple(edges)
         t = Tensor._wrap(y.data, requires_grad=True)
         t._ctx = node
