@@ -9,13 +9,13 @@ listed by hand: a new package or a new name in an ``__all__`` gets its place on 
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import logging
 import re
 import sys
 from pathlib import Path
 
+import griffe
 import mkdocs_gen_files
 
 HERE = Path(__file__).resolve().parent
@@ -78,37 +78,59 @@ def math_section(family: str, functions: list[type], used_by: dict[str, tuple]) 
     return "\n".join(out)
 
 
-def made_by_factory(obj: object) -> bool:
-    """``exp = _unary(Exp)``: a function the source builds at import time, which griffe (reading the
-    source) takes for a plain attribute; it is rendered here from the live object instead."""
-    return callable(obj) and "<locals>" in getattr(obj, "__qualname__", "")
+# griffe reads the source, as mkdocstrings does: what it finds is what ``::: path`` can render
+SOURCE = griffe.load(api_names.ROOT, search_paths=[str(HERE.parent / "src")], resolve_aliases=True,
+                     resolve_implicit=False, resolve_external=False)
+GRIFFE_KIND = {"class": "class", "function": "function", "value": "attribute"}
 
 
-def factory_made(entry: api_names.Name) -> str:
+def griffe_kind(path: str) -> str | None:
+    """The kind of object griffe finds at ``path`` (following imports), or None when it finds none."""
+    relative = path.removeprefix(api_names.ROOT).removeprefix(".")
     try:
-        signature = f"{entry.name}{inspect.signature(entry.obj)}"
-    except (TypeError, ValueError):
-        signature = f"{entry.name}(...)"
-    doc = inspect.cleandoc(entry.obj.__doc__ or "")
-    return "\n".join([f"## `{entry.name}` {{ #{entry.path} }}", "", "```python", signature, "```", "",
+        found = SOURCE[relative] if relative else SOURCE
+        return (found.final_target if found.is_alias else found).kind.value
+    except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+        return None
+
+
+def rendered_at(entry: api_names.Name) -> str | None:
+    """The path mkdocstrings renders ``entry`` under: its own when griffe finds the same kind of object
+    there, else where it is defined (``viz.summary`` is also a submodule; a wildcard import of a computed
+    ``__all__`` hides ``nn.ZeroPad1d``). None when reading the source cannot find it at all (``acos, atan =
+    _unary(...), _unary(...)``, a class a factory makes, ``cfloat, cdouble = ...``): such a name is
+    rendered here from the live object instead."""
+    want = GRIFFE_KIND[kind(entry.obj)]
+    for path in (entry.path, api_names.home(entry.obj)):
+        if path and griffe_kind(path) == want:
+            return path
+    return None
+
+
+def from_live_object(entry: api_names.Name) -> str:
+    obj = entry.obj
+    if kind(obj) == "value":
+        shown = repr(obj)
+        code, doc = f"{entry.name} = {shown if len(shown) <= 100 else shown[:97] + '...'}", ""
+    else:
+        try:
+            code = f"{'class ' if inspect.isclass(obj) else ''}{entry.name}{inspect.signature(obj)}"
+        except (TypeError, ValueError):
+            code = f"{entry.name}(...)"
+        doc = inspect.cleandoc(obj.__doc__ or "")
+    return "\n".join([f"## `{entry.name}` {{ #{entry.path} }}", "", "```python", code, "```", "",
                       ops_math.render(doc) if doc else "", ""])
-
-
-def shadowed(entry: api_names.Name) -> bool:
-    """True when a submodule has the same path (``viz.summary`` the module and the function)."""
-    parent = sys.modules[entry.namespace]
-    return hasattr(parent, "__path__") and importlib.util.find_spec(entry.path) is not None
 
 
 def anchor(entry: api_names.Name) -> str:
     """The identifier the reference renders ``entry`` under."""
-    return api_names.home(entry.obj) if shadowed(entry) else entry.path
+    return rendered_at(entry) or entry.path
 
 
 def link(text: str, entry: api_names.Name) -> str:
-    """A Markdown link to where ``entry`` is documented: an autorefs identifier, or for a function
+    """A Markdown link to where ``entry`` is documented: an autorefs identifier, or for a name
     rendered here from the live object (not known to mkdocstrings) its page and heading."""
-    if made_by_factory(entry.obj):
+    if rendered_at(entry) is None:
         return f"[`{text}`]({entry.namespace}.md#{entry.path})"
     return f"[`{text}`][{anchor(entry)}]"
 
@@ -127,14 +149,15 @@ def page(namespace: str, names: list[api_names.Name], primary: dict) -> tuple[st
             math = ", ".join(f"[`{c}`](#{namespace}.{c})" for c in used_by.get(entry.name, (None, []))[1])
             lines.append(f"| {link(entry.name, entry)} | {math or 'composed of other ops'} |")
         lines.append("")
-    members = ", ".join(f'"{e.name}"' for e in own if not shadowed(e) and not made_by_factory(e.obj))
+    members = ", ".join(f'"{e.name}"' for e in own if rendered_at(e) == e.path)
     lines += [f"::: {namespace}", "    options:", "      show_root_heading: false",
               f"      members: [{members}]", ""]
     for entry in own:
-        if made_by_factory(entry.obj):
-            lines.append(factory_made(entry))
-        elif shadowed(entry):  # griffe would take the name for the submodule: render the object by its path
-            lines += [f"::: {anchor(entry)}", "    options:", "      heading_level: 2", ""]
+        at = rendered_at(entry)
+        if at is None:
+            lines.append(from_live_object(entry))
+        elif at != entry.path:  # griffe finds it where it is defined: render it from there
+            lines += [f"::: {at}", "    options:", "      heading_level: 2", ""]
     if elsewhere:
         lines += ["## Documented elsewhere", "", "| name | kind | documented at | summary |", "|---|---|---|---|"]
         for entry in elsewhere:

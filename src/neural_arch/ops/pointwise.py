@@ -50,7 +50,7 @@ def _floating(x) -> Tensor:
 class Unary(Function):
     """y = f(x)        dy/dx = f'(x): ``fn`` and ``derivative`` (of x and y) name the pair.
 
-    Shared by the functions below, each stating its own pair in ``UNARY``.
+    Shared by the functions below, each stating its own pair in ``UNARY`` (its math in ``UNARY_MATH``).
     """
 
     @staticmethod
@@ -103,6 +103,30 @@ UNARY = {
 }
 
 
+# the math of each pair in UNARY, for the docstrings (the docs site renders it)
+UNARY_MATH = {
+    "tan": "y = tan x        dy/dx = 1 + y^2",
+    "asin": "y = arcsin x        dy/dx = 1 / sqrt(1 - x^2)",
+    "acos": "y = arccos x        dy/dx = -1 / sqrt(1 - x^2)",
+    "atan": "y = arctan x        dy/dx = 1 / (1 + x^2)",
+    "sinh": "y = sinh x        dy/dx = cosh x",
+    "cosh": "y = cosh x        dy/dx = sinh x",
+    "asinh": "y = arsinh x        dy/dx = 1 / sqrt(x^2 + 1)",
+    "acosh": "y = arcosh x        dy/dx = 1 / sqrt(x^2 - 1)",
+    "atanh": "y = artanh x        dy/dx = 1 / (1 - x^2)",
+    "log2": "y = log_2 x        dy/dx = 1 / (x ln 2)",
+    "log10": "y = log_10 x        dy/dx = 1 / (x ln 10)",
+    "exp2": "y = 2^x        dy/dx = y ln 2",
+    "reciprocal": "y = 1 / x        dy/dx = -y^2",
+    "sinc": "y = sin(pi x) / (pi x), y(0) = 1        dy/dx = (cos(pi x) - y) / x, 0 at x = 0",
+    "erf": "y = erf x        dy/dx = 2 / sqrt(pi) e^(-x^2)",
+    "erfc": "y = 1 - erf x        dy/dx = -2 / sqrt(pi) e^(-x^2)",
+    "erfinv": "y = erf^(-1) x        dy/dx = sqrt(pi) / 2 e^(y^2)",
+    "lgamma": "y = ln |Gamma(x)|        dy/dx = psi(x) (digamma)",
+    "digamma": "y = psi(x) = Gamma'(x) / Gamma(x)        dy/dx = polygamma(1, x)",
+}
+
+
 def _unary(name):
     fn, derivative = UNARY[name]
 
@@ -110,7 +134,7 @@ def _unary(name):
         return Unary.apply(_floating(x), fn=fn, derivative=derivative)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` (torch.{name}); its derivative is in ``pointwise.UNARY``."
+    op.__doc__ = f"Elementwise ``{name}`` (torch.{name}): a ``Unary`` op.\n\n{UNARY_MATH[name]}\n"
     return op
 
 
