@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, ShapeError, shape_str
@@ -88,6 +89,8 @@ class CTCLoss(Function):
     log_probs (T, N, C); the targets, input and target lengths are plain parameters. Output (N,).
     """
 
+    autocast = FP32  # torch's CPU autocast list
+
     @staticmethod
     def forward(ctx, log_probs, targets=None, input_lengths=None, target_lengths=None, blank=0, zero_infinity=False):
         T, N, C = log_probs.shape
@@ -121,6 +124,7 @@ def ctc_loss(log_probs: Tensor, targets, input_lengths, target_lengths, blank: i
     """CTC loss of ``log_probs`` (T, N, C) (a log_softmax over C) against ``targets`` ((N, S) padded, or the
     concatenated 1-d labels), as torch. 'mean' divides each sample's loss by its target length, then averages."""
     op = "ctc_loss"
+    (log_probs,) = autocast_args(FP32, log_probs)  # on torch's float32 list: the reduction runs in float32 too
     if reduction not in ("none", "mean", "sum"):
         raise ConfigError(f"{op}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     unbatched = log_probs.ndim == 2

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, IndexingError, ShapeError, shape_str
@@ -220,6 +221,8 @@ class MaxUnpool(Function):
 
     dL/dx[n, c, p] = g[n, c].flat[index[n, c, p]]
     """
+
+    autocast = FP32  # torch's CPU autocast list (max_unpool2d, max_unpool3d; torch's 1-d one runs the 2-d)
 
     @staticmethod
     def forward(ctx, x, index=None, out_spatial=None):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER, PROMOTE, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.gemm import matmul
@@ -77,6 +78,10 @@ class RNNLayer(Function):
 
     Inputs: x, h0, W_ih, W_hh (, b_ih, b_hh). Output: flat [y (T, B, H), h_n (B, H)].
     """
+
+    # torch's CPU rnn_tanh/rnn_relu run linear (on the list) on x and on h, so y and h_n come out in the
+    # autocast dtype whatever the input's
+    autocast = LOWER
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, *biases, nonlinearity="tanh", reverse=False, batch_sizes=None):
@@ -135,6 +140,8 @@ class LSTMLayer(Function):
 
     Inputs: x, h0, c0, W_ih, W_hh (, b_ih, b_hh) (, W_hr). Output: flat [y, h_n, c_n].
     """
+
+    autocast = LOWER  # torch's CPU LSTM runs oneDNN's mkldnn_rnn_layer, on the list (LSTMCell: nn.modules.rnn._composed_lstm)
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, *rest, has_bias=True, reverse=False, batch_sizes=None):
@@ -209,6 +216,10 @@ class GRULayer(Function):
 
     Inputs: x, h0, W_ih, W_hh (, b_ih, b_hh). Output: flat [y (T, B, H), h_n (B, H)].
     """
+
+    # torch's CPU GRU runs linear (on the list) for the gates, then mixes them with h in h's dtype: the
+    # weights are lowered at entry (gru_layer), and the layer runs in the widest dtype of x, h0 and them
+    autocast = PROMOTE
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, *biases, reverse=False, batch_sizes=None):
@@ -318,6 +329,7 @@ def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh
     """One GRU layer-direction: returns ``(y (T, B, H), h_n (B, H))``."""
     T, B, H, _ = _check("gru_layer", x, h0, w_ih, w_hh, 3)
     biases = () if b_ih is None else (b_ih, b_hh)
+    w_ih, w_hh, *biases = autocast_args(LOWER, w_ih, w_hh, *biases)  # see GRULayer.autocast
     flat = GRULayer.apply(x, h0, w_ih, w_hh, *biases, reverse=reverse,
                           batch_sizes=_batch_sizes(batch_sizes, T, B, "gru_layer"))
     ny = T * B * H

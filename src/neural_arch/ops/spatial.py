@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, ShapeError, shape_str
@@ -102,6 +103,8 @@ class GridSample2d(Function):
 
     'nearest' takes the nearest pixel (rounding half to even, as torch) and gives the grid no gradient.
     """
+
+    autocast = FP32  # torch's CPU autocast list (grid_sampler)
 
     @staticmethod
     def forward(ctx, x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):

@@ -20,7 +20,10 @@ import math
 
 import numpy as np
 
+from neural_arch.autograd.autocast import LOWER, PROMOTE, autocast, autocast_args
+from neural_arch.autograd.autocast import STATE as autocast_state
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
@@ -37,7 +40,18 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _zeros_like_state(x: Tensor, *shape) -> Tensor:
-    return Tensor(np.zeros(shape, x.dtype if x.data.dtype.kind == "f" else np.float32))
+    return Tensor(np.zeros(shape, x.dtype if is_floating(x.data.dtype) else np.float32))  # bfloat16 included
+
+
+def _composed_lstm(x, h0, c0, *weights):
+    """``lstm_layer`` with the dtypes torch's LSTMCell gives under autocast: its composed cell (nn.LSTM runs
+    oneDNN's LSTM, on the low-precision list) lowers linear, then mixes the gates with the state in the
+    state's dtype."""
+    if not autocast_state.enabled:
+        return lstm_layer(x, h0, c0, *weights)
+    x, h0, c0, *weights = autocast_args(PROMOTE, x, h0, c0, *autocast_args(LOWER, *weights))
+    with autocast("cpu", enabled=False):
+        return lstm_layer(x, h0, c0, *weights)
 
 
 class RNNBase(Module):
@@ -304,7 +318,7 @@ class LSTMCell(RNNCellBase):
         B = x.shape[1]
         h = _zeros_like_state(x, B, self.hidden_size) if h is None else h
         c = _zeros_like_state(x, B, self.hidden_size) if c is None else c
-        _, h, c = lstm_layer(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        _, h, c = _composed_lstm(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
 
