@@ -52,12 +52,6 @@ def test_cnn_adadelta_steplr_script_matches_torch(tmp_path):
     assert ref["losses"][-1] < ref["losses"][0]  # it learns, so equal losses mean something
 
 
-def _needs(*names):
-    have = all(hasattr(na.nn, n) for n in names)
-    return pytest.mark.skipif(not have, reason=f"needs nn.{', nn.'.join(names)} (stream rnn-nn, lands at the merge)")
-
-
-@_needs("LSTM")
 def test_word_language_model_script_matches_torch(tmp_path):
     ref, ours = _both("word_lstm_lm.py", tmp_path)
     np.testing.assert_allclose(ours["losses"], ref["losses"], rtol=1e-4)
@@ -65,7 +59,6 @@ def test_word_language_model_script_matches_torch(tmp_path):
     assert ours["lr"] == ref["lr"]
 
 
-@_needs("LSTMCell")
 def test_lstmcell_lbfgs_script_matches_torch(tmp_path):
     ref, ours = _both("lstmcell_lbfgs.py", tmp_path)
     assert len(ours["losses"]) == len(ref["losses"])  # the same number of closure evaluations
@@ -73,7 +66,6 @@ def test_lstmcell_lbfgs_script_matches_torch(tmp_path):
     np.testing.assert_allclose(ours["tests"], ref["tests"], rtol=1e-7)
 
 
-@_needs("GRU")
 def test_gru_packed_classifier_script_matches_torch(tmp_path):
     ref, ours = _both("gru_packed.py", tmp_path)
     np.testing.assert_allclose(ours["losses"], ref["losses"], rtol=1e-4)
