@@ -12,6 +12,10 @@ Rules that make these loops vectorise (measured; see BENCHMARKS.md):
 * numba indexes with signed integers and wraps negative ones; an index LLVM cannot prove >= 0
   gets a test per element that keeps the loop scalar: offsets are spelled ``U(...)`` (uint64).
 
+numba caches each compiled kernel beside its own source file and checks only that file's date: after
+editing an ``@inline`` helper here, delete ``backend/kernels/__pycache__/*.nb[ic]`` or the kernels of the
+other files keep the old helper compiled in.
+
 numba is imported on the first kernel call, not when neural-arch is imported: a kernel and the
 ``@inline`` helpers it calls are plain Python functions until then. Kernels are compiled serially
 and the threads come from ``backend.threads`` (``Kernel.__call__``): numba's own
@@ -125,7 +129,11 @@ def chunks(rows: int) -> int:
 # -- float32 math, inlined into the loops ------------------------------------------------------------
 @inline(FAST)
 def expf(x):
-    """e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2; e^r by a degree-7 polynomial (Cephes)."""
+    """e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2; e^r by a degree-7 polynomial (Cephes).
+    Below -87.3 (where e^x leaves the normal floats) the result is 0: a clamped input would give
+    1e-38 for e^-inf, and the softmax of a masked score divided that into denormals, which x86 cores
+    multiply through a slow microcode path in every later product that reads them."""
+    x0 = x
     x = min(max(x, F(-87.3)), F(88.37))  # keeps n in [-126, 127]: a normal float32 2^n
     n = np.floor(x * F(1.4426950408889634) + F(0.5))
     r = x - n * F(0.693359375) + n * F(2.12194440e-4)
@@ -136,7 +144,8 @@ def expf(x):
     p = p * r + F(1.6666665459e-1)
     p = p * r + F(5.0000001201e-1)
     p = p * r * r + r + F(1.0)
-    return p * np.int32((np.int32(n) + 127) << 23).view(np.float32)  # times 2^n, built in the exponent bits
+    e = p * np.int32((np.int32(n) + 127) << 23).view(np.float32)  # times 2^n, built in the exponent bits
+    return e if x0 > F(-87.3) else F(0.0)  # (a select: the loop still vectorises)
 
 
 @inline(FAST)
