@@ -5,10 +5,15 @@ Two tables' worth of rows:
 
 * time of one step (zero_grad, forward + loss under autocast, backward, AdamW step), the four
   contenders interleaved in one process (``harness.compare``);
-* the peak resident memory a step adds (as ``benchmarks/memory.py``: each framework and precision
-  in its own subprocess, peak RSS growth over three steps after one unmeasured step).
+* the memory a step adds, each framework and precision in its own subprocess, over three steps after
+  one unmeasured step: the peak RSS growth with freed memory given back to the OS (glibc's fixed mmap
+  threshold and our allocation policy off, as ``benchmarks/checkpointing.py``: with the policy on, RSS
+  keeps what earlier steps freed and the growth reads low), and for ours also the peak growth of the
+  bytes that tracemalloc sees (NumPy reports every array buffer to it): what the step allocates,
+  whatever malloc does with it.
 
-Targets (issue 18): our bf16 step <= 1.1x our float32 step's time, and its memory <= 0.7x.
+Targets (issue 18): our bf16 step <= 1.1x our float32 step's time, and its memory <= 0.7x (judged on
+the tracemalloc figure; the RSS one is printed alongside).
 
     python -m benchmarks amp
     python -c "from benchmarks import amp; amp.run(rounds=2, cfg=(1, 32, 2, 16, 2))"   # a smoke run
@@ -17,6 +22,7 @@ Targets (issue 18): our bf16 step <= 1.1x our float32 step's time, and its memor
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -80,8 +86,11 @@ def _torch(cfg, precision):
 CHILD = r"""
 import gc, json, sys
 sys.path.insert(0, sys.argv[1])
+which, precision, mode, cfg = sys.argv[2], sys.argv[3], sys.argv[4], tuple(map(int, sys.argv[5:10]))
+if mode == "tracemalloc":  # from the start, so that what the step frees is subtracted too
+    import tracemalloc
+    tracemalloc.start()
 from benchmarks import amp
-which, precision, cfg = sys.argv[2], sys.argv[3], tuple(map(int, sys.argv[4:9]))
 step = (amp._ours if which == "neural-arch" else amp._torch)(cfg, precision)
 def status_kb(key):
     with open("/proc/self/status") as fh:
@@ -90,20 +99,34 @@ def status_kb(key):
                 return int(line.split()[1])
 step()  # the first step: optimizer state and lazy initialisation, not measured
 gc.collect()
-base = status_kb("VmRSS")
-with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to the current RSS
-    fh.write("5")
+if mode == "tracemalloc":
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+else:
+    base = status_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to the current RSS
+        fh.write("5")
 for _ in range(3):
     step()
-print(json.dumps({"step_mb": (status_kb("VmHWM") - base) / 1024}))
+if mode == "tracemalloc":
+    grown = (tracemalloc.get_traced_memory()[1] - base) / 2**20
+else:
+    grown = (status_kb("VmHWM") - base) / 1024
+print(json.dumps({"step_mb": grown}))
 """
 
+# As benchmarks/checkpointing.py: freed memory goes back to the OS (glibc's fixed mmap threshold, our
+# allocation policy off), so that RSS growth is what a step needs, not what malloc kept from before.
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024), "NEURAL_ARCH_KEEP_MEMORY": "0"}
 
-def step_memory(which: str, precision: str, cfg: tuple) -> float:
-    """Peak RSS growth (MB) of three steps in a fresh process."""
+
+def step_memory(which: str, precision: str, cfg: tuple, mode: str = "rss") -> float:
+    """MB a step adds, over three steps in a fresh process: ``mode="rss"``, peak RSS growth with freed
+    memory given back; ``mode="tracemalloc"``, the peak growth of the bytes Python and NumPy hold
+    (NumPy reports its array buffers to tracemalloc; torch does not, so this mode is ours only)."""
     root = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
-    out = subprocess.run([sys.executable, "-c", CHILD, root, which, precision, *map(str, cfg)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, root, which, precision, mode, *map(str, cfg)],
+                         capture_output=True, text=True, check=True, env={**os.environ, **MEMORY_ENV})
     return json.loads(out.stdout.strip().splitlines()[-1])["step_mb"]
 
 
@@ -112,15 +135,22 @@ def run(rounds: int = 10, cfg: tuple = GPT_6L):
     contenders = {"neural-arch": _ours(cfg, "bf16"), "torch": _torch(cfg, "bf16"),
                   "neural-arch fp32": _ours(cfg, "fp32"), "torch fp32": _torch(cfg, "fp32")}
     timing = compare(f"{shape}: training step, bf16 autocast (fp32 alongside)", contenders, rounds=rounds, warmup=2)
-    memory = Result(f"{shape}: peak RSS a step adds, bf16 autocast (fp32 alongside)", unit="MB")
+    memory = Result(f"{shape}: peak RSS a step adds, freed memory given back, bf16 autocast (fp32 alongside)",
+                    unit="MB")
     for who, (framework, precision) in {"neural-arch": ("neural-arch", "bf16"), "torch": ("torch", "bf16"),
                                         "neural-arch fp32": ("neural-arch", "fp32"),
                                         "torch fp32": ("torch", "fp32")}.items():
         memory.times[who] = [step_memory(framework, precision, cfg)]
+    traced = Result(f"{shape}: peak bytes a step allocates (tracemalloc), bf16 autocast (fp32 alongside)",
+                    unit="MB")
+    for who, precision in {"neural-arch": "bf16", "neural-arch fp32": "fp32"}.items():
+        traced.times[who] = [step_memory("neural-arch", precision, cfg, mode="tracemalloc")]
     t_ratio = timing.median("neural-arch") / timing.median("neural-arch fp32")
     m_ratio = memory.median("neural-arch") / max(memory.median("neural-arch fp32"), 1e-9)
+    a_ratio = traced.median("neural-arch") / max(traced.median("neural-arch fp32"), 1e-9)
     t_torch = timing.median("torch") / timing.median("torch fp32")
     m_torch = memory.median("torch") / max(memory.median("torch fp32"), 1e-9)
-    print(f"  ours bf16 / ours fp32: time {t_ratio:.2f} (target <= 1.1), memory {m_ratio:.2f} (target <= 0.7); "
-          f"torch bf16 / torch fp32: time {t_torch:.2f}, memory {m_torch:.2f}", file=sys.stderr)
-    return [timing, memory]
+    print(f"  ours bf16 / ours fp32: time {t_ratio:.2f} (target <= 1.1), memory (RSS) {m_ratio:.2f}, "
+          f"memory (tracemalloc) {a_ratio:.2f} (target <= 0.7); torch bf16 / torch fp32: time {t_torch:.2f}, "
+          f"memory (RSS) {m_torch:.2f}", file=sys.stderr)
+    return [timing, memory, traced]
