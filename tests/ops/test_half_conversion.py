@@ -55,15 +55,21 @@ def test_float16_goes_through_numpy():
     np.testing.assert_array_equal(to_float32(x.astype(np.float16)), x.astype(np.float16).astype(np.float32))
 
 
-@pytest.mark.parametrize("tile_rows", [None, 7, 64])
-def test_matmul_half_accumulates_in_float32(tile_rows):
-    from neural_arch.backend.gemm import matmul_half
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_matmul_accumulates_in_float32_and_rounds_once(dtype):
+    from neural_arch.backend.gemm import matmul
 
+    half = bfloat16 if dtype == "bfloat16" else np.dtype(np.float16)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((5, 40)).astype(bfloat16)
-    w = np.asfortranarray(rng.standard_normal((9, 40)).astype(np.float32)).astype(bfloat16)
-    got = matmul_half(x, w.T, tile_rows=tile_rows)
-    assert got.dtype == np.float32
+    x = rng.standard_normal((5, 40)).astype(half)
+    w = np.asfortranarray(rng.standard_normal((9, 40)).astype(np.float32)).astype(half)  # nn.Linear's layout
     exact = x.astype(np.float64) @ w.T.astype(np.float64)
-    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)  # float32 accumulation, not bfloat16's
-    np.testing.assert_allclose(matmul_half(x[0], w.T, tile_rows=tile_rows), exact[0], rtol=1e-5, atol=1e-5)
+    got = matmul(x, w.T)
+    assert got.dtype == half
+    # float32 accumulation then one rounding: the float32 product of the same values, rounded
+    np.testing.assert_array_equal(got.view(np.uint16), (x.astype(np.float32) @ w.T.astype(np.float32)).astype(half).view(np.uint16))
+    np.testing.assert_allclose(got.astype(np.float64), exact, rtol=1e-2, atol=1e-2)
+    assert matmul(x[0], w.T).dtype == half
+    mixed = matmul(x, w.T.astype(np.float32))  # a float32 operand: a float32 product
+    assert mixed.dtype == np.float32
+    np.testing.assert_allclose(mixed, exact, rtol=1e-5, atol=1e-5)

@@ -65,41 +65,19 @@ def matmul(a, b, out=None):
     return result
 
 
-def matmul_half(a, b, tile_rows: int | None = None):
-    """``a @ b`` accumulated in float32 for float16/bfloat16 operands (either may also be float32), as a
-    float32 array: NumPy has no half-precision GEMM. Two ways to feed BLAS, compared by ``python -m
-    benchmarks half_matmul``:
-
-    * ``tile_rows=None``: each half operand widened whole to float32, then one ``matmul``;
-    * ``tile_rows=k`` (a 2-D ``b`` only): ``b`` widened ``k`` rows at a time (a slice of the reduction
-      axis, contiguous in a row-major ``b`` or in the transpose of nn.Linear's column-major weight), each
-      tile's partial product added into the result; the float32 copy of ``b`` is one tile, not the whole
-      matrix (batch-1 decoding reads each weight once, in half the bytes).
-    """
-    from neural_arch.backend.kernels.half import to_float32  # noqa: PLC0415 - kernels import this module
-
-    wide_a = a if a.dtype in _FLOAT else to_float32(a)
-    if tile_rows is None or b.ndim != 2 or b.dtype in _FLOAT or b.shape[0] <= tile_rows:
-        return matmul(wide_a, b if b.dtype in _FLOAT else to_float32(b))
-    out = None
-    for k0 in range(0, b.shape[0], tile_rows):
-        k1 = min(k0 + tile_rows, b.shape[0])
-        part = matmul(wide_a[..., k0:k1], to_float32(b[k0:k1]))
-        if out is None:
-            out = part
-        else:
-            out += part
-    return out
-
-
 def _half_matmul(a, b, out=None):
-    """A product with float16/bfloat16 operands: BLAS has no such GEMM (NumPy's float16 loop is ~10x
-    slower than float32's), so both are widened to float32, multiplied there (float32 accumulation, as
-    torch's CPU kernels) and the result rounded to the operands' dtype."""
+    """A product with float16/bfloat16 operands (either may be float32): BLAS has no such GEMM (NumPy's
+    float16 loop is ~10x slower than float32's, ml_dtypes' bfloat16 one returns float32), so each half
+    operand is widened to float32 whole, multiplied there (float32 accumulation, as torch's CPU kernels)
+    and the result rounded to the operands' dtype. bfloat16 goes through the bit kernels of
+    ``kernels/half.py``. Widening the weight a tile of rows at a time instead was slower at every shape
+    measured, decoding (M = 1) included (``python -m benchmarks half_matmul``, BENCHMARKS.md)."""
+    from neural_arch.backend.kernels.half import to_float32, to_half  # noqa: PLC0415 - kernels import this module
+
     dtype = a.dtype if a.dtype == b.dtype else np.promote_types(a.dtype, b.dtype)
-    wide = matmul(a.astype(np.float32), b.astype(np.float32))
+    wide = matmul(a if a.dtype in _FLOAT else to_float32(a), b if b.dtype in _FLOAT else to_float32(b))
     if out is None:
-        return wide.astype(dtype)
+        return to_half(wide, dtype) if wide.dtype != dtype else wide
     out[...] = wide
     return out
 

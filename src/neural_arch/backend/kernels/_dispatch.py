@@ -57,18 +57,20 @@ def dispatch(twin, min_elements: int = 1, checked: int | None = None, first=_F32
     the first argument the twin runs (one NumPy call costs less there); ``checked``: how many leading
     arguments must not be floating arrays of another dtype (default all; e.g. not the float64
     statistics a forward kernel wrote); ``first``: the dtype of the first argument the kernel takes
-    (float32, or bfloat16 for the conversion that reads it)."""
-    first = np.dtype(first) if first is not None else None
+    (float32, or bfloat16 for the conversion that reads it), or a tuple of them (float32 and
+    bfloat16 for a kernel with a bfloat16 path: then the checked arguments may be either too)."""
+    firsts = tuple(np.dtype(d) for d in (first if isinstance(first, tuple) else (first,)))
+    accepted = firsts + (_F32,)
 
     def decorate(kernel):
         name = kernel.__name__
 
         def run(*args):
             x = args[0]
-            if _on and type(x) is np.ndarray and x.dtype == first and x.ndim and x.size >= min_elements:
+            if _on and type(x) is np.ndarray and x.dtype in firsts and x.ndim and x.size >= min_elements:
                 for a in args[:checked]:
                     # (kind "V": bfloat16, whose NumPy kind is not "f")
-                    if type(a) is np.ndarray and a.dtype != _F32 and a.dtype != first and a.dtype.kind in "fV":
+                    if type(a) is np.ndarray and a.dtype not in accepted and a.dtype.kind in "fV":
                         return twin(*args)
                 calls[name] += 1
                 return kernel(*args)

@@ -17,7 +17,12 @@ editing an ``@inline`` helper here, delete ``backend/kernels/__pycache__/*.nb[ic
 other files keep the old helper compiled in.
 
 numba is imported on the first kernel call, not when neural-arch is imported: a kernel and the
-``@inline`` helpers it calls are plain Python functions until then. Kernels are compiled serially
+``@inline`` helpers it calls are plain Python functions until then.
+
+bfloat16 arrays reach a kernel as their bits (a uint16 view): a kernel reads an element through
+:func:`f32` and writes one through :func:`fit`, or a row through :func:`as_f32` and :func:`row_out` /
+:func:`row_done`, which numba specialises on the array's type (for a float32 array they are nothing,
+so the float32 kernel compiles to the same loop as without them). Kernels are compiled serially
 and the threads come from ``backend.threads`` (``Kernel.__call__``): numba's own
 ``parallel=True`` pool was measured slower (BENCHMARKS.md).
 """
@@ -54,6 +59,8 @@ def _jit(fn, options: dict, **extra):
     except ImportError as exc:  # installed (the dispatch saw it) but broken: say so, do not fall back silently
         raise ImportError(f"numba is installed but cannot be imported ({exc}); reinstall it, or run with "
                           "NEURAL_ARCH_JIT=0 to use the NumPy implementations") from exc
+    if not _half_overloads:
+        _overload_half_access()
 
     names = fn.__globals__
     for name in fn.__code__.co_names:  # the globals the function reads
@@ -64,6 +71,105 @@ def _jit(fn, options: dict, **extra):
                 compiled = _inline[value] = _jit(value, compiled, inline="always")
             names[name] = compiled
     return numba.njit(**options, **extra)(fn)
+
+
+# -- bfloat16 elements: read widened, written rounded (kernels see a bfloat16 array as uint16 bits) --------
+def f32(v):
+    """An element as float32: a bfloat16's bits (uint16) widened (the bits shifted into the top half),
+    a float32 as it is. Kernels only (numba's overload below)."""
+    raise NotImplementedError("a kernel helper: compiled by numba")
+
+
+def fit(out, v):
+    """``v`` (float32) as an element of ``out``: rounded to nearest even and kept as bfloat16 bits when
+    ``out`` holds bfloat16 bits (uint16), else ``v`` itself. Kernels only (numba's overload below)."""
+    raise NotImplementedError("a kernel helper: compiled by numba")
+
+
+def widen_bits(b):
+    """float32 whose top half is the uint16 ``b``"""
+    return np.uint32(np.uint32(b) << np.uint32(16)).view(np.float32)
+
+
+def round_bits(v):
+    """the bfloat16 bits of float32 ``v``: round to nearest even, a NaN becomes the quiet NaN with its
+    sign (as ml_dtypes and torch)"""
+    b = np.float32(v).view(np.uint32)
+    rounded = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    quiet_nan = ((b >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0)
+    return np.uint16(quiet_nan if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded)
+
+
+def as_f32(a, scratch):
+    """A 1-D array (a row ``x[r]``, a weight) as float32: ``a`` itself, or, when it holds bfloat16 bits,
+    ``scratch`` (float32, same length) filled with its widened values. A kernel that reads its rows so
+    runs the very same float32 loops for both dtypes: per-element :func:`f32` reads left LLVM free to
+    vectorise (and contract into FMAs) the two differently, and a few results a float32 ulp apart
+    rounded to different bfloat16s."""
+    raise NotImplementedError("a kernel helper: compiled by numba")
+
+
+def row_out(y, r, scratch):
+    """Where a kernel computes row r of ``y`` in float32: ``y[r]`` itself, or ``scratch`` (a float32 row)
+    when ``y`` holds bfloat16 bits; :func:`row_done` then rounds it into ``y[r]``. For kernels that
+    keep intermediate values in the output row (rounding them would change the result)."""
+    raise NotImplementedError("a kernel helper: compiled by numba")
+
+
+def row_done(y, r, row):
+    """Row r of ``y`` computed in ``row`` (see :func:`row_out`): rounded into ``y[r]`` for bfloat16 bits;
+    nothing for a float32 ``y`` (``row`` was ``y[r]``)."""
+    raise NotImplementedError("a kernel helper: compiled by numba")
+
+
+_half_overloads: list = []
+
+
+def _overload_half_access():
+    """Teach numba :func:`f32` and :func:`fit` (once, before the first kernel compiles)."""
+    from numba.core import types  # noqa: PLC0415
+    from numba.extending import overload, register_jitable  # noqa: PLC0415
+
+    widen, narrow = register_jitable(inline="always")(widen_bits), register_jitable(inline="always")(round_bits)
+
+    @overload(f32, inline="always")
+    def _f32(v):
+        if isinstance(v, types.Integer):
+            return lambda v: widen(v)
+        return lambda v: v
+
+    @overload(fit, inline="always")
+    def _fit(out, v):
+        if isinstance(out, types.Array) and isinstance(out.dtype, types.Integer):
+            return lambda out, v: narrow(v)
+        return lambda out, v: v
+
+    @overload(as_f32, inline="always")
+    def _as_f32(a, scratch):
+        if isinstance(a.dtype, types.Integer):
+            def load(a, scratch):
+                for j in range(a.size):
+                    scratch[j] = widen(a[j])
+                return scratch
+            return load
+        return lambda a, scratch: a
+
+    @overload(row_out, inline="always")
+    def _row_out(y, r, scratch):
+        if isinstance(y.dtype, types.Integer):
+            return lambda y, r, scratch: scratch
+        return lambda y, r, scratch: y[r]
+
+    @overload(row_done, inline="always")
+    def _row_done(y, r, row):
+        if isinstance(y.dtype, types.Integer):
+            def store(y, r, row):
+                for j in range(row.size):
+                    y[r, j] = narrow(row[j])
+            return store
+        return lambda y, r, row: None
+
+    _half_overloads.append((_f32, _fit, _as_f32, _row_out, _row_done))
 
 
 class Kernel:
@@ -150,8 +256,11 @@ def expf(x):
 
 @inline(FAST)
 def sigmoidf(x):
-    """1 / (1 + e^-x) in float32"""
-    return F(1.0) / (F(1.0) + expf(-x))
+    """1 / (1 + e^-x) in float32; 0 below -87.3, where the true value is a denormal (or less) that a
+    clamped e^-x would make 1e-39 or so, and that division gave as a denormal in one compiled loop and
+    0 in another (fastmath's reciprocal): the bfloat16 and float32 paths of a kernel then disagreed."""
+    s = F(1.0) / (F(1.0) + expf(-x))
+    return s if x > F(-87.3) else F(0.0)  # (a select: the loop still vectorises)
 
 
 @inline(FAST)
@@ -163,14 +272,14 @@ def larger(a, b):
 @inline(FAST)
 def row_max(x, r, n):
     """max of x[r, :n] in eight independent running maxima: one chain of max() does not vectorise."""
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = x[r, 0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = f32(x[r, 0])
     full = n - n % 8
     for j in range(0, full, 8):
-        m0, m1 = larger(m0, x[r, j]), larger(m1, x[r, j + 1])
-        m2, m3 = larger(m2, x[r, j + 2]), larger(m3, x[r, j + 3])
-        m4, m5 = larger(m4, x[r, j + 4]), larger(m5, x[r, j + 5])
-        m6, m7 = larger(m6, x[r, j + 6]), larger(m7, x[r, j + 7])
+        m0, m1 = larger(m0, f32(x[r, j])), larger(m1, f32(x[r, j + 1]))
+        m2, m3 = larger(m2, f32(x[r, j + 2])), larger(m3, f32(x[r, j + 3]))
+        m4, m5 = larger(m4, f32(x[r, j + 4])), larger(m5, f32(x[r, j + 5]))
+        m6, m7 = larger(m6, f32(x[r, j + 6])), larger(m7, f32(x[r, j + 7]))
     m = larger(larger(larger(m0, m1), larger(m2, m3)), larger(larger(m4, m5), larger(m6, m7)))
     for j in range(full, n):
-        m = larger(m, x[r, j])
+        m = larger(m, f32(x[r, j]))
     return m

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.backend.kernels import half
 from neural_arch.backend.kernels._dispatch import dispatch
-from neural_arch.backend.kernels._jit import EXACT, FAST, F, expf, inline, kernel, sigmoidf
+from neural_arch.backend.kernels._jit import EXACT, FAST, F, expf, f32, fit, inline, kernel, sigmoidf
 from neural_arch.backend.threads import policy
 
 INV_SQRT_2PI = 0.3989422804014327
@@ -168,17 +169,17 @@ def normal_cdf_and_gauss(v):
 @kernel(FAST, rows=(0, 1))
 def gelu_forward(x, out):
     for i in range(x.size):
-        v = x[i]
+        v = f32(x[i])
         cdf, _ = normal_cdf_and_gauss(v)
-        out[i] = v * cdf
+        out[i] = fit(out, v * cdf)
 
 
 @kernel(FAST, rows=(0, 1, 2))
 def gelu_forward_with_grad(x, out, deriv):
     for i in range(x.size):
-        v = x[i]
+        v = f32(x[i])
         cdf, gauss = normal_cdf_and_gauss(v)
-        out[i] = v * cdf
+        out[i] = fit(out, v * cdf)
         deriv[i] = cdf + v * gauss * F(INV_SQRT_2PI)
 
 
@@ -186,34 +187,37 @@ def gelu_forward_with_grad(x, out, deriv):
 def gelu_tanh_forward(x, out):
     """y = x sigmoid(2u): the sigmoid form has no cancellation in the negative tail, where tanh u -> -1"""
     for i in range(x.size):
-        v = x[i]
-        out[i] = v * sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
+        v = f32(x[i])
+        out[i] = fit(out, v * sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v)))
 
 
 @kernel(FAST, rows=(0, 1, 2))
 def gelu_tanh_forward_with_grad(x, out, deriv):
     """dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
     for i in range(x.size):
-        v = x[i]
+        v = f32(x[i])
         s = sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
         du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
-        out[i] = v * s
+        out[i] = fit(out, v * s)
         deriv[i] = s + F(2.0) * v * s * (F(1.0) - s) * du
 
 
 def _map(kern, x, *args, with_grad=False):
-    """Run ``kern(x_flat, *args, out_flat[, deriv_flat])``; returns (out, deriv or None) shaped like x."""
+    """Run ``kern(x_flat, *args, out_flat[, deriv_flat])``; returns (out, deriv or None) shaped like x.
+    A bfloat16 ``x`` goes in as its bits and gives a bfloat16 ``out`` (rounded once, in the kernel) and a
+    float32 ``deriv`` (what the float32 op would keep for backward, so backward is unchanged)."""
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
+    flat_x, flat_out = half.bits(x.reshape(-1)), half.bits(out.reshape(-1))
     if not with_grad:
-        kern(x.reshape(-1), *args, out.reshape(-1))
+        kern(flat_x, *args, flat_out)
         return out, None
-    deriv = np.empty_like(x)
-    kern(x.reshape(-1), *args, out.reshape(-1), deriv.reshape(-1))
+    deriv = np.empty(x.shape, np.float32)
+    kern(flat_x, *args, flat_out, deriv.reshape(-1))
     return out, deriv
 
 
-@dispatch(_gelu)
+@dispatch(half.widened(_gelu), first=half.KERNEL_DTYPES)
 def gelu(x, tanh, with_grad):
     if with_grad:
         return _map(gelu_tanh_forward_with_grad if tanh else gelu_forward_with_grad, x, with_grad=True)

@@ -79,3 +79,34 @@ def to_half(x, dtype):
     if dtype == bfloat16 and x.dtype == _F32:
         return narrow(x)
     return x.astype(dtype)
+
+
+# -- kernels that read and write bfloat16 themselves -----------------------------------------------------
+KERNEL_DTYPES = (_F32, np.dtype(bfloat16))  # ``dispatch(first=...)`` of a kernel with a bfloat16 path
+_BITS = np.dtype(np.uint16)
+
+
+def bits(a):
+    """What a kernel receives for ``a``: a bfloat16 array as its uint16 bits (a view, no copy), which
+    the kernel reads through ``_jit.f32`` and writes through ``_jit.fit``; anything else as it is."""
+    return a.view(_BITS) if a.dtype == bfloat16 else a
+
+
+def widened(twin, narrow=(0,), like=0):
+    """The NumPy twin of a kernel with a bfloat16 path (what runs without numba, or for arguments the
+    kernel does not take): bfloat16 arguments widened to float32, ``twin`` in float32, and the outputs
+    at positions ``narrow`` rounded to bfloat16 when argument ``like`` is bfloat16, which is what the
+    kernel computes (NumPy on bfloat16 arrays would round after every ufunc instead)."""
+
+    def run(*args):
+        if not any(type(a) is np.ndarray and a.dtype == bfloat16 for a in args):
+            return twin(*args)
+        out = twin(*[widen(a) if type(a) is np.ndarray and a.dtype == bfloat16 else a for a in args])
+        if args[like].dtype != bfloat16:
+            return out
+        if not isinstance(out, tuple):
+            return to_half(out, bfloat16)
+        return tuple(to_half(o, bfloat16) if i in narrow and o is not None else o for i, o in enumerate(out))
+
+    run.__doc__ = twin.__doc__
+    return run

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.backend.kernels import half
 from neural_arch.backend.kernels._dispatch import dispatch
-from neural_arch.backend.kernels._jit import FAST, F, chunks, kernel
+from neural_arch.backend.kernels._jit import FAST, F, as_f32, chunks, kernel, row_done, row_out
 
 
 # -- layer norm ----------------------------------------------------------------------------------------
@@ -29,28 +30,35 @@ def _layer_norm_forward(x, w, b, eps):
 def layer_norm_forward_kernel(x, w, b, eps, y, mean, rstd):
     """two passes per row (the mean, then the variance) for accuracy"""
     rows, d = x.shape
+    xs, ys = np.empty(d, np.float32), np.empty(d, np.float32)  # (bfloat16 rows in float32)
+    wf, bf = as_f32(w, np.empty(d, np.float32)), as_f32(b, np.empty(d, np.float32))
     for r in range(rows):
+        xr = as_f32(x[r], xs)
+        yr = row_out(y, r, ys)
         s = F(0.0)
         for j in range(d):
-            s += x[r, j]
+            s += xr[j]
         mu = s / F(d)
         q = F(0.0)
         for j in range(d):
-            c = x[r, j] - mu
+            c = xr[j] - mu
             q += c * c
         rs = F(1.0) / np.sqrt(q / F(d) + eps)
         mean[r] = mu
         rstd[r] = rs
         for j in range(d):
-            y[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
+            yr[j] = (xr[j] - mu) * rs * wf[j] + bf[j]
+        row_done(y, r, yr)
 
 
-@dispatch(_layer_norm_forward)
+@dispatch(half.widened(_layer_norm_forward), first=half.KERNEL_DTYPES)
 def layer_norm_forward(x, w, b, eps):
+    """x, w, b float32 or bfloat16 (each its own); y in x's dtype, mean and rstd float32"""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     mean, rstd = np.empty(x.shape[0], np.float32), np.empty(x.shape[0], np.float32)
-    layer_norm_forward_kernel(x, np.ascontiguousarray(w), np.ascontiguousarray(b), np.float32(eps), y, mean, rstd)
+    layer_norm_forward_kernel(half.bits(x), half.bits(np.ascontiguousarray(w)), half.bits(np.ascontiguousarray(b)),
+                              np.float32(eps), half.bits(y), mean, rstd)
     return y, mean, rstd
 
 
@@ -70,32 +78,38 @@ def layer_norm_backward_kernel(g, x, w, mean, rstd, dx, dw_parts, db_parts):
     rows, d = x.shape
     n_chunks = dw_parts.shape[0]
     per = (rows + n_chunks - 1) // n_chunks
+    gs, xs, dxs = np.empty(d, np.float32), np.empty(d, np.float32), np.empty(d, np.float32)
+    wf = as_f32(w, np.empty(d, np.float32))
     for c in range(n_chunks):
         for r in range(c * per, min(rows, (c + 1) * per)):
+            gr, xr, dxr = as_f32(g[r], gs), as_f32(x[r], xs), row_out(dx, r, dxs)
             mu = mean[r]
             rs = rstd[r]
             s1 = F(0.0)
             s2 = F(0.0)
             for j in range(d):
-                xh = (x[r, j] - mu) * rs
-                gw = g[r, j] * w[j]
+                xh = (xr[j] - mu) * rs
+                gw = gr[j] * wf[j]
                 s1 += gw
                 s2 += gw * xh
-                dw_parts[c, j] += g[r, j] * xh
-                db_parts[c, j] += g[r, j]
+                dw_parts[c, j] += gr[j] * xh
+                db_parts[c, j] += gr[j]
             s1 /= F(d)
             s2 /= F(d)
             for j in range(d):
-                xh = (x[r, j] - mu) * rs
-                dx[r, j] = rs * (g[r, j] * w[j] - s1 - xh * s2)
+                xh = (xr[j] - mu) * rs
+                dxr[j] = rs * (gr[j] * wf[j] - s1 - xh * s2)
+            row_done(dx, r, dxr)
 
 
-@dispatch(_layer_norm_backward)
+@dispatch(half.widened(_layer_norm_backward, narrow=(0,), like=1), first=half.KERNEL_DTYPES)
 def layer_norm_backward(g, x, w, mean, rstd):
+    """g, x, w float32 or bfloat16; dx in x's dtype, dw and db float32 (summed over rows there)"""
     rows, d = x.shape
     dx = np.empty_like(x)
     dw, db = np.zeros((chunks(rows), d), np.float32), np.zeros((chunks(rows), d), np.float32)
-    layer_norm_backward_kernel(np.ascontiguousarray(g), x, w, mean, rstd, dx, dw, db)
+    layer_norm_backward_kernel(half.bits(np.ascontiguousarray(g)), half.bits(x), half.bits(w), mean, rstd,
+                               half.bits(dx), dw, db)
     return dx, dw.sum(axis=0), db.sum(axis=0)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.backend.kernels import half
 from neural_arch.backend.kernels._dispatch import dispatch
-from neural_arch.backend.kernels._jit import FAST, F, chunks, expf, kernel, row_max
+from neural_arch.backend.kernels._jit import FAST, F, as_f32, chunks, expf, kernel, row_done, row_max, row_out
 from neural_arch.backend.threads import policy
 
 
@@ -32,34 +33,38 @@ def _softmax(x, axes, log):
 @kernel(FAST, rows=(0, 1))
 def softmax_forward_kernel(x, y, log):
     rows, d = x.shape
+    xs, ys = np.empty(d, np.float32), np.empty(d, np.float32)  # (bfloat16 rows in float32)
     for r in range(rows):
         m = row_max(x, r, d)
+        xr, yr = as_f32(x[r], xs), row_out(y, r, ys)
         s = F(0.0)
         for j in range(d):
-            shifted = x[r, j] - m
+            shifted = xr[j] - m
             e = expf(shifted)
-            y[r, j] = shifted if log else e
+            yr[j] = shifted if log else e
             s += e
         if log:  # (x - m) - log s, stored then subtracted: fastmath may not regroup it as x - (m + log s),
             log_s = np.log(s)  # which rounds log s away when |m| is large
             for j in range(d):
-                y[r, j] -= log_s
+                yr[j] -= log_s
         else:
             inv = F(1.0) / s
             for j in range(d):
-                y[r, j] *= inv
+                yr[j] *= inv
+        row_done(y, r, yr)
 
 
 def _rows(a):
     return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
-@dispatch(_softmax)
+@dispatch(half.widened(_softmax), first=half.KERNEL_DTYPES)
 def softmax(x, axes, log):
+    """x float32 or bfloat16; y in x's dtype"""
     if axes != (x.ndim - 1,):
-        return _softmax(x, axes, log)
-    y = np.empty(x.shape, np.float32)  # a new array: aliased with x, LLVM would not vectorise the loops
-    softmax_forward_kernel(_rows(x), y.reshape(-1, x.shape[-1]), log)
+        return half.widened(_softmax)(x, axes, log)
+    y = np.empty(x.shape, x.dtype)  # a new array: aliased with x, LLVM would not vectorise the loops
+    softmax_forward_kernel(half.bits(_rows(x)), half.bits(y.reshape(-1, x.shape[-1])), log)
     return y
 
 
@@ -73,26 +78,30 @@ def _softmax_backward(y, g, axes, log):
 @kernel(FAST, rows=(0, 1, 2))
 def softmax_backward_kernel(y, g, dx, log):
     rows, d = y.shape
+    ys, gs, dxs = np.empty(d, np.float32), np.empty(d, np.float32), np.empty(d, np.float32)
     for r in range(rows):
+        yr, gr, dxr = as_f32(y[r], ys), as_f32(g[r], gs), row_out(dx, r, dxs)
         s = F(0.0)
         if log:
             for j in range(d):
-                s += g[r, j]
+                s += gr[j]
             for j in range(d):
-                dx[r, j] = g[r, j] - expf(y[r, j]) * s
+                dxr[j] = gr[j] - expf(yr[j]) * s
         else:
             for j in range(d):
-                s += g[r, j] * y[r, j]
+                s += gr[j] * yr[j]
             for j in range(d):
-                dx[r, j] = y[r, j] * (g[r, j] - s)
+                dxr[j] = yr[j] * (gr[j] - s)
+        row_done(dx, r, dxr)
 
 
-@dispatch(_softmax_backward)
+@dispatch(half.widened(_softmax_backward), first=half.KERNEL_DTYPES)
 def softmax_backward(y, g, axes, log):
+    """y, g float32 or bfloat16 (each its own); dx in y's dtype"""
     if axes != (y.ndim - 1,) or g.shape != y.shape:
-        return _softmax_backward(y, g, axes, log)
-    dx = np.empty(y.shape, np.float32)
-    softmax_backward_kernel(_rows(y), _rows(g), dx.reshape(-1, y.shape[-1]), log)
+        return half.widened(_softmax_backward)(y, g, axes, log)
+    dx = np.empty(y.shape, y.dtype)
+    softmax_backward_kernel(half.bits(_rows(y)), half.bits(_rows(g)), half.bits(dx.reshape(-1, y.shape[-1])), log)
     return dx
 
 
