@@ -106,3 +106,14 @@ def test_the_twins_round_once_as_the_kernels_do():
                       (twin["ln"][0], norm._layer_norm_forward(wide, w, b, 1e-5)[0]),
                       (twin["softmax"], softmax_loss._softmax(wide, (1,), False))]:
         _assert_rounded_from(got, want)
+
+
+def test_float16_goes_to_the_twin_in_float32():
+    """float16 has no kernel path: the twin computes in float32 and rounds once, to float16."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 64)).astype(np.float16)
+    y = softmax_loss.softmax(x, (1,), True)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, softmax_loss._softmax(x.astype(np.float32), (1,), True).astype(np.float16))
+    y, deriv = activation.gelu(x, True, True)
+    assert (y.dtype, deriv.dtype) == (np.float16, np.float32)

@@ -82,7 +82,8 @@ def to_half(x, dtype):
 
 
 # -- kernels that read and write bfloat16 themselves -----------------------------------------------------
-KERNEL_DTYPES = (_F32, np.dtype(bfloat16))  # ``dispatch(first=...)`` of a kernel with a bfloat16 path
+KERNEL_DTYPES = (_F32, np.dtype(bfloat16))
+_HALF = (np.dtype(np.float16), np.dtype(bfloat16))  # ``dispatch(first=...)`` of a kernel with a bfloat16 path
 _BITS = np.dtype(np.uint16)
 
 
@@ -93,20 +94,21 @@ def bits(a):
 
 
 def widened(twin, narrow=(0,), like=0):
-    """The NumPy twin of a kernel with a bfloat16 path (what runs without numba, or for arguments the
-    kernel does not take): bfloat16 arguments widened to float32, ``twin`` in float32, and the outputs
-    at positions ``narrow`` rounded to bfloat16 when argument ``like`` is bfloat16, which is what the
-    kernel computes (NumPy on bfloat16 arrays would round after every ufunc instead)."""
+    """The NumPy twin of a kernel with a bfloat16 path (what runs without numba, for float16, or for
+    arguments the kernel does not take): float16/bfloat16 arguments widened to float32, ``twin`` in
+    float32, and the outputs at positions ``narrow`` rounded to the dtype of argument ``like`` when it is
+    half, which is what the kernel computes (NumPy on half arrays would round after every ufunc)."""
 
     def run(*args):
-        if not any(type(a) is np.ndarray and a.dtype == bfloat16 for a in args):
+        if not any(type(a) is np.ndarray and a.dtype in _HALF for a in args):
             return twin(*args)
-        out = twin(*[widen(a) if type(a) is np.ndarray and a.dtype == bfloat16 else a for a in args])
-        if args[like].dtype != bfloat16:
+        out = twin(*[to_float32(a) if type(a) is np.ndarray and a.dtype in _HALF else a for a in args])
+        dtype = args[like].dtype
+        if dtype not in _HALF:
             return out
         if not isinstance(out, tuple):
-            return to_half(out, bfloat16)
-        return tuple(to_half(o, bfloat16) if i in narrow and o is not None else o for i, o in enumerate(out))
+            return to_half(out, dtype)
+        return tuple(to_half(o, dtype) if i in narrow and o is not None else o for i, o in enumerate(out))
 
     run.__doc__ = twin.__doc__
     return run
