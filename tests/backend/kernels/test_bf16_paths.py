@@ -117,3 +117,26 @@ def test_float16_goes_to_the_twin_in_float32():
     np.testing.assert_array_equal(y, softmax_loss._softmax(x.astype(np.float32), (1,), True).astype(np.float16))
     y, deriv = activation.gelu(x, True, True)
     assert (y.dtype, deriv.dtype) == (np.float16, np.float32)
+
+
+@pytest.mark.parametrize("shape", [(10, 65), (2 * policy.kernel_min_elements // 65 + 1, 65)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_reads_bf16_logits(shape, smoothing, jit):
+    """The losses stay float32 (torch's cross_entropy returns float32 under CPU autocast); dloss/dlogits
+    comes back in the logits' dtype, rounded once."""
+    rng = np.random.default_rng(5)
+    x = _bf16(rng, shape, scale=4.0)
+    target = rng.integers(0, shape[1], shape[0])
+    target[1] = -100  # ignored
+    loss, dx, total, counted, bad = _ran("class_nll", lambda: softmax_loss.class_nll(
+        x, target, None, -100, smoothing, True, True))
+    loss32, dx32, total32, counted32, bad32 = softmax_loss.class_nll(
+        x.astype(np.float32), target, None, -100, smoothing, True, True)
+    assert loss.dtype == np.float32
+    np.testing.assert_array_equal(loss, loss32)
+    assert (total, counted, bad) == (total32, counted32, bad32) == (total, shape[0] - 1, 0)
+    _assert_rounded_from(dx, dx32)
+    no_grad = softmax_loss.class_nll(x, target, None, -100, smoothing, True, False)
+    no_grad32 = softmax_loss.class_nll(x.astype(np.float32), target, None, -100, smoothing, True, False)
+    np.testing.assert_array_equal(no_grad[0], no_grad32[0])
+    assert no_grad[1] is None

@@ -37,12 +37,15 @@ def softmax_forward_kernel(x, y, log):
     for r in range(rows):
         m = row_max(x, r, d)
         xr, yr = as_f32(x[r], xs), row_out(y, r, ys)
+        for j in range(d):  # (sums in loops that store nothing: see cross_entropy_kernel)
+            yr[j] = xr[j] - m if log else expf(xr[j] - m)
         s = F(0.0)
-        for j in range(d):
-            shifted = xr[j] - m
-            e = expf(shifted)
-            yr[j] = shifted if log else e
-            s += e
+        if log:
+            for j in range(d):
+                s += expf(yr[j])
+        else:
+            for j in range(d):
+                s += yr[j]
         if log:  # (x - m) - log s, stored then subtracted: fastmath may not regroup it as x - (m + log s),
             log_s = np.log(s)  # which rounds log s away when |m| is large
             for j in range(d):
@@ -150,6 +153,7 @@ def cross_entropy_kernel(x, target, ignore_index, smoothing, loss, dx, want_grad
     rows, c = x.shape
     n_chunks = stats.shape[0]
     per = (rows + n_chunks - 1) // n_chunks
+    xs, dxs = np.empty(c, np.float32), np.empty(c, np.float32)  # (bfloat16 rows in float32)
     for k in range(n_chunks):
         total = 0.0
         counted = 0.0
@@ -162,25 +166,28 @@ def cross_entropy_kernel(x, target, ignore_index, smoothing, loss, dx, want_grad
                 loss[r] = F(0.0)
                 if want_grad:
                     for j in range(c):
-                        dx[r, j] = F(0.0)
+                        dx[r, j] = 0
                 continue
             m = row_max(x, r, c)
-            s = F(0.0)
+            xr = as_f32(x[r], xs)
+            # Each sum in a loop of its own that stores nothing: a loop that also wrote dx was vectorised
+            # one way for a float32 dx (which LLVM must assume may overlap x) and another for the
+            # bfloat16 path's scratch row, and the sums came out an ulp apart.
             s_shifted = F(0.0)  # sum of (x - m): with large logits, summing x itself would lose log s to rounding
+            for j in range(c):
+                s_shifted += xr[j] - m
+            s = F(0.0)
             if want_grad:  # keep e^{x - m} in dx: one exp per logit, not two
+                dxr = row_out(dx, r, dxs)
                 for j in range(c):
-                    shifted = x[r, j] - m
-                    e = expf(shifted)
-                    dx[r, j] = e
-                    s += e
-                    s_shifted += shifted
+                    dxr[j] = expf(xr[j] - m)
+                for j in range(c):
+                    s += dxr[j]
             else:
                 for j in range(c):
-                    shifted = x[r, j] - m
-                    s += expf(shifted)
-                    s_shifted += shifted
+                    s += expf(xr[j] - m)
             # lse - (1 - s) x_t - s mean(x) with lse = m + log s, written in differences from m
-            lr = (F(1.0) - smoothing) * (m - x[r, t]) - smoothing * s_shifted / F(c) + np.log(s)
+            lr = (F(1.0) - smoothing) * (m - xr[t]) - smoothing * s_shifted / F(c) + np.log(s)
             loss[r] = lr
             total += lr
             counted += 1.0
@@ -188,24 +195,28 @@ def cross_entropy_kernel(x, target, ignore_index, smoothing, loss, dx, want_grad
                 inv = F(1.0) / s
                 off = smoothing / F(c)
                 for j in range(c):
-                    dx[r, j] = dx[r, j] * inv - off
-                dx[r, t] -= F(1.0) - smoothing
+                    dxr[j] = dxr[j] * inv - off
+                dxr[t] -= F(1.0) - smoothing
+                row_done(dx, r, dxr)
         stats[k, 0] += total
         stats[k, 1] += counted
         stats[k, 2] += bad
 
 
-@dispatch(_class_nll)
+@dispatch(half.widened(_class_nll, narrow=(1,)), first=half.KERNEL_DTYPES)
 def class_nll(x, target, weight, ignore_index, smoothing, log_softmax, want_grad):
+    """x float32 or bfloat16; the losses float32 (as torch's cross_entropy under autocast), dloss/dx in
+    x's dtype"""
     if x.ndim != 2 or weight is not None or not log_softmax:
-        return _class_nll(x, target, weight, ignore_index, smoothing, log_softmax, want_grad)
+        return half.widened(_class_nll, narrow=(1,))(x, target, weight, ignore_index, smoothing, log_softmax,
+                                                      want_grad)
     x = np.ascontiguousarray(x)
     n = x.shape[0]
     loss = np.empty(n, np.float32)
     dx = np.empty_like(x) if want_grad else np.empty((1, 1), np.float32)
     stats = np.zeros((chunks(n) if x.size >= policy.kernel_min_elements else 1, 3))
-    cross_entropy_kernel(x, target.astype(np.int64, copy=False), ignore_index, np.float32(smoothing), loss, dx,
-                         want_grad, stats)
+    cross_entropy_kernel(half.bits(x), target.astype(np.int64, copy=False), ignore_index, np.float32(smoothing),
+                         loss, half.bits(dx), want_grad, stats)
     total, counted, bad = stats.sum(axis=0).tolist()
     return loss, (dx if want_grad else None), total, counted, int(bad)
 
