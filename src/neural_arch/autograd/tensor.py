@@ -19,6 +19,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.backend import device as _device
 from neural_arch.backend.dtypes import get_default_dtype, is_floating, resolve_dtype
+from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import DTypeError, GradientError, ShapeError, shape_str
 
 
@@ -366,13 +367,13 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.in_dtype = x.dtype
-        return x.astype(dtype)
+        return convert(x, dtype)  # (float32 <-> bfloat16 by the bit kernels: autocast's parameter copies)
 
     @staticmethod
     def backward(ctx, grad):
         if grad.dtype.kind == "c" and ctx.in_dtype.kind != "c":  # real -> complex: the real part flows back
             grad = grad.real
-        return grad.astype(ctx.in_dtype)
+        return convert(grad, ctx.in_dtype)
 
 
 class ToDevice(Function):

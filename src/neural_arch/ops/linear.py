@@ -66,6 +66,8 @@ def _column_sums(g2):
     faster than ``g2.sum(axis=0)`` at every size measured (BENCHMARKS.md) and a little more accurate."""
     if type(g2) is not np.ndarray or not is_floating(g2.dtype):
         return g2.sum(axis=0)
+    if g2.dtype.itemsize == 2:  # float16/bfloat16: summed in float32 and rounded once (gemm), as torch
+        return gemm.matmul(np.ones(g2.shape[0], g2.dtype), g2)
     key = (g2.shape[0], g2.dtype)
     ones = _ones_cache.get(key)
     if ones is None:

@@ -112,3 +112,15 @@ def widened(twin, narrow=(0,), like=0):
 
     run.__doc__ = twin.__doc__
     return run
+
+
+def convert(a, dtype):
+    """``a.astype(dtype)``, with float32 <-> bfloat16 through the bit kernels (a cast node's forward and
+    backward: under autocast every parameter's copy and every one of their gradients)."""
+    dtype = np.dtype(dtype)
+    if type(a) is np.ndarray:
+        if a.dtype == _F32 and dtype == bfloat16:
+            return narrow(a)
+        if a.dtype == bfloat16 and dtype == _F32:
+            return widen(a)
+    return a.astype(dtype)
