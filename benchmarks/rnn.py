@@ -1,6 +1,8 @@
 """Recurrent suite: ``nn.LSTM`` and ``nn.GRU`` forward and forward+backward against torch's, float32,
 at the word-language-model size (seq 35 x batch 20 x 2 layers x 200 hidden, input 200; issue 25's
-target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same weights.
+target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same weights. The column
+"steps split" is ours with the per-step products cut over the threads (``ops.recurrent.STEP_SPLIT_FLOPS``,
+off by default): whether to turn it on is decided by this column on a quiet machine.
 
     python -m benchmarks rnn              (``--rounds N``; ``NEURAL_ARCH_RNN_BENCH_SIZE=small`` for a smoke run)
 """
@@ -64,10 +66,19 @@ def _contenders(ours, ref, xn, xt):
         y.sum().backward()
         ours.zero_grad()
 
+    def step_na_split():
+        from neural_arch.ops import recurrent
+
+        recurrent.STEP_SPLIT_FLOPS = 1 << 21
+        try:
+            step_na()
+        finally:
+            recurrent.STEP_SPLIT_FLOPS = None
+
     def step_torch():
         y, _ = ref(xt)
         y.sum().backward()
         ref.zero_grad()
 
     return {"fwd": {"neural-arch": fwd_na, "torch": fwd_torch},
-            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch}}
+            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch, "steps split": step_na_split}}
