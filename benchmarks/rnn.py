@@ -5,6 +5,10 @@ target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same 
 off by default): whether to turn it on is decided by this column on a quiet machine.
 
     python -m benchmarks rnn              (``--rounds N``; ``NEURAL_ARCH_RNN_BENCH_SIZE=small`` for a smoke run)
+
+``NEURAL_ARCH_RNN_BENCH_THREADS=n`` runs both frameworks on n threads (``na.set_num_threads``,
+``torch.set_num_threads``): on a loaded machine, n = 1 keeps torch's OpenMP team from collapsing
+and compares the arithmetic; the target itself is measured with each framework's default.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ def run(rounds: int = 15):
     import neural_arch as na
 
     T, B, n_in, H, layers = SIZES[os.environ.get("NEURAL_ARCH_RNN_BENCH_SIZE", "lm")]
+    threads = int(os.environ.get("NEURAL_ARCH_RNN_BENCH_THREADS", "0"))
+    if threads:
+        na.set_num_threads(threads)
+        torch.set_num_threads(threads)
     x = np.random.default_rng(0).standard_normal((T, B, n_in)).astype(np.float32)
     results = []
     for kind in ("LSTM", "GRU"):
