@@ -8,8 +8,8 @@ one GEMM before the loop, and the weight gradients are one GEMM each after backw
 
 The per-step products are small (batch rows x hidden): each time loop runs inside one
 single-threaded BLAS scope and calls NumPy's matmul straight into a buffer (``_times``), and
-the forward multiplies by a row-major copy of ``W_hh^T`` rather than the transposed view (BLAS
-packs the transposed operand on every call; BENCHMARKS.md has the figures).
+the forward multiplies by a row-major copy of ``W_hh^T``: OpenBLAS was markedly slower on these
+shapes with the transposed view as its right operand (BENCHMARKS.md has the figures).
 
 Shapes (time-major): x (T, B, I); h0 (B, P) where P is the hidden size, or the projection size of
 an LSTM with ``proj_size``; c0 (B, H). Weights with torch's shapes: W_ih (G H, I), W_hh (G H, P),
@@ -108,8 +108,8 @@ def _product_into(a, b, out):
 
 
 def _row_major(w_t):
-    """A C-ordered copy of a transposed weight view (``W_hh^T``): the per-step products read it once per
-    step, and BLAS multiplies a row-major right operand without re-packing a transposed one."""
+    """A C-ordered copy of a transposed weight view (``W_hh^T``), made once per sequence: the per-step
+    products with it as their right operand run faster than with the view (see the module doc)."""
     return np.ascontiguousarray(w_t)
 
 
