@@ -113,7 +113,9 @@ def _test_exists(test_id: str, root: Path) -> bool:
     path, *parts = test_id.split("::")
     function = parts[-1].split("[")[0] if parts else ""
     file = root / path
-    return bool(function) and file.is_file() and re.search(rf"def {re.escape(function)}\(", file.read_text()) is not None
+    if not function or not file.is_file():
+        return False
+    return re.search(rf"def {re.escape(function)}\(", file.read_text()) is not None
 
 
 def load_record(root: Path = ROOT, path: Path | None = None) -> dict[str, str]:
@@ -145,7 +147,8 @@ def find_test(label: str, name: str, record: dict[str, str]) -> str | None:
 # -- the report --------------------------------------------------------------------------------------------
 def namespace_report(label: str, names: list[str], objects: dict, has, record: dict[str, str]) -> dict:
     """Counts and rows for one namespace. ``objects[name]`` is torch's object, ``has(name)`` whether we
-    have it, ``record`` what ``load_record`` returns. Rows: (name, status, test or None) with status "yes", "no" or the exclusion reason."""
+    have it, ``record`` what ``load_record`` returns. Rows: (name, status, test or None) with status "yes",
+    "no" or the exclusion reason."""
     rows = []
     for name in names:
         reason = exclusion(name, objects.get(name))
@@ -184,7 +187,8 @@ def collect(root: Path = ROOT) -> list[dict]:
 
 def summary(reports: list[dict]) -> str:
     """The per-namespace table (Markdown)."""
-    lines = ["| namespace | public names | excluded | counted | present | coverage | present with a recorded parity test |",
+    lines = ["| namespace | public names | excluded | counted | present | coverage | "
+             "present with a recorded parity test |",
              "|---|---|---|---|---|---|---|"]
     for r in reports:
         lines.append(f"| `{r['label']}` | {r['public']} | {r['public'] - r['considered']} | {r['considered']} | "

@@ -13,11 +13,11 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category, get_default_dtype, resolve_dtype
 from neural_arch.errors import DTypeError, IndexingError, ShapeError
 from neural_arch.ops import creation, elementwise, loss, loss_extra, pool, pool_extra, shape, spatial
+from neural_arch.ops import matrix_functions as mf
+from neural_arch.ops._operands import as_tensor
 from neural_arch.ops.embedding import embedding as _embedding  # (the family modules by path: ops.norm and
 from neural_arch.ops.norm import batch_norm as _batch_norm  # ops.embedding are also function names)
 from neural_arch.ops.norm import instance_norm as _instance_norm
-from neural_arch.ops import matrix_functions as mf
-from neural_arch.ops._operands import as_tensor
 
 __all__ = [
     "greater", "greater_equal", "less", "less_equal", "not_equal", "swapdims", "ravel", "clone", "detach", "ger",
