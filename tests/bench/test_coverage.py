@@ -83,3 +83,27 @@ def test_the_record_claims_only_what_a_passing_comparison_used(tmp_path):
     assert coverage.load_record(root, record) == {"torch.sum": "tests/test_a.py::test_kept"}  # test_gone: no def
     parity_record.merge({"tests/test_a.py::test_kept"}, {}, path=record)  # it ran again and compared nothing
     assert coverage.load_record(root, record) == {}
+
+
+def test_the_cuda_only_rule_names_only_what_torch_cannot_run_on_the_cpu():
+    """Each name the "CUDA-only" rule excludes fails on the CPU in torch itself; its neighbours that run on the
+    CPU (scaled_mm, grouped_mm) stay counted."""
+    import torch.nn.functional as TF
+
+    assert coverage.exclusion("scaled_grouped_mm", TF.scaled_grouped_mm).startswith("CUDA-only")
+    assert coverage.exclusion("scaled_mm", TF.scaled_mm) is None
+    assert coverage.exclusion("grouped_mm", TF.grouped_mm) is None
+    a = torch.randn(16, 16).to(torch.float8_e4m3fn)
+    b = torch.randn(2, 16, 16).to(torch.float8_e4m3fn).transpose(-2, -1)
+    row = TF.ScalingType.RowWise
+    try:
+        TF.scaled_grouped_mm(a, b, torch.ones(16), row, torch.ones(2, 16), row,
+                             offs=torch.tensor([8, 16], dtype=torch.int32))
+    except NotImplementedError as e:
+        assert "CPU" in str(e)
+    else:
+        raise AssertionError("torch runs scaled_grouped_mm on the CPU now: count it (drop it from the rule)")
+    tensorwise = TF.ScalingType.TensorWise
+    out = TF.scaled_mm(a, a.t(), torch.tensor(1.0), tensorwise, torch.tensor(1.0), tensorwise,
+                       output_dtype=torch.float32)
+    assert out.shape == (16, 16)  # a CPU user can call it: it counts (and is missing here)
