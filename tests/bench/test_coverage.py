@@ -64,9 +64,9 @@ def test_the_record_claims_only_what_a_passing_comparison_used(tmp_path):
     import neural_arch as na
 
     before = set(parity_record.pending.get(parity_record.current_test(), set()))
-    check(lambda x: x.sum(dim=0), [np.ones((2, 3))], torch_fn=lambda x: torch.sum(x, dim=x.shape[0] - 2))
+    check(lambda x: x.sum(dim=0), [np.ones((2, 3))], torch_fn=lambda x: torch.sum(x, dim=x.size(0) - 2))
     claims = parity_record.pending[parity_record.current_test()] - before
-    assert claims == {"torch.sum", "torch.Tensor.shape"}  # what the reference called, nothing of ours
+    assert claims == {"torch.sum", "torch.Tensor.size"}  # what the reference called, nothing of ours
     try:  # a failing comparison claims nothing
         check(lambda x: na.exp(x), [np.ones(2)], torch_fn=lambda x: torch.cos(x))
     except AssertionError:
@@ -107,3 +107,16 @@ def test_the_cuda_only_rule_names_only_what_torch_cannot_run_on_the_cpu():
     out = TF.scaled_mm(a, a.t(), torch.tensor(1.0), tensorwise, torch.tensor(1.0), tensorwise,
                        output_dtype=torch.float32)
     assert out.shape == (16, 16)  # a CPU user can call it: it counts (and is missing here)
+
+
+def test_the_recorder_only_watches():
+    """The reference computes the same under the recorder (a TorchFunctionMode would not: it drops l1_loss's
+    weight), and calls torch makes inside a function are not claimed."""
+    from reference_names import Recorder
+
+    x, y, w = torch.randn(3, 4), torch.randn(3, 4), torch.rand(3, 4)
+    plain = torch.nn.functional.l1_loss(x, y, weight=w)
+    with Recorder() as seen:
+        watched = torch.nn.functional.l1_loss(x, y, weight=w)
+    assert torch.equal(plain, watched)
+    assert seen.names == {"torch.nn.functional.l1_loss"}  # not the torch.abs, mean, ... it runs inside
