@@ -253,7 +253,8 @@ def render(reports: list[dict]) -> str:
                 "| name | neural-arch | parity test |", "|---|---|---|"]
         for name, status, test in r["rows"]:
             if status in ("yes", "no"):
-                out.append(f"| `{name}` | {status} | {test or ('none recorded' if status == 'yes' else '')} |")
+                cell = (test or ("none recorded" if status == "yes" else "")).replace("|", "\\|")  # ids may hold a |
+                out.append(f"| `{name}` | {status} | {cell} |")
         excluded = [(n, s) for n, s, _ in r["rows"] if s not in ("yes", "no")]
         if excluded:
             out += ["", "<details><summary>Excluded names</summary>", "",

@@ -11,6 +11,8 @@ broadcast reduction or a transposed gradient cannot hide behind a sum.
 
 from __future__ import annotations
 
+import contextlib
+
 import ml_dtypes
 import numpy as np
 import torch
@@ -141,3 +143,12 @@ def randn(*shape, seed=0, scale=1.0):
 
 def rand_pos(*shape, seed=0, low=0.5, high=2.0):
     return np.asarray(np.random.default_rng(seed).uniform(low, high, shape))
+
+
+@contextlib.contextmanager
+def reference():
+    """For a comparison written without ``check``: run the torch side inside ``with reference():``; the torch
+    names it calls are claimed for the parity record (``parity_record.py``) if the test then passes."""
+    with Recorder() as seen:
+        yield seen
+    claim(seen.names)
