@@ -221,6 +221,11 @@ case("permute_rows", lambda x: permute_rows(x, np.array([3, 0, 4, 1, 2])) if isi
      else x[np.array([3, 0, 4, 1, 2])], None, lambda: [randn(5, 3, seed=1)])
 case("selective_scan", selective_scan, torch_scan, lambda: scan_inputs())
 case("causal_depthwise_conv1d", causal_depthwise_conv1d, torch_conv, lambda: conv_inputs())
+case("igamma", lambda a, x: _lib(x).igamma(a.detach(), x) + _lib(x).igammac(a.detach(), x * 2), None,
+     lambda: [rand_pos(3, 4, seed=1, low=0.5, high=3.0), rand_pos(3, 4, seed=2, low=0.1, high=3.0)])
+case("grouped_mm", lambda a, b: F.grouped_mm(a, b, offs=np.array([2, 6], dtype=np.int32)),
+     lambda a, b: torch.cat([a[:2] @ b[0], a[2:] @ b[1]]),  # its composition (torch's kernel has no float64)
+     lambda: [randn(6, 8, seed=1), randn(2, 8, 4, seed=2)])
 
 # NOTE: per-op loosening, each as torch's OpInfo does for the same dtype
 LOOSE: dict = {}
