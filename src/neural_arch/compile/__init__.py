@@ -47,13 +47,16 @@ __all__ = ["compile", "CompiledFunction"]
 CACHE_LIMIT = 8  # signatures per function, as torch's cache_size_limit
 
 
-def compile(fn_or_module=None, *, dynamic: bool = False, fullgraph: bool = False, **options):  # noqa: A001
+def compile(fn_or_module=None, *, dynamic: bool = False, fullgraph: bool = False, fuse: bool = True,  # noqa: A001
+            **options):
     """Compile a function or module (see the module doc). Usable as ``@na.compile`` or
     ``@na.compile(fullgraph=True)``. ``dynamic`` is accepted for torch's signature; shapes are
-    always specialised. Other torch options (``mode``, ``backend``) are accepted and ignored."""
+    always specialised. Other torch options (``mode``, ``backend``) are accepted and ignored.
+    ``fuse=False`` replays every op as eager runs it (bit for bit); with ``fuse=True`` elementwise
+    chains run as generated kernels, equal to eager within float32 rounding (``compile.fusion``)."""
     if fn_or_module is None:
-        return lambda f: compile(f, dynamic=dynamic, fullgraph=fullgraph, **options)
-    return CompiledFunction(fn_or_module, fullgraph=fullgraph)
+        return lambda f: compile(f, dynamic=dynamic, fullgraph=fullgraph, fuse=fuse, **options)
+    return CompiledFunction(fn_or_module, fullgraph=fullgraph, fuse=fuse)
 
 
 class _Entry:
@@ -68,9 +71,10 @@ class _Entry:
 class CompiledFunction:
     """The callable ``na.compile`` returns; attributes of a compiled module pass through to it."""
 
-    def __init__(self, fn, fullgraph: bool = False):
+    def __init__(self, fn, fullgraph: bool = False, fuse: bool = True):
         self._fn = fn
         self._fullgraph = fullgraph
+        self._fuse = fuse
         self._cache: dict = {}
         self._modules = _modules_reached(fn)
         functools.update_wrapper(self, fn, updated=())
@@ -87,6 +91,21 @@ class CompiledFunction:
     def programs(self) -> int:
         """How many signatures are replayed."""
         return sum(e.program is not None for e in self._cache.values())
+
+    @property
+    def fused_groups(self) -> int:
+        """How many elementwise chains the replayed programs run as generated kernels."""
+        return sum(len(e.program.groups) for e in self._cache.values() if e.program is not None)
+
+    @property
+    def fusion_report(self) -> dict:
+        """What fusion did: ``groups`` (chains fused), ``group_runs`` (kernel calls that ran them, or
+        their NumPy fallback), ``optimizer_runs`` (optimizer steps run as one call per group)."""
+        programs = [e.program for e in self._cache.values() if e.program is not None]
+        return {"groups": sum(len(p.groups) for p in programs),
+                "group_runs": sum(g.runs for p in programs for g in p.groups),
+                "chains": [repr(g) for p in programs for g in p.groups],
+                "optimizer_runs": sum(o.runs for p in programs for o in p.optimizers)}
 
     def __call__(self, *args, **kwargs):
         if STATE.anomaly:
@@ -111,7 +130,7 @@ class CompiledFunction:
             entry.first = rec
         else:
             try:
-                entry.program = Program(entry.first, rec)
+                entry.program = Program(entry.first, rec, fuse=self._fuse)
             except Refused as e:
                 self._refuse(entry, str(e))
             entry.first = None
