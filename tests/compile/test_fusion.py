@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.compile.test_compile import MODELS, REFUSED, _mlp, _run, _xy
 
 import neural_arch as na
 from neural_arch import nn, optim
 from neural_arch.backend import kernels
-from tests.compile.test_compile import MODELS, REFUSED, _mlp, _run, _xy
 
 # models whose step has elementwise chains (bias + gelu, dropout + residual add, add + relu, mul + add)
 CHAINED = {"gpt2", "bert", "modern", "mamba", "resnet", "idefics", "mlp"}

@@ -57,7 +57,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NEURAL_ARCH_KERNEL_CACHE") or Path.home() / ".cache" / "neural-arch" / "kernels")
 
 
-def op_lines(kind: str, v: str, args: list, options: dict, with_deriv: bool, k: int) -> list:
+def op_lines(kind: str, params: dict, v: str, args: list, with_deriv: bool, k: int) -> list:
     """The statements computing op ``k`` (``v`` its value's name, ``args`` its operands' names) as its
     eager kernel computes it; a derivative it saves is ``d{k}``."""
     a = args[0]
@@ -79,6 +79,14 @@ def op_lines(kind: str, v: str, args: list, options: dict, with_deriv: bool, k: 
             lines += [f"du{k} = F({SQRT_2_OVER_PI!r}) * (F(1.0) + F(0.134145) * {a} * {a})",
                       f"d{k} = s{k} + F(2.0) * {a} * s{k} * (F(1.0) - s{k}) * du{k}"]
         return lines
+    if kind == "silu":  # silu_forward_with_grad (alpha: a float32 scalar there, a literal here)
+        alpha = f"F({float(params['alpha'])!r})"
+        lines = [f"s{k} = sigmoidf({alpha} * {a})", f"{v} = {a} * s{k}"]
+        if with_deriv:
+            lines.append(f"d{k} = s{k} + {alpha} * {a} * s{k} * (F(1.0) - s{k})")
+        return lines
+    if kind == "sigmoid":  # sigmoid_forward: a NaN stays NaN
+        return [f"{v} = {a} if np.isnan({a}) else sigmoidf({a})"]
     if kind == "gelu":  # gelu_forward_with_grad
         lines = [f"cdf{k}, gauss{k} = normal_cdf_and_gauss({a})", f"{v} = {a} * cdf{k}"]
         if with_deriv:
@@ -87,7 +95,7 @@ def op_lines(kind: str, v: str, args: list, options: dict, with_deriv: bool, k: 
     raise ValueError(kind)
 
 
-FAST_KINDS = {"gelu", "gelu_tanh"}  # ops whose eager kernels are compiled with fastmath
+FAST_KINDS = {"gelu", "gelu_tanh", "silu", "sigmoid"}  # ops whose eager kernels are compiled with fastmath
 
 
 def build(group) -> object:
@@ -106,7 +114,7 @@ def build(group) -> object:
     fast = False
     for k, m in enumerate(group.members):
         names = [f"x{src[1]}" if src[0] == "ext" else f"v{src[1]}" for src in m.sources]
-        body += op_lines(m.kind, f"v{k}", names, FAST, k in group.derivs, k)
+        body += op_lines(m.kind, m.params, f"v{k}", names, k in group.derivs, k)
         fast = fast or m.kind in FAST_KINDS
     body += [f"out{k}[r, c] = v{k}" for k in group.stored]
     body += [f"deriv{k}[r, c] = d{k}" for k in group.derivs]

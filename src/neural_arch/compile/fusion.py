@@ -1,24 +1,24 @@
 """Fusing elementwise chains of a captured program into generated kernels, with a static buffer plan.
 
 A *group* is a run of consecutive forward ops of the program, each elementwise (add, sub, mul, relu,
-gelu, counter-based dropout), all producing float32 arrays of one shape, each after the first reading
-an earlier one's output: bias + GELU, bias + dropout + residual add, bias + ReLU. The group runs as one
-generated kernel (``codegen``): one pass over memory instead of one per op, and a value nothing else
-reads (the biased product before GELU) is never written at all.
+sigmoid, gelu, silu, counter-based dropout), all producing float32 arrays of one shape, each after the
+first reading an earlier one's output: bias + GELU, bias + dropout + residual add, bias + ReLU,
+SiLU(gate) * up. The group runs as one generated kernel (``codegen``): one pass over memory instead of
+one per op, and a value nothing else reads (the biased product before GELU) is never written at all.
 
 The backward is untouched: each op of the group still gets its own graph node (``ctx``) holding what
-its eager ``forward`` would have saved (GELU's derivative, ReLU's output, Mul's inputs, dropout's
-seed), so the backward walk runs each op's own ``backward`` in the engine's recorded order.
+its eager ``forward`` would have saved (GELU's and SiLU's derivative, ReLU's and sigmoid's output,
+Mul's inputs, dropout's seed), so the backward walk runs each op's own ``backward`` in the engine's recorded order.
 
 Static buffers: the values a group stores are written into arrays the group allocates on its first
 replay and reuses on every later one (``out=``), instead of a new array per op per step. Such a value
 must never outlive the replay: one the call returns gets a new array each time (``escapes``), and the
-program copies any returned array or leaf gradient that is a view of a buffer (``owns``).
+program copies any returned array or leaf gradient that is a view of a buffer (``program._in``).
 
 Equality with eager: add, sub, mul, relu and dropout are exact operations, spelled as their eager
-kernels spell them: bit for bit. GELU's eager kernel is compiled with ``fastmath``, so LLVM may choose
-other contractions in the fused loop: within a few float32 ulps (the tests state the tolerance).
-``na.compile(..., fuse=False)`` keeps the unfused, bit-exact replay. With the kernels off
+kernels spell them: bit for bit. GELU's, SiLU's and sigmoid's eager kernels are compiled with
+``fastmath``, so LLVM may choose other contractions in the fused loop: within a few float32 ulps (the
+tests state the tolerance). ``na.compile(..., fuse=False)`` keeps the unfused, bit-exact replay. With the kernels off
 (``NEURAL_ARCH_JIT=0``) a group runs its ops one by one with NumPy, the stored ones ``out=`` into the
 buffers: bit for bit the eager NumPy twins.
 """
@@ -30,13 +30,17 @@ import math
 import numpy as np
 
 from neural_arch.backend.kernels import _dispatch
+from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.compile import codegen
-from neural_arch.ops.activation import GELU, ReLU
+from neural_arch.ops.activation import GELU, ReLU, SiLU
 from neural_arch.ops.dropout import CounterDropout, _draw
-from neural_arch.ops.elementwise import Add, Mul, Sub
+from neural_arch.ops.elementwise import Add, Mul, Sigmoid, Sub
 
 _F32 = np.dtype(np.float32)
-_KINDS = {Add: "add", Sub: "sub", Mul: "mul", ReLU: "relu", CounterDropout: "dropout"}
+_KINDS = {Add: "add", Sub: "sub", Mul: "mul", ReLU: "relu", Sigmoid: "sigmoid", SiLU: "silu",
+          CounterDropout: "dropout"}
+_DERIV = {"gelu", "gelu_tanh", "silu"}  # ops that save dy/dx, computed with y
+_SAVE_OUTPUT = {"relu", "sigmoid"}  # ops that save y
 _UFUNC = {"add": np.add, "sub": np.subtract, "mul": np.multiply}
 
 
@@ -46,6 +50,8 @@ def kind_of(fn, params) -> str | None:
         return {"tanh": "gelu_tanh", "none": "gelu"}.get(params.get("approximate"))
     kind = _KINDS.get(fn)
     if kind == "dropout" and not (isinstance(params.get("p"), float | int) and 0 <= params["p"] < 1):
+        return None
+    if kind == "silu" and not isinstance(params.get("alpha"), float | int):
         return None
     return kind
 
@@ -85,7 +91,8 @@ class Group:
         self.runs += 1
         draws = {k: _draw(m.params["p"], m.params.get("generator"))
                  for k, m in enumerate(self.members) if m.kind == "dropout"}
-        outs = {key: self._buffer(key) for key in [("out", k) for k in self.stored] + [("deriv", k) for k in self.derivs]}
+        keys = [("out", k) for k in self.stored] + [("deriv", k) for k in self.derivs]
+        outs = {key: self._buffer(key) for key in keys}
         if _dispatch.active() and all(type(a) is np.ndarray and a.dtype == _F32 for a in raws):
             results = self._fused(raws, outs, draws)
         else:
@@ -135,9 +142,9 @@ class Group:
                 y = _UFUNC[m.kind](ins[0], ins[1], out=out) if out is not None else _UFUNC[m.kind](ins[0], ins[1])
             elif m.kind == "relu":
                 y = np.maximum(ins[0], 0, out=out) if out is not None else np.maximum(ins[0], 0)
-            else:  # gelu, dropout: their own forward (allocates), copied into the buffer
+            else:  # gelu, silu, sigmoid, dropout: their own forward (allocates), copied into the buffer
                 ctx = _Scratch(m.needs)
-                y = _dropout_with(draws[k], ins[0]) if m.kind == "dropout" else m.fn.forward(ctx, ins[0], **m.params)
+                y = apply_mask(ins[0], *draws[k]) if m.kind == "dropout" else m.fn.forward(ctx, ins[0], **m.params)
                 deriv = outs.get(("deriv", k))
                 if deriv is not None:
                     np.copyto(deriv, ctx._saved[0])
@@ -158,20 +165,14 @@ class _Scratch:
         self._saved = arrays
 
 
-def _dropout_with(draw, x):
-    from neural_arch.backend.kernels.dropout import apply_mask
-
-    return apply_mask(x, *draw)
-
-
 def _save(ctx, m, ins, out, deriv, draw):
     """What the op's eager ``forward`` saves on its ctx."""
     kind = m.kind
     if kind == "mul":
         ctx._saved = (ins[0] if m.needs[1] else None, ins[1] if m.needs[0] else None)
-    elif kind == "relu":
+    elif kind in _SAVE_OUTPUT:
         ctx._saved = (out,)
-    elif kind in ("gelu", "gelu_tanh"):
+    elif kind in _DERIV:
         ctx._saved = (deriv,)
     elif kind == "dropout":
         ctx.draw = draw
@@ -206,10 +207,10 @@ def plan(steps, meta, read_outside, output_ops, expand):
         for k, m in enumerate(group.members):
             consumer_saves = any(src == ("mem", k) and _save_reads_inputs(o.kind) for o in group.members
                                  for src in o.sources)
-            if (k == len(group.members) - 1 or m.kind == "relu" or consumer_saves
+            if (k == len(group.members) - 1 or m.kind in _SAVE_OUTPUT or consumer_saves
                     or read_outside(m.j, inside) or m.j in output_ops):
                 group.stored.append(k)
-            if m.kind in ("gelu", "gelu_tanh") and m.needs[0]:
+            if m.kind in _DERIV and m.needs[0]:
                 group.derivs.append(k)
             if m.j in output_ops:
                 group.escapes.add(k)
@@ -282,7 +283,7 @@ def _group(items, meta, expand):
     cols = next((c for _, _, (_, _, _, c) in items if c is not None), None) or (shape[-1] if shape else 1)
     group = Group(shape, cols)
     member_of = {}
-    for s, step, (kind, _, layouts, _) in items:
+    for _, step, (kind, _, layouts, _) in items:
         _, j, fn, inputs, params, dynamic, needs, _ = step
         sources = []
         for ref, layout in zip(inputs, layouts):
