@@ -15,16 +15,24 @@ How it works (torch.compile's name, a much smaller machine):
    way it cannot name refuses the capture, and that signature stays eager.
 3. Later calls replay the program: each op's ``forward`` on arrays, the backward walk in the
    engine's recorded order, the optimizer calls. No Tensor, graph node or engine per op, and each
-   intermediate array is dropped after its last reader. Results are bit for bit the eager ones: the
-   same functions run on the same arrays in the same order.
+   intermediate array is dropped after its last reader. With ``fuse=False`` results are bit for bit
+   the eager ones: the same functions run on the same arrays in the same order.
+4. With ``fuse=True`` (the default) runs of elementwise ops (bias + GELU, dropout + residual add, ...)
+   run as numba kernels generated from the recorded ops, writing into arrays allocated once per
+   program (``fusion``, ``codegen``), and an Adam/AdamW step runs as one kernel call per parameter
+   group (``optimizer``). Each fused op still gets its own graph node, so the backward is unchanged;
+   results equal eager within float32 rounding (bit for bit where the fused kernel does the same float
+   operations in the same order: all but the fastmath activations). ``compiled.fusion_report`` says
+   what was fused and how often it ran.
 
 Refused (the signature runs eagerly; ``fullgraph=True`` raises ``CompileError`` with the reason):
 Python that reads a tensor's values (``.item()``, ``if loss > x``), in-place writes outside the ops,
 random numbers drawn outside an op, gradient hooks, ``optimizer.step(closure)``, a function that
 returns a tensor which needs grad without calling ``backward()`` itself (compile the whole training
 step instead), anomaly mode. Autocast's casts are ops of their own (``Cast``), recorded like any other,
-and the autocast state is part of the guard. Not done (see NOTES.md): generated fused kernels, a static
-memory plan beyond freeing, shape-generic (``dynamic=True``) programs: every new shape is captured anew.
+and the autocast state is part of the guard. Not done (see NOTES.md): fusing across a reduction (the
+residual add into layer_norm), buffers shared between values by liveness, shape-generic
+(``dynamic=True``) programs: every new shape is captured anew.
 """
 
 from __future__ import annotations
