@@ -18,8 +18,8 @@ import neural_arch as na
 from neural_arch import nn, optim
 from neural_arch.backend import kernels
 
-# models whose step has elementwise chains (bias + gelu, dropout + residual add, add + relu, mul + add)
-CHAINED = {"gpt2", "bert", "modern", "mamba", "resnet", "idefics", "mlp"}
+# models whose step has elementwise chains (bias + gelu, dropout + residual add + layer_norm, add + relu, mul + add)
+CHAINED = {"gpt2", "bert", "modern", "mamba", "resnet", "idefics", "mlp", "vit", "clip"}
 # models with a parameter that gets no gradient in their step: the optimizer runs its own step
 PARTLY_TRAINED = {"idefics"}
 

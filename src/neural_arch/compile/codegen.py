@@ -14,6 +14,10 @@ computes each op's value in registers and stores only the values something else 
                 v0 = x0 + x1                           # Add
                 ...
 
+A group may end with a layer norm over the trailing axis (``cols``): after a row's elementwise values
+are stored, the eager layer norm kernel normalises that row while it is still in cache (the residual
+add + layer_norm input).
+
 The source is written to a file in the kernel cache (``$NEURAL_ARCH_KERNEL_CACHE``, default
 ``~/.cache/neural-arch/kernels``) named by its hash, and imported from there, so that numba's
 ``cache=True`` keeps the compiled machine code on disk like the hand-written kernels'. Each op's
@@ -40,13 +44,15 @@ import numpy as np
 from neural_arch.backend.kernels._jit import F, U, sigmoidf
 from neural_arch.backend.kernels.activation import normal_cdf_and_gauss
 from neural_arch.backend.kernels.dropout import _splitmix64
+from neural_arch.backend.kernels.norm import layer_norm_forward_kernel
+
+layer_norm_row = layer_norm_forward_kernel.serial
 
 
 def fused({args}):
     cols = {first}.shape[1]
     for r in range({first}.shape[0]):
         base = (U(start) + U(r)) * U(cols)
-        for c in range(cols):
 """
 
 _loaded: dict = {}  # source hash -> Kernel
@@ -102,25 +108,29 @@ def build(group) -> object:
     """The kernel of ``group`` (a ``fusion.Group``): generated, written, imported and wrapped in a
     threaded :class:`~neural_arch.backend.kernels._jit.Kernel` (row ranges over the outputs and the
     full-shape operands; ``start`` tells each range its first row)."""
-    outs = [f"out{k}" for k in group.stored] + [f"deriv{k}" for k in group.derivs]
+    outs = [f"out{k}" for k in group.stored] + [f"deriv{k}" for k in group.derivs] + \
+        [f"{name}{k}" for k in group.stats for name in ("mean", "rstd")]
     ins = [f"in{i}" for i in range(len(group.externals))]
     scalars = [f"{name}{k}" for k, m in enumerate(group.members) if m.kind == "dropout"
                for name in ("seed", "threshold", "scale")]
     args = outs + ins + ["start"] + scalars
+    tail = group.members[-1] if group.members[-1].kind == "layer_norm" else None
     body = []
     for i, layout in enumerate(group.layouts):
-        index = {"full": "[r, c]", "cols": "[c]", "scalar": "[0]"}[layout]
-        body.append(f"x{i} = in{i}{index}")
+        if tail is None or ("ext", i) not in tail.sources:
+            body.append(f"x{i} = in{i}" + {"full": "[r, c]", "cols": "[c]", "scalar": "[0]"}[layout])
     fast = False
-    for k, m in enumerate(group.members):
+    for k, m in enumerate(group.members[:-1] if tail else group.members):
         names = [f"x{src[1]}" if src[0] == "ext" else f"v{src[1]}" for src in m.sources]
         body += op_lines(m.kind, m.params, f"v{k}", names, k in group.derivs, k)
         fast = fast or m.kind in FAST_KINDS
-    body += [f"out{k}[r, c] = v{k}" for k in group.stored]
+    body += [f"out{k}[r, c] = v{k}" for k in group.stored if group.members[k] is not tail]
     body += [f"deriv{k}[r, c] = d{k}" for k in group.derivs]
     what = " -> ".join(m.kind for m in group.members)
-    source = _HEADER.format(what=what, args=", ".join(args), first=outs[0]) + \
+    source = _HEADER.format(what=what, args=", ".join(args), first=outs[0]) + "        for c in range(cols):\n" + \
         "".join(f"            {line}\n" for line in body)
+    if tail is not None:
+        source += "".join(f"        {line}\n" for line in _layer_norm_lines(tail, len(group.members) - 1))
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     cached = _loaded.get(digest)
     if cached is None:
@@ -128,6 +138,17 @@ def build(group) -> object:
         rows = tuple(range(len(outs))) + tuple(len(outs) + i for i, lay in enumerate(group.layouts) if lay == "full")
         cached = _loaded[digest] = kernel(FAST if fast else EXACT, rows=rows, offset=len(outs) + len(ins))(fn)
     return cached
+
+
+def _layer_norm_lines(m, k) -> list:
+    """A row's layer norm, once the row's elementwise values are stored: ``layer_norm_forward_kernel``'s
+    own compiled loop on that one row (rows are independent: bit for bit the eager op). Inlining its
+    arithmetic instead would compile the whole group with its fastmath, and LLVM then contracted the
+    group's exact mul + add into one rounding (an FMA)."""
+    x = f"out{m.sources[0][1]}"
+    w, b = (f"in{i}" for _, i in m.sources[1:])
+    eps = f"F({float(m.params['eps'])!r})"
+    return [f"layer_norm_row({x}[r:r + 1], {w}, {b}, {eps}, out{k}[r:r + 1], mean{k}[r:r + 1], rstd{k}[r:r + 1])"]
 
 
 def _import(source: str, digest: str):

@@ -1,9 +1,9 @@
 """Fusing elementwise chains of a captured program into generated kernels, with a static buffer plan.
 
 A *group* is a run of consecutive forward ops of the program, each elementwise (add, sub, mul, relu,
-sigmoid, gelu, silu, counter-based dropout), all producing float32 arrays of one shape, each after the
-first reading an earlier one's output: bias + GELU, bias + dropout + residual add, bias + ReLU,
-SiLU(gate) * up. The group runs as one generated kernel (``codegen``): one pass over memory instead of
+sigmoid, gelu, silu, counter-based dropout) and possibly a final layer norm over the trailing axis, all
+producing float32 arrays of one shape, each after the first reading an earlier one's output: bias +
+GELU, bias + dropout + residual add + layer_norm, bias + ReLU, SiLU(gate) * up. The group runs as one generated kernel (``codegen``): one pass over memory instead of
 one per op, and a value nothing else reads (the biased product before GELU) is never written at all.
 
 The backward is untouched: each op of the group still gets its own graph node (``ctx``) holding what
@@ -17,10 +17,13 @@ program copies any returned array or leaf gradient that is a view of a buffer (`
 
 Equality with eager: add, sub, mul, relu and dropout are exact operations, spelled as their eager
 kernels spell them: bit for bit. GELU's, SiLU's and sigmoid's eager kernels are compiled with
-``fastmath``, so LLVM may choose other contractions in the fused loop: within a few float32 ulps (the
-tests state the tolerance). ``na.compile(..., fuse=False)`` keeps the unfused, bit-exact replay. With the kernels off
-(``NEURAL_ARCH_JIT=0``) a group runs its ops one by one with NumPy, the stored ones ``out=`` into the
-buffers: bit for bit the eager NumPy twins.
+``fastmath``, so a group holding one is too, and LLVM may choose other contractions in it: within a few
+float32 ulps (the tests state the tolerance). Such a group holds no product before its last op
+(fastmath turned dropout + residual add into one FMA, a rounding eager does not make), and a final
+layer norm runs the eager kernel's own compiled loop per row (``codegen``). ``na.compile(...,
+fuse=False)`` keeps the unfused, bit-exact replay. With the kernels off (``NEURAL_ARCH_JIT=0``) a group
+runs its ops one by one with NumPy (add, sub, mul, relu ``out=`` into the buffers, the others through
+their own forward): bit for bit the eager NumPy twins.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from neural_arch.compile import codegen
 from neural_arch.ops.activation import GELU, ReLU, SiLU
 from neural_arch.ops.dropout import CounterDropout, _draw
 from neural_arch.ops.elementwise import Add, Mul, Sigmoid, Sub
+from neural_arch.ops.norm import LayerNorm
 
 _F32 = np.dtype(np.float32)
 _KINDS = {Add: "add", Sub: "sub", Mul: "mul", ReLU: "relu", Sigmoid: "sigmoid", SiLU: "silu",
@@ -53,6 +57,8 @@ def kind_of(fn, params) -> str | None:
         return None
     if kind == "silu" and not isinstance(params.get("alpha"), float | int):
         return None
+    if fn is LayerNorm and params.get("has_w") and params.get("has_b"):
+        return "layer_norm"  # (only as the last op of a group: it needs the whole row)
     return kind
 
 
@@ -77,6 +83,7 @@ class Group:
         self.layouts: list = []  # per operand: "full" (the group's shape), "cols" (trailing axes), "scalar"
         self.stored: list = []  # members whose value is written out
         self.derivs: list = []  # members (GELU) whose saved derivative is written out
+        self.stats: list = []  # members (a final layer norm) whose row means and 1/std are written out
         self.escapes: set = set()  # stored members the call returns: a new array each replay
         self.buffers: dict = {}  # ("out" | "deriv", k) -> the static array
         self.kernel = None
@@ -91,26 +98,31 @@ class Group:
         self.runs += 1
         draws = {k: _draw(m.params["p"], m.params.get("generator"))
                  for k, m in enumerate(self.members) if m.kind == "dropout"}
-        keys = [("out", k) for k in self.stored] + [("deriv", k) for k in self.derivs]
+        keys = [("out", k) for k in self.stored] + [("deriv", k) for k in self.derivs] + \
+            [(name, k) for k in self.stats for name in ("mean", "rstd")]
         outs = {key: self._buffer(key) for key in keys}
+        new = [new_ctx(m.fn, m.needs) for m in self.members]
         if _dispatch.active() and all(type(a) is np.ndarray and a.dtype == _F32 for a in raws):
             results = self._fused(raws, outs, draws)
+            saved_by_forward = ()
         else:
-            results = self._one_by_one(raws, outs, draws)
+            results, saved_by_forward = self._one_by_one(raws, outs, draws, new)
         for k, m in enumerate(self.members):
-            ctx = new_ctx(m.fn, m.needs)
+            ctx = new[k]
             ctx.out_shape = self.shape
-            ins = [raws[i] if src == "ext" else results[i] for src, i in m.sources]
-            _save(ctx, m, ins, results[k], outs.get(("deriv", k)), draws.get(k))
+            if k not in saved_by_forward:
+                ins = [raws[i] if src == "ext" else results[i] for src, i in m.sources]
+                _save(ctx, m, ins, results[k], outs, k, draws.get(k))
             ctxs[m.j] = ctx
             vals[m.j] = results[k]
 
     def _buffer(self, key):
+        shape = (self.rows,) if key[0] in ("mean", "rstd") else self.shape
         if key[0] == "out" and key[1] in self.escapes:
-            return np.empty(self.shape, _F32)
+            return np.empty(shape, _F32)
         buf = self.buffers.get(key)
         if buf is None:
-            buf = self.buffers[key] = np.empty(self.shape, _F32)
+            buf = self.buffers[key] = np.empty(shape, _F32)
         return buf
 
     def _fused(self, raws, outs, draws):
@@ -129,12 +141,15 @@ class Group:
         for k in sorted(draws):
             seed, threshold, scale = draws[k]
             scalars += [seed, threshold, np.float32(scale)]
-        self.kernel(*[o.reshape(shaped) for o in outs.values()], *ins, 0, *scalars)
+        arrays = [o if key[0] in ("mean", "rstd") else o.reshape(shaped) for key, o in outs.items()]
+        self.kernel(*arrays, *ins, 0, *scalars)
         return [outs.get(("out", k)) for k in range(len(self.members))]
 
-    def _one_by_one(self, raws, outs, draws):
-        """NumPy, each op as its eager twin computes it; stored values ``out=`` into their buffers."""
-        results = []
+    def _one_by_one(self, raws, outs, draws, ctxs):
+        """NumPy, each op as its eager twin computes it; the add/sub/mul/relu values a group stores go
+        ``out=`` into their buffers, the other ops run their own ``forward`` on their ctx. Returns the
+        values and the members whose forward saved its own ctx."""
+        results, own = [], set()
         for k, m in enumerate(self.members):
             ins = [raws[i] if src == "ext" else results[i] for src, i in m.sources]
             out = outs.get(("out", k))
@@ -142,44 +157,34 @@ class Group:
                 y = _UFUNC[m.kind](ins[0], ins[1], out=out) if out is not None else _UFUNC[m.kind](ins[0], ins[1])
             elif m.kind == "relu":
                 y = np.maximum(ins[0], 0, out=out) if out is not None else np.maximum(ins[0], 0)
-            else:  # gelu, silu, sigmoid, dropout: their own forward (allocates), copied into the buffer
-                ctx = _Scratch(m.needs)
-                y = apply_mask(ins[0], *draws[k]) if m.kind == "dropout" else m.fn.forward(ctx, ins[0], **m.params)
-                deriv = outs.get(("deriv", k))
-                if deriv is not None:
-                    np.copyto(deriv, ctx._saved[0])
-                if out is not None:
-                    np.copyto(out, y)
-                    y = out
+            elif m.kind == "dropout":
+                y = apply_mask(ins[0], *draws[k])
+            else:  # gelu, silu, sigmoid, layer_norm
+                y = m.fn.forward(ctxs[k], *ins, **m.params)
+                own.add(k)
             results.append(y)
-        return results
+        return results, own
 
 
-class _Scratch:
-    """A throwaway ctx for calling an op's forward in the NumPy fallback."""
-
-    def __init__(self, needs):
-        self.needs_input_grad, self._saved = needs, ()
-
-    def save_for_backward(self, *arrays):
-        self._saved = arrays
-
-
-def _save(ctx, m, ins, out, deriv, draw):
-    """What the op's eager ``forward`` saves on its ctx."""
+def _save(ctx, m, ins, out, outs, k, draw):
+    """What the op's eager ``forward`` saves on its ctx (``outs``: the group's written arrays)."""
     kind = m.kind
     if kind == "mul":
         ctx._saved = (ins[0] if m.needs[1] else None, ins[1] if m.needs[0] else None)
     elif kind in _SAVE_OUTPUT:
         ctx._saved = (out,)
     elif kind in _DERIV:
-        ctx._saved = (deriv,)
+        ctx._saved = (outs.get(("deriv", k)),)
     elif kind == "dropout":
         ctx.draw = draw
+    elif kind == "layer_norm":  # LayerNorm.forward's ctx
+        d = m.params["d"]
+        ctx._saved = (ins[0].reshape(-1, d), ins[1].reshape(-1), outs[("mean", k)], outs[("rstd", k)])
+        ctx.shape, ctx.has_w, ctx.has_b, ctx.w_shape = ins[0].shape, True, True, ins[1].shape
 
 
 def _save_reads_inputs(kind) -> bool:
-    return kind == "mul"
+    return kind in ("mul", "layer_norm")
 
 
 # -- planning ----------------------------------------------------------------------------------------------
@@ -195,9 +200,11 @@ def plan(steps, meta, read_outside, output_ops, expand):
             continue
         if current is not None and _joins(current, step, member, expand):
             current[1].append((s, step, member))
-        else:
+        elif member[0] != "layer_norm":  # (a layer norm only ends a group)
             current = (s, [(s, step, member)])
             runs.append(current)
+        else:
+            current = None
     groups = {}
     for start, items in runs:
         if len(items) < 2:
@@ -212,6 +219,8 @@ def plan(steps, meta, read_outside, output_ops, expand):
                 group.stored.append(k)
             if m.kind in _DERIV and m.needs[0]:
                 group.derivs.append(k)
+            if m.kind == "layer_norm":
+                group.stats.append(k)
             if m.j in output_ops:
                 group.escapes.add(k)
         groups[start] = (group, inside)
@@ -263,12 +272,18 @@ def _joins(current, step, member, expand):
     items = current[1]
     kind, shape, layouts, cols = member
     first = items[0][2]
-    if shape != first[1]:
+    if shape != first[1] or items[-1][2][0] == "layer_norm":
         return False
+    member_ops = {it[1][1] for it in items}
+    if kind == "layer_norm" and (layouts != ["full", "cols", "cols"] or step[4]["d"] != cols
+                                 or step[3][0][0] != "op" or step[3][0][1] not in member_ops):
+        return False  # (it normalises a value of the group, over the group's cols)
     group_cols = next((c for _, _, (_, _, _, c) in items if c is not None), None)
     if cols is not None and group_cols is not None and cols != group_cols:
         return False
-    member_ops = {it[1][1] for it in items}
+    kinds = {it[2][0] for it in items}
+    if (kinds | {kind}) & codegen.FAST_KINDS and kinds & {"mul", "dropout"}:
+        return False  # (a fastmath kernel may contract that product with a later add: one rounding, not two)
     direct = False
     for ref in step[3]:
         if ref[0] == "op" and ref[1] in member_ops:
