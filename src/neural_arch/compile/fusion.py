@@ -3,12 +3,14 @@
 A *group* is a run of consecutive forward ops of the program, each elementwise (add, sub, mul, relu,
 sigmoid, gelu, silu, counter-based dropout) and possibly a final layer norm over the trailing axis, all
 producing float32 arrays of one shape, each after the first reading an earlier one's output: bias +
-GELU, bias + dropout + residual add + layer_norm, bias + ReLU, SiLU(gate) * up. The group runs as one generated kernel (``codegen``): one pass over memory instead of
-one per op, and a value nothing else reads (the biased product before GELU) is never written at all.
+GELU, bias + dropout + residual add + layer_norm, bias + ReLU, SiLU(gate) * up. The group runs as one
+generated kernel (``codegen``): one pass over memory instead of one per op, and a value nothing else
+reads (the biased product before GELU) is never written at all.
 
 The backward is untouched: each op of the group still gets its own graph node (``ctx``) holding what
 its eager ``forward`` would have saved (GELU's and SiLU's derivative, ReLU's and sigmoid's output,
-Mul's inputs, dropout's seed), so the backward walk runs each op's own ``backward`` in the engine's recorded order.
+Mul's inputs, dropout's seed, layer norm's row statistics), so the backward walk runs each op's own
+``backward`` in the engine's recorded order.
 
 Static buffers: the values a group stores are written into arrays the group allocates on its first
 replay and reuses on every later one (``out=``), instead of a new array per op per step. Such a value
