@@ -113,3 +113,36 @@ def test_the_fused_optimizer_follows_groups_and_a_scheduler_bit_for_bit():
             assert all(s["step"] == 6 for s in opt.state.values())
     for a, b in zip(*runs):
         assert np.array_equal(a, b)
+
+
+def test_a_group_large_enough_to_split_over_the_threads_equals_eager_bit_for_bit():
+    """Row ranges on several threads: dropout's counter and the layer norm rows must follow each range."""
+    import neural_arch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x, r, w, b, bias = (na.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
+                        for s in ((128, 2048), (128, 2048), (2048,), (2048,), (2048,)))
+
+    def f(x, r):
+        h = F.gelu(x + bias, approximate="tanh")
+        y = F.layer_norm(F.dropout(x + bias, 0.2) + r, (2048,), w, b)
+        z = (y * h).sum()
+        z.backward()
+        return z
+
+    def run(fn):
+        na.manual_seed(1)
+        out = []
+        for _ in range(4):
+            for t in (x, r, w, b, bias):
+                t.grad = None
+            out += [fn(x, r).detach().numpy().copy()] + [t.grad.numpy().copy() for t in (x, r, w, b, bias)]
+        return out
+
+    eager = run(f)
+    compiled = na.compile(f)
+    fused = run(compiled)
+    assert compiled.fusion_report["chains"] == ["Group(add -> gelu_tanh, (128, 2048))",
+                                                "Group(add -> dropout -> add -> layer_norm, (128, 2048))"]
+    for a, c in zip(eager, fused):
+        np.testing.assert_allclose(c, a, rtol=1e-6, atol=1e-6)
