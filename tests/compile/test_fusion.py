@@ -31,7 +31,7 @@ def _close(eager, fused):
 
 
 @pytest.mark.parametrize("name", sorted(set(MODELS) - set(REFUSED)))
-def test_a_fused_training_step_equals_eager(name):
+def test_a_fused_training_step_equals_eager(name, jit):
     eager_losses, eager_state, _ = _run(name, compiled=False)
     losses, state, fn = _run(name, compiled=True, fuse=True)
     assert fn.refusals == [] and fn.programs == 1
@@ -82,7 +82,7 @@ def test_a_returned_fused_value_and_a_view_of_one_are_new_arrays_each_call():
         assert np.array_equal(flat.numpy(), ((x - b.numpy()) * b.numpy()).reshape(-1))
 
 
-def test_the_fused_optimizer_follows_groups_and_a_scheduler_bit_for_bit():
+def test_the_fused_optimizer_follows_groups_and_a_scheduler_bit_for_bit(jit):
     runs = []
     for compiled in (False, True):
         na.manual_seed(0)
