@@ -87,7 +87,7 @@ class Group:
         self.derivs: list = []  # members (GELU) whose saved derivative is written out
         self.stats: list = []  # members (a final layer norm) whose row means and 1/std are written out
         self.escapes: set = set()  # stored members the call returns: a new array each replay
-        self.buffers: dict = {}  # ("out" | "deriv", k) -> the static array
+        self.buffers: dict = {}  # ("out" | "deriv" | "mean" | "rstd", member) -> its static array
         self.kernel = None
         self.runs = 0
 
