@@ -74,7 +74,8 @@ class Function:
     # The op's autocast policy (``autograd/autocast.py``): None follows the inputs; LOWER, FP32, PROMOTE cast them.
     autocast = None
     # How the op meets float16/bfloat16 inputs (``ops/_half.py``): "float32" computes in float32 and rounds
-    # the results once to the input's dtype; None runs forward and backward on the half arrays themselves.
+    # the results once to the input's dtype; None runs forward and backward on the half arrays themselves;
+    # "unsupported" raises a DTypeError (ops torch has no half CPU kernel for).
     half = None
     # Set on a node whose forward ran in float32 for half inputs: per input, (dtype, shape) or None.
     _half_in = None
@@ -224,6 +225,11 @@ def _forward_in_float32(cls, ctx, arrays, params, dtype):
     saved activations take half the memory); float32 statistics it computed (a norm's mean and rstd)
     stay float32. Inputs that are not half (masks, targets, indices) keep their dtype throughout.
     """
+    if cls.half != "float32":
+        raise DTypeError(
+            f"{cls.__name__}: no {dtype.name} implementation (torch has no CPU kernel for it either); "
+            "cast the input to float32 first (x.float())"
+        )
     wide = [to_float32(a) if _is_half(a) else a for a in arrays]
     out = cls.forward(ctx, *wide, **params)
     ctx._half_in = tuple([(a.dtype, a.shape) if _is_half(a) else None for a in arrays])

@@ -20,6 +20,11 @@ the result once. An op class says which it needs with one class attribute:
     an op that is one ufunc or moves elements without arithmetic (add, reshape, index), and for an op
     whose kernel reads and writes bfloat16/float16 itself and accumulates in float32.
 
+``half = "unsupported"``
+    ``Function.apply`` raises a ``DTypeError`` naming the op and the dtype and saying to cast to float32:
+    for the ops torch has no half-precision CPU kernel for (decompositions, FFTs, CTC loss, gamma
+    sampling, complex construction) and the ops that only take complex inputs (NumPy has no half complex).
+
 The decision is made once per call, in ``Function.apply`` (a float32 or float64 call of a
 ``"float32"`` op pays one test of its inputs' dtypes, an op with ``None`` pays none) and once per node
 in the engine (``autograd/function.py``: ``_forward_in_float32``, ``backward_in_float32``). The widening
