@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as TF
 import test_cumulative
 import test_pointwise
 import test_products
 import test_scatter
+import torch
+import torch.nn.functional as TF
 from test_activation import OPS as ACTIVATIONS
 from test_activation import _spread
 from test_elementwise import BINARY, UNARY
