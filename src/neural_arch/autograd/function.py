@@ -30,8 +30,9 @@ arrays after backward unless ``retain_graph``.
 
 Half precision is decided here too, once per call: an op class whose ``half`` attribute is
 ``"float32"`` and that meets a float16/bfloat16 input runs ``forward`` (and later ``backward``) on
-float32 copies and has its results rounded once to the input's dtype; every other call goes straight
-to the op's own methods. What the attribute means, for op authors: ``ops/_half.py``.
+float32 copies and has its results rounded once to the input's dtype; one whose ``half`` is
+``"unsupported"`` refuses such an input with a DTypeError; every other call goes straight to the op's
+own methods. What the attribute means, for op authors: ``ops/_half.py``.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class Function:
         else:
             ctx.needs_input_grad = (False,) * len(inputs)
         half = None
-        if cls.half is not None:  # an op that computes half inputs in float32: are there any?
+        if cls.half is not None:  # an op with its own half policy (ops/_half.py): any half inputs?
             for t in inputs:
                 a = t.data
                 if (a.dtype is _F16 or a.dtype is _BF16) and type(a) is _ndarray:
