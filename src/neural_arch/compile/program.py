@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from neural_arch.autograd.engine import _accumulate_leaf, _owned
-from neural_arch.autograd.function import _as_array, unbroadcast
+from neural_arch.autograd.function import _as_array, backward_of, forward_arrays, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.compile import fusion
@@ -295,7 +295,7 @@ class Program:
                     for k in dynamic:
                         params[k] = _fill(params[k], vals, args)
                 ctx = _new_ctx(fn, needs)
-                out = fn.forward(ctx, *[_value(r, vals, args) for r in inputs], **params)
+                out = forward_arrays(fn, ctx, [_value(r, vals, args) for r in inputs], params)
                 if type(out) is not _ndarray:
                     out = _as_array(out)
                 if out.dtype != dtype:
@@ -338,7 +338,7 @@ class Program:
                     if not retain:
                         ctx._saved = None
                     continue
-                in_grads = ctx.backward(ctx, g)
+                in_grads = backward_of(ctx, g)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if not retain:

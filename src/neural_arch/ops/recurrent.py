@@ -146,6 +146,7 @@ class RNNLayer(Function):
 
     # torch's CPU rnn_tanh/rnn_relu run linear (on the list) on x and on h, so y and h_n come out in the
     # autocast dtype whatever the input's
+    half = "float32"
     autocast = LOWER
 
     @staticmethod
@@ -212,6 +213,7 @@ class LSTMLayer(Function):
     Inputs: x, h0, c0, W_ih, W_hh (, b_ih, b_hh) (, W_hr). Output: flat [y, h_n, c_n].
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU LSTM runs oneDNN's mkldnn_rnn_layer, on the list (LSTMCell: nn.modules.rnn._composed_lstm)
 
     @staticmethod
@@ -297,6 +299,7 @@ class GRULayer(Function):
 
     # torch's CPU GRU runs linear (on the list) for the gates, then mixes them with h in h's dtype: the
     # weights are lowered at entry (gru_layer), and the layer runs in the widest dtype of x, h0 and them
+    half = "float32"
     autocast = PROMOTE
 
     @staticmethod
