@@ -7,7 +7,8 @@
 * GPT 6L 384w 6h, block 256, batch 16, AdamW: one step
 
 Each contender runs the same step function (zero_grad, forward, loss, backward, step); ours compiled
-is the step wrapped by ``na.compile`` (captured in the warm-up calls, replayed in the timed ones);
+is the step wrapped by ``na.compile`` (captured in the warm-up calls, replayed in the timed ones), with
+its fused kernels, and ``fuse=False`` beside it (the op-by-op replay);
 ``torch.compile`` compiles the same step of a second torch model before the timing starts.
 """
 
@@ -33,10 +34,12 @@ def _torch_compiled(step, *example):
 
 
 def _steps(ours, theirs, loss_na, loss_torch, make_opt_na, make_opt_torch):
-    """Our step (eager), our step compiled, torch's step (``theirs[0]``) and torch's to be compiled (``[1]``)."""
+    """Our step (eager), our step compiled (fused), torch's step (``theirs[0]``), torch's to be compiled
+    (``[1]``) and ours compiled with ``fuse=False`` (``ours[2]``)."""
     import neural_arch as na
 
     opt_a, opt_c = make_opt_na(ours[0].parameters()), make_opt_na(ours[1].parameters())
+    opt_u = make_opt_na(ours[2].parameters())
     opt_t, opt_tc = make_opt_torch(theirs[0].parameters()), make_opt_torch(theirs[1].parameters())
 
     def make(model, opt, loss_fn):
@@ -49,7 +52,8 @@ def _steps(ours, theirs, loss_na, loss_torch, make_opt_na, make_opt_torch):
         return step
 
     return (make(ours[0], opt_a, loss_na), na.compile(make(ours[1], opt_c, loss_na)),
-            make(theirs[0], opt_t, loss_torch), make(theirs[1], opt_tc, loss_torch))
+            make(theirs[0], opt_t, loss_torch), make(theirs[1], opt_tc, loss_torch),
+            na.compile(make(ours[2], opt_u, loss_na), fuse=False))
 
 
 def _epochs(name, build, x_shape, batch, rounds):
@@ -67,10 +71,10 @@ def _epochs(name, build, x_shape, batch, rounds):
     torch.manual_seed(0)
     theirs = [build(tnn), build(tnn)]
     theirs[1].load_state_dict(theirs[0].state_dict())
-    ours = [build(nn), build(nn)]
+    ours = [build(nn), build(nn), build(nn)]
     for m in ours:
         _copy_weights(m, theirs[0])
-    eager, compiled, step_torch, step_tc = _steps(
+    eager, compiled, step_torch, step_tc, unfused = _steps(
         ours, theirs, lambda m, a, b: F.cross_entropy(m(a), b), lambda m, a, b: TF.cross_entropy(m(a), b),
         lambda p: optim.Adam(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3))
     loader_a = DataLoader(TensorDataset(na.tensor(x), na.tensor(y)), batch_size=batch, shuffle=True)
@@ -84,11 +88,12 @@ def _epochs(name, build, x_shape, batch, rounds):
         return run
 
     contenders = {"neural-arch": epoch(compiled, loader_a), "torch": epoch(step_torch, loader_t),
-                  "neural-arch eager": epoch(eager, loader_a)}
+                  "neural-arch eager": epoch(eager, loader_a), "neural-arch fuse=False": epoch(unfused, loader_a)}
     step_tc = _torch_compiled(step_tc, *next(iter(loader_t)))
     if step_tc is not None:
         contenders["torch.compile"] = epoch(step_tc, loader_t)
     res = compare(f"{name}: one epoch, {len(x):,} images with the DataLoader", contenders, rounds=rounds, warmup=1)
+    res.name += f" ({compiled.fused_groups} fused groups)"
     if compiled.refusals:
         res.name += f" (compile refused: {compiled.refusals[0]})"
     return res
@@ -107,7 +112,7 @@ def _gpt(name, n_layer, n_embd, n_head, block, batch, vocab, rounds):
     torch.manual_seed(0)
     theirs = [transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw)).train() for _ in range(2)]
     theirs[1].load_state_dict(theirs[0].state_dict())
-    ours = [GPT2LMHeadModel(GPT2Config(**kw)).train() for _ in range(2)]
+    ours = [GPT2LMHeadModel(GPT2Config(**kw)).train() for _ in range(3)]
     for m in ours:
         _copy_weights(m, theirs[0])
     rng = np.random.default_rng(0)
@@ -119,16 +124,17 @@ def _gpt(name, n_layer, n_embd, n_head, block, batch, vocab, rounds):
     def loss_torch(m, a, b):
         return torch.nn.functional.cross_entropy(m(a).logits.reshape(-1, vocab), b.reshape(-1))
 
-    eager, compiled, step_torch, step_tc = _steps(ours, theirs, loss_na, loss_torch,
+    eager, compiled, step_torch, step_tc, unfused = _steps(ours, theirs, loss_na, loss_torch,
                                                   lambda p: optim.AdamW(p, lr=1e-3),
                                                   lambda p: torch.optim.AdamW(p, lr=1e-3))
     a, t = (na.tensor(ids), na.tensor(tgt)), (torch.tensor(ids), torch.tensor(tgt))
     contenders = {"neural-arch": lambda: compiled(*a), "torch": lambda: step_torch(*t),
-                  "neural-arch eager": lambda: eager(*a)}
+                  "neural-arch eager": lambda: eager(*a), "neural-arch fuse=False": lambda: unfused(*a)}
     step_tc = _torch_compiled(step_tc, *t)
     if step_tc is not None:
         contenders["torch.compile"] = lambda: step_tc(*t)
     res = compare(name + ": one step", contenders, rounds=rounds)
+    res.name += f" ({compiled.fused_groups} fused groups)"
     if compiled.refusals:
         res.name += f" (compile refused: {compiled.refusals[0]})"
     return res

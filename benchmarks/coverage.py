@@ -1,6 +1,8 @@
 """``python -m benchmarks coverage``: which of PyTorch's public names neural-arch has, per namespace,
 computed from torch's own namespaces (no hand-kept list), with the parity test of each present
-name found by searching the test suite. Writes ``docs/coverage.md`` and prints its summary.
+name taken from the record a test run wrote (``build/parity-record.json``, see
+``tests/parity_record.py``): a name counts as parity-tested only if an existing test's passing
+``parity.check`` called it as the torch reference. Writes ``docs/coverage.md`` and prints its summary.
 
 What counts as "ours": the name resolves in drop-in mode (``neural_arch.compat``): ``torch.X``
 through ``neural_arch`` (plus compat's own torch entries: ``save``, ``cuda``, ...), ``torch.nn.X``
@@ -18,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import re
 import types
 from pathlib import Path
@@ -38,6 +41,10 @@ NAME_RULES = [
     ("CUDA/accelerator-specific", r"cuda|cudnn|miopen|mkldnn|(^|_)mps|xpu|(^|_)hip|nccl|tf32|cufft|cublas|nnpack|"
                                   r"vulkan|metal|mtia|hpu|xla|ipu|(^|_)mkl|onednn|pin_memory|is_pinned|cpu_fused|"
                                   r"fused_|_fused|record_stream|to_dlpack|from_dlpack|__dlpack"),
+    # named one by one: each has no CPU kernel in torch 2.13 (tests/bench/test_coverage.py calls it on the CPU
+    # and expects NotImplementedError), so no CPU program can call it; F.scaled_mm and F.grouped_mm do run
+    # on the CPU and are counted
+    ("CUDA-only (torch has no CPU kernel for it)", r"^scaled_grouped_mm$"),
     ("sparse-specific", r"sparse|(^|_)coo|csr|csc|bsr|bsc|nnz|coalesce|^indices$|^values$|crow_|ccol_|row_indices|"
                         r"col_indices|to_dense|smm$|^hspmm$|^sspaddmm$|saddmm"),
     ("quantization-specific", r"quant|qint|quint|qscheme|q_per|q_scale|q_zero|int_repr|fbgemm|fake_quant|"
@@ -104,45 +111,55 @@ def ours_has(namespace: str | None, name: str) -> bool:
     return facade.provides(namespace, name)
 
 
-# -- finding each name's parity test -----------------------------------------------------------------------
-HINTS = {  # how a test refers to a namespace's names (the test must also use torch, the reference)
-    "torch": r"(torch|na)\.{name}\b", "torch.nn": r"nn\.{name}\b", "torch.nn.functional": r"F\.{name}\b",
-    "torch.optim": r"(optim\.{name}\b|[\"']{name}[\"'])", "torch.optim.lr_scheduler": r"(\.|[\"']){name}\b",
-    "torch.linalg": r"linalg\.{name}\b", "torch.fft": r"fft\.{name}\b", "torch.utils.data": r"\b{name}\b",
-    "torch.distributions": r"distributions\.{name}\b|\b{name}\(", "Tensor methods": r"\.{name}\b",
-}
+# -- each name's parity test: the record a test run wrote (tests/parity_record.py) ---------------------------
+def _test_exists(test_id: str, root: Path) -> bool:
+    """Whether the test function of a pytest id (``tests/a/test_b.py::[Class::]test_c[param]``) is still there."""
+    path, *parts = test_id.split("::")
+    function = parts[-1].split("[")[0] if parts else ""
+    file = root / path
+    if not function or not file.is_file():
+        return False
+    return re.search(rf"def {re.escape(function)}\(", file.read_text()) is not None
 
 
-def load_tests(root: Path) -> dict[str, str]:
-    """The text of every test file that uses torch (where parity tests live)."""
-    out = {}
-    for path in sorted((root / "tests").rglob("test_*.py")):
-        text = path.read_text(errors="replace")
-        if re.search(r"^\s*(import torch|from torch)", text, re.M):
-            out[str(path.relative_to(root))] = text
-    return out
+def load_record(root: Path = ROOT, path: Path | None = None) -> dict[str, str]:
+    """torch's qualified name (``torch.add``, ``torch.Tensor.sum``, ``torch.nn.Linear``) -> the first existing
+    test whose passing ``parity.check`` called it as the reference. Empty when no test run wrote a record."""
+    path = path or root / "build" / "parity-record.json"
+    try:
+        tests = json.loads(path.read_text()).get("tests", {})
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    found: dict[str, str] = {}
+    for test_id, names in sorted(tests.items()):
+        if _test_exists(test_id, root):
+            for name in names:
+                found.setdefault(name, test_id)
+    return found
 
 
-def find_test(label: str, name: str, tests: dict[str, str]) -> str | None:
-    """The first test file (by path) that refers to ``name`` the way tests of ``label`` do."""
-    pattern = re.compile(HINTS[label].format(name=re.escape(name)))
-    for path, text in tests.items():
-        if pattern.search(text):
-            return path
-    return None
+def qualified(label: str, name: str) -> str:
+    """The name a namespace's entry has in the record."""
+    return f"torch.Tensor.{name}" if label == "Tensor methods" else f"{label}.{name}"
+
+
+def find_test(label: str, name: str, record: dict[str, str]) -> str | None:
+    """The test whose passing comparison used ``label.name`` as its reference, or None."""
+    return record.get(qualified(label, name))
 
 
 # -- the report --------------------------------------------------------------------------------------------
-def namespace_report(label: str, names: list[str], objects: dict, has, tests: dict[str, str]) -> dict:
+def namespace_report(label: str, names: list[str], objects: dict, has, record: dict[str, str]) -> dict:
     """Counts and rows for one namespace. ``objects[name]`` is torch's object, ``has(name)`` whether we
-    have it. Rows: (name, status, test or None) with status "yes", "no" or the exclusion reason."""
+    have it, ``record`` what ``load_record`` returns. Rows: (name, status, test or None) with status "yes",
+    "no" or the exclusion reason."""
     rows = []
     for name in names:
         reason = exclusion(name, objects.get(name))
         if reason is not None:
             rows.append((name, reason, None))
         elif has(name):
-            rows.append((name, "yes", find_test(label, name, tests)))
+            rows.append((name, "yes", find_test(label, name, record)))
         else:
             rows.append((name, "no", None))
     counted = [r for r in rows if r[1] in ("yes", "no")]
@@ -156,7 +173,7 @@ def collect(root: Path = ROOT) -> list[dict]:
     """One report per namespace of ``NAMESPACES``."""
     import torch  # noqa: F401  (the reference: its namespaces are what is counted)
 
-    tests = load_tests(root)
+    record = load_record(root)
     reports = []
     for label, module_name in NAMESPACES:
         if module_name is None:
@@ -168,18 +185,30 @@ def collect(root: Path = ROOT) -> list[dict]:
             module = importlib.import_module(module_name)
             names = public_names(module)
             objects = {n: getattr(module, n, None) for n in names}
-        reports.append(namespace_report(label, names, objects, lambda n, m=module_name: ours_has(m, n), tests))
+        reports.append(namespace_report(label, names, objects, lambda n, m=module_name: ours_has(m, n), record))
     return reports
 
 
 def summary(reports: list[dict]) -> str:
     """The per-namespace table (Markdown)."""
-    lines = ["| namespace | public names | excluded | counted | present | coverage | present with a parity test |",
+    lines = ["| namespace | public names | excluded | counted | present | coverage | "
+             "present with a recorded parity test |",
              "|---|---|---|---|---|---|---|"]
     for r in reports:
         lines.append(f"| `{r['label']}` | {r['public']} | {r['public'] - r['considered']} | {r['considered']} | "
                      f"{r['present']} | {r['percent']:.1f}% | {r['tested']} |")
     return "\n".join(lines)
+
+
+def record_note(path: Path | None = None) -> str:
+    """One line on the record the parity column was read from."""
+    path = path or ROOT / "build" / "parity-record.json"
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return "No parity record was found: run the tests (`pytest tests`) to write one, then this report again."
+    return (f"Parity record: {len(record.get('tests', {}))} passing tests with a comparison, last merged "
+            f"{record.get('written', '?')}.")
 
 
 def render(reports: list[dict]) -> str:
@@ -193,8 +222,13 @@ def render(reports: list[dict]) -> str:
         "namespaces below, taken from torch itself (`__all__`, else `dir()`), and whether neural-arch has it. "
         "\"Present\" means the name resolves in drop-in mode (`python -m neural_arch.compat`): `torch.X` through "
         "`neural_arch`, `torch.nn.X` through `neural_arch.nn`, and so on; `Tensor.X` on `neural_arch.Tensor`. "
-        "The parity test column names the first test file (one that also uses torch as the reference) that "
-        "refers to the name; a present name without one is listed as such.",
+        "The parity test column names the first test whose passing `parity.check` called the torch name as its "
+        "reference, as recorded by the last test runs (`build/parity-record.json`, written by pytest through "
+        "`tests/parity_record.py`; a test that no longer exists is dropped). A present name with no recorded "
+        "comparison says \"none recorded\": either no test compares it through `parity.check`, or the tests that "
+        "do have not run since the record was reset.",
+        "",
+        record_note(),
         "",
         "## Summary",
         "",
@@ -219,7 +253,8 @@ def render(reports: list[dict]) -> str:
                 "| name | neural-arch | parity test |", "|---|---|---|"]
         for name, status, test in r["rows"]:
             if status in ("yes", "no"):
-                out.append(f"| `{name}` | {status} | {test or ('none found' if status == 'yes' else '')} |")
+                cell = (test or ("none recorded" if status == "yes" else "")).replace("|", "\\|")  # ids may hold a |
+                out.append(f"| `{name}` | {status} | {cell} |")
         excluded = [(n, s) for n, s, _ in r["rows"] if s not in ("yes", "no")]
         if excluded:
             out += ["", "<details><summary>Excluded names</summary>", "",

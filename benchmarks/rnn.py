@@ -1,8 +1,14 @@
 """Recurrent suite: ``nn.LSTM`` and ``nn.GRU`` forward and forward+backward against torch's, float32,
 at the word-language-model size (seq 35 x batch 20 x 2 layers x 200 hidden, input 200; issue 25's
-target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same weights.
+target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same weights. The column
+"steps split" is ours with the per-step products cut over the threads (``ops.recurrent.STEP_SPLIT_FLOPS``,
+off by default): whether to turn it on is decided by this column on a quiet machine.
 
     python -m benchmarks rnn              (``--rounds N``; ``NEURAL_ARCH_RNN_BENCH_SIZE=small`` for a smoke run)
+
+``NEURAL_ARCH_RNN_BENCH_THREADS=n`` runs both frameworks on n threads (``na.set_num_threads``,
+``torch.set_num_threads``): on a loaded machine, n = 1 keeps torch's OpenMP team from collapsing
+and compares the arithmetic; the target itself is measured with each framework's default.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ def run(rounds: int = 15):
     import neural_arch as na
 
     T, B, n_in, H, layers = SIZES[os.environ.get("NEURAL_ARCH_RNN_BENCH_SIZE", "lm")]
+    threads = int(os.environ.get("NEURAL_ARCH_RNN_BENCH_THREADS", "0"))
+    if threads:
+        na.set_num_threads(threads)
+        torch.set_num_threads(threads)
     x = np.random.default_rng(0).standard_normal((T, B, n_in)).astype(np.float32)
     results = []
     for kind in ("LSTM", "GRU"):
@@ -64,10 +74,19 @@ def _contenders(ours, ref, xn, xt):
         y.sum().backward()
         ours.zero_grad()
 
+    def step_na_split():
+        from neural_arch.ops import recurrent
+
+        recurrent.STEP_SPLIT_FLOPS = 1 << 21
+        try:
+            step_na()
+        finally:
+            recurrent.STEP_SPLIT_FLOPS = None
+
     def step_torch():
         y, _ = ref(xt)
         y.sum().backward()
         ref.zero_grad()
 
     return {"fwd": {"neural-arch": fwd_na, "torch": fwd_torch},
-            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch}}
+            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch, "steps split": step_na_split}}

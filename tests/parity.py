@@ -11,11 +11,15 @@ broadcast reduction or a transposed gradient cannot hide behind a sum.
 
 from __future__ import annotations
 
+import contextlib
+
 import ml_dtypes
 import numpy as np
 import torch
 
 import neural_arch as na
+from parity_record import claim
+from reference_names import Recorder
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)
@@ -84,6 +88,7 @@ def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True,
     """
     torch_fn = torch_fn or fn
     rng = np.random.default_rng(seed)
+    reference = Recorder()  # the torch names the reference calls: recorded once the comparison has passed
     for dtype in dtypes:
         dtype = np.dtype(dtype)
         r, a = TOL[dtype]
@@ -95,7 +100,8 @@ def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True,
         ours_in = [_to_na(x, dtype, grad, noncontig) for x in inputs]
         ref_in = [_to_torch(x, dtype, grad) for x in inputs]
         ours = _as_list(fn(*ours_in))
-        refs = _as_list(torch_fn(*ref_in))
+        with reference:
+            refs = _as_list(torch_fn(*ref_in))
         assert len(ours) == len(refs), f"{len(ours)} outputs vs torch's {len(refs)}"
         for k, (o, t) in enumerate(zip(ours, refs)):
             assert_close(o.detach().numpy(), torch_numpy(t), r, a, f"forward output {k} ({np.dtype(dtype)})")
@@ -121,6 +127,7 @@ def check(fn, inputs, torch_fn=None, dtypes=(np.float64, np.float32), grad=True,
                     continue
                 assert x.grad is not None, f"input {k}: no gradient (torch has one)"
                 assert_close(x.grad.numpy(), torch_numpy(xt.grad), r, a * 10, f"grad of input {k} ({np.dtype(dtype)})")
+    claim(reference.names)
 
 
 def gradcheck(fn, inputs, fast_mode=False, **kw):
@@ -136,3 +143,12 @@ def randn(*shape, seed=0, scale=1.0):
 
 def rand_pos(*shape, seed=0, low=0.5, high=2.0):
     return np.asarray(np.random.default_rng(seed).uniform(low, high, shape))
+
+
+@contextlib.contextmanager
+def reference():
+    """For a comparison written without ``check``: run the torch side inside ``with reference():``; the torch
+    names it calls are claimed for the parity record (``parity_record.py``) if the test then passes."""
+    with Recorder() as seen:
+        yield seen
+    claim(seen.names)

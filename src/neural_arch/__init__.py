@@ -91,3 +91,19 @@ int = int32  # noqa: A001
 device = Device
 
 __version__ = "0.1.0"
+
+# torch's top-level names added with the coverage stream: constants, dtypes, the two ops whose names are also
+# op families in neural_arch.ops (so `from neural_arch.ops import *` above brings the modules), rng state
+from math import e, inf, nan, pi  # noqa: E402,F401 - torch.e, torch.pi, torch.inf, torch.nan
+
+import numpy as _np  # noqa: E402
+
+from neural_arch.backend.dtypes import finfo, iinfo  # noqa: E402,F401
+from neural_arch.backend.precision import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: E402,F401
+from neural_arch.backend.random import get_rng_state, initial_seed, set_rng_state  # noqa: E402,F401
+from neural_arch.ops.torch_names import embedding, norm  # noqa: E402,F401
+
+newaxis = None  # x[na.newaxis] adds a dimension, as None does
+dtype = _np.dtype  # every neural-arch dtype is a NumPy dtype: isinstance(na.float32, na.dtype)
+short = int16
+uint16, uint32, uint64 = _np.dtype(_np.uint16), _np.dtype(_np.uint32), _np.dtype(_np.uint64)

@@ -190,6 +190,11 @@ CASES = {
     "CTCLoss": (lambda m, F, lp, t, il, tl: F.ctc_loss(F.log_softmax(lp, -1), t, il, tl),
                 [r(6, 2, 4), idx(2, 3, high=3) + 1, np.array([6, 5]), np.array([3, 2])]),
 }
+CASES.update({  # the coverage stream's ops (appended)
+    "RegularizedGamma": (lambda m, F, a, x: m.igamma(a, x) + m.igammac(a, x), [pos(3, 4), pos(3, 4)]),
+    "GroupedMM": (lambda m, F, a, b: F.grouped_mm(a, b, offs=m.tensor(np.array([2, 4], dtype=np.int32))),
+                  [r(4, 8), r(2, 8, 4)]),
+})
 
 # Ops with no torch function of their own (internal pieces of composite functions, or ops torch lacks):
 # each is checked by the function that uses it above, or only for "follows its inputs" below.

@@ -1,9 +1,10 @@
 """na.compile: a captured training step replays bit for bit what eager computes.
 
 Every shipped model's training step runs twice from the same weights, batches and random seed:
-eagerly, and through ``na.compile``. Parameters, losses and optimizer state must be identical
-(``np.array_equal``), and the compiled step must really have been replayed (``programs == 1``) -- or,
-for the models whose step cannot be captured, refused for the stated reason and still equal.
+eagerly, and through ``na.compile(fuse=False)``. Parameters, losses and optimizer state must be
+identical (``np.array_equal``), and the compiled step must really have been replayed (``programs ==
+1``) -- or, for the models whose step cannot be captured, refused for the stated reason and still equal.
+The fused replay (generated kernels, static buffers, one optimizer call) is tested in test_fusion.py.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ MODELS["idefics"] = (_idefics, _idefics_batch, lambda m, ids, px, tgt: F.cross_e
 REFUSED: dict[str, str] = {"mixtral": "Gather's parameter 'index' is computed in Python from data"}
 
 
-def _run(name, compiled, steps=5):
+def _run(name, compiled, steps=5, fuse=False):
     build, make_batch, loss_fn = MODELS[name]
     na.manual_seed(0)
     model = build().train()
@@ -125,7 +126,7 @@ def _run(name, compiled, steps=5):
         opt.step()
         return loss
 
-    fn = na.compile(step) if compiled else step
+    fn = na.compile(step, fuse=fuse) if compiled else step
     rng = np.random.default_rng(1)
     na.manual_seed(7)  # dropout draws from here on: the same stream in both runs
     losses = [fn(*make_batch(rng)).detach().numpy().copy() for _ in range(steps)]

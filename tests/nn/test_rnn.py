@@ -310,3 +310,28 @@ def test_float32_layers_run_the_fused_step_kernels():
         y.sum().backward()
     for name, count in before.items():
         assert kernels.calls[name] == count + 5, name  # one per time step
+
+
+@pytest.mark.parametrize("give_up_s", [1.0, 0.0], ids=["split", "gives-up-after-one-step"])
+def test_split_step_products_give_the_unsplit_results(monkeypatch, give_up_s):
+    """ops.recurrent.STEP_SPLIT_FLOPS cuts the per-step products into column blocks over the threads (and
+    STEP_SPLIT_GIVE_UP_S = 0 stops that after the first step): outputs and gradients stay the unsplit ones."""
+    from neural_arch.backend import threads
+    from neural_arch.ops import recurrent
+
+    monkeypatch.setattr(threads.policy, "num_threads", 2)
+    x = randn(6, 4, 8)
+    for cls in (nn.LSTM, nn.GRU, nn.RNN):
+        na.manual_seed(0)
+        layer = cls(8, 40, num_layers=2, bidirectional=True, dtype=np.float64)  # W_hh: 40 columns, cut at 16
+        runs = []
+        for split in (None, 0):
+            monkeypatch.setattr(recurrent, "STEP_SPLIT_FLOPS", split)
+            monkeypatch.setattr(recurrent, "STEP_SPLIT_GIVE_UP_S", give_up_s)
+            layer.zero_grad()
+            xt = na.tensor(x, requires_grad=True)
+            y, _ = layer(xt)
+            (y * y).sum().backward()
+            runs.append([y.detach().numpy(), xt.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
+        for k, (a, b) in enumerate(zip(*runs)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"{cls.__name__} array {k}")

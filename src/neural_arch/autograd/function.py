@@ -27,6 +27,12 @@ a leaf), the shape of its own output, and whatever ``forward`` saved -- never
 the intermediate tensors themselves, so an activation's memory is freed as soon
 as nothing but the graph would hold it (as in torch). The engine drops the saved
 arrays after backward unless ``retain_graph``.
+
+Half precision is decided here too, once per call: an op class whose ``half`` attribute is
+``"float32"`` and that meets a float16/bfloat16 input runs ``forward`` (and later ``backward``) on
+float32 copies and has its results rounded once to the input's dtype; one whose ``half`` is
+``"unsupported"`` refuses such an input with a DTypeError; every other call goes straight to the op's
+own methods. What the attribute means, for op authors: ``ops/_half.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.backend.device import device_of
+from neural_arch.backend.dtypes import bfloat16, float16
+from neural_arch.backend.kernels.half import to_float32, to_half
 from neural_arch.backend.memory import keep_freed_memory
 from neural_arch.errors import (
     DeviceError,
@@ -48,6 +56,8 @@ from neural_arch.errors import (
 )
 
 _ndarray = np.ndarray
+_F32 = np.dtype(np.float32)
+_F16, _BF16 = float16, bfloat16  # (bfloat16 is None without ml_dtypes: no array has that dtype then)
 
 
 class Function:
@@ -64,6 +74,12 @@ class Function:
     draws_random = False
     # The op's autocast policy (``autograd/autocast.py``): None follows the inputs; LOWER, FP32, PROMOTE cast them.
     autocast = None
+    # How the op meets float16/bfloat16 inputs (``ops/_half.py``): "float32" computes in float32 and rounds
+    # the results once to the input's dtype; None runs forward and backward on the half arrays themselves;
+    # "unsupported" raises a DTypeError (ops torch has no half CPU kernel for).
+    half = None
+    # Set on a node whose forward ran in float32 for half inputs: per input, (dtype, shape) or None.
+    _half_in = None
 
     # -- the two methods a subclass writes -------------------------------------------------
     @staticmethod
@@ -114,8 +130,17 @@ class Function:
             ctx._retained = None
         else:
             ctx.needs_input_grad = (False,) * len(inputs)
+        half = None
+        if cls.half is not None:  # an op with its own half policy (ops/_half.py): any half inputs?
+            for t in inputs:
+                a = t.data
+                if (a.dtype is _F16 or a.dtype is _BF16) and type(a) is _ndarray:
+                    half = a.dtype
+                    break
         try:
-            if len(inputs) == 1:  # (a unary op, most of them: no list to build)
+            if half is not None:
+                out = _forward_in_float32(cls, ctx, [t.data for t in inputs], params, half)
+            elif len(inputs) == 1:  # (a unary op, most of them: no list to build)
                 out = cls.forward(ctx, inputs[0].data, **params)
             else:
                 out = cls.forward(ctx, *[t.data for t in inputs], **params)
@@ -170,6 +195,81 @@ _tracer = None
 # ``autograd.autocast`` sets this to its ``cast_inputs(cls, inputs) -> (inputs, narrow)`` while autocast is on
 # in some thread; ``narrow`` is the dtype a LOWER op's output must have (None: leave it).
 _autocast = None
+
+
+_HALF = (float16,) + ((bfloat16,) if bfloat16 is not None else ())
+
+
+def _is_half(a) -> bool:
+    return isinstance(a, _ndarray) and a.dtype in _HALF
+
+
+def forward_arrays(cls, ctx, arrays, params):
+    """``cls.forward`` on ``arrays`` as ``apply`` runs it, the float32 path included, for code that replays
+    recorded ops without ``apply`` (``na.compile``); pair it with ``backward_of``."""
+    if cls.half is not None:
+        for a in arrays:
+            if (a.dtype is _F16 or a.dtype is _BF16) and type(a) is _ndarray:
+                return _forward_in_float32(cls, ctx, arrays, params, a.dtype)
+    return cls.forward(ctx, *arrays, **params)
+
+
+def backward_of(ctx, grad):
+    """A recorded node's backward as the engine runs it (the float32 path for a node that has one)."""
+    return ctx.backward(ctx, grad) if ctx._half_in is None else backward_in_float32(ctx, grad)
+
+
+def _forward_in_float32(cls, ctx, arrays, params, dtype):
+    """``cls.forward`` on float32 copies of the half arrays, its output rounded once to ``dtype``.
+
+    What forward saved is kept in half again where it is an input or the output (what torch keeps, so
+    saved activations take half the memory); float32 statistics it computed (a norm's mean and rstd)
+    stay float32. Inputs that are not half (masks, targets, indices) keep their dtype throughout.
+    """
+    if cls.half != "float32":
+        raise DTypeError(
+            f"{cls.__name__}: no {dtype.name} implementation (torch has no CPU kernel for it either); "
+            "cast the input to float32 first (x.float())"
+        )
+    wide = [to_float32(a) if _is_half(a) else a for a in arrays]
+    out = cls.forward(ctx, *wide, **params)
+    ctx._half_in = tuple([(a.dtype, a.shape) if _is_half(a) else None for a in arrays])
+    if isinstance(out, np.generic):  # a full reduction's NumPy scalar
+        out = np.asarray(out)
+    narrow = to_half(out, dtype) if isinstance(out, _ndarray) and out.dtype == _F32 else out
+    saved = ctx._saved
+    if saved:
+        originals = {id(w): a for w, a in zip(wide, arrays) if w is not a}
+        originals[id(out)] = narrow
+        ctx._saved = tuple([originals.get(id(s), s) if isinstance(s, _ndarray) else s for s in saved])
+    return narrow
+
+
+def backward_in_float32(ctx, grad):
+    """The backward of a node whose forward ran in float32 (``ctx._half_in`` set): ``ctx.backward`` on
+    the float32 gradient and saved arrays, each input's gradient summed to its shape in float32 and
+    rounded once to its dtype. The engine calls it instead of ``ctx.backward`` for such nodes."""
+    saved = ctx._saved
+    if saved:
+        ctx._saved = tuple([to_float32(s) if _is_half(s) else s for s in saved])
+    try:
+        grads = ctx.backward(ctx, to_float32(grad) if _is_half(grad) else grad)
+    finally:
+        if saved:
+            ctx._saved = saved  # (half again: retain_graph keeps the small copies)
+    single = not isinstance(grads, tuple)
+    grads = (grads,) if single else grads
+    inputs = ctx._half_in
+    out = tuple([_narrow(g, i) for g, i in zip(grads, inputs)]) + grads[len(inputs):]
+    return out[0] if single else out
+
+
+def _narrow(grad, half_input):
+    if half_input is None or not isinstance(grad, _ndarray):
+        return grad
+    dtype, shape = half_input
+    grad = unbroadcast(grad, shape)  # a gradient in the broadcast shape is summed in float32, then rounded once
+    return to_half(grad, dtype) if grad.dtype == _F32 else grad.astype(dtype)
 
 
 def _as_array(out):

@@ -125,3 +125,25 @@ def scalar_dtype(value, tensor_dtype: np.dtype) -> np.dtype:
     if kind <= category(tensor_dtype):
         return tensor_dtype
     return _default_dtype if kind == 2 else int64
+
+
+def finfo(type=None):  # noqa: A002 - torch's name
+    """The limits of a floating dtype (``torch.finfo``): ``bits``, ``eps``, ``max``, ``min``, ``tiny``
+    (= ``smallest_normal``), ``resolution``; the default dtype's when none is given. NumPy's ``finfo`` (ml_dtypes'
+    for bfloat16), whose ``dtype`` attribute is a NumPy dtype, not a string as torch's."""
+    dtype = _default_dtype if type is None else resolve_dtype(type)
+    if dtype not in _FLOATS:
+        raise DTypeError(f"finfo: {dtype} is not a floating dtype; use iinfo for integers")
+    if bfloat16 is not None and dtype == bfloat16:
+        import ml_dtypes  # noqa: PLC0415 - present whenever bfloat16 is
+
+        return ml_dtypes.finfo(dtype)
+    return np.finfo(dtype)
+
+
+def iinfo(type):  # noqa: A002
+    """The limits of an integer dtype (``torch.iinfo``): ``bits``, ``max``, ``min``."""
+    dtype = resolve_dtype(type)
+    if dtype.kind not in "iu":
+        raise DTypeError(f"iinfo: {dtype} is not an integer dtype; use finfo for floating dtypes")
+    return np.iinfo(dtype)

@@ -52,3 +52,19 @@ def seed() -> int:
 
 def get_generator(generator: Generator | None) -> np.random.Generator:
     return (generator or default_generator).np
+
+
+def initial_seed() -> int:
+    """The seed the default generator was last seeded with (``torch.initial_seed``)."""
+    return default_generator.initial_seed()
+
+
+def get_rng_state() -> dict:
+    """The default generator's state, for ``set_rng_state`` (torch returns a ByteTensor; here it is the
+    generator's state dict: save it with pickle or keep it in memory, not in a safetensors file)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state: dict) -> None:
+    """Restore the default generator to a state ``get_rng_state`` returned: the draws that followed it repeat."""
+    default_generator.set_state(new_state)

@@ -15,16 +15,24 @@ How it works (torch.compile's name, a much smaller machine):
    way it cannot name refuses the capture, and that signature stays eager.
 3. Later calls replay the program: each op's ``forward`` on arrays, the backward walk in the
    engine's recorded order, the optimizer calls. No Tensor, graph node or engine per op, and each
-   intermediate array is dropped after its last reader. Results are bit for bit the eager ones: the
-   same functions run on the same arrays in the same order.
+   intermediate array is dropped after its last reader. With ``fuse=False`` results are bit for bit
+   the eager ones: the same functions run on the same arrays in the same order.
+4. With ``fuse=True`` (the default) runs of elementwise ops (bias + GELU, dropout + residual add, ...)
+   run as numba kernels generated from the recorded ops, writing into arrays allocated once per
+   program (``fusion``, ``codegen``), and an Adam/AdamW step runs as one kernel call per parameter
+   group (``optimizer``). Each fused op still gets its own graph node, so the backward is unchanged;
+   results equal eager within float32 rounding (bit for bit where the fused kernel does the same float
+   operations in the same order: all but the fastmath activations). ``compiled.fusion_report`` says
+   what was fused and how often it ran.
 
 Refused (the signature runs eagerly; ``fullgraph=True`` raises ``CompileError`` with the reason):
 Python that reads a tensor's values (``.item()``, ``if loss > x``), in-place writes outside the ops,
 random numbers drawn outside an op, gradient hooks, ``optimizer.step(closure)``, a function that
 returns a tensor which needs grad without calling ``backward()`` itself (compile the whole training
 step instead), anomaly mode. Autocast's casts are ops of their own (``Cast``), recorded like any other,
-and the autocast state is part of the guard. Not done (see NOTES.md): generated fused kernels, a static
-memory plan beyond freeing, shape-generic (``dynamic=True``) programs: every new shape is captured anew.
+and the autocast state is part of the guard. Not done (see NOTES.md): fusing across a reduction (the
+residual add into layer_norm), buffers shared between values by liveness, shape-generic
+(``dynamic=True``) programs: every new shape is captured anew.
 """
 
 from __future__ import annotations
@@ -47,13 +55,16 @@ __all__ = ["compile", "CompiledFunction"]
 CACHE_LIMIT = 8  # signatures per function, as torch's cache_size_limit
 
 
-def compile(fn_or_module=None, *, dynamic: bool = False, fullgraph: bool = False, **options):  # noqa: A001
+def compile(fn_or_module=None, *, dynamic: bool = False, fullgraph: bool = False, fuse: bool = True,  # noqa: A001
+            **options):
     """Compile a function or module (see the module doc). Usable as ``@na.compile`` or
     ``@na.compile(fullgraph=True)``. ``dynamic`` is accepted for torch's signature; shapes are
-    always specialised. Other torch options (``mode``, ``backend``) are accepted and ignored."""
+    always specialised. Other torch options (``mode``, ``backend``) are accepted and ignored.
+    ``fuse=False`` replays every op as eager runs it (bit for bit); with ``fuse=True`` elementwise
+    chains run as generated kernels, equal to eager within float32 rounding (``compile.fusion``)."""
     if fn_or_module is None:
-        return lambda f: compile(f, dynamic=dynamic, fullgraph=fullgraph, **options)
-    return CompiledFunction(fn_or_module, fullgraph=fullgraph)
+        return lambda f: compile(f, dynamic=dynamic, fullgraph=fullgraph, fuse=fuse, **options)
+    return CompiledFunction(fn_or_module, fullgraph=fullgraph, fuse=fuse)
 
 
 class _Entry:
@@ -68,9 +79,10 @@ class _Entry:
 class CompiledFunction:
     """The callable ``na.compile`` returns; attributes of a compiled module pass through to it."""
 
-    def __init__(self, fn, fullgraph: bool = False):
+    def __init__(self, fn, fullgraph: bool = False, fuse: bool = True):
         self._fn = fn
         self._fullgraph = fullgraph
+        self._fuse = fuse
         self._cache: dict = {}
         self._modules = _modules_reached(fn)
         functools.update_wrapper(self, fn, updated=())
@@ -87,6 +99,21 @@ class CompiledFunction:
     def programs(self) -> int:
         """How many signatures are replayed."""
         return sum(e.program is not None for e in self._cache.values())
+
+    @property
+    def fused_groups(self) -> int:
+        """How many elementwise chains the replayed programs run as generated kernels."""
+        return sum(len(e.program.groups) for e in self._cache.values() if e.program is not None)
+
+    @property
+    def fusion_report(self) -> dict:
+        """What fusion did: ``groups`` (chains fused), ``group_runs`` (kernel calls that ran them, or
+        their NumPy fallback), ``optimizer_runs`` (optimizer steps run as one call per group)."""
+        programs = [e.program for e in self._cache.values() if e.program is not None]
+        return {"groups": sum(len(p.groups) for p in programs),
+                "group_runs": sum(g.runs for p in programs for g in p.groups),
+                "chains": [repr(g) for p in programs for g in p.groups],
+                "optimizer_runs": sum(o.runs for p in programs for o in p.optimizers)}
 
     def __call__(self, *args, **kwargs):
         if STATE.anomaly:
@@ -111,7 +138,7 @@ class CompiledFunction:
             entry.first = rec
         else:
             try:
-                entry.program = Program(entry.first, rec)
+                entry.program = Program(entry.first, rec, fuse=self._fuse)
             except Refused as e:
                 self._refuse(entry, str(e))
             entry.first = None

@@ -24,9 +24,12 @@ import dataclasses
 import numpy as np
 
 from neural_arch.autograd.engine import _accumulate_leaf, _owned
-from neural_arch.autograd.function import _as_array, unbroadcast
+from neural_arch.autograd.function import _as_array, backward_of, forward_arrays, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.compile import fusion
+from neural_arch.compile.optimizer import FusedAdam
+from neural_arch.compile.optimizer import fusable as optimizer_fusable
 from neural_arch.compile.recording import BackwardCall, OpCall
 
 _ndarray = np.ndarray
@@ -170,9 +173,11 @@ def _has_ref(value) -> bool:
 
 # -- the program -------------------------------------------------------------------------------------------
 class Program:
-    """The events of a call, with every input named; ``run(args)`` replays them."""
+    """The events of a call, with every input named; ``run(args)`` replays them. ``fuse``: elementwise
+    chains run as generated kernels into static buffers, and an Adam/AdamW step as one kernel call per
+    parameter group (``fusion``, ``optimizer``)."""
 
-    def __init__(self, rec_a, rec_b):
+    def __init__(self, rec_a, rec_b, fuse: bool = False):
         if len(rec_a.events) != len(rec_b.events):
             raise Refused("the two calls ran a different number of ops")
         src_a, src_b = _Sources(rec_a), _Sources(rec_b)
@@ -192,7 +197,28 @@ class Program:
                     raise Refused(f"{type(eb.obj).__name__}.{eb.method.__name__}() differs between the calls")
                 self.steps.append(("call", eb.method, eb.obj, eb.args, eb.kwargs))
         self.output = _output_template(rec_b.output, rec_a.output, src_b, src_a)
+        self.groups, self.optimizers = [], []
+        if fuse:
+            self._fuse(rec_b)
         self._plan_frees()
+
+    def _fuse(self, rec):
+        meta = [([np.shape(getattr(t, "data", t)) for t in c.inputs],
+                 [getattr(getattr(t, "data", t), "dtype", None) for t in c.inputs],
+                 c.out.data.shape, c.out.data.dtype) for c in rec.ops]
+        readers: dict = {}
+        for s, step in enumerate(self.steps):
+            for ref in _refs_of_step(step):
+                if ref[0] == "op":
+                    readers.setdefault(ref[1], set()).add(s)
+        outputs = {r[1] for r in _refs_in(self.output) if r[0] == "op"}
+        self.steps, self.groups = fusion.plan(
+            self.steps, meta, lambda j, inside: bool(readers.get(j, set()) - inside), outputs, _expand)
+        for s, step in enumerate(self.steps):
+            if step[0] == "call" and optimizer_fusable(step[2], step[1], step[3], step[4]):
+                fused = FusedAdam(step[2], step[1])
+                self.optimizers.append(fused)
+                self.steps[s] = ("optimizer", fused)
 
     def _op(self, ea: OpCall, eb: OpCall, j: int, src_a, src_b):
         name = eb.fn.__name__
@@ -248,6 +274,13 @@ class Program:
         for s, step in enumerate(self.steps):  # an op nobody reads: freed right after it ran
             if step[0] == "op" and step[1] not in last and step[1] not in kept:
                 self.frees[s].append(step[1])
+        self._buffer_ids = (0, set())  # (how many, ids) of the groups' static arrays (made on first use)
+
+    def _buffers(self) -> set:
+        count = sum(len(g.buffers) for g in self.groups)
+        if count != self._buffer_ids[0]:
+            self._buffer_ids = (count, {id(b) for g in self.groups for b in g.buffers.values()})
+        return self._buffer_ids[1]
 
     # -- running it ---------------------------------------------------------------------------------------
     def run(self, args: list):
@@ -261,12 +294,8 @@ class Program:
                     params = dict(params)
                     for k in dynamic:
                         params[k] = _fill(params[k], vals, args)
-                ctx = fn.__new__(fn)
-                ctx._saved = ()
-                ctx.needs_input_grad = needs
-                ctx._out_hooks = None
-                ctx._retained = None
-                out = fn.forward(ctx, *[_value(r, vals, args) for r in inputs], **params)
+                ctx = _new_ctx(fn, needs)
+                out = forward_arrays(fn, ctx, [_value(r, vals, args) for r in inputs], params)
                 if type(out) is not _ndarray:
                     out = _as_array(out)
                 if out.dtype != dtype:
@@ -274,17 +303,21 @@ class Program:
                 ctx.out_shape = out.shape
                 vals[j] = out
                 ctxs[j] = ctx
+            elif kind == "fused":
+                step[1].run(vals, ctxs, args, _value, _new_ctx)
             elif kind == "backward":
-                self._walk(step, vals, ctxs, args)
+                self._walk(step, vals, ctxs, args, self._buffers() if self.groups else None)
+            elif kind == "optimizer":
+                step[1]()
             else:
                 _, method, obj, a, kw = step
                 method(obj, *a, **kw)
             for j in self.frees[s]:
                 vals[j] = None
-        return _build(self.output, vals, args)
+        return _build(self.output, vals, args, self._buffers() if self.groups else None)
 
     @staticmethod
-    def _walk(step, vals, ctxs, args):
+    def _walk(step, vals, ctxs, args, buffers=None):
         """The engine's walk (autograd/engine.py ``_walk``) over the recorded order, without hooks."""
         _, root, gradient, retain, order, edges = step
         out = vals[root]
@@ -305,7 +338,7 @@ class Program:
                     if not retain:
                         ctx._saved = None
                     continue
-                in_grads = ctx.backward(ctx, g)
+                in_grads = backward_of(ctx, g)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if not retain:
@@ -327,12 +360,33 @@ class Program:
                         pg = unbroadcast(pg, leaf.data.shape)
                     if type(pg) is not _ndarray:
                         pg = _as_array(pg)
+                    if buffers and _in(pg, buffers):  # a .grad outlives the replay: never a static buffer
+                        pg = pg.copy()
                     if leaf.grad is None and leaf.requires_grad and pg.dtype == leaf.data.dtype and _owned(pg, g):
                         leaf.grad = Tensor._wrap(pg)
                     else:
                         _accumulate_leaf(leaf, pg, g, Tensor)
         finally:
             STATE.grad_enabled = enabled
+
+
+def _new_ctx(fn, needs):
+    """A graph node of ``fn`` as ``Function.apply`` makes one, without a Tensor around it."""
+    ctx = fn.__new__(fn)
+    ctx._saved = ()
+    ctx.needs_input_grad = needs
+    ctx._out_hooks = None
+    ctx._retained = None
+    return ctx
+
+
+def _in(arr, ids) -> bool:
+    """Whether ``arr`` is one of the arrays ``ids`` names, or a view of one."""
+    while arr is not None:
+        if id(arr) in ids:
+            return True
+        arr = arr.base
+    return False
 
 
 def _value(ref, vals, args):
@@ -387,6 +441,9 @@ def _refs_of_step(step):
         yield ("op", step[1])
         if step[2] is not None:
             yield from _expand(step[2])
+    elif step[0] == "fused":
+        for r in step[1].externals:
+            yield from _expand(r)
 
 
 def _output_template(b, a, src_b, src_a):
@@ -407,16 +464,19 @@ def _output_template(b, a, src_b, src_a):
     return b
 
 
-def _build(template, vals, args):
+def _build(template, vals, args, buffers=None):
     if isinstance(template, _Ref):
         ref = template.ref
         if ref[0] == "live":
             return ref[1]
-        return Tensor._wrap(_value(ref, vals, args))
+        value = _value(ref, vals, args)
+        if buffers and _in(value, buffers):  # the next replay writes there: the caller gets its own copy
+            value = value.copy()
+        return Tensor._wrap(value)
     if isinstance(template, (tuple, list)):
-        return type(template)(_build(v, vals, args) for v in template)
+        return type(template)(_build(v, vals, args, buffers) for v in template)
     if isinstance(template, _Struct):
-        fields = {k: _build(v, vals, args) for k, v in template.fields.items()}
+        fields = {k: _build(v, vals, args, buffers) for k, v in template.fields.items()}
         if isinstance(template.kind, type):
             return template.kind(fields)
         return dataclasses.replace(template.kind, **fields)

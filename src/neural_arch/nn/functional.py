@@ -26,3 +26,4 @@ from neural_arch.ops.pool3d import *  # noqa: F401,F403
 from neural_arch.ops.pool_extra import *  # noqa: F401,F403
 from neural_arch.ops.shape import pad  # noqa: F401
 from neural_arch.ops.spatial import *  # noqa: F401,F403
+from neural_arch.ops.grouped_mm import *  # noqa: F401,F403

@@ -28,37 +28,65 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     return Tensor(value)
 
 
-def _weak(t: Tensor) -> bool:
-    return t.data.ndim == 0
-
-
 def binary_operands(a, b) -> tuple[Tensor, Tensor]:
-    """Both operands as Tensors of one dtype, promoted as torch promotes.
+    """Both operands as Tensors of one dtype, promoted as torch promotes, in one pass.
 
-    Python scalars are *weak*: they never widen a tensor of their own
-    category. So are 0-d tensors next to tensors with dimensions.
+    Each operand is looked at once: a Tensor; a Python or NumPy scalar, which is *weak* (it takes the
+    tensor's dtype unless it is of a higher category: bool < integer < floating < complex, and then the
+    tensor is cast to the scalar's default dtype); anything else (a list, an array), made a Tensor as
+    ``na.tensor`` makes it. Two tensors of different dtypes meet by category, then by weakness (a 0-d
+    tensor next to one with dimensions takes the other's dtype), then by ``promote_types``. Each operand
+    is converted at most once.
     """
     if isinstance(a, Tensor):
         if isinstance(b, Tensor):
-            if a.data.dtype is b.data.dtype or a.data.dtype == b.data.dtype:
+            da, db = a.data.dtype, b.data.dtype
+            if da is db or da == db:  # the common case: nothing to decide
                 return a, b
-        elif (type(b) is float or type(b) is int) and a.data.dtype.kind == "f" and type(a.data) is _ndarray:
-            return a, Tensor._wrap(_np_array(b, a.data.dtype))  # the common `x * 0.5`, `x + 1`: no promotion
-        else:
-            b = as_tensor(b, a)
+            return _promote(a, b, da, db)
+        data = a.data
+        if (type(b) is float or type(b) is int) and data.dtype.kind == "f" and type(data) is _ndarray:
+            return a, Tensor._wrap(_np_array(b, data.dtype))  # the common `x * 0.5`, `x + 1`: no promotion
+        if isinstance(b, _SCALARS):
+            a, b = _with_scalar(a, b)
+            return a, b
+        b = Tensor(b)
+    elif isinstance(b, Tensor):
+        data = b.data
+        if (type(a) is float or type(a) is int) and data.dtype.kind == "f" and type(data) is _ndarray:
+            return Tensor._wrap(_np_array(a, data.dtype)), b  # `1 - x`, `2 * x`
+        if isinstance(a, _SCALARS):
+            b, a = _with_scalar(b, a)
+            return a, b
+        a = Tensor(a)
     else:
-        a = as_tensor(a, b if isinstance(b, Tensor) else None)
-        b = as_tensor(b, a)
+        a = Tensor(a)
+        if isinstance(b, _SCALARS):
+            return _with_scalar(a, b)
+        b = Tensor(b)
     da, db = a.data.dtype, b.data.dtype
-    if da == db:
-        return a, b
+    return (a, b) if da == db else _promote(a, b, da, db)
+
+
+def _with_scalar(t: Tensor, value) -> tuple[Tensor, Tensor]:
+    """``t`` and the scalar ``value`` as a 0-d Tensor, both in the dtype they meet in."""
+    dtype = scalar_dtype(value, t.data.dtype)
+    xp = array_namespace(t.data)
+    try:
+        s = Tensor._wrap(xp.asarray(value, dtype=dtype))
+    except OverflowError:  # uint8_tensor * 300: wrap around as torch does
+        s = Tensor._wrap(xp.asarray(np.array(value).astype(dtype)))
+    return (t if dtype == t.data.dtype else t.to(dtype)), s  # (a higher category's scalar wins outright)
+
+
+def _promote(a: Tensor, b: Tensor, da, db) -> tuple[Tensor, Tensor]:
     ca, cb = category(da), category(db)
     if ca != cb:
         # the higher category wins, whatever the dimensions (torch: a 0-d float64 tensor
         # meeting an int64[3] tensor gives float64)
         target = da if ca > cb else db
-    elif _weak(a) != _weak(b):
-        target = db if _weak(a) else da
+    elif (a.data.ndim == 0) != (b.data.ndim == 0):
+        target = db if a.data.ndim == 0 else da
     else:
         target = promote_types(da, db)
     return (a if da == target else a.to(target)), (b if db == target else b.to(target))

@@ -22,7 +22,6 @@ from neural_arch.backend.kernels import softmax_loss
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
 from neural_arch.ops.shape import chunk
 
@@ -63,9 +62,10 @@ class Hardtanh(Function):
         return grad * ((x > ctx.lo) & (x < ctx.hi))
 
 
-@float32_inside
 class LeakyReLU(Function):
     """y = x if x > 0 else a x      dy/dx = 1 if x > 0 else a"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, slope):
@@ -80,10 +80,11 @@ class LeakyReLU(Function):
         return np.where(pos, grad, grad * ctx.slope).astype(grad.dtype, copy=False)
 
 
-@float32_inside
 class ELU(Function):
     """y = s x if x > 0 else s a (e^{k x} - 1)
     dy/dx = s if x > 0 else s a k e^{k x}      (elu: s = k = 1; selu: fixed s, a; celu: k = 1/a)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, alpha, scale, input_scale):
@@ -102,12 +103,13 @@ class ELU(Function):
 
 
 # -- smooth activations ---------------------------------------------------------------------------------
-@float32_inside
 class GELU(Function):
     """Exact:  y = x Phi(x)                   dy/dx = Phi(x) + x phi(x),  phi(x) = e^{-x^2/2} / sqrt(2 pi)
     Tanh:   y = x (1 + tanh u) / 2,  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
             dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
     dy/dx is computed with y when a gradient will be needed (they share the erf/exp work) and saved."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -120,10 +122,11 @@ class GELU(Function):
         return ew.multiply(grad, ctx.saved_tensors[0])
 
 
-@float32_inside
 class SiLU(Function):
     """y = x sigmoid(a x)          dy/dx = s + a x s (1 - s),  s = sigmoid(a x)
     (a = 1: SiLU; a = 1.702: quick_gelu). dy/dx is computed with y and saved, as GELU's."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, alpha):
@@ -136,9 +139,10 @@ class SiLU(Function):
         return ew.multiply(grad, ctx.saved_tensors[0])
 
 
-@float32_inside
 class Mish(Function):
     """y = x tanh(softplus(x))       dy/dx = t + x sigmoid(x) (1 - t^2),  t = tanh(softplus(x))"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -153,10 +157,11 @@ class Mish(Function):
         return grad * (t + x * s * (1 - t * t))
 
 
-@float32_inside
 class Softplus(Function):
     """y = log(1 + e^{b x}) / b  (y = x where b x > threshold)
     dy/dx = sigmoid(b x)  (1 where b x > threshold)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
@@ -174,9 +179,10 @@ class Softplus(Function):
         return np.where(lin, grad, grad * sigmoid_array(bx)).astype(grad.dtype, copy=False)
 
 
-@float32_inside
 class Hardswish(Function):
     """y = x relu6(x + 3) / 6       dy/dx = 0 (x < -3), x/3 + 1/2 (-3 <= x <= 3), 1 (x > 3)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -190,9 +196,10 @@ class Hardswish(Function):
         return grad * d
 
 
-@float32_inside
 class Hardsigmoid(Function):
     """y = relu6(x + 3) / 6          dy/dx = 1/6 where -3 < x < 3, else 0"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -205,9 +212,10 @@ class Hardsigmoid(Function):
         return grad * ((x > -3) & (x < 3)) / 6
 
 
-@float32_inside
 class LogSigmoid(Function):
     """y = log sigmoid(x) = -softplus(-x)       dy/dx = 1 - sigmoid(x) = sigmoid(-x)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -220,13 +228,14 @@ class LogSigmoid(Function):
 
 
 # -- softmax, log_softmax --------------------------------------------------------------------------------
-@float32_inside
 class Softmax(Function):
     """softmax:      y_i = e^{x_i - m} / sum_j e^{x_j - m}   (m = max_j x_j: no overflow)
                     dL/dx_i = y_i (g_i - sum_j g_j y_j)
     log_softmax:  y_i = x_i - m - log sum_j e^{x_j - m}
                     dL/dx_i = g_i - e^{y_i} sum_j g_j
     (sums along ``axis``). A row that is all -inf gives NaN, as in torch."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axis, log):

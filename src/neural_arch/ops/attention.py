@@ -14,13 +14,12 @@ from neural_arch.backend import gemm
 from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.softmax_loss import softmax, softmax_backward
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import compute_dtype, float32_inside
+from neural_arch.ops._half import compute_dtype
 from neural_arch.ops.dropout import keep_mask
 
 __all__ = ["scaled_dot_product_attention"]
 
 
-@float32_inside
 class ScaledDotProductAttention(Function):
     """S = scale Q K^T + M,   P = softmax(S) along keys,   O = (P * D) V
     (M: additive mask, -inf where a boolean mask is False; D: scaled dropout keep-mask or 1)
@@ -35,6 +34,7 @@ class ScaledDotProductAttention(Function):
     gradients are summed back per K/V head.
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
     draws_random = True  # with dropout: the keep-mask is drawn in forward
 

@@ -16,6 +16,7 @@ import numpy as np
 from neural_arch.autograd.autocast import FP32, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.index import getitem
@@ -40,6 +41,8 @@ def _real_grad(grad, like):
 class Real(Function):
     """y = Re z          dL/dz = g (a real gradient, as complex)"""
 
+    half = "unsupported"
+
     @staticmethod
     def forward(ctx, z):
         ctx.dtype = z.dtype
@@ -52,6 +55,8 @@ class Real(Function):
 
 class Imag(Function):
     """y = Im z          dL/dz = i g"""
+
+    half = "unsupported"
 
     @staticmethod
     def forward(ctx, z):
@@ -66,6 +71,8 @@ class Imag(Function):
 class Conj(Function):
     """y = conj z        dL/dz = conj g"""
 
+    half = "unsupported"
+
     @staticmethod
     def forward(ctx, z):
         return np.conj(z)
@@ -77,6 +84,8 @@ class Conj(Function):
 
 class Angle(Function):
     """y = arg z = atan2(Im z, Re z)      dL/dz = i g z / |z|^2  (0 at z = 0);  real x: 0"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, z):
@@ -95,6 +104,8 @@ class Angle(Function):
 class ViewAsReal(Function):
     """y[..., 0] = Re z, y[..., 1] = Im z         dL/dz = g[..., 0] + i g[..., 1]"""
 
+    half = "unsupported"
+
     @staticmethod
     def forward(ctx, z):
         ctx.dtype = z.dtype
@@ -107,6 +118,8 @@ class ViewAsReal(Function):
 
 class Complex(Function):
     """z = x + i y            dL/dx = Re g,  dL/dy = Im g"""
+
+    half = "unsupported"
 
     @staticmethod
     def forward(ctx, x, y):
@@ -121,6 +134,7 @@ class Complex(Function):
 class Polar(Function):
     """z = r e^{i theta}       dL/dr = Re(g conj(e^{i theta})),  dL/dtheta = Re(g conj(i z))"""
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -164,7 +178,7 @@ conj_physical = conj
 
 def angle(x: Tensor) -> Tensor:
     """The argument of each element (for real tensors: 0 or pi)."""
-    return Angle.apply(x if x.data.dtype.kind in "fc" else x.float())
+    return Angle.apply(x if is_complex(x) or is_floating(x.data.dtype) else x.float())
 
 
 def view_as_real(x: Tensor) -> Tensor:

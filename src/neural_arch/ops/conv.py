@@ -27,14 +27,12 @@ from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import conv as kern
 from neural_arch.backend.kernels.conv import col2im, crop_hw, im2col, pad_hw
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops.depthwise import DepthwiseConv2d, is_depthwise  # the depthwise fast path
 from neural_arch.ops.shape import reshape
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 
 
-@float32_inside
 class Conv2d(Function):
     """y[n, o] = b[o] + sum_(c in group(o), i, j) W[o, c, i, j] xpad[n, c, h*sh + i*dh, w*sw + j*dw]
 
@@ -44,6 +42,7 @@ class Conv2d(Function):
     ``pads`` is (top, bottom, left, right): padding="same" can be asymmetric.
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
@@ -62,7 +61,6 @@ class Conv2d(Function):
         return gx, gw, (grad.sum(axis=(0, 2, 3)) if need[2] else None)
 
 
-@float32_inside
 class ConvTranspose2d(Function):
     """The adjoint of conv2d in its input: y = conv2d's dL/dx for an output gradient x (+ b), with W of
     shape (C_in, C_out/G, kh, kw) (conv2d's (O, C/G, kh, kw) read the other way). Hence
@@ -71,6 +69,7 @@ class ConvTranspose2d(Function):
         dL/db = sum_(n,h,w) dL/dy
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
@@ -98,9 +97,10 @@ class ConvTranspose2d(Function):
         return gx, gw, (grad.sum(axis=(0, 2, 3)) if need[2] else None)
 
 
-@float32_inside
 class Unfold(Function):
     """y[n, (c, i, j), (h, w)] = xpad[n, c, h*sh + i*dh, w*sw + j*dw]     dL/dx = crop(col2im(dL/dy))"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, kernel, stride, pads, dilation):
@@ -119,9 +119,10 @@ class Unfold(Function):
         return crop_hw(col2im(cols, padded_hw, stride, dilation), pads, xshape[2:])
 
 
-@float32_inside
 class Fold(Function):
     """y = crop(col2im(x)): the sum of overlapping blocks     dL/dx = im2col(pad(dL/dy)) (unfold)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, out_size, kernel, stride, pads, dilation, blocks):

@@ -89,6 +89,7 @@ class CTCLoss(Function):
     log_probs (T, N, C); the targets, input and target lengths are plain parameters. Output (N,).
     """
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod

@@ -7,6 +7,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import ShapeError
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
@@ -27,6 +28,8 @@ class CumProd(Function):
             = (reversed cumsum of g y)_j / x_j          when no x is zero;
     with zeros the products are formed directly (the exclusive products before j times
     the running products after it), so a zero's own gradient is exact, as in torch."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axis):
@@ -69,6 +72,8 @@ class LogCumSumExp(Function):
     dL/dx_j = sum_{i >= j} g_i e^{x_j - y_i}, computed as for torch in log space, the positive
     and negative parts of g apart: e^{x_j + logrevcumsumexp(log|g_i| - y_i)}, so nothing overflows."""
 
+    half = "float32"
+
     @staticmethod
     def forward(ctx, x, axis):
         y = np.logaddexp.accumulate(x, axis=axis)
@@ -97,7 +102,7 @@ def logcumsumexp(x: Tensor, dim: int) -> Tensor:
         normalize_dims(dim, 0, "logcumsumexp")
         return x.clone()
     (axis,) = normalize_dims(dim, x.data.ndim, "logcumsumexp")
-    return LogCumSumExp.apply(x if x.data.dtype.kind == "f" else x.float(), axis=axis)
+    return LogCumSumExp.apply(x if is_floating(x.data.dtype) else x.float(), axis=axis)
 
 
 def diff(x: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:

@@ -91,6 +91,8 @@ class Det(Function):
     so a singular A has its (finite) gradient too, as in torch.
     """
 
+    half = "unsupported"
+
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
@@ -107,6 +109,8 @@ class Det(Function):
 
 class LogAbsDet(Function):
     """y = log |det A|     dL/dA = g A^{-T}"""
+
+    half = "unsupported"
 
     @staticmethod
     def forward(ctx, a):
@@ -136,6 +140,7 @@ def slogdet(a: Tensor):
 class Inv(Function):
     """Y = A^{-1}          dL/dA = -Y^T G Y^T"""
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -167,6 +172,7 @@ class Solve(Function):
     ``vector``: B is a (batch of) vector(s), handled as one-column matrices.
     """
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -220,6 +226,7 @@ class Cholesky(Function):
     (torch's formula; its symmetric part is the gradient with respect to a symmetric A.)
     """
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -254,6 +261,7 @@ class QR(Function):
     with copyltu(M) = tril(M) + tril(M, -1)^T (torch's formula; m < n has no gradient here).
     """
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -302,6 +310,7 @@ class SVD(Function):
     (torch's formula; with full_matrices only the first k columns of U and V carry a gradient).
     """
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -359,6 +368,7 @@ class Eigh(Function):
     With E_jk = L_k - L_j (1 on the diagonal):  X = Q (diag(G_L) + (Q^T G_Q) / E) Q^T,  dL/dA = (X + X^T) / 2
     (torch's formula; the gradient is symmetric although only one triangle is read, ``UPLO``)."""
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod

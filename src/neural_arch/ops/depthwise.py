@@ -12,7 +12,6 @@ import numpy as np
 from neural_arch.autograd.autocast import LOWER
 from neural_arch.autograd.function import Function
 from neural_arch.backend.kernels.depthwise import depthwise_backward, depthwise_forward
-from neural_arch.ops._half import float32_inside
 
 __all__ = ["DepthwiseConv2d", "is_depthwise"]
 
@@ -22,7 +21,6 @@ def is_depthwise(x_shape, w_shape, groups: int) -> bool:
     return groups > 1 and x_shape[1] == groups == w_shape[0] and w_shape[1] == 1
 
 
-@float32_inside
 class DepthwiseConv2d(Function):
     """y[n, c] = b[c] + sum_{i,j} w[c, 0, i, j] xp[n, c, p s + i d, q s + j d]   (xp: x zero-padded)
 
@@ -31,6 +29,7 @@ class DepthwiseConv2d(Function):
         db[c] = sum_{n,p,q} gy[n, c, p, q]
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod

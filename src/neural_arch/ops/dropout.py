@@ -20,7 +20,6 @@ from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
@@ -45,11 +44,11 @@ class Dropout(Function):  # (half inputs: one product with a mask in their dtype
         return grad * ctx.saved_tensors[0]
 
 
-@float32_inside
 class CounterDropout(Function):
     """y = x m / (1 - p),  m_k = [splitmix64(seed, k) >> 40 >= p 2^24]   (k: the flat index)
     dy/dx = m / (1 - p), recomputed from the seed: nothing is saved but three numbers."""
 
+    half = "float32"
     draws_random = True  # the seed is drawn inside forward: a replay draws a fresh one
 
     @staticmethod

@@ -14,7 +14,6 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import as_tensor, binary_operands
 
 __all__ = [
@@ -69,9 +68,10 @@ class Mul(Function):
         return (ew.multiply(grad, y) if y is not None else None), (ew.multiply(grad, x) if x is not None else None)
 
 
-@float32_inside
 class Div(Function):
     """z = x / y        dz/dx = 1 / y,  dz/dy = -x / y^2 = -z / y"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, y):
@@ -100,9 +100,10 @@ class Neg(Function):
         return ew.negative(grad)
 
 
-@float32_inside
 class PowScalar(Function):
     """y = x^p (p a number)        dy/dx = p x^(p-1)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, p):
@@ -123,11 +124,12 @@ class PowScalar(Function):
         return grad * (p * x ** (p - 1)).astype(x.dtype, copy=False)
 
 
-@float32_inside
 class Pow(Function):
     """z = x^y          dz/dx = y x^(y-1)  (0 where y = 0),   dz/dy = x^y log x  (0 where x = 0 and y >= 0)
 
     The two masks are torch's: they keep 0^0 and 0^y (y >= 0) free of 0 * inf = nan."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, y):
@@ -148,9 +150,10 @@ class Pow(Function):
 
 
 # -- exp / log family ----------------------------------------------------------------------------------
-@float32_inside
 class Exp(Function):
     """y = e^x          dy/dx = e^x = y"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -163,9 +166,10 @@ class Exp(Function):
         return ew.multiply(grad, ctx.saved_tensors[0])
 
 
-@float32_inside
 class Log(Function):
     """y = ln x         dy/dx = 1 / x"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -177,9 +181,10 @@ class Log(Function):
         return grad / ctx.saved_tensors[0]
 
 
-@float32_inside
 class Log1p(Function):
     """y = ln(1 + x)    dy/dx = 1 / (1 + x)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -191,9 +196,10 @@ class Log1p(Function):
         return grad / (1 + ctx.saved_tensors[0])
 
 
-@float32_inside
 class Expm1(Function):
     """y = e^x - 1      dy/dx = e^x = y + 1"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -206,9 +212,10 @@ class Expm1(Function):
         return grad * (ctx.saved_tensors[0] + 1)
 
 
-@float32_inside
 class Sqrt(Function):
     """y = sqrt(x)      dy/dx = 1 / (2 y)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -221,9 +228,10 @@ class Sqrt(Function):
         return grad / (2 * ctx.saved_tensors[0])
 
 
-@float32_inside
 class Rsqrt(Function):
     """y = 1 / sqrt(x)  dy/dx = -y^3 / 2"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -238,9 +246,10 @@ class Rsqrt(Function):
 
 
 # -- trigonometry and squashing ----------------------------------------------------------------------
-@float32_inside
 class Sin(Function):
     """y = sin x        dy/dx = cos x"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -252,9 +261,10 @@ class Sin(Function):
         return grad * np.cos(ctx.saved_tensors[0])
 
 
-@float32_inside
 class Cos(Function):
     """y = cos x        dy/dx = -sin x"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -266,9 +276,10 @@ class Cos(Function):
         return -grad * np.sin(ctx.saved_tensors[0])
 
 
-@float32_inside
 class Tanh(Function):
     """y = tanh x       dy/dx = 1 - y^2"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -282,9 +293,10 @@ class Tanh(Function):
         return grad * (1 - y * y)
 
 
-@float32_inside
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x)    dy/dx = y (1 - y)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x):
@@ -324,9 +336,10 @@ class ZeroGrad(Function):
 
 
 # -- clamping and selection -------------------------------------------------------------------------
-@float32_inside
 class Clamp(Function):
     """y = min(max(x, lo), hi)      dy/dx = 1 where lo <= x <= hi, else 0"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, lo, hi):

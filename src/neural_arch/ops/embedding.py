@@ -9,18 +9,18 @@ from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels.embedding import scatter_rows
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 
 __all__ = ["embedding", "one_hot"]
 
 
-@float32_inside
 class Embedding(Function):
     """y[...] = W[ids[...]]        dL/dW[i] = sum over positions p with ids[p] = i of g[p]
 
     Repeated ids accumulate (a scatter-add). The ``padding_idx`` row gets no gradient;
     ``scale_grad_by_freq`` divides each row's gradient by how often its id occurs.
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, weight, ids, padding_idx, scale_grad_by_freq):

@@ -45,6 +45,7 @@ def _complex(a):
 class FFTC2C(Function):
     """y = s W x over ``axes`` (``inverse``: the inverse DFT)     dL/dx = s W^H g: the other direction, dual norm"""
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -65,6 +66,7 @@ class FFTR2C(Function):
     """y = the first n//2 + 1 outputs (last axis) of s W x for a real x
     dL/dx = Re(s W^H [g zero-padded to n on the last axis])"""
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -83,6 +85,7 @@ class FFTC2R(Function):
     """y = s W^{-1} x_full (real, size n on the last axis), x_full the Hermitian completion of the half-spectrum x
     dL/dx = s rfft(g) with the entries 1 .. n - (n//2 + 1) of the last axis doubled (each stands for two)"""
 
+    half = "unsupported"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -115,8 +118,6 @@ def _as_input(x: Tensor, op: str, real_only: bool = False) -> Tensor:
     if real_only and kind == "c":
         raise DTypeError(f"{op}: expects a real input, got {x.dtype} (use the complex transform, e.g. fft)")
     if kind in "biu":
-        return x.float()
-    if x.data.dtype in (np.float16,) or (kind == "f" and x.data.dtype.itemsize == 2):
         return x.float()
     return x
 

@@ -14,7 +14,6 @@ from neural_arch.autograd.tensor import Tensor, normalize_index
 from neural_arch.backend.device import array_namespace
 from neural_arch.errors import DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops.elementwise import Where
 
 
@@ -76,9 +75,10 @@ def _full_index(index, axis):
     return tuple(grids)
 
 
-@float32_inside
 class Gather(Function):
     """y[i][j] = x[index[i][j]][j] (along dim)     dL/dx = dL/dy scatter-added at index"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, index, axis):
@@ -93,9 +93,10 @@ class Gather(Function):
         return out
 
 
-@float32_inside
 class ScatterAdd(Function):
     """y = x; y[index[i][j]][j] += src[i][j]      dL/dx = dL/dy,  dL/dsrc = dL/dy gathered at index"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, src, index, axis):
@@ -115,9 +116,10 @@ class ScatterAdd(Function):
         return grad, gsrc
 
 
-@float32_inside
 class IndexSelect(Function):
     """y = x.take(index, axis)     dL/dx = dL/dy added at index along axis"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, index, axis):

@@ -28,15 +28,16 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import compute_dtype, float32_inside
+from neural_arch.ops._half import compute_dtype
 from neural_arch.ops.shape import reshape
 
 __all__ = ["interpolate"]
 
 
-@float32_inside
 class NearestResize(Function):
     """y[n, c, h, w] = x[n, c, ih[h], iw[w]]        dL/dx[.., i, j] = sum over (h, w) with ih[h]=i, iw[w]=j of dL/dy"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, ih, iw):
@@ -49,13 +50,14 @@ class NearestResize(Function):
         return _scatter_axis(g, ctx.ih, ctx.hw[0], axis=2)
 
 
-@float32_inside
 class LinearResize(Function):
     """t = a0_w x[.., i0_w] + a1_w x[.., i1_w]  (along W),  y = a0_h t[.., i0_h, :] + a1_h t[.., i1_h, :]  (along H)
 
     Backward: the adjoint of each step in reverse order: scatter-add a0 dL/dy to i0 and
     a1 dL/dy to i1 along H, then the same along W.
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, hmap, wmap):

@@ -11,12 +11,10 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
 from neural_arch.errors import ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.shape import _promote_all, unsqueeze
 
 
-@float32_inside
 class MatMul(Function):
     """Z = X Y          dL/dX = dL/dZ Y^T,   dL/dY = X^T dL/dZ
 
@@ -26,6 +24,7 @@ class MatMul(Function):
     batch of GEMMs followed by a sum.
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod
@@ -131,12 +130,12 @@ def _parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
     return subs, out
 
 
-@float32_inside
 class Einsum(Function):
     """Z = einsum(subs -> out, X_1, ..., X_n)
     dL/dX_k = einsum(out, subs of the others -> subs_k, dL/dZ, X_others)
     (letters of X_k that appear nowhere else are broadcast back)."""
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod

@@ -11,13 +11,11 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
 from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops.linalg import einsum, matmul
 
 __all__ = ["linear", "bilinear"]
 
 
-@float32_inside
 class Linear(Function):
     """y = x W^T + b        dL/dx = g W,   dL/dW = g^T x (summed over the batch),   dL/db = sum g
 
@@ -28,6 +26,7 @@ class Linear(Function):
     ``.grad``.
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod

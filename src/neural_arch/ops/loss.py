@@ -23,7 +23,6 @@ from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DataError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors, unsqueeze
@@ -56,7 +55,6 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 # -- cross entropy and nll: class-index targets ------------------------------------------------------------
-@float32_inside
 class ClassNLL(Function):
     """Negative log-likelihood of class ``t`` along axis 1, fused with log_softmax for cross_entropy.
 
@@ -75,6 +73,7 @@ class ClassNLL(Function):
     upstream gradient here.
     """
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -102,7 +101,6 @@ class ClassNLL(Function):
         return ew.scale(dx, scale)
 
 
-@float32_inside
 class SoftTargetCrossEntropy(Function):
     """Cross entropy against class probabilities q (soft targets), fused with log_softmax:
 
@@ -111,6 +109,7 @@ class SoftTargetCrossEntropy(Function):
         dl/dx_c = p_c sum_k a_k - a_c  (a_c = w_c q'_c),    dl/dq_c = -(1 - e) w_c logp_c
     """
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -233,7 +232,6 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
 
 
 # -- regression losses -------------------------------------------------------------------------------------
-@float32_inside
 class PointwiseLoss(Function):
     """l = f(d), d = x - y, elementwise:
         l1:         |d|                                   f'(d) = sign d
@@ -241,6 +239,7 @@ class PointwiseLoss(Function):
         huber:      d^2 / 2 if |d| < k else k (|d| - k/2)    f'(d) = d or k sign d
     dl/dx = f'(d),  dl/dy = -f'(d)"""
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -269,13 +268,13 @@ class PointwiseLoss(Function):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
 
-@float32_inside
 class SquaredError(Function):
     """mse_loss: l = (x - y)^2 elementwise (``reduction`` 'none'), or its sum or mean over the n elements
         dl/dx = 2 (x - y) [/ n],   dl/dy = -dl/dx
     The sum is one pass over x and y (``backend.kernels.softmax_loss.squared_error``), accumulated in
     float64; x and y are saved, not x - y."""
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -369,13 +368,13 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 
 
 # -- binary cross entropy -----------------------------------------------------------------------------------
-@float32_inside
 class BinaryCrossEntropy(Function):
     """l = -w (t log p + (1 - t) log(1 - p)),   each log clamped at -100 (as torch)
     dl/dp = w (p - t) / max(p (1 - p), 1e-12),   dl/dt = w (log(1 - p) - log p) = -w logit(p)
 
     NOTE: as in torch, dl/dt uses the *unclamped* logs (infinite at p = 0 or 1)."""
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -424,12 +423,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
-@float32_inside
 class BCEWithLogits(Function):
     """With lw = 1 + (pw - 1) t and sp(z) = log(1 + e^z):
         l = (1 - t) x + lw sp(-x)
         dl/dx = (1 - t) - lw sigmoid(-x),   dl/dt = -x + (pw - 1) sp(-x),   dl/dpw = t sp(-x)"""
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -479,13 +478,13 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 
 # -- KL divergence -----------------------------------------------------------------------------------------------
-@float32_inside
 class KLDiv(Function):
     """input x = log q;  target t = p (or log p with log_target):
         l = p (log p - x)   (0 where p = 0)        dl/dx = -p,   dl/dp = log p + 1 - x
         log_target: l = e^t (t - x)                dl/dx = -e^t, dl/dt = e^t (t - x + 1)
     NOTE: at p = 0 the target gradient is taken as -x (torch gives NaN there)."""
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod

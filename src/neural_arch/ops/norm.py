@@ -22,7 +22,6 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import norm as kern
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
@@ -33,12 +32,13 @@ def _in_shape(a, shape):
     return a if a.shape == tuple(shape) else a.reshape(shape)
 
 
-@float32_inside
 class LayerNorm(Function):
     """Per row of the trailing ``d`` elements, r = 1 / sqrt(var + eps) (biased variance):
         y = (x - mean) r w + b
         dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw = sum_rows g xhat,  dL/db = sum_rows g
     with xhat = (x - mean) r and gw = g w."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, *affine, d, eps, has_w, has_b):
@@ -62,10 +62,11 @@ class LayerNorm(Function):
         return tuple(out)
 
 
-@float32_inside
 class RMSNorm(Function):
     """Per row of the trailing ``d`` elements, r = 1 / sqrt(mean(x^2) + eps):
         y = x r w,   dL/dx = r (gw - xhat mean(gw xhat)),   dL/dw = sum_rows g xhat   (xhat = x r, gw = g w)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, *w, d, eps):
@@ -83,7 +84,6 @@ class RMSNorm(Function):
         return (dx.reshape(ctx.shape), _in_shape(dw, ctx.w_shape)) if ctx.has_w else dx.reshape(ctx.shape)
 
 
-@float32_inside
 class ChannelNorm(Function):
     """batch_norm (``groups`` None: statistics per channel) and group_norm (per sample and group) of an
     (N, C, ...) x, with per-channel w and b. Over each block's elements, r = 1 / sqrt(var + eps):
@@ -92,6 +92,8 @@ class ChannelNorm(Function):
     (sums over channel c's elements). ``running=(running_mean, running_var, momentum, count)`` updates
     those arrays in place with the batch mean and the *unbiased* variance, averaged over the samples,
     and adds one to the batch counter ``count`` (a 0-d Tensor or array, or None); momentum None: 1 / count."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, *affine, groups, eps, has_w, has_b, running=None):

@@ -15,7 +15,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype
+from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.errors import DTypeError
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
@@ -44,7 +44,7 @@ def _special():
 
 def _floating(x) -> Tensor:
     x = as_tensor(x)
-    return x if x.data.dtype.kind == "f" else x.to(get_default_dtype())
+    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
 
 
 class Unary(Function):
@@ -52,6 +52,8 @@ class Unary(Function):
 
     Shared by the functions below, each stating its own pair in ``UNARY`` (its math in ``UNARY_MATH``).
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, fn, derivative):
@@ -74,7 +76,8 @@ def _sinc(x):
 def _sinc_grad(x, y):
     px = np.pi * x
     safe = np.where(x == 0, 1, x)
-    return np.where(x == 0, 0, (np.cos(px) - y) / safe)
+    # y recomputed, not the saved output: cos(pi x) - y cancels, and a half input's saved y is rounded to half
+    return np.where(x == 0, 0, (np.cos(px) - np.sinc(x)) / safe)
 
 
 LN2, LN10 = math.log(2), math.log(10)
@@ -183,6 +186,8 @@ def rad2deg(x) -> Tensor:
 class XLogY(Function):
     """z = x log y (0 where x = 0)      dz/dx = log y (0 where x = 0 and y <= 0, as torch),  dz/dy = x / y"""
 
+    half = "float32"
+
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -206,6 +211,8 @@ def xlogy(x, y) -> Tensor:
 
 class Atan2(Function):
     """z = atan2(y, x)       dz/dy = x / (x^2 + y^2),  dz/dx = -y / (x^2 + y^2)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, y, x):
@@ -232,6 +239,8 @@ arctan2 = atan2
 class Hypot(Function):
     """z = sqrt(x^2 + y^2)      dz/dx = x / z,  dz/dy = y / z"""
 
+    half = "float32"
+
     @staticmethod
     def forward(ctx, x, y):
         z = np.hypot(x, y)
@@ -254,6 +263,8 @@ def hypot(x, y) -> Tensor:
 class LogAddExp(Function):
     """z = log(e^x + e^y) (``base2``: log2(2^x + 2^y))
     dz/dx = sigmoid(x - y) = 1 / (1 + b^(y - x)),  dz/dy = 1 - dz/dx"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, y, base2):
@@ -294,7 +305,14 @@ class NanToNum(Function):
     @staticmethod
     def forward(ctx, x, nan, posinf, neginf):
         ctx.save_for_backward(np.isfinite(x))
-        return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+        if x.dtype.kind == "f":
+            return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+        # bfloat16 (ml_dtypes, kind "V"), which np.nan_to_num leaves as it is: the same replacements by hand,
+        # the defaults being the dtype's own largest finite values (the float next to inf)
+        top = np.nextafter(np.array(np.inf, x.dtype), np.array(0, x.dtype))
+        y = np.where(np.isnan(x), np.array(nan).astype(x.dtype), x)
+        y = np.where(np.isposinf(x), np.array(top if posinf is None else posinf).astype(x.dtype), y)
+        return np.where(np.isneginf(x), np.array(-top if neginf is None else neginf).astype(x.dtype), y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -303,7 +321,7 @@ class NanToNum(Function):
 
 def nan_to_num(x, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:
     """NaN -> ``nan``, +inf -> ``posinf`` (default: the dtype's largest), -inf -> ``neginf`` (its lowest)."""
-    if x.data.dtype.kind != "f":
+    if not is_floating(x.data.dtype):
         return x.clone()
     return NanToNum.apply(x, nan=nan, posinf=posinf, neginf=neginf)
 
@@ -347,6 +365,8 @@ def fmin(x, y) -> Tensor:
 
 class CopySign(Function):
     """z = |x| sign(y) (signed zeros count)     dz/dx = z / x (0 at x = 0),  dz/dy = 0"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, y):

@@ -26,7 +26,6 @@ from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.conv import col2im, pad_hw
 from neural_arch.backend.kernels.pool import max_pool2d_index, max_pool_scatter, tiles
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops.conv import ntuple
 from neural_arch.ops.shape import reshape
 
@@ -41,7 +40,6 @@ __all__ = [
 
 
 # -- the Functions --------------------------------------------------------------------------------------
-@float32_inside
 class MaxPoolGather(Function):
     """y[n, c, p] = x[n, c].flat[index[n, c, p]]       dL/dx[n, c].flat[index] (+)= dL/dy
 
@@ -50,6 +48,8 @@ class MaxPoolGather(Function):
     when the caller also needs it (``return_indices``). When windows overlap, one pixel can win
     several windows, so backward adds. ``values``: the maxima, when the kernel that found the index
     kept them (no gather then)."""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, window, overlapping, found=None):
@@ -67,12 +67,13 @@ class MaxPoolGather(Function):
         return max_pool_scatter(grad, ctx.index, ctx.shape, ctx.overlapping)
 
 
-@float32_inside
 class AvgPool2d(Function):
     """y[n, c, h, w] = (1 / D[h, w]) sum_(i, j) xpad[n, c, h*sh + i, w*sw + j]
 
     dL/dx = crop(col2im(dL/dy / D broadcast over the kh*kw taps)), D = torch's divisor.
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, kernel, stride, pads, out_hw, divisor):
@@ -123,9 +124,10 @@ class AvgPool2d(Function):
         return col2im(cols, padded, stride, (1, 1))[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
 
 
-@float32_inside
 class AdaptiveAvgPool2d(Function):
     """y = P_h x P_w^T, P[o, i] = 1 / |window o| for i in window o     dL/dx = P_h^T dL/dy P_w"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, ph, pw):

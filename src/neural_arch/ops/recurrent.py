@@ -6,6 +6,11 @@ not one per time step. Per step the work is one GEMM (``h W_hh^T``) and one pass
 elementwise arithmetic (``backend/kernels/recurrent.py``); the input projection of all steps is
 one GEMM before the loop, and the weight gradients are one GEMM each after backward's loop.
 
+The per-step products are small (batch rows x hidden): each time loop runs inside one
+single-threaded BLAS scope and calls NumPy's matmul straight into a buffer (``_times``), and
+the forward multiplies by a row-major copy of ``W_hh^T``: OpenBLAS was markedly slower on these
+shapes with the transposed view as its right operand (BENCHMARKS.md has the figures).
+
 Shapes (time-major): x (T, B, I); h0 (B, P) where P is the hidden size, or the projection size of
 an LSTM with ``proj_size``; c0 (B, H). Weights with torch's shapes: W_ih (G H, I), W_hh (G H, P),
 b_ih, b_hh (G H,), W_hr (P, H); G = 1, 4, 3 for RNN, LSTM, GRU.
@@ -22,11 +27,15 @@ wrappers below cut it into tensors, and gradients reaching those pieces come bac
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 import numpy as np
 
 from neural_arch.autograd.autocast import LOWER, PROMOTE, autocast_args
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import threads
 from neural_arch.backend.gemm import matmul
 from neural_arch.backend.kernels.recurrent import (
     gru_step_backward,
@@ -46,6 +55,62 @@ def _steps(T: int, reverse: bool):
 def _active(batch_sizes, T: int, B: int):
     """The number of active rows at each step (all B when there are no lengths)."""
     return [B] * T if batch_sizes is None else [int(n) for n in batch_sizes]
+
+
+@contextmanager
+def _blas_one_thread():
+    """BLAS on one thread for a whole time loop: set once, not around each small product (``threads``)."""
+    threads.blas_enter()
+    try:
+        yield
+    finally:
+        threads.blas_exit()
+
+
+# Per-step products of at least this many flops (2 B K N) are cut into column blocks, one per thread
+# (``threads.run_split``); None: never. A time loop calls them back to back, so the helpers are still
+# polling from the step before. Off by default: on the loaded 2-core host where it was written a helper
+# often missed its time slice and the split loops came out slower; ``python -m benchmarks rnn`` times
+# both (BENCHMARKS.md). A split that takes longer than STEP_SPLIT_GIVE_UP_S ends the splitting for
+# the rest of that loop.
+STEP_SPLIT_FLOPS: int | None = None
+STEP_SPLIT_GIVE_UP_S = 1e-3
+
+
+def _times(w):
+    """``product(a, out)``: out = a @ w, for the per-step products of a loop run in ``_blas_one_thread``:
+    NumPy's matmul straight into ``out``, with none of ``backend.gemm.matmul``'s tests per call (or its
+    column blocks on all threads, see ``STEP_SPLIT_FLOPS``). Half-precision and non-NumPy operands go
+    through ``matmul`` (BLAS has no half GEMM). Make one per loop: it keeps whether splitting still pays."""
+    if type(w) is not np.ndarray or w.dtype.itemsize < 4:
+        return lambda a, out: matmul(a, w, out=out)
+    n = w.shape[1]
+    k = min(threads.policy.num_threads, n // 16)
+    if STEP_SPLIT_FLOPS is None or k < 2 or not threads.blas_is_ours():
+        return lambda a, out: np.matmul(a, w, out=out)
+    cuts = [16 * round(n * i / k / 16) for i in range(k)] + [n]  # blocks start on 64-byte boundaries
+    blocks = [(lo, hi, w[:, lo:hi]) for lo, hi in zip(cuts, cuts[1:])]
+    split = [True]
+
+    def product(a, out):
+        if not split[0] or 2 * a.size * n < STEP_SPLIT_FLOPS:
+            return np.matmul(a, w, out=out)
+        start = time.perf_counter()
+        threads.run_split(_product_into, [(a, block, out[:, lo:hi]) for lo, hi, block in blocks], products=True)
+        split[0] = time.perf_counter() - start < STEP_SPLIT_GIVE_UP_S
+        return out
+
+    return product
+
+
+def _product_into(a, b, out):
+    np.matmul(a, b, out=out)
+
+
+def _row_major(w_t):
+    """A C-ordered copy of a transposed weight view (``W_hh^T``), made once per sequence: the per-step
+    products with it as their right operand run faster than with the view (see the module doc)."""
+    return np.ascontiguousarray(w_t)
 
 
 def _input_projection(x, w_ih, bias):
@@ -81,6 +146,7 @@ class RNNLayer(Function):
 
     # torch's CPU rnn_tanh/rnn_relu run linear (on the list) on x and on h, so y and h_n come out in the
     # autocast dtype whatever the input's
+    half = "float32"
     autocast = LOWER
 
     @staticmethod
@@ -91,16 +157,20 @@ class RNNLayer(Function):
         ys = np.zeros((T, B, H), x.dtype)
         h_prev = np.zeros((T, B, H), x.dtype)
         h = h0.copy()
+        hg = np.empty((B, H), x.dtype)
         active = _active(batch_sizes, T, B)
-        for t in _steps(T, reverse):
-            n = active[t]
-            h_prev[t, :n] = h[:n]
-            a = xg[t, :n] + matmul(h[:n], w_hh.T)
-            if nonlinearity == "tanh":
-                np.tanh(a, out=ys[t, :n])
-            else:
-                np.maximum(a, 0, out=ys[t, :n])
-            h[:n] = ys[t, :n]
+        times_w_hh_t = _times(_row_major(w_hh.T))
+        with _blas_one_thread():
+            for t in _steps(T, reverse):
+                n = active[t]
+                h_prev[t, :n] = h[:n]
+                a = times_w_hh_t(h[:n], hg[:n])
+                a += xg[t, :n]
+                if nonlinearity == "tanh":
+                    np.tanh(a, out=ys[t, :n])
+                else:
+                    np.maximum(a, 0, out=ys[t, :n])
+                h[:n] = ys[t, :n]
         ctx.params = (nonlinearity, reverse, active, bool(biases))
         ctx.save_for_backward(x, w_ih, w_hh, ys, h_prev)
         return np.concatenate([ys.ravel(), h.ravel()])
@@ -113,12 +183,14 @@ class RNNLayer(Function):
         gy = grad[:T * B * H].reshape(T, B, H)
         dh = grad[T * B * H:].reshape(B, H).copy()
         da = np.zeros_like(ys)
-        for t in reversed(_steps(T, reverse)):
-            n = active[t]
-            d = dh[:n] + gy[t, :n]
-            y = ys[t, :n]
-            da[t, :n] = d * (1 - y * y) if nonlinearity == "tanh" else d * (y > 0)
-            dh[:n] = matmul(da[t, :n], w_hh)
+        times_w_hh = _times(w_hh)
+        with _blas_one_thread():
+            for t in reversed(_steps(T, reverse)):
+                n = active[t]
+                d = dh[:n] + gy[t, :n]
+                y = ys[t, :n]
+                da[t, :n] = d * (1 - y * y) if nonlinearity == "tanh" else d * (y > 0)
+                times_w_hh(da[t, :n], dh[:n])
         dx, dw_ih, db = _weight_grads(da, x, w_ih, ctx.needs_input_grad[0])
         dw_hh = matmul(da.reshape(T * B, H).T, h_prev.reshape(T * B, H))
         return (dx, dh, dw_ih, dw_hh) + ((db, db.copy()) if has_bias else ())
@@ -141,6 +213,7 @@ class LSTMLayer(Function):
     Inputs: x, h0, c0, W_ih, W_hh (, b_ih, b_hh) (, W_hr). Output: flat [y, h_n, c_n].
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU LSTM runs oneDNN's mkldnn_rnn_layer, on the list (LSTMCell: nn.modules.rnn._composed_lstm)
 
     @staticmethod
@@ -157,16 +230,20 @@ class LSTMLayer(Function):
         ys = np.zeros((T, B, P), x.dtype)
         rs = ys if w_hr is None else np.zeros((T, B, H), x.dtype)  # r_t = o tanh(c_t), before the projection
         h, c = h0.copy(), c0.copy()
+        hg = np.empty((B, 4 * H), x.dtype)
         active = _active(batch_sizes, T, B)
-        for t in _steps(T, reverse):
-            n = active[t]
-            h_prev[t, :n] = h[:n]
-            c_prev[t, :n] = c[:n]
-            hg = matmul(h[:n], w_hh.T)
-            lstm_step_forward(xg[t, :n], hg, c_prev[t, :n], gates[t, :n], tanh_c[t, :n], c[:n], rs[t, :n])
-            if w_hr is not None:
-                matmul(rs[t, :n], w_hr.T, out=ys[t, :n])
-            h[:n] = ys[t, :n]
+        times_w_hh_t = _times(_row_major(w_hh.T))
+        times_w_hr_t = None if w_hr is None else _times(_row_major(w_hr.T))
+        with _blas_one_thread():
+            for t in _steps(T, reverse):
+                n = active[t]
+                h_prev[t, :n] = h[:n]
+                c_prev[t, :n] = c[:n]
+                times_w_hh_t(h[:n], hg[:n])
+                lstm_step_forward(xg[t, :n], hg[:n], c_prev[t, :n], gates[t, :n], tanh_c[t, :n], c[:n], rs[t, :n])
+                if w_hr is not None:
+                    times_w_hr_t(rs[t, :n], ys[t, :n])
+                h[:n] = ys[t, :n]
         ctx.params = (reverse, active, has_bias, w_hr is not None)
         ctx.save_for_backward(x, w_ih, w_hh, w_hr, gates, tanh_c, c_prev, h_prev, rs)
         return np.concatenate([ys.ravel(), h.ravel(), c.ravel()])
@@ -184,16 +261,19 @@ class LSTMLayer(Function):
         dgates = np.zeros_like(gates)
         dhs = np.zeros_like(h_prev) if has_proj else None  # dL/dh_t at each step, for dW_hr
         dc_next = np.empty_like(dc)
-        for t in reversed(_steps(T, reverse)):
-            n = active[t]
-            d = dh[:n] + gy[t, :n]
-            if has_proj:
-                dhs[t, :n] = d
-                d = matmul(d, w_hr)
-            lstm_step_backward(d, dc[:n], gates[t, :n], c_prev[t, :n], tanh_c[t, :n], dgates[t, :n],
-                               dc_next[:n])
-            dc[:n] = dc_next[:n]
-            dh[:n] = matmul(dgates[t, :n], w_hh)
+        dr = np.empty((B, H), dc.dtype) if has_proj else None
+        times_w_hh = _times(w_hh)
+        times_w_hr = _times(w_hr) if has_proj else None
+        with _blas_one_thread():
+            for t in reversed(_steps(T, reverse)):
+                n = active[t]
+                d = np.add(dh[:n], gy[t, :n], out=dhs[t, :n] if has_proj else None)
+                if has_proj:
+                    d = times_w_hr(d, dr[:n])
+                lstm_step_backward(d, dc[:n], gates[t, :n], c_prev[t, :n], tanh_c[t, :n], dgates[t, :n],
+                                   dc_next[:n])
+                dc[:n] = dc_next[:n]
+                times_w_hh(dgates[t, :n], dh[:n])
         dx, dw_ih, db = _weight_grads(dgates, x, w_ih, ctx.needs_input_grad[0])
         dw_hh = matmul(dgates.reshape(T * B, 4 * H).T, h_prev.reshape(T * B, P))
         grads = (dx, dh, dc, dw_ih, dw_hh) + ((db, db.copy()) if has_bias else ())
@@ -219,6 +299,7 @@ class GRULayer(Function):
 
     # torch's CPU GRU runs linear (on the list) for the gates, then mixes them with h in h's dtype: the
     # weights are lowered at entry (gru_layer), and the layer runs in the widest dtype of x, h0 and them
+    half = "float32"
     autocast = PROMOTE
 
     @staticmethod
@@ -232,14 +313,16 @@ class GRULayer(Function):
         ys = np.zeros((T, B, H), x.dtype)
         h = h0.copy()
         active = _active(batch_sizes, T, B)
-        for t in _steps(T, reverse):
-            n = active[t]
-            h_prev[t, :n] = h[:n]
-            hg = matmul(h[:n], w_hh.T, out=hgs[t, :n])
-            if biases:
-                hg += biases[1]
-            gru_step_forward(xg[t, :n], hg, h_prev[t, :n], gates[t, :n], ys[t, :n])
-            h[:n] = ys[t, :n]
+        times_w_hh_t = _times(_row_major(w_hh.T))
+        with _blas_one_thread():
+            for t in _steps(T, reverse):
+                n = active[t]
+                h_prev[t, :n] = h[:n]
+                hg = times_w_hh_t(h[:n], hgs[t, :n])
+                if biases:
+                    hg += biases[1]
+                gru_step_forward(xg[t, :n], hg, h_prev[t, :n], gates[t, :n], ys[t, :n])
+                h[:n] = ys[t, :n]
         ctx.params = (reverse, active, bool(biases))
         ctx.save_for_backward(x, w_ih, w_hh, gates, hgs, h_prev)
         return np.concatenate([ys.ravel(), h.ravel()])
@@ -253,11 +336,15 @@ class GRULayer(Function):
         dh = grad[T * B * H:].reshape(B, H).copy()
         dxg, dhg = np.zeros_like(gates), np.zeros_like(gates)
         dh_direct = np.empty_like(dh)
-        for t in reversed(_steps(T, reverse)):
-            n = active[t]
-            d = dh[:n] + gy[t, :n]
-            gru_step_backward(d, gates[t, :n], hgs[t, :n], h_prev[t, :n], dxg[t, :n], dhg[t, :n], dh_direct[:n])
-            dh[:n] = dh_direct[:n] + matmul(dhg[t, :n], w_hh)
+        times_w_hh = _times(w_hh)
+        with _blas_one_thread():
+            for t in reversed(_steps(T, reverse)):
+                n = active[t]
+                d = dh[:n] + gy[t, :n]
+                gru_step_backward(d, gates[t, :n], hgs[t, :n], h_prev[t, :n], dxg[t, :n], dhg[t, :n],
+                                  dh_direct[:n])
+                times_w_hh(dhg[t, :n], dh[:n])
+                dh[:n] += dh_direct[:n]
         dx, dw_ih, db_ih = _weight_grads(dxg, x, w_ih, ctx.needs_input_grad[0])
         dhg2 = dhg.reshape(T * B, 3 * H)
         dw_hh = matmul(dhg2.T, h_prev.reshape(T * B, H))

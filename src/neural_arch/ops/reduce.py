@@ -20,7 +20,6 @@ from neural_arch.backend.kernels import reduce as kern
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._half import float32_inside
 
 __all__ = [
     "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "logsumexp", "max", "mean",
@@ -35,9 +34,10 @@ def _expand_back(grad, shape, axes, keepdim):
     return grad.reshape([1 if i in axes else s for i, s in enumerate(shape)])
 
 
-@float32_inside
 class Sum(Function):
     """y = sum_i x_i over axes         dy/dx_i = 1"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axes, keepdim, dtype):
@@ -52,9 +52,10 @@ class Sum(Function):
         return np.broadcast_to(g.astype(ctx.in_dtype, copy=False), ctx.shape)
 
 
-@float32_inside
 class Mean(Function):
     """y = (1/n) sum_i x_i             dy/dx_i = 1/n"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -68,10 +69,10 @@ class Mean(Function):
         return np.broadcast_to(g.astype(grad.dtype, copy=False), ctx.shape)
 
 
-@float32_inside
 class Prod(Function):
     """y = prod_i x_i       dy/dx_i = prod_{j != i} x_j   (exact with zeros: no division)"""
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list
 
     @staticmethod
@@ -104,7 +105,6 @@ def _prod_others(x, axis):
     return np.moveaxis(left * right, 0, axis)
 
 
-@float32_inside
 class Var(Function):
     """y = sum_i (x_i - mean)^2 / max(n - c, 0)     dy/dx_i = 2 (x_i - mean) / (n - c)
 
@@ -114,6 +114,8 @@ class Var(Function):
     over given dims it is the plain formula, ``2 (x_i - mean) / (n - c)``
     (a signed inf for c = n, finite and negative for c > n).
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axes, correction, keepdim, all_dims):
@@ -137,9 +139,10 @@ class Var(Function):
             return (g * centered * scale).astype(grad.dtype, copy=False)
 
 
-@float32_inside
 class AMax(Function):
     """y = max_i x_i        dy/dx_i = [x_i = y] / (number of ties)   (as torch.amax)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axes, keepdim, use_min):
@@ -157,9 +160,10 @@ class AMax(Function):
         return (g * mask / count).astype(grad.dtype, copy=False)
 
 
-@float32_inside
 class MaxDim(Function):
     """values, indices = max(x, dim)     d values / dx = 1 at the chosen index, else 0"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axis, keepdim, use_min):
@@ -178,9 +182,10 @@ class MaxDim(Function):
         return out
 
 
-@float32_inside
 class LogSumExp(Function):
     """y = log sum_i e^{x_i} = m + log sum_i e^{x_i - m}     dy/dx_i = softmax(x)_i"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -202,9 +207,10 @@ class LogSumExp(Function):
             return g * (e / s)
 
 
-@float32_inside
 class CumSum(Function):
     """y_i = sum_{j <= i} x_j        dL/dx_j = sum_{i >= j} dL/dy_i  (a reversed cumsum)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axis):
@@ -217,9 +223,10 @@ class CumSum(Function):
         return np.flip(np.cumsum(np.flip(grad, a), axis=a), a)
 
 
-@float32_inside
 class Norm2(Function):
     """y = sqrt(sum_i x_i^2)      dy/dx_i = x_i / y   (0 where y = 0, as in torch)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):

@@ -14,7 +14,7 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype
+from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import creation
@@ -133,6 +133,8 @@ class StandardGamma(Function):
     x moves with alpha so that its CDF value F(x; alpha) stays fixed; f is the density, dF/dalpha a central
     difference of SciPy's regularised incomplete gamma function)."""
 
+    half = "unsupported"
+
     @staticmethod
     def forward(ctx, alpha, generator):
         x = get_generator(generator).standard_gamma(alpha).astype(alpha.dtype)
@@ -157,6 +159,6 @@ def standard_gamma_grad(x, alpha):
 
 def standard_gamma(alpha: Tensor, generator=None) -> Tensor:
     """Gamma(alpha, 1) draws, one per element of ``alpha``, differentiable in alpha (implicit reparameterisation)."""
-    if alpha.data.dtype.kind != "f":
+    if not is_floating(alpha.data.dtype):
         raise DTypeError(f"standard_gamma: alpha must be floating point, got {alpha.dtype}")
     return StandardGamma.apply(alpha, generator=generator)

@@ -15,12 +15,10 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.kernels.scan import scan_backward, scan_forward
 from neural_arch.errors import ShapeError, shape_str
-from neural_arch.ops._half import float32_inside
 
 __all__ = ["causal_depthwise_conv1d", "selective_scan"]
 
 
-@float32_inside
 class SelectiveScan(Function):
     """The selective state-space scan, per batch row b, channel d, state n:
 
@@ -36,6 +34,8 @@ class SelectiveScan(Function):
     ``backend.kernels`` decides which runs).
     ``state_out`` (a list) receives the last state h_L when given.
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, h0=None, state_out=None):
@@ -82,7 +82,6 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, in
     return (y, out[0]) if return_last_state else y
 
 
-@float32_inside
 class CausalDepthwiseConv1d(Function):
     """Each channel c convolved with its own K taps, looking back only (channels last, x (Bt, L, C)):
 
@@ -94,6 +93,7 @@ class CausalDepthwiseConv1d(Function):
         dw[c, k] = sum_{b,t} gy[b, t, c] xp[b, t + k, c]          dbias[c] = sum_{b,t} gy[b, t, c]
     """
 
+    half = "float32"
     autocast = LOWER  # torch's CPU autocast list
 
     @staticmethod

@@ -85,6 +85,8 @@ class ScatterReduce(Function):
     dL/dx and dL/dsrc: sum: g;  mean: g / count;  prod: g y / value (exact products where a value is 0);
     amax/amin: g shared evenly between the values equal to the result."""
 
+    half = "float32"
+
     @staticmethod
     def forward(ctx, x, src, index, axis, reduce, include_self):
         where = _full_index(index, axis)

@@ -17,7 +17,6 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import promote_types
 from neural_arch.errors import IndexingError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops.index import narrow, pad_nonconstant
 
 __all__ = [
@@ -54,9 +53,10 @@ class Permute(Function):
         return grad.transpose(ctx.inverse)
 
 
-@float32_inside
 class Expand(Function):
     """y = x broadcast to a shape (a view)     dL/dx = sum of dL/dy over the copies (the engine's unbroadcast)"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -67,9 +67,10 @@ class Expand(Function):
         return grad
 
 
-@float32_inside
 class Tile(Function):
     """y = x tiled reps times per axis     dL/dx = sum over the tiles"""
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, x, reps):

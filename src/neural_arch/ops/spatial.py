@@ -104,6 +104,7 @@ class GridSample2d(Function):
     'nearest' takes the nearest pixel (rounding half to even, as torch) and gives the grid no gradient.
     """
 
+    half = "float32"
     autocast = FP32  # torch's CPU autocast list (grid_sampler)
 
     @staticmethod

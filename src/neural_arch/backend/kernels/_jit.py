@@ -236,11 +236,12 @@ def chunks(rows: int) -> int:
 @inline(FAST)
 def expf(x):
     """e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2; e^r by a degree-7 polynomial (Cephes).
-    Below -87.3 (where e^x leaves the normal floats) the result is 0: a clamped input would give
-    1e-38 for e^-inf, and the softmax of a masked score divided that into denormals, which x86 cores
-    multiply through a slow microcode path in every later product that reads them."""
-    x0 = x
-    x = min(max(x, F(-87.3)), F(88.37))  # keeps n in [-126, 127]: a normal float32 2^n
+    The input is clamped to [-88, 88.37], which keeps n in [-127, 127]; n = -127 builds 2^n from zero
+    exponent bits, which is 0.0, so e^x is exactly 0 for x <= -88 (e^-inf included), as np.exp and torch
+    give. (A floor at -87.3, as before, kept n >= -126 and returned 1e-38 there: the softmax of a masked
+    score then divided it into denormals, which x86 cores multiply through a slow microcode path in every
+    later product that reads them.)"""
+    x = min(max(x, F(-88.0)), F(88.37))
     n = np.floor(x * F(1.4426950408889634) + F(0.5))
     r = x - n * F(0.693359375) + n * F(2.12194440e-4)
     p = F(1.9875691500e-4)
@@ -250,8 +251,7 @@ def expf(x):
     p = p * r + F(1.6666665459e-1)
     p = p * r + F(5.0000001201e-1)
     p = p * r * r + r + F(1.0)
-    e = p * np.int32((np.int32(n) + 127) << 23).view(np.float32)  # times 2^n, built in the exponent bits
-    return e if x0 > F(-87.3) else F(0.0)  # (a select: the loop still vectorises)
+    return p * np.int32((np.int32(n) + 127) << 23).view(np.float32)  # times 2^n, built in the exponent bits
 
 
 @inline(FAST)
