@@ -20,6 +20,7 @@ from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
 from neural_arch.backend.kernels import softmax_loss
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
+from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
@@ -107,19 +108,23 @@ class GELU(Function):
     """Exact:  y = x Phi(x)                   dy/dx = Phi(x) + x phi(x),  phi(x) = e^{-x^2/2} / sqrt(2 pi)
     Tanh:   y = x (1 + tanh u) / 2,  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
             dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
-    dy/dx is computed with y when a gradient will be needed (they share the erf/exp work) and saved."""
+    dy/dx is computed with y when a gradient will be needed (they share the erf/exp work) and saved.
+    Half inputs: the kernel reads them and rounds y once; dy/dx stays float32, and the gradient is
+    rounded once to the input's dtype (what computing in float32 gives, without widening x)."""
 
-    half = "float32"
+    half = None  # the kernel reads and writes bfloat16 (float16: its twin, in float32)
 
     @staticmethod
     def forward(ctx, x, approximate):
         y, deriv = kern.gelu(x, approximate == "tanh", bool(ctx.needs_input_grad[0]))
         ctx.save_for_backward(deriv)
+        ctx.dtype = x.dtype
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        return ew.multiply(grad, ctx.saved_tensors[0])
+        dx = ew.multiply(grad, ctx.saved_tensors[0])
+        return dx if dx.dtype == ctx.dtype else convert(dx, ctx.dtype)
 
 
 class SiLU(Function):
@@ -235,7 +240,7 @@ class Softmax(Function):
                     dL/dx_i = g_i - e^{y_i} sum_j g_j
     (sums along ``axis``). A row that is all -inf gives NaN, as in torch."""
 
-    half = "float32"
+    half = None  # the kernels read and write bfloat16, computing in float32 (float16: their twins)
 
     @staticmethod
     def forward(ctx, x, axis, log):

@@ -21,6 +21,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import norm as kern
+from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
@@ -36,9 +37,10 @@ class LayerNorm(Function):
     """Per row of the trailing ``d`` elements, r = 1 / sqrt(var + eps) (biased variance):
         y = (x - mean) r w + b
         dL/dx = r (gw - mean(gw) - xhat mean(gw xhat)),  dL/dw = sum_rows g xhat,  dL/db = sum_rows g
-    with xhat = (x - mean) r and gw = g w."""
+    with xhat = (x - mean) r and gw = g w. Half inputs go to the kernels as they are (they compute in
+    float32 and round y and dL/dx once); dL/dw and dL/db, summed in float32, are rounded to w's dtype."""
 
-    half = "float32"
+    half = None  # the kernels read and write bfloat16 (float16: their twins, in float32)
 
     @staticmethod
     def forward(ctx, x, *affine, d, eps, has_w, has_b):
@@ -54,6 +56,8 @@ class LayerNorm(Function):
     def backward(ctx, grad):
         x2, w, mean, rstd = ctx.saved_tensors
         dx, dw, db = kern.layer_norm_backward(grad.reshape(x2.shape), x2, w, mean, rstd)
+        if dw.dtype != w.dtype:  # half parameters: the float32 sums rounded once
+            dw, db = convert(dw, w.dtype), convert(db, w.dtype)
         out = [dx.reshape(ctx.shape)]
         if ctx.has_w:
             out.append(_in_shape(dw, ctx.w_shape))
