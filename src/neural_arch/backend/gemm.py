@@ -70,8 +70,9 @@ def _half_matmul(a, b, out=None):
     float16 loop is ~10x slower than float32's, ml_dtypes' bfloat16 one returns float32), so each half
     operand is widened to float32 whole, multiplied there (float32 accumulation, as torch's CPU kernels)
     and the result rounded to the operands' dtype. bfloat16 goes through the bit kernels of
-    ``kernels/half.py``. Widening the weight a tile of rows at a time instead was slower at every shape
-    measured, decoding (M = 1) included (``python -m benchmarks half_matmul``, BENCHMARKS.md)."""
+    ``kernels/half.py`` (ml_dtypes' ``astype`` gives the same bits; on a loaded machine the two timed
+    within noise of each other). Widening the weight a tile of rows at a time instead was slower at every
+    shape measured, decoding (M = 1) included (``python -m benchmarks half_matmul``, BENCHMARKS.md)."""
     from neural_arch.backend.kernels.half import to_float32, to_half  # noqa: PLC0415 - kernels import this module
 
     dtype = a.dtype if a.dtype == b.dtype else np.promote_types(a.dtype, b.dtype)

@@ -25,9 +25,14 @@ def _torch_rounded(a32):
     return torch.from_numpy(np.ascontiguousarray(a32)).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
 
 
-def _assert_rounded_from(got, float32_result):
+def _assert_rounded_from(got, float32_result, denormal_tail=False):
     assert got.dtype == bfloat16
-    np.testing.assert_array_equal(got.view(np.uint16), _torch_rounded(float32_result))
+    want = _torch_rounded(float32_result)
+    if denormal_tail:  # see test_gelu_reads_and_writes_bf16
+        tail = np.abs(float32_result) < np.finfo(np.float32).tiny
+        np.testing.assert_allclose(got[tail].astype(np.float32), float32_result[tail], rtol=0, atol=1e-35)
+        got, want = got[~tail], want[~tail]
+    np.testing.assert_array_equal(got.view(np.uint16), want)
 
 
 def _ran(name, call):
@@ -45,7 +50,10 @@ def test_gelu_reads_and_writes_bf16(shape, tanh, with_grad, jit):
     x.reshape(-1)[:4] = np.array([-20.0, 20.0, -100.0, 0.0], np.float32).astype(bfloat16)  # the tails
     y, deriv = _ran("gelu", lambda: activation.gelu(x, tanh, with_grad))
     y32, deriv32 = activation.gelu(x.astype(np.float32), tanh, with_grad)
-    _assert_rounded_from(y, y32)
+    # Far in the negative tail the tanh form's sigmoid is 1 / (1 + e^88) ~ 1e-39, a denormal that
+    # fastmath's reciprocal gives as 0 in one compiled loop and as itself in another: there (|y| below
+    # the smallest normal float32) the two paths agree to 1e-35 (|x| times the denormal), not bit for bit.
+    _assert_rounded_from(y, y32, denormal_tail=tanh)
     if with_grad:  # what backward multiplies by stays float32: backward is the float32 one
         assert deriv.dtype == np.float32
         np.testing.assert_array_equal(deriv, deriv32)
