@@ -67,7 +67,8 @@ def test_half_matmul_accumulates_in_float32_and_rounds_once(dtype):
     got = matmul(x, w.T)
     assert got.dtype == half
     # float32 accumulation then one rounding: the float32 product of the same values, rounded
-    np.testing.assert_array_equal(got.view(np.uint16), (x.astype(np.float32) @ w.T.astype(np.float32)).astype(half).view(np.uint16))
+    rounded = (x.astype(np.float32) @ w.T.astype(np.float32)).astype(half)
+    np.testing.assert_array_equal(got.view(np.uint16), rounded.view(np.uint16))
     np.testing.assert_allclose(got.astype(np.float64), exact, rtol=1e-2, atol=1e-2)
     assert matmul(x[0], w.T).dtype == half
     mixed = matmul(x, w.T.astype(np.float32))  # a float32 operand: a float32 product
