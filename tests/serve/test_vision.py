@@ -117,8 +117,8 @@ def test_a_checkpoint_of_our_efficientnet_serves_with_a_shorter_side_resize_and_
         crop = np.asarray(img.crop((left, top, left + 16, top + 16)), np.float32)
         return ((crop / 255 - 0.3) / 0.35)[None]
 
-    np.testing.assert_allclose(_served_probabilities(served, images), _forward(model.eval(), [transform(a) for a in images]),
-                               rtol=1e-4, atol=1e-6)
+    expected = _forward(model.eval(), [transform(a) for a in images])
+    np.testing.assert_allclose(_served_probabilities(served, images), expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,8 @@ from neural_arch.io.checkpoint import check_state_dict
 from neural_arch.models import efficientnet as efficientnet_builders  # the function efficientnet(variant, ...)
 from neural_arch.models import efficientnet_small
 from neural_arch.models.efficientnet import SCALING
-from neural_arch.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet_small
 from neural_arch.models.hf import WEIGHTS_NAME, load_safetensors_dir
+from neural_arch.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet_small
 from neural_arch.serve.served import CLASSIFY, ServedModel, hf_image_transform, hf_labels
 
 __all__ = ["ARCHITECTURES", "hf_resnet_names", "is_hf_resnet", "is_ours", "load_hf_resnet", "load_ours"]
