@@ -48,10 +48,12 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def is_ours(config: dict) -> bool:
+    """Whether a config.json is our ResNet / EfficientNet folder's (it names an ``architecture``)."""
     return isinstance(config.get("architecture"), str)
 
 
 def is_hf_resnet(config: dict) -> bool:
+    """Whether a config.json is transformers' ResNet's (``model_type`` resnet)."""
     return config.get("model_type") == "resnet"
 
 
