@@ -14,6 +14,7 @@ the forward-only analogue of the load test's embeddings ratio.
 
     python -m benchmarks.serve_forward                 # 8 batches of 32, grouped as the server groups them
     python -m benchmarks.serve_forward --no-length-groups   # each batch padded to its longest
+    python -m benchmarks.serve_forward --threads 1          # one thread each: the products' own speed
 """
 
 from __future__ import annotations
@@ -67,9 +68,19 @@ def contenders(groups: list[list[str]]) -> dict:
     return {"neural-arch": run_ours, "torch": run_torch}
 
 
-def run(rounds: int = 10, n_batches: int = 8, batch_size: int = 32, length_groups: bool = True, **_) -> list[Result]:
+def run(rounds: int = 10, n_batches: int = 8, batch_size: int = 32, length_groups: bool = True, threads: int = 0,
+        **_) -> list[Result]:
+    """``threads``: both frameworks' thread count (0: each one's default, one per core)."""
+    if threads:
+        import torch
+
+        import neural_arch as na
+
+        torch.set_num_threads(threads)
+        na.set_num_threads(threads)
     groups = batches(n_batches, batch_size, length_groups)
-    name = f"MiniLM-L6 embed, {n_batches} batches of {batch_size} ({len(groups)} forwards)"
+    name = (f"MiniLM-L6 embed, {n_batches} batches of {batch_size} ({len(groups)} forwards)"
+            + (f", {threads} thread{'s' * (threads > 1)}" if threads else ""))
     return [compare(name, contenders(groups), rounds=rounds, warmup=2)]
 
 
@@ -82,9 +93,10 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-length-groups", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="both frameworks' threads (0: their defaults)")
     a = p.parse_args()
     print(f"machine: {machine()}\n")
-    results = run(a.rounds, a.batches, a.batch_size, not a.no_length_groups)
+    results = run(a.rounds, a.batches, a.batch_size, not a.no_length_groups, a.threads)
     print(f"\n## serve_forward\n\n{table(results)}\n")
 
 
