@@ -122,7 +122,7 @@ class _Server:
     """A server process of benchmarks.serve_backends; stopped with SIGTERM (it drains)."""
 
     def __init__(self, backend: str, task: str, lm_dir: Path, max_batch_size: int, max_queue: int,
-                 torch_threads: int = 0, length_groups: bool = True):
+                 torch_threads: int = 0, length_groups: bool = True, threads: int = 0):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a server that logs a lot must never block on it (closed in stop)
@@ -130,7 +130,8 @@ class _Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.serve_backends", "--backend", backend, "--task", task, "--lm",
              str(lm_dir), "--port", str(self.port), "--max-batch-size", str(max_batch_size), "--max-queue",
-             str(max_queue), "--torch-threads", str(torch_threads)] + ([] if length_groups else ["--no-length-groups"]),
+             str(max_queue), "--torch-threads", str(torch_threads), "--threads", str(threads)]
+            + ([] if length_groups else ["--no-length-groups"]),
             stdout=subprocess.DEVNULL, stderr=self.log, text=True,
             env=dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
 
@@ -282,7 +283,7 @@ async def _open_loop(url: str, task: str, rate: float, duration: float, pid: int
 
 def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30.0, overload: float = 4.0,
         max_batch_size: int = 32, max_queue: int = 256, tasks=("embeddings", "completions"), torch_threads: int = 0,
-        length_groups: bool = True, onnx: bool = False, **_) -> list[Result]:
+        length_groups: bool = True, onnx: bool = False, threads: int = 0, **_) -> list[Result]:
     """The suite (see the module docstring); prints each run's figures and returns the table's rows."""
     from benchmarks.serve_backends import make_char_gpt
     from neural_arch.serve.server import raise_open_files_limit
@@ -296,7 +297,7 @@ def run(duration: float = 60.0, clients: int = 64, overload_duration: float = 30
         if onnx and task == "completions":
             backends.append(("onnx", "onnxruntime"))
         for backend, who in backends:
-            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads, length_groups)
+            server = _Server(backend, task, lm_dir, max_batch_size, max_queue, torch_threads, length_groups, threads)
             try:
                 server.wait_ready()
                 busy0, t0 = _forward_seconds(server.url, task), time.perf_counter()
@@ -361,6 +362,8 @@ def main() -> None:
     p.add_argument("--overload", type=float, default=4.0, help="overload rate, times the measured throughput")
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-queue", type=int, default=256)
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads of our server's model (na.set_num_threads; 0: one per core)")
     p.add_argument("--torch-threads", type=int, default=0,
                    help="threads of the torch baseline (0: torch's default, one per core)")
     p.add_argument("--no-length-groups", action="store_true",
@@ -371,7 +374,7 @@ def main() -> None:
     a = p.parse_args()
     print(f"machine: {machine()}\n")
     results = run(a.duration, a.clients, a.overload_duration, a.overload, a.max_batch_size, a.max_queue, a.tasks,
-                  a.torch_threads, not a.no_length_groups, a.onnx)
+                  a.torch_threads, not a.no_length_groups, a.onnx, a.threads)
     print(f"\n## serve\n\n{table(results)}\n")
 
 

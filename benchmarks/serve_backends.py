@@ -134,8 +134,13 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=256)
     p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="na.set_num_threads for ours (0: one per core)")
     p.add_argument("--no-length-groups", action="store_true", help="one forward per batch, padded to its longest")
     a = p.parse_args()
+    if a.backend == "ours" and a.threads:
+        import neural_arch as na
+
+        na.set_num_threads(a.threads)
     if a.backend == "torch" and a.torch_threads:
         import torch
 

@@ -44,6 +44,9 @@ def matmul(a, b, out=None):
     if a.dtype.itemsize == 2 or b.dtype.itemsize == 2:  # (one test for float16/bfloat16 on the hot path)
         if a.dtype.kind in "fV" and b.dtype.kind in "fV":
             return _half_matmul(a, b, out)
+    if b.ndim == 2 and a.ndim > 2 and type(a) is np.ndarray and a.flags.c_contiguous and a.size and (
+            a.shape[-1] == b.shape[0]) and (out is None or (type(out) is np.ndarray and out.flags.c_contiguous)):
+        return _folded(a, b, out)
     n = b.shape[-1] if b.ndim else 0
     size = a.size * n  # m K n (times the batch): at most half the flops, the bytes of a vector's matrix
     if 2 * size < policy.gemm_split_flops and size * a.itemsize < policy.gemv_split_bytes:
@@ -63,6 +66,21 @@ def matmul(a, b, out=None):
     if partial_products:
         return result.sum(axis=0, out=out)
     return result
+
+
+def _folded(a, b, out):
+    """A stack of matrices (..., m, k) times one matrix (k, n) as ONE product (... m, k) @ (k, n), as torch's
+    linear does: NumPy's matmul runs a stack as one BLAS call per matrix, and with the short sequences
+    of serving (m = tokens of a text) those calls are several times slower than the product of the rows
+    stacked (BENCHMARKS.md, the serve_forward section). Every output row is the same dot products."""
+    rows = a.reshape(-1, a.shape[-1])  # a view: a is C-contiguous (and so is out, when given)
+    shape = a.shape[:-1] + (b.shape[-1],)
+    if out is None:
+        return matmul(rows, b).reshape(shape)
+    if out.shape != shape:
+        return np.matmul(a, b, out=out)  # NumPy's own error message, naming the shapes
+    matmul(rows, b, out=out.reshape(rows.shape[0], b.shape[-1]))
+    return out
 
 
 def _half_matmul(a, b, out=None):

@@ -62,14 +62,16 @@ class ScaledDotProductAttention(Function):
             return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
         m = s.max(axis=-1, keepdims=True)
         dead = ~np.isfinite(m)  # every key masked (or a -inf/NaN score row)
-        if dead.any():
-            m = np.where(dead, 0, m).astype(s.dtype, copy=False)
+        if not dead.any():  # a padding mask leaves every row a key: the fused softmax, as without a mask
+            p = softmax(s, (s.ndim - 1,), False)
+            del s
+            return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
+        m = np.where(dead, 0, m).astype(s.dtype, copy=False)
         p = s
         p -= m
         np.exp(p, out=p)
         total = p.sum(axis=-1, keepdims=True)
-        if dead.any():
-            total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
+        total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
         p /= total
         return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
 

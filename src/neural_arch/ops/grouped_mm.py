@@ -10,7 +10,6 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import DTypeError, ShapeError
-from neural_arch.ops._half import float32_inside
 
 __all__ = ["grouped_mm"]
 
@@ -23,13 +22,14 @@ def _runs(offs):
         start = int(end)
 
 
-@float32_inside
 class GroupedMM(Function):
     """2-D a (M, K), 3-D b (G, K, N), offs (G,):  y[r] = a[r] @ b[g]  for the rows r of group g
     (offs[g-1] <= r < offs[g]; rows past offs[-1] are 0).  3-D a (G, M, K), no offs:  y[g] = a[g] @ b[g].
 
     da[r] = dy[r] @ b[g]^T        db[g] = sum over the rows r of group g of a[r]^T dy[r]  (a[g]^T @ dy[g] in 3-D)
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, a, b, offs=None):

@@ -11,20 +11,20 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.errors import GradientError
-from neural_arch.ops._half import float32_inside
 from neural_arch.ops._operands import binary_operands
 from neural_arch.ops.pointwise import _special
 
 __all__ = ["igamma", "igammac"]
 
 
-@float32_inside
 class RegularizedGamma(Function):
     """P(a, x) = gamma(a, x) / Gamma(a) = (1 / Gamma(a)) int_0^x t^(a-1) e^-t dt   (``upper``: Q = 1 - P)
 
     dP/dx = x^(a-1) e^-x / Gamma(a) = exp((a - 1) log x - x - lgamma a)       dQ/dx = -dP/dx
     dP/da has no closed form; torch does not implement it either, and neither is it here (GradientError).
     """
+
+    half = "float32"
 
     @staticmethod
     def forward(ctx, a, x, upper=False):

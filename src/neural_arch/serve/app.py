@@ -294,11 +294,23 @@ def _decode_images(blobs: list[str], served: ServedModel, single: bool) -> list[
                     raise _InvalidInput(loc, f"expected a PNG or JPEG image, got {img.format}")
                 if img.width * img.height > _MAX_PIXELS:
                     raise _InvalidInput(loc, f"the image has {img.width}x{img.height} pixels; at most 4096x4096")
-                img = img.convert(served.image_mode).resize(served.image_size, served.resample)
-                out.append(served.transform(np.asarray(img)))
+                out.append(served.transform(np.asarray(_fit(img.convert(served.image_mode), served))))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
             raise _InvalidInput(loc, f"not a readable PNG or JPEG image ({type(e).__name__})") from None
     return out
+
+
+def _fit(img: Image.Image, served: ServedModel) -> Image.Image:
+    """Resize to ``served.image_size``, or (with ``shortest_edge``) resize the shorter side and keep the centre,
+    as transformers' processors do (their sizes and crop offsets, so the pixels match theirs)."""
+    if served.shortest_edge is None:
+        return img.resize(served.image_size, served.resample)
+    edge, (w, h) = served.shortest_edge, img.size
+    size = (edge, int(edge * h / w)) if w <= h else (int(edge * w / h), edge)
+    img = img.resize(size, served.resample)
+    (cw, ch), (w, h) = served.image_size, img.size
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return img.crop((left, top, left + cw, top + ch))
 
 
 # -- completions ----------------------------------------------------------------------------------

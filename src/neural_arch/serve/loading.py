@@ -5,8 +5,11 @@ MODEL may be
 - a Hugging Face-layout directory (``config.json``): a causal LM with its tokenizer
   (``char_tokenizer.json`` or ``tokenizer.json``), a sentence-transformers / BERT / RoBERTa
   encoder (``modules.json`` or ``model_type`` bert/roberta), a BERT / RoBERTa text classifier
-  (``architectures``: ``*ForSequenceClassification``) or a ViT image classifier (``model_type`` vit,
-  with ``preprocessor_config.json``'s resize / rescale / normalise when present);
+  (``architectures``: ``*ForSequenceClassification``), a ViT image classifier (``model_type`` vit,
+  with ``preprocessor_config.json``'s resize / rescale / normalise when present) or a
+  ``ResNetForImageClassification`` (``model_type`` resnet, run as our ResNet: ``vision.py``);
+- a folder of our ResNet / EfficientNet (``config.json`` naming the ``architecture``, torchvision-named
+  weights), or a checkpoint in such a folder (``vision.py``);
 - a run directory of ``neural-arch train`` or one of its checkpoints: a language model
   (gpt2, modern) or an image classifier (mlp, cnn);
 - an ONNX file written by ``neural-arch export --format onnx``, run by onnxruntime
@@ -37,6 +40,7 @@ from neural_arch.models import (
     load_tokenizer,
 )
 from neural_arch.models.bert import RobertaConfig
+from neural_arch.serve import vision
 from neural_arch.serve.onnx_models import load_onnx
 from neural_arch.serve.served import (
     CLASSIFY,
@@ -64,11 +68,17 @@ def load_served_model(path, name: str | None = None) -> ServedModel:
         return load_onnx(path, name)
     if path.is_dir() and (path / "config.json").is_file():
         return _load_hf_dir(path, name)
+    if path.is_file() and vision.is_ours(_read_config(path.parent)):  # a checkpoint in a ResNet/EfficientNet folder
+        return vision.load_ours(path.parent, name, checkpoint=path)
     return _load_run(path, name)
 
 
 def _load_hf_dir(path: Path, name: str) -> ServedModel:
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config = _read_config(path)
+    if vision.is_ours(config):
+        return vision.load_ours(path, name)
+    if vision.is_hf_resnet(config):
+        return vision.load_hf_resnet(path, name)
     architectures = config.get("architectures") or []
     if any(str(a).endswith("ForSequenceClassification") for a in architectures):
         return _text_classifier(path, name, config)
@@ -82,6 +92,18 @@ def _load_hf_dir(path: Path, name: str) -> ServedModel:
     eos = config.get("eos_token_id")
     eos = eos if isinstance(eos, int) and 0 <= eos < lm.config.vocab_size else None
     return ServedModel(name, COMPLETIONS, lm, tokenizer, eos_token_id=eos)
+
+
+def _read_config(folder: Path) -> dict:
+    """``folder/config.json`` as a dict ({} when there is none); invalid JSON is a CheckpointError."""
+    file = folder / "config.json"
+    if not file.is_file():
+        return {}
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"serve: '{file}' is not valid JSON ({e})") from None
+    return config if isinstance(config, dict) else {}
 
 
 def _load_run(path: Path, name: str) -> ServedModel:
