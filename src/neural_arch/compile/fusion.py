@@ -177,6 +177,8 @@ def _save(ctx, m, ins, out, outs, k, draw):
         ctx._saved = (out,)
     elif kind in _DERIV:
         ctx._saved = (outs.get(("deriv", k)),)
+        if kind != "silu":  # GELU.forward also records the input's dtype (its gradient is rounded to it)
+            ctx.dtype = np.dtype(np.float32)  # (fused groups are float32 only)
     elif kind == "dropout":
         ctx.draw = draw
     elif kind == "layer_norm":  # LayerNorm.forward's ctx
