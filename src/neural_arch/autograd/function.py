@@ -130,13 +130,8 @@ class Function:
             ctx._retained = None
         else:
             ctx.needs_input_grad = (False,) * len(inputs)
-        half = None
-        if cls.half is not None:  # an op with its own half policy (ops/_half.py): any half inputs?
-            for t in inputs:
-                a = t.data
-                if (a.dtype is _F16 or a.dtype is _BF16) and type(a) is _ndarray:
-                    half = a.dtype
-                    break
+        # an op with its own half policy (ops/_half.py): the dtype of its first half input, if any
+        half = None if cls.half is None else _half_dtype([t.data for t in inputs])
         try:
             if half is not None:
                 out = _forward_in_float32(cls, ctx, [t.data for t in inputs], params, half)
@@ -197,20 +192,25 @@ _tracer = None
 _autocast = None
 
 
-_HALF = (float16,) + ((bfloat16,) if bfloat16 is not None else ())
-
-
 def _is_half(a) -> bool:
-    return isinstance(a, _ndarray) and a.dtype in _HALF
+    """A NumPy array of float16 or bfloat16 (CuPy arrays and float32/64 are not)."""
+    return isinstance(a, _ndarray) and (a.dtype == _F16 or (_BF16 is not None and a.dtype == _BF16))
+
+
+def _half_dtype(arrays):
+    """The dtype of the first half array among ``arrays``, or None."""
+    for a in arrays:
+        if _is_half(a):
+            return a.dtype
+    return None
 
 
 def forward_arrays(cls, ctx, arrays, params):
     """``cls.forward`` on ``arrays`` as ``apply`` runs it, the float32 path included, for code that replays
     recorded ops without ``apply`` (``na.compile``); pair it with ``backward_of``."""
-    if cls.half is not None:
-        for a in arrays:
-            if (a.dtype is _F16 or a.dtype is _BF16) and type(a) is _ndarray:
-                return _forward_in_float32(cls, ctx, arrays, params, a.dtype)
+    half = None if cls.half is None else _half_dtype(arrays)
+    if half is not None:
+        return _forward_in_float32(cls, ctx, arrays, params, half)
     return cls.forward(ctx, *arrays, **params)
 
 
