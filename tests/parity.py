@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import neural_arch as na
-from parity_record import claim
+from parity_record import claim, confirm, witness
 from reference_names import Recorder
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -147,8 +147,41 @@ def rand_pos(*shape, seed=0, low=0.5, high=2.0):
 
 @contextlib.contextmanager
 def reference():
-    """For a comparison written without ``check``: run the torch side inside ``with reference():``; the torch
-    names it calls are claimed for the parity record (``parity_record.py``) if the test then passes."""
+    """For a comparison written without ``check``: run the torch side inside ``with reference():``. The torch
+    names it calls (functions, Tensor methods, the modules it runs, the optimizers, schedulers, datasets,
+    loaders and distributions it builds) are claimed for the parity record (``parity_record.py``) by the next
+    ``compare`` of the test that passes, if the test then passes; without one they claim nothing."""
     with Recorder() as seen:
         yield seen
-    claim(seen.names)
+    witness(seen.names)
+
+
+def _plain(value):
+    """A comparable NumPy value of ours or torch's: tensors (any dtype, bfloat16 included), arrays, numbers,
+    and lists or tuples of them (an lr list, a batch of a loader)."""
+    if isinstance(value, torch.Tensor):
+        return torch_numpy(value)
+    if isinstance(value, na.Tensor):
+        return value.detach().numpy()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def compare(ours, ref, rtol=0.0, atol=0.0, what="value"):
+    """Assert that ``ours`` (neural-arch's result) equals ``ref`` (torch's) within ``rtol``/``atol`` (exactly by
+    default); shapes must agree. Tensors, arrays, numbers and nested lists/tuples of them. Once it passes, the
+    torch names the test's ``reference()`` blocks used so far count as compared (``parity_record.confirm``)."""
+    ours, ref = _plain(ours), _plain(ref)
+    if isinstance(ref, list):
+        assert isinstance(ours, list) and len(ours) == len(ref), f"{what}: {ours!r} vs torch {ref!r}"
+        for k, (o, r) in enumerate(zip(ours, ref)):
+            compare(o, r, rtol, atol, f"{what}[{k}]")
+        return
+    ours_arr, ref_arr = np.asarray(ours), np.asarray(ref)
+    if ref_arr.dtype.kind in "biuO" or ours_arr.dtype.kind in "O" or (rtol == 0 and atol == 0):
+        assert ours_arr.shape == ref_arr.shape, f"{what}: shape {ours_arr.shape} != torch {ref_arr.shape}"
+        np.testing.assert_array_equal(ours_arr, ref_arr, err_msg=what)
+    else:
+        assert_close(ours_arr, ref_arr, rtol, atol, what)
+    confirm()
