@@ -156,30 +156,39 @@ def reference():
     witness(seen.names)
 
 
-def _plain(value):
-    """A comparable NumPy value of ours or torch's: tensors (any dtype, bfloat16 included), arrays, numbers,
-    and lists or tuples of them (an lr list, a batch of a loader)."""
+def _parts(value):
+    """The parts of a container (a list or tuple; a dict as its sorted keys, then its values in key order),
+    or None for a single value."""
+    if isinstance(value, dict):
+        return [sorted(value), *(value[k] for k in sorted(value))]
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def _array(value):
+    """A single value of ours or torch's as a NumPy array (tensors of any dtype, bfloat16 included; numbers)."""
     if isinstance(value, torch.Tensor):
         return torch_numpy(value)
     if isinstance(value, na.Tensor):
         return value.detach().numpy()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    return np.asarray(value)
 
 
 def compare(ours, ref, rtol=0.0, atol=0.0, what="value"):
     """Assert that ``ours`` (neural-arch's result) equals ``ref`` (torch's) within ``rtol``/``atol`` (exactly by
-    default); shapes must agree. Tensors, arrays, numbers and nested lists/tuples of them. Once it passes, the
-    torch names the test's ``reference()`` blocks used so far count as compared (``parity_record.confirm``)."""
-    ours, ref = _plain(ours), _plain(ref)
-    if isinstance(ref, list):
-        assert isinstance(ours, list) and len(ours) == len(ref), f"{what}: {ours!r} vs torch {ref!r}"
-        for k, (o, r) in enumerate(zip(ours, ref)):
+    default); shapes must agree, and dtypes where both are tensors. Tensors, arrays, numbers and nested
+    lists/tuples/dicts of them (an lr list, a batch of a loader). Once it passes, the torch names the test's
+    ``reference()`` blocks used so far count as compared (``parity_record.confirm``)."""
+    ref_parts = _parts(ref)
+    if ref_parts is not None:
+        ours_parts = _parts(ours)
+        assert ours_parts is not None and len(ours_parts) == len(ref_parts), f"{what}: {ours!r} vs torch {ref!r}"
+        for k, (o, r) in enumerate(zip(ours_parts, ref_parts)):
             compare(o, r, rtol, atol, f"{what}[{k}]")
         return
-    ours_arr, ref_arr = np.asarray(ours), np.asarray(ref)
-    if ref_arr.dtype.kind in "biuO" or ours_arr.dtype.kind in "O" or (rtol == 0 and atol == 0):
+    if isinstance(ours, na.Tensor) and isinstance(ref, torch.Tensor):
+        assert str(ours.dtype) == str(ref.dtype).removeprefix("torch."), f"{what}: dtype {ours.dtype} vs torch {ref.dtype}"
+    ours_arr, ref_arr = _array(ours), _array(ref)
+    if ref_arr.dtype.kind in "biuOUS" or ours_arr.dtype.kind in "OUS" or (rtol == 0 and atol == 0):
         assert ours_arr.shape == ref_arr.shape, f"{what}: shape {ours_arr.shape} != torch {ref_arr.shape}"
         np.testing.assert_array_equal(ours_arr, ref_arr, err_msg=what)
     else:

@@ -47,6 +47,8 @@ def _build_index() -> None:
             continue
         if not callable(obj) or isinstance(obj, types.ModuleType):
             continue
+        if not (getattr(obj, "__module__", None) or "torch").startswith("torch"):
+            continue  # an import in torch's namespace (typing.cast in lr_scheduler), not torch's API
         _keep.append(obj)
         code = getattr(obj, "__code__", None)
         if code is not None:
