@@ -43,7 +43,8 @@ def _build_index() -> None:
                 for name in dir(torch.Tensor) if not name.startswith("_")]
     for qualified, obj in entries:
         if isinstance(obj, type):
-            _classes.setdefault(obj, set()).add(qualified)
+            if obj.__module__.startswith("torch"):  # not an import (weakref.ref in lr_scheduler)
+                _classes.setdefault(obj, set()).add(qualified)
             continue
         if not callable(obj) or isinstance(obj, types.ModuleType):
             continue
