@@ -77,8 +77,10 @@ def _torch_class(cls: type) -> set[str]:
 
 
 def _runs(cls: type) -> bool:
-    """Whether a torch.nn.Module class has a forward of its own (is counted when it runs, not when built)."""
-    return issubclass(cls, torch.nn.Module) and cls.forward is not torch.nn.Module.forward
+    """Whether a torch.nn.Module class is counted when it runs, not when built: one with a forward of its own,
+    except a lazy module (its first run turns it into the plain class: ``LazyLinear`` runs as ``Linear``)."""
+    return (issubclass(cls, torch.nn.Module) and cls.forward is not torch.nn.Module.forward
+            and not issubclass(cls, torch.nn.modules.lazy.LazyModuleMixin))
 
 
 def _constructed(frame) -> set[str]:
