@@ -186,7 +186,8 @@ def compare(ours, ref, rtol=0.0, atol=0.0, what="value"):
             compare(o, r, rtol, atol, f"{what}[{k}]")
         return
     if isinstance(ours, na.Tensor) and isinstance(ref, torch.Tensor):
-        assert str(ours.dtype) == str(ref.dtype).removeprefix("torch."), f"{what}: dtype {ours.dtype} vs torch {ref.dtype}"
+        ref_dtype = str(ref.dtype).removeprefix("torch.")
+        assert str(ours.dtype) == ref_dtype, f"{what}: dtype {ours.dtype} vs torch {ref_dtype}"
     ours_arr, ref_arr = _array(ours), _array(ref)
     if ref_arr.dtype.kind in "biuOUS" or ours_arr.dtype.kind in "OUS" or (rtol == 0 and atol == 0):
         assert ours_arr.shape == ref_arr.shape, f"{what}: shape {ours_arr.shape} != torch {ref_arr.shape}"
@@ -194,3 +195,13 @@ def compare(ours, ref, rtol=0.0, atol=0.0, what="value"):
     else:
         assert_close(ours_arr, ref_arr, rtol, atol, what)
     confirm()
+
+
+def attribute(obj, name):
+    """torch's attribute ``name`` of a module (``F.GRID_SAMPLE_PADDING_MODES``) or of a tensor (``t.mT``), read as
+    a reference: a read makes no call the recorder sees, so the name is witnessed here and claimed, like a
+    ``reference()`` block's, by the next ``compare`` of the test that passes."""
+    value = getattr(obj, name)
+    owner = "torch.Tensor" if isinstance(obj, torch.Tensor) else obj.__name__
+    witness({f"{owner}.{name}"})
+    return value

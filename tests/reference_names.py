@@ -28,6 +28,7 @@ NAMESPACES = ("torch", "torch.nn", "torch.nn.functional", "torch.linalg", "torch
 
 _by_id: dict[int, set[str]] = {}  # builtins (torch.add, F.linear): id of the object -> its names
 _by_code: dict[int, set[str]] = {}  # Python functions (F.l1_loss, Tensor.norm): id of the code -> names
+_by_closure: dict[tuple, set[str]] = {}  # a wrapper shared by several (F.max_pool2d): (code id, ids of its cells)
 _classes: dict[type, set[str]] = {}  # torch's public classes -> their names (torch.nn.Linear, torch.optim.Adam)
 _tensor_methods: set[str] = set()
 _keep: list = []  # the indexed objects, alive so that no id is reused by another object
@@ -36,7 +37,7 @@ _keep: list = []  # the indexed objects, alive so that no id is reused by anothe
 def _build_index() -> None:
     if _tensor_methods:
         return
-    owners: dict[int, set[int]] = {}  # code id -> ids of the functions that run it (a shared wrapper: several)
+    owners: dict[int, dict[int, object]] = {}  # code id -> the functions that run it (a shared wrapper: several)
     entries = [(f"{prefix}.{name}", getattr(importlib.import_module(prefix), name, None))
                for prefix in NAMESPACES for name in dir(importlib.import_module(prefix)) if not name.startswith("_")]
     entries += [(f"torch.Tensor.{name}", getattr(torch.Tensor, name, None))
@@ -55,13 +56,29 @@ def _build_index() -> None:
         if code is not None:
             _keep.append(code)
             _by_code.setdefault(id(code), set()).add(qualified)
-            owners.setdefault(id(code), set()).add(id(obj))
+            owners.setdefault(id(code), {})[id(obj)] = obj
         else:
             _by_id.setdefault(id(obj), set()).add(qualified)
     for code, functions in owners.items():
-        if len(functions) > 1:  # one wrapper's code behind several functions (boolean_dispatch): not telling
-            del _by_code[code]
+        if len(functions) > 1:  # one wrapper's code behind several functions (boolean_dispatch): told apart by
+            names = _by_code.pop(code)  # what its closure holds (max_pool2d's if_true/if_false functions)
+            for fn in functions.values():
+                key = (code, tuple(id(cell.cell_contents) for cell in fn.__closure__ or ()))
+                _by_closure.setdefault(key, set()).update(n for n in names if _resolve(n) is fn)
     _tensor_methods.update(n for n in dir(torch.Tensor) if not n.startswith("_"))
+
+
+def _resolve(qualified: str):
+    """The object a qualified name (``torch.nn.functional.max_pool2d``) names."""
+    owner, _, name = qualified.rpartition(".")
+    base = torch.Tensor if owner == "torch.Tensor" else importlib.import_module(owner)
+    return getattr(base, name, None)
+
+
+def _closure_key(frame) -> tuple:
+    """The key of ``_by_closure`` for a running frame: its code and the objects its free variables hold."""
+    local = frame.f_locals
+    return (id(frame.f_code), tuple(id(local.get(v)) for v in frame.f_code.co_freevars))
 
 
 def _from_torch(frame) -> bool:
@@ -69,7 +86,8 @@ def _from_torch(frame) -> bool:
 
 
 def _torch_class(cls: type) -> set[str]:
-    """The names of the first public torch class in ``cls``'s MRO (``cls`` itself, or what a user's class derives from)."""
+    """The names of the first public torch class in ``cls``'s MRO (``cls`` itself, or the torch class a user's
+    class derives from)."""
     for base in cls.__mro__:
         if base in _classes:
             return _classes[base]
@@ -113,6 +131,8 @@ class Recorder:
                 self.names |= found
         elif event == "call" and not _from_torch(frame.f_back):
             found = _by_code.get(id(frame.f_code))
+            if found is None and frame.f_code.co_freevars:
+                found = _by_closure.get(_closure_key(frame))
             if found is None and frame.f_code.co_name in ("__init__", "__new__"):
                 found = _constructed(frame)
             if found:
