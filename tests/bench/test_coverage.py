@@ -173,3 +173,29 @@ def test_the_recorder_sees_the_classes_a_reference_builds_and_the_outermost_modu
                 "torch.utils.data.DataLoader", "torch.distributions.Normal", "torch.nn.Sequential"}
     assert expected <= seen.names
     assert not {"torch.nn.Linear", "torch.nn.ReLU", "torch.utils.data.SequentialSampler"} & seen.names
+
+
+def test_the_recorder_tells_apart_the_functions_of_one_shared_wrapper():
+    """F.max_pool1d, F.adaptive_max_pool2d, ... run one boolean_dispatch wrapper's code: its closure tells which."""
+    from reference_names import Recorder
+
+    x = torch.randn(1, 2, 4, 4)
+    with Recorder() as seen:
+        torch.nn.functional.max_pool1d(x[0], 2)
+        torch.nn.functional.adaptive_max_pool2d(x, 1, return_indices=True)
+    assert seen.names == {"torch.nn.functional.max_pool1d", "torch.nn.functional.adaptive_max_pool2d"}
+
+
+def test_an_attribute_read_is_claimed_by_the_comparison_after_it():
+    import numpy as np
+    import parity_record
+    from parity import attribute, compare
+
+    import neural_arch as na
+
+    x = np.arange(6.0).reshape(2, 3)
+    test = parity_record.current_test()
+    want = attribute(torch.tensor(x), "mT")
+    assert "torch.Tensor.mT" not in parity_record.pending.get(test, set())
+    compare(na.tensor(x).mT, want)
+    assert "torch.Tensor.mT" in parity_record.pending[test]
