@@ -105,6 +105,8 @@ LAZY = {  # lazy class, its materialised class's torch constructor (with the inf
                             lambda nn: nn.ConvTranspose1d(2, 4, 3, stride=2), rnd(2, 2, 5)),
     "LazyConvTranspose2d": (lambda nn: nn.LazyConvTranspose2d(4, 3), lambda nn: nn.ConvTranspose2d(2, 4, 3),
                             rnd(2, 2, 4, 5)),
+    "LazyConvTranspose3d": (lambda nn: nn.LazyConvTranspose3d(3, 2, stride=2),
+                            lambda nn: nn.ConvTranspose3d(2, 3, 2, stride=2), rnd(1, 2, 2, 3, 2)),
     "LazyBatchNorm1d": (lambda nn: nn.LazyBatchNorm1d(), lambda nn: nn.BatchNorm1d(4), rnd(3, 4)),
     "LazyBatchNorm2d": (lambda nn: nn.LazyBatchNorm2d(momentum=0.2), lambda nn: nn.BatchNorm2d(4, momentum=0.2),
                         rnd(3, 4, 2, 2)),
