@@ -34,9 +34,16 @@ _tensor_methods: set[str] = set()
 _keep: list = []  # the indexed objects, alive so that no id is reused by another object
 
 
+_indexed_with_dynamo: list[bool] = []  # whether torch._dynamo was imported when the index was (last) built
+
+
 def _build_index() -> None:
-    if _tensor_methods:
+    # importing torch._dynamo (torch.compile) replaces some of torch's functions by wrappers (torch.manual_seed):
+    # index again then, keeping the old entries (a reference may still hold the functions it had before)
+    dynamo = "torch._dynamo" in sys.modules
+    if _tensor_methods and _indexed_with_dynamo[-1] == dynamo:
         return
+    _indexed_with_dynamo.append(dynamo)
     owners: dict[int, dict[int, object]] = {}  # code id -> the functions that run it (a shared wrapper: several)
     entries = [(f"{prefix}.{name}", getattr(importlib.import_module(prefix), name, None))
                for prefix in NAMESPACES for name in dir(importlib.import_module(prefix)) if not name.startswith("_")]
@@ -63,7 +70,7 @@ def _build_index() -> None:
         if len(functions) > 1:  # one wrapper's code behind several functions (boolean_dispatch): told apart by
             names = _by_code.pop(code)  # what its closure holds (max_pool2d's if_true/if_false functions)
             for fn in functions.values():
-                key = (code, tuple(id(cell.cell_contents) for cell in fn.__closure__ or ()))
+                key = (code, tuple(id(_contents(cell)) for cell in fn.__closure__ or ()))
                 _by_closure.setdefault(key, set()).update(n for n in names if _resolve(n) is fn)
     _tensor_methods.update(n for n in dir(torch.Tensor) if not n.startswith("_"))
 
@@ -73,6 +80,14 @@ def _resolve(qualified: str):
     owner, _, name = qualified.rpartition(".")
     base = torch.Tensor if owner == "torch.Tensor" else importlib.import_module(owner)
     return getattr(base, name, None)
+
+
+def _contents(cell):
+    """What a closure cell holds (None while it is empty, as the frame's locals then say)."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return None
 
 
 def _closure_key(frame) -> tuple:
