@@ -1,7 +1,8 @@
 """torch functions and Tensor methods with their own call shapes that no other test compares, written once for
-both frameworks (``m`` is ``neural_arch`` or ``torch``, ``x.name(...)`` a method of either's tensors) and run
-through ``parity.check`` (ours: ``torch`` as drop-in mode resolves it): forward, and backward where torch differentiates (``grad=True``). In-place methods
-run on a clone. The dtypes and constants are compared as values through ``parity.attribute``."""
+both frameworks (``m`` is ``torch`` or ours, ``x.name(...)`` a method of either's tensors; ours is ``torch`` as
+drop-in mode resolves it, which is what the coverage report counts) and run through ``parity.check``: forward,
+and backward where torch differentiates (``grad=True``). In-place methods run on a clone. The dtypes and
+constants are compared as values through ``parity.attribute``."""
 
 import numpy as np
 import pytest
