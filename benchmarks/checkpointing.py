@@ -186,7 +186,8 @@ def phases(rounds: int = 5, cfg: tuple = (6, 384, 6, 256, 16)) -> str:
              "CPU, checkpointing | page faults, plain / checkpointing |".format(*cfg), "|---|---|---|---|---|---|"]
     for i, name in enumerate(PHASES):
         p, c = med[False][i], med[True][i]
-        lines.append(f"| {name} | {p[0]:.3f} s | {c[0]:.3f} s | {p[1]:.3f} s | {c[1]:.3f} s | {p[2]:.0f} / {c[2]:.0f} |")
+        lines.append(f"| {name} | {p[0]:.3f} s | {c[0]:.3f} s | {p[1]:.3f} s | {c[1]:.3f} s "
+                     f"| {p[2]:.0f} / {c[2]:.0f} |")
     p, c = med[False][3], med[True][3]
     lines.append(f"| checkpointing's step, % of plain | | {100 * c[0] / p[0]:.1f} % | | {100 * c[1] / p[1]:.1f} % | |")
     lines.append(f"| forward, % of the plain step | {100 * med[False][0][0] / p[0]:.1f} % | | "

@@ -22,8 +22,8 @@ from neural_arch.backend.kernels import softmax_loss
 from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
-from neural_arch.ops._half import HALF
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import HALF
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
 from neural_arch.ops.shape import chunk
 
