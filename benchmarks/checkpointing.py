@@ -17,6 +17,12 @@ and its last rows checkpointing's memory and time as a percentage of the plain s
 
     python -m benchmarks checkpointing                      # the 6-layer GPT of the issue
     python -m benchmarks checkpointing --rounds 1           # one pass (memory does not depend on load)
+    python -c "from benchmarks.checkpointing import phases; print(phases())"   # where the time goes
+
+``phases`` is ours alone, in one process: the same model and batch, a step with checkpointing and one
+without alternating, each split into forward, backward and optimizer, in wall time and in process CPU
+time (all threads, user + system), with the page faults. CPU time is the work, wall time the work over
+the cores: on a loaded machine only the CPU columns mean something.
 """
 
 from __future__ import annotations
@@ -129,3 +135,61 @@ def run(rounds: int = 3, cfg: tuple = (6, 384, 6, 256, 16), steps: int = 5, mode
                  row("step time, checkpointing every block", "step_s", True, "s"),
                  percent("checkpointing's step time, % of plain (target <= 135)", "step_s")]
     return rows
+
+
+PHASES = ("forward", "backward", "optimizer", "step")
+
+
+def phases(rounds: int = 5, cfg: tuple = (6, 384, 6, 256, 16)) -> str:
+    """Checkpointing against not, per phase of our step (see the module doc), medians of ``rounds``
+    alternated steps after one of each; a Markdown table."""
+    import resource  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    import neural_arch as na  # noqa: PLC0415
+    from neural_arch.models import GPT2Config, GPT2LMHeadModel  # noqa: PLC0415
+
+    n_layer, n_embd, n_head, block, batch = cfg
+    vocab = 65
+    na.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=block, n_embd=n_embd, n_layer=n_layer,
+                                   n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)).train()
+    opt = na.optim.AdamW(m.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    ids, tgt = (na.tensor(rng.integers(0, vocab, (batch, block))) for _ in range(2))
+
+    def mark():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return np.array([time.perf_counter(), r.ru_utime + r.ru_stime, r.ru_minflt])
+
+    def step(ckpt):
+        (m.gradient_checkpointing_enable if ckpt else m.gradient_checkpointing_disable)()
+        t0 = mark()
+        opt.zero_grad()
+        loss = na.nn.functional.cross_entropy(m(ids).logits.reshape(-1, vocab), tgt.reshape(-1))
+        t1 = mark()
+        loss.backward()
+        t2 = mark()
+        opt.step()
+        t3 = mark()
+        return np.array([t1 - t0, t2 - t1, t3 - t2, t3 - t0])  # (phase, [wall, cpu, faults])
+
+    step(False), step(True)
+    got = {False: [], True: []}
+    for _ in range(rounds):
+        for ckpt in (False, True):
+            got[ckpt].append(step(ckpt))
+    med = {ckpt: np.median(got[ckpt], axis=0) for ckpt in got}
+    lines = ["| GPT {}L {}w {}h, block {}, batch {} | wall, plain | wall, checkpointing | CPU, plain | "
+             "CPU, checkpointing | page faults, plain / checkpointing |".format(*cfg), "|---|---|---|---|---|---|"]
+    for i, name in enumerate(PHASES):
+        p, c = med[False][i], med[True][i]
+        lines.append(f"| {name} | {p[0]:.3f} s | {c[0]:.3f} s | {p[1]:.3f} s | {c[1]:.3f} s "
+                     f"| {p[2]:.0f} / {c[2]:.0f} |")
+    p, c = med[False][3], med[True][3]
+    lines.append(f"| checkpointing's step, % of plain | | {100 * c[0] / p[0]:.1f} % | | {100 * c[1] / p[1]:.1f} % | |")
+    lines.append(f"| forward, % of the plain step | {100 * med[False][0][0] / p[0]:.1f} % | | "
+                 f"{100 * med[False][0][1] / p[1]:.1f} % | | |")
+    return "\n".join(lines)

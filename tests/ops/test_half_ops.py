@@ -457,3 +457,63 @@ def test_optimizer_steps_on_half_parameters_follow_torch(name, dtype):
     top = np.abs(want).max()
     ulp = float(np.spacing(np.float16(top))) if dtype == F16 else float(np.spacing(np.float32(top))) * 2 ** 16
     assert np.abs(got - want).max() <= 2 * ulp, (np.abs(got - want).max(), ulp)  # units of the largest weight
+
+
+# -- what half ops keep for backward (issue 18: a bf16 step's memory) ------------------------------------
+def _saved_bytes(t):
+    """The bytes of the buffers behind what ``t``'s node keeps for backward (views counted by their base,
+    once); read-only arrays are left out: cached constants shared by every call (the causal mask)."""
+    buffers = {}
+    for a in t._ctx._saved:
+        if isinstance(a, np.ndarray) and a.flags.writeable:
+            owner = a if a.base is None else a.base
+            buffers[id(owner)] = owner.nbytes
+    return sum(buffers.values())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mask", ["causal", "padding"])
+def test_attention_on_half_inputs_recomputes_p_exactly(dtype, mask):
+    """Half q, k, v (permuted views of one projection, as in a transformer) keep only themselves for
+    backward: not float32 copies and not P (B x H x L x L, larger than q, k, v together once L > 1.5 x the
+    head size); backward recomputes P, so the gradients are, bit for bit, the float32 op's on the widened
+    inputs and upstream gradient, rounded once."""
+    rng = np.random.default_rng(0)
+    B, L, H, E = 2, 96, 2, 16
+    qkv = rng.standard_normal((B, L, 3, H, E)).astype(dtype)
+    up = rng.standard_normal((B, H, L, E)).astype(dtype)
+    pad = np.ones((B, 1, 1, L), bool)
+    pad[1, ..., L // 2:] = False
+    kw = {"is_causal": True} if mask == "causal" else {"attn_mask": na.tensor(pad)}
+    results = []
+    for dt in (dtype, np.float32):
+        src = na.tensor(qkv.astype(dt), requires_grad=True)
+        q, k, v = (src[:, :, i].permute(0, 2, 1, 3) for i in range(3))
+        out = F.scaled_dot_product_attention(q, k, v, **kw)
+        if dt == dtype:
+            assert out.dtype == dtype
+            assert _saved_bytes(out) <= qkv.nbytes + pad.nbytes  # q, k, v as they were, and the mask
+        out.backward(na.tensor(up.astype(dt)))
+        results.append((out.detach().numpy(), src.grad.numpy()))
+    (y, g), (y32, g32) = results
+    np.testing.assert_array_equal(y.view(np.uint16), y32.astype(dtype).view(np.uint16))
+    np.testing.assert_array_equal(g.view(np.uint16), g32.astype(dtype).view(np.uint16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_on_half_input_keeps_only_its_input(dtype, approximate):
+    """GELU on a half x keeps x for backward (torch's choice), not a float32 dy/dx twice its size; the
+    gradient is dy/dx recomputed in float32 times the upstream gradient, rounded once."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((64, 96)) * 3).astype(dtype)
+    up = rng.standard_normal((64, 96)).astype(dtype)
+    t = na.tensor(x, requires_grad=True)
+    y = F.gelu(t, approximate=approximate)
+    assert _saved_bytes(y) == x.nbytes
+    y.backward(na.tensor(up))
+    t32 = na.tensor(x.astype(np.float32), requires_grad=True)
+    F.gelu(t32, approximate=approximate).backward(na.tensor(up.astype(np.float32)))
+    want = t32.grad.numpy()  # the float32 op's gradient, from its saved dy/dx (float16 runs the NumPy twin,
+    # whose tanh form loses ~1e-6 to cancellation in the negative tail, as its forward did before)
+    np.testing.assert_allclose(t.grad.numpy().astype(np.float32), want, rtol=2 ** -7, atol=1e-5)

@@ -78,6 +78,10 @@ class Function:
     # the results once to the input's dtype; None runs forward and backward on the half arrays themselves;
     # "unsupported" raises a DTypeError (ops torch has no half CPU kernel for).
     half = None
+    # With ``half = "float32"``: positions in what forward saves that are dropped when the inputs are half
+    # (backward finds None there and recomputes them from the rest): attention's probabilities, which
+    # torch's CPU attention does not keep either, and which would take twice the memory of its inputs.
+    half_recomputed = ()
     # Set on a node whose forward ran in float32 for half inputs: per input, (dtype, shape) or None.
     _half_in = None
 
@@ -223,8 +227,9 @@ def _forward_in_float32(cls, ctx, arrays, params, dtype):
     """``cls.forward`` on float32 copies of the half arrays, its output rounded once to ``dtype``.
 
     What forward saved is kept in half again where it is an input or the output (what torch keeps, so
-    saved activations take half the memory); float32 statistics it computed (a norm's mean and rstd)
-    stay float32. Inputs that are not half (masks, targets, indices) keep their dtype throughout.
+    saved activations take half the memory); dropped where ``cls.half_recomputed`` lists it; float32
+    statistics it computed (a norm's mean and rstd) stay float32. Inputs that are not half (masks,
+    targets, indices) keep their dtype throughout.
     """
     if cls.half != "float32":
         raise DTypeError(
@@ -241,7 +246,9 @@ def _forward_in_float32(cls, ctx, arrays, params, dtype):
     if saved:
         originals = {id(w): a for w, a in zip(wide, arrays) if w is not a}
         originals[id(out)] = narrow
-        ctx._saved = tuple([originals.get(id(s), s) if isinstance(s, _ndarray) else s for s in saved])
+        dropped = cls.half_recomputed
+        ctx._saved = tuple([None if i in dropped else originals.get(id(s), s) if isinstance(s, _ndarray) else s
+                            for i, s in enumerate(saved)])
     return narrow
 
 

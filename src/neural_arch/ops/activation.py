@@ -23,6 +23,7 @@ from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._half import HALF
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
 from neural_arch.ops.shape import chunk
 
@@ -109,20 +110,29 @@ class GELU(Function):
     Tanh:   y = x (1 + tanh u) / 2,  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
             dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2) / 2
     dy/dx is computed with y when a gradient will be needed (they share the erf/exp work) and saved.
-    Half inputs: the kernel reads them and rounds y once; dy/dx stays float32, and the gradient is
-    rounded once to the input's dtype (what computing in float32 gives, without widening x)."""
+    Half inputs: the kernel reads them and rounds y once. Backward then recomputes dy/dx in float32 from
+    the saved half x, as torch does (keeping dy/dx in float32 would take twice the memory of x), and
+    rounds the gradient once to the input's dtype (what computing in float32 gives, without widening x)."""
 
     half = None  # the kernel reads and writes bfloat16 (float16: its twin, in float32)
 
     @staticmethod
     def forward(ctx, x, approximate):
-        y, deriv = kern.gelu(x, approximate == "tanh", bool(ctx.needs_input_grad[0]))
-        ctx.save_for_backward(deriv)
+        tanh, needs = approximate == "tanh", bool(ctx.needs_input_grad[0])
         ctx.dtype = x.dtype
+        if x.dtype in HALF:
+            y, _ = kern.gelu(x, tanh, False)
+            ctx.save_for_backward(x if needs else None)
+            ctx.tanh = tanh
+            return y
+        y, deriv = kern.gelu(x, tanh, needs)
+        ctx.save_for_backward(deriv)
         return y
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.dtype in HALF:  # the saved array is x: dy/dx is recomputed (see the docstring)
+            return kern.gelu_backward(ctx.saved_tensors[0], grad, ctx.tanh)
         dx = ew.multiply(grad, ctx.saved_tensors[0])
         return dx if dx.dtype == ctx.dtype else convert(dx, ctx.dtype)
 

@@ -29,12 +29,15 @@ class ScaledDotProductAttention(Function):
         dQ = scale dS K,   dK = scale dS^T Q,   dM = dS (for a float mask that needs grad)
 
     A row whose scores are all -inf (every key masked) attends to nothing: its P row is 0, so
-    its output and gradients are 0 -- what torch 2.13 returns, not NaN. With ``groups`` > 1
+    its output and gradients are 0 -- what torch 2.13 returns, not NaN. Half inputs: computed in float32
+    (``half``); P is not kept but recomputed in backward from the saved half Q, K, bit for bit the forward's
+    (float32 P would take twice the memory of Q, K, V together at T = 256). With ``groups`` > 1
     (grouped-query attention) each K/V head serves ``groups`` consecutive query heads; their
     gradients are summed back per K/V head.
     """
 
     half = "float32"
+    half_recomputed = (3,)  # P, for half inputs: backward recomputes it from Q, K and the mask (see below)
     autocast = LOWER  # torch's CPU autocast list
     draws_random = True  # with dropout: the keep-mask is drawn in forward
 
@@ -47,37 +50,19 @@ class ScaledDotProductAttention(Function):
         # NOTE: heads usually arrive as transposed views (B, T, nh, hs) -> (B, nh, T, hs); NumPy's stacked
         # matmul cannot hand those to BLAS and runs far slower, so copy them to contiguous memory once.
         q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
-        s = gemm.matmul(q, np.swapaxes(k, -1, -2))
-        s *= scale
-        if mask is not None:
-            if mask.dtype == np.bool_:
-                s = np.where(mask, s, -np.inf).astype(s.dtype, copy=False)
-            elif np.broadcast_shapes(s.shape, mask.shape) == s.shape:
-                s += mask  # in place: no second scores-sized array
-            else:
-                s = s + mask
-        if mask is None or causal:  # no row can be fully masked: the plain softmax
-            p = softmax(s, (s.ndim - 1,), False)
-            del s
-            return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
-        m = s.max(axis=-1, keepdims=True)
-        dead = ~np.isfinite(m)  # every key masked (or a -inf/NaN score row)
-        if not dead.any():  # a padding mask leaves every row a key: the fused softmax, as without a mask
-            p = softmax(s, (s.ndim - 1,), False)
-            del s
-            return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
-        m = np.where(dead, 0, m).astype(s.dtype, copy=False)
-        p = s
-        p -= m
-        np.exp(p, out=p)
-        total = p.sum(axis=-1, keepdims=True)
-        total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
-        p /= total
-        return _finish_forward(ctx, q, k, v, p, drop, scale, groups)
+        p = _probabilities(q, k, mask, scale, causal)
+        if drop is not None:  # the keep-mask D is drawn here, in forward, so that running the op again draws anew
+            drop = keep_mask(p.shape, drop[0], p.dtype, drop[1])
+        out = gemm.matmul(p if drop is None else p * drop, v)
+        ctx.save_for_backward(q, k, v, p, drop, mask)
+        ctx.scale, ctx.groups, ctx.causal = scale, groups, causal
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v, p, drop = ctx.saved_tensors
+        q, k, v, p, drop, mask = ctx.saved_tensors
+        if p is None:  # half inputs (``half_recomputed``): the same float32 P as forward's, from the same Q, K
+            p = _probabilities(q, k, mask, ctx.scale, ctx.causal)
         need = ctx.needs_input_grad
         grad = np.ascontiguousarray(grad)  # often a transposed view: see the NOTE in forward
         pd = p if drop is None else p * drop
@@ -99,16 +84,31 @@ class ScaledDotProductAttention(Function):
         return (dq, dk, dv) + ((dmask,) if len(need) > 3 else ())
 
 
-def _finish_forward(ctx, q, k, v, p, drop, scale, groups):
-    """O = (P * D) V; saves what backward needs. ``drop``: None or (dropout_p, generator); the
-    keep-mask D is drawn here, in forward, so that running the op again draws a fresh one."""
-    if drop is not None:
-        drop = keep_mask(p.shape, drop[0], p.dtype, drop[1])
-    pd = p if drop is None else p * drop
-    out = gemm.matmul(pd, v)
-    ctx.save_for_backward(q, k, v, p, drop)
-    ctx.scale, ctx.groups = scale, groups
-    return out
+def _probabilities(q, k, mask, scale, causal):
+    """P = softmax(scale Q K^T + M) along keys, on contiguous Q and K (forward, and backward for half inputs)."""
+    s = gemm.matmul(q, np.swapaxes(k, -1, -2))
+    s *= scale
+    if mask is not None:
+        if mask.dtype == np.bool_:
+            s = np.where(mask, s, -np.inf).astype(s.dtype, copy=False)
+        elif np.broadcast_shapes(s.shape, mask.shape) == s.shape:
+            s += mask  # in place: no second scores-sized array
+        else:
+            s = s + mask
+    if mask is None or causal:  # no row can be fully masked: the plain softmax
+        return softmax(s, (s.ndim - 1,), False)
+    m = s.max(axis=-1, keepdims=True)
+    dead = ~np.isfinite(m)  # every key masked (or a -inf/NaN score row)
+    if not dead.any():  # a padding mask leaves every row a key: the fused softmax, as without a mask
+        return softmax(s, (s.ndim - 1,), False)
+    m = np.where(dead, 0, m).astype(s.dtype, copy=False)
+    p = s
+    p -= m
+    np.exp(p, out=p)
+    total = p.sum(axis=-1, keepdims=True)
+    total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
+    p /= total
+    return p
 
 
 @functools.lru_cache(maxsize=16)

@@ -60,6 +60,30 @@ def test_gelu_reads_and_writes_bf16(shape, tanh, with_grad, jit):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("tanh", [False, True])
+@pytest.mark.parametrize("grad_dtype", ["float32", "bfloat16"])
+def test_gelu_backward_recomputes_from_bf16(shape, tanh, grad_dtype, jit):
+    """GELU's backward on a bfloat16 input: dy/dx recomputed from x in the kernel, times g, rounded once.
+    The float32 reference multiplies the forward kernel's saved dy/dx; LLVM may contract the product
+    into the derivative's sum another way (fastmath), so a few results land one bfloat16 step apart."""
+    rng = np.random.default_rng(5)
+    x = _bf16(rng, shape, scale=4.0)
+    x.reshape(-1)[:4] = np.array([-20.0, 20.0, -100.0, 0.0], np.float32).astype(bfloat16)
+    g = _bf16(rng, shape) if grad_dtype == "bfloat16" else rng.standard_normal(shape).astype(np.float32)
+    dx = _ran("gelu_backward", lambda: activation.gelu_backward(x, g, tanh))
+    assert dx.dtype == bfloat16
+    want32 = g.astype(np.float32) * activation.gelu(x.astype(np.float32), tanh, True)[1]
+    tail = np.abs(want32) < np.finfo(np.float32).tiny  # denormals: see test_gelu_reads_and_writes_bf16
+    np.testing.assert_allclose(dx[tail].astype(np.float32), want32[tail], rtol=0, atol=1e-30)  # x^3 * a denormal
+    got, want = dx[~tail].view(np.uint16).astype(np.int32), _torch_rounded(want32[~tail]).astype(np.int32)
+    assert np.abs(got - want).max() <= 1  # (same sign: a bfloat16 step is 1 in the bits)
+    assert np.mean(got != want) < 1e-3
+    with kernels.enabled(False):  # the twin: float32 NumPy on the widened arrays, rounded once (its tanh
+        twin = activation.gelu_backward(x, g, tanh)  # form loses ~1e-5 to cancellation in the negative tail)
+    np.testing.assert_allclose(twin.astype(np.float32), dx.astype(np.float32), rtol=2 ** -7, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("params", ["float32", "bfloat16"])
 def test_layer_norm_forward_and_backward_read_and_write_bf16(shape, params, jit):
     rng = np.random.default_rng(1)

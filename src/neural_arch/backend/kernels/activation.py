@@ -224,6 +224,43 @@ def gelu(x, tanh, with_grad):
     return _map(gelu_tanh_forward if tanh else gelu_forward, x)
 
 
+def _gelu_backward(x, g, tanh):
+    """dx = g dy/dx, dy/dx recomputed from x (as ``_gelu``'s)"""
+    return g * _gelu(x, tanh, True)[1]
+
+
+@kernel(FAST, rows=(0, 1, 2))
+def gelu_backward_kernel(x, g, dx):
+    """dx = g (Phi(x) + x phi(x)), the derivative spelled as gelu_forward_with_grad's"""
+    for i in range(x.size):
+        v = f32(x[i])
+        cdf, gauss = normal_cdf_and_gauss(v)
+        dx[i] = fit(dx, f32(g[i]) * (cdf + v * gauss * F(INV_SQRT_2PI)))
+
+
+@kernel(FAST, rows=(0, 1, 2))
+def gelu_tanh_backward_kernel(x, g, dx):
+    """dx = g dy/dx, the derivative spelled as gelu_tanh_forward_with_grad's"""
+    for i in range(x.size):
+        v = f32(x[i])
+        s = sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
+        du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
+        dx[i] = fit(dx, f32(g[i]) * (s + F(2.0) * v * s * (F(1.0) - s) * du))
+
+
+@dispatch(half.widened(_gelu_backward), first=half.KERNEL_DTYPES)
+def gelu_backward(x, g, tanh):
+    """x, g float32 or bfloat16 (each its own); dx in x's dtype, rounded once. For GELU on half inputs,
+    whose backward recomputes dy/dx from the saved half x (as torch) instead of keeping it in float32."""
+    if g.shape != x.shape:
+        return half.widened(_gelu_backward)(x, g, tanh)
+    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    dx = np.empty_like(x)
+    kern = gelu_tanh_backward_kernel if tanh else gelu_backward_kernel
+    kern(half.bits(x.reshape(-1)), half.bits(g.reshape(-1)), half.bits(dx.reshape(-1)))
+    return dx
+
+
 # -- silu ------------------------------------------------------------------------------------------------
 def _silu(x, alpha, with_grad):
     """(y, dy/dx or None):  y = x s,  dy/dx = s + alpha x s (1 - s),  s = sigmoid(alpha x)"""

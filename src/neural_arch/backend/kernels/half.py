@@ -25,8 +25,8 @@ _F32 = np.dtype(np.float32)
 
 
 def _widen(x):
-    """x (bfloat16) as float32"""
-    return x.astype(_F32)
+    """x (bfloat16) as float32 (C order, or F order for an F-ordered x: see ``widen``)"""
+    return x.astype(_F32, order="A")
 
 
 def _narrow(x):
@@ -53,8 +53,10 @@ def narrow_kernel(x, out):
 
 @dispatch(_widen, min_elements=policy.small_kernel_min_elements, first=bfloat16)
 def widen(x):
-    if not x.flags.c_contiguous:
-        return widen(x.T).T if x.flags.f_contiguous else _widen(x)  # (nn.Linear's column-major weights)
+    if not x.flags.c_contiguous:  # (F order: nn.Linear's column-major weights, kept so for the product;
+        # any other layout, e.g. attention's heads as permuted views, comes out C-contiguous, as the ops
+        # that read it want, so that an op's ascontiguousarray does not copy the float32 array again)
+        return widen(x.T).T if x.flags.f_contiguous else widen(np.ascontiguousarray(x))
     out = np.empty(x.shape, _F32)
     widen_kernel(x.reshape(-1).view(np.uint16), out.reshape(-1))
     return out
@@ -70,8 +72,8 @@ def narrow(x):
 
 
 def to_float32(x):
-    """A float16 or bfloat16 array as float32 (bfloat16 through ``widen``)."""
-    return widen(x) if x.dtype == bfloat16 else x.astype(_F32)
+    """A float16 or bfloat16 array as float32 (bfloat16 through ``widen``), C-ordered unless x is F-ordered."""
+    return widen(x) if x.dtype == bfloat16 else x.astype(_F32, order="A")
 
 
 def to_half(x, dtype):
