@@ -48,7 +48,7 @@ def test_importing_loads_no_mkl_and_the_first_product_does():
     code = ("import numpy as np, neural_arch as na\n"
             "def mkl(): return any('libmkl_rt' in line for line in open('/proc/self/maps'))\n"
             "before = mkl()\n"
-            "(na.randn(8, 8) @ na.randn(8, 8)).numpy()\n"
+            "(na.randn(128, 128) @ na.randn(128, 128)).numpy()\n"  # (small products stay NumPy's)
             "print(before, mkl())\n")
     out = _run(code)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -59,7 +59,7 @@ def test_importing_loads_no_mkl_and_the_first_product_does():
 
 
 def test_asking_for_mkl_where_it_cannot_load_says_what_to_do():
-    code = "import numpy as np\nfrom neural_arch.backend import gemm\ngemm.matmul(np.ones((2, 2)), np.ones((2, 2)))\n"
+    code = "import numpy as np\nfrom neural_arch.backend import gemm\ngemm.matmul(np.ones((128, 128)), np.ones((128, 128)))\n"
     out = _run(code, NEURAL_ARCH_BLAS_LIB="mkl", NEURAL_ARCH_MKL_PATH=os.path.join(os.sep, "nonexistent", "libmkl_rt.so"))
     assert out.returncode != 0 and "ConfigError" in out.stderr and "neural-arch[mkl]" in out.stderr
     out = _run(code, NEURAL_ARCH_BLAS_LIB="atlas")
@@ -112,6 +112,7 @@ def test_what_blas_cannot_read_in_place_falls_back_to_numpy():
     assert not cblas.product(broadcast, b, np.empty((4, 5)), threads.mkl().address(np.float64))
     np.testing.assert_allclose(gemm.matmul(broadcast, b), np.matmul(broadcast, b), rtol=1e-12)
     every_other = rng.standard_normal((4, 12))[:, ::2]  # neither rows nor columns contiguous
+    assert not cblas.product(every_other, b, np.empty((4, 5)), threads.mkl().address(np.float64))
     np.testing.assert_allclose(gemm.matmul(every_other, b), np.matmul(every_other, b), rtol=1e-12)
 
 
@@ -121,6 +122,7 @@ def test_half_products_accumulate_in_float32_and_round_once(dtype, shape, monkey
     """Half operands (MKL's half GEMM when installed, else widened to float32): the float32 product of
     the same values, rounded once to the half dtype: at most one step of it apart (summation order)."""
     monkeypatch.setattr(threads.policy, "gemm_split_flops", 0)  # the split path too
+    monkeypatch.setattr(gemm, "_MKL_MIN_SIZE", 0)
     a, b = (rng.standard_normal(s).astype(dtype) for s in shape)
     got = gemm.matmul(a, b)
     ref = np.matmul(a.astype(np.float32), b.astype(np.float32))

@@ -39,6 +39,7 @@ def split_everything(monkeypatch):
     monkeypatch.setattr(threads.policy, "gemm_split_flops", 0)
     monkeypatch.setattr(threads.policy, "gemv_split_bytes", 0)
     monkeypatch.setattr(threads, "_blas_ours", True)
+    monkeypatch.setattr(gemm, "_MKL_MIN_SIZE", 0)  # small blocks go to MKL (when in use) too
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
