@@ -110,3 +110,27 @@ def _gflops(seconds: dict, flops: dict) -> str:
         cells = [f"{flops[row] / times[w] / 1e9:.0f}" if w in times else "-" for w in names]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def amp_step_cpu_time(rounds: int = 3) -> None:
+    """Our 6-layer GPT step (``benchmarks.amp``'s) in bf16 autocast and in fp32, one thread, alternated,
+    timed in thread CPU time after one warm-up each; prints the times and bf16 / fp32 of the best.
+
+        PYTHONPATH=src:. python -c "from benchmarks.gemm import amp_step_cpu_time; amp_step_cpu_time()"
+    """
+    import neural_arch as na
+    from benchmarks import amp
+    from neural_arch.backend import threads
+
+    na.set_num_threads(1)
+    steps = {"bf16": amp._ours(amp.GPT_6L, "bf16"), "fp32": amp._ours(amp.GPT_6L, "fp32")}
+    for fn in steps.values():
+        fn()  # compiles kernels, allocates
+    seconds = {who: [] for who in steps}
+    for _ in range(rounds):
+        for who, fn in steps.items():
+            started = time.thread_time()
+            fn()
+            seconds[who].append(time.thread_time() - started)
+    print(threads.describe()["products"], {w: [round(s, 2) for s in v] for w, v in seconds.items()},
+          "bf16 / fp32 of best:", round(min(seconds["bf16"]) / min(seconds["fp32"]), 2))
