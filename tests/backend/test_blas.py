@@ -59,8 +59,10 @@ def test_importing_loads_no_mkl_and_the_first_product_does():
 
 
 def test_asking_for_mkl_where_it_cannot_load_says_what_to_do():
-    code = "import numpy as np\nfrom neural_arch.backend import gemm\ngemm.matmul(np.ones((128, 128)), np.ones((128, 128)))\n"
-    out = _run(code, NEURAL_ARCH_BLAS_LIB="mkl", NEURAL_ARCH_MKL_PATH=os.path.join(os.sep, "nonexistent", "libmkl_rt.so"))
+    code = ("import numpy as np\nfrom neural_arch.backend import gemm\n"
+            "gemm.matmul(np.ones((128, 128)), np.ones((128, 128)))\n")
+    missing = os.path.join(os.sep, "nonexistent", "libmkl_rt.so")
+    out = _run(code, NEURAL_ARCH_BLAS_LIB="mkl", NEURAL_ARCH_MKL_PATH=missing)
     assert out.returncode != 0 and "ConfigError" in out.stderr and "neural-arch[mkl]" in out.stderr
     out = _run(code, NEURAL_ARCH_BLAS_LIB="atlas")
     assert out.returncode != 0 and "ConfigError" in out.stderr and "auto, mkl, openblas" in out.stderr
@@ -69,7 +71,8 @@ def test_asking_for_mkl_where_it_cannot_load_says_what_to_do():
 def test_the_gemm_tests_pass_with_numpys_openblas_too():
     """test_gemm.py runs here under MKL (when installed); this runs it again on NumPy's own BLAS."""
     here = os.path.dirname(__file__)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NEURAL_ARCH_")}, "NEURAL_ARCH_BLAS_LIB": "openblas"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURAL_ARCH_")}
+    env["NEURAL_ARCH_BLAS_LIB"] = "openblas"
     out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                           os.path.join(here, "test_gemm.py")], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:]
@@ -82,9 +85,8 @@ LAYOUTS = {  # name -> (a, b, out or None): what cblas.product reads in place
                                             np.empty((17, 33)).T),
     "row slices (a leading dimension)": (rng.standard_normal((33, 40))[:, 5:25], rng.standard_normal((20, 17)), None),
     "a batch": (rng.standard_normal((3, 9, 6)), rng.standard_normal((3, 6, 5)), None),
-    "attention's heads (B, H, T, D) from (B, T, H, D)": (
-        rng.standard_normal((2, 7, 3, 4)).transpose(0, 2, 1, 3), rng.standard_normal((2, 7, 3, 4)).transpose(0, 2, 3, 1),
-        None),
+    "attention's heads (B, H, T, D) from (B, T, H, D)": (rng.standard_normal((2, 7, 3, 4)).transpose(0, 2, 1, 3),
+                                                         rng.standard_normal((2, 7, 3, 4)).transpose(0, 2, 3, 1), None),
 }
 
 
