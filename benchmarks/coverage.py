@@ -2,7 +2,8 @@
 computed from torch's own namespaces (no hand-kept list), with the parity test of each present
 name taken from the record a test run wrote (``build/parity-record.json``, see
 ``tests/parity_record.py``): a name counts as parity-tested only if an existing test's passing
-``parity.check`` called it as the torch reference. Writes ``docs/coverage.md`` and prints its summary.
+comparison (``parity.check``, or ``parity.compare`` after ``parity.reference()``) used it as the torch
+reference. Writes ``docs/coverage.md`` and prints its summary.
 
 What counts as "ours": the name resolves in drop-in mode (``neural_arch.compat``): ``torch.X``
 through ``neural_arch`` (plus compat's own torch entries: ``save``, ``cuda``, ...), ``torch.nn.X``
@@ -222,10 +223,12 @@ def render(reports: list[dict]) -> str:
         "namespaces below, taken from torch itself (`__all__`, else `dir()`), and whether neural-arch has it. "
         "\"Present\" means the name resolves in drop-in mode (`python -m neural_arch.compat`): `torch.X` through "
         "`neural_arch`, `torch.nn.X` through `neural_arch.nn`, and so on; `Tensor.X` on `neural_arch.Tensor`. "
-        "The parity test column names the first test whose passing `parity.check` called the torch name as its "
-        "reference, as recorded by the last test runs (`build/parity-record.json`, written by pytest through "
+        "The parity test column names the first test whose passing comparison (`parity.check`, or `parity.compare` "
+        "after a `parity.reference()` block) used the torch name as its reference (a function or Tensor method it "
+        "called, a module it ran, an optimizer, scheduler, dataset, sampler, loader or distribution it built), as "
+        "recorded by the last test runs (`build/parity-record.json`, written by pytest through "
         "`tests/parity_record.py`; a test that no longer exists is dropped). A present name with no recorded "
-        "comparison says \"none recorded\": either no test compares it through `parity.check`, or the tests that "
+        "comparison says \"none recorded\": either no test compares it, or the tests that "
         "do have not run since the record was reset.",
         "",
         record_note(),

@@ -11,7 +11,11 @@ Rows (``neural-arch`` / the other column; the ratio other / neural-arch, ~1 mean
 * a product OpenBLAS would thread (96^3), through ``gemm.matmul`` (scoped) and as a user's plain
   ``np.matmul`` (BLAS's own threads);
 * the hand-off rate: the share of products a polling helper ran inside its poll, in a mix of
-  products and Python jobs with gaps (``threads._Helper.post_product``; a rate, not a time).
+  products and Python jobs with gaps (``threads._Helper.post_product``; a rate, not a time);
+* the poll's policy, in one process, interleaved: a user's ``np.matmul`` right after a step with the
+  helpers' poll yielding its core past ``policy.spin_yield_after_us`` (the default) against one that
+  keeps its core for the whole ``spin_us`` (as before), and the same product once the helpers sleep;
+  with the CPU time our helper threads took meanwhile (from ``/proc``, Linux only).
 """
 
 from __future__ import annotations
@@ -54,6 +58,57 @@ def _user_matmul(sizes, rounds: int, step) -> list[Result]:
         gc.enable()
     return [Result(f"user's np.matmul {n}x{n} f32 (after a step / before any op)",
                    {"neural-arch": after[n], "before": before[n]}) for n in sizes]
+
+
+def _helpers_cpu_s() -> float:
+    """CPU seconds our helper threads (named "neural-arch-kernels") have run so far (Linux; else 0)."""
+    import threading
+
+    total = 0.0
+    for t in threading.enumerate():
+        if t.name == "neural-arch-kernels":
+            try:
+                with open(f"/proc/self/task/{t.native_id}/schedstat") as fh:
+                    total += int(fh.read().split()[0]) / 1e9
+            except OSError:
+                pass
+    return total
+
+
+def _poll_policies(n: int, rounds: int, step) -> list[Result]:
+    """A user's n x n product right after a step, the helpers' poll yielding (default) or keeping its
+    core for all of ``spin_us`` (old), and after the helpers went to sleep; interleaved in one process."""
+    from neural_arch.backend import threads
+
+    rng = np.random.default_rng(2)
+    a = b = rng.standard_normal((n, n)).astype(np.float32)
+    yielding = threads.policy.spin_yield_after_us
+    keeping = threads.policy.spin_us  # never yields within its poll: the policy before the yield
+    # "neural-arch": the poll as it is (yields); "before": once the helpers sleep, as before any step
+    times = {"neural-arch": [], "keeps core": [], "before": []}
+    cpu = {"neural-arch": [], "keeps core": []}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for who in times:
+                threads.policy.spin_yield_after_us = keeping if who == "keeps core" else yielding
+                step()
+                c0 = _helpers_cpu_s()  # (a spinning thread's count is brought up to date at its next switch)
+                step()  # this step's helpers then poll with this policy
+                if who == "before":
+                    time.sleep(2 * threads.policy.spin_us / 1e6 + 0.02)
+                t0 = time.perf_counter()
+                np.matmul(a, b)
+                times[who].append(time.perf_counter() - t0)
+                if who in cpu:
+                    time.sleep(2 * threads.policy.spin_us / 1e6 + 0.02)  # the poll ends, the helpers sleep
+                    cpu[who].append(_helpers_cpu_s() - c0)
+    finally:
+        threads.policy.spin_yield_after_us = yielding
+        gc.enable()
+    return [Result(f"user's np.matmul {n}x{n} f32 right after a step: poll yields (neural-arch) / keeps its core / "
+                   "helpers asleep (before)", times),
+            Result("our helpers' CPU time, a step and the user's product after it: yields / keeps its core", cpu)]
 
 
 def _hand_off_rate(rounds: int) -> Result:
@@ -108,6 +163,7 @@ def run(rounds: int = 20):
         opt.step()
 
     results = _user_matmul((256, 1024), rounds, step)
+    results += _poll_policies(1024, rounds, step)
 
     controller = ThreadpoolController()
 

@@ -54,6 +54,8 @@ def pytest_runtest_logreport(report):
 
     _ran.add(report.nodeid)
     claims = parity_record.pending.pop(report.nodeid, set()) if report.when == "call" else set()
+    if report.when != "setup":
+        parity_record.witnessed.pop(report.nodeid, None)  # used, never compared after: no claim
     if report.when == "call" and report.passed and claims:
         _passed[report.nodeid] = claims
     elif report.failed:

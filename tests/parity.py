@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import neural_arch as na
-from parity_record import claim
+from parity_record import claim, confirm, witness
 from reference_names import Recorder
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -147,8 +147,61 @@ def rand_pos(*shape, seed=0, low=0.5, high=2.0):
 
 @contextlib.contextmanager
 def reference():
-    """For a comparison written without ``check``: run the torch side inside ``with reference():``; the torch
-    names it calls are claimed for the parity record (``parity_record.py``) if the test then passes."""
+    """For a comparison written without ``check``: run the torch side inside ``with reference():``. The torch
+    names it calls (functions, Tensor methods, the modules it runs, the optimizers, schedulers, datasets,
+    loaders and distributions it builds) are claimed for the parity record (``parity_record.py``) by the next
+    ``compare`` of the test that passes, if the test then passes; without one they claim nothing."""
     with Recorder() as seen:
         yield seen
-    claim(seen.names)
+    witness(seen.names)
+
+
+def _parts(value):
+    """The parts of a container (a list or tuple; a dict as its sorted keys, then its values in key order),
+    or None for a single value."""
+    if isinstance(value, dict):
+        return [sorted(value), *(value[k] for k in sorted(value))]
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def _array(value):
+    """A single value of ours or torch's as a NumPy array (tensors of any dtype, bfloat16 included; numbers)."""
+    if isinstance(value, torch.Tensor):
+        return torch_numpy(value)
+    if isinstance(value, na.Tensor):
+        return value.detach().numpy()
+    return np.asarray(value)
+
+
+def compare(ours, ref, rtol=0.0, atol=0.0, what="value"):
+    """Assert that ``ours`` (neural-arch's result) equals ``ref`` (torch's) within ``rtol``/``atol`` (exactly by
+    default); shapes must agree, and dtypes where both are tensors. Tensors, arrays, numbers and nested
+    lists/tuples/dicts of them (an lr list, a batch of a loader). Once it passes, the torch names the test's
+    ``reference()`` blocks used so far count as compared (``parity_record.confirm``)."""
+    ref_parts = _parts(ref)
+    if ref_parts is not None:
+        ours_parts = _parts(ours)
+        assert ours_parts is not None and len(ours_parts) == len(ref_parts), f"{what}: {ours!r} vs torch {ref!r}"
+        for k, (o, r) in enumerate(zip(ours_parts, ref_parts)):
+            compare(o, r, rtol, atol, f"{what}[{k}]")
+        return
+    if isinstance(ours, na.Tensor) and isinstance(ref, torch.Tensor):
+        ref_dtype = str(ref.dtype).removeprefix("torch.")
+        assert str(ours.dtype) == ref_dtype, f"{what}: dtype {ours.dtype} vs torch {ref_dtype}"
+    ours_arr, ref_arr = _array(ours), _array(ref)
+    if ref_arr.dtype.kind in "biuOUS" or ours_arr.dtype.kind in "OUS" or (rtol == 0 and atol == 0):
+        assert ours_arr.shape == ref_arr.shape, f"{what}: shape {ours_arr.shape} != torch {ref_arr.shape}"
+        np.testing.assert_array_equal(ours_arr, ref_arr, err_msg=what)
+    else:
+        assert_close(ours_arr, ref_arr, rtol, atol, what)
+    confirm()
+
+
+def attribute(obj, name):
+    """torch's attribute ``name`` of a module (``F.GRID_SAMPLE_PADDING_MODES``) or of a tensor (``t.mT``), read as
+    a reference: a read makes no call the recorder sees, so the name is witnessed here and claimed, like a
+    ``reference()`` block's, by the next ``compare`` of the test that passes."""
+    value = getattr(obj, name)
+    owner = "torch.Tensor" if isinstance(obj, torch.Tensor) else obj.__name__
+    witness({f"{owner}.{name}"})
+    return value

@@ -2,6 +2,9 @@
 
 ``parity.check`` runs the torch side of each comparison under ``reference_names.Recorder``; when the
 whole comparison has passed, the names it saw become the current test's *pending* claims (``claim``).
+A comparison written by hand runs its torch side under ``parity.reference()``: the names it saw are only
+*witnessed* (``witness``) until a value comparison of the same test passes (``parity.compare`` calls
+``confirm``), so building a torch object or calling a function without comparing what it gave claims nothing.
 ``conftest.py`` keeps a test's claims only if the test then passes, and at the end of the session
 merges them into ``RECORD`` (``build/parity-record.json``, not committed):
 
@@ -24,6 +27,7 @@ from pathlib import Path
 RECORD = Path(__file__).resolve().parents[1] / "build" / "parity-record.json"
 
 pending: dict[str, set[str]] = {}  # test id -> names its passed comparisons used (kept if the test passes)
+witnessed: dict[str, set[str]] = {}  # test id -> names its reference code used, no comparison passed since
 
 
 def current_test() -> str | None:
@@ -37,6 +41,20 @@ def claim(names: set[str]) -> None:
     test = current_test()
     if test is not None and names:
         pending.setdefault(test, set()).update(names)
+
+
+def witness(names: set[str]) -> None:
+    """Names a hand-written reference used: claimed by the next passing comparison of the test (``confirm``)."""
+    test = current_test()
+    if test is not None and names:
+        witnessed.setdefault(test, set()).update(names)
+
+
+def confirm() -> None:
+    """A comparison of the current test has passed: what its reference code used so far becomes a claim."""
+    test = current_test()
+    if test is not None:
+        claim(witnessed.pop(test, set()))
 
 
 def merge(ran: set[str], passed: dict[str, set[str]], path: Path = RECORD) -> None:

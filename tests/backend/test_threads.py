@@ -55,12 +55,14 @@ def _product(rng, job):
 
 
 @needs_product_polls
-@pytest.mark.parametrize("spin_us", [2000, 1])
-def test_products_and_python_jobs_mixed_give_right_results_either_way(spin_us, monkeypatch):
+@pytest.mark.parametrize(("spin_us", "yield_after_us"), [(2000, 50), (2000, 0), (1, 50)])
+def test_products_and_python_jobs_mixed_give_right_results_either_way(spin_us, yield_after_us, monkeypatch):
     """A polling helper runs products itself (spin.post_product); when its poll has run out the
     product goes over the locks as a Python job. Mixed with Python jobs, in random order and gaps,
-    every result is right and the counters agree, whichever way each product went."""
+    every result is right and the counters agree, whichever way each product went, and whether the
+    poll yields its core from the start (0) or only after its first polls."""
     monkeypatch.setattr(threads.policy, "spin_us", spin_us)
+    monkeypatch.setattr(threads.policy, "spin_yield_after_us", yield_after_us)
     helper = threads._Helper(spin)
     rng = np.random.default_rng(0)
     for job in range(1, 120):

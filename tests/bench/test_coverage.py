@@ -125,12 +125,77 @@ def test_the_recorder_only_watches():
 def test_a_comparison_written_without_check_can_claim_its_reference():
     import numpy as np
     import parity_record
-    from parity import reference
+    from parity import compare, reference
 
     import neural_arch as na
 
     x = np.arange(6.0)
+    test = parity_record.current_test()
     with reference():
-        want = torch.cumsum(torch.tensor(x), 0).numpy()
-    np.testing.assert_allclose(na.cumsum(na.tensor(x), 0).numpy(), want)
-    assert "torch.cumsum" in parity_record.pending[parity_record.current_test()]  # kept if this test passes
+        want = torch.cumsum(torch.tensor(x), 0)
+    assert "torch.cumsum" not in parity_record.pending.get(test, set())  # used, not yet compared
+    compare(na.cumsum(na.tensor(x), 0), want)
+    assert "torch.cumsum" in parity_record.pending[test]  # kept if this test passes
+
+
+def test_a_reference_with_no_comparison_after_it_claims_nothing():
+    import parity_record
+    from parity import reference
+
+    with reference():
+        torch.cumprod(torch.ones(3), 0)
+    assert "torch.cumprod" not in parity_record.pending.get(parity_record.current_test(), set())
+
+
+def test_the_recorder_sees_the_classes_a_reference_builds_and_the_outermost_module_it_runs():
+    from reference_names import Recorder
+
+    class Squares(torch.utils.data.Dataset):  # a user's dataset counts as torch's Dataset
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i * i)])
+
+    block = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    with Recorder() as seen:
+        w = torch.nn.Parameter(torch.ones(2))
+        opt = torch.optim.SGD([w], lr=0.1)
+        torch.optim.lr_scheduler.StepLR(opt, 2)
+        list(torch.utils.data.DataLoader(Squares(4), batch_size=2))
+        torch.distributions.Normal(0.0, 1.0).log_prob(torch.zeros(1))
+        block(torch.ones(1, 2))
+        torch.nn.Linear(3, 3)  # built, never run: not claimed
+    expected = {"torch.nn.Parameter", "torch.optim.SGD", "torch.optim.lr_scheduler.StepLR", "torch.utils.data.Dataset",
+                "torch.utils.data.DataLoader", "torch.distributions.Normal", "torch.nn.Sequential"}
+    assert expected <= seen.names
+    assert not {"torch.nn.Linear", "torch.nn.ReLU", "torch.utils.data.SequentialSampler"} & seen.names
+
+
+def test_the_recorder_tells_apart_the_functions_of_one_shared_wrapper():
+    """F.max_pool1d, F.adaptive_max_pool2d, ... run one boolean_dispatch wrapper's code: its closure tells which."""
+    from reference_names import Recorder
+
+    x = torch.randn(1, 2, 4, 4)
+    with Recorder() as seen:
+        torch.nn.functional.max_pool1d(x[0], 2)
+        torch.nn.functional.adaptive_max_pool2d(x, 1, return_indices=True)
+    assert seen.names == {"torch.nn.functional.max_pool1d", "torch.nn.functional.adaptive_max_pool2d"}
+
+
+def test_an_attribute_read_is_claimed_by_the_comparison_after_it():
+    import numpy as np
+    import parity_record
+    from parity import attribute, compare
+
+    import neural_arch as na
+
+    x = np.arange(6.0).reshape(2, 3)
+    test = parity_record.current_test()
+    want = attribute(torch.tensor(x), "mT")
+    assert "torch.Tensor.mT" not in parity_record.pending.get(test, set())
+    compare(na.tensor(x).mT, want)
+    assert "torch.Tensor.mT" in parity_record.pending[test]

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from parity import compare, reference
 
 import neural_arch as na
 import neural_arch.nn as nn
@@ -25,7 +26,8 @@ def check_layer(make_ours, make_torch, inputs, dtypes=(np.float64, np.float32), 
         r, a = TOL[dtype]
         r, a = max(r, rtol or 0), max(a, atol or 0)
         torch.manual_seed(0)
-        tm = make_torch().to(torch.float64 if dtype == np.float64 else torch.float32)
+        with reference():  # the torch layer: claimed for the parity record by the comparison below
+            tm = make_torch().to(torch.float64 if dtype == np.float64 else torch.float32)
         om = make_ours().to(dtype)
         result = om.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
         assert result.missing_keys == [] and result.unexpected_keys == []
@@ -35,12 +37,12 @@ def check_layer(make_ours, make_torch, inputs, dtypes=(np.float64, np.float32), 
                 for x in inputs]
         o_in = [na.tensor(x.astype(dtype), requires_grad=True) if x.dtype.kind == "f" else na.tensor(x)
                 for x in inputs]
-        t_out = call(tm, *t_in) if call else tm(*t_in)
+        with reference():
+            t_out = call(tm, *t_in) if call else tm(*t_in)
         o_out = call(om, *o_in) if call else om(*o_in)
         if out_index is not None:
             t_out, o_out = t_out[out_index], o_out[out_index]
-        np.testing.assert_allclose(o_out.detach().numpy(), t_out.detach().numpy(), rtol=r, atol=a,
-                                   err_msg=f"forward ({np.dtype(dtype)})")
+        compare(o_out, t_out, rtol=r, atol=a, what=f"forward ({np.dtype(dtype)})")
         assert o_out.dtype == dtype
         up = rng.standard_normal(tuple(t_out.shape)).astype(dtype)
         t_out.backward(torch.tensor(up))

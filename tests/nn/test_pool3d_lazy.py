@@ -11,7 +11,7 @@ import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch import nn
 from neural_arch.errors import ConfigError, GradientError, IndexingError
-from parity import check, gradcheck, randn
+from parity import check, compare, gradcheck, randn, reference
 
 V = randn(2, 3, 5, 6, 4, seed=1)
 
@@ -105,6 +105,8 @@ LAZY = {  # lazy class, its materialised class's torch constructor (with the inf
                             lambda nn: nn.ConvTranspose1d(2, 4, 3, stride=2), rnd(2, 2, 5)),
     "LazyConvTranspose2d": (lambda nn: nn.LazyConvTranspose2d(4, 3), lambda nn: nn.ConvTranspose2d(2, 4, 3),
                             rnd(2, 2, 4, 5)),
+    "LazyConvTranspose3d": (lambda nn: nn.LazyConvTranspose3d(3, 2, stride=2),
+                            lambda nn: nn.ConvTranspose3d(2, 3, 2, stride=2), rnd(1, 2, 2, 3, 2)),
     "LazyBatchNorm1d": (lambda nn: nn.LazyBatchNorm1d(), lambda nn: nn.BatchNorm1d(4), rnd(3, 4)),
     "LazyBatchNorm2d": (lambda nn: nn.LazyBatchNorm2d(momentum=0.2), lambda nn: nn.BatchNorm2d(4, momentum=0.2),
                         rnd(3, 4, 2, 2)),
@@ -131,12 +133,14 @@ def test_lazy_modules(name):
     ref = make_plain(torch.nn)
     assert {k: tuple(v.shape) for k, v in lazy.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in ref.state_dict().items()}
-    # torch's own lazy module materialises to the same shapes
-    torch_lazy = make_lazy(torch.nn)
-    torch_lazy(torch.tensor(x.astype(np.float32)))
-    assert {k: tuple(v.shape) for k, v in torch_lazy.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in lazy.state_dict().items()}
-    check_layer(lambda: lazy, lambda: make_plain(torch.nn), [x], dtypes=(np.float64,))
+    # torch's own lazy module materialises to the same shapes, and with its weights gives the same values
+    x32 = torch.tensor(x.astype(np.float32))
+    with reference():
+        torch_lazy = make_lazy(torch.nn)
+        torch_lazy(x32)
+    compare({k: list(v.shape) for k, v in lazy.state_dict().items()},
+            {k: list(v.shape) for k, v in torch_lazy.state_dict().items()})
+    check_layer(lambda: lazy, lambda: torch_lazy, [x], dtypes=(np.float64,))
 
 
 def test_lazy_linear_init_bound_and_parameters_are_the_same_objects():
@@ -158,7 +162,9 @@ def test_pool3d_modules():
     y, i = nn.MaxPool3d(2, return_indices=True)(na.tensor(V))
     back = nn.MaxUnpool3d(2)(y, i)
     yt, it = torch.nn.MaxPool3d(2, return_indices=True)(torch.tensor(V))
-    np.testing.assert_array_equal(back.numpy(), torch.nn.MaxUnpool3d(2)(yt, it).numpy())
+    with reference():
+        want = torch.nn.MaxUnpool3d(2)(yt, it)
+    compare(back, want)
 
 
 def test_legacy_names():

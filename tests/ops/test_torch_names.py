@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from parity import check, gradcheck, rand_pos, randn, reference
+from parity import check, compare, gradcheck, rand_pos, randn, reference
 
 import neural_arch as na
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError
@@ -110,7 +110,8 @@ def test_predicates_match_torch():
     got = [getattr(na, name)(x) for name in ("is_conj", "is_neg", "is_signed")]
     got += [na.is_signed(na.tensor(np.array([1], np.uint8))), na.is_same_size(x, na.tensor(B)),
             na.is_same_size(x, na.tensor(V)), na.is_nonzero(na.tensor([0.0])), na.is_nonzero(na.tensor([2]))]
-    assert got == want == [False, False, True, False, True, False, False, True]
+    compare(got, want)
+    assert want == [False, False, True, False, True, False, False, True]
 
 
 @pytest.mark.parametrize("src", ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
@@ -119,7 +120,7 @@ def test_can_cast_matches_torch(src):
     for dst in ("bool", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64", "complex128"):
         with reference():
             want = torch.can_cast(getattr(torch, src), getattr(torch, dst))
-        assert na.can_cast(getattr(na, src), getattr(na, dst)) == want, (src, dst)
+        compare(na.can_cast(getattr(na, src), getattr(na, dst)), want, what=f"{src} -> {dst}")
 
 
 def test_asarray_shares_or_copies_as_asked():
@@ -165,7 +166,7 @@ def test_finfo_matches_torch(name):
         theirs = torch.finfo(getattr(torch, name))
     ours = na.finfo(getattr(na, name))
     for attr in ("bits", "eps", "max", "min", "tiny", "smallest_normal"):
-        assert float(getattr(ours, attr)) == float(getattr(theirs, attr)), attr
+        compare(float(getattr(ours, attr)), float(getattr(theirs, attr)), what=attr)
     # 10^-digits: torch gives the Python float, NumPy the same number rounded to the dtype
     assert float(ours.resolution) == pytest.approx(theirs.resolution, rel=1e-3)
     assert float(na.finfo().eps) == torch.finfo().eps  # the default dtype's
@@ -176,7 +177,7 @@ def test_iinfo_matches_torch(name):
     with reference():
         theirs = torch.iinfo(getattr(torch, name))
     ours = na.iinfo(getattr(na, name))
-    assert (ours.bits, int(ours.max), int(ours.min)) == (theirs.bits, theirs.max, theirs.min)
+    compare([ours.bits, int(ours.max), int(ours.min)], [theirs.bits, theirs.max, theirs.min])
 
 
 def test_finfo_iinfo_refuse_the_other_kind():
@@ -194,17 +195,18 @@ def test_rng_state_round_trip_repeats_the_draws_as_torchs_does():
         first = m.randn(5).numpy()
         with watch():
             m.set_rng_state(pickle.loads(pickle.dumps(state)))
-        assert seed == 11
-        np.testing.assert_array_equal(m.randn(5).numpy(), first)
+        return [seed, bool(np.array_equal(m.randn(5).numpy(), first))]
 
-    round_trip(na, contextlib.nullcontext)
-    round_trip(torch, reference)
+    ours = round_trip(na, contextlib.nullcontext)
+    compare(ours, round_trip(torch, reference))
+    assert ours == [11, True]
 
 
 def test_float32_matmul_precision_is_kept_and_checked():
     with reference():
         want = torch.get_float32_matmul_precision()
-    assert na.get_float32_matmul_precision() == want == "highest"
+    compare(na.get_float32_matmul_precision(), want)
+    assert want == "highest"
     try:
         x = na.tensor(A)
         before = (x @ x.T).numpy()

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from parity import compare, reference
 from tests.optim.test_optimizers import DT, STEPS, _grad, _problem, run_pair
 
 import neural_arch as na
@@ -94,7 +95,8 @@ def test_sparse_adam_matches_torch_on_embedding_rows(dtype, maximize):
     ours = nn.Parameter(na.tensor(w0.copy()))
     ref = torch.tensor(w0.copy(), requires_grad=True)
     o = optim.SparseAdam([ours], lr=0.05, betas=(0.8, 0.95), maximize=maximize)
-    t = torch.optim.SparseAdam([ref], lr=0.05, betas=(0.8, 0.95), maximize=maximize)
+    with reference():  # claimed for the parity record by the comparisons below
+        t = torch.optim.SparseAdam([ref], lr=0.05, betas=(0.8, 0.95), maximize=maximize)
     for _ in range(12):
         rows = np.unique(rng.integers(0, 10, size=3))
         values = rng.standard_normal((rows.size, 4)).astype(dtype)
@@ -105,7 +107,7 @@ def test_sparse_adam_matches_torch_on_embedding_rows(dtype, maximize):
         o.step()
         t.step()
         rtol = 1e-12 if dtype == np.float64 else 2e-5
-        np.testing.assert_allclose(ours.data, ref.detach().numpy(), rtol=rtol, atol=rtol / 10)
+        compare(ours.data, ref, rtol=rtol, atol=rtol / 10, what="embedding table")
     untouched = np.setdiff1d(np.arange(10), np.flatnonzero(o.state[ours]["exp_avg"].any(axis=1)))
     np.testing.assert_array_equal(ours.data[untouched], w0[untouched])
 
@@ -136,7 +138,8 @@ def _lbfgs_pair(dtype, **kw):
         return (r * r).sum() + 0.1 * (x**4).sum() + ((w @ w - 0.5 * w) ** 2).sum() + (w.sum() - x[0]) ** 2
 
     o = optim.LBFGS(ours, **kw)
-    t = torch.optim.LBFGS(ref, **kw)
+    with reference():  # claimed for the parity record by the test's comparisons
+        t = torch.optim.LBFGS(ref, **kw)
 
     def closure_ours():
         o.zero_grad()
@@ -166,8 +169,10 @@ def test_lbfgs_matches_torch(dtype, kw):
     o, t, ours, ref, co, ct = _lbfgs_pair(dtype, **kw)
     rtol, atol = (1e-9, 1e-10) if dtype == np.float64 else (2e-5, 2e-6)
     for k in range(5):
-        lo, lt = o.step(co), t.step(ct)
-        np.testing.assert_allclose(float(lo), float(lt.detach()), rtol=rtol, err_msg=f"loss at step {k}")
+        lo = o.step(co)
+        with reference():
+            lt = t.step(ct)
+        compare(float(lo), float(lt.detach()), rtol=rtol, what=f"loss at step {k}")
         for p, r in zip(ours, ref):
             assert p.data.dtype == dtype
             if dtype == np.float64 or k < 3:
@@ -221,17 +226,20 @@ def test_muon_matches_torch(kw, dtype):
     shapes = [(4, 6), (7, 3)]
     ours = [nn.Parameter(na.tensor(rng.standard_normal(s).astype(dtype))) for s in shapes]
     ref = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
-    o, t = optim.Muon(ours, **kw), torch.optim.Muon(ref, **kw)
+    o = optim.Muon(ours, **kw)
+    with reference():  # claimed for the parity record by the comparisons below
+        t = torch.optim.Muon(ref, **kw)
     for k in range(8):
         for a, b in zip(ours, ref):
             g = rng.standard_normal(a.shape).astype(dtype)
             a.grad, b.grad = na.tensor(g + 0.3 * a.data), torch.tensor(g + 0.3 * b.detach().numpy())
         o.step()
-        t.step()
+        with reference():
+            t.step()
         for a, b in zip(ours, ref):
             assert a.data.dtype == dtype
-            np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12 if dtype == np.float64 else 2e-5,
-                                       atol=1e-14 if dtype == np.float64 else 2e-6, err_msg=f"step {k + 1}")
+            compare(a.data, b, rtol=1e-12 if dtype == np.float64 else 2e-5,
+                    atol=1e-14 if dtype == np.float64 else 2e-6, what=f"step {k + 1}")
     assert set(o.state_dict()["state"][0]) == set(t.state_dict()["state"][0])
 
 

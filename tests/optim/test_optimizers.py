@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from parity import compare, reference
 
 import neural_arch as na
 import neural_arch.nn as nn
@@ -38,26 +39,21 @@ def run_pair(ours_cls, torch_cls, kwargs, dtype, torch_kwargs=None, curv=0.3, gr
     params, grads = _problem()
     ours = [nn.Parameter(na.tensor(p.astype(dtype))) for p in params]
     ref = [torch.tensor(p.astype(dtype), requires_grad=True) for p in params]
-    if groups:
-        o_opt = ours_cls([{"params": ours[:1], **groups}, {"params": ours[1:]}], **kwargs)
-        t_opt = torch_cls([{"params": ref[:1], **groups}, {"params": ref[1:]}], **(torch_kwargs or kwargs))
-    else:
-        o_opt = ours_cls(ours, **kwargs)
-        t_opt = torch_cls(ref, **(torch_kwargs or kwargs)) if torch_cls else None
+    o_opt = ours_cls([{"params": ours[:1], **groups}, {"params": ours[1:]}] if groups else ours, **kwargs)
+    with reference():  # torch's optimizer: claimed for the parity record by the comparisons below
+        t_opt = torch_cls([{"params": ref[:1], **groups}, {"params": ref[1:]}] if groups else ref,
+                          **(torch_kwargs or kwargs)) if torch_cls else None
     rtol, atol = TOL[dtype]
     for k in range(steps):
         for p, t, g in zip(ours, ref, grads[k]):
             p.grad = na.tensor(_grad(g.astype(dtype), p.data, curv))
             t.grad = torch.tensor(_grad(g.astype(dtype), t.detach().numpy(), curv))
         o_opt.step()
-        if t_opt is not None:
-            t_opt.step()
-        else:
-            torch_fn(ref, k)
+        with reference():
+            t_opt.step() if t_opt is not None else torch_fn(ref, k)
         for i, (p, t) in enumerate(zip(ours, ref)):
             assert p.data.dtype == dtype, f"param {i} changed dtype to {p.data.dtype}"
-            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=rtol, atol=atol,
-                                       err_msg=f"param {i} after step {k + 1}")
+            compare(p.data, t, rtol=rtol, atol=atol, what=f"param {i} after step {k + 1}")
     return o_opt, t_opt, ours, ref
 
 

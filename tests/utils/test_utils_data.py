@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.utils.data as tud
+from parity import compare, reference
 
 import neural_arch as na
 from neural_arch import data as na_data
@@ -48,14 +49,9 @@ class TorchCount(tud.IterableDataset):
 @pytest.mark.parametrize("prefetch", [0, 2])
 def test_iterable_dataset_batches_like_torch(batch_size, drop_last, prefetch):
     ours = list(D.DataLoader(Count(8), batch_size=batch_size, drop_last=drop_last, prefetch=prefetch, num_workers=2))
-    ref = list(tud.DataLoader(TorchCount(8), batch_size=batch_size, drop_last=drop_last))
-    assert len(ours) == len(ref)
-    for o, r in zip(ours, ref):
-        np.testing.assert_array_equal(o[0].numpy(), r[0].numpy())
-        if batch_size is None:
-            assert o[1] == r[1]
-        else:
-            np.testing.assert_array_equal(o[1].numpy(), r[1].numpy())
+    with reference():
+        ref = list(tud.DataLoader(TorchCount(8), batch_size=batch_size, drop_last=drop_last))
+    compare(ours, ref)
     if batch_size is not None:
         assert len(D.DataLoader(Count(8), batch_size=batch_size, drop_last=drop_last)) == len(ref)
 
@@ -105,10 +101,11 @@ def test_subset_random_sampler_and_weighted_sampler():
 
 def test_default_convert_matches_torch():
     sample = {"a": np.arange(3.0), "b": (np.float32(2.0), "text"), "c": 5}
-    ours, ref = D.default_convert(sample), tud.default_convert(sample)
+    ours = D.default_convert(sample)
+    with reference():
+        ref = tud.default_convert(sample)
     assert isinstance(ours["a"], na.Tensor) and isinstance(ref["a"], torch.Tensor)
-    np.testing.assert_array_equal(ours["a"].numpy(), ref["a"].numpy())
-    assert ours["b"][1] == ref["b"][1] and ours["c"] == ref["c"]
+    compare([ours["a"], ours["b"][1], ours["c"]], [ref["a"], ref["b"][1], ref["c"]])
 
 
 def test_random_sampler_with_torch_arguments():

@@ -20,6 +20,7 @@ helper seeing one first waits a few polls (``settle``), then pays for the GIL an
 
 from __future__ import annotations
 
+import os
 import platform
 
 from llvmlite import ir
@@ -31,6 +32,8 @@ from numba.extending import intrinsic
 from neural_arch.backend.cblas import _NO_TRANS, _dgemm_at, _operand, _sgemm_at
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+_POSIX = os.name == "posix"
+_POLLS_PER_YIELD = 64  # past its first polls a helper yields the core once per this many polls
 
 
 @intrinsic
@@ -69,6 +72,23 @@ def _pause(typingctx):
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
                                                 "llvm.x86.sse2.pause")
             builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
+def _yield_core(typingctx):
+    """``sched_yield()`` (POSIX; elsewhere a ``pause``): the core goes to another thread that wants it,
+    a user's BLAS worker say; with none waiting the call returns at once."""
+
+    def codegen(context, builder, signature, args):
+        if _POSIX:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        else:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                "llvm.x86.sse2.pause" if _X86 else "llvm.donothing")
+        builder.call(fn, [])
         return context.get_dummy_value()
 
     return types.void(), codegen
@@ -124,17 +144,22 @@ def post_product(state, job, a, b, out, addr):
 
 
 @njit(nogil=True, cache=True)
-def serve(state, finished, rounds, settle, job):
+def serve(state, finished, rounds, hot, settle, job):
     """Helper side: publish ``finished`` jobs done and poll (up to ``rounds`` times) for the next:
     run each product posted into ``job`` here; return the jobs finished when a job for Python
     arrived or the poll ran out (then the helper sleeps on its lock). On a job for Python, pause
     ``settle`` more rounds first: the caller is then inside its own share of the work, without the
-    GIL, so taking the GIL does not sleep."""
+    GIL, so taking the GIL does not sleep.
+
+    Only the first ``hot`` polls keep the core: the next job of a step usually comes within them.
+    Past them the helper yields the core now and then (``sched_yield``), so that after a step's
+    last job a user's own threads (their NumPy's BLAS workers) get the core at once, not after the
+    poll has run out; with no other thread waiting a yield returns at once and the hand-off stays fast."""
     _store_release(state, 1, finished)
     while True:
         _store_release(state, 2, 1)  # polling: a caller may claim this helper for a product
         claimed = False
-        for _ in range(rounds):
+        for i in range(rounds):
             if _load_acquire(state, 2) == 2:
                 claimed = True
                 break
@@ -145,7 +170,10 @@ def serve(state, finished, rounds, settle, job):
                     return finished
                 claimed = True  # (a caller claimed us first: impossible with one caller at a time)
                 break
-            _pause()
+            if i >= hot and i % _POLLS_PER_YIELD == 0:
+                _yield_core()
+            else:
+                _pause()
         if not claimed and _claim(state, 2, 1, 0):
             return finished  # the poll ran out: sleep on the lock
         while _load_acquire(state, 0) == finished:  # claimed: the job is being written

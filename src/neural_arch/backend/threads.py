@@ -18,7 +18,8 @@ there is one pool, ours (figures: BENCHMARKS.md, "The threading policy"):
 * :func:`run_split` runs the blocks: the first on the calling thread, the others on persistent
   helper threads. A helper polls for its next job for ``policy.spin_us`` after each one, and the
   caller polls for the helper to finish (``backend/spin.py``), as OpenBLAS's and OpenMP's workers do:
-  waking a thread that slept on a lock costs far more than a poll.
+  waking a thread that slept on a lock costs far more than a poll. Past ``policy.spin_yield_after_us``
+  the poll yields its core to any other thread that wants it (a user's NumPy right after a step).
 
 Every threshold and knob is one field of :data:`policy`, read from the environment at import:
 
@@ -36,6 +37,7 @@ field                                  environment variable                  def
 ``reduce_kernel_min_elements``                                               2^15
 ``conv_chunk_bytes``                                                         2 MiB
 ``spin_us``                            ``NEURAL_ARCH_SPIN_US`` (0: locks)    2000
+``spin_yield_after_us``                ``NEURAL_ARCH_SPIN_YIELD_AFTER_US``   50
 ``gemm_in_poll``                       ``NEURAL_ARCH_GEMM_IN_POLL=0``        True
 ``jit``                                ``NEURAL_ARCH_JIT=0``                 True
 =====================================  ====================================  =====================
@@ -94,6 +96,7 @@ class ThreadingPolicy:
     reduce_kernel_min_elements: int  # below this, a trailing-axes sum is NumPy's: same reason
     conv_chunk_bytes: int  # conv's column buffer per chunk of images (fits in the caches)
     spin_us: int  # how long a helper polls for its next job before it sleeps (0: locks only)
+    spin_yield_after_us: int  # past this much of its poll a helper lets other threads have its core
     gemm_in_poll: bool  # a polling helper runs its share of a product by calling BLAS by address
     jit: bool  # the numba kernels may run (NEURAL_ARCH_JIT); numba must also be importable
 
@@ -115,6 +118,7 @@ class ThreadingPolicy:
             reduce_kernel_min_elements=1 << 15,
             conv_chunk_bytes=2 << 20,
             spin_us=_env_int("NEURAL_ARCH_SPIN_US", 2000),
+            spin_yield_after_us=_env_int("NEURAL_ARCH_SPIN_YIELD_AFTER_US", 50),
             gemm_in_poll=os.environ.get("NEURAL_ARCH_GEMM_IN_POLL", "").strip() != "0",
             jit=os.environ.get("NEURAL_ARCH_JIT", "1").strip().lower() not in _FALSE,
         )
@@ -305,7 +309,7 @@ def _spin_module():
         try:  # compile (or load) both polls here: a helper thread that failed to would never answer
             from neural_arch.backend import spin  # noqa: PLC0415 - numba, loaded only when threads run
 
-            spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))
+            spin.serve(np.zeros(3, np.int64), 0, 0, 0, 0, np.zeros(16, np.int64))
             spin.wait_finished(np.zeros(3, np.int64), 0, 0)
             _spin_compiled = spin
         except Exception:  # noqa: BLE001 - no numba, or an llvmlite without these intrinsics: use the locks
@@ -338,7 +342,7 @@ class _Helper:
         while True:
             if self._spin is not None:  # runs the products posted meanwhile; returns for a Python job
                 finished = self._spin.serve(self._state, finished, policy.spin_us * _POLLS_PER_US,
-                                            _SETTLE_POLLS, self._product)
+                                            policy.spin_yield_after_us * _POLLS_PER_US, _SETTLE_POLLS, self._product)
             self._go.acquire()
             fn, args = self._job
             try:

@@ -10,8 +10,9 @@ from neural_arch import ops
 from neural_arch.distributions.distribution import LOG_SQRT_2PI, Distribution, broadcast_all, draw
 
 
-class Normal(Distribution):
-    """N(loc, scale^2).  log p(x) = -(x - loc)^2 / (2 scale^2) - log scale - log sqrt(2 pi)"""
+class _LocScale(Distribution):
+    """Normal, Laplace and Cauchy: a location and a scale, broadcast to one shape; draws are
+    reparameterised (loc + scale * a standard draw)."""
 
     has_rsample = True
 
@@ -21,6 +22,10 @@ class Normal(Distribution):
 
     def _dtype(self):
         return self.loc.dtype
+
+
+class Normal(_LocScale):
+    """N(loc, scale^2).  log p(x) = -(x - loc)^2 / (2 scale^2) - log scale - log sqrt(2 pi)"""
 
     @property
     def mean(self):
@@ -192,17 +197,8 @@ class Exponential(Distribution):
         return -ops.log1p(-self._value(value)) / self.rate
 
 
-class Laplace(Distribution):
+class Laplace(_LocScale):
     """Laplace(loc, scale).  log p(x) = -log(2 scale) - |x - loc| / scale"""
-
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape)
-
-    def _dtype(self):
-        return self.loc.dtype
 
     @property
     def mean(self):
@@ -235,17 +231,8 @@ class Laplace(Distribution):
         return 0.5 - 0.5 * ops.sign(d) * ops.expm1(-ops.abs(d) / self.scale)
 
 
-class Cauchy(Distribution):
+class Cauchy(_LocScale):
     """Cauchy(loc, scale).  log p(x) = -log(pi scale (1 + ((x - loc) / scale)^2))"""
-
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape)
-
-    def _dtype(self):
-        return self.loc.dtype
 
     def rsample(self, sample_shape=(), generator=None):
         """A reparameterised draw of shape ``sample_shape + batch_shape + event_shape``."""

@@ -80,7 +80,10 @@ class Distribution:
     def sample(self, sample_shape=(), generator=None) -> Tensor:
         """Draws of shape ``sample_shape + batch_shape + event_shape``, outside the graph."""
         with no_grad():
-            return self.rsample(sample_shape, generator=generator).detach()
+            # no generator: rsample as torch calls it, so a user's subclass written for torch (rsample without a
+            # generator argument) samples here too
+            draws = self.rsample(sample_shape) if generator is None else self.rsample(sample_shape, generator=generator)
+            return draws.detach()
 
     def rsample(self, sample_shape=(), generator=None) -> Tensor:
         """A reparameterised draw: differentiable with respect to the parameters."""

@@ -33,11 +33,6 @@ def _complex_dtype(dtype):
     return np.complex64 if dtype in (np.float32, np.float16) else np.complex128
 
 
-def _real_grad(grad, like):
-    """A complex gradient reaching a real input: its real part, in the input's dtype."""
-    return (grad.real if grad.dtype.kind == "c" else grad).astype(like, copy=False)
-
-
 class Real(Function):
     """y = Re z          dL/dz = g (a real gradient, as complex)"""
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from neural_arch.backend.kernels.optim import adadelta_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
@@ -34,12 +32,7 @@ class Adadelta(Optimizer):
         for group in self.param_groups:
             lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
             for p, g in self._params_with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = np.zeros_like(p.data)
-                    state["acc_delta"] = np.zeros_like(p.data)
-                state["step"] += 1
+                state = self._counted_state(p, "square_avg", "acc_delta")
                 adadelta_step(p.data, g, state["square_avg"], state["acc_delta"], lr, rho, eps, wd,
                               group["maximize"])
         return loss

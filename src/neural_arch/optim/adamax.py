@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from neural_arch.backend.kernels.optim import adamax_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
@@ -38,12 +36,7 @@ class Adamax(Optimizer):
             beta1, beta2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             for p, g in self._params_with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_inf"] = np.zeros_like(p.data)
-                state["step"] += 1
+                state = self._counted_state(p, "exp_avg", "exp_inf")
                 clr = lr / (1 - beta1 ** state["step"])
                 adamax_step(p.data, g, state["exp_avg"], state["exp_inf"], clr, beta1, beta2, eps, wd,
                             group["maximize"])

@@ -215,6 +215,16 @@ class Optimizer:
         """``(param, grad array)`` for each parameter of a group that has a gradient."""
         return [(p, p.grad.data) for p in group["params"] if p.grad is not None]
 
+    def _counted_state(self, p, *buffers: str) -> dict:
+        """``p``'s state with this step counted in ``state["step"]``; created on the first step with
+        a zero array like ``p`` under each name in ``buffers``."""
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state.update((name, np.zeros_like(p.data)) for name in buffers)
+        state["step"] += 1
+        return state
+
 
 def _like(param, value):
     """``value`` copied into an array laid out in memory as ``param`` is (whatever that layout is)."""

@@ -3,8 +3,6 @@ as ``torch.optim.RAdam``."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from neural_arch.backend.kernels.optim import radam_step
 from neural_arch.optim.optimizer import Optimizer, check_range
 
@@ -41,12 +39,7 @@ class RAdam(Optimizer):
             beta1, beta2 = group["betas"]
             lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
             for p, g in self._params_with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
+                state = self._counted_state(p, "exp_avg", "exp_avg_sq")
                 t = state["step"]
                 radam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], lr, beta1, beta2, eps, wd,
                            group["decoupled_weight_decay"], group["maximize"], t)

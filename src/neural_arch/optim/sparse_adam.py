@@ -39,12 +39,7 @@ class SparseAdam(Optimizer):
             beta1, beta2 = group["betas"]
             lr, eps = group["lr"], group["eps"]
             for p, g in self._params_with_grad(group):
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
+                state = self._counted_state(p, "exp_avg", "exp_avg_sq")
                 g = -g if group["maximize"] else g
                 rows = np.flatnonzero(g.reshape(g.shape[0], -1).any(axis=1)) if g.ndim else np.arange(0)
                 if rows.size == 0:

@@ -45,6 +45,11 @@ class IterableDataset(Dataset):
     def __iter__(self):
         raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
 
+    def __len__(self) -> int:
+        # TypeError, what len() raises for an object without __len__ (torch's IterableDataset has none):
+        # list(stream) and other length hints then fall back to iterating instead of failing
+        raise TypeError(f"{type(self).__name__} has no len(): define __len__ if the stream knows its length")
+
     def __add__(self, other):
         return ChainDataset([self, other])
 

@@ -91,7 +91,7 @@ def warm() -> float:
     optim.adagrad_step(x.copy(), x, z.copy(), 1e-2, 1e-10, 0.0, False)
     if half.bfloat16 is not None:
         half.widen_kernel(np.zeros(8, np.uint16), np.empty(8, f)), half.narrow_kernel(x, np.empty(64, np.uint16))
-    spin.serve(np.zeros(3, np.int64), 0, 0, 0, np.zeros(16, np.int64))  # the thread hand-off's polls
+    spin.serve(np.zeros(3, np.int64), 0, 0, 0, 0, np.zeros(16, np.int64))  # the thread hand-off's polls
     spin.wait_finished(np.zeros(2, np.int64), 0, 0)
     return time.perf_counter() - t0
 

@@ -155,7 +155,55 @@ class ModuleList(Module):
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
 
-class ModuleDict(Module):
+class _KeyedMembers(Module):
+    """The dict interface of ModuleDict and ParameterDict over their registry (``_registry`` names it:
+    ``_modules`` or ``_parameters``); ``__setitem__`` is each one's own (it registers the member)."""
+
+    _registry = "_modules"
+
+    def _members(self) -> dict:
+        return getattr(self, self._registry)
+
+    def __getitem__(self, key: str):
+        return self._members()[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._members()[key]
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+    def __iter__(self):
+        return iter(self._members())
+
+    def __contains__(self, key) -> bool:
+        return key in self._members()
+
+    def keys(self):
+        return self._members().keys()
+
+    def values(self):
+        return self._members().values()
+
+    def items(self):
+        return self._members().items()
+
+    def pop(self, key: str):
+        return self._members().pop(key)
+
+    def clear(self) -> None:
+        self._members().clear()
+
+    def update(self, members) -> None:
+        items = members.items() if hasattr(members, "items") else members
+        for key, member in items:
+            self[key] = member
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward: look up its members and call them")
+
+
+class ModuleDict(_KeyedMembers):
     """A dict of modules (insertion-ordered) whose parameters are registered."""
 
     def __init__(self, modules=None):
@@ -163,46 +211,8 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
-
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
-
-    def __delitem__(self, key: str) -> None:
-        del self._modules[key]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def __contains__(self, key) -> bool:
-        return key in self._modules
-
-    def keys(self):
-        return self._modules.keys()
-
-    def values(self):
-        return self._modules.values()
-
-    def items(self):
-        return self._modules.items()
-
-    def pop(self, key: str) -> Module:
-        return self._modules.pop(key)
-
-    def clear(self) -> None:
-        self._modules.clear()
-
-    def update(self, modules) -> None:
-        items = modules.items() if hasattr(modules, "items") else modules
-        for key, module in items:
-            self[key] = module
-
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ModuleDict has no forward: look up its modules and call them")
 
 
 class ParameterList(Module):
@@ -237,66 +247,32 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(
-            f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-            for k, p in self._parameters.items()
-        )
+        return _parameters_repr(self._parameters)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ParameterList has no forward")
 
 
-class ParameterDict(Module):
+class ParameterDict(_KeyedMembers):
     """A dict of Parameters, registered under their keys; plain tensors are wrapped."""
+
+    _registry = "_parameters"
 
     def __init__(self, parameters=None):
         super().__init__()
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key: str) -> Parameter:
-        return self._parameters[key]
-
     def __setitem__(self, key: str, value) -> None:
         self.register_parameter(key, _as_parameter(value))
 
-    def __delitem__(self, key: str) -> None:
-        del self._parameters[key]
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def __contains__(self, key) -> bool:
-        return key in self._parameters
-
-    def keys(self):
-        return self._parameters.keys()
-
-    def values(self):
-        return self._parameters.values()
-
-    def items(self):
-        return self._parameters.items()
-
-    def pop(self, key: str) -> Parameter:
-        return self._parameters.pop(key)
-
-    def update(self, parameters) -> None:
-        items = parameters.items() if hasattr(parameters, "items") else parameters
-        for key, value in items:
-            self[key] = value
-
     def extra_repr(self) -> str:
-        return "\n".join(
-            f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-            for k, p in self._parameters.items()
-        )
+        return _parameters_repr(self._parameters)
 
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ParameterDict has no forward")
+
+def _parameters_repr(parameters: dict) -> str:
+    return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+                     for k, p in parameters.items())
 
 
 def _as_parameter(value) -> Parameter:

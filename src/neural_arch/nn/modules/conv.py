@@ -58,10 +58,7 @@ class _ConvNd(Module):
         self.padding_mode = padding_mode
         shape = ((in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups))
         self.weight = empty_param(*shape, *self.kernel_size, dtype=dtype, device=device)
-        if bias:
-            self.bias = empty_param(out_channels, dtype=dtype, device=device)
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter("bias", empty_param(out_channels, dtype=dtype, device=device) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -96,10 +93,8 @@ class _ConvNd(Module):
         return s
 
 
-class Conv1d(_ConvNd):
-    """1-D convolution. Input ``(N, C_in, L)`` (or ``(C_in, L)``) -> ``(N, C_out, L_out)``."""
-
-    _nd = 1
+class _Conv(_ConvNd):
+    """Conv1d, Conv2d and Conv3d: one constructor; ``_conv`` is the functional op of the dimension."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
@@ -108,40 +103,44 @@ class Conv1d(_ConvNd):
 
     def forward(self, input):
         x, padding = self._padded(input)
-        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return self._conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
-class Conv2d(_ConvNd):
-    """2-D convolution. Input ``(N, C_in, H, W)`` (or ``(C_in, H, W)``) -> ``(N, C_out, H_out, W_out)``,
-    ``H_out = floor((H + 2 p - d (k - 1) - 1) / s) + 1``."""
-
-    _nd = 2
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias,
-                         padding_mode, device, dtype)
-
-    def forward(self, input):
-        x, padding = self._padded(input)
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
-
-
-class ConvTranspose2d(_ConvNd):
-    """Transposed 2-D convolution (a.k.a. fractionally strided). ``H_out = (H - 1) s - 2 p + d (k - 1)
-    + output_padding + 1``. Only ``padding_mode="zeros"``, as in torch."""
-
-    _nd = 2
+class _ConvTranspose(_ConvNd):
+    """ConvTranspose1d/2d/3d: one constructor (zero padding only, as torch)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
                  dtype=None):
-        if padding_mode != "zeros":
-            raise ConfigError(f"ConvTranspose2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
-        if isinstance(padding, str):
-            raise ConfigError("ConvTranspose2d: padding must be an int or a tuple, not a string")
+        if padding_mode != "zeros" or isinstance(padding, str):
+            raise ConfigError(f"{type(self).__name__}: only padding_mode='zeros' and int or tuple padding are "
+                              f"supported, as torch; got padding_mode={padding_mode!r}, padding={padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, True, output_padding,
                          groups, bias, padding_mode, device, dtype)
+
+    def forward(self, input):
+        return self._conv(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                          self.groups, self.dilation)
+
+
+class Conv1d(_Conv):
+    """1-D convolution. Input ``(N, C_in, L)`` (or ``(C_in, L)``) -> ``(N, C_out, L_out)``."""
+
+    _nd, _conv = 1, staticmethod(F.conv1d)
+
+
+class Conv2d(_Conv):
+    """2-D convolution. Input ``(N, C_in, H, W)`` (or ``(C_in, H, W)``) -> ``(N, C_out, H_out, W_out)``,
+    ``H_out = floor((H + 2 p - d (k - 1) - 1) / s) + 1``."""
+
+    _nd, _conv = 2, staticmethod(F.conv2d)
+
+
+class ConvTranspose2d(_ConvTranspose):
+    """Transposed 2-D convolution (a.k.a. fractionally strided). ``H_out = (H - 1) s - 2 p + d (k - 1)
+    + output_padding + 1``. Only ``padding_mode="zeros"``, as in torch."""
+
+    _nd = 2
 
     def forward(self, input, output_size=None):
         output_padding = self.output_padding

@@ -59,10 +59,7 @@ class Linear(Module):
         self.in_features = in_features
         self.out_features = out_features
         self.weight = empty_param(out_features, in_features, dtype=dtype, device=device, order="F")
-        if bias:
-            self.bias = empty_param(out_features, dtype=dtype, device=device)
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter("bias", empty_param(out_features, dtype=dtype, device=device) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -85,10 +82,7 @@ class Bilinear(Module):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
         self.weight = empty_param(out_features, in1_features, in2_features, dtype=dtype, device=device)
-        if bias:
-            self.bias = empty_param(out_features, dtype=dtype, device=device)
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter("bias", empty_param(out_features, dtype=dtype, device=device) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

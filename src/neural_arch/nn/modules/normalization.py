@@ -23,6 +23,21 @@ def _buffer(arr) -> Tensor:
     return Tensor._wrap(arr)
 
 
+def _affine_parameters(module, shape, affine: bool, bias: bool, dtype, device) -> None:
+    """Register ``weight`` and ``bias`` of ``shape`` (int or tuple), or None for each one not asked for."""
+    shape = (shape,) if isinstance(shape, numbers.Integral) else shape
+    module.register_parameter("weight", empty_param(*shape, dtype=dtype, device=device) if affine else None)
+    module.register_parameter("bias", empty_param(*shape, dtype=dtype, device=device) if affine and bias else None)
+
+
+def _reset_affine(module) -> None:
+    """The affine gain to ones and the shift to zeros (each where present): the identity transform."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class _NormBase(Module):
     """Shared by BatchNorm and InstanceNorm: affine parameters and running statistics."""
 
@@ -31,15 +46,7 @@ class _NormBase(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = empty_param(num_features, dtype=dtype, device=device)
-            if bias:
-                self.bias = empty_param(num_features, dtype=dtype, device=device)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_features, affine, bias, dtype, device)
         if track_running_stats:
             dt = get_default_dtype() if dtype is None else resolve_dtype(dtype)
             self.register_buffer("running_mean", _buffer(np.zeros(num_features, dtype=dt)))
@@ -59,10 +66,7 @@ class _NormBase(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def _check_input_dim(self, input) -> None:  # pragma: no cover - overridden
         pass
@@ -138,22 +142,11 @@ class LayerNorm(Module):
         super().__init__()
         self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = empty_param(*self.normalized_shape, dtype=dtype, device=device)
-            if bias:
-                self.bias = empty_param(*self.normalized_shape, dtype=dtype, device=device)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -200,22 +193,11 @@ class GroupNorm(Module):
             raise ConfigError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
                               f"({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        if affine:
-            self.weight = empty_param(num_channels, dtype=dtype, device=device)
-            if bias:
-                self.bias = empty_param(num_channels, dtype=dtype, device=device)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_channels, affine, bias, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

@@ -71,29 +71,36 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
-    """Average-pool ``(N, C, H, W)`` to ``output_size`` (an int, a pair, or None entries to keep a size)."""
+class _AdaptivePool(Module):
+    """The adaptive poolings of every dimension: ``_pool`` is the functional op of the subclass."""
 
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, input):
-        return F.adaptive_avg_pool2d(input, self.output_size)
+        return self._pool(input, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
-class AdaptiveMaxPool2d(Module):
-    """Max-pool ``(N, C, H, W)`` to ``output_size``."""
-
+class _AdaptiveMaxPool(_AdaptivePool):
     def __init__(self, output_size, return_indices: bool = False):
-        super().__init__()
-        self.output_size, self.return_indices = output_size, return_indices
+        super().__init__(output_size)
+        self.return_indices = return_indices
 
     def forward(self, input):
-        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+        return self._pool(input, self.output_size, self.return_indices)
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Average-pool ``(N, C, H, W)`` to ``output_size`` (an int, a pair, or None entries to keep a size)."""
+
+    _pool = staticmethod(F.adaptive_avg_pool2d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPool):
+    """Max-pool ``(N, C, H, W)`` to ``output_size``."""
+
+    _pool = staticmethod(F.adaptive_max_pool2d)

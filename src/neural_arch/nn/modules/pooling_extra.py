@@ -4,31 +4,22 @@ from __future__ import annotations
 
 from neural_arch.nn import functional as F
 from neural_arch.nn.modules.module import Module
+from neural_arch.nn.modules.pooling import _AdaptiveMaxPool, _AdaptivePool
 
 __all__ = ["AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "FractionalMaxPool2d", "FractionalMaxPool3d", "LPPool1d",
            "LPPool2d"]
 
 
-class AdaptiveAvgPool1d(Module):
+class AdaptiveAvgPool1d(_AdaptivePool):
     """Average pooling of ``(N, C, L)`` to ``output_size`` steps."""
 
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, input):
-        return F.adaptive_avg_pool1d(input, self.output_size)
+    _pool = staticmethod(F.adaptive_avg_pool1d)
 
 
-class AdaptiveMaxPool1d(Module):
+class AdaptiveMaxPool1d(_AdaptiveMaxPool):
     """Max pooling of ``(N, C, L)`` to ``output_size`` steps (``return_indices`` as torch)."""
 
-    def __init__(self, output_size, return_indices: bool = False):
-        super().__init__()
-        self.output_size, self.return_indices = output_size, return_indices
-
-    def forward(self, input):
-        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
+    _pool = staticmethod(F.adaptive_max_pool1d)
 
 
 class _LPPool(Module):
