@@ -8,9 +8,13 @@ first. Figures: BENCHMARKS.md, "MKL's GEMMs".
 This module only finds and loads the library; ``threads.mkl()`` decides whether it is used
 (``policy.blas_lib``) and ``backend/cblas.py`` calls its functions by address from compiled code.
 Loading happens at the first product, never at import. Before any other MKL call it is told to run
-sequentially (our own threads split the products) and to take 64-bit integers (ILP64), so that its
-``cblas_?gemm`` has the signature of the ``cblas_?gemm64_`` symbols of NumPy's OpenBLAS that the
-polling helpers already call (``backend/spin.py``). NumPy itself never sees this library.
+sequentially (our own threads split the products). We call its explicit 64-bit-integer symbols
+(``cblas_sgemm_64``: the signature of the ``cblas_?gemm64_`` symbols of NumPy's OpenBLAS that the polling
+helpers already call, ``backend/spin.py``) and leave its interface layer as it is.
+
+NOTE: not ``MKL_Set_Interface_Layer(ILP64)``: that setting is process-wide, and torch's products in the
+same process (the test suite's references) then read garbage: ``addmm`` in float64 gave wrong values
+after it. NumPy itself never sees this library.
 """
 
 from __future__ import annotations
@@ -24,11 +28,10 @@ import sys
 import numpy as np
 
 _THREADING_SEQUENTIAL = 1  # MKL_THREADING_SEQUENTIAL (mkl_service.h)
-_INTERFACE_ILP64 = 1  # MKL_INTERFACE_ILP64
 
 # what each address in MKL.gemm multiplies: the operands' dtype name ("bfloat16": ml_dtypes' dtype)
-_SYMBOLS = {"float32": "cblas_sgemm", "float64": "cblas_dgemm",
-            "bfloat16": "cblas_gemm_bf16bf16f32", "float16": "cblas_gemm_f16f16f32"}
+_SYMBOLS = {"float32": "cblas_sgemm_64", "float64": "cblas_dgemm_64",
+            "bfloat16": "cblas_gemm_bf16bf16f32_64", "float16": "cblas_gemm_f16f16f32_64"}
 
 
 def mkl_path() -> str | None:
@@ -45,18 +48,16 @@ def mkl_path() -> str | None:
 
 
 class MKL:
-    """MKL's runtime library, set to run sequentially with 64-bit integers; ``gemm`` maps an operand
-    dtype name (``_SYMBOLS``) to the address of its ILP64 CBLAS GEMM."""
+    """MKL's runtime library, set to run sequentially; ``gemm`` maps an operand dtype name (``_SYMBOLS``)
+    to the address of its CBLAS GEMM with 64-bit integers."""
 
     def __init__(self, path: str):
         self.path = path
         dll = ctypes.CDLL(path)
-        dll.MKL_Set_Threading_Layer.argtypes = dll.MKL_Set_Interface_Layer.argtypes = (ctypes.c_int,)
-        dll.MKL_Set_Threading_Layer.restype = dll.MKL_Set_Interface_Layer.restype = ctypes.c_int
-        # NOTE: both must come before any other MKL call (they fix the layers for the whole process)
-        if dll.MKL_Set_Threading_Layer(_THREADING_SEQUENTIAL) != _THREADING_SEQUENTIAL or (
-                dll.MKL_Set_Interface_Layer(_INTERFACE_ILP64) != _INTERFACE_ILP64):
-            raise OSError(f"{path}: MKL was already set to other threading or interface layers in this process")
+        dll.MKL_Set_Threading_Layer.argtypes, dll.MKL_Set_Threading_Layer.restype = (ctypes.c_int,), ctypes.c_int
+        # NOTE: before any other MKL call (it fixes the threading layer for the whole process)
+        if dll.MKL_Set_Threading_Layer(_THREADING_SEQUENTIAL) != _THREADING_SEQUENTIAL:
+            raise OSError(f"{path}: MKL was already set to another threading layer in this process")
         self.gemm = {}
         for name, symbol in _SYMBOLS.items():
             if hasattr(dll, symbol):
