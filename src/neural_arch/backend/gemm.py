@@ -14,6 +14,11 @@ BLAS would compute unsplit. Anything else (CuPy arrays, integers, broadcast batc
 is one ``np.matmul``; when OpenBLAS would use several threads for it (``_blas_may_thread``), that
 call runs inside ``threads.blas_enter``/``blas_exit``: one thread, and the user's setting put back.
 
+With MKL in use (``threads.mkl()``, ``policy.blas_lib``), every product above, whole or a block, calls
+MKL's sequential GEMM by address instead of NumPy's (``_product``; ``backend/cblas.py``): a batch of
+matrices is one compiled call instead of NumPy's per-matrix overhead. What BLAS cannot read in place
+(broadcast batches, odd strides, integers, CuPy arrays) stays ``np.matmul``.
+
 A vector times a matrix (M = 1: batch-1 decoding) is bound by reading the matrix from memory, not by
 its flops, so it is split when the matrix has ``policy.gemv_split_bytes``, and along its longer side:
 the columns when N >= K, else the reduction (two partial products, then one add).
@@ -51,14 +56,14 @@ def matmul(a, b, out=None):
     size = a.size * n  # m K n (times the batch): at most half the flops, the bytes of a vector's matrix
     if 2 * size < policy.gemm_split_flops and size * a.itemsize < policy.gemv_split_bytes:
         if size < _GEMV_SERIAL or not _blas_may_thread(a, b):
-            return np.matmul(a, b, out=out)  # most products: decided in well under a microsecond
+            return _product(a, b, out)  # most products: decided in well under a microsecond
         jobs = None
     else:
         jobs = _blocks(a, b, out)
     if jobs is None:
         threads.blas_enter()
         try:
-            return np.matmul(a, b, out=out)
+            return _product(a, b, out)
         finally:
             threads.blas_exit()
     result, parts, partial_products = jobs
@@ -90,15 +95,64 @@ def _half_matmul(a, b, out=None):
     and the result rounded to the operands' dtype. bfloat16 goes through the bit kernels of
     ``kernels/half.py`` (ml_dtypes' ``astype`` gives the same bits; on a loaded machine the two timed
     within noise of each other). Widening the weight a tile of rows at a time instead was slower at every
-    shape measured, decoding (M = 1) included (``python -m benchmarks half_matmul``, BENCHMARKS.md)."""
+    shape measured, decoding (M = 1) included (``python -m benchmarks half_matmul``, BENCHMARKS.md).
+
+    With MKL in use, two operands of one half dtype go to its GEMM for them instead (``_half_by_mkl``):
+    it reads the 16-bit operands, accumulates in float32 and writes float32, with no widened copies."""
     from neural_arch.backend.kernels.half import to_float32, to_half  # noqa: PLC0415 - kernels import this module
 
     dtype = a.dtype if a.dtype == b.dtype else np.promote_types(a.dtype, b.dtype)
-    wide = matmul(a if a.dtype in _FLOAT else to_float32(a), b if b.dtype in _FLOAT else to_float32(b))
+    wide = _half_by_mkl(a, b) if a.dtype == b.dtype else None
+    if wide is None:
+        wide = matmul(a if a.dtype in _FLOAT else to_float32(a), b if b.dtype in _FLOAT else to_float32(b))
     if out is None:
         return to_half(wide, dtype) if wide.dtype != dtype else wide
     out[...] = wide
     return out
+
+
+def _half_by_mkl(a, b):
+    """a @ b in float32 by MKL's bfloat16/float16 GEMM (a and b of that one dtype), split over our threads
+    as a float32 product is; None when MKL is not in use or cannot read them in place."""
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or not (_mkl or (_mkl is None and _mkl_in_use())):
+        return None
+    addr = _mkl.address(a.dtype)
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:  # a Linear: one product of the rows stacked
+        wide = _half_by_mkl(a.reshape(-1, a.shape[-1]), b)
+        return None if wide is None else wide.reshape(a.shape[:-1] + b.shape[-1:])
+    if not addr or a.ndim != b.ndim or not 1 < a.ndim < 5 or a.shape[-1] != b.shape[-2]:
+        return None
+    a16, b16 = a.view(np.uint16), b.view(np.uint16)  # numba has no bfloat16: MKL reads the bits
+    wide = np.empty(a.shape[:-1] + b.shape[-1:], np.float32)
+    jobs = _half_blocks(a16, b16, wide, addr)
+    if len(jobs) > 1:
+        threads.run_split(_half_block, jobs)
+        return wide
+    return wide if _cblas.product(a16, b16, wide, addr) else None
+
+
+def _half_blocks(a, b, out, addr) -> list:
+    """[(a_i, b_i, out_i, addr), ...]: a large product cut as ``_blocks`` cuts one (the first batch axis,
+    else rows of a or columns of b); one block when small, or when BLAS cannot read it in place."""
+    k = policy.num_threads
+    m, inner, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if k < 2 or policy.blas != "ours" or 2 * out.size * inner < policy.gemm_split_flops or not _cblas.product(
+            a[..., :0, :], b, out[..., :0, :], addr):  # (an empty block: checks the layouts, writes nothing)
+        return [(a, b, out, addr)]
+    if a.ndim > 2:
+        if a.shape[0] < k or a.shape[:-2] != b.shape[:-2]:
+            return [(a, b, out, addr)]
+        cuts = [slice(a.shape[0] * i // k, a.shape[0] * (i + 1) // k) for i in range(k)]
+        return [(a[c], b[c], out[c], addr) for c in cuts]
+    if m >= n:
+        cuts = [slice(m * i // k, m * (i + 1) // k) for i in range(k)]
+        return [(a[c], b, out[c], addr) for c in cuts]
+    cuts = [slice(n * i // k, n * (i + 1) // k) for i in range(k)]
+    return [(a, b[:, c], out[:, c], addr) for c in cuts]
+
+
+def _half_block(a, b, out, addr):
+    _cblas.product(a, b, out, addr)  # (views of a product it read whole: _half_blocks checked the layouts)
 
 
 def _blas_may_thread(a, b) -> bool:
@@ -117,8 +171,41 @@ def column_major(a) -> bool:
     return type(a) is np.ndarray and a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous
 
 
+def _product(a, b, out=None):
+    """``np.matmul(a, b, out=out)``, by MKL's GEMM (:func:`cblas.product`) when MKL is in use and can
+    read the arrays in place. The smallest products stay NumPy's: its call costs less than ours."""
+    if a.ndim == b.ndim and 1 < a.ndim < 5 and a.size * b.shape[-1] >= _MKL_MIN_SIZE and (
+            _mkl or (_mkl is None and _mkl_in_use())) and type(a) is np.ndarray and type(b) is np.ndarray:
+        addr = _mkl_gemm.get(a.dtype, 0) if a.dtype == b.dtype else 0
+        target = np.empty(a.shape[:-1] + b.shape[-1:], a.dtype) if out is None and addr else out
+        if addr and (type(target) is np.ndarray and target.dtype == a.dtype and target.ndim == a.ndim
+                     and _cblas.product(a, b, target, addr)):
+            return target
+    return np.matmul(a, b, out=out)
+
+
 def _product_into(a, b, out):
-    np.matmul(a, b, out=out)
+    _product(a, b, out)
+
+
+_mkl = None  # threads.mkl() once decided (False: not in use); _cblas: backend/cblas.py, loaded with it
+_cblas = None
+_mkl_gemm = {}  # float32 / float64 -> the address of MKL's GEMM for it
+# below m k n (times the batch) = 2^19 a product is one NumPy call: ours costs ~1 us more per call (checks,
+# numba's dispatch): thread CPU time, loaded machine, 64^3: 7.6 us against 6.1; 128^3: 41 against 44
+_MKL_MIN_SIZE = 1 << 19
+
+
+def _mkl_in_use() -> bool:
+    global _mkl, _cblas
+    lib = threads.mkl()
+    if lib is not None:
+        from neural_arch.backend import cblas  # noqa: PLC0415 - numba, compiled only when MKL is used
+
+        _cblas = cblas
+        _mkl_gemm.update({dtype: lib.address(dtype) for dtype in _FLOAT})
+    _mkl = lib or False
+    return bool(lib)
 
 
 def _blocks(a, b, out=None):

@@ -13,9 +13,9 @@ claimed by a caller for a matrix product (2).
 Matrix products run inside the poll: the caller claims a polling helper with a compare-and-swap
 (1 -> 2; if the helper's poll ran out meanwhile its own swap 1 -> 0 won, and the caller hands the
 job over with the locks instead), writes the product's pointers and layouts into ``job`` and posts
-it; the helper calls BLAS's ``cblas_?gemm`` through its address, without going back to Python. A
-Python job needs the GIL, which the caller holds until it enters its own share: a helper seeing one
-first waits a few polls (``settle``), then pays for the GIL and the Python call.
+it; the helper calls BLAS's ``cblas_?gemm`` through its address (``backend/cblas.py``), without going
+back to Python. A Python job needs the GIL, which the caller holds until it enters its own share: a
+helper seeing one first waits a few polls (``settle``), then pays for the GIL and the Python call.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+# the ILP64 cblas_?gemm calls by address live in cblas.py (whole products call them there too)
+from neural_arch.backend.cblas import _NO_TRANS, _dgemm_at, _operand, _sgemm_at
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 _POSIX = os.name == "posix"
@@ -102,42 +105,6 @@ def _claim(typingctx, array, index, expected, new):
         return builder.extract_value(builder.cmpxchg(ptr, args[2], args[3], "acq_rel", "acquire"), 1)
 
     return types.boolean(array, index, expected, new), codegen
-
-
-def _gemm_at(float_type):
-    """An intrinsic calling ILP64 ``cblas_?gemm(RowMajor, ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)``
-    at the address ``addr`` (a: float, double: ``float_type``)."""
-
-    @intrinsic
-    def call(typingctx, addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
-        def codegen(context, builder, signature, args):
-            i32, i64, f, ptr = ir.IntType(32), ir.IntType(64), float_type(), ir.IntType(8).as_pointer()
-            fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, f, ptr, i64, ptr, i64, f, ptr, i64])
-            fn = builder.inttoptr(args[0], fnty.as_pointer())
-            _, ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
-            builder.call(fn, [ir.Constant(i32, 101), builder.trunc(ta_, i32), builder.trunc(tb_, i32), m_, n_, k_,
-                              ir.Constant(f, 1.0), builder.inttoptr(a_, ptr), lda_, builder.inttoptr(b_, ptr), ldb_,
-                              ir.Constant(f, 0.0), builder.inttoptr(c_, ptr), ldc_])
-            return context.get_dummy_value()
-
-        return types.void(addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc), codegen
-
-    return call
-
-
-_sgemm_at, _dgemm_at = _gemm_at(ir.FloatType), _gemm_at(ir.DoubleType)
-_NO_TRANS, _TRANS = 111, 112  # CBLAS's codes
-
-
-@njit(nogil=True, cache=True)
-def _operand(x, item):
-    """(transpose code, leading dimension) of a 2-D array BLAS can read in place, else (0, 0)."""
-    rows, cols = x.shape
-    if x.strides[1] == item and x.strides[0] % item == 0 and x.strides[0] >= max(1, cols) * item:
-        return _NO_TRANS, x.strides[0] // item
-    if x.strides[0] == item and x.strides[1] % item == 0 and x.strides[1] >= max(1, rows) * item:
-        return _TRANS, x.strides[1] // item
-    return 0, 0
 
 
 @njit(["b1(i8[::1], i8[::1], f4[:, :], f4[:, :], f4[:, :], i8)",  # one compiled version per

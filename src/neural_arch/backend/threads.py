@@ -28,6 +28,7 @@ field                                  environment variable                  def
 =====================================  ====================================  =====================
 ``num_threads``                        ``NEURAL_ARCH_NUM_THREADS``           the cores
 ``blas``                               ``NEURAL_ARCH_BLAS_THREADS=native``   ``"ours"``
+``blas_lib``                           ``NEURAL_ARCH_BLAS_LIB``              ``"auto"``
 ``kernel_min_elements``                ``NEURAL_ARCH_PARALLEL_MIN_ELEMENTS`` 2^17 (2^20 if native)
 ``gemm_split_flops``                   ``NEURAL_ARCH_GEMM_SPLIT_FLOPS``      2^23
 ``gemv_split_bytes``                                                         4 MiB
@@ -47,6 +48,10 @@ field                                  environment variable                  def
 then products are not split, helpers do not poll (two spinning pools on the same cores
 deschedule each other) and kernels split only from 2^20 elements. BLAS is also left to its own
 threads when it is not an OpenBLAS whose thread count we can set (the split products then stop).
+
+``blas_lib`` picks the library of the products we run ourselves (:func:`mkl`): ``"mkl"`` is Intel
+MKL's sequential GEMMs (``backend/blas.py``; ``pip install neural-arch[mkl]``), ``"openblas"`` NumPy's
+own BLAS, ``"auto"`` MKL when it is installed and NumPy's BLAS is not already MKL.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ import time
 from dataclasses import dataclass, fields
 
 import numpy as np
+
+from neural_arch.backend import blas
+from neural_arch.errors import ConfigError
 
 try:
     from threadpoolctl import ThreadpoolController, threadpool_info
@@ -79,6 +87,7 @@ class ThreadingPolicy:
 
     num_threads: int  # our threads: the caller plus num_threads - 1 helpers
     blas: str  # "ours": BLAS on one thread inside our calls, products split over ours; "native"
+    blas_lib: str  # the library of our products: "mkl", "openblas" (NumPy's) or "auto" (see mkl())
     kernel_min_elements: int  # a numba kernel call of this many elements is split into row ranges
     gemm_split_flops: int  # a matrix product of this many flops (2 M N K) is split (backend/gemm.py)
     gemv_split_bytes: int  # a vector-times-matrix product is split when the matrix has this many bytes
@@ -99,6 +108,7 @@ class ThreadingPolicy:
         return cls(
             num_threads=threads if threads > 0 else _CORES,
             blas="native" if native else "ours",
+            blas_lib=os.environ.get("NEURAL_ARCH_BLAS_LIB", "").strip().lower() or "auto",
             # beside BLAS's own spinning threads a split pays off only for big calls
             kernel_min_elements=_env_int("NEURAL_ARCH_PARALLEL_MIN_ELEMENTS", 1 << 20 if native else 1 << 17),
             gemm_split_flops=_env_int("NEURAL_ARCH_GEMM_SPLIT_FLOPS", 1 << 23),
@@ -235,10 +245,47 @@ def blas_exit() -> None:
     _scope_lock.release()
 
 
+_BLAS_LIBS = ("auto", "mkl", "openblas")
+_mkl: blas.MKL | None | bool = False  # False: not decided yet (policy.blas_lib is read once, at first use)
+
+
+def mkl() -> blas.MKL | None:
+    """MKL when our products call it (``policy.blas_lib``), else None; decided and loaded at the first
+    product. Never when NumPy's own BLAS is MKL: setting MKL's layers would change the user's NumPy."""
+    global _mkl
+    if _mkl is False:
+        choice = policy.blas_lib
+        if choice not in _BLAS_LIBS:
+            raise ConfigError(f"NEURAL_ARCH_BLAS_LIB={choice!r}: expected one of {', '.join(_BLAS_LIBS)}")
+        found = None
+        if choice != "openblas" and not _numpy_blas_is_mkl():
+            found = blas.load_mkl()
+        if found is None and choice == "mkl":
+            why = "NumPy's own BLAS is MKL" if _numpy_blas_is_mkl() else f"it could not be loaded ({blas.load_error})"
+            raise ConfigError(f"NEURAL_ARCH_BLAS_LIB=mkl, but {why}: install it with `pip install "
+                              "neural-arch[mkl]` (or point NEURAL_ARCH_MKL_PATH at libmkl_rt.so), or set "
+                              "NEURAL_ARCH_BLAS_LIB=auto")
+        _mkl = found
+    return _mkl
+
+
+def _numpy_blas_is_mkl() -> bool:
+    try:
+        return any(lib.internal_api == "mkl" for lib in _numpy_blas(ThreadpoolController()))
+    except (OSError, TypeError):  # no threadpoolctl (TypeError: None()), or a library it cannot open
+        return False
+
+
 def _gemm_address(dtype) -> int:
-    """Where NumPy's BLAS has ``cblas_sgemm`` / ``cblas_dgemm`` with 64-bit integers; 0 when unknown or
-    when ``policy.gemm_in_poll`` is off: helpers then run products through NumPy, as Python jobs."""
-    blas = _numpy_openblas() if policy.gemm_in_poll else None
+    """Where the BLAS of our products (:func:`mkl`, else NumPy's OpenBLAS) has ``cblas_sgemm`` /
+    ``cblas_dgemm`` with 64-bit integers; 0 when unknown or when ``policy.gemm_in_poll`` is off: helpers
+    then run products through NumPy, as Python jobs."""
+    if not policy.gemm_in_poll:
+        return 0
+    lib = mkl()
+    if lib is not None:
+        return lib.address(dtype)
+    blas = _numpy_openblas()
     return blas.gemm.get(dtype, 0) if blas is not None else 0
 
 
@@ -419,9 +466,15 @@ def blas_warning() -> str | None:
 def describe() -> dict:
     """The policy in force: every field of :data:`policy`, the cores, and how BLAS and the hand-off run."""
     ours = blas_is_ours()
+    try:
+        lib = mkl()
+        products = f"MKL ({lib.version}, sequential)" if lib is not None else "NumPy's BLAS"
+    except ConfigError as exc:
+        products = f"error: {exc}"
     return {
         "cores": _CORES,
         **{f.name: getattr(policy, f.name) for f in fields(policy)},
+        "products": products,
         "blas_in_our_calls": "one thread (set around our calls, then put back)" if ours else "its own threads",
         "hand_off": (f"helpers poll {policy.spin_us} us" + (", run products in the poll (BLAS by address)"
                                                             if _gemm_address(np.dtype(np.float32)) else "")

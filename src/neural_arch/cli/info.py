@@ -66,9 +66,10 @@ def blas_info() -> str:
 def threading_policy() -> str:
     d = threads.describe()
     knobs = ", ".join(f"{k}={v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
-                      for k, v in d.items() if k not in ("cores", "blas_in_our_calls", "hand_off"))
+                      for k, v in d.items() if k not in ("cores", "blas_in_our_calls", "hand_off", "products"))
     jit = "numba" if kernels.active() else "off (NumPy reference kernels)"
-    return (f"{d['num_threads']} threads on {d['cores']} cores; BLAS in our calls: {d['blas_in_our_calls']}; "
+    return (f"{d['num_threads']} threads on {d['cores']} cores; our products: {d['products']}; "
+            f"BLAS in our calls: {d['blas_in_our_calls']}; "
             f"kernels: {jit}; hand-off: {d['hand_off']}; memory: {memory.describe()} "
             f"(applied at the first op); policy: {knobs}")
 
