@@ -40,8 +40,11 @@ from neural_arch.backend.gemm import matmul
 from neural_arch.backend.kernels.recurrent import (
     gru_step_backward,
     gru_step_forward,
+    lstm_sequence_backward,
+    lstm_sequence_forward,
     lstm_step_backward,
     lstm_step_forward,
+    sequence_gemm,
 )
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 
@@ -111,6 +114,15 @@ def _row_major(w_t):
     """A C-ordered copy of a transposed weight view (``W_hh^T``), made once per sequence: the per-step
     products with it as their right operand run faster than with the view (see the module doc)."""
     return np.ascontiguousarray(w_t)
+
+
+def _sequence_gemm(x, *weights):
+    """BLAS's address for the one-call time loop of an LSTM (``kernels.recurrent.sequence_gemm``), or 0
+    (then the Python loop runs): float32 NumPy arrays only."""
+    if type(x) is not np.ndarray or any(w is not None and (type(w) is not np.ndarray or w.dtype != x.dtype)
+                                        for w in weights):
+        return 0
+    return sequence_gemm(x.dtype)
 
 
 def _input_projection(x, w_ih, bias):
@@ -232,10 +244,16 @@ class LSTMLayer(Function):
         h, c = h0.copy(), c0.copy()
         hg = np.empty((B, 4 * H), x.dtype)
         active = _active(batch_sizes, T, B)
-        times_w_hh_t = _times(_row_major(w_hh.T))
-        times_w_hr_t = None if w_hr is None else _times(_row_major(w_hr.T))
+        w_hh_t = _row_major(w_hh.T)
+        w_hr_t = None if w_hr is None else _row_major(w_hr.T)
+        gemm = _sequence_gemm(x, w_hh, w_hr)
+        times_w_hh_t = _times(w_hh_t)
+        times_w_hr_t = None if w_hr is None else _times(w_hr_t)
         with _blas_one_thread():
-            for t in _steps(T, reverse):
+            if gemm:  # the same steps in one numba call (backend/kernels/recurrent_sequence.py)
+                lstm_sequence_forward(gemm, np.ascontiguousarray(xg), w_hh_t, w_hr_t, h, c, hg, gates, tanh_c,
+                                      c_prev, h_prev, rs, ys, np.array(active, np.int64), reverse)
+            for t in () if gemm else _steps(T, reverse):
                 n = active[t]
                 h_prev[t, :n] = h[:n]
                 c_prev[t, :n] = c[:n]
@@ -262,10 +280,16 @@ class LSTMLayer(Function):
         dhs = np.zeros_like(h_prev) if has_proj else None  # dL/dh_t at each step, for dW_hr
         dc_next = np.empty_like(dc)
         dr = np.empty((B, H), dc.dtype) if has_proj else None
+        gemm = _sequence_gemm(dh, w_hh, w_hr)
         times_w_hh = _times(w_hh)
         times_w_hr = _times(w_hr) if has_proj else None
         with _blas_one_thread():
-            for t in reversed(_steps(T, reverse)):
+            if gemm:  # the same steps in one numba call
+                lstm_sequence_backward(gemm, np.ascontiguousarray(gy), np.ascontiguousarray(w_hh),
+                                       None if w_hr is None else np.ascontiguousarray(w_hr), dh, dc, dc_next,
+                                       np.empty((B, H), dc.dtype) if dr is None else dr, gates, tanh_c, c_prev,
+                                       dgates, dhs, np.array(active, np.int64), reverse)
+            for t in () if gemm else reversed(_steps(T, reverse)):
                 n = active[t]
                 d = np.add(dh[:n], gy[t, :n], out=dhs[t, :n] if has_proj else None)
                 if has_proj:

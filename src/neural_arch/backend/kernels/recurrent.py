@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.backend import threads
+from neural_arch.backend.kernels import _dispatch
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, expf, inline, kernel, sigmoidf
 
-__all__ = ["gru_step_backward", "gru_step_forward", "lstm_step_backward", "lstm_step_forward"]
+__all__ = ["gru_step_backward", "gru_step_forward", "lstm_sequence_backward", "lstm_sequence_forward",
+           "lstm_step_backward", "lstm_step_forward", "sequence_gemm"]
 
 
 def _sigmoid(x):
@@ -104,9 +107,10 @@ def tanhf(x):
     return F(2.0) / (F(1.0) + expf(F(-2.0) * x)) - F(1.0)
 
 
-@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
-def lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r):
-    rows, H = c.shape
+@inline(FAST)
+def lstm_rows_forward(xg, hg, c_prev, gates, tanh_c, c, r, rows):
+    """The forward kernel's arithmetic on the first ``rows`` rows (also run by ``recurrent_sequence``)."""
+    H = c.shape[1]
     h1, h2, h3, h4 = U(H), U(2 * H), U(3 * H), U(4 * H)
     for b in range(rows):
         x, hh, gt = xg[b], hg[b], gates[b]
@@ -125,14 +129,20 @@ def lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r):
             rb[j] = gt[j + h3] * t
 
 
+@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
+def lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r):
+    lstm_rows_forward(xg, hg, c_prev, gates, tanh_c, c, r, c.shape[0])
+
+
 @dispatch(_lstm_step_forward)
 def lstm_step_forward(xg, hg, c_prev, gates, tanh_c, c, r):
     lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r)
 
 
-@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
-def lstm_step_backward_kernel(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev):
-    rows, H = dc.shape
+@inline(FAST)
+def lstm_rows_backward(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev, rows):
+    """The backward kernel's arithmetic on the first ``rows`` rows (also run by ``recurrent_sequence``)."""
+    H = dc.shape[1]
     h1, h2, h3 = U(H), U(2 * H), U(3 * H)
     one = F(1.0)
     for b in range(rows):
@@ -148,6 +158,11 @@ def lstm_step_backward_kernel(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev):
             dg[j + h2] = dct * i * (one - g * g)
             dg[j + h3] = d * tc * o * (one - o)
             dcp[j] = dct * f
+
+
+@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
+def lstm_step_backward_kernel(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev):
+    lstm_rows_backward(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev, dc.shape[0])
 
 
 @dispatch(_lstm_step_backward)
@@ -202,3 +217,40 @@ def gru_step_backward_kernel(dh, gates, hg, h_prev, dxg, dhg, dh_prev):
 @dispatch(_gru_step_backward)
 def gru_step_backward(dh, gates, hg, h_prev, dxg, dhg, dh_prev):
     gru_step_backward_kernel(dh, gates, hg, h_prev, dxg, dhg, dh_prev)
+
+
+# -- an LSTM layer's whole time loop in one call (``recurrent_sequence.py``) --------------------------------
+def sequence_gemm(dtype) -> int:
+    """The address of BLAS's ILP64 ``cblas_sgemm`` when :func:`lstm_sequence_forward` and
+    :func:`lstm_sequence_backward` can run for arrays of ``dtype`` (float32, with the kernels on), else 0:
+    the caller then runs its time loop in Python (the readable path, which computes the same)."""
+    if not _dispatch.active() or np.dtype(dtype) != _F32:
+        return 0
+    return threads._gemm_address(_F32)
+
+
+def lstm_sequence_forward(addr, xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c, c_prev, h_prev, rs, ys, active,
+                          reverse):
+    """All forward steps of an LSTM layer-direction (``ops.recurrent.LSTMLayer.forward``'s loop), with
+    ``addr`` from :func:`sequence_gemm`. ``w_hr_t``: None without a projection; ``active``: int64 (T,)."""
+    from neural_arch.backend.kernels.recurrent_sequence import lstm_forward_loop  # noqa: PLC0415 - numba
+
+    _dispatch.calls["lstm_sequence_forward"] += 1
+    lstm_forward_loop(addr, xg, w_hh_t, _NO_MATRIX if w_hr_t is None else w_hr_t, h, c, hg, gates, tanh_c,
+                      c_prev, h_prev, rs, ys, active, reverse)
+
+
+def lstm_sequence_backward(addr, gy, w_hh, w_hr, dh, dc, dc_next, dr, gates, tanh_c, c_prev, dgates, dhs, active,
+                           reverse):
+    """All backward steps of an LSTM layer-direction (``ops.recurrent.LSTMLayer.backward``'s loop).
+    ``w_hr`` and ``dhs``: None without a projection."""
+    from neural_arch.backend.kernels.recurrent_sequence import lstm_backward_loop  # noqa: PLC0415 - numba
+
+    _dispatch.calls["lstm_sequence_backward"] += 1
+    lstm_backward_loop(addr, gy, w_hh, _NO_MATRIX if w_hr is None else w_hr, dh, dc, dc_next, dr, gates, tanh_c,
+                       c_prev, dgates, _NO_STEPS if dhs is None else dhs, active, reverse)
+
+
+_F32 = np.dtype(np.float32)
+_NO_MATRIX = np.zeros((0, 0), _F32)  # no projection: one compiled loop serves both cases
+_NO_STEPS = np.zeros((0, 0, 0), _F32)
