@@ -234,13 +234,23 @@ class LSTMLayer(Function):
         H = c0.shape[1]
         P = h0.shape[1]
         w_hr = rest[-1] if len(rest) in (1, 3) else None
+        n_in = x.shape[2]
+        packed = batch_sizes is not None  # rows past their length stay zero, as the Python loop leaves them
+        new = np.zeros if packed else np.empty
         xg = _input_projection(x, w_ih, rest[0] + rest[1] if has_bias else None)
         gates = np.empty((T, B, 4 * H), x.dtype)
         tanh_c = np.empty((T, B, H), x.dtype)
-        c_prev = np.zeros((T, B, H), x.dtype)
-        h_prev = np.zeros((T, B, P), x.dtype)
-        ys = np.zeros((T, B, P), x.dtype)
-        rs = ys if w_hr is None else np.zeros((T, B, H), x.dtype)  # r_t = o tanh(c_t), before the projection
+        c_prev = new((T, B, H), x.dtype)
+        # [x_t | h_{t-1}] side by side: backward's dW_ih and dW_hh are then one product
+        xh = new((T, B, n_in + P), x.dtype)
+        xh[:, :, :n_in] = x
+        h_prev = xh[:, :, n_in:]
+        ny = T * B * P
+        out = np.empty(ny + B * P + B * H, x.dtype)  # the flat output [y, h_n, c_n]; ys is written in place
+        ys = out[:ny].reshape(T, B, P)
+        if packed:
+            ys[...] = 0
+        rs = ys if w_hr is None else new((T, B, H), x.dtype)  # r_t = o tanh(c_t), before the projection
         h, c = h0.copy(), c0.copy()
         hg = np.empty((B, 4 * H), x.dtype)
         active = _active(batch_sizes, T, B)
@@ -263,21 +273,25 @@ class LSTMLayer(Function):
                     times_w_hr_t(rs[t, :n], ys[t, :n])
                 h[:n] = ys[t, :n]
         ctx.params = (reverse, active, has_bias, w_hr is not None)
-        ctx.save_for_backward(x, w_ih, w_hh, w_hr, gates, tanh_c, c_prev, h_prev, rs)
-        return np.concatenate([ys.ravel(), h.ravel(), c.ravel()])
+        ctx.save_for_backward(w_ih, w_hh, w_hr, gates, tanh_c, c_prev, xh, rs)
+        out[ny:ny + B * P] = h.ravel()
+        out[ny + B * P:] = c.ravel()
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         reverse, active, has_bias, has_proj = ctx.params
-        x, w_ih, w_hh, w_hr, gates, tanh_c, c_prev, h_prev, rs = ctx.saved_tensors
-        T, B, P = h_prev.shape
-        H = tanh_c.shape[2]
+        w_ih, w_hh, w_hr, gates, tanh_c, c_prev, xh, rs = ctx.saved_tensors
+        T, B, H = tanh_c.shape
+        n_in = w_ih.shape[1]
+        P = xh.shape[2] - n_in
         ny = T * B * P
         gy = grad[:ny].reshape(T, B, P)
         dh = grad[ny:ny + B * P].reshape(B, P).copy()
         dc = grad[ny + B * P:].reshape(B, H).copy()
-        dgates = np.zeros_like(gates)
-        dhs = np.zeros_like(h_prev) if has_proj else None  # dL/dh_t at each step, for dW_hr
+        packed = any(n != B for n in active)  # inactive rows must hold zeros for the weight gradients
+        dgates = np.zeros_like(gates) if packed else np.empty_like(gates)
+        dhs = np.zeros((T, B, P), dh.dtype) if has_proj else None  # dL/dh_t at each step, for dW_hr
         dc_next = np.empty_like(dc)
         dr = np.empty((B, H), dc.dtype) if has_proj else None
         gemm = _sequence_gemm(dh, w_hh, w_hr)
@@ -298,9 +312,12 @@ class LSTMLayer(Function):
                                    dc_next[:n])
                 dc[:n] = dc_next[:n]
                 times_w_hh(dgates[t, :n], dh[:n])
-        dx, dw_ih, db = _weight_grads(dgates, x, w_ih, ctx.needs_input_grad[0])
-        dw_hh = matmul(dgates.reshape(T * B, 4 * H).T, h_prev.reshape(T * B, P))
-        grads = (dx, dh, dc, dw_ih, dw_hh) + ((db, db.copy()) if has_bias else ())
+        d2 = dgates.reshape(T * B, 4 * H)
+        # [dW_ih | dW_hh]^T = [x | h_prev]^T d in one product; each gradient is a (column-major) view of it
+        dw_t = matmul(xh.reshape(T * B, n_in + P).T, d2)
+        dx = matmul(d2, w_ih).reshape(T, B, n_in) if ctx.needs_input_grad[0] else None
+        db = d2.sum(axis=0)
+        grads = (dx, dh, dc, dw_t[:n_in].T, dw_t[n_in:].T) + ((db, db.copy()) if has_bias else ())
         if has_proj:
             grads += (matmul(dhs.reshape(T * B, P).T, rs.reshape(T * B, H)),)
         return grads

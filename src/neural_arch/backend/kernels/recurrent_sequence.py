@@ -35,7 +35,8 @@ def _lstm_forward_loop(addr, xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c, c_prev
                        reverse):
     """The forward steps of ``ops.recurrent.LSTMLayer`` (see there for the arrays): at step t the
     first ``active[t]`` rows move; ``w_hh_t`` (P, 4H) and ``w_hr_t`` (H, P; (0, 0) without a projection)
-    are row-major copies of the transposed weights."""
+    are row-major copies of the transposed weights. ``h_prev`` may be a strided view (backward reads it
+    beside x); ``h`` and ``c``, the state, are C-contiguous: the product reads ``h``."""
     T = xg.shape[0]
     P = h.shape[1]
     H = c.shape[1]
@@ -49,7 +50,7 @@ def _lstm_forward_loop(addr, xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c, c_prev
         hp, cp, r, y = h_prev[t], c_prev[t], rs[t], ys[t]
         _copy_rows(h, hp, n)
         _copy_rows(c, cp, n)
-        _sgemm_at(addr, _NO_TRANS, _NO_TRANS, n, G, P, hp.ctypes.data, P, w_hh_t.ctypes.data, G, hg.ctypes.data, G)
+        _sgemm_at(addr, _NO_TRANS, _NO_TRANS, n, G, P, h.ctypes.data, P, w_hh_t.ctypes.data, G, hg.ctypes.data, G)
         lstm_rows_forward(xg[t], hg, cp, gates[t], tanh_c[t], c, r, n)
         if projected:
             _sgemm_at(addr, _NO_TRANS, _NO_TRANS, n, P, H, r.ctypes.data, H, w_hr_t.ctypes.data, P, y.ctypes.data, P)
