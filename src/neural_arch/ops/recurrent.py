@@ -11,6 +11,11 @@ single-threaded BLAS scope and calls NumPy's matmul straight into a buffer (``_t
 the forward multiplies by a row-major copy of ``W_hh^T``: OpenBLAS was markedly slower on these
 shapes with the transposed view as its right operand (BENCHMARKS.md has the figures).
 
+float32 LSTMs run the whole time loop of a layer-direction (forward, and backward) in one numba
+call instead (``backend/kernels/recurrent_sequence.py``: BLAS's GEMM by address and the same cell
+arithmetic, with no return to Python per step) when the kernels are on and BLAS's address is known;
+the Python loop below stays the readable path, and the one float64 and JIT-off runs take.
+
 Shapes (time-major): x (T, B, I); h0 (B, P) where P is the hidden size, or the projection size of
 an LSTM with ``proj_size``; c0 (B, H). Weights with torch's shapes: W_ih (G H, I), W_hh (G H, P),
 b_ih, b_hh (G H,), W_hr (P, H); G = 1, 4, 3 for RNN, LSTM, GRU.
@@ -40,8 +45,6 @@ from neural_arch.backend.gemm import matmul
 from neural_arch.backend.kernels.recurrent import (
     gru_step_backward,
     gru_step_forward,
-    lstm_sequence_backward,
-    lstm_sequence_forward,
     lstm_step_backward,
     lstm_step_forward,
     sequence_gemm,
@@ -123,6 +126,13 @@ def _sequence_gemm(x, *weights):
                                         for w in weights):
         return 0
     return sequence_gemm(x.dtype)
+
+
+def _whole_loop():
+    """``backend/kernels/recurrent_sequence.py``, imported when an LSTM first runs its loop there (numba)."""
+    from neural_arch.backend.kernels import recurrent_sequence  # noqa: PLC0415 - loads numba
+
+    return recurrent_sequence
 
 
 def _input_projection(x, w_ih, bias):
@@ -260,9 +270,9 @@ class LSTMLayer(Function):
         times_w_hh_t = _times(w_hh_t)
         times_w_hr_t = None if w_hr is None else _times(w_hr_t)
         with _blas_one_thread():
-            if gemm:  # the same steps in one numba call (backend/kernels/recurrent_sequence.py)
-                lstm_sequence_forward(gemm, np.ascontiguousarray(xg), w_hh_t, w_hr_t, h, c, hg, gates, tanh_c,
-                                      c_prev, h_prev, rs, ys, np.array(active, np.int64), reverse)
+            if gemm:  # the same steps in one numba call
+                _whole_loop().lstm_sequence_forward(gemm, np.ascontiguousarray(xg), w_hh_t, w_hr_t, h, c, hg, gates,
+                                                    tanh_c, c_prev, h_prev, rs, ys, np.array(active, np.int64), reverse)
             for t in () if gemm else _steps(T, reverse):
                 n = active[t]
                 h_prev[t, :n] = h[:n]
@@ -299,10 +309,11 @@ class LSTMLayer(Function):
         times_w_hr = _times(w_hr) if has_proj else None
         with _blas_one_thread():
             if gemm:  # the same steps in one numba call
-                lstm_sequence_backward(gemm, np.ascontiguousarray(gy), np.ascontiguousarray(w_hh),
-                                       None if w_hr is None else np.ascontiguousarray(w_hr), dh, dc, dc_next,
-                                       np.empty((B, H), dc.dtype) if dr is None else dr, gates, tanh_c, c_prev,
-                                       dgates, dhs, np.array(active, np.int64), reverse)
+                _whole_loop().lstm_sequence_backward(
+                    gemm, np.ascontiguousarray(gy), np.ascontiguousarray(w_hh),
+                    None if w_hr is None else np.ascontiguousarray(w_hr), dh, dc, dc_next,
+                    np.empty((B, H), dc.dtype) if dr is None else dr, gates, tanh_c, c_prev, dgates, dhs,
+                    np.array(active, np.int64), reverse)
             for t in () if gemm else reversed(_steps(T, reverse)):
                 n = active[t]
                 d = np.add(dh[:n], gy[t, :n], out=dhs[t, :n] if has_proj else None)

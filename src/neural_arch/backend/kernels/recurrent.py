@@ -28,8 +28,6 @@ GRU (gate order r, z, n; ``xg`` holds b_ih, ``hg`` holds b_hh)::
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
 from neural_arch.backend import threads
@@ -37,8 +35,7 @@ from neural_arch.backend.kernels import _dispatch
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, expf, inline, kernel, sigmoidf
 
-__all__ = ["gru_step_backward", "gru_step_forward", "lstm_sequence_backward", "lstm_sequence_forward",
-           "lstm_step_backward", "lstm_step_forward", "sequence_gemm"]
+__all__ = ["gru_step_backward", "gru_step_forward", "lstm_step_backward", "lstm_step_forward", "sequence_gemm"]
 
 
 def _sigmoid(x):
@@ -223,81 +220,12 @@ def gru_step_backward(dh, gates, hg, h_prev, dxg, dhg, dh_prev):
 
 # -- an LSTM layer's whole time loop in one call (``recurrent_sequence.py``) --------------------------------
 def sequence_gemm(dtype) -> int:
-    """The address of BLAS's ILP64 ``cblas_sgemm`` when :func:`lstm_sequence_forward` and
-    :func:`lstm_sequence_backward` can run for arrays of ``dtype`` (float32, with the kernels on), else 0:
-    the caller then runs its time loop in Python (the readable path, which computes the same)."""
+    """The address of BLAS's ILP64 ``cblas_sgemm`` when an LSTM's whole time loop can run in one numba
+    call for arrays of ``dtype`` (``recurrent_sequence.py``: float32, with the kernels on), else 0: the
+    caller then runs its time loop in Python (the readable path, which computes the same)."""
     if not _dispatch.active() or np.dtype(dtype) != _F32:
         return 0
     return threads._gemm_address(_F32)
 
 
-def lstm_sequence_forward(addr, xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c, c_prev, h_prev, rs, ys, active,
-                          reverse):
-    """All forward steps of an LSTM layer-direction (``ops.recurrent.LSTMLayer.forward``'s loop), with
-    ``addr`` from :func:`sequence_gemm`. ``w_hr_t``: None without a projection; ``active``: int64 (T,)."""
-    from neural_arch.backend.kernels.recurrent_sequence import lstm_forward_loop  # noqa: PLC0415 - numba
-
-    _dispatch.calls["lstm_sequence_forward"] += 1
-    compute, packed = _packed_right(w_hh_t, h.shape[0], active)
-    lstm_forward_loop(addr, compute, _address(packed), xg, w_hh_t, _NO_MATRIX if w_hr_t is None else w_hr_t, h, c,
-                      hg, gates, tanh_c, c_prev, h_prev, rs, ys, active, reverse)
-
-
-def lstm_sequence_backward(addr, gy, w_hh, w_hr, dh, dc, dc_next, dr, gates, tanh_c, c_prev, dgates, dhs, active,
-                           reverse):
-    """All backward steps of an LSTM layer-direction (``ops.recurrent.LSTMLayer.backward``'s loop).
-    ``w_hr`` and ``dhs``: None without a projection."""
-    from neural_arch.backend.kernels.recurrent_sequence import lstm_backward_loop  # noqa: PLC0415 - numba
-
-    _dispatch.calls["lstm_sequence_backward"] += 1
-    compute, packed = _packed_right(w_hh, dh.shape[0], active)
-    lstm_backward_loop(addr, compute, _address(packed), gy, w_hh, _NO_MATRIX if w_hr is None else w_hr, dh, dc,
-                       dc_next, dr, gates, tanh_c, c_prev, dgates, _NO_STEPS if dhs is None else dhs, active, reverse)
-
-
-# -- MKL's pack-once GEMM for the per-step products ---------------------------------------------------------
-# A GEMM packs its right operand into its own blocked layout on every call; the per-step products
-# multiply by the same W_hh 35 times, so MKL's cblas_sgemm_pack (once per sequence) and
-# cblas_sgemm_compute (per step) skip that (oneDNN's LSTM does the same). Only when our products run on
-# MKL (``threads.mkl()``, the ``mkl`` stream's loader); with another BLAS the plain GEMM runs.
-_BLAS_B_MATRIX, _ROW_MAJOR, _NO_TRANS = 162, 101, 111
-_packing = False  # False: not looked for yet; None: none; else (get_size, pack, compute address)
-
-
-def _mkl_packing():
-    global _packing
-    if _packing is False:
-        _packing = None
-        find = getattr(threads, "mkl", None)  # (absent before the mkl stream's threads.mkl)
-        lib = find() if find is not None else None
-        dll = ctypes.CDLL(lib.path) if lib is not None else None  # the handle MKL is already loaded under
-        if dll is not None and all(hasattr(dll, f"cblas_sgemm_{name}") for name in ("pack_get_size", "pack", "compute")):
-            i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-            get_size, pack = dll.cblas_sgemm_pack_get_size, dll.cblas_sgemm_pack
-            get_size.argtypes, get_size.restype = (i32, i64, i64, i64), ctypes.c_size_t
-            pack.argtypes, pack.restype = (i32, i32, i32, i64, i64, i64, ctypes.c_float, ptr, i64, ptr), None
-            _packing = get_size, pack, ctypes.cast(dll.cblas_sgemm_compute, ptr).value
-    return _packing
-
-
-def _packed_right(w, rows: int, active):
-    """(MKL's compute address, ``w`` (k, n) packed as the right operand of (rows, k) @ (k, n)), or (0, None)
-    without MKL's packing, or when some step has fewer rows than it was packed for (a packed batch)."""
-    found = _mkl_packing()
-    if found is None or np.any(active != rows):
-        return 0, None
-    get_size, pack, compute = found
-    k, n = w.shape
-    buffer = np.empty(get_size(_BLAS_B_MATRIX, rows, n, k) + 64, np.uint8)
-    packed = buffer[-buffer.ctypes.data % 64:][:buffer.size - 64]  # 64-byte aligned, as mkl_malloc's
-    pack(_ROW_MAJOR, _BLAS_B_MATRIX, _NO_TRANS, rows, n, k, 1.0, w.ctypes.data, n, packed.ctypes.data)
-    return compute, packed
-
-
-def _address(array) -> int:
-    return 0 if array is None else array.ctypes.data
-
-
 _F32 = np.dtype(np.float32)
-_NO_MATRIX = np.zeros((0, 0), _F32)  # no projection: one compiled loop serves both cases
-_NO_STEPS = np.zeros((0, 0, 0), _F32)
