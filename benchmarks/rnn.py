@@ -9,11 +9,14 @@ off by default): whether to turn it on is decided by this column on a quiet mach
 ``NEURAL_ARCH_RNN_BENCH_THREADS=n`` runs both frameworks on n threads (``na.set_num_threads``,
 ``torch.set_num_threads``): on a loaded machine, n = 1 keeps torch's OpenMP team from collapsing
 and compares the arithmetic; the target itself is measured with each framework's default.
+``NEURAL_ARCH_RNN_BENCH_CLOCK=cpu`` times each call by the process's CPU time instead of wall time
+(with n = 1: what each framework computes, less the time the loaded machine kept it waiting).
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -42,6 +45,7 @@ def run(rounds: int = 15):
 
     T, B, n_in, H, layers = SIZES[os.environ.get("NEURAL_ARCH_RNN_BENCH_SIZE", "lm")]
     threads = int(os.environ.get("NEURAL_ARCH_RNN_BENCH_THREADS", "0"))
+    clock = time.process_time if os.environ.get("NEURAL_ARCH_RNN_BENCH_CLOCK") == "cpu" else time.perf_counter
     if threads:
         na.set_num_threads(threads)
         torch.set_num_threads(threads)
@@ -51,7 +55,7 @@ def run(rounds: int = 15):
         ours, ref = _modules(kind, n_in, H, layers)
         name = f"{kind} {T}x{B} {layers} layers x {H}"
         for label, contenders in _contenders(ours, ref, na.tensor(x), torch.tensor(x)).items():
-            results.append(compare(f"{name} {label}", contenders, rounds=rounds))
+            results.append(compare(f"{name} {label}", contenders, rounds=rounds, clock=clock))
     return results
 
 

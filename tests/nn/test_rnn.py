@@ -304,13 +304,50 @@ def test_errors_are_typed():
 
 @pytest.mark.skipif(not kernels.numba_installed() or not kernels.active(), reason="needs the numba kernels")
 def test_float32_layers_run_the_fused_step_kernels():
-    before = {k: kernels.calls[k] for k in ("lstm_step_forward", "lstm_step_backward", "gru_step_forward",
-                                            "gru_step_backward")}
+    """float32 runs the cell kernels: the GRU one call per time step, the LSTM its whole time loop in one
+    call per layer-direction when BLAS's address is known (else, too, one step kernel call per step)."""
+    names = ("lstm_step_forward", "lstm_step_backward", "gru_step_forward", "gru_step_backward",
+             "lstm_sequence_forward", "lstm_sequence_backward")
+    before = {k: kernels.calls[k] for k in names}
     for cls in (nn.LSTM, nn.GRU):
         y, _ = cls(3, 4)(na.tensor(randn(5, 2, 3).astype(np.float32), requires_grad=True))
         y.sum().backward()
-    for name, count in before.items():
-        assert kernels.calls[name] == count + 5, name  # one per time step
+    whole = bool(rk.sequence_gemm(np.float32))
+    expected = {"gru_step_forward": 5, "gru_step_backward": 5,  # one per time step
+                "lstm_step_forward": 0 if whole else 5, "lstm_step_backward": 0 if whole else 5,
+                "lstm_sequence_forward": int(whole), "lstm_sequence_backward": int(whole)}
+    for name, count in expected.items():
+        assert kernels.calls[name] == before[name] + count, name
+
+
+@pytest.mark.skipif(not kernels.numba_installed() or not rk.sequence_gemm(np.float32),
+                    reason="needs numba and BLAS's cblas_sgemm address")
+@pytest.mark.parametrize("config", [dict(num_layers=2, bidirectional=True), dict(proj_size=3)], ids=str)
+def test_lstm_whole_loop_equals_the_python_loop(monkeypatch, config):
+    """The one-call time loop (float32) computes what the step-by-step Python loop computes, packed
+    batches and projections included: the same products and the same cell arithmetic. (Without BLAS's
+    address, here by the policy that hides it, the Python loop runs.)"""
+    from neural_arch.backend import threads
+
+    rng = np.random.default_rng(0)
+    lengths = [6, 4, 4, 1]
+    xs = [na.tensor(rng.standard_normal((n, 5)).astype(np.float32)) for n in lengths]
+    na.manual_seed(0)
+    layer = nn.LSTM(5, 7, **config)
+    runs = []
+    for whole in (True, False):
+        if not whole:
+            monkeypatch.setattr(threads.policy, "gemm_in_poll", False)
+        assert bool(rk.sequence_gemm(np.float32)) == whole
+        layer.zero_grad()
+        packed = rnn_utils.pack_sequence(xs)
+        y, (h, c) = layer(packed)
+        out, _ = rnn_utils.pad_packed_sequence(y)
+        ((out * out).sum() + (h * h).sum() + (c * c).sum()).backward()
+        runs.append([out.detach().numpy(), h.detach().numpy(), c.detach().numpy()]
+                    + [p.grad.numpy() for p in layer.parameters()])
+    for k, (a, b) in enumerate(zip(*runs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"array {k}")
 
 
 @pytest.mark.parametrize("give_up_s", [1.0, 0.0], ids=["split", "gives-up-after-one-step"])

@@ -11,6 +11,11 @@ single-threaded BLAS scope and calls NumPy's matmul straight into a buffer (``_t
 the forward multiplies by a row-major copy of ``W_hh^T``: OpenBLAS was markedly slower on these
 shapes with the transposed view as its right operand (BENCHMARKS.md has the figures).
 
+float32 LSTMs run the whole time loop of a layer-direction (forward, and backward) in one numba
+call instead (``backend/kernels/recurrent_sequence.py``: BLAS's GEMM by address and the same cell
+arithmetic, with no return to Python per step) when the kernels are on and BLAS's address is known;
+the Python loop below stays the readable path, and the one float64 and JIT-off runs take.
+
 Shapes (time-major): x (T, B, I); h0 (B, P) where P is the hidden size, or the projection size of
 an LSTM with ``proj_size``; c0 (B, H). Weights with torch's shapes: W_ih (G H, I), W_hh (G H, P),
 b_ih, b_hh (G H,), W_hr (P, H); G = 1, 4, 3 for RNN, LSTM, GRU.
@@ -42,6 +47,7 @@ from neural_arch.backend.kernels.recurrent import (
     gru_step_forward,
     lstm_step_backward,
     lstm_step_forward,
+    sequence_gemm,
 )
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 
@@ -111,6 +117,22 @@ def _row_major(w_t):
     """A C-ordered copy of a transposed weight view (``W_hh^T``), made once per sequence: the per-step
     products with it as their right operand run faster than with the view (see the module doc)."""
     return np.ascontiguousarray(w_t)
+
+
+def _sequence_gemm(x, *weights):
+    """BLAS's address for the one-call time loop of an LSTM (``kernels.recurrent.sequence_gemm``), or 0
+    (then the Python loop runs): float32 NumPy arrays only."""
+    if type(x) is not np.ndarray or any(w is not None and (type(w) is not np.ndarray or w.dtype != x.dtype)
+                                        for w in weights):
+        return 0
+    return sequence_gemm(x.dtype)
+
+
+def _whole_loop():
+    """``backend/kernels/recurrent_sequence.py``, imported when an LSTM first runs its loop there (numba)."""
+    from neural_arch.backend.kernels import recurrent_sequence  # noqa: PLC0415 - loads numba
+
+    return recurrent_sequence
 
 
 def _input_projection(x, w_ih, bias):
@@ -222,20 +244,36 @@ class LSTMLayer(Function):
         H = c0.shape[1]
         P = h0.shape[1]
         w_hr = rest[-1] if len(rest) in (1, 3) else None
+        n_in = x.shape[2]
+        packed = batch_sizes is not None  # rows past their length stay zero, as the Python loop leaves them
+        new = np.zeros if packed else np.empty
         xg = _input_projection(x, w_ih, rest[0] + rest[1] if has_bias else None)
         gates = np.empty((T, B, 4 * H), x.dtype)
         tanh_c = np.empty((T, B, H), x.dtype)
-        c_prev = np.zeros((T, B, H), x.dtype)
-        h_prev = np.zeros((T, B, P), x.dtype)
-        ys = np.zeros((T, B, P), x.dtype)
-        rs = ys if w_hr is None else np.zeros((T, B, H), x.dtype)  # r_t = o tanh(c_t), before the projection
+        c_prev = new((T, B, H), x.dtype)
+        # [x_t | h_{t-1}] side by side: backward's dW_ih and dW_hh are then one product
+        xh = new((T, B, n_in + P), x.dtype)
+        xh[:, :, :n_in] = x
+        h_prev = xh[:, :, n_in:]
+        ny = T * B * P
+        out = np.empty(ny + B * P + B * H, x.dtype)  # the flat output [y, h_n, c_n]; ys is written in place
+        ys = out[:ny].reshape(T, B, P)
+        if packed:
+            ys[...] = 0
+        rs = ys if w_hr is None else new((T, B, H), x.dtype)  # r_t = o tanh(c_t), before the projection
         h, c = h0.copy(), c0.copy()
         hg = np.empty((B, 4 * H), x.dtype)
         active = _active(batch_sizes, T, B)
-        times_w_hh_t = _times(_row_major(w_hh.T))
-        times_w_hr_t = None if w_hr is None else _times(_row_major(w_hr.T))
+        w_hh_t = _row_major(w_hh.T)
+        w_hr_t = None if w_hr is None else _row_major(w_hr.T)
+        gemm = _sequence_gemm(x, w_hh, w_hr)
+        times_w_hh_t = _times(w_hh_t)
+        times_w_hr_t = None if w_hr is None else _times(w_hr_t)
         with _blas_one_thread():
-            for t in _steps(T, reverse):
+            if gemm:  # the same steps in one numba call
+                _whole_loop().lstm_sequence_forward(gemm, np.ascontiguousarray(xg), w_hh_t, w_hr_t, h, c, hg, gates,
+                                                    tanh_c, c_prev, h_prev, rs, ys, np.array(active, np.int64), reverse)
+            for t in () if gemm else _steps(T, reverse):
                 n = active[t]
                 h_prev[t, :n] = h[:n]
                 c_prev[t, :n] = c[:n]
@@ -245,27 +283,38 @@ class LSTMLayer(Function):
                     times_w_hr_t(rs[t, :n], ys[t, :n])
                 h[:n] = ys[t, :n]
         ctx.params = (reverse, active, has_bias, w_hr is not None)
-        ctx.save_for_backward(x, w_ih, w_hh, w_hr, gates, tanh_c, c_prev, h_prev, rs)
-        return np.concatenate([ys.ravel(), h.ravel(), c.ravel()])
+        ctx.save_for_backward(w_ih, w_hh, w_hr, gates, tanh_c, c_prev, xh, rs)
+        out[ny:ny + B * P] = h.ravel()
+        out[ny + B * P:] = c.ravel()
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         reverse, active, has_bias, has_proj = ctx.params
-        x, w_ih, w_hh, w_hr, gates, tanh_c, c_prev, h_prev, rs = ctx.saved_tensors
-        T, B, P = h_prev.shape
-        H = tanh_c.shape[2]
+        w_ih, w_hh, w_hr, gates, tanh_c, c_prev, xh, rs = ctx.saved_tensors
+        T, B, H = tanh_c.shape
+        n_in = w_ih.shape[1]
+        P = xh.shape[2] - n_in
         ny = T * B * P
         gy = grad[:ny].reshape(T, B, P)
         dh = grad[ny:ny + B * P].reshape(B, P).copy()
         dc = grad[ny + B * P:].reshape(B, H).copy()
-        dgates = np.zeros_like(gates)
-        dhs = np.zeros_like(h_prev) if has_proj else None  # dL/dh_t at each step, for dW_hr
+        packed = any(n != B for n in active)  # inactive rows must hold zeros for the weight gradients
+        dgates = np.zeros_like(gates) if packed else np.empty_like(gates)
+        dhs = np.zeros((T, B, P), dh.dtype) if has_proj else None  # dL/dh_t at each step, for dW_hr
         dc_next = np.empty_like(dc)
         dr = np.empty((B, H), dc.dtype) if has_proj else None
+        gemm = _sequence_gemm(dh, w_hh, w_hr)
         times_w_hh = _times(w_hh)
         times_w_hr = _times(w_hr) if has_proj else None
         with _blas_one_thread():
-            for t in reversed(_steps(T, reverse)):
+            if gemm:  # the same steps in one numba call
+                _whole_loop().lstm_sequence_backward(
+                    gemm, np.ascontiguousarray(gy), np.ascontiguousarray(w_hh),
+                    None if w_hr is None else np.ascontiguousarray(w_hr), dh, dc, dc_next,
+                    np.empty((B, H), dc.dtype) if dr is None else dr, gates, tanh_c, c_prev, dgates, dhs,
+                    np.array(active, np.int64), reverse)
+            for t in () if gemm else reversed(_steps(T, reverse)):
                 n = active[t]
                 d = np.add(dh[:n], gy[t, :n], out=dhs[t, :n] if has_proj else None)
                 if has_proj:
@@ -274,9 +323,12 @@ class LSTMLayer(Function):
                                    dc_next[:n])
                 dc[:n] = dc_next[:n]
                 times_w_hh(dgates[t, :n], dh[:n])
-        dx, dw_ih, db = _weight_grads(dgates, x, w_ih, ctx.needs_input_grad[0])
-        dw_hh = matmul(dgates.reshape(T * B, 4 * H).T, h_prev.reshape(T * B, P))
-        grads = (dx, dh, dc, dw_ih, dw_hh) + ((db, db.copy()) if has_bias else ())
+        d2 = dgates.reshape(T * B, 4 * H)
+        # [dW_ih | dW_hh]^T = [x | h_prev]^T d in one product; each gradient is a (column-major) view of it
+        dw_t = matmul(xh.reshape(T * B, n_in + P).T, d2)
+        dx = matmul(d2, w_ih).reshape(T, B, n_in) if ctx.needs_input_grad[0] else None
+        db = d2.sum(axis=0)
+        grads = (dx, dh, dc, dw_t[:n_in].T, dw_t[n_in:].T) + ((db, db.copy()) if has_bias else ())
         if has_proj:
             grads += (matmul(dhs.reshape(T * B, P).T, rs.reshape(T * B, H)),)
         return grads

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.backend import threads
+from neural_arch.backend.kernels import _dispatch
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, expf, inline, kernel, sigmoidf
 
-__all__ = ["gru_step_backward", "gru_step_forward", "lstm_step_backward", "lstm_step_forward"]
+__all__ = ["gru_step_backward", "gru_step_forward", "lstm_step_backward", "lstm_step_forward", "sequence_gemm"]
 
 
 def _sigmoid(x):
@@ -104,9 +106,10 @@ def tanhf(x):
     return F(2.0) / (F(1.0) + expf(F(-2.0) * x)) - F(1.0)
 
 
-@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
-def lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r):
-    rows, H = c.shape
+@inline(FAST)
+def lstm_rows_forward(xg, hg, c_prev, gates, tanh_c, c, r, rows):
+    """The forward kernel's arithmetic on the first ``rows`` rows (also run by ``recurrent_sequence``)."""
+    H = c.shape[1]
     h1, h2, h3, h4 = U(H), U(2 * H), U(3 * H), U(4 * H)
     for b in range(rows):
         x, hh, gt = xg[b], hg[b], gates[b]
@@ -125,14 +128,20 @@ def lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r):
             rb[j] = gt[j + h3] * t
 
 
+@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
+def lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r):
+    lstm_rows_forward(xg, hg, c_prev, gates, tanh_c, c, r, c.shape[0])
+
+
 @dispatch(_lstm_step_forward)
 def lstm_step_forward(xg, hg, c_prev, gates, tanh_c, c, r):
     lstm_step_forward_kernel(xg, hg, c_prev, gates, tanh_c, c, r)
 
 
-@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
-def lstm_step_backward_kernel(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev):
-    rows, H = dc.shape
+@inline(FAST)
+def lstm_rows_backward(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev, rows):
+    """The backward kernel's arithmetic on the first ``rows`` rows (also run by ``recurrent_sequence``)."""
+    H = dc.shape[1]
     h1, h2, h3 = U(H), U(2 * H), U(3 * H)
     one = F(1.0)
     for b in range(rows):
@@ -148,6 +157,11 @@ def lstm_step_backward_kernel(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev):
             dg[j + h2] = dct * i * (one - g * g)
             dg[j + h3] = d * tc * o * (one - o)
             dcp[j] = dct * f
+
+
+@kernel(FAST, rows=(0, 1, 2, 3, 4, 5, 6))
+def lstm_step_backward_kernel(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev):
+    lstm_rows_backward(dr, dc, gates, c_prev, tanh_c, dgates, dc_prev, dc.shape[0])
 
 
 @dispatch(_lstm_step_backward)
@@ -202,3 +216,16 @@ def gru_step_backward_kernel(dh, gates, hg, h_prev, dxg, dhg, dh_prev):
 @dispatch(_gru_step_backward)
 def gru_step_backward(dh, gates, hg, h_prev, dxg, dhg, dh_prev):
     gru_step_backward_kernel(dh, gates, hg, h_prev, dxg, dhg, dh_prev)
+
+
+# -- an LSTM layer's whole time loop in one call (``recurrent_sequence.py``) --------------------------------
+def sequence_gemm(dtype) -> int:
+    """The address of BLAS's ILP64 ``cblas_sgemm`` when an LSTM's whole time loop can run in one numba
+    call for arrays of ``dtype`` (``recurrent_sequence.py``: float32, with the kernels on), else 0: the
+    caller then runs its time loop in Python (the readable path, which computes the same)."""
+    if not _dispatch.active() or np.dtype(dtype) != _F32:
+        return 0
+    return threads._gemm_address(_F32)
+
+
+_F32 = np.dtype(np.float32)
