@@ -31,10 +31,10 @@ from numba import types
 from numba.extending import intrinsic
 
 from neural_arch.backend import threads
+from neural_arch.backend.cblas import _NO_TRANS, _sgemm_at
 from neural_arch.backend.kernels import _dispatch
 from neural_arch.backend.kernels._jit import FAST, _jit, inline
 from neural_arch.backend.kernels.recurrent import lstm_rows_backward, lstm_rows_forward
-from neural_arch.backend.spin import _NO_TRANS, _sgemm_at
 
 _ROW_MAJOR, _PACKED = 101, 151  # CBLAS's codes (CblasPacked: MKL's packed-operand extension)
 
@@ -162,7 +162,7 @@ def lstm_sequence_backward(addr, gy, w_hh, w_hr, dh, dc, dc_next, dr, gates, tan
 # A GEMM packs its right operand into its own blocked layout on every call; the per-step products
 # multiply by the same W_hh 35 times, so MKL's cblas_sgemm_pack (once per sequence) and
 # cblas_sgemm_compute (per step) skip that (oneDNN's LSTM does the same). Only when our products run on
-# MKL (``threads.mkl()``, the ``mkl`` stream's loader); with another BLAS the plain GEMM runs.
+# MKL (``threads.mkl()``, loaded by ``backend/blas.py``); with another BLAS the plain GEMM runs.
 _BLAS_B_MATRIX = 162
 _packing = False  # False: not looked for yet; None: none; else (get_size, pack, compute address)
 
@@ -171,16 +171,16 @@ def _mkl_packing():
     global _packing
     if _packing is False:
         _packing = None
-        find = getattr(threads, "mkl", None)  # (absent before the mkl stream's threads.mkl)
-        lib = find() if find is not None else None
+        lib = threads.mkl()
         dll = ctypes.CDLL(lib.path) if lib is not None else None  # the handle MKL is already loaded under
+        # the explicit 64-bit-integer entry points, as blas.py's (MKL's interface layer stays LP64)
         names = ("pack_get_size", "pack", "compute")
-        if dll is not None and all(hasattr(dll, f"cblas_sgemm_{name}") for name in names):
+        if dll is not None and all(hasattr(dll, f"cblas_sgemm_{name}_64") for name in names):
             i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-            get_size, pack = dll.cblas_sgemm_pack_get_size, dll.cblas_sgemm_pack
+            get_size, pack = dll.cblas_sgemm_pack_get_size_64, dll.cblas_sgemm_pack_64
             get_size.argtypes, get_size.restype = (i32, i64, i64, i64), ctypes.c_size_t
             pack.argtypes, pack.restype = (i32, i32, i32, i64, i64, i64, ctypes.c_float, ptr, i64, ptr), None
-            _packing = get_size, pack, ctypes.cast(dll.cblas_sgemm_compute, ptr).value
+            _packing = get_size, pack, ctypes.cast(dll.cblas_sgemm_compute_64, ptr).value
     return _packing
 
 
