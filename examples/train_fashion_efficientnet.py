@@ -1,6 +1,6 @@
 """Train a scaled-down EfficientNet on Fashion-MNIST with neural-arch; print test accuracy and timings.
 
-    python examples/train_fashion_efficientnet.py                # the run for issue 22: 18 epochs, 93.60% (BENCHMARKS.md)
+    python examples/train_fashion_efficientnet.py                # issue 22: 18 epochs, 93.60% (BENCHMARKS.md)
     python examples/train_fashion_efficientnet.py --epochs 1 --subset 512 --max-steps 3   # smoke run
     NEURAL_ARCH_EXAMPLE_SMOKE=1 python examples/train_fashion_efficientnet.py            # the same smoke run
 
