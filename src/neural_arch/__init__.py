@@ -8,8 +8,9 @@
 
 import importlib as _importlib
 
-from neural_arch import utils  # na.utils.data, na.utils.checkpoint (torch.utils' paths)
-from neural_arch import errors, graph, nn, onnx, optim  # na.nn, na.optim (torch.nn, torch.optim); na.graph.trace, na.onnx.export
+# torch's paths: na.amp (GradScaler, autocast), na.nn, na.optim, na.utils.data, na.utils.checkpoint;
+# and na.graph.trace, na.onnx.export
+from neural_arch import amp, errors, graph, nn, onnx, optim, utils
 from neural_arch.autograd import (
     Function,
     Tensor,
@@ -21,13 +22,20 @@ from neural_arch.autograd import (
     no_grad,
     set_grad_enabled,
 )
+from neural_arch.autograd.autocast import autocast, get_autocast_dtype, is_autocast_enabled  # torch's names
 from neural_arch.autograd.gradcheck import gradcheck
 from neural_arch.autograd.legacy import (  # torch's legacy typed constructors: na.LongTensor([1, 2])
-    BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
+    BFloat16Tensor,
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
     ShortTensor,
 )
-from neural_arch import amp  # na.amp (torch.amp): GradScaler, autocast
-from neural_arch.autograd.autocast import autocast, get_autocast_dtype, is_autocast_enabled  # torch's names
 from neural_arch.backend import (
     Device,
     Generator,
@@ -50,8 +58,8 @@ from neural_arch.backend import (
 from neural_arch.backend import bool_ as bool  # noqa: A001 - torch's name
 from neural_arch.backend.dtypes import complex64, complex128  # the fft ops' outputs
 from neural_arch.backend.threads import get_num_threads, set_num_threads  # torch's names
-from neural_arch.io import load, save  # na.save / na.load (safetensors)
 from neural_arch.compile import compile  # noqa: A004 - torch.compile's name: capture a step once, replay it
+from neural_arch.io import load, save  # na.save / na.load (safetensors)
 from neural_arch.nn.functional import (  # torch's top-level spellings of these functional ops
     avg_pool1d,
     bilinear,

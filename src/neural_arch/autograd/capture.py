@@ -16,14 +16,14 @@ The places that report test ``ACTIVE is not None`` first: one global read, like 
 
 from __future__ import annotations
 
+import functools
+
 ACTIVE = None
 
 
 def reports_calls(cls, *names: str) -> None:
     """Make ``cls.<name>`` report to the capture hook when one is set (used by ``Optimizer`` and
     ``LRScheduler`` for every subclass). The outermost call is reported; the hook runs it."""
-    import functools
-
     for name in names:
         method = cls.__dict__.get(name)
         if method is None or getattr(method, "_reports", False):

@@ -48,7 +48,7 @@ _pending: list = []  # started, not yet completed Work (for progress())
 def mpi():
     """The ``mpi4py.MPI`` module, or a DistributedError saying how to install it."""
     try:
-        from mpi4py import MPI
+        from mpi4py import MPI  # noqa: PLC0415 - optional: the distributed extra
     except ImportError as e:  # pragma: no cover - the dev extra installs it
         raise DistributedError(
             "distributed training needs mpi4py and an MPI library: pip install 'neural-arch[distributed]' "
@@ -163,7 +163,8 @@ class Communicator:
         table = np.empty((self.size, meta.size), dtype=np.int64)
         self.wait_request(self.comm.Iallgather(meta, table), f"{what} (metadata check)")
         if (table[:, 0] != table[0, 0]).any():
-            listing = ", ".join(f"rank {r}: {_CODE_DTYPES.get(int(c), 'unsupported')}" for r, c in enumerate(table[:, 0]))
+            listing = ", ".join(f"rank {r}: {_CODE_DTYPES.get(int(c), 'unsupported')}"
+                                for r, c in enumerate(table[:, 0]))
             raise DTypeError(f"{what}: the ranks passed tensors of different dtypes ({listing}); every rank must "
                              "pass the same dtype to one collective")
         if same_shape and (table[:, 1:] != table[0, 1:]).any():

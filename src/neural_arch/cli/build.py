@@ -176,8 +176,8 @@ def build_model_from_config(cfg: RunConfig, tokenizer) -> Module:
     if m.class_path is None:
         is_lm = m.name in LANGUAGE_MODELS
         if is_lm != (tokenizer is not None) and cfg.data.class_path is None:
-            raise ConfigError(f"model.name: {m.name!r} does not fit data.name {cfg.data.name!r}; use "
-                              + ("mlp or cnn for images" if tokenizer is None else "char_transformer or char_mlp for text"))
+            use = "mlp or cnn for images" if tokenizer is None else "char_transformer or char_mlp for text"
+            raise ConfigError(f"model.name: {m.name!r} does not fit data.name {cfg.data.name!r}; use " + use)
         kwargs = check_args(MODELS[m.name], m.kwargs, "model.kwargs", supplied=text if is_lm else (), name=m.name)
         return build_model(m.name, **kwargs, **(text if is_lm else {}))
     cls = import_class(m.class_path, "model")

@@ -34,15 +34,21 @@ from pathlib import Path
 
 import numpy as np
 
+import neural_arch.distributed as dist
+from neural_arch.backend.comm import launched_by_mpi
+from neural_arch.cli.build import build_run, default_run_dir
+from neural_arch.config import dump_config
+from neural_arch.data import DataLoader, DistributedSampler
+from neural_arch.distributed.launch import mpiexec_command, threads_per_rank
 from neural_arch.errors import ConfigError
+from neural_arch.io.checkpoint import save_checkpoint
+from neural_arch.train import JSONLLogger, ProgressBar, Trainer
 
 STOP_FILE_ENV = "NEURAL_ARCH_STOP_FILE"
 
 
 def train_distributed(cfg, resume, nproc, echo) -> int:
     """Launch ``nproc`` (> 1) ranks (in a plain shell) or, inside a rank, train this rank's share."""
-    from neural_arch.backend.comm import launched_by_mpi
-
     if launched_by_mpi():
         return _train_rank(cfg, resume, echo)
     if cfg.train.batch_size % nproc:
@@ -66,8 +72,6 @@ def _rank_argv() -> list:
 
 
 def _launch(nproc: int, echo) -> int:
-    from neural_arch.distributed.launch import mpiexec_command, threads_per_rank
-
     os.environ.setdefault("NEURAL_ARCH_NUM_THREADS", str(threads_per_rank(nproc)))
     stop_file = Path(tempfile.mkdtemp(prefix="neural-arch-")) / "stop"
     os.environ[STOP_FILE_ENV] = str(stop_file)
@@ -103,12 +107,6 @@ def _launch(nproc: int, echo) -> int:
 
 # -- one rank ---------------------------------------------------------------------------------------------
 def _train_rank(cfg, resume, echo) -> int:
-    import neural_arch.distributed as dist
-    from neural_arch.cli.build import build_run, default_run_dir
-    from neural_arch.config import dump_config
-    from neural_arch.data import DataLoader
-    from neural_arch.train import JSONLLogger, ProgressBar
-
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     if cfg.train.batch_size % world:
@@ -163,8 +161,6 @@ def _train_rank(cfg, resume, echo) -> int:
 
 
 def _epoch_sampler_class():
-    from neural_arch.data import DistributedSampler
-
     class EpochSampler(DistributedSampler):
         """A DistributedSampler that moves to the next epoch each time an epoch's order is drawn (the loader
         saves its state before drawing, so a resumed run redraws the same order)."""
@@ -209,9 +205,6 @@ class _StepAgreement:
 
 
 def _rank_trainer_class():
-    from neural_arch.io.checkpoint import save_checkpoint
-    from neural_arch.train import Trainer
-
     class RankTrainer(Trainer):
         """Trainer on one rank: checkpoints hold the unwrapped model and a data position that any N can
         resume from; only the rank with a run_dir (rank 0) writes; only rank 0 evaluates."""

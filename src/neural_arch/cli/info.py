@@ -77,7 +77,7 @@ def threading_policy() -> str:
 def devices() -> str:
     found = ["cpu"]
     if cuda_is_available():
-        import cupy
+        import cupy  # noqa: PLC0415 - optional: the cuda extra
 
         found += [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
         return ", ".join(found)

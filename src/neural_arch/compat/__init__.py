@@ -27,6 +27,7 @@ import importlib.abc
 import importlib.util
 import sys
 
+from neural_arch.autograd.tensor import Tensor
 from neural_arch.compat import devices, serialization  # noqa: F401  (register the special modules)
 from neural_arch.compat.facade import Facade, build, missing
 from neural_arch.errors import ConfigError
@@ -75,8 +76,6 @@ def install() -> None:
                           "`import torch` would keep returning it. Call install() before the first "
                           "`import torch` (restart the interpreter or notebook kernel)")
     sys.meta_path.insert(0, _finder)
-    from neural_arch.autograd.tensor import Tensor
-
     if "__getattr__" not in Tensor.__dict__:
         Tensor.__getattr__ = _tensor_getattr
 
@@ -87,7 +86,5 @@ def uninstall() -> None:
         sys.meta_path.remove(_finder)
     for name in [n for n, m in sys.modules.items() if isinstance(m, Facade)]:
         del sys.modules[name]
-    from neural_arch.autograd.tensor import Tensor
-
     if Tensor.__dict__.get("__getattr__") is _tensor_getattr:
         del Tensor.__getattr__

@@ -15,15 +15,14 @@ import os
 from neural_arch.compat.registry import special
 from neural_arch.errors import CheckpointError
 from neural_arch.io import atomic_write_bytes, load_bytes, save_bytes
+from neural_arch.nn import Module
+from neural_arch.optim import Optimizer
 
 _ROOT = "__torch_save_root__"  # wraps an object that is not a dict (a tensor, a list)
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True) -> None:
     """``torch.save(obj, f)``: ``f`` a path or a binary file object."""
-    from neural_arch.nn import Module
-    from neural_arch.optim import Optimizer
-
     if isinstance(obj, (Module, Optimizer)):
         raise CheckpointError(
             f"torch.save of a whole {type(obj).__name__} object would pickle it, and neural-arch never pickles. "

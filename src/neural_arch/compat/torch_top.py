@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from neural_arch.autograd.tensor import Tensor
 from neural_arch.compat import serialization
+from neural_arch.nn import functional
 
 VERSION = "2.13.0+neuralarch"
 
@@ -34,9 +36,6 @@ SAME_AS_FUNCTIONAL = (
 
 def fallbacks() -> dict:
     """Entries used only when neural-arch has no name of its own for them."""
-    from neural_arch.autograd.tensor import Tensor
-    from neural_arch.nn import functional
-
     same = {name: getattr(functional, name) for name in SAME_AS_FUNCTIONAL if hasattr(functional, name)}
     return dict(
         **same,

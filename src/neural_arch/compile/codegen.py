@@ -142,8 +142,8 @@ def build(group) -> object:
     body += [f"out{k}[r, c] = v{k}" for k in group.stored if group.members[k] is not tail]
     body += [f"deriv{k}[r, c] = d{k}" for k in group.derivs]
     what = " -> ".join(m.kind for m in group.members)
-    source = _HEADER.format(what=what, helpers=_HELPERS, args=", ".join(args), first=outs[0]) + "        for c in range(cols):\n" + \
-        "".join(f"            {line}\n" for line in body)
+    source = (_HEADER.format(what=what, helpers=_HELPERS, args=", ".join(args), first=outs[0])
+              + "        for c in range(cols):\n" + "".join(f"            {line}\n" for line in body))
     if tail is not None:
         source += "".join(f"        {line}\n" for line in _layer_norm_lines(tail, len(group.members) - 1))
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]

@@ -15,6 +15,7 @@ from neural_arch.config.schema import (
 )
 
 __all__ = [
-    "CallbacksConfig", "CheckpointConfig", "DataConfig", "EarlyStoppingConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig", "RunConfig", "SchedulerConfig", "TrainConfig",
+    "CallbacksConfig", "CheckpointConfig", "DataConfig", "EarlyStoppingConfig", "LoggingConfig", "ModelConfig",
+    "OptimizerConfig", "RunConfig", "SchedulerConfig", "TrainConfig",
     "apply_override", "dump_config", "load_config", "merge", "read_yaml", "validate",
 ]

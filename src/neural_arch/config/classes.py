@@ -46,7 +46,8 @@ def check_args(cls, args: dict, field: str, supplied=(), name: str | None = None
     """``args`` checked against ``cls``'s constructor and converted to its annotated types.
 
     ``supplied``: arguments the builder adds itself (e.g. ``vocab_size`` from the data), not
-    reported as missing; ``name``: how messages call the class. Returns the converted arguments; raises ``ConfigError``, one line per problem.
+    reported as missing; ``name``: how messages call the class. Returns the converted arguments;
+    raises ``ConfigError``, one line per problem.
     """
     name = name or getattr(cls, "__name__", str(cls))
     try:

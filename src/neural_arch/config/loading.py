@@ -130,7 +130,8 @@ def describe(err: dict) -> str:
     if kind == "value_error":  # our model validators
         return f"{'.'.join(loc) or 'train'}: {err['msg'].removeprefix('Value error, ')}"
     message = err["msg"][0].lower() + err["msg"][1:]
-    message = message.removeprefix("input should be ").join(["must be ", ""]) if message.startswith("input should be") else message
+    if message.startswith("input should be"):
+        message = message.removeprefix("input should be ").join(["must be ", ""])
     return f"{path}: {message} (got {value!r})"
 
 

@@ -7,6 +7,7 @@ exactly as the uninterrupted one would have.
 
 from __future__ import annotations
 
+from neural_arch.backend import comm
 from neural_arch.backend.random import Generator, default_generator
 from neural_arch.errors import ConfigError
 
@@ -105,8 +106,6 @@ class DistributedSampler(Sampler):
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False):
         if num_replicas is None or rank is None:
-            from neural_arch.backend import comm
-
             default = comm.current()
             num_replicas = (default.size if default is not None else 1) if num_replicas is None else num_replicas
             rank = (default.rank if default is not None else 0) if rank is None else rank

@@ -15,6 +15,7 @@ from neural_arch.ops.dropout_extra import *  # noqa: F401,F403
 from neural_arch.ops.embedding import *  # noqa: F401,F403
 from neural_arch.ops.embedding_bag import *  # noqa: F401,F403
 from neural_arch.ops.fractional_pool import *  # noqa: F401,F403
+from neural_arch.ops.grouped_mm import *  # noqa: F401,F403
 from neural_arch.ops.interpolate import *  # noqa: F401,F403
 from neural_arch.ops.linear import *  # noqa: F401,F403
 from neural_arch.ops.loss import *  # noqa: F401,F403
@@ -26,4 +27,3 @@ from neural_arch.ops.pool3d import *  # noqa: F401,F403
 from neural_arch.ops.pool_extra import *  # noqa: F401,F403
 from neural_arch.ops.shape import pad  # noqa: F401
 from neural_arch.ops.spatial import *  # noqa: F401,F403
-from neural_arch.ops.grouped_mm import *  # noqa: F401,F403

@@ -32,8 +32,8 @@ from neural_arch.ops.windows import *  # noqa: F401,F403
 
 _tensor_methods.register()
 globals().update(_tensor_methods.inplace_functions())  # torch.relu_(x), torch.abs_(x), ...
-from neural_arch.ops.incomplete_gamma import *  # noqa: F401,F403,E402  (torch.igamma, torch.igammac)
 from neural_arch.ops import torch_names as _torch_names  # noqa: E402  (torch's top-level spellings of existing ops)
+from neural_arch.ops.incomplete_gamma import *  # noqa: F401,F403,E402  (torch.igamma, torch.igammac)
 
 # all but norm and embedding, which would hide the op families of those names here (the root binds them)
 globals().update({n: getattr(_torch_names, n) for n in _torch_names.__all__ if n not in ("norm", "embedding")})

@@ -263,7 +263,8 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     op = "conv1d"
     x, unbatched = _batched(input, 3, op, "(N, C, L)")
     if weight.data.ndim != 3:
-        raise ShapeError(f"{op}: weight must be 3-d (out_channels, in_channels/groups, k), got {shape_str(weight.shape)}")
+        raise ShapeError(f"{op}: weight must be 3-d (out_channels, in_channels/groups, k), "
+                         f"got {shape_str(weight.shape)}")
     s = ntuple(stride, 1, "stride", op)[0]
     d = ntuple(dilation, 1, "dilation", op)[0]
     p = padding if isinstance(padding, str) else ntuple(padding, 1, "padding", op, minimum=0)[0]

@@ -195,7 +195,8 @@ def _pool_args(op, x4, nd, kernel_size, stride, padding, dilation, ceil_mode):
         return (1,) * (2 - nd) + t if name != "padding" else (0,) * (2 - nd) + t
 
     kernel = pair(kernel_size, "kernel_size", 1)
-    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) else pair(stride, "stride", 1)
+    no_stride = stride is None or (not isinstance(stride, int) and len(stride) == 0)
+    stride = kernel if no_stride else pair(stride, "stride", 1)
     padding = pair(padding, "padding", 0)
     dilation = pair(dilation, "dilation", 1)
     for k, p in zip(kernel, padding):

@@ -236,7 +236,8 @@ class LSTMLayer(Function):
     """
 
     half = "float32"
-    autocast = LOWER  # torch's CPU LSTM runs oneDNN's mkldnn_rnn_layer, on the list (LSTMCell: nn.modules.rnn._composed_lstm)
+    # torch's CPU LSTM runs oneDNN's mkldnn_rnn_layer, on the list (LSTMCell: nn.modules.rnn._composed_lstm)
+    autocast = LOWER
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, *rest, has_bias=True, reverse=False, batch_sizes=None):

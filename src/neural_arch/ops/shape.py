@@ -283,7 +283,8 @@ def expand(x: Tensor, *shape) -> Tensor:
     target = tuple(x.data.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     for i, s in enumerate(x.data.shape):
         if s != 1 and s != target[i + lead]:
-            raise ShapeError(f"expand: cannot expand {shape_str(x.shape)} to {shape_str(target)} (dim {i} is {s}, not 1)")
+            raise ShapeError(f"expand: cannot expand {shape_str(x.shape)} to {shape_str(target)} "
+                             f"(dim {i} is {s}, not 1)")
     return x if target == x.data.shape else Expand.apply(x, shape=target)
 
 
@@ -385,7 +386,8 @@ def stack(tensors, dim: int = 0) -> Tensor:
         raise ShapeError("stack: expected a non-empty list of tensors")
     ref = tensors[0].data.shape
     if any(t.data.shape != ref for t in tensors):
-        raise ShapeError(f"stack: all tensors must have one shape; got {', '.join(shape_str(u.shape) for u in tensors)}")
+        raise ShapeError("stack: all tensors must have one shape; got "
+                         + ", ".join(shape_str(u.shape) for u in tensors))
     axis = normalize_dims(dim, len(ref) + 1, "stack")[0]
     return Stack.apply(*_promote_all(tensors), axis=axis)
 

@@ -18,6 +18,7 @@ from neural_arch.ops import (
     cumulative,
     decomposition,
     index,
+    inplace,  # torch's in-place and new_* methods (add_, zero_, new_zeros, ...)
     layout,
     linalg,
     matrix_functions,
@@ -32,7 +33,6 @@ from neural_arch.ops import (
 )
 from neural_arch.ops import complex as cx
 from neural_arch.ops import elementwise as ew
-from neural_arch.ops import inplace  # torch's in-place and new_* methods (add_, zero_, new_zeros, ...)
 
 
 def _reflected(fn):
@@ -159,7 +159,8 @@ METHODS = {
     "histogram": statistics.histogram, "addcmul": pointwise.addcmul, "addcdiv": pointwise.addcdiv,
     "sgn": pointwise.sgn, "ldexp": pointwise.ldexp, "frexp": pointwise.frexp, "gcd": pointwise.gcd,
     "lcm": pointwise.lcm, "nextafter": pointwise.nextafter, "i0": pointwise.i0, "mvlgamma": pointwise.mvlgamma,
-    "renorm": pointwise.renorm, "matrix_exp": matrix_functions.matrix_exp, "adjoint": lambda self: cx.conj(shape.mT(self)),
+    "renorm": pointwise.renorm, "matrix_exp": matrix_functions.matrix_exp,
+    "adjoint": lambda self: cx.conj(shape.mT(self)),
     "triangular_solve": matrix_functions.triangular_solve, "bitwise_and": ew.bitwise_and,
     "bitwise_or": ew.bitwise_or, "bitwise_xor": ew.bitwise_xor, "bitwise_not": ew.bitwise_not,
     "type_as": lambda self, other: self.to(other.dtype), "ndimension": lambda self: self.data.ndim,
@@ -224,7 +225,8 @@ INPLACE = [
     "clamp_min", "clip", "conj_physical", "copysign", "cos", "cosh", "cumprod", "cumsum", "deg2rad", "digamma",
     "div", "divide", "eq", "erf", "erfc", "erfinv", "exp", "exp2", "expm1", "fix", "float_power", "floor",
     "floor_divide", "fmod", "frac", "gcd", "ge", "greater", "greater_equal", "gt", "heaviside", "hypot", "i0",
-    "index_add", "index_copy", "index_fill", "index_put", "put", "lcm", "ldexp", "le", "lerp", "less", "less_equal", "lgamma", "log",
+    "index_add", "index_copy", "index_fill", "index_put", "put", "lcm", "ldexp", "le", "lerp", "less", "less_equal",
+    "lgamma", "log",
     "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "lt",
     "masked_fill", "masked_scatter", "mul", "multiply", "mvlgamma", "nan_to_num", "ne", "neg", "negative",
     "nextafter", "not_equal", "polygamma", "pow", "rad2deg", "reciprocal", "relu", "remainder", "renorm", "round",

@@ -333,7 +333,8 @@ class OneCycleLR(LRScheduler):
                 raise ConfigError(f"OneCycleLR: expected a positive integer total_steps, got {total_steps}")
             self.total_steps = total_steps
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0 or not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+            if (not isinstance(epochs, int) or epochs <= 0
+                    or not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0):
                 raise ConfigError(f"OneCycleLR: epochs and steps_per_epoch must be positive integers, got "
                                   f"{epochs} and {steps_per_epoch}")
             self.total_steps = epochs * steps_per_epoch
@@ -490,7 +491,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
-                raise ConfigError(f"ReduceLROnPlateau: expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+                raise ConfigError(f"ReduceLROnPlateau: expected {len(optimizer.param_groups)} min_lrs, "
+                                  f"got {len(min_lr)}")
             self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:

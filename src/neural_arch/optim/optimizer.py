@@ -101,7 +101,8 @@ class Optimizer:
                 raise ConfigError(f"{type(self).__name__}: can't optimize a non-leaf Tensor (use .detach() first)")
         for name, default in self.defaults.items():
             if default is required and name not in group:
-                raise ConfigError(f"{type(self).__name__}: parameter group didn't specify a value of required option '{name}'")
+                raise ConfigError(f"{type(self).__name__}: parameter group didn't specify a value of required "
+                                  f"option '{name}'")
             group.setdefault(name, default)
         ids = [id(p) for p in group["params"]]
         if len(set(ids)) != len(ids):
@@ -153,7 +154,8 @@ class Optimizer:
             for p in group["params"]:
                 if p in self.state and self.state[p]:
                     state[index[id(p)]] = {
-                        k: (Tensor._wrap(v) if isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__") else v)
+                        k: (Tensor._wrap(v) if isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__")
+                            else v)
                         for k, v in self.state[p].items()
                     }
         return {"state": state, "param_groups": groups}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from neural_arch.backend.kernels.optim import sgd_step
 from neural_arch.errors import ConfigError
 from neural_arch.optim.optimizer import Optimizer, check_range

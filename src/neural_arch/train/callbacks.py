@@ -156,7 +156,8 @@ class LearningRateMonitor(Callback):
 
 
 class GradientNormMonitor(Callback):
-    """Log the global ``norm_type`` norm of the gradients (before clipping) every ``every_n_steps``, as ``grad_norm``."""
+    """Log the global ``norm_type`` norm of the gradients (before clipping) every ``every_n_steps``, as
+    ``grad_norm``."""
 
     def __init__(self, norm_type: float = 2.0, every_n_steps: int = 1):
         self.norm_type, self.every_n_steps = norm_type, every_n_steps
@@ -199,7 +200,8 @@ class ProgressBar(Callback):
         self.write(f"step {trainer.step + 1} skipped: {reason} ({trainer.skipped_steps} skipped so far)")
 
     def on_eval_end(self, trainer, metrics: dict) -> None:
-        self.write(f"step {trainer.step:>6}: " + ", ".join(f"val {k} {format_metric(k, v)}" for k, v in metrics.items()))
+        self.write(f"step {trainer.step:>6}: "
+                   + ", ".join(f"val {k} {format_metric(k, v)}" for k, v in metrics.items()))
 
     def on_checkpoint(self, trainer, path) -> None:
         if trainer.interrupted or trainer.stop_signal is not None:

@@ -134,7 +134,7 @@ class TensorBoardLogger(MetricLogger):
 
     def __init__(self, log_dir, log_every: int = 10, histogram_every: int = 100, hparams: dict | None = None):
         super().__init__(log_every)
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # noqa: PLC0415 - optional: the tensorboard extra
 
         self.writer = SummaryWriter(str(log_dir))
         self.histogram_every = histogram_every
@@ -179,7 +179,7 @@ class MLflowLogger(MetricLogger):
     def __init__(self, run_dir, experiment: str = "neural-arch", run_name: str | None = None,
                  tracking_uri: str | None = None, params: dict | None = None, log_every: int = 10):
         super().__init__(log_every)
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # noqa: PLC0415 - optional: the mlflow extra
 
         store = Path(run_dir).resolve().parent
         self.tracking_uri = tracking_uri or f"sqlite:///{store / 'mlflow.db'}"
@@ -210,7 +210,7 @@ class WandbLogger(MetricLogger):
     def __init__(self, run_dir, project: str = "neural-arch", run_name: str | None = None,
                  config: dict | None = None, log_every: int = 10):
         super().__init__(log_every)
-        import wandb
+        import wandb  # noqa: PLC0415 - optional: the wandb extra
 
         self.run = wandb.init(project=project, name=run_name, dir=str(run_dir), mode="offline",
                               config=config or {}, reinit="create_new")

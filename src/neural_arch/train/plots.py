@@ -14,7 +14,7 @@ from neural_arch.train.loggers import read_metrics
 def plot_curves(metrics_path, out_path) -> Path | None:
     """Plot the run's curves against steps into ``out_path``; None if matplotlib is not installed."""
     try:
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # noqa: PLC0415 - optional: the cli extra
     except ImportError:
         return None
     records = read_metrics(metrics_path)

@@ -78,7 +78,8 @@ def as_task(task=None, loss_fn: Callable | None = None) -> Task:
                           "(not both, not neither)")
     if loss_fn is not None:
         if not callable(loss_fn):
-            raise ConfigError(f"Trainer: loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
+            raise ConfigError("Trainer: loss_fn must be callable as loss_fn(model, batch), "
+                              f"got {type(loss_fn).__name__}")
         return LossFunctionTask(loss_fn)
     if not callable(getattr(task, "loss", None)):
         raise ConfigError(f"Trainer: the task {type(task).__name__} has no loss(model, batch) method; "

@@ -24,9 +24,9 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import Generator, get_generator
 from neural_arch.data import loader as _loader
+from neural_arch.data import sampler as _sampler
 from neural_arch.data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from neural_arch.data.loader import default_collate
-from neural_arch.data import sampler as _sampler
 from neural_arch.data.sampler import BatchSampler, DistributedSampler, Sampler, SequentialSampler
 from neural_arch.errors import ConfigError, DataError
 

@@ -50,7 +50,7 @@ def save_attention_rollout(model, pixel_values, path, labels=None, class_names=N
     ``mean``/``std`` undo the input normalisation for display.
     """
     try:
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # noqa: PLC0415 - optional: the viz extra
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError("save_attention_rollout needs matplotlib: pip install 'neural-arch[viz]'") from exc
     maps, pred = rollout_overlay(model, pixel_values, head_fusion, discard_ratio)

@@ -78,16 +78,16 @@ def long_k_product(a, b, matmul=gemm.matmul):
 
 def pad_hw(x, pads, value=0.0):
     """Pad the last two axes by ``(top, bottom, left, right)``; no copy when all are 0."""
-    t, b, l, r = pads
-    if not (t or b or l or r):
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), mode="constant", constant_values=value)
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode="constant", constant_values=value)
 
 
 def crop_hw(x, pads, hw):
     """The (H, W) = ``hw`` window of a padded array, past the top and left padding (a view)."""
-    t, _, l, _ = pads
-    return x[:, :, t : t + hw[0], l : l + hw[1]]
+    top, _, left, _ = pads
+    return x[:, :, top : top + hw[0], left : left + hw[1]]
 
 
 def _conv2d_forward(x, w, b, stride, pads, dilation, groups):

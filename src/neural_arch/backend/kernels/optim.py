@@ -312,7 +312,8 @@ def _adagrad_step(p, g, total, lr, eps, weight_decay, maximize):
 
 @kernel(EXACT, rows=(0, 1, 2))
 def adagrad_kernel(p, g, total, lr, eps, weight_decay, g_sign):
-    """(g_sign = -1 to maximize; lr already decayed for this step):   g <- g_sign g + wd p;   s <- s + g^2;   p <- p - lr (g / (sqrt(s) + eps))"""
+    """(g_sign = -1 to maximize; lr already decayed for this step):
+    g <- g_sign g + wd p;   s <- s + g^2;   p <- p - lr (g / (sqrt(s) + eps))"""
     for i in range(p.size):
         gi = _decayed_grad(g[i], p[i], weight_decay, g_sign)
         si = total[i] + gi * gi
@@ -421,7 +422,8 @@ def _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize):
 def _nadam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
                 mu, mu_next, mu_product):
     """(g as ``_adam_family_grad``)  m <- lerp(m, g, 1 - b1);  v <- b2 v + (1 - b2) g^2;
-    d = sqrt(v / (1 - b2^t)) + eps;  p <- p - lr (1 - mu) / (1 - P) g / d - lr mu' / (1 - P mu') m / d   (P = mu_product with this step's mu)"""
+    d = sqrt(v / (1 - b2^t)) + eps;  p <- p - lr (1 - mu) / (1 - P) g / d - lr mu' / (1 - P mu') m / d
+    (P = mu_product with this step's mu)"""
     g = _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize)
     lerp_(exp_avg, g, 1 - beta1)
     exp_avg_sq *= beta2

@@ -135,7 +135,8 @@ def _class_nll(x, target, weight, ignore_index, smoothing, log_softmax, want_gra
         hot = (1 - smoothing) * np.expand_dims(wt, 1)  # a_t's first term
         spread = (smoothing / c) * np.expand_dims(valid, 1) * w if smoothing else None
         if log_softmax:
-            total_a = hot if spread is None else hot + (spread * c if weight is None else spread.sum(axis=1, keepdims=True))
+            total_a = hot if spread is None else hot + (
+                spread * c if weight is None else spread.sum(axis=1, keepdims=True))
             dx = np.exp(logp) * total_a
         else:
             dx = np.zeros(x.shape, x.dtype)

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from neural_arch.autograd.engine import queue_callback
+from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import comm as _comm
 from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError, GradientError, ShapeError
@@ -204,7 +205,8 @@ class DistributedDataParallel(Module):
 
     def _launch_full_buckets(self) -> None:
         buckets = self._buckets
-        while self._next_launch < len(buckets) and buckets[self._next_launch].ready == len(buckets[self._next_launch].indices):
+        while (self._next_launch < len(buckets)
+               and buckets[self._next_launch].ready == len(buckets[self._next_launch].indices)):
             b = buckets[self._next_launch]
             b.work = self._comm.allreduce(b.flat, "sum", check=False)
             self._next_launch += 1
@@ -249,8 +251,6 @@ class DistributedDataParallel(Module):
                 b.work.wait()
 
     def _write_back(self, used) -> None:
-        from neural_arch.autograd.tensor import Tensor
-
         scale = 1.0 / self._comm.size
         for b in self._buckets:
             b.flat *= scale

@@ -9,6 +9,7 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.random import default_generator
 from neural_arch.errors import ConfigError
 from neural_arch.nn.modules.module import Module
 from neural_arch.nn.utils import parametrize
@@ -72,8 +73,6 @@ class _SpectralNorm(Module):
             self.n_power_iterations = n_power_iterations
             mat = self._matrix(weight.data)
             h, w = mat.shape
-            from neural_arch.backend.random import default_generator
-
             rng = default_generator.np
             self.register_buffer("_u", Tensor._wrap(_normalize(rng.standard_normal(h).astype(mat.dtype), eps)))
             self.register_buffer("_v", Tensor._wrap(_normalize(rng.standard_normal(w).astype(mat.dtype), eps)))
