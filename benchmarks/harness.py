@@ -145,4 +145,7 @@ def machine() -> str:
         parts += blas
     except ImportError:
         pass
+    from neural_arch.backend import threads
+
+    parts.append(f"our products: {threads.describe()['products']}")  # (MKL when installed: NumPy's BLAS is not it)
     return ", ".join(parts)
