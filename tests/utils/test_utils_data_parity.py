@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch.utils.data as tud
-from parity import compare, reference
 
 import neural_arch as na
 from neural_arch.utils import data as D
+from parity import compare, reference
 
 ROWS = np.arange(12.0).reshape(6, 2)
 LABELS = np.arange(6)
@@ -40,55 +40,39 @@ def test_tensor_dataset_subset_concat_and_stack_give_torchs_items():
         compare([len(o), _items(o)], [len(r), _items(r)], what=what)
 
 
-class _Squares(D.Dataset):
-    def __init__(self, n):
-        self.n = n
+def _users_classes(data):
+    """A user's Dataset and Sampler, written once and subclassed from ``data``'s bases (ours or torch's)."""
 
-    def __len__(self):
-        return self.n
+    class Squares(data.Dataset):
+        def __init__(self, n):
+            self.n = n
 
-    def __getitem__(self, i):
-        return np.array([i, i * i], dtype=np.float32), i
+        def __len__(self):
+            return self.n
 
+        def __getitem__(self, i):
+            return np.array([i, i * i], dtype=np.float32), i
 
-class _TorchSquares(tud.Dataset):
-    def __init__(self, n):
-        self.n = n
+    class Reversed(data.Sampler):
+        def __init__(self, n):
+            self.n = n
 
-    def __len__(self):
-        return self.n
+        def __iter__(self):
+            return iter(range(self.n - 1, -1, -1))
 
-    def __getitem__(self, i):
-        return np.array([i, i * i], dtype=np.float32), i
+        def __len__(self):
+            return self.n
 
-
-class _Reversed(D.Sampler):
-    def __init__(self, n):
-        self.n = n
-
-    def __iter__(self):
-        return iter(range(self.n - 1, -1, -1))
-
-    def __len__(self):
-        return self.n
-
-
-class _TorchReversed(tud.Sampler):
-    def __init__(self, n):
-        self.n = n
-
-    def __iter__(self):
-        return iter(range(self.n - 1, -1, -1))
-
-    def __len__(self):
-        return self.n
+    return Squares, Reversed
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_a_users_dataset_and_sampler_batch_like_torchs(drop_last):
-    ours = list(D.DataLoader(_Squares(7), batch_size=3, sampler=_Reversed(7), drop_last=drop_last))
+    squares, reversed_ = _users_classes(D)
+    ours = list(D.DataLoader(squares(7), batch_size=3, sampler=reversed_(7), drop_last=drop_last))
     with reference():
-        ref = list(tud.DataLoader(_TorchSquares(7), batch_size=3, sampler=_TorchReversed(7), drop_last=drop_last))
+        squares, reversed_ = _users_classes(tud)
+        ref = list(tud.DataLoader(squares(7), batch_size=3, sampler=reversed_(7), drop_last=drop_last))
     compare(ours, ref)
 
 
