@@ -191,15 +191,23 @@ def gelu_tanh_forward(x, out):
         out[i] = fit(out, v * sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v)))
 
 
+@inline(FAST)
+def _gelu_tanh_and_slope(v):
+    """(s, dy/dx) for y = x s: dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),
+    du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2); one spelling for the forward and the backward kernel."""
+    s = sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
+    du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
+    return s, s + F(2.0) * v * s * (F(1.0) - s) * du
+
+
 @kernel(FAST, rows=(0, 1, 2))
 def gelu_tanh_forward_with_grad(x, out, deriv):
-    """dy/dx = s + 2 x s (1 - s) du/dx,  s = sigmoid(2u),  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)"""
+    """y = x s and dy/dx (``_gelu_tanh_and_slope``)"""
     for i in range(x.size):
         v = f32(x[i])
-        s = sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
-        du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
+        s, slope = _gelu_tanh_and_slope(v)
         out[i] = fit(out, v * s)
-        deriv[i] = s + F(2.0) * v * s * (F(1.0) - s) * du
+        deriv[i] = slope
 
 
 def _map(kern, x, *args, with_grad=False):
@@ -242,10 +250,7 @@ def gelu_backward_kernel(x, g, dx):
 def gelu_tanh_backward_kernel(x, g, dx):
     """dx = g dy/dx, the derivative spelled as gelu_tanh_forward_with_grad's"""
     for i in range(x.size):
-        v = f32(x[i])
-        s = sigmoidf(F(2.0 * SQRT_2_OVER_PI) * (v + F(0.044715) * v * v * v))
-        du = F(SQRT_2_OVER_PI) * (F(1.0) + F(0.134145) * v * v)
-        dx[i] = fit(dx, f32(g[i]) * (s + F(2.0) * v * s * (F(1.0) - s) * du))
+        dx[i] = fit(dx, f32(g[i]) * _gelu_tanh_and_slope(f32(x[i]))[1])
 
 
 @dispatch(half.widened(_gelu_backward), first=half.KERNEL_DTYPES)
