@@ -98,7 +98,11 @@ def test_train_forward_backward_and_running_stats_match_torchvision(loaded):
     model.train()
     model.zero_grad()
     logits = model(na.tensor(fixture_input(name)))
-    np.testing.assert_allclose(logits.detach().numpy(), REF[f"{name}.train_logits"], rtol=1e-4, atol=1e-4)
+    # Train-mode float32 logits carry float32's rounding through 53 batch norms: torchvision's own are
+    # 8e-5 from the float64 result (ours 9e-5 with the kernels, 1e-4 with NEURAL_ARCH_JIT=0), so the
+    # two float32 results may differ by the sum of those; ResNet-18's by less than 1e-5.
+    atol = 2e-4 if name == "resnet50" else 1e-4
+    np.testing.assert_allclose(logits.detach().numpy(), REF[f"{name}.train_logits"], rtol=1e-4, atol=atol)
     logits.sum().backward()
     grad = model.conv1.weight.grad.numpy()
     ref = REF[f"{name}.train_conv1_grad"]

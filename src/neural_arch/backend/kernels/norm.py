@@ -201,12 +201,14 @@ _STAT_AXES = (0, 2, 3)
 
 
 def _channel_norm_forward(x, w, b, eps):
-    """(y, mean, var, rstd), statistics per r (biased variance)"""
-    mean = x.mean(axis=_STAT_AXES)
-    xc = x - mean[:, None, None]
+    """(y, mean, var, rstd), statistics per r (biased variance), in float64 as the kernel keeps them"""
+    xd = x.astype(np.float64, copy=False)
+    mean = xd.mean(axis=_STAT_AXES)
+    xc = xd - mean[:, None, None]
     var = (xc * xc).mean(axis=_STAT_AXES)
     rstd = 1 / np.sqrt(var + eps)
-    return xc * rstd[:, None, None] * w[:, :, None] + b[:, :, None], mean, var, rstd
+    y = xc * rstd[:, None, None] * w[:, :, None] + b[:, :, None]
+    return y.astype(x.dtype, copy=False), mean, var, rstd
 
 
 @kernel(FAST, rows=(0, 1, 2, 3, 4), offset=7, work=5)
@@ -251,13 +253,15 @@ def channel_norm_forward(x, w, b, eps):
 
 
 def _channel_norm_backward(g, x, w, mean, rstd):
-    """(dx, dw, db), dw and db per (r, k)"""
-    xhat = (x - mean[:, None, None]) * rstd[:, None, None]
+    """(dx, dw, db), dw and db per (r, k); in float64 up to the stored dx, as the kernel"""
+    g = g.astype(np.float64, copy=False)
+    xhat = (x.astype(np.float64, copy=False) - mean[:, None, None]) * rstd[:, None, None]
     gw = g * w[:, :, None]
     dx = gw - gw.mean(axis=_STAT_AXES, keepdims=True)
     dx -= xhat * (gw * xhat).mean(axis=_STAT_AXES, keepdims=True)
     dx *= rstd[:, None, None]
-    return dx.astype(x.dtype, copy=False), (g * xhat).sum(axis=(0, 3)), g.sum(axis=(0, 3))
+    dw, db = (g * xhat).sum(axis=(0, 3)), g.sum(axis=(0, 3))
+    return tuple(a.astype(x.dtype, copy=False) for a in (dx, dw, db))
 
 
 @kernel(FAST, rows=(0, 1, 2, 3, 4), offset=8, work=6)
