@@ -79,6 +79,31 @@ def test_conv2d_kernel_path_over_thread_ranges(n, ws, kw, n_threads, monkeypatch
     check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
 
 
+@pytest.mark.parametrize("plan", ["cache/direct", "cache/transposed", "whole/direct", "whole/transposed"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
+    """Each plan the per-shape table may choose (kernels/conv_algorithms.py), forced on every shape of
+    CONV2D, over one and two threads, with chunks of two images: the same values as torch."""
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import conv_algorithms
+
+    monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES[plan])
+    monkeypatch.setattr(threads.policy, "num_threads", n_threads)
+    for xs, ws, kw in CONV2D:
+        xs = (5,) + xs[1:]
+        monkeypatch.setattr(threads.policy, "conv_chunk_bytes", 8 * int(np.prod(ws[1:])) * xs[2] * xs[3])
+        inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
+        check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
+
+
+def test_conv2d_algorithm_table_picks_a_candidate():
+    from neural_arch.backend.kernels import conv_algorithms
+
+    for c, o, k, hw in [(16, 32, (3, 3), (28, 28)), (3, 64, (7, 7), (32, 32)), (512, 512, (3, 3), (2, 2)),
+                        (64, 128, (1, 1), (8, 8))]:
+        assert conv_algorithms.plan_for(c, o, k, hw) in conv_algorithms.CANDIDATES.values()
+
+
 @pytest.mark.parametrize("xs,ws,kw", CONV2D[:7])
 def test_conv2d_gradcheck(xs, ws, kw):
     xs = (1,) + xs[1:]  # batch 1 keeps the exact (one pair per element) check cheap

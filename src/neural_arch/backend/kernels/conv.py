@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from neural_arch.backend import gemm, threads
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, inline, kernel
+from neural_arch.backend.kernels.conv_algorithms import plan_for
 
 
 def out_size(xshape, wshape, pads, stride, dilation) -> tuple:
@@ -68,11 +69,14 @@ def _col2im(cols, padded_hw, stride, dilation):
     return out
 
 
-def long_k_product(a, b, matmul=gemm.matmul):
+def long_k_product(a, b, matmul=gemm.matmul, transposed=True):
     """a b^T for a (G, M, K), b (G, N, K) with K = N*Ho*Wo long: the weight gradient.
 
-    Computed as (b a^T)^T: OpenBLAS runs that orientation much faster for a small (M, N) output
-    and a long K. The transpose comes back as a copy of the small result."""
+    ``transposed`` computes it as (b a^T)^T (the transpose comes back as a copy of the small result):
+    BLAS runs that orientation much faster for a small (M, N) output and a long K; which one a shape
+    takes is decided in ``conv_algorithms``."""
+    if not transposed:
+        return matmul(a, b.transpose(0, 2, 1))
     return np.ascontiguousarray(matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
 
 
@@ -303,9 +307,12 @@ def col2im(cols, padded_hw, stride, dilation):
 
 
 # -- the per-thread pipeline of the kernel path ----------------------------------------------------------------
-def _images_per_chunk(col_elements_per_image: int) -> int:
-    """Images per chunk: ``policy.conv_chunk_bytes`` of columns per thread stay in the caches."""
-    return max(1, threads.policy.conv_chunk_bytes // (4 * col_elements_per_image))
+def _images_per_chunk(col_elements_per_image: int, images: int) -> int:
+    """Images per chunk of a thread's ``images``: at most ``policy.conv_chunk_bytes`` of columns, so
+    that they stay in the caches, in chunks of equal size (a short last chunk makes short GEMMs)."""
+    most = max(1, threads.policy.conv_chunk_bytes // (4 * col_elements_per_image))
+    chunks = -(-images // most)
+    return -(-images // chunks)
 
 
 def image_ranges(n: int) -> list:
@@ -329,7 +336,7 @@ class _Ops:
         pick = (lambda kern: kern.serial) if serial else (lambda kern: kern)
         self.im2col, self.im2col_flat = pick(im2col_copy), pick(im2col_copy_flat)
         self.col2im, self.col2im_flat = pick(col2im_sum), pick(col2im_sum_flat)
-        self.matmul = np.matmul if serial else gemm.matmul
+        self.matmul = gemm.matmul_here if serial else gemm.matmul
 
 
 class _Geometry:
@@ -340,7 +347,10 @@ class _Geometry:
             xshape, wshape, stride, pads, dilation, groups)
         self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
-        self.chunk = _images_per_chunk(c * kh * kw * self.out_hw[0] * self.out_hw[1])
+        self.plan = plan_for(c, wshape[0], (kh, kw), self.out_hw)
+        per_thread = -(-xshape[0] // len(image_ranges(xshape[0])))
+        self.chunk = per_thread if self.plan.chunk == "whole" else _images_per_chunk(
+            c * kh * kw * self.out_hw[0] * self.out_hw[1], per_thread)
         # unit strides and an output as wide as the input: each tap's plane is one run of the input plane
         self.flat = stride == (1, 1) and self.out_hw[1] == xshape[3]
 
@@ -394,7 +404,7 @@ def _backward_images(ops, x, grad, wm, gx, gw, geom):
         hi = min(n, lo + geom.chunk)
         g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3)).reshape(groups, o // groups, (hi - lo) * ho * wo)
         if gw is not None:  # from this chunk's columns, copied again
-            gw += long_k_product(g, _columns(ops, x[lo:hi], geom), ops.matmul)
+            gw += long_k_product(g, _columns(ops, x[lo:hi], geom), ops.matmul, geom.plan.weight_grad == "transposed")
         if gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
             gcols = ops.matmul(wm.transpose(0, 2, 1), g).reshape((c, kh, kw, hi - lo, ho * wo))
             if geom.flat:

@@ -1,0 +1,118 @@
+"""Convolution per shape: every distinct conv2d of ResNet-18 on 64x64 images at batch 32, and the ops
+suite's shape, forward and forward+backward, float32, neural-arch against torch (oneDNN), interleaved.
+
+    python -m benchmarks conv_algos
+
+``candidates(rounds)`` times each algorithm of ``backend/kernels/conv.py`` on each shape, our own
+candidates only (forced through ``conv.force_algorithm``), for the per-shape choice in that module's table.
+"""
+
+from __future__ import annotations
+
+from benchmarks.ops import _pair, compare_workloads
+
+BATCH = 32
+
+# (name, input shape, weight shape, stride, padding): ResNet-18 at 64x64 (stem 32x32 after stride 2, then
+# max-pool to 16x16; stages at 16, 8, 4, 2), and the ops suite's shape
+SHAPES = [
+    ("suite 16->32 28x28 k3 s1", (BATCH, 16, 28, 28), (32, 16, 3, 3), 1, 1),
+    ("stem 3->64 64x64 k7 s2", (BATCH, 3, 64, 64), (64, 3, 7, 7), 2, 3),
+    ("64->64 16x16 k3 s1", (BATCH, 64, 16, 16), (64, 64, 3, 3), 1, 1),
+    ("64->128 16x16 k3 s2", (BATCH, 64, 16, 16), (128, 64, 3, 3), 2, 1),
+    ("64->128 16x16 k1 s2", (BATCH, 64, 16, 16), (128, 64, 1, 1), 2, 0),
+    ("128->128 8x8 k3 s1", (BATCH, 128, 8, 8), (128, 128, 3, 3), 1, 1),
+    ("128->256 8x8 k3 s2", (BATCH, 128, 8, 8), (256, 128, 3, 3), 2, 1),
+    ("128->256 8x8 k1 s2", (BATCH, 128, 8, 8), (256, 128, 1, 1), 2, 0),
+    ("256->256 4x4 k3 s1", (BATCH, 256, 4, 4), (256, 256, 3, 3), 1, 1),
+    ("256->512 4x4 k3 s2", (BATCH, 256, 4, 4), (512, 256, 3, 3), 2, 1),
+    ("256->512 4x4 k1 s2", (BATCH, 256, 4, 4), (512, 256, 1, 1), 2, 0),
+    ("512->512 2x2 k3 s1", (BATCH, 512, 2, 2), (512, 512, 3, 3), 1, 1),
+]
+
+
+def workloads(shapes=SHAPES):
+    def conv(stride, padding):
+        return lambda F, lib, x, w: F.conv2d(x, w, stride=stride, padding=padding)
+
+    return {f"conv2d {name}": (_pair([xs, ws], scale=0.1), conv(s, p)) for name, xs, ws, s, p in shapes}
+
+
+def run(rounds: int = 15):
+    return compare_workloads(workloads(), rounds)
+
+
+def run_one_thread(rounds: int = 15, shapes=SHAPES):
+    """Both frameworks on one thread, timed by the process's CPU time: on a machine shared with other
+    jobs that measures the work itself (wall time there measures the scheduler)."""
+    import time
+
+    import torch
+
+    import neural_arch as na
+
+    threads_before = (torch.get_num_threads(), na.get_num_threads())
+    torch.set_num_threads(1)
+    na.set_num_threads(1)
+    try:
+        return compare_workloads(workloads(shapes), rounds, clock=time.process_time)
+    finally:
+        torch.set_num_threads(threads_before[0])
+        na.set_num_threads(threads_before[1])
+
+
+def candidates(rounds: int = 9, shapes=SHAPES) -> str:
+    """fwd+bwd of every candidate plan of ``conv_algorithms`` on each shape, and torch's, interleaved, on
+    one thread, by CPU time; a Markdown table with the median of each (ms) and the plan the table picks."""
+    import time
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as TF
+
+    import neural_arch as na
+    import neural_arch.nn.functional as F
+    from benchmarks.harness import compare
+    from neural_arch.backend.kernels import conv_algorithms
+
+    torch.set_num_threads(1)
+    na.set_num_threads(1)
+    names = list(conv_algorithms.CANDIDATES)
+    lines = ["| shape | " + " | ".join(names) + " | torch | chosen | torch / chosen |", "|---" * (len(names) + 4) + "|"]
+    for name, xs, ws, stride, pad in shapes:
+        x, w = _pair([xs, ws], scale=0.1)
+        ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
+        ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
+        up = np.ones(F.conv2d(ours[0], ours[1], stride=stride, padding=pad).shape, np.float32)
+
+        def step(lib, fn, tensors, plan, stride=stride, pad=pad, up=up):
+            def run():
+                conv_algorithms.force = plan
+                y = fn.conv2d(tensors[0], tensors[1], stride=stride, padding=pad)
+                y.backward(lib.tensor(up))
+                conv_algorithms.force = None
+            return run
+
+        contenders = {c: step(na, F, ours, plan) for c, plan in conv_algorithms.CANDIDATES.items()}
+        contenders["torch"] = step(torch, TF, ref, None)
+        res = compare(name, contenders, rounds=rounds, clock=time.process_time)
+        med = {c: res.median(c) * 1e3 for c in contenders}
+        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], F.conv2d(ours[0], ours[1], stride=stride,
+                                                                          padding=pad).shape[2:])
+        pick = f"{chosen.chunk}/{chosen.weight_grad}"
+        cells = [f"{med[c]:.2f}" for c in names]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {med['torch']:.2f} | {pick} | "
+                     f"{med['torch'] / med[pick]:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates] [rounds]: one thread, CPU time
+    import sys
+
+    from benchmarks.harness import machine, table
+
+    args = sys.argv[1:]
+    mode = args.pop(0) if args and not args[0].isdigit() else "compare"
+    count = int(args[0]) if args else 9
+    print(f"machine: {machine()}\n")
+    print(candidates(count) if mode == "candidates" else table(run_one_thread(count)))
