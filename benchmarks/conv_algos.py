@@ -32,14 +32,80 @@ SHAPES = [
 
 
 def workloads(shapes=SHAPES):
-    def conv(stride, padding):
-        return lambda F, lib, x, w: F.conv2d(x, w, stride=stride, padding=padding)
+    def conv(stride, padding, input_grad):
+        if input_grad:
+            return lambda F, lib, x, w: F.conv2d(x, w, stride=stride, padding=padding)
+        return lambda F, lib, x, w: F.conv2d(x.detach(), w, stride=stride, padding=padding)
 
-    return {f"conv2d {name}": (_pair([xs, ws], scale=0.1), conv(s, p)) for name, xs, ws, s, p in shapes}
+    # the stem's input is the images: a network needs no gradient for it, so neither framework computes one
+    return {f"conv2d {name}{'' if xs[1] > 3 else ' (no dL/dx)'}": (_pair([xs, ws], scale=0.1), conv(s, p, xs[1] > 3))
+            for name, xs, ws, s, p in shapes}
+
+
+def _torch_resnet18(classes):
+    """torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2]) in plain torch.nn (torchvision is not a dependency)."""
+    from torch import nn
+
+    class BasicBlock(nn.Module):
+        def __init__(self, inplanes, planes, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU()
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes)) if stride != 1 or inplanes != planes else None
+
+        def forward(self, x):
+            idt = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + idt)
+
+    widths = (64, 128, 256, 512)
+    stages = [nn.Sequential(BasicBlock(i, w, s), BasicBlock(w, w, 1))
+              for i, w, s in zip((64,) + widths[:-1], widths, (1, 2, 2, 2))]
+    return nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                         *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes))
+
+
+def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: int = 100, clock=None):
+    """One SGD training step (forward, cross-entropy, backward, momentum update) of ResNet-18 on
+    ``batch`` images of ``side`` x ``side``, ours against torch's, interleaved."""
+    import time
+
+    import numpy as np
+    import torch
+
+    import neural_arch as na
+    from benchmarks.harness import compare
+    from neural_arch.models import resnet18
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
+    y = rng.integers(0, classes, batch)
+    ours, ref = resnet18(num_classes=classes), _torch_resnet18(classes)
+    opt = na.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+    topt = torch.optim.SGD(ref.parameters(), lr=0.01, momentum=0.9)
+    xs, ys, txs, tys = na.tensor(x), na.tensor(y), torch.tensor(x), torch.tensor(y)
+
+    def step_na():
+        opt.zero_grad()
+        na.nn.functional.cross_entropy(ours(xs), ys).backward()
+        opt.step()
+
+    def step_torch():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(ref(txs), tys).backward()
+        topt.step()
+
+    return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}",
+                    {"neural-arch": step_na, "torch": step_torch}, rounds=rounds,
+                    clock=clock or time.perf_counter)]
 
 
 def run(rounds: int = 15):
-    return compare_workloads(workloads(), rounds)
+    return compare_workloads(workloads(), rounds) + resnet18_step(max(3, rounds // 3))
 
 
 def run_one_thread(rounds: int = 15, shapes=SHAPES):
@@ -55,7 +121,8 @@ def run_one_thread(rounds: int = 15, shapes=SHAPES):
     torch.set_num_threads(1)
     na.set_num_threads(1)
     try:
-        return compare_workloads(workloads(shapes), rounds, clock=time.process_time)
+        return (compare_workloads(workloads(shapes), rounds, clock=time.process_time)
+                + resnet18_step(max(3, rounds // 3), clock=time.process_time))
     finally:
         torch.set_num_threads(threads_before[0])
         na.set_num_threads(threads_before[1])
@@ -73,7 +140,7 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     import neural_arch as na
     import neural_arch.nn.functional as F
     from benchmarks.harness import compare
-    from neural_arch.backend.kernels import conv_algorithms
+    from neural_arch.backend.kernels import conv_algorithms, winograd
 
     torch.set_num_threads(1)
     na.set_num_threads(1)
@@ -93,14 +160,15 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
                 conv_algorithms.force = None
             return run
 
-        contenders = {c: step(na, F, ours, plan) for c, plan in conv_algorithms.CANDIDATES.items()}
+        fits = winograd.applies(ws[2:], (stride, stride), (1, 1), 1, (pad,) * 4)
+        contenders = {c: step(na, F, ours, plan) for c, plan in conv_algorithms.CANDIDATES.items()
+                      if fits or plan.method != "winograd"}
         contenders["torch"] = step(torch, TF, ref, None)
         res = compare(name, contenders, rounds=rounds, clock=time.process_time)
         med = {c: res.median(c) * 1e3 for c in contenders}
-        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], F.conv2d(ours[0], ours[1], stride=stride,
-                                                                          padding=pad).shape[2:])
-        pick = f"{chosen.chunk}/{chosen.weight_grad}"
-        cells = [f"{med[c]:.2f}" for c in names]
+        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:])
+        pick = chosen.name
+        cells = [f"{med[c]:.2f}" if c in med else "-" for c in names]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {med['torch']:.2f} | {pick} | "
                      f"{med['torch'] / med[pick]:.2f} |")
     return "\n".join(lines)

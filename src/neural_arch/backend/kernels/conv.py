@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.backend import gemm, threads
+from neural_arch.backend.kernels import winograd
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, inline, kernel
 from neural_arch.backend.kernels.conv_algorithms import plan_for
@@ -347,8 +348,12 @@ class _Geometry:
             xshape, wshape, stride, pads, dilation, groups)
         self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
-        self.plan = plan_for(c, wshape[0], (kh, kw), self.out_hw)
-        per_thread = -(-xshape[0] // len(image_ranges(xshape[0])))
+        self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw)
+        ranges = len(image_ranges(xshape[0]))
+        if self.plan.method == "winograd" and not (winograd.applies((kh, kw), stride, dilation, groups, pads) and (
+                ranges > 1 or threads.policy.num_threads < 2)):  # (its transforms do not split over threads)
+            self.plan = self.plan._replace(method="im2col")
+        per_thread = -(-xshape[0] // ranges)
         self.chunk = per_thread if self.plan.chunk == "whole" else _images_per_chunk(
             c * kh * kw * self.out_hw[0] * self.out_hw[1], per_thread)
         # unit strides and an output as wide as the input: each tap's plane is one run of the input plane
@@ -364,6 +369,8 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups):
     wm = w.reshape(groups, o // groups, -1)
     ranges = image_ranges(n)
     ops, bias = _Ops(ranges), None if b is None else b.reshape(1, o, 1, 1)
+    if geom.plan.method == "winograd":
+        geom.filter = winograd.transform_filter(w)
     threads.run_split(_forward_images, [(ops, x[lo:hi], wm, bias, y[lo:hi], geom) for lo, hi in ranges])
     return y
 
@@ -378,6 +385,8 @@ def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
     gx = np.empty(x.shape, np.float32) if need_x else None
     # one partial dL/dW per range (each thread sums its own images), added up at the end
     gws = [np.zeros(wm.shape, np.float32) if need_w else None for _ in ranges]
+    if need_x and geom.plan.method == "winograd":
+        geom.filter = winograd.transform_filter(np.ascontiguousarray(winograd.input_grad_filter(w)))
     threads.run_split(_backward_images, [
         (_Ops(ranges), x[lo:hi], grad[lo:hi], wm, None if gx is None else gx[lo:hi], part, geom)
         for (lo, hi), part in zip(ranges, gws)])
@@ -390,6 +399,11 @@ def _forward_images(ops, x, wm, bias, y, geom):
     n, o, ho, wo = y.shape
     for lo in range(0, n, geom.chunk):
         hi = min(n, lo + geom.chunk)
+        if geom.plan.method == "winograd":
+            winograd.convolve(x[lo:hi], geom.filter, (geom.pads[0], geom.pads[2]), (ho, wo), ops.matmul, y[lo:hi])
+            if bias is not None:
+                y[lo:hi] += bias
+            continue
         cols = _columns(ops, x[lo:hi], geom)
         y[lo:hi] = ops.matmul(wm, cols).reshape(o, hi - lo, ho, wo).transpose(1, 0, 2, 3)
         if bias is not None:
@@ -405,7 +419,10 @@ def _backward_images(ops, x, grad, wm, gx, gw, geom):
         g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3)).reshape(groups, o // groups, (hi - lo) * ho * wo)
         if gw is not None:  # from this chunk's columns, copied again
             gw += long_k_product(g, _columns(ops, x[lo:hi], geom), ops.matmul, geom.plan.weight_grad == "transposed")
-        if gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
+        if gx is not None and geom.plan.method == "winograd":  # dL/dy correlated with the turned filter
+            winograd.convolve(grad[lo:hi], geom.filter, (kh - 1 - pads[0], kw - 1 - pads[2]), geom.xshape[2:],
+                              ops.matmul, gx[lo:hi])
+        elif gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
             gcols = ops.matmul(wm.transpose(0, 2, 1), g).reshape((c, kh, kw, hi - lo, ho * wo))
             if geom.flat:
                 ops.col2im_flat(gcols, gx[lo:hi].reshape(hi - lo, c, -1), 0, *geom.xshape[2:], pads[0], pads[2],

@@ -24,25 +24,38 @@ from neural_arch.backend import gemm
 
 
 class Plan(NamedTuple):
+    method: str  # "im2col" or "winograd"
     chunk: str  # "cache" or "whole"
     weight_grad: str  # "direct" or "transposed"
 
+    @property
+    def name(self) -> str:
+        return f"{self.method}/{self.chunk}/{self.weight_grad}"
 
-CANDIDATES = {f"{c}/{g}": Plan(c, g) for c in ("cache", "whole") for g in ("direct", "transposed")}
+
+CANDIDATES = {p.name: p for p in (Plan(m, c, g) for m in ("im2col", "winograd") for c in ("cache", "whole")
+                                  for g in ("direct", "transposed"))}
 
 force: Plan | None = None  # every float32 conv2d takes this plan when set (benchmarks' candidates)
 
 
-def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, out_hw: tuple) -> Plan:
+def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple) -> Plan:
     """The measured choice for a convolution of this shape class (the batch does not enter: a thread's
-    share of it is what the chunks cut)."""
+    share of it is what the chunks cut). Winograd is only a choice: ``kernels/conv.py`` runs im2col where
+    its geometry does not fit (dilation, groups, padding over 2, a batch smaller than the threads)."""
     if force is not None:
         return force
     if not gemm.mkl_in_use():
-        return Plan("cache", "transposed")
+        return Plan("im2col", "cache", "transposed")
+    pixels = out_hw[0] * out_hw[1]
+    # Winograd where its 2.25x fewer multiplies outweigh its transforms: enough channels for the 16 GEMMs
+    # to run at speed, and images large enough that transforming the filter (twice a step) is a small
+    # part (ResNet-18's 64 channels at 16x16 and 128 at 8x8; it lost at 16 channels and at 4x4 and 2x2)
+    fits = tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1)
+    method = "winograd" if fits and in_channels >= 64 and pixels >= 64 else "im2col"
     # dL/dW: MKL runs g cols^T as it stands faster once the output has 128 rows or more; below that,
-    # with a long K (large images), the transposed orientation (2x at the ops suite's 32 channels)
+    # with a long K (large images), the transposed orientation (1.3x at the ops suite's 32 channels)
     weight_grad = "direct" if out_channels >= 128 else "transposed"
     # small images with large weights (ResNet's 8x8 and below): one chunk, each weight read once
-    chunk = "whole" if out_hw[0] * out_hw[1] <= 64 else "cache"
-    return Plan(chunk, weight_grad)
+    chunk = "whole" if pixels <= 64 else "cache"
+    return Plan(method, chunk, weight_grad)
