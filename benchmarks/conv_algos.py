@@ -69,9 +69,12 @@ def _torch_resnet18(classes):
                          *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes))
 
 
-def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: int = 100, clock=None):
+def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: int = 100, clock=None,
+                  previous_plan: bool = False):
     """One SGD training step (forward, cross-entropy, backward, momentum update) of ResNet-18 on
-    ``batch`` images of ``side`` x ``side``, ours against torch's, interleaved."""
+    ``batch`` images of ``side`` x ``side``, ours against torch's, interleaved. ``previous_plan`` adds our
+    step with every conv forced to the plan all shapes took before the per-shape table (im2col, chunks
+    sized for the caches, dL/dW transposed): the table's effect, measured in the same process."""
     import time
 
     import numpy as np
@@ -99,8 +102,19 @@ def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: 
         torch.nn.functional.cross_entropy(ref(txs), tys).backward()
         topt.step()
 
-    return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}",
-                    {"neural-arch": step_na, "torch": step_torch}, rounds=rounds,
+    contenders = {"neural-arch": step_na, "torch": step_torch}
+    if previous_plan:
+        from neural_arch.backend.kernels import conv_algorithms
+
+        def step_previous():
+            conv_algorithms.force = conv_algorithms.Plan("im2col", "cache", "transposed")
+            try:
+                step_na()
+            finally:
+                conv_algorithms.force = None
+
+        contenders["neural-arch, previous plan"] = step_previous
+    return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}", contenders, rounds=rounds,
                     clock=clock or time.perf_counter)]
 
 
@@ -174,13 +188,24 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates] [rounds]: one thread, CPU time
+if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet] [rounds]: one thread, CPU time
     import sys
+    import time
 
+    import torch
+
+    import neural_arch as na
     from benchmarks.harness import machine, table
 
     args = sys.argv[1:]
     mode = args.pop(0) if args and not args[0].isdigit() else "compare"
     count = int(args[0]) if args else 9
     print(f"machine: {machine()}\n")
-    print(candidates(count) if mode == "candidates" else table(run_one_thread(count)))
+    if mode == "candidates":
+        print(candidates(count))
+    elif mode == "resnet":  # the step, one thread, CPU time, with the previous plan beside it
+        torch.set_num_threads(1)
+        na.set_num_threads(1)
+        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True)))
+    else:
+        print(table(run_one_thread(count)))
