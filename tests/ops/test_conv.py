@@ -43,6 +43,8 @@ CONV2D = [  # (input shape, weight shape, kwargs)
     ((3, 5, 5, 5), (2, 5, 1, 1), {}),  # 1x1 conv: the input is its own column matrix
     ((2, 2, 5, 7), (3, 2, 5, 7), {}),  # kernel as large as the input: a 1x1 output
     ((2, 3, 10, 11), (4, 3, 3, 3), dict(stride=3, padding=2, dilation=2)),
+    ((2, 3, 13, 12), (4, 3, 7, 7), dict(stride=2, padding=3)),  # ResNet's stem: im2col from phase planes
+    ((2, 2, 9, 8), (3, 2, 5, 5), dict(stride=2, padding=(1, 2))),  # odd padded sizes
 ]
 
 

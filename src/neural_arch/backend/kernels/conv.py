@@ -226,6 +226,22 @@ def im2col_copy_flat(cols, x, c0, height, width, ph, pw, dh, dw):
 
 
 @kernel(FAST, rows=(0,), offset=2)
+def im2col_copy_phases(cols, q, c0):
+    """im2col_copy for stride 2 (no dilation) from the four phase planes of the padded input,
+    q[n, c, a, b, u, v] = xpad[n, c, 2 u + a, 2 v + b] (:func:`_phases`): tap (i, j) of output (h, w) reads
+    xpad[2 h + i, 2 w + j] = q[n, c, i % 2, j % 2, h + i // 2, w + j // 2], so every row is a contiguous read
+    (the strided loop gathers every other float)."""
+    nc, kh, kw, nn, ho, wo = cols.shape
+    for c in range(nc):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(nn):
+                    for h in range(ho):
+                        for w in range(U(wo)):
+                            cols[c, i, j, n, h, w] = q[n, c0 + c, i % 2, j % 2, h + i // 2, w + U(j // 2)]
+
+
+@kernel(FAST, rows=(0,), offset=2)
 def col2im_sum_flat(cols, out, c0, height, width, ph, pw, dh, dw):
     """col2im_sum for the geometry of im2col_copy_flat: ``cols`` (C, kh, kw, N, Ho*Wo), ``out``
     (N, C, H*W). Each tap adds one long contiguous run into the plane; the run's entries that would
@@ -328,6 +344,9 @@ def image_ranges(n: int) -> list:
     return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
+_PHASES = True  # (a module switch so that one process can time both im2col spellings)
+
+
 class _Ops:
     """The kernels and the product one range's pipeline calls: serial kernels and one-thread BLAS when
     every thread has its own range, else the ones that split themselves over the threads."""
@@ -335,7 +354,8 @@ class _Ops:
     def __init__(self, ranges):
         serial = len(ranges) > 1
         pick = (lambda kern: kern.serial) if serial else (lambda kern: kern)
-        self.im2col, self.im2col_flat = pick(im2col_copy), pick(im2col_copy_flat)
+        self.im2col, self.im2col_flat, self.im2col_phases = pick(im2col_copy), pick(im2col_copy_flat), pick(
+            im2col_copy_phases)
         self.col2im, self.col2im_flat = pick(col2im_sum), pick(col2im_sum_flat)
         self.matmul = gemm.matmul_here if serial else gemm.matmul
 
@@ -358,6 +378,9 @@ class _Geometry:
             c * kh * kw * self.out_hw[0] * self.out_hw[1], per_thread)
         # unit strides and an output as wide as the input: each tap's plane is one run of the input plane
         self.flat = stride == (1, 1) and self.out_hw[1] == xshape[3]
+        # stride 2 from phase planes where the columns are much larger than the input (the 7x7 stem): the
+        # phase copy is two passes over the input, paid back by contiguous row reads
+        self.phases = stride == (2, 2) and dilation == (1, 1) and kh * kw >= 25 and _PHASES
 
 
 @dispatch(_conv2d_forward)
@@ -432,6 +455,17 @@ def _backward_images(ops, x, grad, wm, gx, gw, geom):
                            *geom.dilation)
 
 
+def _phases(x, pads):
+    """q[n, c, a, b, u, v] = xpad[n, c, 2 u + a, 2 v + b]: the padded input (zeros past it, up to an even size)
+    as four phase planes, for :func:`im2col_copy_phases`."""
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    xp = np.zeros((n, c, hp + hp % 2, wp + wp % 2), np.float32)
+    xp[:, :, top : top + h, left : left + w] = x
+    return np.ascontiguousarray(xp.reshape(n, c, xp.shape[2] // 2, 2, xp.shape[3] // 2, 2).transpose(0, 1, 3, 5, 2, 4))
+
+
 def _columns(ops, x, geom):
     """im2col of a chunk of images by the kernel, as the GEMM operand (G, C/G*kh*kw, n*Ho*Wo)."""
     (n, c, height, width), (kh, kw), pads = x.shape, geom.wshape[2:], geom.pads
@@ -439,6 +473,8 @@ def _columns(ops, x, geom):
     if geom.flat:
         ops.im2col_flat(cols.reshape(c, kh, kw, n, -1), x.reshape(n, c, -1), 0, height, width, pads[0], pads[2],
                         *geom.dilation)
+    elif geom.phases:
+        ops.im2col_phases(cols, _phases(x, pads), 0)
     else:
         ops.im2col(cols, x, 0, *geom.stride, pads[0], pads[2], *geom.dilation)
     return cols.reshape(geom.groups, c // geom.groups * kh * kw, -1)
