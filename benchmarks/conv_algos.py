@@ -188,7 +188,46 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet] [rounds]: one thread, CPU time
+def stem_im2col(rounds: int = 11):
+    """The stem's fwd+bwd (no dL/dx), one thread, CPU time: ours with the phase-plane im2col, torch, and ours
+    with the strided im2col (``kernels.conv._PHASES`` off), interleaved in one process."""
+    import time
+
+    import numpy as np
+    import torch
+
+    import neural_arch as na
+    import neural_arch.nn.functional as F
+    from benchmarks.harness import compare
+    from neural_arch.backend.kernels import conv
+
+    torch.set_num_threads(1)
+    na.set_num_threads(1)
+    x, w = _pair([(BATCH, 3, 64, 64), (64, 3, 7, 7)], scale=0.1)
+    xs, ws = na.tensor(x), na.tensor(w, requires_grad=True)
+    tx, tw = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    up = np.ones((BATCH, 64, 32, 32), np.float32)
+
+    def ours(phases):
+        def run():
+            conv._PHASES = phases
+            try:
+                F.conv2d(xs, ws, stride=2, padding=3).backward(na.tensor(up))
+            finally:
+                conv._PHASES = True
+            ws.grad = None
+        return run
+
+    def ref():
+        torch.nn.functional.conv2d(tx, tw, stride=2, padding=3).backward(torch.tensor(up))
+        tw.grad = None
+
+    return [compare("stem 3->64 64x64 k7 s2, fwd+bwd (no dL/dx)",
+                    {"neural-arch": ours(True), "torch": ref, "neural-arch, strided im2col": ours(False)},
+                    rounds=rounds, clock=time.process_time)]
+
+
+if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet|stem] [rounds]: one thread, CPU time
     import sys
     import time
 
@@ -203,6 +242,8 @@ if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet
     print(f"machine: {machine()}\n")
     if mode == "candidates":
         print(candidates(count))
+    elif mode == "stem":
+        print(table(stem_im2col(count)))
     elif mode == "resnet":  # the step, one thread, CPU time, with the previous plan beside it
         torch.set_num_threads(1)
         na.set_num_threads(1)
