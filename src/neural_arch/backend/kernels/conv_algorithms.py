@@ -1,8 +1,11 @@
 """Which algorithm a float32 conv2d runs, per shape class: the one place that decides it.
 
-Every candidate computes the same sums (im2col + GEMMs, ``kernels/conv.py``); they differ in how the work
-is cut, and each wins at some shapes on this hardware:
+Every candidate computes the same sums; they differ in the algorithm and in how the work is cut, and each
+wins at some shapes on this hardware:
 
+- ``method``: ``"im2col"`` (columns + GEMMs, ``kernels/conv.py``) or ``"winograd"`` (F(2x2, 3x3) for the
+  forward and dL/dx of 3x3 stride-1 convolutions, ``kernels/winograd.py``; dL/dW stays im2col's GEMM).
+  ``kernels/conv.py`` runs im2col where Winograd's geometry does not fit.
 - ``chunk``: ``"cache"`` runs a thread's images a few at a time (``policy.conv_chunk_bytes`` of columns, in
   chunks of equal size) so that the columns stay in the caches between the copy and the GEMMs;
   ``"whole"`` runs the thread's whole range as one chunk, so each GEMM is as long as it can be and the
