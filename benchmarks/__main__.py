@@ -7,7 +7,7 @@ import importlib
 
 from benchmarks.harness import machine, table
 
-SUITES = ["overhead", "ops", "layers", "optim", "train", "peers", "memory", "generation", "jit", "scan", "compile",
+SUITES = ["overhead", "ops", "layers", "conv_algos", "optim", "train", "peers", "memory", "generation", "jit", "scan", "compile",
            "isolation", "onnx", "distributed", "models", "rnn"]
 
 

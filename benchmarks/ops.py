@@ -63,8 +63,9 @@ def run(rounds: int = 15):
     return compare_workloads(workloads(), rounds)
 
 
-def compare_workloads(table: dict, rounds: int):
-    """Each workload of ``table`` (see ``workloads``) forward and forward+backward, ours against torch."""
+def compare_workloads(table: dict, rounds: int, **timing):
+    """Each workload of ``table`` (see ``workloads``) forward and forward+backward, ours against torch.
+    ``timing``: passed on to ``harness.compare`` (e.g. ``clock``)."""
     import torch
     import torch.nn.functional as TF
 
@@ -101,6 +102,8 @@ def compare_workloads(table: dict, rounds: int):
             for t in ref_in:
                 t.grad = None
 
-        results.append(compare(f"{name} fwd", {"neural-arch": fwd_na, "torch": fwd_torch}, rounds=rounds))
-        results.append(compare(f"{name} fwd+bwd", {"neural-arch": step_na, "torch": step_torch}, rounds=rounds))
+        results.append(compare(f"{name} fwd", {"neural-arch": fwd_na, "torch": fwd_torch}, rounds=rounds,
+                               **timing))
+        results.append(compare(f"{name} fwd+bwd", {"neural-arch": step_na, "torch": step_torch},
+                               rounds=rounds, **timing))
     return results

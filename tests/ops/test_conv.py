@@ -43,6 +43,8 @@ CONV2D = [  # (input shape, weight shape, kwargs)
     ((3, 5, 5, 5), (2, 5, 1, 1), {}),  # 1x1 conv: the input is its own column matrix
     ((2, 2, 5, 7), (3, 2, 5, 7), {}),  # kernel as large as the input: a 1x1 output
     ((2, 3, 10, 11), (4, 3, 3, 3), dict(stride=3, padding=2, dilation=2)),
+    ((2, 3, 13, 12), (4, 3, 7, 7), dict(stride=2, padding=3)),  # ResNet's stem: im2col from phase planes
+    ((2, 2, 9, 8), (3, 2, 5, 5), dict(stride=2, padding=(1, 2))),  # odd padded sizes
 ]
 
 
@@ -77,6 +79,55 @@ def test_conv2d_kernel_path_over_thread_ranges(n, ws, kw, n_threads, monkeypatch
     monkeypatch.setattr(threads.policy, "num_threads", n_threads)
     inputs = [randn(n, ws[1] * kw.get("groups", 1), 7, 6, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
     check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
+
+
+@pytest.mark.parametrize("plan", ["im2col/cache/direct", "im2col/cache/transposed", "im2col/whole/direct",
+                                  "im2col/whole/transposed", "winograd/cache/direct", "winograd/whole/transposed"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
+    """Each plan the per-shape table may choose (kernels/conv_algorithms.py), forced on every shape of
+    CONV2D, over one and two threads, with chunks of two images: the same values as torch. (Winograd
+    takes the 3x3 stride-1 ones, padding 1 and "same"; the others fall back to im2col.)"""
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import conv_algorithms
+
+    from neural_arch.backend.kernels.conv import _Geometry
+
+    monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES[plan])
+    monkeypatch.setattr(threads.policy, "num_threads", n_threads)
+    for xs, ws, kw in CONV2D + WINOGRAD_SHAPES:
+        xs = (5,) + xs[1:]
+        monkeypatch.setattr(threads.policy, "conv_chunk_bytes", 8 * int(np.prod(ws[1:])) * xs[2] * xs[3])
+        inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
+        check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
+    for xs, ws, kw in WINOGRAD_SHAPES:  # the plan forced is the plan run
+        ph, pw = (kw["padding"],) * 2 if isinstance(kw["padding"], int) else kw["padding"]
+        pads = (ph, ph, pw, pw)
+        assert _Geometry((5,) + xs[1:], ws, (1, 1), pads, (1, 1), 1).plan.method == plan.split("/")[0]
+    # conv_transpose2d runs conv2d's input gradient as its forward
+    kw = dict(padding=1)
+    inputs = [randn(5, 4, 6, 7, seed=1), randn(4, 3, 3, 3, seed=2), randn(3, seed=3)]
+    check(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), inputs,
+          torch_fn=lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw), **F32)
+
+
+WINOGRAD_SHAPES = [  # 3x3 stride 1: odd and even output sizes, paddings 0 to 2, asymmetric ones
+    ((2, 3, 7, 6), (4, 3, 3, 3), dict(padding=1)),
+    ((2, 5, 8, 8), (6, 5, 3, 3), dict(padding=1)),
+    ((2, 3, 5, 9), (4, 3, 3, 3), dict(padding=(2, 0))),
+    ((2, 2, 2, 2), (3, 2, 3, 3), dict(padding=1)),
+]
+
+
+def test_conv2d_algorithm_table_picks_a_candidate():
+    from neural_arch.backend.kernels import conv_algorithms
+
+    for c, o, k, s, hw in [(16, 32, (3, 3), (1, 1), (28, 28)), (3, 64, (7, 7), (2, 2), (32, 32)),
+                           (512, 512, (3, 3), (1, 1), (2, 2)), (64, 128, (1, 1), (2, 2), (8, 8)),
+                           (64, 64, (3, 3), (1, 1), (16, 16))]:
+        plan = conv_algorithms.plan_for(c, o, k, s, hw)
+        assert plan in conv_algorithms.CANDIDATES.values()
+        assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
 
 
 @pytest.mark.parametrize("xs,ws,kw", CONV2D[:7])

@@ -188,6 +188,18 @@ def _product_into(a, b, out):
     _product(a, b, out)
 
 
+def matmul_here(a, b, out=None):
+    """``np.matmul(a, b)`` as one product on the calling thread, never split: MKL's sequential GEMM when
+    MKL is in use, else NumPy's. For code that already runs one job per thread (conv's per-thread
+    pipelines, inside ``threads.run_split``, where NumPy's BLAS is held to one thread)."""
+    return _product(a, b, out)
+
+
+def mkl_in_use() -> bool:
+    """Whether our products run on MKL (decided at the first product; see ``threads.mkl``)."""
+    return bool(_mkl) if _mkl is not None else _mkl_in_use()
+
+
 _mkl = None  # threads.mkl() once decided (False: not in use); _cblas: backend/cblas.py, loaded with it
 _cblas = None
 _mkl_gemm = {}  # float32 / float64 -> the address of MKL's GEMM for it

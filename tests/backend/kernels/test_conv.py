@@ -77,3 +77,21 @@ def test_flat_im2col_and_col2im_match_the_numpy_twins(geometry, monkeypatch):
         gx = np.full((n, c, h * w), np.nan, f32)
         conv.col2im_sum_flat(g.reshape(cols.shape).copy(), gx, 0, h, w, pt, pl, *dil)
         np.testing.assert_allclose(gx.reshape(x.shape), ref_gx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("geometry", [
+    # (N, C, H, W, kh, kw, (top, bottom, left, right) padding): stride 2
+    (2, 3, 13, 12, 7, 7, (3, 3, 3, 3)),  # ResNet's stem in small
+    (2, 2, 9, 8, 5, 5, (1, 1, 2, 2)),  # odd padded height
+    (1, 2, 6, 7, 5, 6, (0, 1, 2, 0)),  # asymmetric padding, an even kernel
+])
+def test_stride_2_im2col_from_phase_planes_matches_the_numpy_twin(geometry):
+    from neural_arch.backend.kernels.conv import _phases, im2col, pad_hw
+
+    n, c, h, w, kh, kw, pads = geometry
+    x = rng.standard_normal((n, c, h, w)).astype(f32)
+    xp = pad_hw(x, pads)
+    ho, wo = (xp.shape[2] - kh) // 2 + 1, (xp.shape[3] - kw) // 2 + 1
+    cols = np.full((c, kh, kw, n, ho, wo), np.nan, f32)
+    conv.im2col_copy_phases(cols, _phases(x, pads), 0)
+    np.testing.assert_array_equal(cols, im2col(xp, (kh, kw), (2, 2), (1, 1), (ho, wo), batch_last=True))

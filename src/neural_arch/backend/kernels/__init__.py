@@ -73,6 +73,8 @@ def warm() -> float:
         conv.conv2d_backward(conv.conv2d_forward(img, wk, None, stride, pads, (1, 1), 1), img, wk, stride, pads,
                              (1, 1), 1, True, True)
     conv.col2im(np.ones((2, 2, 3, 3, 2, 2), f).transpose(0, 3, 1, 2, 4, 5), (4, 4), (1, 1), (1, 1))
+    winograd.convolve(img, winograd.transform_filter(wk), (1, 1), (4, 4), np.matmul)  # conv's 3x3 stride-1 path
+    conv.im2col_copy_phases(np.empty((4, 3, 3, 1, 1, 1), f), conv._phases(img, (0, 0, 0, 0)), 0)  # the stem's
     for stride, out_hw in (((1, 1), (2, 2)), ((2, 2), (1, 1))):  # the unit-stride and the strided loops
         y = depthwise.depthwise_forward(img, wk.reshape(4, 3, 3), out_hw, stride, (1, 1))
         depthwise.depthwise_backward(y, img, wk.reshape(4, 3, 3), stride, (1, 1), True, True)
@@ -111,4 +113,5 @@ from neural_arch.backend.kernels import (  # noqa: E402
     reduce,
     scan,
     softmax_loss,
+    winograd,
 )

@@ -26,8 +26,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.backend import gemm, threads
+from neural_arch.backend.kernels import winograd
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, inline, kernel
+from neural_arch.backend.kernels.conv_algorithms import plan_for
 
 
 def out_size(xshape, wshape, pads, stride, dilation) -> tuple:
@@ -68,11 +70,14 @@ def _col2im(cols, padded_hw, stride, dilation):
     return out
 
 
-def long_k_product(a, b, matmul=gemm.matmul):
+def long_k_product(a, b, matmul=gemm.matmul, transposed=True):
     """a b^T for a (G, M, K), b (G, N, K) with K = N*Ho*Wo long: the weight gradient.
 
-    Computed as (b a^T)^T: OpenBLAS runs that orientation much faster for a small (M, N) output
-    and a long K. The transpose comes back as a copy of the small result."""
+    ``transposed`` computes it as (b a^T)^T (the transpose comes back as a copy of the small result):
+    BLAS runs that orientation much faster for a small (M, N) output and a long K; which one a shape
+    takes is decided in ``conv_algorithms``."""
+    if not transposed:
+        return matmul(a, b.transpose(0, 2, 1))
     return np.ascontiguousarray(matmul(b, a.transpose(0, 2, 1)).transpose(0, 2, 1))
 
 
@@ -221,6 +226,22 @@ def im2col_copy_flat(cols, x, c0, height, width, ph, pw, dh, dw):
 
 
 @kernel(FAST, rows=(0,), offset=2)
+def im2col_copy_phases(cols, q, c0):
+    """im2col_copy for stride 2 (no dilation) from the four phase planes of the padded input,
+    q[n, c, a, b, u, v] = xpad[n, c, 2 u + a, 2 v + b] (:func:`_phases`): tap (i, j) of output (h, w) reads
+    xpad[2 h + i, 2 w + j] = q[n, c, i % 2, j % 2, h + i // 2, w + j // 2], so every row is a contiguous read
+    (the strided loop gathers every other float)."""
+    nc, kh, kw, nn, ho, wo = cols.shape
+    for c in range(nc):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(nn):
+                    for h in range(ho):
+                        for w in range(U(wo)):
+                            cols[c, i, j, n, h, w] = q[n, c0 + c, i % 2, j % 2, h + i // 2, w + U(j // 2)]
+
+
+@kernel(FAST, rows=(0,), offset=2)
 def col2im_sum_flat(cols, out, c0, height, width, ph, pw, dh, dw):
     """col2im_sum for the geometry of im2col_copy_flat: ``cols`` (C, kh, kw, N, Ho*Wo), ``out``
     (N, C, H*W). Each tap adds one long contiguous run into the plane; the run's entries that would
@@ -303,9 +324,12 @@ def col2im(cols, padded_hw, stride, dilation):
 
 
 # -- the per-thread pipeline of the kernel path ----------------------------------------------------------------
-def _images_per_chunk(col_elements_per_image: int) -> int:
-    """Images per chunk: ``policy.conv_chunk_bytes`` of columns per thread stay in the caches."""
-    return max(1, threads.policy.conv_chunk_bytes // (4 * col_elements_per_image))
+def _images_per_chunk(col_elements_per_image: int, images: int) -> int:
+    """Images per chunk of a thread's ``images``: at most ``policy.conv_chunk_bytes`` of columns, so
+    that they stay in the caches, in chunks of equal size (a short last chunk makes short GEMMs)."""
+    most = max(1, threads.policy.conv_chunk_bytes // (4 * col_elements_per_image))
+    chunks = -(-images // most)
+    return -(-images // chunks)
 
 
 def image_ranges(n: int) -> list:
@@ -320,6 +344,9 @@ def image_ranges(n: int) -> list:
     return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
+_PHASES = True  # (a module switch so that one process can time both im2col spellings)
+
+
 class _Ops:
     """The kernels and the product one range's pipeline calls: serial kernels and one-thread BLAS when
     every thread has its own range, else the ones that split themselves over the threads."""
@@ -327,9 +354,10 @@ class _Ops:
     def __init__(self, ranges):
         serial = len(ranges) > 1
         pick = (lambda kern: kern.serial) if serial else (lambda kern: kern)
-        self.im2col, self.im2col_flat = pick(im2col_copy), pick(im2col_copy_flat)
+        self.im2col, self.im2col_flat, self.im2col_phases = pick(im2col_copy), pick(im2col_copy_flat), pick(
+            im2col_copy_phases)
         self.col2im, self.col2im_flat = pick(col2im_sum), pick(col2im_sum_flat)
-        self.matmul = np.matmul if serial else gemm.matmul
+        self.matmul = gemm.matmul_here if serial else gemm.matmul
 
 
 class _Geometry:
@@ -340,9 +368,19 @@ class _Geometry:
             xshape, wshape, stride, pads, dilation, groups)
         self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
-        self.chunk = _images_per_chunk(c * kh * kw * self.out_hw[0] * self.out_hw[1])
+        self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw)
+        ranges = len(image_ranges(xshape[0]))
+        if self.plan.method == "winograd" and not (winograd.applies((kh, kw), stride, dilation, groups, pads) and (
+                ranges > 1 or threads.policy.num_threads < 2)):  # (its transforms do not split over threads)
+            self.plan = self.plan._replace(method="im2col")
+        per_thread = -(-xshape[0] // ranges)
+        self.chunk = per_thread if self.plan.chunk == "whole" else _images_per_chunk(
+            c * kh * kw * self.out_hw[0] * self.out_hw[1], per_thread)
         # unit strides and an output as wide as the input: each tap's plane is one run of the input plane
         self.flat = stride == (1, 1) and self.out_hw[1] == xshape[3]
+        # stride 2 from phase planes where the columns are much larger than the input (the 7x7 stem): the
+        # phase copy is two passes over the input, paid back by contiguous row reads
+        self.phases = stride == (2, 2) and dilation == (1, 1) and kh * kw >= 25 and _PHASES
 
 
 @dispatch(_conv2d_forward)
@@ -354,6 +392,8 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups):
     wm = w.reshape(groups, o // groups, -1)
     ranges = image_ranges(n)
     ops, bias = _Ops(ranges), None if b is None else b.reshape(1, o, 1, 1)
+    if geom.plan.method == "winograd":
+        geom.filter = winograd.transform_filter(w)
     threads.run_split(_forward_images, [(ops, x[lo:hi], wm, bias, y[lo:hi], geom) for lo, hi in ranges])
     return y
 
@@ -368,6 +408,8 @@ def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
     gx = np.empty(x.shape, np.float32) if need_x else None
     # one partial dL/dW per range (each thread sums its own images), added up at the end
     gws = [np.zeros(wm.shape, np.float32) if need_w else None for _ in ranges]
+    if need_x and geom.plan.method == "winograd":
+        geom.filter = winograd.transform_filter(np.ascontiguousarray(winograd.input_grad_filter(w)))
     threads.run_split(_backward_images, [
         (_Ops(ranges), x[lo:hi], grad[lo:hi], wm, None if gx is None else gx[lo:hi], part, geom)
         for (lo, hi), part in zip(ranges, gws)])
@@ -380,6 +422,11 @@ def _forward_images(ops, x, wm, bias, y, geom):
     n, o, ho, wo = y.shape
     for lo in range(0, n, geom.chunk):
         hi = min(n, lo + geom.chunk)
+        if geom.plan.method == "winograd":
+            winograd.convolve(x[lo:hi], geom.filter, (geom.pads[0], geom.pads[2]), (ho, wo), ops.matmul, y[lo:hi])
+            if bias is not None:
+                y[lo:hi] += bias
+            continue
         cols = _columns(ops, x[lo:hi], geom)
         y[lo:hi] = ops.matmul(wm, cols).reshape(o, hi - lo, ho, wo).transpose(1, 0, 2, 3)
         if bias is not None:
@@ -394,8 +441,11 @@ def _backward_images(ops, x, grad, wm, gx, gw, geom):
         hi = min(n, lo + geom.chunk)
         g = np.ascontiguousarray(grad[lo:hi].transpose(1, 0, 2, 3)).reshape(groups, o // groups, (hi - lo) * ho * wo)
         if gw is not None:  # from this chunk's columns, copied again
-            gw += long_k_product(g, _columns(ops, x[lo:hi], geom), ops.matmul)
-        if gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
+            gw += long_k_product(g, _columns(ops, x[lo:hi], geom), ops.matmul, geom.plan.weight_grad == "transposed")
+        if gx is not None and geom.plan.method == "winograd":  # dL/dy correlated with the turned filter
+            winograd.convolve(grad[lo:hi], geom.filter, (kh - 1 - pads[0], kw - 1 - pads[2]), geom.xshape[2:],
+                              ops.matmul, gx[lo:hi])
+        elif gx is not None:  # the fused sum, straight into NCHW (taps on the padding dropped)
             gcols = ops.matmul(wm.transpose(0, 2, 1), g).reshape((c, kh, kw, hi - lo, ho * wo))
             if geom.flat:
                 ops.col2im_flat(gcols, gx[lo:hi].reshape(hi - lo, c, -1), 0, *geom.xshape[2:], pads[0], pads[2],
@@ -405,6 +455,17 @@ def _backward_images(ops, x, grad, wm, gx, gw, geom):
                            *geom.dilation)
 
 
+def _phases(x, pads):
+    """q[n, c, a, b, u, v] = xpad[n, c, 2 u + a, 2 v + b]: the padded input (zeros past it, up to an even size)
+    as four phase planes, for :func:`im2col_copy_phases`."""
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    xp = np.zeros((n, c, hp + hp % 2, wp + wp % 2), np.float32)
+    xp[:, :, top : top + h, left : left + w] = x
+    return np.ascontiguousarray(xp.reshape(n, c, xp.shape[2] // 2, 2, xp.shape[3] // 2, 2).transpose(0, 1, 3, 5, 2, 4))
+
+
 def _columns(ops, x, geom):
     """im2col of a chunk of images by the kernel, as the GEMM operand (G, C/G*kh*kw, n*Ho*Wo)."""
     (n, c, height, width), (kh, kw), pads = x.shape, geom.wshape[2:], geom.pads
@@ -412,6 +473,8 @@ def _columns(ops, x, geom):
     if geom.flat:
         ops.im2col_flat(cols.reshape(c, kh, kw, n, -1), x.reshape(n, c, -1), 0, height, width, pads[0], pads[2],
                         *geom.dilation)
+    elif geom.phases:
+        ops.im2col_phases(cols, _phases(x, pads), 0)
     else:
         ops.im2col(cols, x, 0, *geom.stride, pads[0], pads[2], *geom.dilation)
     return cols.reshape(geom.groups, c // geom.groups * kh * kw, -1)

@@ -1,0 +1,64 @@
+"""Which algorithm a float32 conv2d runs, per shape class: the one place that decides it.
+
+Every candidate computes the same sums; they differ in the algorithm and in how the work is cut, and each
+wins at some shapes on this hardware:
+
+- ``method``: ``"im2col"`` (columns + GEMMs, ``kernels/conv.py``) or ``"winograd"`` (F(2x2, 3x3) for the
+  forward and dL/dx of 3x3 stride-1 convolutions, ``kernels/winograd.py``; dL/dW stays im2col's GEMM).
+  ``kernels/conv.py`` runs im2col where Winograd's geometry does not fit.
+- ``chunk``: ``"cache"`` runs a thread's images a few at a time (``policy.conv_chunk_bytes`` of columns, in
+  chunks of equal size) so that the columns stay in the caches between the copy and the GEMMs;
+  ``"whole"`` runs the thread's whole range as one chunk, so each GEMM is as long as it can be and the
+  weight is read once (deep layers: small images, large weights).
+- ``weight_grad``: dL/dW = g cols^T as one GEMM with a long K (N Ho Wo). ``"direct"`` computes it as it
+  stands; ``"transposed"`` as (cols g^T)^T, which BLAS runs faster when the output has few rows (few
+  output channels) and K is long. NumPy's OpenBLAS always takes ``"transposed"`` (measured there before).
+
+The table in :func:`plan_for` is what the measurements chose (``python -m benchmarks.conv_algos candidates``;
+the figures for every candidate are in BENCHMARKS.md, "conv2d per shape"). ``force`` overrides it, for
+those measurements.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from neural_arch.backend import gemm
+
+
+class Plan(NamedTuple):
+    method: str  # "im2col" or "winograd"
+    chunk: str  # "cache" or "whole"
+    weight_grad: str  # "direct" or "transposed"
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}/{self.chunk}/{self.weight_grad}"
+
+
+CANDIDATES = {p.name: p for p in (Plan(m, c, g) for m in ("im2col", "winograd") for c in ("cache", "whole")
+                                  for g in ("direct", "transposed"))}
+
+force: Plan | None = None  # every float32 conv2d takes this plan when set (benchmarks' candidates)
+
+
+def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple) -> Plan:
+    """The measured choice for a convolution of this shape class (the batch does not enter: a thread's
+    share of it is what the chunks cut). Winograd is only a choice: ``kernels/conv.py`` runs im2col where
+    its geometry does not fit (dilation, groups, padding over 2, a batch smaller than the threads)."""
+    if force is not None:
+        return force
+    if not gemm.mkl_in_use():
+        return Plan("im2col", "cache", "transposed")
+    pixels = out_hw[0] * out_hw[1]
+    # Winograd where its 2.25x fewer multiplies outweigh its transforms: enough channels for the 16 GEMMs
+    # to run at speed, and images large enough that transforming the filter (twice a step) is a small
+    # part (ResNet-18's 64 channels at 16x16 and 128 at 8x8; it lost at 16 channels and at 4x4 and 2x2)
+    fits = tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1)
+    method = "winograd" if fits and in_channels >= 64 and pixels >= 64 else "im2col"
+    # dL/dW: MKL runs g cols^T as it stands faster once the output has 128 rows or more; below that,
+    # with a long K (large images), the transposed orientation (1.3x at the ops suite's 32 channels)
+    weight_grad = "direct" if out_channels >= 128 else "transposed"
+    # small images with large weights (ResNet's 8x8 and below): one chunk, each weight read once
+    chunk = "whole" if pixels <= 64 else "cache"
+    return Plan(method, chunk, weight_grad)
