@@ -31,13 +31,18 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, *b):
-        need = ctx.needs_input_grad
-        ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
-        ctx.w_column_major = gemm.column_major(w)
+        Linear.save_only(ctx, x, w, *b)
         y = gemm.matmul(x, w.T)
         if b:
             y += b[0]
         return y
+
+    @staticmethod
+    def save_only(ctx, x, w, *b):
+        """What backward reads (``Function.save_only``): x and W, and W's memory layout."""
+        need = ctx.needs_input_grad
+        ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
+        ctx.w_column_major = gemm.column_major(w)
 
     @staticmethod
     def backward(ctx, grad):
