@@ -4,6 +4,7 @@ outputs; closures over parameters and over tensors computed outside; the region'
 checkpoint_sequential; errors; and against torch.utils.checkpoint on the same computation."""
 
 import gc
+import threading
 import weakref
 
 import numpy as np
@@ -303,3 +304,32 @@ def test_a_recomputation_that_calls_other_ops_than_its_plan_is_an_error():
     y = checkpoint(fickle, na.tensor(np.ones((3, 3)), requires_grad=True))
     with pytest.raises(GradientError, match="same way twice"):
         y.sum().backward()
+
+
+def test_ops_another_thread_runs_meanwhile_are_not_the_regions():
+    """A loader's thread may compute while a region runs or is recomputed: its ops are neither recorded nor
+    numbered as the region's (here only during the recomputation, which would otherwise not line up)."""
+    model = _mlp()
+    w = na.tensor(np.random.default_rng(16).standard_normal((6, 5)), requires_grad=True)
+    runs = []
+
+    def region(h):
+        if runs:  # the recomputation: another thread runs ops meanwhile
+            other = threading.Thread(target=lambda: (na.tensor(np.ones((2, 2)), requires_grad=True) @ w[:2, :2]).sum())
+            other.start()
+            other.join()
+        runs.append(1)
+        return _product_region(model, w)(h)
+
+    got = []
+    for use in (False, True):
+        model.zero_grad()
+        w.grad = None
+        x = na.tensor(np.random.default_rng(17).standard_normal((4, 6)), requires_grad=True)
+        y = checkpoint(region, x) if use else _product_region(model, w)(x)
+        if use:
+            assert _skipped(y) == [["MatMul"]]
+        (y * y).sum().backward()
+        got.append([x.grad.numpy(), w.grad.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    for u, v in zip(*got):
+        np.testing.assert_array_equal(u, v)

@@ -36,6 +36,8 @@ output pays one recomputation).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from neural_arch.autograd import autocast as _autocast
@@ -56,21 +58,22 @@ class _Recorder:
     into the region the dtype and shape of the tensor it carries; calls the hook it replaced.
     With a ``numbering``, also tells it each call that returns."""
 
-    __slots__ = ("nodes", "edge_info", "previous", "numbering")
+    __slots__ = ("nodes", "edge_info", "previous", "numbering", "thread")
 
     def __init__(self, previous, numbering=None):
         self.nodes, self.edge_info, self.previous = {}, {}, previous
         self.numbering = numbering
+        self.thread = threading.get_ident()  # ops that other threads run meanwhile are not the region's
 
     def __call__(self, cls, inputs, params, out):
         ctx = out._ctx
-        if ctx is not None:
+        if ctx is not None and threading.get_ident() == self.thread:
             self.nodes[id(ctx)] = ctx
             for t, edge in zip(inputs, ctx.parents):
                 if edge is not None:
                     self.edge_info[id(edge)] = (t.data.dtype, t.data.shape)
         if self.numbering is not None:
-            self.numbering.returned(cls, inputs, out)
+            self.numbering.returned(cls, inputs, out)  # (which ignores other threads' calls itself)
         if self.previous is not None:
             self.previous(cls, inputs, params, out)
 
@@ -93,16 +96,21 @@ class _Numbering:
     alive), what ``_plan`` needs: ``(cls, input ids, ids of the inputs it saved, output id, output shape
     and dtype, whether its forward could be skipped)``."""
 
-    __slots__ = ("calls", "open")
+    __slots__ = ("calls", "open", "thread")
 
     def __init__(self):
         self.calls, self.open = [], []
+        self.thread = threading.get_ident()  # (ops run meanwhile by other threads, a loader's, are not the region's)
 
     def __call__(self, cls, ctx, inputs, params):
+        if threading.get_ident() != self.thread:
+            return
         self.open.append(len(self.calls))
         self.calls.append(None)
 
     def returned(self, cls, inputs, out):
+        if threading.get_ident() != self.thread:
+            return
         ctx = out._ctx
         skippable = cls.save_only is not None and ctx is not None and ctx._half_in is None
         saved = [a for a in ctx._saved if isinstance(a, np.ndarray)] if skippable else []
@@ -134,13 +142,16 @@ class _Replay:
     """``Function.apply``'s ``_replay`` hook in a recomputation that has a plan (``_Numbering.plan``): checks
     that the calls come as in the first run and skips the forward of those the plan lists."""
 
-    __slots__ = ("classes", "stand_ins", "next")
+    __slots__ = ("classes", "stand_ins", "next", "thread")
 
     def __init__(self, plan):
         self.classes, self.stand_ins = plan
         self.next = 0
+        self.thread = threading.get_ident()
 
     def __call__(self, cls, ctx, inputs, params):
+        if threading.get_ident() != self.thread:
+            return None
         k = self.next
         self.next = k + 1
         if k >= len(self.classes) or self.classes[k] is not cls:
