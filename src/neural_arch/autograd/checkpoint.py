@@ -93,7 +93,7 @@ class _Numbering:
     """``Function.apply``'s ``_replay`` hook in a region's first run: numbers the calls before their
     forward runs (an op applied inside another's forward comes after it; ``open`` holds the numbers of
     the calls not returned yet) and skips nothing. For each call it keeps, by id only (no array is kept
-    alive), what ``_plan`` needs: ``(cls, input ids, ids of the inputs it saved, output id, output shape
+    alive), what ``plan`` needs: ``(cls, input ids, ids of the inputs it saved, output id, output shape
     and dtype, whether its forward could be skipped)``."""
 
     __slots__ = ("calls", "open", "thread")
@@ -112,7 +112,8 @@ class _Numbering:
         if threading.get_ident() != self.thread:
             return
         ctx = out._ctx
-        skippable = cls.save_only is not None and ctx is not None and ctx._half_in is None
+        skippable = (cls.save_only is not None and ctx is not None and ctx._half_in is None
+                     and all(type(t.data) is np.ndarray for t in inputs))  # (NumPy's: may_share_memory below)
         saved = [a for a in ctx._saved if isinstance(a, np.ndarray)] if skippable else []
         self.calls[self.open.pop()] = (
             cls, [id(t) for t in inputs], [id(t) for t in inputs if any(np.may_share_memory(a, t.data) for a in saved)],
