@@ -154,3 +154,46 @@ def run(rounds: int = 10, cfg: tuple = GPT_6L):
           f"memory (tracemalloc) {a_ratio:.2f} (target <= 0.7); torch bf16 / torch fp32: time {t_torch:.2f}, "
           f"memory (RSS) {m_torch:.2f}", file=sys.stderr)
     return [timing, memory, traced]
+
+
+def profile(rounds: int = 3, cfg: tuple = GPT_6L, top: int = 25, clock=None) -> str:
+    """Where the bf16 step's extra time goes, ours: the float32 and the bf16 autocast step alternated in
+    one process, ``rounds`` of each after one unmeasured, timed per op and phase (``op_timers``:
+    exclusive wall time, so the rows add up to the time in ops; "rest" is the engine's bookkeeping and
+    the optimizer). A Markdown table of the ``top`` rows by the bf16 - fp32 difference, per step.
+    ``clock=time.thread_time``: the calling thread's CPU time instead of wall time (with two threads, an
+    op that our helper threads share shows about half its one-thread time; one they do not, all of it)."""
+    import time  # noqa: PLC0415
+
+    clock = clock or time.perf_counter
+
+    from benchmarks.op_timers import OpTimers  # noqa: PLC0415
+
+    steps = {p: _ours(cfg, p) for p in ("fp32", "bf16")}
+    for f in steps.values():
+        f()
+    timers, totals = {p: OpTimers(clock) for p in steps}, {p: 0.0 for p in steps}
+    for _ in range(rounds):
+        for p, f in steps.items():  # alternated: a slow phase of the machine touches both alike
+            with timers[p]:
+                t0 = clock()
+                f()
+                totals[p] += clock() - t0
+    per = {p: {(op, ph): 1e3 * s / rounds for op, ph, s, _ in timers[p].rows()} for p in steps}
+    calls = {p: {(op, ph): n // rounds for op, ph, _, n in timers[p].rows()} for p in steps}
+    keys = sorted(set(per["fp32"]) | set(per["bf16"]), key=lambda k: per["fp32"].get(k, 0) - per["bf16"].get(k, 0))
+    lines = [f"| op, phase (GPT {cfg[0]}L {cfg[1]}w, block {cfg[3]}, batch {cfg[4]}) | fp32 ms/step | calls | "
+             "bf16 ms/step | calls | bf16 - fp32 |", "|---|---|---|---|---|---|"]
+    for op, ph in keys[:top]:
+        f, b = per["fp32"].get((op, ph), 0.0), per["bf16"].get((op, ph), 0.0)
+        lines.append(f"| {op} {ph} | {f:.1f} | {calls['fp32'].get((op, ph), 0)} | {b:.1f} | "
+                     f"{calls['bf16'].get((op, ph), 0)} | {b - f:+.1f} |")
+    ops = {p: sum(per[p].values()) for p in steps}
+    step = {p: 1e3 * totals[p] / rounds for p in steps}
+    lines.append(f"| all ops | {ops['fp32']:.1f} | | {ops['bf16']:.1f} | | {ops['bf16'] - ops['fp32']:+.1f} |")
+    rest = {p: step[p] - ops[p] for p in steps}
+    lines.append(f"| rest (engine, optimizer) | {rest['fp32']:.1f} | | {rest['bf16']:.1f} | "
+                 f"| {rest['bf16'] - rest['fp32']:+.1f} |")
+    lines.append(f"| step | {step['fp32']:.1f} | | {step['bf16']:.1f} | "
+                 f"| bf16 / fp32 = {step['bf16'] / step['fp32']:.2f} |")
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ outputs; closures over parameters and over tensors computed outside; the region'
 checkpoint_sequential; errors; and against torch.utils.checkpoint on the same computation."""
 
 import gc
+import threading
 import weakref
 
 import numpy as np
@@ -245,4 +246,90 @@ def test_the_recomputation_runs_under_the_first_runs_autocast_state():
         (y.float() ** 2).sum().backward()  # backward outside the autocast block, as usual
         grads.append([x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()])
     for u, v in zip(*grads):
+        np.testing.assert_array_equal(u, v)
+
+
+def _product_region(model, w):
+    """A region whose last op is a product: backward never reads its output, so the recomputation skips it."""
+    return lambda h: model(h) @ w
+
+
+def _skipped(y):
+    """The classes of the calls each CheckpointNode under y skips in its recomputation."""
+    return [[node.plan[0][k].__name__ for k in sorted(node.plan[1])]
+            for node in topological_order(y._ctx) if isinstance(node, CheckpointNode)]
+
+
+def test_the_recomputation_skips_a_last_product_and_gradients_stay_bit_for_bit():
+    model = _mlp()
+    w = na.tensor(np.random.default_rng(14).standard_normal((6, 5)), requires_grad=True)
+    got = []
+    for use in (False, True):
+        model.zero_grad()
+        w.grad = None
+        x = na.tensor(np.random.default_rng(15).standard_normal((4, 6)), requires_grad=True)
+        region = _product_region(model, w)
+        y = checkpoint(region, x) if use else region(x)
+        if use:
+            assert _skipped(y) == [["MatMul"]]
+        (y.sin() * 3.0).sum().backward()
+        got.append([x.grad.numpy(), w.grad.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    for u, v in zip(*got):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_a_skipped_output_read_around_the_graph_shows_as_nan():
+    """The limit of the plan: it sees ops, not a read through .detach(). Such a read finds NaN, not zeros."""
+    w = na.tensor(np.ones((3, 3)), requires_grad=True)
+    x = na.tensor(np.ones((2, 3)), requires_grad=True)
+
+    def region(h):
+        y = h @ w
+        return h * y.detach().sum()  # y's only reader is outside the graph
+
+    y = checkpoint(region, x)
+    assert _skipped(y) == [["MatMul"]]
+    y.sum().backward()
+    assert np.isnan(x.grad.numpy()).all()
+
+
+def test_a_recomputation_that_calls_other_ops_than_its_plan_is_an_error():
+    w = na.tensor(np.ones((3, 3)), requires_grad=True)
+    calls = []
+
+    def fickle(h):
+        calls.append(1)
+        return (h @ w) if len(calls) == 1 else (h + w)
+
+    y = checkpoint(fickle, na.tensor(np.ones((3, 3)), requires_grad=True))
+    with pytest.raises(GradientError, match="same way twice"):
+        y.sum().backward()
+
+
+def test_ops_another_thread_runs_meanwhile_are_not_the_regions():
+    """A loader's thread may compute while a region runs or is recomputed: its ops are neither recorded nor
+    numbered as the region's (here only during the recomputation, which would otherwise not line up)."""
+    model = _mlp()
+    w = na.tensor(np.random.default_rng(16).standard_normal((6, 5)), requires_grad=True)
+    runs = []
+
+    def region(h):
+        if runs:  # the recomputation: another thread runs ops meanwhile
+            other = threading.Thread(target=lambda: (na.tensor(np.ones((2, 2)), requires_grad=True) @ w[:2, :2]).sum())
+            other.start()
+            other.join()
+        runs.append(1)
+        return _product_region(model, w)(h)
+
+    got = []
+    for use in (False, True):
+        model.zero_grad()
+        w.grad = None
+        x = na.tensor(np.random.default_rng(17).standard_normal((4, 6)), requires_grad=True)
+        y = checkpoint(region, x) if use else _product_region(model, w)(x)
+        if use:
+            assert _skipped(y) == [["MatMul"]]
+        (y * y).sum().backward()
+        got.append([x.grad.numpy(), w.grad.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    for u, v in zip(*got):
         np.testing.assert_array_equal(u, v)

@@ -84,6 +84,11 @@ class Function:
     half_recomputed = ()
     # Set on a node whose forward ran in float32 for half inputs: per input, (dtype, shape) or None.
     _half_in = None
+    # ``save_only(ctx, *arrays, **params)``: save on ctx what ``forward`` saves, and compute nothing. Ops whose
+    # backward needs only their inputs (products, sums) define it, and their forward calls it (one place for
+    # what is saved). Activation checkpointing (``autograd/checkpoint.py``) then skips, in a recomputation,
+    # the forward of such an op when nothing downstream reads its output (a block's last product).
+    save_only = None
 
     # -- the two methods a subclass writes -------------------------------------------------
     @staticmethod
@@ -137,7 +142,11 @@ class Function:
         # an op with its own half policy (ops/_half.py): the dtype of its first half input, if any
         half = None if cls.half is None else _half_dtype([t.data for t in inputs])
         try:
-            if half is not None:
+            # a checkpointed region's recomputation: a stand-in for an output nothing reads, or None
+            out = None if _replay is None else _replay(cls, ctx, inputs, params)
+            if out is not None:
+                pass
+            elif half is not None:
                 out = _forward_in_float32(cls, ctx, [t.data for t in inputs], params, half)
             elif len(inputs) == 1:  # (a unary op, most of them: no list to build)
                 out = cls.forward(ctx, inputs[0].data, **params)
@@ -190,6 +199,11 @@ _Tensor = None  # set by tensor.py: Function creates Tensors, Tensor calls Funct
 # ``graph.trace`` sets this to a callable ``(cls, inputs, params, out)`` while it records a model;
 # None the rest of the time, so that the hot path pays one test of a module global.
 _tracer = None
+
+# ``autograd.checkpoint`` sets this to a callable ``(cls, ctx, inputs, params) -> array or None`` while a
+# checkpointed region runs: called before each forward, it numbers the calls and, in a recomputation, answers
+# for the ones whose forward it skips (after ``cls.save_only``) with a stand-in output. None otherwise.
+_replay = None
 
 # ``autograd.autocast`` sets this to its ``cast_inputs(cls, inputs) -> (inputs, narrow)`` while autocast is on
 # in some thread; ``narrow`` is the dtype a LOWER op's output must have (None: leave it).

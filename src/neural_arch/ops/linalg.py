@@ -29,9 +29,14 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        MatMul.save_only(ctx, x, y)
+        return gemm.matmul(x, y)
+
+    @staticmethod
+    def save_only(ctx, x, y):
+        """What backward reads (``Function.save_only``): the operands, and which were vectors."""
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y if ctx.needs_input_grad[0] else None)
         ctx.x1, ctx.y1, ctx.y_matrix = x.ndim == 1, y.ndim == 1, y.ndim == 2
-        return gemm.matmul(x, y)
 
     @staticmethod
     def backward(ctx, grad):

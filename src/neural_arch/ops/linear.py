@@ -31,13 +31,18 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, *b):
-        need = ctx.needs_input_grad
-        ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
-        ctx.w_column_major = gemm.column_major(w)
+        Linear.save_only(ctx, x, w, *b)
         y = gemm.matmul(x, w.T)
         if b:
             y += b[0]
         return y
+
+    @staticmethod
+    def save_only(ctx, x, w, *b):
+        """What backward reads (``Function.save_only``): x and W, and W's memory layout."""
+        need = ctx.needs_input_grad
+        ctx.save_for_backward(x if need[1] else None, w if need[0] else None)
+        ctx.w_column_major = gemm.column_major(w)
 
     @staticmethod
     def backward(ctx, grad):
@@ -62,7 +67,9 @@ _ones_cache: dict = {}
 
 def _column_sums(g2):
     """sum over rows of g2 (batch, out), as a vector-times-matrix product 1^T g2: BLAS reads g2 once,
-    faster than ``g2.sum(axis=0)`` at every size measured (BENCHMARKS.md) and a little more accurate."""
+    faster than ``g2.sum(axis=0)`` at every size measured (BENCHMARKS.md) and a little more accurate.
+    Through ``gemm.matmul``, not ``np.matmul``: NumPy's OpenBLAS threads the product on threads of its own,
+    which right after one of our threaded products wait for the cores our helpers still poll on."""
     if type(g2) is not np.ndarray or not is_floating(g2.dtype):
         return g2.sum(axis=0)
     if g2.dtype.itemsize == 2:  # float16/bfloat16: summed in float32 and rounded once (gemm), as torch
@@ -73,7 +80,7 @@ def _column_sums(g2):
         if len(_ones_cache) > 64:  # many different batch sizes: start over rather than grow
             _ones_cache.clear()
         ones = _ones_cache[key] = np.ones(g2.shape[0], g2.dtype)
-    return np.matmul(ones, g2)
+    return gemm.matmul(ones, g2)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
