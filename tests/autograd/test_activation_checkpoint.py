@@ -256,7 +256,7 @@ def _product_region(model, w):
 
 def _skipped(y):
     """The classes of the calls each CheckpointNode under y skips in its recomputation."""
-    return [[node.plan[0][k].__name__ for k in sorted(node.plan[1])]
+    return [[] if node.plan is None else [node.plan[0][k].__name__ for k in sorted(node.plan[1])]
             for node in topological_order(y._ctx) if isinstance(node, CheckpointNode)]
 
 
@@ -278,14 +278,33 @@ def test_the_recomputation_skips_a_last_product_and_gradients_stay_bit_for_bit()
         np.testing.assert_array_equal(u, v)
 
 
-def test_a_skipped_output_read_around_the_graph_shows_as_nan():
-    """The limit of the plan: it sees ops, not a read through .detach(). Such a read finds NaN, not zeros."""
+def test_an_output_read_through_detach_is_recomputed():
+    """An op reading a product's output through .detach() reads the same array: the plan keeps it."""
+    got = []
+    for use in (False, True):
+        w = na.tensor(np.full((3, 3), 0.5), requires_grad=True)
+        x = na.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+
+        def region(h):
+            y = h @ w
+            return h * y.detach().sum()  # y's only reader is outside the graph
+
+        y = checkpoint(region, x) if use else region(x)
+        if use:
+            assert _skipped(y) == [[]]
+        y.sum().backward()
+        got.append(x.grad.numpy())
+    np.testing.assert_array_equal(*got)
+
+
+def test_a_skipped_output_read_outside_the_ops_shows_as_nan():
+    """The limit of the plan: it sees ops, not Python reading the values. Such a read finds NaN, not zeros."""
     w = na.tensor(np.ones((3, 3)), requires_grad=True)
     x = na.tensor(np.ones((2, 3)), requires_grad=True)
 
     def region(h):
         y = h @ w
-        return h * y.detach().sum()  # y's only reader is outside the graph
+        return h * float(y.detach().numpy().sum())  # a Python number: no op reads y
 
     y = checkpoint(region, x)
     assert _skipped(y) == [["MatMul"]]

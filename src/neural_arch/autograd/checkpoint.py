@@ -89,6 +89,15 @@ class _Recorder:
         return edges
 
 
+def _array_id(t) -> int:
+    """The id of the array that holds a tensor's values (the base of a view): a later op that reads an
+    output through ``.detach()`` or a view of it then counts as reading the output itself."""
+    a = t.data
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return id(a)
+
+
 class _Numbering:
     """``Function.apply``'s ``_replay`` hook in a region's first run: numbers the calls before their
     forward runs (an op applied inside another's forward comes after it; ``open`` holds the numbers of
@@ -116,8 +125,9 @@ class _Numbering:
                      and all(type(t.data) is np.ndarray for t in inputs))  # (NumPy's: may_share_memory below)
         saved = [a for a in ctx._saved if isinstance(a, np.ndarray)] if skippable else []
         self.calls[self.open.pop()] = (
-            cls, [id(t) for t in inputs], [id(t) for t in inputs if any(np.may_share_memory(a, t.data) for a in saved)],
-            id(out), out.data.shape, out.data.dtype, skippable)
+            cls, [_array_id(t) for t in inputs],
+            [_array_id(t) for t in inputs if any(np.may_share_memory(a, t.data) for a in saved)],
+            _array_id(out), out.data.shape, out.data.dtype, skippable)
 
     def plan(self) -> tuple | None:
         """The plan of the region's recomputation: ``(classes, stand_ins)``, the class of each call and,
