@@ -5,12 +5,13 @@ is handed over inside the poll when the helper is known to be polling. How often
 (the share of products run in the poll under load) is a rate, measured by
 ``python -m benchmarks isolation``, never asserted here."""
 
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from neural_arch.backend import threads
+from neural_arch.backend import gemm, threads
 
 spin = threads._spin_module() if threads.blas_is_ours() else None
 HAND_OFFS = [pytest.param(None, id="locks only")]
@@ -111,6 +112,53 @@ def test_a_product_posted_to_a_polling_helper_runs_in_the_poll(monkeypatch):
         monkeypatch.setattr(threads.policy, "spin_us", 1)  # the next poll is short: the helper then sleeps
         helper.start(_fill, (np.zeros(1), 0.0, 0.0))  # a Python job ends the long poll
         helper.join()
+
+
+@needs_product_polls
+def test_a_claim_made_before_the_helper_polls_again_is_kept():
+    """The interleaving that stalled the embeddings server under overload (NOTES.md): the helper publishes
+    a product's result and is descheduled before its next poll; meanwhile the caller sees the result,
+    claims the helper (still marked polling) and posts its next product; then the helper polls again.
+    It must run that product. It used to mark itself polling again over the claim, read the posted
+    counter as a Python job and sleep on its lock, while the caller waited for the product for ever.
+    Played on this thread in that order: each side is called as the caller and the helper call it."""
+    addr = threads._gemm_address(np.dtype(np.float32))
+    a, b, out = _product(np.random.default_rng(2), 1)
+    state, job = np.array([0, 0, 1], np.int64), np.zeros(16, np.int64)  # polling, nothing started or finished
+    assert spin.post_product(state, job, a, b, out, addr)  # the caller claims and posts
+    assert list(state) == [1, 0, 2]
+    finished = spin.serve(state, 0, 1000, 1000, 0, job)  # the helper polls again
+    assert finished == 1 and list(state) == [1, 1, 0]  # ran it, published it, then its poll ran out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+
+
+def test_back_to_back_products_under_gil_contention_all_finish():
+    """The hand-off under the load that stalled the server: Python threads competing for the GIL (an
+    event loop at full load) while one thread runs split products back to back, most of them inside the
+    helpers' poll. Every product finishes with the right result. (The lost claim of the test above is a
+    window of a few instructions: this cannot force it, it exercises the rest of the hand-off.)"""
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            sum(range(1000))
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((64, 384), dtype=np.float32), rng.standard_normal((384, 384), dtype=np.float32)
+    expected = a @ b
+    others = [threading.Thread(target=busy, daemon=True) for _ in range(2)]
+    for t in others:
+        t.start()
+    try:
+        for i in range(300):
+            got = gemm.matmul(a, b)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+            if i % 50 == 0:
+                time.sleep(0.005)  # idle long enough for the helpers' poll to run out: the lock path too
+    finally:
+        stop.set()
+        for t in others:
+            t.join()
 
 
 @pytest.mark.parametrize("hand_off", HAND_OFFS)

@@ -154,10 +154,18 @@ def serve(state, finished, rounds, hot, settle, job):
     Only the first ``hot`` polls keep the core: the next job of a step usually comes within them.
     Past them the helper yields the core now and then (``sched_yield``), so that after a step's
     last job a user's own threads (their NumPy's BLAS workers) get the core at once, not after the
-    poll has run out; with no other thread waiting a yield returns at once and the hand-off stays fast."""
+    poll has run out; with no other thread waiting a yield returns at once and the hand-off stays fast.
+
+    ``state[2]`` is written here only while no caller can have claimed the helper: at entry (from 0, by a
+    compare-and-swap) and after a product, before its result is published. Once the result is out, a
+    caller may claim the helper (1 -> 2) at any moment, so the poll must never store 1 again: a store at
+    the top of each round did, and when the helper was descheduled between publishing a result and that
+    store, the caller's claim for its next product was overwritten; the helper then took the product's
+    counter for a Python job and slept on its lock while the caller waited for the product for ever (the
+    embeddings server's stall under overload, NOTES.md; tests/backend/test_threads.py)."""
     _store_release(state, 1, finished)
+    _claim(state, 2, 0, 1)  # polling: a caller may claim this helper for a product
     while True:
-        _store_release(state, 2, 1)  # polling: a caller may claim this helper for a product
         claimed = False
         for i in range(rounds):
             if _load_acquire(state, 2) == 2:
@@ -168,7 +176,7 @@ def serve(state, finished, rounds, hot, settle, job):
                     for _ in range(settle):
                         _pause()
                     return finished
-                claimed = True  # (a caller claimed us first: impossible with one caller at a time)
+                claimed = True  # a caller claimed us and posted a product between the two loads above
                 break
             if i >= hot and i % _POLLS_PER_YIELD == 0:
                 _yield_core()
@@ -186,7 +194,7 @@ def serve(state, finished, rounds, hot, settle, job):
                       job[11])
         finished += 1
         _store_release(state, 2, 1)  # polling again before the caller sees the result: it may claim at once
-        _store_release(state, 1, finished)
+        _store_release(state, 1, finished)  # from here on state[2] is the caller's to change (see above)
 
 
 @njit(nogil=True, cache=True)

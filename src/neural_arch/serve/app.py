@@ -167,6 +167,9 @@ def create_app(served: ServedModel, settings: ServeSettings | None = None) -> Fa
         if state.draining or not state.ready.is_set():
             return _error_response(503, "shutting down" if state.draining else "warming up", "unavailable",
                                    headers={"Retry-After": "1"})
+        problem = state.worker.problem(stuck_after_s=settings.timeout_s)
+        if problem is not None:  # a load balancer should stop sending work and a supervisor restart us
+            return _error_response(503, problem, "unavailable")
         return {"status": "ready", "model": served.name}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -273,6 +276,8 @@ class _State:
             return await asyncio.wait_for(asyncio.gather(*futures), self.settings.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, f"no answer within {self.settings.timeout_s:g} s", "timeout") from None
+        except QueueFull as e:  # queued when the worker stopped
+            raise ApiError(503, str(e), "unavailable") from None
 
 
 # -- images ---------------------------------------------------------------------------------------

@@ -7,22 +7,92 @@ futures through the loop's thread-safe callback. The event loop therefore never 
 
 The queue is bounded: ``submit`` raises ``QueueFull`` at once when the items would not fit (the
 app answers 503), so memory stays bounded under any load. Items whose request gave up (deadline,
-disconnect) are cancelled futures and are skipped when their turn comes.
+disconnect) are cancelled futures: they are skipped when their turn comes, and dropped from the queue
+when it looks full, so abandoned items never keep live requests out.
+
+Nothing the model or the metrics raise ends the worker thread: every failure goes to the futures of
+its batch. Should the thread end or hang anyway, :meth:`WorkerThread.problem` says so (``/readyz``
+answers 503 with it) and ``submit`` refuses new work with the reason, instead of queueing items that
+could only time out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["Batcher", "QueueFull"]
+__all__ = ["Batcher", "QueueFull", "WorkerThread"]
+
+_log = logging.getLogger("neural_arch.serve")
 
 
 class QueueFull(Exception):
-    """The queue cannot take the request now (full, or the server is shutting down)."""
+    """The queue cannot take the request now (full, the server is shutting down, or its worker stopped)."""
+
+
+def as_exception(error: BaseException) -> Exception:
+    """``error`` as an Exception a request can be failed with. A BaseException that is not an Exception
+    (SystemExit, KeyboardInterrupt, a CancelledError from inside the model) must not reach the event
+    loop as itself: awaiting it there would stop the server, not the one request."""
+    if isinstance(error, Exception):
+        return error
+    wrapped = RuntimeError(f"the model raised {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped
+
+
+class WorkerThread:
+    """The thread that runs the model, and what ``/readyz`` needs to know about it.
+
+    ``problem(stuck_after_s)`` is None while the thread is healthy, else why not: it ended (an error
+    that escaped the worker's loop, logged with its traceback), or one forward has run for longer
+    than ``stuck_after_s`` (a forward that never returns would otherwise look like a full queue)."""
+
+    def __init__(self, work: Callable[[], None], name: str):
+        self._work_fn = work
+        self._busy_since: float | None = None  # monotonic time the current forward began; None: idle
+        self.stopped: BaseException | None = None  # what ended the thread before close()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _start_thread(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._work_fn()
+        except BaseException as e:  # noqa: BLE001 - the thread is gone: say so instead of dying silently
+            self.stopped = e
+            _log.critical("the model's worker thread %s stopped; /readyz now answers 503 and requests are "
+                          "refused until the server restarts", self._thread.name, exc_info=e)
+            self._on_stopped(as_exception(e))
+
+    def _on_stopped(self, error: Exception) -> None:
+        """Fail what is still queued (the worker will never run it)."""
+
+    def _busy(self, busy: bool) -> None:
+        self._busy_since = time.monotonic() if busy else None
+
+    def problem(self, stuck_after_s: float | None = None) -> str | None:
+        """None when the worker is healthy; else a sentence saying what is wrong."""
+        if self.stopped is not None:
+            return f"the model's worker stopped ({type(self.stopped).__name__}: {self.stopped})"
+        if not self._thread.is_alive() and self._thread.ident is not None and not self._closing():
+            return "the model's worker stopped"
+        since = self._busy_since
+        if stuck_after_s is not None and since is not None and time.monotonic() - since > stuck_after_s:
+            return f"one forward of the model has run for {time.monotonic() - since:.0f} s"
+        return None
+
+    def _closing(self) -> bool:
+        return False
+
+    def _refuse_if_stopped(self) -> None:
+        if self.stopped is not None or not self._thread.is_alive():
+            raise QueueFull(self.problem() or "the model's worker stopped")
 
 
 class _Item:
@@ -41,7 +111,7 @@ def _settle(future: asyncio.Future, result) -> None:
         future.set_result(result)
 
 
-class Batcher:
+class Batcher(WorkerThread):
     """Runs ``run_batch(payloads) -> results`` (one result, or an exception, per payload) on batches.
 
     Args:
@@ -62,8 +132,8 @@ class Batcher:
         self._items: collections.deque[_Item] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name=f"neural-arch-{name}", daemon=True)
-        self._thread.start()
+        super().__init__(self._work, f"neural-arch-{name}")
+        self._start_thread()
 
     def depth(self) -> int:
         """Items waiting (not yet taken into a batch)."""
@@ -75,12 +145,30 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise QueueFull("the server is shutting down")
+            self._refuse_if_stopped()
+            if len(self._items) + len(payloads) > self.max_queue:
+                self._drop_abandoned()
             if len(self._items) + len(payloads) > self.max_queue:
                 raise QueueFull(f"the queue holds {len(self._items)} of {self.max_queue} items")
             items = [_Item(p, loop.create_future(), loop) for p in payloads]
             self._items.extend(items)
             self._cond.notify()
         return [it.future for it in items]
+
+    def _drop_abandoned(self) -> None:
+        """Forget queued items whose request gave up (deadline, disconnect): they hold places in the queue
+        that live requests could use. Called under the lock, only when the queue looks full."""
+        self._items = collections.deque(it for it in self._items if not it.future.done())
+
+    def _closing(self) -> bool:
+        return self._closed
+
+    def _on_stopped(self, error: Exception) -> None:
+        error = QueueFull(self.problem() or str(error))
+        with self._cond:
+            items, self._items = list(self._items), collections.deque()
+        for it in items:
+            it.loop.call_soon_threadsafe(_settle, it.future, error)
 
     def close(self, timeout: float | None = None) -> None:
         """Take no more items, finish those queued, stop the worker."""
@@ -107,14 +195,25 @@ class Batcher:
     def _work(self) -> None:
         while (batch := self._take()) is not None:
             live = [it for it in batch if not it.future.done()]
-            if not live:
-                continue
-            start = time.perf_counter()
+            if live:
+                self._forward(live)
+
+    def _forward(self, live: list[_Item]) -> None:
+        """One forward for ``live``; every item's future gets its result or the error, whatever fails."""
+        start = time.perf_counter()
+        self._busy(True)
+        try:
+            results = list(self.run_batch([it.payload for it in live]))
+            if len(results) != len(live):
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(live)} items")
+        except BaseException as e:  # noqa: BLE001 - handed to every request of the batch, never ends the worker
+            results = [as_exception(e)] * len(live)
+        finally:
+            self._busy(False)
+        if self.on_batch is not None:
             try:
-                results = list(self.run_batch([it.payload for it in live]))
-            except Exception as e:  # noqa: BLE001 - handed to every request of the batch
-                results = [e] * len(live)
-            if self.on_batch is not None:
                 self.on_batch(len(live), time.perf_counter() - start)
-            for it, result in zip(live, results):
-                it.loop.call_soon_threadsafe(_settle, it.future, result)
+            except Exception:  # noqa: BLE001 - metrics must not cost the requests their answers
+                _log.exception("recording a batch's metrics failed")
+        for it, result in zip(live, results):
+            it.loop.call_soon_threadsafe(_settle, it.future, result)

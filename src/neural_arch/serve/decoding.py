@@ -32,7 +32,7 @@ import numpy as np
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.models.generation import position_ids_from_mask
-from neural_arch.serve.batching import QueueFull
+from neural_arch.serve.batching import QueueFull, WorkerThread
 
 __all__ = ["DecodeLoop", "GenSequence", "RecomputeDecodeLoop", "choose_tokens", "safe_text_end"]
 
@@ -74,7 +74,7 @@ def safe_text_end(text: str, stops) -> int:
     return len(text) - keep
 
 
-class DecodeLoop:
+class DecodeLoop(WorkerThread):
     """Owns a causal LM and decodes every submitted sequence in one shared, changing batch.
 
     Args:
@@ -104,8 +104,8 @@ class DecodeLoop:
         self.cache: list = []
         self.mask = np.zeros((0, 0), np.int64)
         self._live: set[int] = set()  # ids of the admitted sequences not finished yet (rows, or between them)
-        self._thread = threading.Thread(target=self._work, name="neural-arch-decode", daemon=True)
-        self._thread.start()
+        super().__init__(self._work, "neural-arch-decode")
+        self._start_thread()
 
     # -- the request side (event loop) ------------------------------------------------------------
     def depth(self) -> int:
@@ -121,6 +121,9 @@ class DecodeLoop:
         with self._cond:
             if self._closed:
                 raise QueueFull("the server is shutting down")
+            self._refuse_if_stopped()
+            if len(self._waiting) + len(seqs) > self.max_queue:
+                self._waiting = collections.deque(s for s in self._waiting if not s.cancelled)  # abandoned
             if len(self._waiting) + len(seqs) > self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} of {self.max_queue} sequences are waiting")
             self._waiting.extend(seqs)
@@ -132,6 +135,15 @@ class DecodeLoop:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout)
+
+    def _closing(self) -> bool:
+        return self._closed
+
+    def _on_stopped(self, error: Exception) -> None:
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), collections.deque()
+        for seq in waiting + self.rows:
+            seq.emit("", f"error: {self.problem() or error}")
 
     # -- the worker -------------------------------------------------------------------------------
     def _admit(self) -> list[GenSequence] | None:
@@ -155,6 +167,7 @@ class DecodeLoop:
     def _work(self) -> None:
         with no_grad():
             while (joining := self._admit()) is not None:
+                self._busy(True)
                 self._live.difference_update(id(seq) for seq in joining if seq.cancelled)
                 joining = [seq for seq in joining if not seq.cancelled]
                 if len(joining) == 1:
@@ -179,6 +192,7 @@ class DecodeLoop:
                         for seq in rows:
                             self._live.discard(id(seq))
                             seq.emit("", f"error: {e}")
+                self._busy(False)
 
     def _run_safely(self, seq: GenSequence, fn) -> None:
         try:
