@@ -7,6 +7,7 @@ bound on a hang, far above any batch's time here, not a timing assertion).
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -156,3 +157,36 @@ def test_a_worker_that_stopped_fails_what_is_queued_and_refuses_work(caplog):
     assert isinstance(got, QueueFull) and "MemoryError" in str(got)
     assert "MemoryError" in broken.problem()
     assert "worker thread" in caplog.text
+
+
+def test_readyz_says_when_a_forward_has_run_past_the_deadline():
+    """A real server whose model blocks: the request gets its 504 at the deadline, /readyz answers 503
+    naming the stuck forward (a load balancer stops sending work), and 200 again once it returns."""
+    import httpx
+    import numpy as np
+    from serve_helpers import live_server
+
+    from neural_arch.serve import ServedModel, ServeSettings
+
+    release = threading.Event()
+
+    def run(texts):
+        if "block" in texts:
+            release.wait(HANG_S)
+        return [(np.ones(2, np.float32), 1) for _ in texts]
+
+    served = ServedModel("blocker", "embeddings", model=None, embedding_dim=2, run_batch=run)
+    with live_server(served, ServeSettings(timeout_s=0.5, length_groups=False)) as (url, _):
+        try:
+            with httpx.Client(base_url=url, timeout=HANG_S) as c:
+                assert c.get("/readyz").status_code == 200
+                assert c.post("/v1/embeddings", json={"input": "block"}).status_code == 504
+                while (stuck := c.get("/readyz")).status_code == 200:  # until the forward is past 0.5 s
+                    time.sleep(0.01)
+                assert stuck.status_code == 503 and "has run for" in stuck.json()["error"]["message"]
+                release.set()
+                while c.get("/readyz").status_code != 200:  # the worker finishing its forward
+                    time.sleep(0.01)
+                assert c.post("/v1/embeddings", json={"input": "fine"}).status_code == 200
+        finally:
+            release.set()
