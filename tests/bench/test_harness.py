@@ -87,7 +87,6 @@ def test_optim_suite_runs_every_optimizer_against_a_reference():
 
 
 def test_conv_algos_times_every_candidate_and_names_the_chosen_one():
-    pytest.importorskip("torch")
     from benchmarks import conv_algos
 
     import neural_arch as na
