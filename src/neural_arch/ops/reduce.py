@@ -357,24 +357,22 @@ def min(x, dim=None, keepdim: bool = False):  # noqa: A001
 
 def argmax(x, dim=None, keepdim: bool = False) -> Tensor:
     """The index of the maximum, over the flattened tensor or along ``dim``; int64 (torch.argmax)."""
-    if dim is None:
-        return Tensor._wrap(np.asarray(np.argmax(x.data), dtype=np.int64))
-    if x.data.ndim == 0:
-        normalize_dims(dim, 0, "argmax")
-        return Tensor._wrap(np.zeros((), dtype=np.int64))
-    (axis,) = normalize_dims(dim, x.data.ndim, "argmax")
-    return Tensor._wrap(_indices(x.data, axis, keepdim, False).astype(np.int64, copy=False))
+    return _arg_extreme(x, dim, keepdim, False, "argmax")
 
 
 def argmin(x, dim=None, keepdim: bool = False) -> Tensor:
     """The index of the minimum, over the flattened tensor or along ``dim``; int64 (torch.argmin)."""
+    return _arg_extreme(x, dim, keepdim, True, "argmin")
+
+
+def _arg_extreme(x, dim, keepdim: bool, use_min: bool, op: str) -> Tensor:
     if dim is None:
-        return Tensor._wrap(np.asarray(np.argmin(x.data), dtype=np.int64))
+        return Tensor._wrap(np.asarray((np.argmin if use_min else np.argmax)(x.data), dtype=np.int64))
     if x.data.ndim == 0:
-        normalize_dims(dim, 0, "argmin")
+        normalize_dims(dim, 0, op)
         return Tensor._wrap(np.zeros((), dtype=np.int64))
-    (axis,) = normalize_dims(dim, x.data.ndim, "argmin")
-    return Tensor._wrap(_indices(x.data, axis, keepdim, True).astype(np.int64, copy=False))
+    (axis,) = normalize_dims(dim, x.data.ndim, op)
+    return Tensor._wrap(_indices(x.data, axis, keepdim, use_min).astype(np.int64, copy=False))
 
 
 def logsumexp(x, dim, keepdim: bool = False) -> Tensor:
