@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from neural_arch.backend.kernels.optim import adam_step
-from neural_arch.optim.optimizer import Optimizer, check_range
+from neural_arch.optim.optimizer import Optimizer, check_adam_options
 
 
 class Adam(Optimizer):
@@ -26,12 +26,7 @@ class Adam(Optimizer):
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False):
-        name = type(self).__name__
-        check_range(name, "learning rate", lr)
-        check_range(name, "epsilon", eps)
-        check_range(name, "beta parameter at index 0", betas[0], 0.0, 1.0)
-        check_range(name, "beta parameter at index 1", betas[1], 0.0, 1.0)
-        check_range(name, "weight_decay", weight_decay)
+        check_adam_options(type(self).__name__, lr, eps, betas, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from neural_arch.backend.kernels.optim import adamax_step
-from neural_arch.optim.optimizer import Optimizer, check_range
+from neural_arch.optim.optimizer import Optimizer, check_adam_options
 
 
 class Adamax(Optimizer):
@@ -22,11 +22,7 @@ class Adamax(Optimizer):
     def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, foreach=None, *, maximize: bool = False, differentiable: bool = False,
                  capturable: bool = False):
-        check_range("Adamax", "learning rate", lr)
-        check_range("Adamax", "epsilon", eps)
-        check_range("Adamax", "beta parameter at index 0", betas[0], 0.0, 1.0)
-        check_range("Adamax", "beta parameter at index 1", betas[1], 0.0, 1.0)
-        check_range("Adamax", "weight_decay", weight_decay)
+        check_adam_options("Adamax", lr, eps, betas, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 

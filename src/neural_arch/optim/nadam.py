@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.backend.kernels.optim import nadam_step
-from neural_arch.optim.optimizer import Optimizer, check_range
+from neural_arch.optim.optimizer import Optimizer, check_adam_options, check_range
 
 
 class NAdam(Optimizer):
@@ -28,11 +28,7 @@ class NAdam(Optimizer):
     def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
                  foreach=None, maximize: bool = False, capturable: bool = False, differentiable: bool = False):
-        check_range("NAdam", "learning rate", lr)
-        check_range("NAdam", "epsilon", eps)
-        check_range("NAdam", "beta parameter at index 0", betas[0], 0.0, 1.0)
-        check_range("NAdam", "beta parameter at index 1", betas[1], 0.0, 1.0)
-        check_range("NAdam", "weight_decay", weight_decay)
+        check_adam_options("NAdam", lr, eps, betas, weight_decay)
         check_range("NAdam", "momentum_decay", momentum_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,

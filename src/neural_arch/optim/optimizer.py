@@ -46,6 +46,15 @@ def check_range(name: str, opt: str, value, low=0.0, high=None, low_open=False, 
         raise ConfigError(f"{name}: invalid {opt} value {value!r}, must be in {bounds}")
 
 
+def check_adam_options(name: str, lr, eps, betas, weight_decay) -> None:
+    """The checks that Adam and its variants (AdamW, Adamax, NAdam, RAdam) make, with torch's messages."""
+    check_range(name, "learning rate", lr)
+    check_range(name, "epsilon", eps)
+    check_range(name, "beta parameter at index 0", betas[0], 0.0, 1.0)
+    check_range(name, "beta parameter at index 1", betas[1], 0.0, 1.0)
+    check_range(name, "weight_decay", weight_decay)
+
+
 class Optimizer:
     """Base class: ``Optimizer(params, defaults)``.
 

@@ -4,7 +4,7 @@ as ``torch.optim.RAdam``."""
 from __future__ import annotations
 
 from neural_arch.backend.kernels.optim import radam_step
-from neural_arch.optim.optimizer import Optimizer, check_range
+from neural_arch.optim.optimizer import Optimizer, check_adam_options
 
 
 class RAdam(Optimizer):
@@ -25,11 +25,7 @@ class RAdam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False):
-        check_range("RAdam", "learning rate", lr)
-        check_range("RAdam", "epsilon", eps)
-        check_range("RAdam", "beta parameter at index 0", betas[0], 0.0, 1.0)
-        check_range("RAdam", "beta parameter at index 1", betas[1], 0.0, 1.0)
-        check_range("RAdam", "weight_decay", weight_decay)
+        check_adam_options("RAdam", lr, eps, betas, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
 
