@@ -21,17 +21,21 @@ def _one_of(probs, logits, name):
         raise ValueError(f"{name}: give exactly one of probs or logits")
 
 
+def _binary_params(probs, logits, name):
+    """(probs, logits) of a yes/no event, from whichever of the two was given."""
+    _one_of(probs, logits, name)
+    if probs is not None:
+        (probs,) = broadcast_all(probs)
+        return probs, probs_to_logits(probs, is_binary=True)
+    (logits,) = broadcast_all(logits)
+    return logits_to_probs(logits, is_binary=True), logits
+
+
 class Bernoulli(Distribution):
     """1 with probability p.  log p(x) = x log p + (1 - x) log(1 - p) = -BCE_with_logits(logits, x)"""
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        _one_of(probs, logits, "Bernoulli")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            self.logits = probs_to_logits(self.probs, is_binary=True)
-        else:
-            (self.logits,) = broadcast_all(logits)
-            self.probs = logits_to_probs(self.logits, is_binary=True)
+        self.probs, self.logits = _binary_params(probs, logits, "Bernoulli")
         super().__init__(self.probs.shape)
 
     def _dtype(self):
@@ -221,13 +225,7 @@ class Geometric(Distribution):
     """The number of failures before the first success.  log p(k) = k log(1 - p) + log p"""
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        _one_of(probs, logits, "Geometric")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            self.logits = probs_to_logits(self.probs, is_binary=True)
-        else:
-            (self.logits,) = broadcast_all(logits)
-            self.probs = logits_to_probs(self.logits, is_binary=True)
+        self.probs, self.logits = _binary_params(probs, logits, "Geometric")
         super().__init__(self.probs.shape)
 
     def _dtype(self):
