@@ -6,8 +6,8 @@ from __future__ import annotations
 from neural_arch.errors import ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
-from neural_arch.nn.modules.linear import empty_param
 from neural_arch.nn.modules.module import Module
+from neural_arch.nn.parameter import empty_param
 
 __all__ = ["Hardshrink", "PReLU", "RReLU", "Softmax2d", "Softshrink", "Softsign", "Tanhshrink", "Threshold"]
 

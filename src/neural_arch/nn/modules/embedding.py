@@ -6,9 +6,8 @@ from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
-from neural_arch.nn.modules.linear import empty_param
 from neural_arch.nn.modules.module import Module
-from neural_arch.nn.parameter import Parameter
+from neural_arch.nn.parameter import Parameter, empty_param
 
 
 class Embedding(Module):

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
 from neural_arch.nn.modules.module import Module
-from neural_arch.nn.parameter import Parameter
-
-
-def empty_param(*shape, dtype=None, device=None, order: str = "C") -> Parameter:
-    """An uninitialised Parameter (reset_parameters fills it); ``order`` its memory layout on the CPU."""
-    from neural_arch.backend.device import to_device  # noqa: PLC0415
-
-    arr = np.empty(shape, dtype=get_default_dtype() if dtype is None else resolve_dtype(dtype), order=order)
-    if device is not None and str(device) != "cpu":
-        arr = to_device(arr, device)
-    return Parameter(arr)
-
-
-def uniform_fan_in_bias_(bias, fan_in: int) -> None:
-    """torch's default bias init for Linear/Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-    init.uniform_(bias, -bound, bound)
+from neural_arch.nn.parameter import empty_param
 
 
 class Identity(Module):
@@ -65,7 +46,7 @@ class Linear(Module):
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            uniform_fan_in_bias_(self.bias, self.in_features)
+            init.uniform_fan_in_bias_(self.bias, self.in_features)
 
     def forward(self, input):  # noqa: A002
         return F.linear(input, self.weight, self.bias)

@@ -15,8 +15,8 @@ from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
-from neural_arch.nn.modules.linear import empty_param
 from neural_arch.nn.modules.module import Module
+from neural_arch.nn.parameter import empty_param
 
 
 def _buffer(arr) -> Tensor:

@@ -27,8 +27,8 @@ from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn import init
-from neural_arch.nn.modules.linear import empty_param
 from neural_arch.nn.modules.module import Module
+from neural_arch.nn.parameter import empty_param
 from neural_arch.nn.utils.rnn import PackedSequence, _packed_index, _unpack
 from neural_arch.ops.index import index_select
 from neural_arch.ops.recurrent import gru_layer, lstm_layer, rnn_layer
