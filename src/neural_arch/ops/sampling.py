@@ -77,20 +77,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None)
     return Tensor._wrap((m + s * get_generator(generator).standard_normal(shape)).astype(d))
 
 
-# -- in-place fillers (Tensor methods) ----------------------------------------------------------------
+# -- in-place fillers (Tensor methods; uniform_ and normal_ are in ops/inplace.py) -------------------
 def _fill(x: Tensor, values) -> Tensor:
     x.data[...] = values
     return x
-
-
-def uniform_(x: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
-    """Fill x with draws uniform on [a, b)."""
-    return _fill(x, get_generator(generator).uniform(a, b, x.data.shape))
-
-
-def normal_(x: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
-    """Fill x with normal draws."""
-    return _fill(x, get_generator(generator).normal(mean, std, x.data.shape))
 
 
 def bernoulli_(x: Tensor, p=0.5, *, generator=None) -> Tensor:

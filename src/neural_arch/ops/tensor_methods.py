@@ -146,10 +146,9 @@ METHODS = {
     "nonzero": scatter.nonzero, "argwhere": scatter.argwhere, "index_put": scatter.index_put, "put": scatter.put,
     "select_scatter": scatter.select_scatter, "slice_scatter": scatter.slice_scatter,
     # sampling
-    "bernoulli": sampling.bernoulli, "multinomial": sampling.multinomial, "uniform_": sampling.uniform_,
-    "normal_": sampling.normal_, "bernoulli_": sampling.bernoulli_, "exponential_": sampling.exponential_,
-    "geometric_": sampling.geometric_, "cauchy_": sampling.cauchy_, "log_normal_": sampling.log_normal_,
-    "random_": sampling.random_,
+    "bernoulli": sampling.bernoulli, "multinomial": sampling.multinomial, "bernoulli_": sampling.bernoulli_,
+    "exponential_": sampling.exponential_, "geometric_": sampling.geometric_, "cauchy_": sampling.cauchy_,
+    "log_normal_": sampling.log_normal_, "random_": sampling.random_,
     # complex
     "conj": cx.conj, "conj_physical": cx.conj, "resolve_conj": lambda self: self, "resolve_neg": lambda self: self,
     "angle": cx.angle, "is_complex": cx.is_complex, "is_conj": lambda self: False, "is_neg": lambda self: False,
