@@ -165,16 +165,6 @@ METHODS = {
     "type_as": lambda self, other: self.to(other.dtype), "ndimension": lambda self: self.data.ndim,
     "nelement": lambda self: self.data.size, "is_signed": lambda self: self.data.dtype.kind in "fic",
     "is_nonzero": lambda self: bool(self.item()), "is_same_size": lambda self, other: self.shape == other.shape,
-    "new_tensor": lambda self, data, dtype=None, requires_grad=False: Tensor(
-        data.data if isinstance(data, Tensor) else data, dtype=dtype or self.dtype, requires_grad=requires_grad),
-    "new_zeros": lambda self, *size, dtype=None, requires_grad=False: _new(self, "zeros", size, dtype, requires_grad),
-    "new_ones": lambda self, *size, dtype=None, requires_grad=False: _new(self, "ones", size, dtype, requires_grad),
-    "new_empty": lambda self, *size, dtype=None, requires_grad=False: _new(self, "empty", size, dtype, requires_grad),
-    "new_full": lambda self, size, fill_value, dtype=None, requires_grad=False: Tensor(
-        np.full(tuple(size), fill_value, dtype=dtype or self.dtype), requires_grad=requires_grad),
-    "fill_": lambda self, value: _write(self, value.item() if isinstance(value, Tensor) else value),
-    "zero_": lambda self: _write(self, 0), "copy_": lambda self, src, non_blocking=False: _write(
-        self, np.broadcast_to(src.data if isinstance(src, Tensor) else np.asarray(src), self.shape)),
     "split_with_sizes": lambda self, split_sizes, dim=0: shape.split(self, list(split_sizes), dim),
     "sum_to_size": lambda self, *size: _sum_to_size(self, size),
     "unfold": lambda self, dimension, size, step: _unfold(self, dimension, size, step),
@@ -183,18 +173,6 @@ METHODS = {
     "byte": lambda self: self.to("uint8"), "char": lambda self: self.to("int8"), "short": lambda self: self.to("int16"),
     "cfloat": lambda self: self.to("complex64"), "cdouble": lambda self: self.to("complex128"),
 }
-
-
-def _new(self, kind, size, dtype, requires_grad):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = size[0]
-    arr = getattr(np, kind)(tuple(size), dtype=dtype or self.dtype)
-    return Tensor(arr, requires_grad=requires_grad)
-
-
-def _write(self, value):
-    self[...] = value
-    return self
 
 
 def _sum_to_size(self, size):
