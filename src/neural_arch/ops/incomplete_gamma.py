@@ -9,10 +9,9 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.errors import GradientError
 from neural_arch.ops._operands import binary_operands
-from neural_arch.ops.pointwise import _special
+from neural_arch.ops.pointwise import _floating, _special
 
 __all__ = ["igamma", "igammac"]
 
@@ -44,11 +43,6 @@ class RegularizedGamma(Function):
             density = np.exp((a - 1) * np.log(x) - x - _special().gammaln(a))
         gx = grad * (-density if ctx.upper else density)
         return None, gx.astype(grad.dtype, copy=False)
-
-
-def _floating(x: Tensor) -> Tensor:
-    """x itself if floating (bfloat16 included), else x in the default dtype."""
-    return x if is_floating(x.dtype) else x.to(get_default_dtype())
 
 
 def igamma(input, other) -> Tensor:  # noqa: A002 - torch's names
