@@ -7,9 +7,16 @@ from neural_arch.nn.modules.module import Module
 
 
 class _Inplace(Module):
+    """An activation whose only option is ``inplace``: ``forward`` calls the class's ``_function``."""
+
+    _function = None
+
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
+
+    def forward(self, input):
+        return self._function(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -18,50 +25,43 @@ class _Inplace(Module):
 class ReLU(_Inplace):
     """max(0, x)"""
 
-    def forward(self, input):
-        return F.relu(input, inplace=self.inplace)
+    _function = staticmethod(F.relu)
 
 
 class ReLU6(_Inplace):
     """min(max(0, x), 6)"""
 
-    def forward(self, input):
-        return F.relu6(input, inplace=self.inplace)
+    _function = staticmethod(F.relu6)
 
 
 class SiLU(_Inplace):
     """x * sigmoid(x)"""
 
-    def forward(self, input):
-        return F.silu(input, inplace=self.inplace)
+    _function = staticmethod(F.silu)
 
 
 class Mish(_Inplace):
     """x * tanh(softplus(x))"""
 
-    def forward(self, input):
-        return F.mish(input, inplace=self.inplace)
+    _function = staticmethod(F.mish)
 
 
 class Hardswish(_Inplace):
     """x * relu6(x + 3) / 6"""
 
-    def forward(self, input):
-        return F.hardswish(input, inplace=self.inplace)
+    _function = staticmethod(F.hardswish)
 
 
 class Hardsigmoid(_Inplace):
     """relu6(x + 3) / 6"""
 
-    def forward(self, input):
-        return F.hardsigmoid(input, inplace=self.inplace)
+    _function = staticmethod(F.hardsigmoid)
 
 
 class SELU(_Inplace):
     """scale * elu(x, alpha) with the self-normalising constants."""
 
-    def forward(self, input):
-        return F.selu(input, inplace=self.inplace)
+    _function = staticmethod(F.selu)
 
 
 class Tanh(Module):
