@@ -189,21 +189,8 @@ class Tensor:
     def to(self, *args, **kwargs) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other_tensor)``;
         returns ``self`` when nothing changes. Both conversions are differentiable."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
         kwargs.pop("copy", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, (str, _device.Device)) and (
-                isinstance(a, _device.Device) or a.split(":")[0] in ("cpu", "cuda")
-            ):
-                device = a
-            else:
-                dtype = a
+        device, dtype = to_arguments(args, kwargs)
         out = self
         if dtype is not None:
             dtype = resolve_dtype(dtype)
@@ -314,6 +301,24 @@ class Tensor:
         if _capture.ACTIVE is not None:
             _capture.ACTIVE.on_write(self)
         self.data[normalize_index(index)] = value.data if isinstance(value, Tensor) else value
+
+
+def to_arguments(args, kwargs: dict) -> tuple:
+    """(device, dtype) from the arguments of torch's ``Tensor.to`` / ``Module.to``: a device, a dtype, both,
+    or a tensor to match (``non_blocking`` is accepted and ignored); either may be None."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, _device.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda")):
+            device = a
+        else:
+            dtype = a
+    return device, dtype
 
 
 def normalize_index(index):

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neural_arch.autograd.tensor import Tensor
+from neural_arch.autograd.tensor import Tensor, to_arguments
 from neural_arch.backend import device as _device
 from neural_arch.backend.dtypes import is_floating, resolve_dtype
 from neural_arch.errors import CheckpointError, ConfigError, shape_str
@@ -370,18 +370,7 @@ class Module:
 
         Only floating-point parameters and buffers change dtype (integer buffers such as
         ``num_batches_tracked`` keep theirs), as in torch."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, _device.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda")):
-                device = a
-            else:
-                dtype = a
+        device, dtype = to_arguments(args, kwargs)
         if dtype is not None:
             dtype = resolve_dtype(dtype)
             if not is_floating(dtype):
