@@ -321,6 +321,16 @@ def to_arguments(args, kwargs: dict) -> tuple:
     return device, dtype
 
 
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """Reset each parameter's ``.grad``: to None (torch's default), or to zeros in place."""
+    for p in params:
+        if p.grad is not None:
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+
 def normalize_index(index):
     """Tensors and lists inside an index become arrays (bool stays a mask, ints int64)."""
     if isinstance(index, tuple):

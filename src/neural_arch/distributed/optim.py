@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neural_arch.autograd.tensor import Tensor
+from neural_arch.autograd.tensor import Tensor, zero_grads
 from neural_arch.backend import comm as _comm
 from neural_arch.errors import CheckpointError, ConfigError, DistributedError
 
@@ -83,12 +83,7 @@ class ZeroRedundancyOptimizer:
         return self.optim.state if self.optim is not None else {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if p.grad is not None:
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        zero_grads(self.params, set_to_none)
 
     def step(self, closure=None):
         """Update this rank's share, then broadcast every parameter from its owner."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from neural_arch.autograd import capture as _capture
 from neural_arch.autograd.grad_mode import enable_grad
-from neural_arch.autograd.tensor import Tensor
+from neural_arch.autograd.tensor import Tensor, zero_grads
 from neural_arch.backend import device as _device
 from neural_arch.errors import CheckpointError, ConfigError
 
@@ -126,14 +126,7 @@ class Optimizer:
         _capture.reports_calls(cls, "step", "zero_grad")  # na.compile replays them as opaque calls
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError

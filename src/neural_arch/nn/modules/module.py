@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neural_arch.autograd.tensor import Tensor, to_arguments
+from neural_arch.autograd.tensor import Tensor, to_arguments, zero_grads
 from neural_arch.backend import device as _device
 from neural_arch.backend.dtypes import is_floating, resolve_dtype
 from neural_arch.errors import CheckpointError, ConfigError, shape_str
@@ -334,13 +334,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn) -> Module:
         """Call ``fn(module)`` on every sub-module (children first) and on self, as torch does."""
