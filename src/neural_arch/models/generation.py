@@ -6,7 +6,7 @@ what is particular to it:
 - ``CausalLMOutputWithPast``: what calling a model returns (``.logits``, ...).
 - ``token_ids``: checks and converts the ids a user passes.
 - ``attention_bias``: the causal + padding mask, as an additive bias.
-- ``default_position_ids``, ``causal_lm_loss``.
+- ``default_position_ids``, ``causal_lm_loss``, ``head_logits_and_loss``, ``matrix_decay_groups``.
 - ``generate``: greedy or sampled decoding (temperature, top-k, top-p), a
   stop token and ``max_new_tokens``, with a key/value cache so that each new
   token runs the model on one position only.
@@ -124,6 +124,23 @@ def causal_lm_loss(logits: Tensor, labels) -> Tensor:
     target = ops.tensor(np.ascontiguousarray(labels[:, 1:]).reshape(-1).astype(np.int64))
     return F.cross_entropy(shifted, target, ignore_index=-100)
 
+
+
+def head_logits_and_loss(lm_head, x: Tensor, labels, logits_to_keep: int) -> tuple:
+    """(logits (B, T, vocab_size), loss or None): the output head on the last ``logits_to_keep``
+    positions of ``x`` (0: all), and :func:`causal_lm_loss` when ``labels`` are given."""
+    if logits_to_keep:
+        x = x[:, -logits_to_keep:, :]
+    logits = lm_head(x)
+    return logits, (None if labels is None else causal_lm_loss(logits, labels))
+
+
+def matrix_decay_groups(model, weight_decay: float) -> list[dict]:
+    """Two parameter groups, as nanoGPT: ``weight_decay`` on the 2-D weights (matmuls, embeddings), none
+    on the rest (biases, norm gains); a tied matrix counts once."""
+    params = list({id(p): p for p in model.parameters()}.values())
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 # -- choosing the next token ------------------------------------------------------------------------
 def process_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,

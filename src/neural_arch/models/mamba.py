@@ -35,7 +35,7 @@ import numpy as np
 import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.errors import ConfigError, ShapeError
-from neural_arch.models.generation import CausalLMOutputWithPast, GenerationMixin, causal_lm_loss, token_ids
+from neural_arch.models.generation import CausalLMOutputWithPast, GenerationMixin, head_logits_and_loss, token_ids
 from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 from neural_arch.nn import Parameter
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
@@ -233,10 +233,7 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
             if not mask.all():
                 padding = ops.tensor(mask[:, :, None].astype(self.lm_head.weight.dtype))
         h, states, hidden = self.backbone(ids, past_key_values, padding, output_hidden_states)
-        if logits_to_keep:
-            h = h[:, -logits_to_keep:, :]
-        logits = self.lm_head(h)
-        loss = None if labels is None else causal_lm_loss(logits, labels)
+        logits, loss = head_logits_and_loss(self.lm_head, h, labels, logits_to_keep)
         return CausalLMOutputWithPast(logits=logits, loss=loss, past_key_values=states if use_cache else None,
                                       hidden_states=hidden)
 

@@ -42,8 +42,9 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    causal_lm_loss,
     default_position_ids,
+    head_logits_and_loss,
+    matrix_decay_groups,
     token_ids,
 )
 from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
@@ -254,10 +255,7 @@ class MixtralForCausalLM(GenerationMixin, nn.Module):
             output_router_logits = self.config.output_router_logits
         x, presents, hidden, routers = self.model(ids, attention_mask, position_ids, past_key_values, use_cache,
                                                   output_hidden_states)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:, :]
-        logits = self.lm_head(x)
-        loss = None if labels is None else causal_lm_loss(logits, labels)
+        logits, loss = head_logits_and_loss(self.lm_head, x, labels, logits_to_keep)
         aux = None
         if output_router_logits:
             aux = load_balancing_loss(routers, self.config.num_local_experts, self.config.num_experts_per_tok,
@@ -270,9 +268,7 @@ class MixtralForCausalLM(GenerationMixin, nn.Module):
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Parameter groups with weight decay on the 2-D weights only (not the norm gains):
         ``optim.AdamW(model.optimizer_groups(0.1), lr=1e-3)``. (Optimizers belong to the training layer.)"""
-        params = list({id(p): p for p in self.parameters()}.values())
-        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        return matrix_decay_groups(self, weight_decay)
 
     def num_active_parameters(self) -> int:
         """Parameters one token uses: everything but the experts it was not routed to."""

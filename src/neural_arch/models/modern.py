@@ -34,8 +34,9 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    causal_lm_loss,
     default_position_ids,
+    head_logits_and_loss,
+    matrix_decay_groups,
     token_ids,
 )
 from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
@@ -267,19 +268,14 @@ class ModernTransformer(GradientCheckpointingMixin, GenerationMixin, nn.Module):
             use_cache = self.config.use_cache and not self.training
         x, presents, hidden = self.model(ids, attention_mask, position_ids, past_key_values, use_cache,
                                          output_hidden_states)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:, :]
-        logits = self.lm_head(x)  # (B, T, vocab_size)
-        loss = None if labels is None else causal_lm_loss(logits, labels)
+        logits, loss = head_logits_and_loss(self.lm_head, x, labels, logits_to_keep)
         return CausalLMOutputWithPast(logits=logits, loss=loss, past_key_values=presents, hidden_states=hidden)
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Parameter groups with weight decay on the 2-D weights (matmuls, embeddings) only, (not the norm gains):
         ``optim.AdamW(model.optimizer_groups(0.1), lr=6e-4, betas=(0.9, 0.95))``. (A model does not
         build its optimizer: optimizers belong to the training layer.)"""
-        params = list({id(p): p for p in self.parameters()}.values())  # a tied matrix once
-        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        return matrix_decay_groups(self, weight_decay)
 
     # -- the Hugging Face directory layout ---------------------------------------------------------
     @classmethod
