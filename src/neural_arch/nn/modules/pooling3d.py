@@ -15,9 +15,7 @@ __all__ = ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "AvgPool3d", "LPPool3d", "M
 class MaxPool3d(_MaxPoolNd):
     """Max over windows of ``(N, C, D, H, W)`` (``return_indices`` as torch)."""
 
-    def forward(self, input):
-        return F.max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                            self.return_indices)
+    _pool = staticmethod(F.max_pool3d)
 
 
 class AvgPool3d(Module):
