@@ -11,26 +11,22 @@ __all__ = ["AlphaDropout", "Dropout1d", "Dropout3d", "FeatureAlphaDropout"]
 class AlphaDropout(_DropoutNd):
     """Dropout that keeps a SELU network's mean and variance (training only)."""
 
-    def forward(self, input):
-        return F.alpha_dropout(input, self.p, self.training)
+    _dropout = staticmethod(F.alpha_dropout)
 
 
 class FeatureAlphaDropout(_DropoutNd):
     """Alpha dropout of whole channels (training only)."""
 
-    def forward(self, input):
-        return F.feature_alpha_dropout(input, self.p, self.training)
+    _dropout = staticmethod(F.feature_alpha_dropout)
 
 
 class Dropout1d(_DropoutNd):
     """Zero whole channels of ``(N, C, L)`` with probability p (training only)."""
 
-    def forward(self, input):
-        return F.dropout1d(input, self.p, self.training)
+    _dropout = staticmethod(F.dropout1d)
 
 
 class Dropout3d(_DropoutNd):
     """Zero whole channels of ``(N, C, D, H, W)`` with probability p (training only)."""
 
-    def forward(self, input):
-        return F.dropout3d(input, self.p, self.training)
+    _dropout = staticmethod(F.dropout3d)
