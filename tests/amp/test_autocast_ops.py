@@ -179,6 +179,8 @@ CASES = {
     "RNNLayer": (lambda m, F, x: m.nn.RNN(4, 5, batch_first=True)(x)[0], [r(2, 3, 4)]),
     "LSTMLayer": (lambda m, F, x: m.nn.LSTM(4, 5, batch_first=True)(x)[0], [r(2, 3, 4)]),
     "GRULayer": (lambda m, F, x: m.nn.GRU(4, 5, batch_first=True)(x)[0], [r(2, 3, 4)]),
+    # nn.LSTM's layer pairs (ops/recurrent_wave.py) outside autocast; under it, one LSTMLayer per layer
+    "LSTMPairLayer": (lambda m, F, x: m.nn.LSTM(4, 5, num_layers=2)(x)[0], [r(12, 3, 4)]),
     # losses
     "ClassNLL": (lambda m, F, x, t: F.cross_entropy(x, t), [X, idx(3, high=4)]),
     "SoftTargetCrossEntropy": (lambda m, F, x, p: F.cross_entropy(x, p), [X, prob(3, 4)]),

@@ -373,3 +373,119 @@ def test_split_step_products_give_the_unsplit_results(monkeypatch, give_up_s):
             runs.append([y.detach().numpy(), xt.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
         for k, (a, b) in enumerate(zip(*runs)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"{cls.__name__} array {k}")
+
+
+def _node_names(t) -> set:
+    """The names of the ops in ``t``'s autograd graph."""
+    seen, todo = {}, [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and not isinstance(node, na.Tensor) and id(node) not in seen:
+            seen[id(node)] = type(node).__name__
+            todo.extend(node.parents)
+    return set(seen.values())
+
+
+@pytest.mark.skipif(not kernels.numba_installed() or not rk.sequence_gemm(np.float32),
+                    reason="needs numba and BLAS's cblas_sgemm address")
+def test_lstm_wavefront_equals_the_per_layer_ops(monkeypatch):
+    """At two threads, a float32 nn.LSTM runs each pair of layers as one wavefront op (ops/recurrent_wave.py):
+    its outputs and final states are bit for bit those of one lstm_layer per layer, as are the second layer's
+    gradients; the first layer's gradients (and the input's) go through dL/dy1 computed per chunk, so they
+    agree to float32 rounding. Three layers: a pair, then one layer on its own; 17 steps: an uneven last chunk."""
+    from neural_arch.backend import threads
+    from neural_arch.ops import recurrent_wave
+
+    monkeypatch.setattr(threads.policy, "num_threads", 2)
+    if not threads.blas_is_ours():
+        pytest.skip("the wavefront needs our pool to drive BLAS")
+    T, B, I, H, L = 17, 4, 6, 9, 3
+    assert T % recurrent_wave.CHUNK_STEPS and T > 2 * recurrent_wave.CHUNK_STEPS
+    rng = np.random.default_rng(0)
+    x, h0, c0 = (rng.standard_normal(s).astype(np.float32) for s in ((T, B, I), (L, B, H), (L, B, H)))
+    na.manual_seed(0)
+    layer = nn.LSTM(I, H, num_layers=L)
+    runs = []
+    for wave in (True, False):
+        layer.zero_grad()
+        xt, ht, ct = (na.tensor(a, requires_grad=True) for a in (x, h0, c0))
+        if wave:
+            y, (h, c) = layer(xt, (ht, ct))
+            assert "LSTMPairLayer" in _node_names(y)
+        else:  # the per-layer ops, as the module runs them without the wavefront
+            y, hs, cs = xt, [], []
+            for k in range(L):
+                w = [getattr(layer, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                y, hk, ck = lstm_layer(y, ht[k], ct[k], *w)
+                hs.append(hk)
+                cs.append(ck)
+            h, c = na.stack(hs, 0), na.stack(cs, 0)
+            assert "LSTMPairLayer" not in _node_names(y)
+        ((y * y).sum() + (h * h).sum() + (c * c).sum()).backward()
+        runs.append({"y": y.detach().numpy(), "h_n": h.detach().numpy(), "c_n": c.detach().numpy(),
+                     "dx": xt.grad.numpy(),
+                     "dh0": ht.grad.numpy(), "dc0": ct.grad.numpy(),
+                     **{n: p.grad.numpy() for n, p in layer.named_parameters()}})
+    wave, per_layer = runs
+    for name in wave:
+        if name in ("y", "h_n", "c_n") or name.endswith(("_l1", "_l2")):
+            np.testing.assert_array_equal(wave[name], per_layer[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(wave[name], per_layer[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.skipif(not kernels.numba_installed() or not rk.sequence_gemm(np.float32),
+                    reason="needs numba and BLAS's cblas_sgemm address")
+def test_lstm_wavefront_parity_with_torch(monkeypatch):
+    """The wavefront op against torch's LSTM (outputs, states, every gradient), float32, with initial states."""
+    from neural_arch.backend import threads
+
+    monkeypatch.setattr(threads.policy, "num_threads", 2)
+    ours, ref = _pair("LSTM", np.float32, 5, 6, num_layers=2)
+    inputs = [randn(16, 3, 5, seed=5), randn(2, 3, 6, seed=6), randn(2, 3, 6, seed=7)]
+    _compare(ours, ref, inputs, np.float32)
+
+
+def _pair_args(T, B, n_in, H, seed=20):
+    """x, h1_0, c1_0, h2_0, c2_0 and two layers' (w_ih, w_hh, b_ih, b_hh) for ``lstm_pair``."""
+    shapes = [(T, B, n_in), (B, H), (B, H), (B, H), (B, H), (4 * H, n_in), (4 * H, H), (4 * H,), (4 * H,),
+              (4 * H, H), (4 * H, H), (4 * H,), (4 * H,)]
+    return [randn(*s, seed=seed + k) * (0.5 if k >= 5 else 1) for k, s in enumerate(shapes)]
+
+
+def _lstm_pair_flat(x, h1, c1, h2, c2, *w):
+    from neural_arch.ops.recurrent_wave import lstm_pair
+
+    y, (h1n, c1n), (h2n, c2n) = lstm_pair(x, (h1, c1), (h2, c2), w[:4], w[4:])
+    return [y, h1n, c1n, h2n, c2n]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_pair_op_parity_with_torch(dtype):
+    """The op itself (any dtype; float64 runs its Python loop) against torch's two-layer LSTM, gradients included."""
+    args = [a.astype(dtype) for a in _pair_args(10, 3, 4, 5)]
+    ref = torch.nn.LSTM(4, 5, num_layers=2).to(DTYPES[dtype])
+    with torch.no_grad():
+        for k, name in enumerate(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                                  "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1"]):
+            getattr(ref, name).copy_(torch.tensor(args[5 + k]))
+    ours_in = [na.tensor(a, requires_grad=True) for a in args]
+    t_in = [torch.tensor(a, requires_grad=True) for a in args[:5]]
+    outs = _lstm_pair_flat(*ours_in)
+    with reference():
+        y, (h, c) = ref(t_in[0], (torch.stack([t_in[1], t_in[3]]), torch.stack([t_in[2], t_in[4]])))
+    refs = [y, h[0], c[0], h[1], c[1]]
+    r, a = TOL[dtype]
+    rng = np.random.default_rng(1)
+    ups = [rng.standard_normal(t.shape).astype(dtype) for t in refs]
+    for k, (o, t) in enumerate(zip(outs, refs)):
+        compare(o, t, r, a, f"output {k}")
+    torch.autograd.backward(refs, [torch.tensor(u) for u in ups])
+    sum((o * na.tensor(u)).sum() for o, u in zip(outs, ups)).backward()
+    ref_grads = [t.grad for t in t_in] + [p.grad for p in ref.parameters()]
+    for k, (x, g) in enumerate(zip(ours_in, ref_grads)):
+        assert_close(x.grad.numpy(), g.numpy(), r, a * 10, f"grad of input {k}")
+
+
+def test_gradcheck_lstm_pair():
+    assert gradcheck(lambda *a: sum((t * t).sum() for t in _lstm_pair_flat(*a)), _pair_args(9, 2, 2, 3))

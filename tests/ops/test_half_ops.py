@@ -42,6 +42,7 @@ from neural_arch.autograd.function import Function
 from neural_arch.errors import DTypeError
 from neural_arch.ops.moe import permute_rows
 from neural_arch.ops.recurrent import gru_layer, lstm_layer, rnn_layer
+from neural_arch.ops.recurrent_wave import lstm_pair
 from neural_arch.ops.sampling import standard_gamma
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
 from parity import BF16, F16, TOL, rand_pos, randn, torch_numpy, torch_tensor
@@ -310,6 +311,27 @@ def _rnn_inputs(gates, cell=False):
 case("rnn_layer", rnn_layer, _torch_rnn, lambda: _rnn_inputs(1))
 case("gru_layer", gru_layer, _torch_gru, lambda: _rnn_inputs(3))
 case("lstm_layer", lstm_layer, _torch_lstm, lambda: _rnn_inputs(4, cell=True))
+
+
+def _lstm_pair(x, h1, c1, h2, c2, *w):
+    y, first, second = lstm_pair(x, (h1, c1), (h2, c2), w[:4], w[4:])
+    return [y, *first, *second]
+
+
+def _torch_lstm_pair(x, h1, c1, h2, c2, *w):
+    y1, h1n, c1n = _torch_lstm(x, h1, c1, *w[:4])
+    y2, h2n, c2n = _torch_lstm(y1, h2, c2, *w[4:])
+    return [y2, h1n, c1n, h2n, c2n]
+
+
+def _lstm_pair_inputs():
+    x, h1, c1, *w1 = _rnn_inputs(4, cell=True)
+    H = h1.shape[1]
+    w2 = [randn(4 * H, H, seed=8) * 0.5, randn(4 * H, H, seed=9) * 0.5, randn(4 * H, seed=10), randn(4 * H, seed=11)]
+    return [x, h1, c1, randn(*h1.shape, seed=12), randn(*c1.shape, seed=13), *w1, *w2]
+
+
+case("lstm_pair", _lstm_pair, _torch_lstm_pair, _lstm_pair_inputs)
 
 # NOTE: per-op loosening, each as torch's OpInfo does for the same dtype
 LOOSE: dict = {}

@@ -153,6 +153,18 @@ def _weight_grads(d, x, w_ih, needs_x):
     return dx, dw_ih, d2.sum(axis=0)
 
 
+def lstm_weight_grads(dgates, xh, w_ih, needs_x):
+    """(dL/dx or None, dL/dW_ih, dL/dW_hh, dL/db) of an LSTM layer-direction from its gate gradients
+    ``dgates`` (T, B, 4 H) and ``xh`` (T, B, I + P), the [x_t | h_{t-1}] its forward kept side by side."""
+    T, B, G = dgates.shape
+    n_in = w_ih.shape[1]
+    d2 = dgates.reshape(T * B, G)
+    # [dW_ih | dW_hh]^T = [x | h_prev]^T d in one product; each gradient is a (column-major) view of it
+    dw_t = matmul(xh.reshape(T * B, xh.shape[2]).T, d2)
+    dx = matmul(d2, w_ih).reshape(T, B, n_in) if needs_x else None
+    return dx, dw_t[:n_in].T, dw_t[n_in:].T, d2.sum(axis=0)
+
+
 class RNNLayer(Function):
     """Elman RNN, one layer-direction, phi = tanh or relu:
 
@@ -324,12 +336,8 @@ class LSTMLayer(Function):
                                    dc_next[:n])
                 dc[:n] = dc_next[:n]
                 times_w_hh(dgates[t, :n], dh[:n])
-        d2 = dgates.reshape(T * B, 4 * H)
-        # [dW_ih | dW_hh]^T = [x | h_prev]^T d in one product; each gradient is a (column-major) view of it
-        dw_t = matmul(xh.reshape(T * B, n_in + P).T, d2)
-        dx = matmul(d2, w_ih).reshape(T, B, n_in) if ctx.needs_input_grad[0] else None
-        db = d2.sum(axis=0)
-        grads = (dx, dh, dc, dw_t[:n_in].T, dw_t[n_in:].T) + ((db, db.copy()) if has_bias else ())
+        dx, dw_ih, dw_hh, db = lstm_weight_grads(dgates, xh, w_ih, ctx.needs_input_grad[0])
+        grads = (dx, dh, dc, dw_ih, dw_hh) + ((db, db.copy()) if has_bias else ())
         if has_proj:
             grads += (matmul(dhs.reshape(T * B, P).T, rs.reshape(T * B, H)),)
         return grads

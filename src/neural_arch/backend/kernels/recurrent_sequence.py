@@ -143,7 +143,16 @@ def lstm_sequence_forward(addr, xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c, c_p
     """All forward steps of an LSTM layer-direction (``ops.recurrent.LSTMLayer.forward``'s loop), with
     ``addr`` from ``recurrent.sequence_gemm``. ``w_hr_t``: None without a projection; ``active``: int64 (T,)."""
     _dispatch.calls["lstm_sequence_forward"] += 1
-    compute, packed = _packed_right(w_hh_t, h.shape[0], active)
+    lstm_steps_forward(addr, packed_right(w_hh_t, h.shape[0], active), xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c,
+                       c_prev, h_prev, rs, ys, active, reverse)
+
+
+def lstm_steps_forward(addr, packing, xg, w_hh_t, w_hr_t, h, c, hg, gates, tanh_c, c_prev, h_prev, rs, ys, active,
+                       reverse):
+    """``lstm_sequence_forward`` with ``packing = packed_right(w_hh_t, ...)`` made once by the caller: for a
+    caller that runs a sequence's steps in several calls (a range of steps each, the state carried in ``h``
+    and ``c``), as ``ops/recurrent_wave.py`` does."""
+    compute, packed = packing
     _forward_loop(addr, compute, _address(packed), xg, w_hh_t, _NO_MATRIX if w_hr_t is None else w_hr_t, h, c,
                   hg, gates, tanh_c, c_prev, h_prev, rs, ys, active, reverse)
 
@@ -153,7 +162,15 @@ def lstm_sequence_backward(addr, gy, w_hh, w_hr, dh, dc, dc_next, dr, gates, tan
     """All backward steps of an LSTM layer-direction (``ops.recurrent.LSTMLayer.backward``'s loop).
     ``w_hr`` and ``dhs``: None without a projection."""
     _dispatch.calls["lstm_sequence_backward"] += 1
-    compute, packed = _packed_right(w_hh, dh.shape[0], active)
+    lstm_steps_backward(addr, packed_right(w_hh, dh.shape[0], active), gy, w_hh, w_hr, dh, dc, dc_next, dr, gates,
+                        tanh_c, c_prev, dgates, dhs, active, reverse)
+
+
+def lstm_steps_backward(addr, packing, gy, w_hh, w_hr, dh, dc, dc_next, dr, gates, tanh_c, c_prev, dgates, dhs,
+                        active, reverse):
+    """``lstm_sequence_backward`` with ``packing = packed_right(w_hh, ...)`` made once by the caller (see
+    ``lstm_steps_forward``): the gradients of the state are carried in ``dh`` and ``dc``."""
+    compute, packed = packing
     _backward_loop(addr, compute, _address(packed), gy, w_hh, _NO_MATRIX if w_hr is None else w_hr, dh, dc,
                    dc_next, dr, gates, tanh_c, c_prev, dgates, _NO_STEPS if dhs is None else dhs, active, reverse)
 
@@ -184,7 +201,7 @@ def _mkl_packing():
     return _packing
 
 
-def _packed_right(w, rows: int, active):
+def packed_right(w, rows: int, active):
     """(MKL's compute address, ``w`` (k, n) packed as the right operand of (rows, k) @ (k, n)), or (0, None)
     without MKL's packing, or when some step has fewer rows than it was packed for (a packed batch)."""
     found = _mkl_packing()

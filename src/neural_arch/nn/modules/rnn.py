@@ -32,6 +32,7 @@ from neural_arch.nn.parameter import empty_param
 from neural_arch.nn.utils.rnn import PackedSequence, _packed_index, _unpack
 from neural_arch.ops.index import index_select
 from neural_arch.ops.recurrent import gru_layer, lstm_layer, rnn_layer
+from neural_arch.ops.recurrent_wave import lstm_pair, pair_applies
 from neural_arch.ops.shape import cat, stack, transpose
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
@@ -124,6 +125,16 @@ class RNNBase(Module):
         return rnn_layer(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, reverse=reverse,
                          batch_sizes=batch_sizes) + (None,)
 
+    def _pair_runs(self, x, layer, batch_sizes) -> bool:
+        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
+        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
+        arrays that op takes (``pair_applies``)."""
+        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
+                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
+            return False
+        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
+        return pair_applies(x.data, *weights)
+
     def forward(self, input, hx=None):  # noqa: A002
         """``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``), h_n of shape (num_layers * directions, B, P)."""
         name = type(self).__name__
@@ -149,7 +160,15 @@ class RNNBase(Module):
         h0 = self._state(h0, x, (L, B, P), unbatched, sorted_idx, "h0")
         c0 = self._state(c0, x, (L, B, H), unbatched, sorted_idx, "c0") if self.mode == "LSTM" else None
         h_n, c_n = [], []
-        for layer in range(self.num_layers):
+        layer = 0
+        while layer < self.num_layers:
+            if self._pair_runs(x, layer, batch_sizes):  # layers `layer` and `layer + 1` as a wavefront
+                x, (h1, c1), (h2, c2) = lstm_pair(x, (h0[layer], c0[layer]), (h0[layer + 1], c0[layer + 1]),
+                                                  self._weights(layer, 0)[:4], self._weights(layer + 1, 0)[:4])
+                h_n += [h1, h2]
+                c_n += [c1, c2]
+                layer += 2
+                continue
             outs = []
             for d in range(directions):
                 k = layer * directions + d
@@ -160,6 +179,7 @@ class RNNBase(Module):
             x = outs[0] if directions == 1 else cat(outs, -1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
+            layer += 1
         h_n = stack(h_n, 0)
         c_n = stack(c_n, 0) if self.mode == "LSTM" else None
         if packed:
@@ -298,6 +318,16 @@ class RNNCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 1, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
+    def _pair_runs(self, x, layer, batch_sizes) -> bool:
+        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
+        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
+        arrays that op takes (``pair_applies``)."""
+        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
+                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
+            return False
+        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
+        return pair_applies(x.data, *weights)
+
     def forward(self, input, hx=None):  # noqa: A002
         x, hx, unbatched = self._step_input(input, hx)
         hx = _zeros_like_state(x, x.shape[1], self.hidden_size) if hx is None else hx
@@ -310,6 +340,16 @@ class LSTMCell(RNNCellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, 4, device=device, dtype=dtype)
+
+    def _pair_runs(self, x, layer, batch_sizes) -> bool:
+        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
+        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
+        arrays that op takes (``pair_applies``)."""
+        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
+                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
+            return False
+        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
+        return pair_applies(x.data, *weights)
 
     def forward(self, input, hx=None):  # noqa: A002
         h, c = (None, None) if hx is None else hx
@@ -327,6 +367,16 @@ class GRUCell(RNNCellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, 3, device=device, dtype=dtype)
+
+    def _pair_runs(self, x, layer, batch_sizes) -> bool:
+        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
+        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
+        arrays that op takes (``pair_applies``)."""
+        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
+                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
+            return False
+        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
+        return pair_applies(x.data, *weights)
 
     def forward(self, input, hx=None):  # noqa: A002
         x, hx, unbatched = self._step_input(input, hx)

@@ -1,0 +1,239 @@
+"""Two stacked LSTM layers run as a wavefront over two threads (what cuDNN does for stacked RNNs).
+
+Why: a layer's time loop is a chain (step t needs step t - 1), so ``recurrent.LSTMLayer`` runs it on one
+thread, and a two-layer LSTM runs its two loops one after the other while the second core idles (torch's
+oneDNN LSTM uses both). But layer 2's step t needs only layer 1's output at t: cut the sequence into chunks
+of ``CHUNK_STEPS`` steps, and round k runs, at the same time,
+
+    this thread:  layer 1 over chunk k        a helper (``threads.run_split``):  layer 2 over chunk k - 1
+
+each one numba call of ``recurrent_sequence``'s loop over a range of steps, the state (h, c) carried from
+chunk to chunk. Layer 2's input projection of a chunk (its C x B rows of layer 1's output times W_ih2^T) is
+one product at the start of its job. Backward runs the same in reverse: layer 2 over chunk k on this thread,
+ending with dL/d(layer 1's output) of the chunk (one product, dgates2 @ W_ih2), while the helper runs layer 1's
+backward over chunk k + 1. A round waits for both jobs; the pipeline idles one chunk at each end. Weight
+gradients stay one product per layer after the loops (``recurrent.lstm_weight_grads``).
+
+The steps are the arithmetic of ``LSTMLayer`` (the same compiled loop on the same operands), so the outputs,
+the final states and layer 2's gradients are bit for bit those of two ``LSTMLayer`` calls. Layer 1's input
+gradient goes through dL/dy1 computed per chunk instead of in one product, which BLAS may round differently
+(a few float32 ulps); ``tests/nn/test_rnn.py`` compares the two paths.
+
+When (``nn.LSTM`` asks :func:`pair_applies` for each pair of consecutive layers): float32 NumPy arrays with
+the compiled loop available (``recurrent.sequence_gemm``), at least two threads and our pool driving BLAS,
+more than one chunk of steps; the module adds: one direction, no ``proj_size``, no packed batch, no dropout
+between the layers in training, autocast off. Everything else runs ``LSTMLayer`` per layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neural_arch.autograd.autocast import LOWER
+from neural_arch.autograd.function import Function
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend import threads
+from neural_arch.backend.gemm import matmul_here
+from neural_arch.backend.kernels.recurrent import lstm_step_backward, lstm_step_forward
+from neural_arch.ops.recurrent import _input_projection, _sequence_gemm, _whole_loop, lstm_weight_grads
+
+__all__ = ["lstm_pair", "pair_applies"]
+
+# Steps per chunk: a round's jobs must be long enough to pay for the hand-off to the helper, and the
+# pipeline's idle ends are one chunk each (BENCHMARKS.md, stream `lstmwave`, has the figures it was chosen on).
+CHUNK_STEPS = 7
+
+
+def pair_applies(x, *weights) -> bool:
+    """Whether two layers with these arrays run here (see the module doc; ``nn.LSTM`` checks the rest)."""
+    return (threads.policy.num_threads >= 2 and x.shape[0] > CHUNK_STEPS and threads.blas_is_ours()
+            and bool(_sequence_gemm(x, *weights)))
+
+
+def _chunks(T: int):
+    return [(s, min(s + CHUNK_STEPS, T)) for s in range(0, T, CHUNK_STEPS)]
+
+
+def _run_round(jobs, together: bool) -> None:
+    """The jobs of one round: at once (the first on this thread, the second on a helper) when ``together``,
+    else one after the other (the Python loop's steps hold the GIL: nothing to gain from a helper)."""
+    jobs = [(job,) for job in jobs if job is not None]
+    if together:
+        threads.run_split(_call, jobs)
+    else:
+        for args in jobs:
+            _call(*args)
+
+
+def _call(job):
+    job()
+
+
+class _Layer:
+    """One layer's arrays for its steps, as ``LSTMLayer.forward`` keeps them (``xh``: [x_t | h_{t-1}])."""
+
+    def __init__(self, T, B, n_in, h0, c0, w_hh, ys):
+        H, dtype = c0.shape[1], c0.dtype
+        self.gates = np.empty((T, B, 4 * H), dtype)
+        self.tanh_c = np.empty((T, B, H), dtype)
+        self.c_prev = np.empty((T, B, H), dtype)
+        self.xh = np.empty((T, B, n_in + H), dtype)
+        self.h_prev = self.xh[:, :, n_in:]
+        self.ys = ys
+        self.h, self.c = h0.copy(), c0.copy()
+        self.hg = np.empty((B, 4 * H), dtype)
+        self.w_hh_t = np.ascontiguousarray(w_hh.T)
+        self.active = np.full(T, B, np.int64)
+        self.packing = None
+
+    def steps(self, addr, xg, s, e):
+        """Forward steps s .. e - 1, from the state left by the steps before: the compiled loop when ``addr``
+        (``recurrent.sequence_gemm``) is known, else ``LSTMLayer``'s Python loop."""
+        if addr:
+            if self.packing is None:
+                self.packing = _whole_loop().packed_right(self.w_hh_t, self.h.shape[0], self.active)
+            _whole_loop().lstm_steps_forward(addr, self.packing, xg[s:e], self.w_hh_t, None, self.h, self.c,
+                                             self.hg, self.gates[s:e], self.tanh_c[s:e], self.c_prev[s:e],
+                                             self.h_prev[s:e], self.ys[s:e], self.ys[s:e], self.active[s:e], False)
+            return
+        for t in range(s, e):
+            self.h_prev[t] = self.h
+            self.c_prev[t] = self.c
+            np.matmul(self.h, self.w_hh_t, out=self.hg)
+            lstm_step_forward(xg[t], self.hg, self.c_prev[t], self.gates[t], self.tanh_c[t], self.c, self.ys[t])
+            self.h[...] = self.ys[t]
+
+
+class _LayerGrads:
+    """One layer's backward arrays: ``dh``, ``dc`` carry dL/dh_t, dL/dc_t from chunk to chunk."""
+
+    def __init__(self, saved, dh, dc, w_hh):
+        self.gates, self.tanh_c, self.c_prev, self.active = saved
+        self.dh, self.dc = dh, dc
+        self.dc_next, self.dr = np.empty_like(dc), np.empty_like(dc)
+        self.dgates = np.empty_like(self.gates)
+        self.w_hh = np.ascontiguousarray(w_hh)
+        self.packing = None
+
+    def steps(self, addr, gy, s, e):
+        """Backward steps e - 1 .. s (the compiled loop when ``addr``, else ``LSTMLayer``'s Python loop)."""
+        if addr:
+            if self.packing is None:
+                self.packing = _whole_loop().packed_right(self.w_hh, self.dh.shape[0], self.active)
+            _whole_loop().lstm_steps_backward(addr, self.packing, gy[s:e], self.w_hh, None, self.dh, self.dc,
+                                              self.dc_next, self.dr, self.gates[s:e], self.tanh_c[s:e],
+                                              self.c_prev[s:e], self.dgates[s:e], None, self.active[s:e], False)
+            return
+        for t in range(e - 1, s - 1, -1):
+            d = np.add(self.dh, gy[t], out=self.dr)
+            lstm_step_backward(d, self.dc, self.gates[t], self.c_prev[t], self.tanh_c[t], self.dgates[t],
+                               self.dc_next)
+            self.dc[...] = self.dc_next
+            np.matmul(self.dgates[t], self.w_hh, out=self.dh)
+
+
+class LSTMPairLayer(Function):
+    """Two stacked LSTM layers (one direction each, no projection), layer 2 reading layer 1's output:
+
+        y1, (h1_n, c1_n) = LSTM_1(x; h1_0, c1_0)        y2, (h2_n, c2_n) = LSTM_2(y1; h2_0, c2_0)
+
+    each with ``recurrent.LSTMLayer``'s forward and backward formulas (see there), run as a wavefront over
+    two threads (the module doc). Backward: LSTM_2's BPTT gives dL/dy1 = sum over gates of da2_t W_ih2, which
+    feeds LSTM_1's BPTT; every other gradient is LSTMLayer's.
+
+    Inputs: x, h1_0, c1_0, h2_0, c2_0, then each layer's W_ih, W_hh (, b_ih, b_hh).
+    Output: flat [y2, h1_n, c1_n, h2_n, c2_n].
+    """
+
+    half = "float32"
+    autocast = LOWER  # as LSTMLayer's (pair_applies never runs it under autocast: the module's check)
+
+    @staticmethod
+    def forward(ctx, x, h0a, c0a, h0b, c0b, *weights, has_bias=True):
+        T, B, n_in = x.shape
+        H = c0a.shape[1]
+        per = len(weights) // 2
+        w_ih1, w_hh1, w_ih2, w_hh2 = weights[0], weights[1], weights[per], weights[per + 1]
+        bias1 = weights[2] + weights[3] if has_bias else None
+        bias2 = weights[per + 2] + weights[per + 3] if has_bias else None
+        ny = T * B * H
+        out = np.empty(ny + 4 * B * H, x.dtype)  # [y2, h1_n, c1_n, h2_n, c2_n]; y2 is written in place
+        one = _Layer(T, B, n_in, h0a, c0a, w_hh1, np.empty((T, B, H), x.dtype))
+        two = _Layer(T, B, H, h0b, c0b, w_hh2, out[:ny].reshape(T, B, H))
+        one.xh[:, :, :n_in] = x
+        xg1 = _input_projection(x, w_ih1, bias1)
+        xg2 = np.empty((T, B, 4 * H), x.dtype)
+        w_ih2_t = w_ih2.T
+        addr = _sequence_gemm(x, *weights)
+
+        def first(s, e):
+            return lambda: one.steps(addr, xg1, s, e)
+
+        def second(s, e):
+            def job():
+                y1 = one.ys[s:e]
+                two.xh[s:e, :, :H] = y1
+                matmul_here(y1.reshape(-1, H), w_ih2_t, out=xg2[s:e].reshape(-1, 4 * H))
+                if bias2 is not None:
+                    xg2[s:e] += bias2
+                two.steps(addr, xg2, s, e)
+            return job
+
+        chunks = _chunks(T)
+        for k in range(len(chunks) + 1):
+            _run_round([first(*chunks[k]) if k < len(chunks) else None, second(*chunks[k - 1]) if k else None],
+                       bool(addr))
+        ctx.params = has_bias
+        ctx.save_for_backward(w_ih1, w_hh1, w_ih2, w_hh2, one.gates, one.tanh_c, one.c_prev, one.xh,
+                              two.gates, two.tanh_c, two.c_prev, two.xh)
+        for i, state in enumerate((one.h, one.c, two.h, two.c)):
+            out[ny + i * B * H:ny + (i + 1) * B * H] = state.ravel()
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        has_bias = ctx.params
+        w_ih1, w_hh1, w_ih2, w_hh2, g1, tc1, cp1, xh1, g2, tc2, cp2, xh2 = ctx.saved_tensors
+        T, B, H = tc1.shape
+        ny = T * B * H
+        states = [grad[ny + i * B * H:ny + (i + 1) * B * H].reshape(B, H).copy() for i in range(4)]
+        active = np.full(T, B, np.int64)
+        one = _LayerGrads((g1, tc1, cp1, active), states[0], states[1], w_hh1)
+        two = _LayerGrads((g2, tc2, cp2, active), states[2], states[3], w_hh2)
+        gy2 = np.ascontiguousarray(grad[:ny].reshape(T, B, H))
+        gy1 = np.empty((T, B, H), grad.dtype)  # dL/dy1, filled chunk by chunk by layer 2's jobs
+        w_ih2 = np.ascontiguousarray(w_ih2)
+        addr = _sequence_gemm(gy2, w_hh1, w_hh2)
+
+        def second(s, e):
+            def job():
+                two.steps(addr, gy2, s, e)
+                matmul_here(two.dgates[s:e].reshape(-1, 4 * H), w_ih2, out=gy1[s:e].reshape(-1, H))
+            return job
+
+        def first(s, e):
+            return lambda: one.steps(addr, gy1, s, e)
+
+        chunks = _chunks(T)[::-1]
+        for k in range(len(chunks) + 1):
+            _run_round([second(*chunks[k]) if k < len(chunks) else None, first(*chunks[k - 1]) if k else None],
+                       bool(addr))
+        dx, dw_ih1, dw_hh1, db1 = lstm_weight_grads(one.dgates, xh1, w_ih1, ctx.needs_input_grad[0])
+        _, dw_ih2, dw_hh2, db2 = lstm_weight_grads(two.dgates, xh2, w_ih2, False)
+        grads1 = (dw_ih1, dw_hh1) + ((db1, db1.copy()) if has_bias else ())
+        grads2 = (dw_ih2, dw_hh2) + ((db2, db2.copy()) if has_bias else ())
+        return (dx, one.dh, one.dc, two.dh, two.dc) + grads1 + grads2
+
+
+def lstm_pair(x: Tensor, state1, state2, weights1, weights2):
+    """Two stacked LSTM layers as one op (``LSTMPairLayer``), for :func:`pair_applies`' cases: ``state*`` are
+    (h0, c0) (B, H) each, ``weights*`` (w_ih, w_hh, b_ih, b_hh), the biases both None or both given.
+    Returns ``(y2 (T, B, H), (h1_n, c1_n), (h2_n, c2_n))``."""
+    T, B, _ = x.shape
+    H = state1[1].shape[1]
+    has_bias = weights1[2] is not None
+    used = [w for w in (*weights1, *weights2) if w is not None]
+    flat = LSTMPairLayer.apply(x, *state1, *state2, *used, has_bias=has_bias)
+    ny, n = T * B * H, B * H
+    pieces = [flat[ny + i * n:ny + (i + 1) * n].reshape(B, H) for i in range(4)]
+    return flat[:ny].reshape(T, B, H), (pieces[0], pieces[1]), (pieces[2], pieces[3])
