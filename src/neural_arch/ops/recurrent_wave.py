@@ -35,7 +35,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import threads
 from neural_arch.backend.gemm import matmul_here
 from neural_arch.backend.kernels.recurrent import lstm_step_backward, lstm_step_forward
-from neural_arch.ops.recurrent import _input_projection, _sequence_gemm, _whole_loop, lstm_weight_grads
+from neural_arch.ops.recurrent import _sequence_gemm, _whole_loop, lstm_weight_grads
 
 __all__ = ["lstm_pair", "pair_applies"]
 
@@ -67,6 +67,13 @@ def _run_round(jobs, together: bool) -> None:
 
 def _call(job):
     job()
+
+
+def _project(rows, w, bias, out):
+    """out = rows @ w (+ bias) for one chunk's (C, B, K) rows, one product on this thread."""
+    matmul_here(rows.reshape(-1, rows.shape[2]), w, out=out.reshape(-1, out.shape[2]))
+    if bias is not None:
+        out += bias
 
 
 class _Layer:
@@ -161,21 +168,21 @@ class LSTMPairLayer(Function):
         one = _Layer(T, B, n_in, h0a, c0a, w_hh1, np.empty((T, B, H), x.dtype))
         two = _Layer(T, B, H, h0b, c0b, w_hh2, out[:ny].reshape(T, B, H))
         one.xh[:, :, :n_in] = x
-        xg1 = _input_projection(x, w_ih1, bias1)
-        xg2 = np.empty((T, B, 4 * H), x.dtype)
-        w_ih2_t = w_ih2.T
+        x = np.ascontiguousarray(x)
+        xg1, xg2 = np.empty((T, B, 4 * H), x.dtype), np.empty((T, B, 4 * H), x.dtype)
         addr = _sequence_gemm(x, *weights)
 
+        # each job projects its own chunk's input first: the two jobs of a round then cost about the same
         def first(s, e):
-            return lambda: one.steps(addr, xg1, s, e)
+            def job():
+                _project(x[s:e], w_ih1.T, bias1, xg1[s:e])
+                one.steps(addr, xg1, s, e)
+            return job
 
         def second(s, e):
             def job():
-                y1 = one.ys[s:e]
-                two.xh[s:e, :, :H] = y1
-                matmul_here(y1.reshape(-1, H), w_ih2_t, out=xg2[s:e].reshape(-1, 4 * H))
-                if bias2 is not None:
-                    xg2[s:e] += bias2
+                two.xh[s:e, :, :H] = one.ys[s:e]
+                _project(one.ys[s:e], w_ih2.T, bias2, xg2[s:e])
                 two.steps(addr, xg2, s, e)
             return job
 
@@ -202,23 +209,29 @@ class LSTMPairLayer(Function):
         two = _LayerGrads((g2, tc2, cp2, active), states[2], states[3], w_hh2)
         gy2 = np.ascontiguousarray(grad[:ny].reshape(T, B, H))
         gy1 = np.empty((T, B, H), grad.dtype)  # dL/dy1, filled chunk by chunk by layer 2's jobs
-        w_ih2 = np.ascontiguousarray(w_ih2)
+        needs_x = ctx.needs_input_grad[0]
+        dx = np.empty((T, B, w_ih1.shape[1]), grad.dtype) if needs_x else None
+        w_ih1, w_ih2 = np.ascontiguousarray(w_ih1), np.ascontiguousarray(w_ih2)
         addr = _sequence_gemm(gy2, w_hh1, w_hh2)
 
         def second(s, e):
             def job():
                 two.steps(addr, gy2, s, e)
-                matmul_here(two.dgates[s:e].reshape(-1, 4 * H), w_ih2, out=gy1[s:e].reshape(-1, H))
+                _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
             return job
 
         def first(s, e):
-            return lambda: one.steps(addr, gy1, s, e)
+            def job():
+                one.steps(addr, gy1, s, e)
+                if needs_x:
+                    _project(one.dgates[s:e], w_ih1, None, dx[s:e])
+            return job
 
         chunks = _chunks(T)[::-1]
         for k in range(len(chunks) + 1):
             _run_round([second(*chunks[k]) if k < len(chunks) else None, first(*chunks[k - 1]) if k else None],
                        bool(addr))
-        dx, dw_ih1, dw_hh1, db1 = lstm_weight_grads(one.dgates, xh1, w_ih1, ctx.needs_input_grad[0])
+        _, dw_ih1, dw_hh1, db1 = lstm_weight_grads(one.dgates, xh1, w_ih1, False)
         _, dw_ih2, dw_hh2, db2 = lstm_weight_grads(two.dgates, xh2, w_ih2, False)
         grads1 = (dw_ih1, dw_hh1) + ((db1, db1.copy()) if has_bias else ())
         grads2 = (dw_ih2, dw_hh2) + ((db2, db2.copy()) if has_bias else ())
