@@ -2,7 +2,9 @@
 at the word-language-model size (seq 35 x batch 20 x 2 layers x 200 hidden, input 200; issue 25's
 target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same weights. The column
 "steps split" is ours with the per-step products cut over the threads (``ops.recurrent.STEP_SPLIT_FLOPS``,
-off by default): whether to turn it on is decided by this column on a quiet machine.
+off by default): whether to turn it on is decided by this column on a quiet machine. The column "layer by
+layer" is ours with ``ops.recurrent_wave.ENABLED`` off: an LSTM's layers one after the other instead of
+each pair as a wavefront over two threads (it differs from "neural-arch" only at two threads or more).
 
     python -m benchmarks rnn              (``--rounds N``; ``NEURAL_ARCH_RNN_BENCH_SIZE=small`` for a smoke run)
 
@@ -87,10 +89,20 @@ def _contenders(ours, ref, xn, xt):
         finally:
             recurrent.STEP_SPLIT_FLOPS = None
 
+    def step_na_layer_by_layer():
+        from neural_arch.ops import recurrent_wave
+
+        recurrent_wave.ENABLED = False
+        try:
+            step_na()
+        finally:
+            recurrent_wave.ENABLED = True
+
     def step_torch():
         y, _ = ref(xt)
         y.sum().backward()
         ref.zero_grad()
 
     return {"fwd": {"neural-arch": fwd_na, "torch": fwd_torch},
-            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch, "steps split": step_na_split}}
+            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch, "steps split": step_na_split,
+                        "layer by layer": step_na_layer_by_layer}}

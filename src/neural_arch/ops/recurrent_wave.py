@@ -39,6 +39,8 @@ from neural_arch.ops.recurrent import _sequence_gemm, _whole_loop, lstm_weight_g
 
 __all__ = ["lstm_pair", "pair_applies"]
 
+# False: every layer runs on its own (``LSTMLayer``); ``python -m benchmarks rnn`` times both ("layer by layer").
+ENABLED = True
 # Steps per chunk: a round's jobs must be long enough to pay for the hand-off to the helper, and the
 # pipeline's idle ends are one chunk each (BENCHMARKS.md, stream `lstmwave`, has the figures it was chosen on).
 CHUNK_STEPS = 7
@@ -46,7 +48,7 @@ CHUNK_STEPS = 7
 
 def pair_applies(x, *weights) -> bool:
     """Whether two layers with these arrays run here (see the module doc; ``nn.LSTM`` checks the rest)."""
-    return (threads.policy.num_threads >= 2 and x.shape[0] > CHUNK_STEPS and threads.blas_is_ours()
+    return (ENABLED and threads.policy.num_threads >= 2 and x.shape[0] > CHUNK_STEPS and threads.blas_is_ours()
             and bool(_sequence_gemm(x, *weights)))
 
 
