@@ -399,12 +399,12 @@ def test_lstm_wavefront_equals_the_per_layer_ops(monkeypatch):
     monkeypatch.setattr(threads.policy, "num_threads", 2)
     if not threads.blas_is_ours():
         pytest.skip("the wavefront needs our pool to drive BLAS")
-    T, B, I, H, L = 17, 4, 6, 9, 3
+    T, B, n_in, H, L = 17, 4, 6, 9, 3
     assert T % recurrent_wave.CHUNK_STEPS and T > 2 * recurrent_wave.CHUNK_STEPS
     rng = np.random.default_rng(0)
-    x, h0, c0 = (rng.standard_normal(s).astype(np.float32) for s in ((T, B, I), (L, B, H), (L, B, H)))
+    x, h0, c0 = (rng.standard_normal(s).astype(np.float32) for s in ((T, B, n_in), (L, B, H), (L, B, H)))
     na.manual_seed(0)
-    layer = nn.LSTM(I, H, num_layers=L)
+    layer = nn.LSTM(n_in, H, num_layers=L)
     runs = []
     for wave in (True, False):
         layer.zero_grad()
