@@ -8,11 +8,13 @@ of ``CHUNK_STEPS`` steps, and round k runs, at the same time,
     this thread:  layer 1 over chunk k        a helper (``threads.run_split``):  layer 2 over chunk k - 1
 
 each one numba call of ``recurrent_sequence``'s loop over a range of steps, the state (h, c) carried from
-chunk to chunk. Layer 2's input projection of a chunk (its C x B rows of layer 1's output times W_ih2^T) is
-one product at the start of its job. Backward runs the same in reverse: layer 2 over chunk k on this thread,
-ending with dL/d(layer 1's output) of the chunk (one product, dgates2 @ W_ih2), while the helper runs layer 1's
-backward over chunk k + 1. A round waits for both jobs; the pipeline idles one chunk at each end. Weight
-gradients stay one product per layer after the loops (``recurrent.lstm_weight_grads``).
+chunk to chunk. Each job starts with its chunk's input projection (its C x B rows times W_ih^T, one product),
+so the two jobs of a round cost about the same. Backward runs the same in reverse: layer 2 over chunk k on
+this thread, ending with dL/d(layer 1's output) of the chunk (one product, dgates2 @ W_ih2), while the helper
+runs layer 1's backward over chunk k + 1, ending with its chunk of dL/dx. A round waits for both jobs; the
+pipeline idles one chunk at each end. Weight gradients stay one product per layer after the loops
+(``recurrent.lstm_weight_grads``). Without the compiled loop (float64, kernels off) the op still works: each
+chunk runs ``LSTMLayer``'s Python loop, one job after the other.
 
 The steps are the arithmetic of ``LSTMLayer`` (the same compiled loop on the same operands), so the outputs,
 the final states and layer 2's gradients are bit for bit those of two ``LSTMLayer`` calls. Layer 1's input
@@ -42,7 +44,8 @@ __all__ = ["lstm_pair", "pair_applies"]
 # False: every layer runs on its own (``LSTMLayer``); ``python -m benchmarks rnn`` times both ("layer by layer").
 ENABLED = True
 # Steps per chunk: a round's jobs must be long enough to pay for the hand-off to the helper, and the
-# pipeline's idle ends are one chunk each (BENCHMARKS.md, stream `lstmwave`, has the figures it was chosen on).
+# pipeline's idle ends are one chunk each. Chosen on a loaded machine (BENCHMARKS.md, stream `lstmwave`: 5, 7
+# and 10 within noise of each other): retune on a quiet one.
 CHUNK_STEPS = 7
 
 
