@@ -154,7 +154,7 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     import neural_arch as na
     import neural_arch.nn.functional as F
     from benchmarks.harness import compare
-    from neural_arch.backend.kernels import conv_algorithms, winograd
+    from neural_arch.backend.kernels import conv_algorithms, conv_dense, winograd
 
     torch.set_num_threads(1)
     na.set_num_threads(1)
@@ -174,13 +174,14 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
                 conv_algorithms.force = None
             return run
 
-        fits = winograd.applies(ws[2:], (stride, stride), (1, 1), 1, (pad,) * 4)
+        fits = {"im2col": True, "winograd": winograd.applies(ws[2:], (stride, stride), (1, 1), 1, (pad,) * 4),
+                "dense": conv_dense.applies(xs[2:], ws[2:], 1)}
         contenders = {c: step(na, F, ours, plan) for c, plan in conv_algorithms.CANDIDATES.items()
-                      if fits or plan.method != "winograd"}
+                      if fits[plan.method]}
         contenders["torch"] = step(torch, TF, ref, None)
         res = compare(name, contenders, rounds=rounds, clock=time.process_time)
         med = {c: res.median(c) * 1e3 for c in contenders}
-        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:])
+        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:], xs[2:])
         pick = chosen.name
         cells = [f"{med[c]:.2f}" if c in med else "-" for c in names]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {med['torch']:.2f} | {pick} | "
