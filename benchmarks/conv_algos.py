@@ -70,11 +70,13 @@ def _torch_resnet18(classes):
 
 
 def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: int = 100, clock=None,
-                  previous_plan: bool = False):
+                  previous_plan: bool = False, without_dense: bool = False):
     """One SGD training step (forward, cross-entropy, backward, momentum update) of ResNet-18 on
     ``batch`` images of ``side`` x ``side``, ours against torch's, interleaved. ``previous_plan`` adds our
     step with every conv forced to the plan all shapes took before the per-shape table (im2col, chunks
-    sized for the caches, dL/dW transposed): the table's effect, measured in the same process."""
+    sized for the caches, dL/dW transposed): the table's effect, measured in the same process.
+    ``without_dense`` adds our step with the dense method off (``kernels.conv._DENSE``): im2col where the
+    table picks dense (the 2x2 stage)."""
     import time
 
     from benchmarks.harness import compare
@@ -92,6 +94,17 @@ def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: 
                 conv_algorithms.force = None
 
         contenders["neural-arch, previous plan"] = step_previous
+    if without_dense:
+        from neural_arch.backend.kernels import conv
+
+        def step_without_dense():
+            conv._DENSE = False
+            try:
+                step_na()
+            finally:
+                conv._DENSE = True
+
+        contenders["neural-arch, no dense"] = step_without_dense
     return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}", contenders, rounds=rounds,
                     clock=clock or time.perf_counter)]
 
@@ -324,6 +337,6 @@ if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet
     elif mode == "resnet":  # the step, one thread, CPU time, with the previous plan beside it
         torch.set_num_threads(1)
         na.set_num_threads(1)
-        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True)))
+        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True, without_dense=True)))
     else:
         print(table(run_one_thread(count)))

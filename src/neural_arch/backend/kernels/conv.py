@@ -346,6 +346,7 @@ def image_ranges(n: int) -> list:
 
 
 _PHASES = True  # (a module switch so that one process can time both im2col spellings)
+_DENSE = True  # (the same for the dense method where the table picks it: off, those convs run im2col)
 
 
 class _Ops:
@@ -370,7 +371,7 @@ class _Geometry:
         self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
         self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw, xshape[2:])
-        if self.plan.method == "dense" and not conv_dense.applies(xshape[2:], (kh, kw), groups):
+        if self.plan.method == "dense" and not (_DENSE and conv_dense.applies(xshape[2:], (kh, kw), groups)):
             self.plan = self.plan._replace(method="im2col")
         ranges = len(image_ranges(xshape[0]))
         if self.plan.method == "winograd" and not (winograd.applies((kh, kw), stride, dilation, groups, pads) and (
