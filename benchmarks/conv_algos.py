@@ -146,7 +146,6 @@ def profile(steps: int = 5, clock=None, top: int = 25) -> str:
     import time
     from collections import defaultdict
 
-    import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 

@@ -111,8 +111,8 @@ def _conv2d_forward(x, w, b, stride, pads, dilation, groups, kept=None):
 
 def _conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w, kept=None):
     """(dL/dx or None, dL/dW or None); ``x`` may be any array of the input's shape (a broadcast view)
-    when dL/dW is not needed; ``kept``: the dict the forward was given. ``grad`` may have fewer rows or columns than the convolution gives
-    (conv_transpose2d's output_padding): the windows past them are left out."""
+    when dL/dW is not needed; ``kept``: the dict the forward was given. ``grad`` may have fewer rows or
+    columns than the convolution gives (conv_transpose2d's output_padding): the windows past them are left out."""
     n, o, ho, wo = grad.shape
     cg, kh, kw = w.shape[1:]
     wm = w.reshape(groups, o // groups, cg * kh * kw)
