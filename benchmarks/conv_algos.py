@@ -266,7 +266,7 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
         contenders["torch"] = step(torch, TF, ref, None)
         res = compare(name, contenders, rounds=rounds, clock=time.process_time)
         med = {c: res.median(c) * 1e3 for c in contenders}
-        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:], xs[2:])
+        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:], xs[2:], xs[0])
         pick = chosen.name
         cells = [f"{med[c]:.2f}" if c in med else "-" for c in names]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {med['torch']:.2f} | {pick} | "

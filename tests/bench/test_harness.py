@@ -93,7 +93,7 @@ def test_conv_algos_times_every_candidate_and_names_the_chosen_one():
 
     threads = na.get_num_threads()
     shapes = [("tiny 3x3 s1", (2, 4, 6, 6), (4, 4, 3, 3), 1, 1), ("tiny 1x1 s2", (2, 4, 6, 6), (8, 4, 1, 1), 2, 0),
-              ("tiny 3x3 s1 2x2", (2, 4, 2, 2), (4, 4, 3, 3), 1, 1)]
+              ("tiny 3x3 s1 2x2", (16, 4, 2, 2), (4, 4, 3, 3), 1, 1)]
     try:
         rows = conv_algos.candidates(rounds=1, shapes=shapes).splitlines()[2:]
     finally:

@@ -135,12 +135,14 @@ DENSE_SHAPES = [  # fewer input pixels than taps: the dense product applies (str
 
 def test_conv2d_keeps_the_dense_filter_for_backward():
     """The dense method's forward leaves its expanded filter in the op's context and the backward uses it:
-    dL/dx and dL/dW as torch's, and the filter expanded once per step (one ``expand`` call)."""
+    dL/dx and dL/dW as torch's, and the filter expanded once per step (one ``expand`` call). (2x2 images in
+    a batch of 16: the table's own choice where MKL runs the products.)"""
+    from neural_arch.backend import gemm
     from neural_arch.backend.kernels import _dispatch, conv_dense
 
-    if not _dispatch.active():
-        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0): the twin path keeps nothing")
-    x, w = randn(3, 8, 2, 2, seed=1).astype(np.float32), randn(8, 8, 3, 3, seed=2).astype(np.float32)
+    if not _dispatch.active() or not gemm.mkl_in_use():
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use: no dense method")
+    x, w = randn(16, 8, 2, 2, seed=1).astype(np.float32), randn(8, 8, 3, 3, seed=2).astype(np.float32)
     ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
     ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
     before = _dispatch.calls["expand"]
@@ -159,11 +161,15 @@ def test_conv2d_algorithm_table_picks_a_candidate():
     for c, o, k, s, hw in [(16, 32, (3, 3), (1, 1), (28, 28)), (3, 64, (7, 7), (2, 2), (32, 32)),
                            (512, 512, (3, 3), (1, 1), (2, 2)), (64, 128, (1, 1), (2, 2), (8, 8)),
                            (64, 64, (3, 3), (1, 1), (16, 16))]:
-        plan = conv_algorithms.plan_for(c, o, k, s, hw, hw if s == (1, 1) else None)
-        assert plan in conv_algorithms.CANDIDATES.values()
-        assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
-        # (dense only where the image has fewer pixels than the kernel has taps)
-        assert (plan.method == "dense") == (gemm.mkl_in_use() and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1])
+        for batch in (1, 32):
+            plan = conv_algorithms.plan_for(c, o, k, s, hw, hw if s == (1, 1) else None, batch)
+            assert plan in conv_algorithms.CANDIDATES.values()
+            assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
+            # (dense only where the image has fewer pixels than the kernel has taps, in a batch of 16 or more)
+            dense = gemm.mkl_in_use() and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1] and batch >= 16
+            assert (plan.method == "dense") == dense
+    # nor where the expanded filter would be more than twice the filter (a 7x7 kernel on a 6x6 image)
+    assert conv_algorithms.plan_for(8, 8, (7, 7), (1, 1), (6, 6), (6, 6), 32).method != "dense"
 
 
 @pytest.mark.parametrize("xs,ws,kw", CONV2D[:7])

@@ -370,7 +370,7 @@ class _Geometry:
             xshape, wshape, stride, pads, dilation, groups)
         self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
-        self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw, xshape[2:])
+        self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw, xshape[2:], xshape[0])
         if self.plan.method == "dense" and not (_DENSE and conv_dense.applies(xshape[2:], (kh, kw), groups)):
             self.plan = self.plan._replace(method="im2col")
         ranges = len(image_ranges(xshape[0]))

@@ -9,7 +9,8 @@ Per image, a convolution is a linear map from the C P input values (P = H W pixe
     dL/dx = dL/dy Wd,     dL/dWd = dL/dy^T x,     dL/dW[o, c, t] = sum of dL/dWd[(o, q), (c, p)] over t(q, p) = t
 
 Each GEMM has O Q C P multiply-adds per image against im2col's O Q C kh kw, so this pays where an image has
-fewer pixels than the kernel taps (P < kh kw): ResNet's last stage, 2x2 images under a 3x3 kernel with
+fewer pixels than the kernel taps (P < kh kw) and the batch is large enough to repay expanding the filter
+once per call (``conv_algorithms.plan_for`` decides): ResNet's last stage, 2x2 images under a 3x3 kernel with
 padding 1, where 5 of im2col's 9 columns per output pixel are padding. The products read x channels-last
 (a copy of the small image batch, so that the expanded filter's rows are runs of C) and write y in NCHW as
 it lies; the batch is their short axis, so they split over the threads by the filter's rows or columns
