@@ -47,9 +47,9 @@ force: Plan | None = None  # every float32 conv2d takes this plan when set (benc
 def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple,
              in_hw: tuple | None = None, batch: int = 0) -> Plan:
     """The measured choice for a convolution of this shape class (the batch enters only the dense choice:
-    for the others a thread's share of it is what the chunks cut). Winograd and dense are only choices: ``kernels/conv.py`` runs
-    im2col where their geometry does not fit (Winograd: dilation, groups, padding over 2, a batch smaller
-    than the threads; dense: groups, or at least as many pixels as taps)."""
+    for the others a thread's share of it is what the chunks cut). Winograd and dense are only choices:
+    ``kernels/conv.py`` runs im2col where their geometry does not fit (Winograd: dilation, groups, padding
+    over 2, a batch smaller than the threads; dense: groups, or at least as many pixels as taps)."""
     if force is not None:
         return force
     if not gemm.mkl_in_use():
