@@ -70,18 +70,51 @@ def _torch_resnet18(classes):
 
 
 def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: int = 100, clock=None,
-                  previous_plan: bool = False):
+                  previous_plan: bool = False, without_dense: bool = False):
     """One SGD training step (forward, cross-entropy, backward, momentum update) of ResNet-18 on
     ``batch`` images of ``side`` x ``side``, ours against torch's, interleaved. ``previous_plan`` adds our
     step with every conv forced to the plan all shapes took before the per-shape table (im2col, chunks
-    sized for the caches, dL/dW transposed): the table's effect, measured in the same process."""
+    sized for the caches, dL/dW transposed): the table's effect, measured in the same process.
+    ``without_dense`` adds our step with the dense method off (``kernels.conv._DENSE``): im2col where the
+    table picks dense (the 2x2 stage)."""
     import time
 
+    from benchmarks.harness import compare
+
+    step_na, step_torch = _resnet_steps(batch, side, classes)
+    contenders = {"neural-arch": step_na, "torch": step_torch}
+    if previous_plan:
+        from neural_arch.backend.kernels import conv_algorithms
+
+        def step_previous():
+            conv_algorithms.force = conv_algorithms.Plan("im2col", "cache", "transposed")
+            try:
+                step_na()
+            finally:
+                conv_algorithms.force = None
+
+        contenders["neural-arch, previous plan"] = step_previous
+    if without_dense:
+        from neural_arch.backend.kernels import conv
+
+        def step_without_dense():
+            conv._DENSE = False
+            try:
+                step_na()
+            finally:
+                conv._DENSE = True
+
+        contenders["neural-arch, no dense"] = step_without_dense
+    return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}", contenders, rounds=rounds,
+                    clock=clock or time.perf_counter)]
+
+
+def _resnet_steps(batch: int = BATCH, side: int = 64, classes: int = 100):
+    """(our step, torch's step): ResNet-18 SGD training steps on one fixed batch, as ``resnet18_step`` times."""
     import numpy as np
     import torch
 
     import neural_arch as na
-    from benchmarks.harness import compare
     from neural_arch.models import resnet18
 
     rng = np.random.default_rng(0)
@@ -102,20 +135,72 @@ def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: 
         torch.nn.functional.cross_entropy(ref(txs), tys).backward()
         topt.step()
 
-    contenders = {"neural-arch": step_na, "torch": step_torch}
-    if previous_plan:
-        from neural_arch.backend.kernels import conv_algorithms
+    return step_na, step_torch
 
-        def step_previous():
-            conv_algorithms.force = conv_algorithms.Plan("im2col", "cache", "transposed")
+
+def profile(steps: int = 5, clock=None, top: int = 25) -> str:
+    """Where a ResNet-18 step's time goes, ours against torch's, at the current thread counts: our per-op
+    exclusive times (``benchmarks/op_timers.py``), our conv forward / backward per shape, and
+    ``torch.profiler``'s self CPU time per op (wall time; ``clock`` sets ours, default wall time too).
+    Milliseconds per step, averaged over ``steps`` after one warm-up step each."""
+    import time
+    from collections import defaultdict
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from benchmarks.op_timers import OpTimers
+    from neural_arch.ops import conv as conv_ops
+
+    clock = clock or time.perf_counter
+    step_na, step_torch = _resnet_steps()
+    step_na()
+    step_torch()
+    per_shape = defaultdict(float)
+    kern = conv_ops.kern
+
+    def timed(name, fn):
+        def run(grad_or_x, x_or_w, *rest):
+            w, stride = (rest[0], rest[1]) if name == "backward" else (x_or_w, rest[1])
+            c = w.shape[1]
+            side = grad_or_x.shape[2] if name == "forward" else x_or_w.shape[2]
+            key = f"{c}->{w.shape[0]} {side}x{side} k{w.shape[2]} s{stride[0]} {name}"
+            t0 = clock()
             try:
-                step_na()
+                return fn(grad_or_x, x_or_w, *rest)
             finally:
-                conv_algorithms.force = None
+                per_shape[key] += clock() - t0
+        return run
 
-        contenders["neural-arch, previous plan"] = step_previous
-    return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}", contenders, rounds=rounds,
-                    clock=clock or time.perf_counter)]
+    class _Timed:  # the conv op module's kernel functions, timed per shape
+        conv2d_forward = staticmethod(timed("forward", kern.conv2d_forward))
+        conv2d_backward = staticmethod(timed("backward", kern.conv2d_backward))
+
+    conv_ops.kern = _Timed
+    total = 0.0
+    try:
+        with OpTimers(clock=clock) as timers:
+            for _ in range(steps):
+                t0 = clock()
+                step_na()
+                total += clock() - t0
+    finally:
+        conv_ops.kern = kern
+    lines = [f"neural-arch: step {total / steps * 1e3:.1f} ms", "| op, phase | ms per step | calls |", "|---|---|---|"]
+    rows = timers.rows()
+    lines += [f"| {op} {phase} | {s / steps * 1e3:.2f} | {calls // steps} |" for op, phase, s, calls in rows[:top]]
+    lines.append(f"| rest (engine, optimizer) | {(total - sum(r[2] for r in rows)) / steps * 1e3:.2f} | |")
+    lines += ["", "| conv2d per shape | ms per step |", "|---|---|"]
+    lines += [f"| {k} | {v / steps * 1e3:.2f} |" for k, v in sorted(per_shape.items())]
+    t0 = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step_torch()
+    lines += ["", f"torch: step {(time.perf_counter() - t0) / steps * 1e3:.1f} ms (under the profiler)",
+              "| op | self CPU ms per step | calls per step |", "|---|---|---|"]
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]
+    lines += [f"| {e.key} | {e.self_cpu_time_total / 1e3 / steps:.2f} | {e.count // steps} |" for e in events]
+    return "\n".join(lines)
 
 
 def run(rounds: int = 15):
@@ -154,7 +239,7 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     import neural_arch as na
     import neural_arch.nn.functional as F
     from benchmarks.harness import compare
-    from neural_arch.backend.kernels import conv_algorithms, winograd
+    from neural_arch.backend.kernels import conv_algorithms, conv_dense, winograd
 
     torch.set_num_threads(1)
     na.set_num_threads(1)
@@ -174,13 +259,14 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
                 conv_algorithms.force = None
             return run
 
-        fits = winograd.applies(ws[2:], (stride, stride), (1, 1), 1, (pad,) * 4)
+        fits = {"im2col": True, "winograd": winograd.applies(ws[2:], (stride, stride), (1, 1), 1, (pad,) * 4),
+                "dense": conv_dense.applies(xs[2:], ws[2:], 1)}
         contenders = {c: step(na, F, ours, plan) for c, plan in conv_algorithms.CANDIDATES.items()
-                      if fits or plan.method != "winograd"}
+                      if fits[plan.method]}
         contenders["torch"] = step(torch, TF, ref, None)
         res = compare(name, contenders, rounds=rounds, clock=time.process_time)
         med = {c: res.median(c) * 1e3 for c in contenders}
-        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:])
+        chosen = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:], xs[2:], xs[0])
         pick = chosen.name
         cells = [f"{med[c]:.2f}" if c in med else "-" for c in names]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {med['torch']:.2f} | {pick} | "
@@ -227,7 +313,8 @@ def stem_im2col(rounds: int = 11):
                     rounds=rounds, clock=time.process_time)]
 
 
-if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet|stem] [rounds]: one thread, CPU time
+if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet|stem|profile] [rounds]: one thread, CPU
+    # time (profile: the default threads, wall time)
     import sys
     import time
 
@@ -242,11 +329,13 @@ if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet
     print(f"machine: {machine()}\n")
     if mode == "candidates":
         print(candidates(count))
+    elif mode == "profile":  # at the default thread counts, wall time: take it on a quiet machine
+        print(profile(count))
     elif mode == "stem":
         print(table(stem_im2col(count)))
     elif mode == "resnet":  # the step, one thread, CPU time, with the previous plan beside it
         torch.set_num_threads(1)
         na.set_num_threads(1)
-        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True)))
+        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True, without_dense=True)))
     else:
         print(table(run_one_thread(count)))

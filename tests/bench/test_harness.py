@@ -92,15 +92,20 @@ def test_conv_algos_times_every_candidate_and_names_the_chosen_one():
     import neural_arch as na
 
     threads = na.get_num_threads()
-    shapes = [("tiny 3x3 s1", (2, 4, 6, 6), (4, 4, 3, 3), 1, 1), ("tiny 1x1 s2", (2, 4, 6, 6), (8, 4, 1, 1), 2, 0)]
+    shapes = [("tiny 3x3 s1", (2, 4, 6, 6), (4, 4, 3, 3), 1, 1), ("tiny 1x1 s2", (2, 4, 6, 6), (8, 4, 1, 1), 2, 0),
+              ("tiny 3x3 s1 2x2", (16, 4, 2, 2), (4, 4, 3, 3), 1, 1)]
     try:
         rows = conv_algos.candidates(rounds=1, shapes=shapes).splitlines()[2:]
     finally:
         na.set_num_threads(threads)
-    assert [r.split("|")[1].strip() for r in rows] == ["tiny 3x3 s1", "tiny 1x1 s2"]
+    assert [r.split("|")[1].strip() for r in rows] == ["tiny 3x3 s1", "tiny 1x1 s2", "tiny 3x3 s1 2x2"]
+    from neural_arch.backend import gemm
     from neural_arch.backend.kernels.conv_algorithms import CANDIDATES
 
     cells = [r.split("|")[1:-1] for r in rows]
     assert all(c[-2].strip() in CANDIDATES for c in cells)  # the "chosen" column names a candidate
-    assert all(float(x) > 0 for x in cells[0][1:-2])  # every candidate timed on the 3x3 stride-1 shape
+    assert all(float(x) > 0 for x in cells[0][1:-4])  # every im2col and Winograd candidate on the 3x3 stride-1 shape
     assert [x.strip() for x in cells[1][5:9]] == ["-"] * 4  # and Winograd not where it does not apply (1x1)
+    assert [x.strip() for x in (cells[0][-4], cells[1][-4])] == ["-"] * 2  # nor dense (more pixels than taps)
+    assert float(cells[2][-4]) > 0  # 2x2 images: dense timed, and chosen where the table runs (MKL)
+    assert cells[2][-2].strip() == "dense/whole/direct" or not gemm.mkl_in_use()

@@ -82,12 +82,14 @@ def test_conv2d_kernel_path_over_thread_ranges(n, ws, kw, n_threads, monkeypatch
 
 
 @pytest.mark.parametrize("plan", ["im2col/cache/direct", "im2col/cache/transposed", "im2col/whole/direct",
-                                  "im2col/whole/transposed", "winograd/cache/direct", "winograd/whole/transposed"])
+                                  "im2col/whole/transposed", "winograd/cache/direct", "winograd/whole/transposed",
+                                  "dense/whole/direct"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
     """Each plan the per-shape table may choose (kernels/conv_algorithms.py), forced on every shape of
     CONV2D, over one and two threads, with chunks of two images: the same values as torch. (Winograd
-    takes the 3x3 stride-1 ones, padding 1 and "same"; the others fall back to im2col.)"""
+    takes the 3x3 stride-1 ones, padding 1 and "same"; dense the images with fewer pixels than taps; the
+    others fall back to im2col.)"""
     from neural_arch.backend import threads
     from neural_arch.backend.kernels import conv_algorithms
 
@@ -95,15 +97,20 @@ def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
 
     monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES[plan])
     monkeypatch.setattr(threads.policy, "num_threads", n_threads)
-    for xs, ws, kw in CONV2D + WINOGRAD_SHAPES:
+    for xs, ws, kw in CONV2D + WINOGRAD_SHAPES + DENSE_SHAPES:
         xs = (5,) + xs[1:]
         monkeypatch.setattr(threads.policy, "conv_chunk_bytes", 8 * int(np.prod(ws[1:])) * xs[2] * xs[3])
         inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
         check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
-    for xs, ws, kw in WINOGRAD_SHAPES:  # the plan forced is the plan run
+    for xs, ws, kw in WINOGRAD_SHAPES if not plan.startswith("dense") else ():  # the plan forced is the plan run
         ph, pw = (kw["padding"],) * 2 if isinstance(kw["padding"], int) else kw["padding"]
         pads = (ph, ph, pw, pw)
         assert _Geometry((5,) + xs[1:], ws, (1, 1), pads, (1, 1), 1).plan.method == plan.split("/")[0]
+    for xs, ws, kw in DENSE_SHAPES if plan.startswith("dense") else ():
+        stride, pad, dil = (kw.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1)))
+        pads, stride, dil = (pad,) * 4 if isinstance(pad, int) else (pad[0], pad[0], pad[1], pad[1]), (
+            stride,) * 2 if isinstance(stride, int) else stride, (dil,) * 2 if isinstance(dil, int) else dil
+        assert _Geometry((5,) + xs[1:], ws, stride, pads, dil, 1).plan.method == "dense"
     # conv_transpose2d runs conv2d's input gradient as its forward
     kw = dict(padding=1)
     inputs = [randn(5, 4, 6, 7, seed=1), randn(4, 3, 3, 3, seed=2), randn(3, seed=3)]
@@ -119,15 +126,50 @@ WINOGRAD_SHAPES = [  # 3x3 stride 1: odd and even output sizes, paddings 0 to 2,
 ]
 
 
+DENSE_SHAPES = [  # fewer input pixels than taps: the dense product applies (strides, dilation, padding)
+    ((2, 5, 2, 2), (6, 5, 3, 3), dict(padding=1)),
+    ((2, 3, 1, 1), (4, 3, 3, 3), dict(padding=1)),
+    ((2, 3, 2, 3), (4, 3, 3, 3), dict(stride=(2, 1), padding=(2, 0), dilation=(2, 1))),
+]
+
+
+def test_conv2d_keeps_the_dense_filter_for_backward():
+    """The dense method's forward leaves its expanded filter in the op's context and the backward uses it:
+    dL/dx and dL/dW as torch's, and the filter expanded once per step (one ``expand`` call). (2x2 images in
+    a batch of 16: the table's own choice where MKL runs the products.)"""
+    from neural_arch.backend import gemm
+    from neural_arch.backend.kernels import _dispatch, conv_dense
+
+    if not _dispatch.active() or not gemm.mkl_in_use():
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use: no dense method")
+    x, w = randn(16, 8, 2, 2, seed=1).astype(np.float32), randn(8, 8, 3, 3, seed=2).astype(np.float32)
+    ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
+    ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
+    before = _dispatch.calls["expand"]
+    F.conv2d(*ours, padding=1).sum().backward()
+    TF.conv2d(*ref, padding=1).sum().backward()
+    assert _dispatch.calls["expand"] - before == 1
+    assert conv_dense.applies((2, 2), (3, 3), 1)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_conv2d_algorithm_table_picks_a_candidate():
+    from neural_arch.backend import gemm
     from neural_arch.backend.kernels import conv_algorithms
 
     for c, o, k, s, hw in [(16, 32, (3, 3), (1, 1), (28, 28)), (3, 64, (7, 7), (2, 2), (32, 32)),
                            (512, 512, (3, 3), (1, 1), (2, 2)), (64, 128, (1, 1), (2, 2), (8, 8)),
                            (64, 64, (3, 3), (1, 1), (16, 16))]:
-        plan = conv_algorithms.plan_for(c, o, k, s, hw)
-        assert plan in conv_algorithms.CANDIDATES.values()
-        assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
+        for batch in (1, 32):
+            plan = conv_algorithms.plan_for(c, o, k, s, hw, hw if s == (1, 1) else None, batch)
+            assert plan in conv_algorithms.CANDIDATES.values()
+            assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
+            # (dense only where the image has fewer pixels than the kernel has taps, in a batch of 16 or more)
+            dense = gemm.mkl_in_use() and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1] and batch >= 16
+            assert (plan.method == "dense") == dense
+    # nor where the expanded filter would be more than twice the filter (a 7x7 kernel on a 6x6 image)
+    assert conv_algorithms.plan_for(8, 8, (7, 7), (1, 1), (6, 6), (6, 6), 32).method != "dense"
 
 
 @pytest.mark.parametrize("xs,ws,kw", CONV2D[:7])

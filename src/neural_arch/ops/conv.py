@@ -49,13 +49,14 @@ class Conv2d(Function):
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         ctx.save_for_backward(x, w)
         ctx.geom = (tuple(stride), pads, dilation, groups)
-        return kern.conv2d_forward(x, w, b, *ctx.geom)
+        ctx.kept = {}  # what the kernel prepared from w for backward (the dense method's expanded filter)
+        return kern.conv2d_forward(x, w, b, *ctx.geom, ctx.kept)
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         need = ctx.needs_input_grad
-        gx, gw = kern.conv2d_backward(grad, x, w, *ctx.geom, bool(need[0]), bool(need[1]))
+        gx, gw = kern.conv2d_backward(grad, x, w, *ctx.geom, bool(need[0]), bool(need[1]), ctx.kept)
         if len(need) == 2:
             return gx, gw
         return gx, gw, (grad.sum(axis=(0, 2, 3)) if need[2] else None)

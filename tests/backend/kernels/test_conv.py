@@ -95,3 +95,38 @@ def test_stride_2_im2col_from_phase_planes_matches_the_numpy_twin(geometry):
     cols = np.full((c, kh, kw, n, ho, wo), np.nan, f32)
     conv.im2col_copy_phases(cols, _phases(x, pads), 0)
     np.testing.assert_array_equal(cols, im2col(xp, (kh, kw), (2, 2), (1, 1), (ho, wo), batch_last=True))
+
+
+@pytest.mark.parametrize("geometry", [
+    # (C, O, H, W, kh, kw, stride, padding (top, bottom, left, right), dilation)
+    (5, 4, 2, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),  # ResNet's last stage: 2x2 images, 3x3, padding 1
+    (3, 6, 1, 1, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),  # one pixel: only the centre tap
+    (3, 2, 2, 3, 3, 3, (2, 1), (2, 1, 0, 2), (2, 1)),  # strides, dilation, asymmetric padding
+    (2, 3, 2, 2, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1)),
+])
+def test_dense_expand_and_fold_match_the_numpy_twins(geometry, monkeypatch):
+    """conv_dense: the expanded filter and its adjoint (dL/dW from dL/dWd), kernel against twin, on one
+    thread and split by output channels; and the tap table against im2col's windows."""
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import conv_dense
+    from neural_arch.backend.kernels.conv import im2col, out_size, pad_hw
+
+    c, o, h, w, kh, kw, stride, pads, dil = geometry
+    ho, wo = out_size((1, c, h, w), (o, c, kh, kw), pads, stride, dil)
+    taps = conv_dense.tap_table((h, w), (kh, kw), stride, pads, dil, (ho, wo))
+    # the table says which input pixel each tap of each output pixel reads: im2col of the pixel numbers
+    numbers = np.arange(1, h * w + 1, dtype=np.float64).reshape(1, 1, h, w)
+    windows = im2col(pad_hw(numbers, pads), (kh, kw), stride, dil, (ho, wo))[0, 0].reshape(kh * kw, ho * wo)
+    for q in range(ho * wo):
+        for t in range(kh * kw):
+            p = int(windows[t, q]) - 1
+            assert p < 0 or taps[q, p] == t
+        assert sum(int(windows[t, q]) > 0 for t in range(kh * kw)) == int((taps[q] >= 0).sum())
+    weight = rng.standard_normal((o, c, kh * kw)).astype(f32)
+    dense_grad = rng.standard_normal((o, ho * wo, h * w, c)).astype(f32)
+    monkeypatch.setattr(threads.policy, "num_threads", 3)
+    for threshold in (1 << 40, 0):  # one thread, then split by output channels
+        monkeypatch.setattr(threads.policy, "kernel_min_elements", threshold)
+        np.testing.assert_array_equal(conv_dense.expand(weight, taps), conv_dense._expand(weight, taps))
+        np.testing.assert_allclose(conv_dense.fold(dense_grad, taps, kh * kw),
+                                   conv_dense._fold(dense_grad, taps, kh * kw), rtol=1e-6, atol=1e-6)

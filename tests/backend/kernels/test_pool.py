@@ -13,11 +13,13 @@ pytestmark = pytest.mark.usefixtures("jit")
     ((2, 2), (2, 2), (0, 0), (1, 1)),
     ((3, 3), (2, 2), (1, 1), (1, 1)),
     ((2, 3), (1, 1), (0, 1), (2, 1)),
+    ((3, 3), (1, 1), (0, 0), (1, 1)),  # every window whole: the 3x3 path's row-by-row merge
 ])
 def test_index_and_scatter_match_the_twins(geometry):
     k, s, p, d = geometry
     x = np.random.default_rng(0).integers(-3, 3, (2, 3, 9, 8)).astype(np.float32)  # many ties
     x[0, 0, 1, 1], x[1, 2, :, :2] = np.nan, -np.inf
+    x[0, 1, 2, 2] = x[0, 1, 3, 1] = x[0, 1, 4, 3] = np.nan  # NaNs in two rows of the same windows: the last wins
     out_hw = tuple((n + 2 * pp - dd * (kk - 1) - 1) // ss + 1 for n, kk, ss, pp, dd in zip(x.shape[2:], k, s, p, d))
     index, values = pool.max_pool2d_index(x, k, s, p, d, out_hw)
     ref_index, _ = pool.max_pool2d_index.twin(x, k, s, p, d, out_hw)

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.backend import gemm, threads
-from neural_arch.backend.kernels import winograd
+from neural_arch.backend.kernels import conv_dense, winograd
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, inline, kernel
 from neural_arch.backend.kernels.conv_algorithms import plan_for
@@ -95,8 +95,9 @@ def crop_hw(x, pads, hw):
     return x[:, :, top : top + hw[0], left : left + hw[1]]
 
 
-def _conv2d_forward(x, w, b, stride, pads, dilation, groups):
-    """y = conv2d(x, w) + b (NCHW); one im2col copy of the whole batch"""
+def _conv2d_forward(x, w, b, stride, pads, dilation, groups, kept=None):
+    """y = conv2d(x, w) + b (NCHW); one im2col copy of the whole batch. ``kept``: a dict in which the
+    kernel path may leave what it prepared from the weight for the backward (the twin leaves nothing)."""
     n, o, (kh, kw), cg = x.shape[0], w.shape[0], w.shape[2:], w.shape[1]
     ho, wo = out_size(x.shape, w.shape, pads, stride, dilation)
     cols = im2col(pad_hw(x, pads), (kh, kw), stride, dilation, (ho, wo), batch_last=True)
@@ -108,10 +109,10 @@ def _conv2d_forward(x, w, b, stride, pads, dilation, groups):
     return y
 
 
-def _conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
+def _conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w, kept=None):
     """(dL/dx or None, dL/dW or None); ``x`` may be any array of the input's shape (a broadcast view)
-    when dL/dW is not needed. ``grad`` may have fewer rows or columns than the convolution gives
-    (conv_transpose2d's output_padding): the windows past them are left out."""
+    when dL/dW is not needed; ``kept``: the dict the forward was given. ``grad`` may have fewer rows or
+    columns than the convolution gives (conv_transpose2d's output_padding): the windows past them are left out."""
     n, o, ho, wo = grad.shape
     cg, kh, kw = w.shape[1:]
     wm = w.reshape(groups, o // groups, cg * kh * kw)
@@ -345,6 +346,7 @@ def image_ranges(n: int) -> list:
 
 
 _PHASES = True  # (a module switch so that one process can time both im2col spellings)
+_DENSE = True  # (the same for the dense method where the table picks it: off, those convs run im2col)
 
 
 class _Ops:
@@ -368,7 +370,9 @@ class _Geometry:
             xshape, wshape, stride, pads, dilation, groups)
         self.out_hw = tuple(out_hw or out_size(xshape, wshape, pads, stride, dilation))
         c, (kh, kw) = xshape[1], wshape[2:]
-        self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw)
+        self.plan = plan_for(c, wshape[0], (kh, kw), stride, self.out_hw, xshape[2:], xshape[0])
+        if self.plan.method == "dense" and not (_DENSE and conv_dense.applies(xshape[2:], (kh, kw), groups)):
+            self.plan = self.plan._replace(method="im2col")
         ranges = len(image_ranges(xshape[0]))
         if self.plan.method == "winograd" and not (winograd.applies((kh, kw), stride, dilation, groups, pads) and (
                 ranges > 1 or threads.policy.num_threads < 2)):  # (its transforms do not split over threads)
@@ -382,12 +386,20 @@ class _Geometry:
         # phase copy is two passes over the input, paid back by contiguous row reads
         self.phases = stride == (2, 2) and dilation == (1, 1) and kh * kw >= 25 and _PHASES
 
+    def taps(self):
+        """The dense method's tap of each (output pixel, input pixel) pair (``conv_dense.tap_table``)."""
+        return conv_dense.tap_table(tuple(self.xshape[2:]), tuple(self.wshape[2:]), self.stride, tuple(self.pads),
+                                    tuple(self.dilation), self.out_hw)
+
 
 @dispatch(_conv2d_forward)
-def conv2d_forward(x, w, b, stride, pads, dilation, groups):
+def conv2d_forward(x, w, b, stride, pads, dilation, groups, kept=None):
     x = np.ascontiguousarray(x)
     geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups)
     n, o = x.shape[0], w.shape[0]
+    if geom.plan.method == "dense":  # the whole batch in one product, split over the threads by gemm.matmul
+        y = conv_dense.convolve(x, w, geom.taps(), geom.out_hw, kept)
+        return y if b is None else np.add(y, b.reshape(1, o, 1, 1), out=y)
     y = np.empty((n, o) + geom.out_hw, np.float32)
     wm = w.reshape(groups, o // groups, -1)
     ranges = image_ranges(n)
@@ -399,9 +411,11 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups):
 
 
 @dispatch(_conv2d_backward)
-def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w):
+def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w, kept=None):
     geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups, grad.shape[2:])
     n, o = grad.shape[:2]
+    if geom.plan.method == "dense":
+        return conv_dense.gradients(grad, x, w, geom.taps(), need_x, need_w, kept)
     wm = w.reshape(groups, o // groups, -1)
     x = np.ascontiguousarray(x) if need_w else x
     ranges = image_ranges(n)

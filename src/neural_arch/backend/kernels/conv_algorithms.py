@@ -3,9 +3,11 @@
 Every candidate computes the same sums; they differ in the algorithm and in how the work is cut, and each
 wins at some shapes on this hardware:
 
-- ``method``: ``"im2col"`` (columns + GEMMs, ``kernels/conv.py``) or ``"winograd"`` (F(2x2, 3x3) for the
-  forward and dL/dx of 3x3 stride-1 convolutions, ``kernels/winograd.py``; dL/dW stays im2col's GEMM).
-  ``kernels/conv.py`` runs im2col where Winograd's geometry does not fit.
+- ``method``: ``"im2col"`` (columns + GEMMs, ``kernels/conv.py``), ``"winograd"`` (F(2x2, 3x3) for the
+  forward and dL/dx of 3x3 stride-1 convolutions, ``kernels/winograd.py``; dL/dW stays im2col's GEMM) or
+  ``"dense"`` (images with fewer pixels than the kernel has taps: the whole image's linear map as one
+  matrix, ``kernels/conv_dense.py``; it has no chunks and one dL/dW product, so its plan is
+  ``dense/whole/direct``). ``kernels/conv.py`` runs im2col where the chosen method's geometry does not fit.
 - ``chunk``: ``"cache"`` runs a thread's images a few at a time (``policy.conv_chunk_bytes`` of columns, in
   chunks of equal size) so that the columns stay in the caches between the copy and the GEMMs;
   ``"whole"`` runs the thread's whole range as one chunk, so each GEMM is as long as it can be and the
@@ -27,7 +29,7 @@ from neural_arch.backend import gemm
 
 
 class Plan(NamedTuple):
-    method: str  # "im2col" or "winograd"
+    method: str  # "im2col", "winograd" or "dense"
     chunk: str  # "cache" or "whole"
     weight_grad: str  # "direct" or "transposed"
 
@@ -36,21 +38,30 @@ class Plan(NamedTuple):
         return f"{self.method}/{self.chunk}/{self.weight_grad}"
 
 
-CANDIDATES = {p.name: p for p in (Plan(m, c, g) for m in ("im2col", "winograd") for c in ("cache", "whole")
-                                  for g in ("direct", "transposed"))}
+CANDIDATES = {p.name: p for p in [Plan(m, c, g) for m in ("im2col", "winograd") for c in ("cache", "whole")
+                                  for g in ("direct", "transposed")] + [Plan("dense", "whole", "direct")]}
 
 force: Plan | None = None  # every float32 conv2d takes this plan when set (benchmarks' candidates)
 
 
-def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple) -> Plan:
-    """The measured choice for a convolution of this shape class (the batch does not enter: a thread's
-    share of it is what the chunks cut). Winograd is only a choice: ``kernels/conv.py`` runs im2col where
-    its geometry does not fit (dilation, groups, padding over 2, a batch smaller than the threads)."""
+def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple,
+             in_hw: tuple | None = None, batch: int = 0) -> Plan:
+    """The measured choice for a convolution of this shape class (the batch enters only the dense choice:
+    for the others a thread's share of it is what the chunks cut). Winograd and dense are only choices:
+    ``kernels/conv.py`` runs im2col where their geometry does not fit (Winograd: dilation, groups, padding
+    over 2, a batch smaller than the threads; dense: groups, or at least as many pixels as taps)."""
     if force is not None:
         return force
     if not gemm.mkl_in_use():
         return Plan("im2col", "cache", "transposed")
     pixels = out_hw[0] * out_hw[1]
+    # fewer input pixels than taps (ResNet's 2x2 images under 3x3): most of im2col's columns are padding. The
+    # expanded filter is written once per step whatever the batch, so it pays from a batch of 16 (512x512 at
+    # 2x2: 19.7 against im2col's 24.7 ms at 16, 19.3 against 15.3 at 8), and only while it stays at most twice
+    # the filter (Ho Wo H W <= 2 kh kw; a 7x7 kernel on a 6x6 image would expand it 26 times)
+    taps = kernel_hw[0] * kernel_hw[1]
+    if in_hw is not None and batch >= 16 and in_hw[0] * in_hw[1] < taps and pixels * in_hw[0] * in_hw[1] <= 2 * taps:
+        return Plan("dense", "whole", "direct")
     # Winograd where its 2.25x fewer multiplies outweigh its transforms: enough channels for the 16 GEMMs
     # to run at speed, and images large enough that transforming the filter (twice a step) is a small
     # part (ResNet-18's 64 channels at 16x16 and 128 at 8x8; it lost at 16 channels and at 4x4 and 2x2)

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_arch.backend.kernels._dispatch import dispatch
-from neural_arch.backend.kernels._jit import EXACT, kernel
+from neural_arch.backend.kernels._jit import EXACT, inline, kernel
 from neural_arch.backend.kernels.conv import pad_hw
 
 
@@ -58,6 +58,14 @@ def _max_pool2d_index(x, kernel_hw, stride, padding, dilation, out_hw):
     return rows * w + cols, None
 
 
+@inline(EXACT)
+def _later(v, at_v, best, at):
+    """(best, at) after a candidate v at at_v that comes later in the window: v wins if greater or NaN (torch's
+    test), as selects (on real data that branch is taken at random, and mispredicted)."""
+    take = (v > best) | (v != v)
+    return (v if take else best), (at_v if take else at)
+
+
 @kernel(EXACT, rows=(0, 1, 2))
 def max_pool2d_index_kernel(x, index, values, kh, kw, sh, sw, ph, pw, dh, dw):
     """index[p, oh, ow]: the flat position (h W + w) in plane x[p] of the maximum of the window at
@@ -98,6 +106,21 @@ def max_pool2d_index_kernel(x, index, values, kh, kw, sh, sw, ph, pw, dh, dw):
                         best, at = v, (r + 1) * width + c + 1
                     index[p, oh, ow] = at
                     values[p, oh, ow] = best
+                    continue
+                if i1 - i0 == 3 and j1 - j0 == 3 and kh == 3 and kw == 3 and dh == 1 and dw == 1:
+                    # a whole 3x3 window (ResNet's stem pool): each row's best, then the rows', so the
+                    # chains of dependent compares are 4 long, not 8. Merging an earlier (b, a) with a later
+                    # one by the same test keeps torch's rules: the first maximum, the last NaN.
+                    a0 = top * width + left
+                    b, a = _later(x[p, top, left + 1], a0 + 1, x[p, top, left], a0)
+                    b, a = _later(x[p, top, left + 2], a0 + 2, b, a)
+                    b1, a1 = _later(x[p, top + 1, left + 1], a0 + width + 1, x[p, top + 1, left], a0 + width)
+                    b1, a1 = _later(x[p, top + 1, left + 2], a0 + width + 2, b1, a1)
+                    b2, a2 = _later(x[p, top + 2, left + 1], a0 + 2 * width + 1, x[p, top + 2, left], a0 + 2 * width)
+                    b2, a2 = _later(x[p, top + 2, left + 2], a0 + 2 * width + 2, b2, a2)
+                    b, a = _later(b1, a1, b, a)
+                    b, a = _later(b2, a2, b, a)
+                    index[p, oh, ow], values[p, oh, ow] = a, b
                     continue
                 best = x[p, top + i0 * dh, left + j0 * dw]
                 at = (top + i0 * dh) * width + left + j0 * dw
