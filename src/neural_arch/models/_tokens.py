@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neural_arch import ops
+from neural_arch.autograd import function as _function
 from neural_arch.autograd.tensor import Tensor
 
 
@@ -38,7 +39,11 @@ class Tokens:
     @classmethod
     def of(cls, mask: np.ndarray) -> Tokens | None:
         """The packing of a (B, T) 0/1 mask; None when there is no padding to skip, or a row has no
-        token at all (its states are all padding: the padded forward computes them)."""
+        token at all (its states are all padding: the padded forward computes them), or while ops are
+        recorded (``graph.trace``: an ONNX export, a capture, a checkpointed region): the gathers' indices
+        come from this mask's data, which a recorded graph would keep as constants."""
+        if _function._tracer is not None:
+            return None
         real = np.asarray(mask) != 0
         counts = real.sum(axis=1)
         if real.all() or not counts.all():
