@@ -9,12 +9,15 @@ times, interleaved in one process (``harness.compare``):
   server runs per group;
 - ``torch``: sentence-transformers' tokenize + forward under ``inference_mode``, what the baseline runs.
 
-Each contender processes the same list of groups per call; the ratio (torch / ours > 1: we are faster) is
-the forward-only analogue of the load test's embeddings ratio.
+Each contender processes the groups its server would run per call (the same texts: each server cuts a batch
+with its model's ``ServedModel.forward_cost``: ours, which skips the padding in all but attention, into fewer
+forwards than torch's, which computes it; ``--same-groups`` gives both torch's groups); the ratio (torch /
+ours > 1: we are faster) is the forward-only analogue of the load test's embeddings ratio.
 
     python -m benchmarks.serve_forward                 # 8 batches of 32, grouped as the server groups them
     python -m benchmarks.serve_forward --no-length-groups   # each batch padded to its longest
     python -m benchmarks.serve_forward --threads 1          # one thread each; also the thread's CPU time
+    python -m benchmarks.serve_forward --same-groups        # both run the groups of a model that pads
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import time
 from benchmarks.harness import Result, compare
 
 
-def batches(n_batches: int, batch_size: int, length_groups: bool, seed: int = 0) -> list[list[str]]:
+def batches(n_batches: int, batch_size: int, length_groups: bool, seed: int = 0,
+            forward_cost: float = 96.0) -> list[list[str]]:
     """The lists of texts the server's worker runs one forward each on, for ``n_batches`` full batches."""
     from benchmarks.serve import _requests
     from neural_arch.serve.runners import length_groups as cut
@@ -38,13 +42,13 @@ def batches(n_batches: int, batch_size: int, length_groups: bool, seed: int = 0)
             out.append(texts)
             continue
         texts.sort(key=len)
-        points = cut([len(t) for t in texts], 96.0)
+        points = cut([len(t) for t in texts], forward_cost)
         out += [texts[a:b] for a, b in zip(points, points[1:])]
     return out
 
 
-def contenders(groups: list[list[str]]) -> dict:
-    """One call of each runs every group once."""
+def contenders(groups: list[list[str]], ours_groups: list[list[str]] | None = None) -> dict:
+    """One call of each runs every group once (ours: ``ours_groups`` when given, the same texts)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -54,11 +58,12 @@ def contenders(groups: list[list[str]]) -> dict:
 
     path = __import__(MINILM).get_model_path()
     ours = load_served_model(path).model
+    ours_groups = groups if ours_groups is None else ours_groups
     st = SentenceTransformer(str(path), device="cpu")
     tokenize = st.preprocess if hasattr(st, "preprocess") else st.tokenize
 
     def run_ours():
-        for g in groups:
+        for g in ours_groups:
             embed_batch(ours, g)
 
     def run_torch():
@@ -70,8 +75,9 @@ def contenders(groups: list[list[str]]) -> dict:
 
 
 def run(rounds: int = 10, n_batches: int = 8, batch_size: int = 32, length_groups: bool = True, threads: int = 0,
-        **_) -> list[Result]:
+        same_groups: bool = False, **_) -> list[Result]:
     """``threads``: both frameworks' thread count (0: each one's default, one per core)."""
+    from neural_arch.serve.loading import SKIPPED_PADDING_FORWARD_COST
     if threads:
         import torch
 
@@ -80,9 +86,11 @@ def run(rounds: int = 10, n_batches: int = 8, batch_size: int = 32, length_group
         torch.set_num_threads(threads)
         na.set_num_threads(threads)
     groups = batches(n_batches, batch_size, length_groups)
-    name = (f"MiniLM-L6 embed, {n_batches} batches of {batch_size} ({len(groups)} forwards)"
+    ours = groups if same_groups else batches(n_batches, batch_size, length_groups,
+                                              forward_cost=SKIPPED_PADDING_FORWARD_COST)
+    name = (f"MiniLM-L6 embed, {n_batches} batches of {batch_size} ({len(ours)} forwards ours, {len(groups)} torch)"
             + (f", {threads} thread{'s' * (threads > 1)}" if threads else ""))
-    runs = contenders(groups)
+    runs = contenders(groups, ours)
     if threads != 1:
         return [compare(name, runs, rounds=rounds, warmup=2)]
     # One thread each: the work runs on the calling thread in both frameworks, so its CPU time is the
@@ -110,9 +118,10 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-length-groups", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="both frameworks' threads (0: their defaults)")
+    p.add_argument("--same-groups", action="store_true", help="ours runs torch's groups (default: its own, fewer)")
     a = p.parse_args()
     print(f"machine: {machine()}\n")
-    results = run(a.rounds, a.batches, a.batch_size, not a.no_length_groups, a.threads)
+    results = run(a.rounds, a.batches, a.batch_size, not a.no_length_groups, a.threads, a.same_groups)
     print(f"\n## serve_forward\n\n{table(results)}\n")
 
 

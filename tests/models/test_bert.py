@@ -160,6 +160,45 @@ def test_gradients_match_transformers(tmp_path):
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_skip_padding_gives_the_tokens_states_and_gradients_of_the_padded_forward(family, tmp_path):
+    """The blocks run on the tokens alone (models/_tokens.py): the tokens' states match transformers' and the
+    padded forward's, right- and left-padded; a loss read from the tokens has the padded forward's gradients."""
+    ref = _make_ref("BertModel" if family == "bert" else "RobertaModel", family, tmp_path)
+    ours = getattr(ours_bert, type(ref).__name__).from_pretrained(tmp_path)
+    ids, mask, types = _batch(pad_id=ref.config.pad_token_id)
+    left = (np.flip(ids, 1).copy(), np.flip(mask, 1).copy(), np.flip(types, 1).copy())
+    for ids_, mask_, types_ in ((ids, mask, types), left):
+        real = mask_ == 1
+        skipped = ours(ids_, attention_mask=mask_, token_type_ids=types_, skip_padding=True).last_hidden_state
+        padded = ours(ids_, attention_mask=mask_, token_type_ids=types_).last_hidden_state
+        assert skipped.shape == padded.shape == (3, T, 32)
+        expect = _run_ref(ref, ids_, mask_, types_).last_hidden_state.numpy()
+        np.testing.assert_allclose(skipped.detach().numpy()[real], expect[real], **TOL)
+        np.testing.assert_allclose(skipped.detach().numpy()[real], padded.detach().numpy()[real], rtol=1e-5, atol=1e-6)
+        assert np.isfinite(skipped.detach().numpy()).all()  # padding holds a token's state, never garbage
+
+    grads = []
+    for skip in (True, False):
+        ours.zero_grad()
+        h = ours(ids, attention_mask=mask, token_type_ids=types, skip_padding=skip).last_hidden_state
+        (h * na.tensor(mask[:, :, None].astype(np.float32))).sum().backward()
+        grads.append({name: p.grad.numpy().copy() for name, p in ours.named_parameters() if p.grad is not None})
+    assert set(grads[0]) == set(grads[1]) and len(grads[0]) > 10
+    for name in grads[1]:
+        np.testing.assert_allclose(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_skip_padding_without_padding_or_with_an_empty_row_is_the_padded_forward(tmp_path):
+    _make_ref("BertModel", "bert", tmp_path)
+    ours = ours_bert.BertModel.from_pretrained(tmp_path)
+    ids, mask, types = _batch(pad_id=0)
+    for m in (np.ones_like(mask), np.concatenate([mask[:2], np.zeros_like(mask[:1])])):
+        a = ours(ids, attention_mask=m, token_type_ids=types, skip_padding=True).last_hidden_state.detach().numpy()
+        b = ours(ids, attention_mask=m, token_type_ids=types).last_hidden_state.detach().numpy()
+        np.testing.assert_array_equal(a, b)
+
+
 def test_roberta_position_ids_start_after_padding_and_skip_it(tmp_path):
     _make_ref("RobertaModel", "roberta", tmp_path)
     ours = ours_bert.RobertaModel.from_pretrained(tmp_path)

@@ -1,9 +1,15 @@
 """Grouping a batch of texts by length before the forward (runners.by_length / length_groups)."""
 
+import asyncio
 import itertools
 import random
 
-from neural_arch.serve.runners import by_length, length_groups
+import pytest
+
+from neural_arch.serve.app import ServeSettings
+from neural_arch.serve.metrics import ServerMetrics
+from neural_arch.serve.runners import by_length, length_groups, make_worker
+from neural_arch.serve.served import EMBEDDINGS, ServedModel
 
 
 def _cost(lengths, cuts, call_cost):
@@ -39,3 +45,26 @@ def test_by_length_runs_similar_lengths_together_and_keeps_the_order():
     texts = ["a" * n for n in (300, 5, 290, 7, 6, 310)]
     assert by_length(run)(texts) == [f"<{t}>" for t in texts]
     assert sorted(map(len, calls[0])) == [5, 6, 7] and sorted(map(len, calls[1])) == [290, 300, 310]
+
+
+@pytest.mark.parametrize("forward_cost,forwards", [(96.0, 2), (8 * 96.0, 1)])
+def test_the_worker_cuts_a_batch_with_its_models_forward_cost(forward_cost, forwards):
+    """A model that skips its padding (our SentenceEncoder) is cut into fewer forwards than one that computes it."""
+    calls = []
+
+    def run(texts):
+        calls.append(list(texts))
+        return [len(t) for t in texts]
+
+    served = ServedModel("m", EMBEDDINGS, model=None, run_batch=run, forward_cost=forward_cost)
+    worker = make_worker(served, ServeSettings(max_wait_ms=0.0), ServerMetrics("embeddings", lambda: 0))
+    texts = ["a" * n for n in (100, 9, 95, 10, 8, 99)]
+
+    async def go():
+        return await asyncio.wait_for(asyncio.gather(*worker.submit(texts)), 30.0)
+
+    try:
+        assert asyncio.run(go()) == [len(t) for t in texts]
+    finally:
+        worker.close()
+    assert len(calls) == forwards and sorted(map(len, sum(calls, []))) == sorted(map(len, texts))

@@ -195,6 +195,13 @@ def matmul_here(a, b, out=None):
     return _product(a, b, out)
 
 
+def reads_in_place(a, n: int) -> bool:
+    """Whether ``matmul(a, b)`` with ``b`` (..., k, n) of ``a``'s batch shape hands the matrices of strided
+    views (heads transposed out of (B, T, heads, d)) to BLAS as they are: MKL in use and the product
+    above NumPy's share. Else NumPy's stacked matmul runs them, far slower than on contiguous copies."""
+    return type(a) is np.ndarray and a.ndim > 2 and a.size * n >= _MKL_MIN_SIZE and mkl_in_use()
+
+
 def mkl_in_use() -> bool:
     """Whether our products run on MKL (decided at the first product; see ``threads.mkl``)."""
     return bool(_mkl) if _mkl is not None else _mkl_in_use()

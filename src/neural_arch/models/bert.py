@@ -29,6 +29,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import CheckpointError, ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.models import hf
 from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
+from neural_arch.models._tokens import Tokens
 from neural_arch.nn import functional as F
 
 __all__ = [
@@ -189,16 +190,23 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(H, H)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        B, T, H = x.shape
+    def forward(self, x: Tensor, mask: Tensor | None, tokens: Tokens | None = None) -> Tensor:
+        # x (B, T, H), or (N, H) the tokens' states alone (``tokens``: where they sit in (B, T))
+        if tokens is None:
+            B, T, H = x.shape
+            q, k, v = self.query(x), self.key(x), self.value(x)
+        else:
+            B, T, H = tokens.batch, tokens.length, x.shape[-1]
+            q, k, v = tokens.pad(self.query(x)), tokens.pad(self.key(x)), tokens.pad(self.value(x))
         nh = self.num_attention_heads
-        q = self.query(x).view(B, T, nh, H // nh).transpose(1, 2)   # (B, nh, T, hs)
-        k = self.key(x).view(B, T, nh, H // nh).transpose(1, 2)     # (B, nh, T, hs)
-        v = self.value(x).view(B, T, nh, H // nh).transpose(1, 2)   # (B, nh, T, hs)
+        q = q.view(B, T, nh, H // nh).transpose(1, 2)   # (B, nh, T, hs)
+        k = k.view(B, T, nh, H // nh).transpose(1, 2)   # (B, nh, T, hs)
+        v = v.view(B, T, nh, H // nh).transpose(1, 2)   # (B, nh, T, hs)
         # softmax(q k^T / sqrt(hs) + mask) v; mask (B, 1, 1, T) is 0 for tokens, a huge negative for padding
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout_p if self.training else 0.0)
-        return y.transpose(1, 2).reshape(B, T, H)                   # (B, T, H)
+        y = y.transpose(1, 2).reshape(B, T, H)          # (B, T, H)
+        return y if tokens is None else tokens.unpad(y)
 
 
 class BertSelfOutput(nn.Module):
@@ -220,8 +228,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)   # transformers' name: "attention.self.query"
         self.output = BertSelfOutput(config)
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        return self.output(self.self(x, mask), x)
+    def forward(self, x: Tensor, mask: Tensor | None, tokens: Tokens | None = None) -> Tensor:
+        return self.output(self.self(x, mask, tokens), x)
 
 
 class BertIntermediate(nn.Module):
@@ -249,9 +257,9 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        a = self.attention(x, mask)                   # LayerNorm(x + attn(x))
-        return self.output(self.intermediate(a), a)   # LayerNorm(a + mlp(a))
+    def forward(self, x: Tensor, mask: Tensor | None, tokens: Tokens | None = None) -> Tensor:
+        a = self.attention(x, mask, tokens)           # LayerNorm(x + attn(x))
+        return self.output(self.intermediate(a), a)   # LayerNorm(a + mlp(a)), row by row
 
 
 class BertEncoder(nn.Module):
@@ -260,10 +268,10 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing, self.checkpoint_kwargs = False, {}  # gradient_checkpointing_enable()
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, tokens: Tokens | None = None) -> Tensor:
         recompute = checkpointing(self)
         for block in self.layer:
-            x = checkpoint(block, x, mask, **self.checkpoint_kwargs) if recompute else block(x, mask)
+            x = checkpoint(block, x, mask, tokens, **self.checkpoint_kwargs) if recompute else block(x, mask, tokens)
         return x
 
 
@@ -419,9 +427,14 @@ class BertModel(BertPreTrainedModel):
         return np.arange(ids.shape[1])[None, :]
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
-                position_ids=None) -> BaseModelOutputWithPooling:
+                position_ids=None, skip_padding: bool = False) -> BaseModelOutputWithPooling:
         """``input_ids`` (B, T) ints; ``attention_mask`` (B, T) 1 for tokens, 0 for padding;
-        ``token_type_ids`` (B, T) segment ids (default 0); ``position_ids`` (B, T) (default per model)."""
+        ``token_type_ids`` (B, T) segment ids (default 0); ``position_ids`` (B, T) (default per model).
+
+        ``skip_padding``: run the blocks on the tokens alone, not on the padding (``models/_tokens.py``):
+        less work for a batch of mixed lengths, the same states for the tokens, but the padding positions
+        of ``last_hidden_state`` then hold a copy of their row's first token's state, not what
+        transformers computes there (for poolings that read only tokens: sentence embeddings)."""
         name = type(self).__name__
         config = self.config
         weight = self.embeddings.word_embeddings.weight
@@ -437,7 +450,7 @@ class BertModel(BertPreTrainedModel):
                              f"max_position_embeddings is {config.max_position_embeddings}; truncate the input")
         _check_range(pos, config.max_position_embeddings, "position_ids", "max_position_embeddings", name)
 
-        mask = None
+        mask = tokens = None
         if attention_mask is not None:
             m = _as_array(attention_mask)
             if tuple(m.shape) != (B, T):
@@ -446,11 +459,18 @@ class BertModel(BertPreTrainedModel):
             # the extended additive mask, as transformers: (B, 1, 1, T), 0 to attend, dtype-min to ignore
             additive = (1.0 - m.astype(weight.dtype))[:, None, None, :] * np.finfo(weight.dtype).min
             mask = ops.tensor(additive, dtype=weight.dtype, device=weight.device)
+            tokens = Tokens.of(m) if skip_padding and not weight.is_cuda else None  # (index arrays on the host)
 
         device = weight.device
-        x = self.embeddings(ops.tensor(ids, device=device), ops.tensor(types, device=device),
-                            ops.tensor(pos, device=device))            # (B, T, H)
-        h = self.encoder(x, mask)                                       # (B, T, H)
+        if tokens is None:
+            x = self.embeddings(ops.tensor(ids, device=device), ops.tensor(types, device=device),
+                                ops.tensor(pos, device=device))        # (B, T, H)
+            h = self.encoder(x, mask)                                   # (B, T, H)
+        else:  # the N tokens' states (N, H) through the blocks, then back in the (B, T, H) layout
+            x = self.embeddings(ops.tensor(tokens.take(ids), device=device),
+                                ops.tensor(tokens.take(types), device=device),
+                                ops.tensor(tokens.take(pos), device=device))
+            h = tokens.pad(self.encoder(x, mask, tokens))
         pooled = self.pooler(h) if self.pooler is not None else None    # (B, H)
         return BaseModelOutputWithPooling(last_hidden_state=h, pooler_output=pooled)
 

@@ -134,7 +134,9 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> Tensor:
         """Token ids (B, T) and mask (B, T) -> embeddings (B, D), differentiable (for fine-tuning)."""
-        h = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        # the pooling reads the tokens' states only: the blocks need not compute the padding's
+        h = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                       skip_padding=True).last_hidden_state
         w = self.model.embeddings.word_embeddings.weight
         mask = attention_mask.data if isinstance(attention_mask, Tensor) else np.asarray(attention_mask)
         m = ops.tensor(mask, dtype=h.dtype, device=w.device).unsqueeze(-1)                 # (B, T, 1)

@@ -48,8 +48,10 @@ class ScaledDotProductAttention(Function):
         if mask_in:
             mask = mask_in[0]
         # NOTE: heads usually arrive as transposed views (B, T, nh, hs) -> (B, nh, T, hs); NumPy's stacked
-        # matmul cannot hand those to BLAS and runs far slower, so copy them to contiguous memory once.
-        q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
+        # matmul cannot hand those to BLAS and runs far slower, so copy them to contiguous memory once,
+        # unless our products read them in place (MKL: each head is a matrix with a leading dimension).
+        if not (gemm.reads_in_place(q, k.shape[-2]) and q.dtype == k.dtype == v.dtype):
+            q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
         p = _probabilities(q, k, mask, scale, causal)
         if drop is not None:  # the keep-mask D is drawn here, in forward, so that running the op again draws anew
             drop = keep_mask(p.shape, drop[0], p.dtype, drop[1])
@@ -95,7 +97,7 @@ def _probabilities(q, k, mask, scale, causal):
             s += mask  # in place: no second scores-sized array
         else:
             s = s + mask
-    if mask is None or causal:  # no row can be fully masked: the plain softmax
+    if mask is None or causal or _masks_no_row(mask, s):  # the plain softmax: no row is fully masked
         return softmax(s, (s.ndim - 1,), False)
     m = s.max(axis=-1, keepdims=True)
     dead = ~np.isfinite(m)  # every key masked (or a -inf/NaN score row)
@@ -109,6 +111,14 @@ def _probabilities(q, k, mask, scale, causal):
     total[total == 0] = 1  # 0 / 1 = 0: a fully masked row gives zeros
     p /= total
     return p
+
+
+def _masks_no_row(mask, s) -> bool:
+    """Whether an additive ``mask`` smaller than the scores (a padding mask (B, 1, 1, S)) is finite: then no
+    row of scores is fully masked, and the softmax needs no pass over the scores looking for one (a BERT
+    mask holds the dtype's minimum, not -inf, as transformers'). A row of -inf scores from infinite
+    inputs is then NaN, as it is without a mask."""
+    return mask.dtype != np.bool_ and mask.size < s.size and bool(np.isfinite(mask).all())
 
 
 @functools.lru_cache(maxsize=16)

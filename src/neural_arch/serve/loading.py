@@ -55,6 +55,9 @@ from neural_arch.serve.served import (
 __all__ = ["CLASSIFY", "COMPLETIONS", "EMBEDDINGS", "ServedModel", "load_served_model"]
 
 _ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
+# a SentenceEncoder's forward_cost (ServedModel): it skips the padding in all but attention, about an
+# eighth of its forward at the load test's lengths, so a forward's fixed cost weighs 8 x the default 96
+SKIPPED_PADDING_FORWARD_COST = 8 * 96.0
 
 
 def load_served_model(path, name: str | None = None) -> ServedModel:
@@ -86,7 +89,8 @@ def _load_hf_dir(path: Path, name: str) -> ServedModel:
         return _vit_classifier(path, name)
     if (path / "modules.json").is_file() or config.get("model_type") in _ENCODER_TYPES:
         encoder = SentenceEncoder.from_pretrained(path)
-        return ServedModel(name, EMBEDDINGS, encoder, encoder.tokenizer, embedding_dim=encoder.model.config.hidden_size)
+        return ServedModel(name, EMBEDDINGS, encoder, encoder.tokenizer, embedding_dim=encoder.model.config.hidden_size,
+                           forward_cost=SKIPPED_PADDING_FORWARD_COST)
     lm = AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = load_tokenizer(path)
     eos = config.get("eos_token_id")

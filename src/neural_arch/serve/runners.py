@@ -115,7 +115,7 @@ def make_worker(served: ServedModel, settings, metrics):
         def run(images):
             return classify_batch(served.model, images)
     if settings.length_groups and (served.kind == EMBEDDINGS or served.inputs == "text"):
-        run = by_length(run)
+        run = by_length(run, served.forward_cost)
     return Batcher(run, settings.max_batch_size, wait, settings.max_queue, on_batch=metrics.observe_batch,
                    name=served.kind)
 

@@ -40,6 +40,10 @@ class ServedModel:
     run_batch: for embeddings and classify, ``payloads -> results`` run on the worker instead of the
         built-in batch functions (``runners.embed_batch``, ``runners.classify_batch``); the benchmark
         uses it to put another framework's model behind the same app and batching.
+    forward_cost: for texts, one forward's fixed cost in characters of padded text, which decides how
+        finely a batch is cut into forwards of similar lengths (``runners.by_length``). 96 suits a model
+        that computes its padding; our SentenceEncoder computes it in attention only (``skip_padding``),
+        so padding costs it about an eighth as much, and a forward's fixed cost weighs eight times more.
     """
 
     name: str
@@ -56,6 +60,7 @@ class ServedModel:
     eos_token_id: int | None = None
     embedding_dim: int | None = None
     run_batch: object = None  # optional: a batch function replacing the built-in one (another engine, same app)
+    forward_cost: float = 96.0
 
 
 def image_classifier(name: str, model, cfg) -> ServedModel:
