@@ -23,7 +23,7 @@ import numpy as np
 
 from neural_arch.autograd import capture as _capture
 from neural_arch.autograd import function as _function
-from neural_arch.autograd.function import Function, _as_array, backward_in_float32, check_finite, unbroadcast
+from neural_arch.autograd.function import Function, _as_array, check_finite, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.errors import GradientError, ShapeError, shape_str
 
@@ -120,7 +120,7 @@ def _walk(order, root_fn, grad, retain_graph, Tensor, hooked_edges) -> None:
                 "arrays were freed after the first backward). Pass retain_graph=True to the "
                 "first backward() if you need to call it twice."
             )
-        in_grads = fn.backward(fn, g) if fn._half_in is None else backward_in_float32(fn, g)
+        in_grads = fn.backward(fn, g)  # (a node whose forward ran in float32 has its own backward: function.py)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
         if not retain_graph:
