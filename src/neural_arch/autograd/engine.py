@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from neural_arch.autograd import capture as _capture
@@ -56,8 +58,15 @@ def topological_order(root_fn, hooked_edges: dict | None = None) -> list:
 def _owned(g, incoming) -> bool:
     """May a leaf keep ``g`` as its ``.grad`` without copying it? Only if no
     other gradient shares its memory: pass-through ops (add, reshape views,
-    broadcast_to) hand on the incoming array or a view of it."""
-    return g is not incoming and getattr(g, "flags", None) is not None and g.flags.owndata and g.flags.writeable
+    broadcast_to) hand on the incoming array or a view of it. A whole, C-ordered view of an array
+    that nothing else references is kept too: an op's result reshaped back to its input's shape (the
+    norms' dx), which copying would cost as much as the op's backward."""
+    if g is incoming or getattr(g, "flags", None) is None or not g.flags.writeable:
+        return False
+    if g.flags.owndata:
+        return True
+    return (type(g) is _ndarray and type(g.base) is _ndarray and g.flags.c_contiguous and g.base.flags.owndata
+            and g.nbytes == g.base.nbytes and sys.getrefcount(g.base) == 2)  # (2: g's reference and the call's)
 
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:

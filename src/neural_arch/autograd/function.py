@@ -160,9 +160,10 @@ class Function:
             ctx._retained = None
         else:
             ctx.needs_input_grad = (False,) * n
+        half = None if cls.half is None else _half_input(inputs)
         try:
-            if _watched or cls.half is not None:
-                out = _forward_watched(cls, ctx, inputs, params, narrow)
+            if _watched or half is not None:
+                out = _forward_watched(cls, ctx, inputs, params, narrow, half)
             elif n == 2:
                 out = cls.forward(ctx, inputs[0].data, inputs[1].data, **params)
             elif n == 1:
@@ -209,14 +210,14 @@ def _enter(cls, inputs):
     return inputs, None
 
 
-def _forward_watched(cls, ctx, inputs, params, narrow):
-    """``cls.forward`` for a watched call or a class with a half policy: a checkpointed region's
-    recomputation may answer with a stand-in output; half inputs of a ``half = "float32"`` op run in
-    float32; a low-precision op whose kernel returned float32 is rounded to ``narrow``."""
+def _forward_watched(cls, ctx, inputs, params, narrow, half):
+    """``cls.forward`` for a watched call or half inputs of an op with a half policy: a checkpointed
+    region's recomputation may answer with a stand-in output; half inputs (``half``: the dtype of the
+    first) of a ``half = "float32"`` op run in float32; a low-precision op whose kernel returned float32
+    is rounded to ``narrow``."""
     out = None if _replay is None else _replay(cls, ctx, inputs, params)
     if out is None:
         arrays = [t.data for t in inputs]
-        half = None if cls.half is None else _half_dtype(arrays)
         if half is not None:
             out = _forward_in_float32(cls, ctx, arrays, params, half)
         else:
@@ -283,6 +284,16 @@ sys.modules[__name__].__class__ = _Module
 def _is_half(a) -> bool:
     """A NumPy array of float16 or bfloat16 (CuPy arrays and float32/64 are not)."""
     return isinstance(a, _ndarray) and (a.dtype == _F16 or (_BF16 is not None and a.dtype == _BF16))
+
+
+def _half_input(inputs):
+    """The dtype of the first half array among the tensors ``inputs``, or None (the test ``apply`` makes for
+    an op with a half policy: an itemsize first, so that float32 and float64 arrays cost one comparison)."""
+    for t in inputs:
+        a = t.data
+        if a.dtype.itemsize == 2 and _is_half(a):
+            return a.dtype
+    return None
 
 
 def _half_dtype(arrays):
