@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from neural_arch.autograd import engine
+from neural_arch.autograd import function
 from neural_arch.autograd.function import Function
 
 
@@ -70,12 +70,12 @@ class OpTimers:
                     return timers._timed((type(ctx).__name__, "backward"), _backward, ctx, grad)
 
                 self._patch(cls, "backward", staticmethod(timed_backward))
-        in_float32 = engine.backward_in_float32
+        in_float32 = function.backward_in_float32  # (a node whose forward runs in float32 takes it as its backward)
 
         def timed_in_float32(ctx, grad):
             return timers._timed((type(ctx).__name__, "backward"), in_float32, ctx, grad)
 
-        self._patch(engine, "backward_in_float32", timed_in_float32)
+        self._patch(function, "backward_in_float32", timed_in_float32)
         return self
 
     def _patch(self, owner, name, value):

@@ -263,3 +263,31 @@ def test_broadcast_gradients_are_unbroadcast_once():
     (x * b).backward(na.ones(3, 4))
     assert x.grad.shape == (3, 1) and x.grad.numpy().ravel().tolist() == [6.0] * 3
     assert b.grad.shape == (4,) and b.grad.tolist() == [3.0] * 4
+
+
+class _Halves(na.autograd.Function):
+    """Two leaves' gradients as views of one array (shared) or a reshaped fresh array each."""
+
+    @staticmethod
+    def forward(ctx, x, y, shared):
+        ctx.shared = shared
+        return x + y
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.shared:
+            both = np.array(grad)  # one array, two views of all of it
+            return both.reshape(-1), both.reshape(-1)
+        return np.array(grad * 2).reshape(-1), np.array(grad * 3).reshape(-1)  # views of unshared arrays
+
+
+def test_a_leaf_keeps_a_view_of_an_unshared_array_and_copies_a_shared_one():
+    x = na.tensor(np.ones(4, np.float32), requires_grad=True)
+    y = na.tensor(np.ones(4, np.float32), requires_grad=True)
+    _Halves.apply(x, y, shared=False).backward(na.ones(4))
+    assert x.grad.data.base is not None and y.grad.data.base is not None  # adopted, not copied
+    assert x.grad.tolist() == [2.0] * 4 and y.grad.tolist() == [3.0] * 4
+    x.grad = y.grad = None
+    _Halves.apply(x, y, shared=True).backward(na.ones(4))
+    x.grad.data += 1  # the two gradients are views of one array: each leaf must own its own
+    assert y.grad.tolist() == [1.0] * 4 and x.grad.tolist() == [2.0] * 4

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 import neural_arch as na
-from neural_arch.autograd import engine
+from neural_arch.autograd import function
 from neural_arch.autograd.function import Function
 from neural_arch.ops.linalg import MatMul
 
@@ -18,7 +18,7 @@ from benchmarks.op_timers import OpTimers  # noqa: E402
 
 
 def test_counts_each_op_once_per_phase_and_restores_the_classes():
-    apply, backward, in_float32 = Function.__dict__["apply"], MatMul.__dict__["backward"], engine.backward_in_float32
+    apply, backward, in_float32 = Function.__dict__["apply"], MatMul.__dict__["backward"], function.backward_in_float32
     a = na.tensor(np.ones((3, 4), np.float32), requires_grad=True)
     b = na.tensor(np.ones((4, 2), np.float32), requires_grad=True)
     with OpTimers(time.thread_time) as timers:
@@ -30,5 +30,5 @@ def test_counts_each_op_once_per_phase_and_restores_the_classes():
     assert calls[("Sum", "forward")] == 1 and calls[("Cast", "forward")] == 2
     assert all(s >= 0 for _, _, s, _ in timers.rows())
     assert Function.__dict__["apply"] is apply and MatMul.__dict__["backward"] is backward
-    assert engine.backward_in_float32 is in_float32
+    assert function.backward_in_float32 is in_float32
     np.testing.assert_array_equal(a.grad.numpy(), np.full((3, 4), 2.0, np.float32))

@@ -19,11 +19,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from neural_arch.autograd import capture as _capture
 from neural_arch.autograd import function as _function
-from neural_arch.autograd.function import Function, _as_array, backward_in_float32, check_finite, unbroadcast
+from neural_arch.autograd.function import Function, _as_array, check_finite, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.errors import GradientError, ShapeError, shape_str
 
@@ -56,8 +58,15 @@ def topological_order(root_fn, hooked_edges: dict | None = None) -> list:
 def _owned(g, incoming) -> bool:
     """May a leaf keep ``g`` as its ``.grad`` without copying it? Only if no
     other gradient shares its memory: pass-through ops (add, reshape views,
-    broadcast_to) hand on the incoming array or a view of it."""
-    return g is not incoming and getattr(g, "flags", None) is not None and g.flags.owndata and g.flags.writeable
+    broadcast_to) hand on the incoming array or a view of it. A whole, C-ordered view of an array
+    that nothing else references is kept too: an op's result reshaped back to its input's shape (the
+    norms' dx), which copying would cost as much as the op's backward."""
+    if g is incoming or getattr(g, "flags", None) is None or not g.flags.writeable:
+        return False
+    if g.flags.owndata:
+        return True
+    return (type(g) is _ndarray and type(g.base) is _ndarray and g.flags.c_contiguous and g.base.flags.owndata
+            and g.nbytes == g.base.nbytes and sys.getrefcount(g.base) == 2)  # (2: g's reference and the call's)
 
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:
@@ -120,7 +129,7 @@ def _walk(order, root_fn, grad, retain_graph, Tensor, hooked_edges) -> None:
                 "arrays were freed after the first backward). Pass retain_graph=True to the "
                 "first backward() if you need to call it twice."
             )
-        in_grads = fn.backward(fn, g) if fn._half_in is None else backward_in_float32(fn, g)
+        in_grads = fn.backward(fn, g)  # (a node whose forward ran in float32 has its own backward: function.py)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
         if not retain_graph:

@@ -37,6 +37,9 @@ own methods. What the attribute means, for op authors: ``ops/_half.py``.
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 
 from neural_arch.autograd.grad_mode import STATE
@@ -119,36 +122,51 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run ``forward`` on the inputs' arrays and, if any input needs a
         gradient (and grad mode is on), record the node for backward."""
-        if _first_op:
-            _start_work()
+        # Everything beyond the plain path (the process's first op, autocast, a checkpointed region's
+        # recomputation, a tracer, an op with a half policy) hides behind two tests: ``_watched``, one
+        # module flag kept up to date by whoever sets those hooks, and ``cls.half``.
         narrow = None
-        if _autocast is not None:  # some thread is inside autocast: cast the inputs as cls's policy says
-            inputs, narrow = _autocast(cls, inputs)
+        if _watched:
+            inputs, narrow = _enter(cls, inputs)
         ctx = cls.__new__(cls)
         ctx._saved = ()
-        if STATE.grad_enabled:
+        # Unary and binary calls are written out: building a tuple by a comprehension costs more
+        # than all the rest of a small op's bookkeeping here.
+        n = len(inputs)
+        if not STATE.grad_enabled:
+            requires_grad = False
+        elif n == 2:
+            a, b = inputs
+            need_a, need_b = a.requires_grad, b.requires_grad
+            requires_grad = need_a or need_b
+            if requires_grad:
+                needs = (need_a, need_b)
+                parents = ((a._ctx or a) if need_a else None, (b._ctx or b) if need_b else None)
+        elif n == 1:
+            a = inputs[0]
+            requires_grad = a.requires_grad
+            if requires_grad:
+                needs, parents = (True,), (a._ctx or a,)
+        else:
             needs = tuple([t.requires_grad for t in inputs])
             requires_grad = True in needs
-        else:
-            requires_grad = False
+            if requires_grad:
+                parents = tuple([(t._ctx or t) if t.requires_grad else None for t in inputs])
         if requires_grad:
             # an edge per input: its node, or the leaf itself (whose .grad backward fills), or None (no grad)
-            ctx.parents = tuple([(t._ctx or t) if t.requires_grad else None for t in inputs])
+            ctx.parents = parents
             ctx.needs_input_grad = needs
             ctx._out_hooks = None
             ctx._retained = None
         else:
-            ctx.needs_input_grad = (False,) * len(inputs)
-        # an op with its own half policy (ops/_half.py): the dtype of its first half input, if any
-        half = None if cls.half is None else _half_dtype([t.data for t in inputs])
+            ctx.needs_input_grad = (False,) * n
+        half = None if cls.half is None else _half_input(inputs)
         try:
-            # a checkpointed region's recomputation: a stand-in for an output nothing reads, or None
-            out = None if _replay is None else _replay(cls, ctx, inputs, params)
-            if out is not None:
-                pass
-            elif half is not None:
-                out = _forward_in_float32(cls, ctx, [t.data for t in inputs], params, half)
-            elif len(inputs) == 1:  # (a unary op, most of them: no list to build)
+            if _watched or half is not None:
+                out = _forward_watched(cls, ctx, inputs, params, narrow, half)
+            elif n == 2:
+                out = cls.forward(ctx, inputs[0].data, inputs[1].data, **params)
+            elif n == 1:
                 out = cls.forward(ctx, inputs[0].data, **params)
             else:
                 out = cls.forward(ctx, *[t.data for t in inputs], **params)
@@ -158,8 +176,6 @@ class Function:
             raise _diagnose(cls, inputs, exc) from exc
         if type(out) is not _ndarray:
             out = _as_array(out)
-        if narrow is not None and out.dtype != narrow:  # a low-precision op whose kernel returned float32
-            out = out.astype(narrow)
         if STATE.anomaly:
             check_finite(out, f"the forward of {cls.__name__}")
         t = _Tensor.__new__(_Tensor)
@@ -173,7 +189,7 @@ class Function:
         else:
             t.requires_grad = False
             t._ctx = None
-        if _tracer is not None:  # graph.trace is recording (one global test, as grad mode)
+        if _watched and _tracer is not None:  # graph.trace is recording
             _tracer(cls, inputs, params, t)
         return t
 
@@ -183,21 +199,52 @@ class Function:
     name = property(lambda self: type(self).__name__ + "Backward")
 
 
-_first_op = True  # no op has run yet in this process
+def _enter(cls, inputs):
+    """Before a watched op's node is made: the process's first op starts neural-arch's work; autocast
+    casts the inputs as ``cls``'s policy says. Returns the inputs and the dtype the output must have
+    (None: leave it)."""
+    if _first_op:
+        _start_work()
+    if _autocast is not None:  # some thread is inside autocast
+        return _autocast(cls, inputs)
+    return inputs, None
+
+
+def _forward_watched(cls, ctx, inputs, params, narrow, half):
+    """``cls.forward`` for a watched call or half inputs of an op with a half policy: a checkpointed
+    region's recomputation may answer with a stand-in output; half inputs (``half``: the dtype of the
+    first) of a ``half = "float32"`` op run in float32; a low-precision op whose kernel returned float32
+    is rounded to ``narrow``."""
+    out = None if _replay is None else _replay(cls, ctx, inputs, params)
+    if out is None:
+        arrays = [t.data for t in inputs]
+        if half is not None:
+            out = _forward_in_float32(cls, ctx, arrays, params, half)
+        else:
+            out = cls.forward(ctx, *arrays, **params)
+    if narrow is not None:
+        if type(out) is not _ndarray:
+            out = _as_array(out)
+        if out.dtype != narrow:
+            out = out.astype(narrow)
+    return out
 
 
 def _start_work() -> None:
     """What neural-arch changes process-wide, done when its first op runs, not at import: the
     allocation policy (``backend/memory.py``; ``NEURAL_ARCH_KEEP_MEMORY=0`` turns it off)."""
-    global _first_op
+    global _first_op, _watched
     _first_op = False
+    _watched = _any_hook()
     keep_freed_memory()
 
 
 _Tensor = None  # set by tensor.py: Function creates Tensors, Tensor calls Functions
 
+_first_op = True  # no op has run yet in this process
+
 # ``graph.trace`` sets this to a callable ``(cls, inputs, params, out)`` while it records a model;
-# None the rest of the time, so that the hot path pays one test of a module global.
+# None the rest of the time.
 _tracer = None
 
 # ``autograd.checkpoint`` sets this to a callable ``(cls, ctx, inputs, params) -> array or None`` while a
@@ -209,10 +256,44 @@ _replay = None
 # in some thread; ``narrow`` is the dtype a LOWER op's output must have (None: leave it).
 _autocast = None
 
+_HOOKS = ("_first_op", "_tracer", "_replay", "_autocast")
+
+
+def _any_hook() -> bool:
+    return _first_op or _tracer is not None or _replay is not None or _autocast is not None
+
+
+# True while any of the four hooks above is set: the one module global ``apply`` tests on every op.
+_watched = True
+
+
+class _Module(types.ModuleType):
+    """This module's type: setting one of the hooks from outside (``function._tracer = t``, as graph,
+    compile, checkpoint and autocast do, or a test's monkeypatch) brings ``_watched`` up to date, so that
+    no setter function has to be remembered."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name in _HOOKS:
+            super().__setattr__("_watched", _any_hook())
+
+
+sys.modules[__name__].__class__ = _Module
+
 
 def _is_half(a) -> bool:
     """A NumPy array of float16 or bfloat16 (CuPy arrays and float32/64 are not)."""
     return isinstance(a, _ndarray) and (a.dtype == _F16 or (_BF16 is not None and a.dtype == _BF16))
+
+
+def _half_input(inputs):
+    """The dtype of the first half array among the tensors ``inputs``, or None (the test ``apply`` makes for
+    an op with a half policy: an itemsize first, so that float32 and float64 arrays cost one comparison)."""
+    for t in inputs:
+        a = t.data
+        if a.dtype.itemsize == 2 and _is_half(a):
+            return a.dtype
+    return None
 
 
 def _half_dtype(arrays):
@@ -234,7 +315,7 @@ def forward_arrays(cls, ctx, arrays, params):
 
 def backward_of(ctx, grad):
     """A recorded node's backward as the engine runs it (the float32 path for a node that has one)."""
-    return ctx.backward(ctx, grad) if ctx._half_in is None else backward_in_float32(ctx, grad)
+    return ctx.backward(ctx, grad)  # (a node with a float32 path carries it as its own ``backward``)
 
 
 def _forward_in_float32(cls, ctx, arrays, params, dtype):
@@ -253,6 +334,7 @@ def _forward_in_float32(cls, ctx, arrays, params, dtype):
     wide = [to_float32(a) if _is_half(a) else a for a in arrays]
     out = cls.forward(ctx, *wide, **params)
     ctx._half_in = tuple([(a.dtype, a.shape) if _is_half(a) else None for a in arrays])
+    ctx.backward = backward_in_float32  # the node's own backward: the engine calls ctx.backward(ctx, grad) alone
     if isinstance(out, np.generic):  # a full reduction's NumPy scalar
         out = np.asarray(out)
     narrow = to_half(out, dtype) if isinstance(out, _ndarray) and out.dtype == _F32 else out
@@ -269,12 +351,13 @@ def _forward_in_float32(cls, ctx, arrays, params, dtype):
 def backward_in_float32(ctx, grad):
     """The backward of a node whose forward ran in float32 (``ctx._half_in`` set): ``ctx.backward`` on
     the float32 gradient and saved arrays, each input's gradient summed to its shape in float32 and
-    rounded once to its dtype. The engine calls it instead of ``ctx.backward`` for such nodes."""
+    rounded once to its dtype. ``_forward_in_float32`` sets it as such a node's ``backward`` (an instance
+    attribute, before the class's), so the engine's walk has no test of its own for it."""
     saved = ctx._saved
     if saved:
         ctx._saved = tuple([to_float32(s) if _is_half(s) else s for s in saved])
     try:
-        grads = ctx.backward(ctx, to_float32(grad) if _is_half(grad) else grad)
+        grads = type(ctx).backward(ctx, to_float32(grad) if _is_half(grad) else grad)
     finally:
         if saved:
             ctx._saved = saved  # (half again: retain_graph keeps the small copies)

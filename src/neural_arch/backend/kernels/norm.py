@@ -81,19 +81,20 @@ def layer_norm_backward_kernel(g, x, w, mean, rstd, dx, dw_parts, db_parts):
     gs, xs, dxs = np.empty(d, np.float32), np.empty(d, np.float32), np.empty(d, np.float32)
     wf = as_f32(w, np.empty(d, np.float32))
     for c in range(n_chunks):
+        dwc, dbc = dw_parts[c], db_parts[c]
         for r in range(c * per, min(rows, (c + 1) * per)):
             gr, xr, dxr = as_f32(g[r], gs), as_f32(x[r], xs), row_out(dx, r, dxs)
             mu = mean[r]
             rs = rstd[r]
             s1 = F(0.0)
             s2 = F(0.0)
-            for j in range(d):  # (the sums in a loop that stores nothing, as in softmax_loss)
+            for j in range(d):  # (the sums and dw, db in one pass: a third pass over the row cost more)
+                xh = (xr[j] - mu) * rs
                 gw = gr[j] * wf[j]
                 s1 += gw
-                s2 += gw * ((xr[j] - mu) * rs)
-            for j in range(d):
-                dw_parts[c, j] += gr[j] * ((xr[j] - mu) * rs)
-                db_parts[c, j] += gr[j]
+                s2 += gw * xh
+                dwc[j] += gr[j] * xh
+                dbc[j] += gr[j]
             s1 /= F(d)
             s2 /= F(d)
             for j in range(d):
