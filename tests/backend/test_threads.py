@@ -202,3 +202,17 @@ def test_post_product_declines_vectors_and_bad_layouts():
     state = np.array([0, 0, 1])
     assert spin.post_product(state, np.zeros(16, np.int64), a, b, np.empty((4, 5), np.float32), addr)
     assert list(state) == [1, 0, 2]  # claimed and posted (no helper here to run it)
+
+
+@pytest.mark.parametrize("hand_off", HAND_OFFS)
+def test_a_helper_keeps_no_reference_to_a_finished_job(hand_off, monkeypatch):
+    """A finished job's arrays are the caller's alone: a view kept by the helper would keep an op's output
+    alive and make the engine copy it instead of adopting it as a leaf's gradient."""
+    import sys  # noqa: PLC0415
+
+    monkeypatch.setattr(threads, "_spin_module", lambda: hand_off)
+    monkeypatch.setattr(threads, "_helpers", [])
+    out = np.zeros(64)
+    threads.run_split(_fill, [(out[:32], 1.0, 0), (out[32:], 2.0, 0)])
+    np.testing.assert_array_equal(out, [1.0] * 32 + [2.0] * 32)
+    assert sys.getrefcount(out) == 2  # this name and getrefcount's argument

@@ -349,7 +349,9 @@ class _Helper:
                 fn(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller by join()
                 self._error = exc
-            self._job = None
+            # Drop the job's arrays now, not at the next job: a view kept here would keep an op's output
+            # alive, and the engine, seeing it shared, would copy that output instead of adopting it.
+            self._job = fn = args = None
             finished += 1
             self._done.release()  # (with polling, serve then publishes `finished` too)
 

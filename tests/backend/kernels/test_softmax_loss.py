@@ -50,6 +50,19 @@ def test_cross_entropy_rows_with_smoothing_and_ignore():
     np.testing.assert_allclose(total, ref.sum(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_losses_without_a_gradient_equal_those_with_one(smoothing):
+    """The no-gradient pass (evaluation) sums the same stored exponentials as the training pass."""
+    n, c = 64, 1000
+    x = (rng.standard_normal((n, c)) * 3).astype(f32)
+    t = rng.integers(0, c, n)
+    with_grad, without = np.empty(n, f32), np.empty(n, f32)
+    softmax_loss.cross_entropy_kernel(x, t, -100, f32(smoothing), with_grad, np.empty_like(x), True, np.zeros((2, 3)))
+    softmax_loss.cross_entropy_kernel(x, t, -100, f32(smoothing), without, np.empty((1, 1), f32), False,
+                                      np.zeros((2, 3)))
+    np.testing.assert_array_equal(without, with_grad)
+
+
 @pytest.mark.parametrize("masked", [-np.inf, np.finfo(f32).min, -1e4, -90.0])
 def test_softmax_of_masked_scores_is_exactly_zero(masked):
     """A causal mask's scores: their probabilities are 0, as torch's, never the denormals (~1e-40) a

@@ -175,18 +175,17 @@ def cross_entropy_kernel(x, target, ignore_index, smoothing, loss, dx, want_grad
             # one way for a float32 dx (which LLVM must assume may overlap x) and another for the
             # bfloat16 path's scratch row, and the sums came out an ulp apart.
             s_shifted = F(0.0)  # sum of (x - m): with large logits, summing x itself would lose log s to rounding
-            for j in range(c):
-                s_shifted += xr[j] - m
+            if smoothing != 0:  # (only label smoothing reads it)
+                for j in range(c):
+                    s_shifted += xr[j] - m
             s = F(0.0)
-            if want_grad:  # keep e^{x - m} in dx: one exp per logit, not two
-                dxr = row_out(dx, r, dxs)
-                for j in range(c):
-                    dxr[j] = expf(xr[j] - m)
-                for j in range(c):
-                    s += dxr[j]
-            else:
-                for j in range(c):
-                    s += expf(xr[j] - m)
+            # e^{x - m} stored, then summed: kept in dx (one exp per logit, not two), or in a scratch row
+            # without a gradient (an exp inside the sum's loop kept it scalar; the stored loop vectorises)
+            dxr = row_out(dx, r, dxs) if want_grad else dxs
+            for j in range(c):
+                dxr[j] = expf(xr[j] - m)
+            for j in range(c):
+                s += dxr[j]
             # lse - (1 - s) x_t - s mean(x) with lse = m + log s, written in differences from m
             lr = (F(1.0) - smoothing) * (m - xr[t]) - smoothing * s_shifted / F(c) + np.log(s)
             loss[r] = lr
