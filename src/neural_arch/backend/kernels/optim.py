@@ -88,7 +88,21 @@ def adam_kernel(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, 
         p <- p decay                  (AdamW: decay = 1 - lr wd;  Adam: decay = 1)
         g <- g + l2 p                 (Adam's L2 penalty;  AdamW: l2 = 0)
         m <- m + (g - m)(1 - b1);     v <- v b2 + (1 - b2) g^2
-        p <- p - step_size m / (sqrt(v) / sqrt(bc2) + eps)     (sqrt(max v) with amsgrad)"""
+        p <- p - step_size m / (sqrt(v) / sqrt(bc2) + eps)     (sqrt(max v) with amsgrad)
+    One loop per case: a loop that may touch the placeholder ``vmax`` fails LLVM's overlap check at random
+    (see below) and runs scalar."""
+    if amsgrad:
+        for i in range(p.size):
+            pi = p[i] * decay
+            gi = g[i] + l2 * pi
+            mi = m[i] + (gi - m[i]) * one_minus_beta1
+            vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
+            m[i] = mi
+            v[i] = vi
+            vi = max(vmax[i], vi)
+            vmax[i] = vi
+            p[i] = pi - step_size * (mi / (np.sqrt(vi) / bias_c2_sqrt + eps))
+        return
     for i in range(p.size):
         pi = p[i] * decay
         gi = g[i] + l2 * pi
@@ -96,9 +110,6 @@ def adam_kernel(p, g, m, v, step_size, one_minus_beta1, beta2, one_minus_beta2, 
         vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
         m[i] = mi
         v[i] = vi
-        if amsgrad:
-            vi = max(vmax[i], vi)
-            vmax[i] = vi
         p[i] = pi - step_size * (mi / (np.sqrt(vi) / bias_c2_sqrt + eps))
 
 
