@@ -318,16 +318,6 @@ class RNNCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 1, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
-    def _pair_runs(self, x, layer, batch_sizes) -> bool:
-        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
-        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
-        arrays that op takes (``pair_applies``)."""
-        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
-                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
-            return False
-        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
-        return pair_applies(x.data, *weights)
-
     def forward(self, input, hx=None):  # noqa: A002
         x, hx, unbatched = self._step_input(input, hx)
         hx = _zeros_like_state(x, x.shape[1], self.hidden_size) if hx is None else hx
@@ -340,16 +330,6 @@ class LSTMCell(RNNCellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, 4, device=device, dtype=dtype)
-
-    def _pair_runs(self, x, layer, batch_sizes) -> bool:
-        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
-        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
-        arrays that op takes (``pair_applies``)."""
-        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
-                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
-            return False
-        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
-        return pair_applies(x.data, *weights)
 
     def forward(self, input, hx=None):  # noqa: A002
         h, c = (None, None) if hx is None else hx
@@ -367,16 +347,6 @@ class GRUCell(RNNCellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, 3, device=device, dtype=dtype)
-
-    def _pair_runs(self, x, layer, batch_sizes) -> bool:
-        """Whether layers ``layer`` and ``layer + 1`` run as one wavefront op (``ops/recurrent_wave.py``): an
-        LSTM's, one direction, no projection, no packed batch, no dropout between them, autocast off, and the
-        arrays that op takes (``pair_applies``)."""
-        if (self.mode != "LSTM" or layer + 1 >= self.num_layers or self.bidirectional or self.proj_size
-                or batch_sizes is not None or (self.dropout and self.training) or autocast_state.enabled):
-            return False
-        weights = [w.data for w in (*self._weights(layer, 0)[:4], *self._weights(layer + 1, 0)[:4]) if w is not None]
-        return pair_applies(x.data, *weights)
 
     def forward(self, input, hx=None):  # noqa: A002
         x, hx, unbatched = self._step_input(input, hx)
