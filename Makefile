@@ -50,15 +50,27 @@ $(CHROMIUM):
 	$$sudo apt-get update -q && $$sudo apt-get install -y -q chromium || { \
 	  echo "make test: installing chromium failed (see above)" >&2; exit 1; }
 
+# Graphviz's dot, which tests/graph/test_trace.py renders an SVG with (Graph.to_svg): Debian's graphviz.
+DOT := $(firstword $(shell command -v dot 2>/dev/null) /usr/bin/dot)
+
+$(DOT):
+	@command -v apt-get >/dev/null || { echo "make test: Graphviz's dot is missing and there is no apt-get;" \
+	  "install graphviz (Graph.to_svg calls dot)" >&2; exit 1; }
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make test: Graphviz's dot is missing; as root run: apt-get update && apt-get install graphviz" >&2; \
+	  exit 1; fi; \
+	$$sudo apt-get update -q && $$sudo apt-get install -y -q graphviz || { \
+	  echo "make test: installing graphviz failed (see above)" >&2; exit 1; }
+
 ## Run the whole test suite.
-test: $(VENV)/.test-deps $(FASHION_MNIST) $(CHROMIUM)
+test: $(VENV)/.test-deps $(FASHION_MNIST) $(CHROMIUM) $(DOT)
 	$(BIN)/python -m neural_arch.backend.kernels
 	$(BIN)/python -m pytest -q
 
 ## Benchmarks against PyTorch (see BENCHMARKS.md). OpenBLAS picks its kernel for this CPU:
 ## an environment that forces an older one (OPENBLAS_CORETYPE) would halve our matmul speed.
 bench: $(VENV)/.test-deps
-	env -u OPENBLAS_CORETYPE $(BIN)/python -m benchmarks
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks
 
 ## The documentation site, into site/ (`$(BIN)/mkdocs serve` to browse it while editing).
 docs: $(VENV)/.test-deps
