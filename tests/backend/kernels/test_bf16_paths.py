@@ -25,11 +25,14 @@ def _torch_rounded(a32):
     return torch.from_numpy(np.ascontiguousarray(a32)).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
 
 
+_TAIL = 100 * np.finfo(np.float32).tiny  # |x| times a denormal sigmoid: below it, see test_gelu_reads_and_writes_bf16
+
+
 def _assert_rounded_from(got, float32_result, denormal_tail=False):
     assert got.dtype == bfloat16
     want = _torch_rounded(float32_result)
     if denormal_tail:  # see test_gelu_reads_and_writes_bf16
-        tail = np.abs(float32_result) < np.finfo(np.float32).tiny
+        tail = np.abs(float32_result) < _TAIL
         np.testing.assert_allclose(got[tail].astype(np.float32), float32_result[tail], rtol=0, atol=1e-35)
         got, want = got[~tail], want[~tail]
     np.testing.assert_array_equal(got.view(np.uint16), want)
@@ -52,11 +55,14 @@ def test_gelu_reads_and_writes_bf16(shape, tanh, with_grad, jit):
     y32, deriv32 = activation.gelu(x.astype(np.float32), tanh, with_grad)
     # Far in the negative tail the tanh form's sigmoid is 1 / (1 + e^88) ~ 1e-39, a denormal that
     # fastmath's reciprocal gives as 0 in one compiled loop and as itself in another: there (|y| below
-    # the smallest normal float32) the two paths agree to 1e-35 (|x| times the denormal), not bit for bit.
+    # _TAIL: |x| (up to ~100 here) times the smallest normal float32) the two paths agree to 1e-35 (|x|
+    # times the denormal), not bit for bit.
     _assert_rounded_from(y, y32, denormal_tail=tanh)
     if with_grad:  # what backward multiplies by stays float32: backward is the float32 one
         assert deriv.dtype == np.float32
-        np.testing.assert_array_equal(deriv, deriv32)
+        # the same float32 expression, compiled once for bfloat16 bits and once for float32: fastmath may
+        # contract it into FMAs differently in the two loops (it does on an AMD EPYC), so a float32 ulp or so
+        np.testing.assert_allclose(deriv, deriv32, rtol=4e-7, atol=2e-7)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
