@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from neural_arch.autograd.engine import _accumulate_leaf, _owned
-from neural_arch.autograd.function import _as_array, backward_of, forward_arrays, unbroadcast
+from neural_arch.autograd.function import _as_array, forward_arrays, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.compile import fusion
@@ -338,7 +338,7 @@ class Program:
                     if not retain:
                         ctx._saved = None
                     continue
-                in_grads = backward_of(ctx, g)
+                in_grads = ctx.backward(ctx, g)  # (a node with a float32 path carries it as its own)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if not retain:
