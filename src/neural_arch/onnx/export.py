@@ -104,10 +104,5 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
 
 
 def _dims(shape) -> list:
-    out = []
-    for d in shape:
-        if isinstance(d, Dim):
-            out.append(d.is_symbol())  # a bare symbol keeps its name; an expression stays unnamed
-        else:
-            out.append(int(d))
-    return out
+    """ONNX's dims: a bare symbol keeps its name; an expression stays unnamed (None)."""
+    return [d.is_symbol() if isinstance(d, Dim) else int(d) for d in shape]

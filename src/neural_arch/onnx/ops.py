@@ -285,14 +285,12 @@ def _plus_one(d):
     return d + 1
 
 
-def gather_elements(b, node, xs):
-    ref = node.params["index"]
-    return b.add("GatherElements", [xs[0], b.cast(b.value(ref), b.dtype(ref), np.int64)], axis=int(node.params["axis"]))
-
-
-def index_select(b, node, xs):
-    ref = node.params["index"]
-    return b.add("Gather", [xs[0], b.cast(b.value(ref), b.dtype(ref), np.int64)], axis=int(node.params["axis"]))
+def gather(op):
+    """Gather / GatherElements along ``axis`` at the op's ``index`` array."""
+    def conv(b, node, xs):
+        ref = node.params["index"]
+        return b.add(op, [xs[0], b.cast(b.value(ref), b.dtype(ref), np.int64)], axis=int(node.params["axis"]))
+    return conv
 
 
 def cumsum(b, node, xs):
@@ -497,8 +495,8 @@ OPS = {
     "Linear": linear, "MatMul": binary("MatMul"), "Einsum": einsum, "Embedding": embedding,
     # shapes and indexing
     "Reshape": reshape, "Permute": permute, "Expand": expand, "Tile": tile, "Cat": cat, "Stack": stack,
-    "Flip": flip, "Triangle": triangle, "ConstantPad": constant_pad, "Index": index, "Gather": gather_elements,
-    "IndexSelect": index_select, "CumSum": cumsum,
+    "Flip": flip, "Triangle": triangle, "ConstantPad": constant_pad, "Index": index, "Gather": gather("GatherElements"),
+    "IndexSelect": gather("Gather"), "CumSum": cumsum,
     # reductions
     "Sum": reduce("ReduceSum"), "Mean": reduce("ReduceMean"), "Prod": reduce("ReduceProd"),
     "AMax": reduce("ReduceMax"), "MaxDim": reduce("ReduceMax"), "LogSumExp": reduce("ReduceLogSumExp"),
