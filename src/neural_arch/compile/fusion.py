@@ -157,9 +157,9 @@ class Group:
             ins = [raws[i] if src == "ext" else results[i] for src, i in m.sources]
             out = outs.get(("out", k))
             if m.kind in _UFUNC:
-                y = _UFUNC[m.kind](ins[0], ins[1], out=out) if out is not None else _UFUNC[m.kind](ins[0], ins[1])
+                y = _UFUNC[m.kind](ins[0], ins[1], out=out)  # (out=None: a new array)
             elif m.kind == "relu":
-                y = np.maximum(ins[0], 0, out=out) if out is not None else np.maximum(ins[0], 0)
+                y = np.maximum(ins[0], 0, out=out)
             elif m.kind == "dropout":
                 y = apply_mask(ins[0], *draws[k])
             else:  # gelu, silu, sigmoid, layer_norm
