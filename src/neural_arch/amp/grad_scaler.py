@@ -103,8 +103,7 @@ class GradScaler:
                 if p.grad is None:
                     continue
                 g = p.grad.data
-                if not found_inf and not np.isfinite(g).all():
-                    found_inf = True
+                found_inf = found_inf or not np.isfinite(g).all()  # (``not``: a Python bool)
                 if g.flags.writeable:
                     np.multiply(g, inv_scale.astype(g.dtype), out=g, casting="unsafe")
                 else:  # a read-only gradient (e.g. a broadcast): replace it

@@ -83,7 +83,7 @@ class autocast:  # noqa: N801 - torch's name
         if not isinstance(device_type, str) or device_type.split(":")[0] != "cpu":
             raise DeviceError(f"autocast: device_type={device_type!r} is not supported; neural-arch autocasts on "
                               "'cpu' only")
-        if bfloat16 is None:  # pragma: no cover - ml_dtypes is a core dependency
+        if bfloat16 is None:  # pragma: no cover - depends on the environment (the bf16 extra)
             raise DTypeError("autocast needs bfloat16, which comes from the ml_dtypes package: pip install ml_dtypes")
         dtype = _DEFAULT_DTYPE["cpu"] if dtype is None else resolve_dtype(dtype)
         if dtype not in _LOW_DTYPES:

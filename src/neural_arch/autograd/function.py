@@ -296,26 +296,13 @@ def _half_input(inputs):
     return None
 
 
-def _half_dtype(arrays):
-    """The dtype of the first half array among ``arrays``, or None."""
-    for a in arrays:
-        if _is_half(a):
-            return a.dtype
-    return None
-
-
 def forward_arrays(cls, ctx, arrays, params):
     """``cls.forward`` on ``arrays`` as ``apply`` runs it, the float32 path included, for code that replays
-    recorded ops without ``apply`` (``na.compile``); pair it with ``backward_of``."""
-    half = None if cls.half is None else _half_dtype(arrays)
+    recorded ops without ``apply`` (``na.compile``), whose backward is then ``ctx.backward(ctx, grad)``."""
+    half = None if cls.half is None else next((a.dtype for a in arrays if _is_half(a)), None)
     if half is not None:
         return _forward_in_float32(cls, ctx, arrays, params, half)
     return cls.forward(ctx, *arrays, **params)
-
-
-def backward_of(ctx, grad):
-    """A recorded node's backward as the engine runs it (the float32 path for a node that has one)."""
-    return ctx.backward(ctx, grad)  # (a node with a float32 path carries it as its own ``backward``)
 
 
 def _forward_in_float32(cls, ctx, arrays, params, dtype):

@@ -23,10 +23,7 @@ from neural_arch.errors import DTypeError, GradientError
 
 def _scalarize(out, weights):
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    total = 0.0
-    for o, w in zip(outs, weights):
-        total = total + float((o.data.astype(np.float64) * w).sum())
-    return total
+    return sum(float((o.data.astype(np.float64) * w).sum()) for o, w in zip(outs, weights))
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,

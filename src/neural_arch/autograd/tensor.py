@@ -452,8 +452,7 @@ def format_tensor(t: Tensor) -> str:
         if arr.dtype not in (get_default_dtype(), np.dtype(np.int64), np.dtype(np.bool_)):
             suffixes.append(f"dtype={dtype_name}")
     if t.device.type != "cpu":
-        suffixes.append(f"device='{t.device}'")
-        suffixes.insert(0, suffixes.pop())  # torch puts the device first
+        suffixes.insert(0, f"device='{t.device}'")  # torch puts the device first
     if t._ctx is not None:
         suffixes.append(f"grad_fn=<{type(t._ctx).__name__}Backward>")
     elif t.requires_grad:

@@ -161,7 +161,7 @@ class Communicator:
         meta[1] = ndim
         meta[2:2 + ndim] = array.shape[:ndim]
         table = np.empty((self.size, meta.size), dtype=np.int64)
-        self.wait_request(self.comm.Iallgather(meta, table), f"{what} (metadata check)")
+        Work(self.comm.Iallgather(meta, table), f"{what} (metadata check)").wait()
         if (table[:, 0] != table[0, 0]).any():
             listing = ", ".join(f"rank {r}: {_CODE_DTYPES.get(int(c), 'unsupported')}"
                                 for r, c in enumerate(table[:, 0]))
@@ -171,9 +171,6 @@ class Communicator:
             listing = ", ".join(f"rank {r}: {shape_str(row[2:2 + row[1]])}" for r, row in enumerate(table))
             raise ShapeError(f"{what}: the ranks passed tensors of different shapes ({listing}); every rank must "
                              "pass the same shape to one collective")
-
-    def wait_request(self, request, what: str):
-        return Work(request, what).wait()
 
     # -- collectives (start them; .wait() the Work) ---------------------------------------------------
     def allreduce(self, array, op: str = "sum", check: bool = True) -> Work:

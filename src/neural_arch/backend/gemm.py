@@ -67,7 +67,7 @@ def matmul(a, b, out=None):
         finally:
             threads.blas_exit()
     result, parts, partial_products = jobs
-    threads.run_split(_product_into, parts, products=True)
+    threads.run_split(_product, parts, products=True)
     if partial_products:
         return result.sum(axis=0, out=out)
     return result
@@ -126,7 +126,7 @@ def _half_by_mkl(a, b):
     wide = np.empty(a.shape[:-1] + b.shape[-1:], np.float32)
     jobs = _half_blocks(a16, b16, wide, addr)
     if len(jobs) > 1:
-        threads.run_split(_half_block, jobs)
+        threads.run_split(_cblas.product, jobs)  # (its result ignored: _half_blocks checked the layouts)
         return wide
     return wide if _cblas.product(a16, b16, wide, addr) else None
 
@@ -149,10 +149,6 @@ def _half_blocks(a, b, out, addr) -> list:
         return [(a[c], b, out[c], addr) for c in cuts]
     cuts = [slice(n * i // k, n * (i + 1) // k) for i in range(k)]
     return [(a, b[:, c], out[:, c], addr) for c in cuts]
-
-
-def _half_block(a, b, out, addr):
-    _cblas.product(a, b, out, addr)  # (views of a product it read whole: _half_blocks checked the layouts)
 
 
 def _blas_may_thread(a, b) -> bool:
@@ -184,10 +180,6 @@ def _product(a, b, out=None):
     return np.matmul(a, b, out=out)
 
 
-def _product_into(a, b, out):
-    _product(a, b, out)
-
-
 def matmul_here(a, b, out=None):
     """``np.matmul(a, b)`` as one product on the calling thread, never split: MKL's sequential GEMM when
     MKL is in use, else NumPy's. For code that already runs one job per thread (conv's per-thread
@@ -210,8 +202,8 @@ def mkl_in_use() -> bool:
 _mkl = None  # threads.mkl() once decided (False: not in use); _cblas: backend/cblas.py, loaded with it
 _cblas = None
 _mkl_gemm = {}  # float32 / float64 -> the address of MKL's GEMM for it
-# below m k n (times the batch) = 2^19 a product is one NumPy call: ours costs ~1 us more per call (checks,
-# numba's dispatch): thread CPU time, loaded machine, 64^3: 7.6 us against 6.1; 128^3: 41 against 44
+# below m k n (times the batch) = 2^19 a product is one NumPy call: ours costs more per call there (checks,
+# numba's dispatch)
 _MKL_MIN_SIZE = 1 << 19
 
 

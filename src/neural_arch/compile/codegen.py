@@ -78,16 +78,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NEURAL_ARCH_KERNEL_CACHE") or Path.home() / ".cache" / "neural-arch" / "kernels")
 
 
+_OPERATORS = {"add": "+", "sub": "-", "mul": "*"}
+
+
 def op_lines(kind: str, params: dict, v: str, args: list, with_deriv: bool, k: int) -> list:
     """The statements computing op ``k`` (``v`` its value's name, ``args`` its operands' names) as its
     eager kernel computes it; a derivative it saves is ``d{k}``."""
     a = args[0]
-    if kind == "add":
-        return [f"{v} = {a} + {args[1]}"]
-    if kind == "sub":
-        return [f"{v} = {a} - {args[1]}"]
-    if kind == "mul":
-        return [f"{v} = {a} * {args[1]}"]
+    if kind in _OPERATORS:
+        return [f"{v} = {a} {_OPERATORS[kind]} {args[1]}"]
     if kind == "relu":  # relu_forward: "not x <= 0" keeps a NaN
         return [f"{v} = F(0.0) if {a} <= F(0.0) else {a}"]
     if kind == "dropout":  # dropout_kernel: x * (scale if kept else 0)

@@ -47,6 +47,7 @@ _KINDS = {Add: "add", Sub: "sub", Mul: "mul", ReLU: "relu", Sigmoid: "sigmoid", 
           CounterDropout: "dropout"}
 _DERIV = {"gelu", "gelu_tanh", "silu"}  # ops that save dy/dx, computed with y
 _SAVE_OUTPUT = {"relu", "sigmoid"}  # ops that save y
+_SAVE_INPUTS = {"mul", "layer_norm"}  # ops that save (views of) their inputs
 _UFUNC = {"add": np.add, "sub": np.subtract, "mul": np.multiply}
 
 
@@ -156,9 +157,9 @@ class Group:
             ins = [raws[i] if src == "ext" else results[i] for src, i in m.sources]
             out = outs.get(("out", k))
             if m.kind in _UFUNC:
-                y = _UFUNC[m.kind](ins[0], ins[1], out=out) if out is not None else _UFUNC[m.kind](ins[0], ins[1])
+                y = _UFUNC[m.kind](ins[0], ins[1], out=out)  # (out=None: a new array)
             elif m.kind == "relu":
-                y = np.maximum(ins[0], 0, out=out) if out is not None else np.maximum(ins[0], 0)
+                y = np.maximum(ins[0], 0, out=out)
             elif m.kind == "dropout":
                 y = apply_mask(ins[0], *draws[k])
             else:  # gelu, silu, sigmoid, layer_norm
@@ -187,10 +188,6 @@ def _save(ctx, m, ins, out, outs, k, draw):
         ctx.shape, ctx.has_w, ctx.has_b, ctx.w_shape = ins[0].shape, True, True, ins[1].shape
 
 
-def _save_reads_inputs(kind) -> bool:
-    return kind in ("mul", "layer_norm")
-
-
 # -- planning ----------------------------------------------------------------------------------------------
 def plan(steps, meta, read_outside, output_ops, expand):
     """Replace runs of fusable op steps by ("fused", group) steps. ``meta[j]``: (input shapes, input
@@ -216,7 +213,7 @@ def plan(steps, meta, read_outside, output_ops, expand):
         group = _group(items, meta, expand)
         inside = {s for s, _, _ in items}
         for k, m in enumerate(group.members):
-            consumer_saves = any(src == ("mem", k) and _save_reads_inputs(o.kind) for o in group.members
+            consumer_saves = any(src == ("mem", k) and o.kind in _SAVE_INPUTS for o in group.members
                                  for src in o.sources)
             if (k == len(group.members) - 1 or m.kind in _SAVE_OUTPUT or consumer_saves
                     or read_outside(m.j, inside) or m.j in output_ops):

@@ -23,7 +23,7 @@ import numpy as np
 from neural_arch.backend import threads
 from neural_arch.backend.kernels import _dispatch
 from neural_arch.backend.kernels._jit import EXACT, _jit
-from neural_arch.backend.kernels.optim import _NONE, _adam_scalars, adam_kernel
+from neural_arch.backend.kernels.optim import _NONE, _adam_scalars, _flat_views, adam_kernel
 from neural_arch.optim import Adam
 
 _F32 = np.dtype(np.float32)
@@ -93,17 +93,13 @@ class FusedAdam:
                     step = state["step"]
                 if state["step"] != step or type(data) is not np.ndarray or data.dtype != _F32:
                     return None
-                order = "C" if data.flags.c_contiguous else "F" if data.flags.f_contiguous else None
-                flag = "c_contiguous" if order == "C" else "f_contiguous"
-                if order is None or not (getattr(m.flags, flag) and getattr(v.flags, flag)):
-                    return None  # (as adam_step: the flat walk needs p and its states in one layout)
-                g = grad.data
-                if g.dtype != _F32 or not (getattr(g.flags, flag) and g.flags.writeable):
-                    g = np.array(g, dtype=_F32, order=order)  # (numba wants one array type in the tuple)
-                ps.append(data.ravel("K"))
-                gs.append(g.ravel("K"))
-                ms.append(m.ravel("K"))
-                vs.append(v.ravel("K"))
+                flat = _flat_views(data, grad.data, m, v)  # (as adam_step: p and its states in one layout)
+                if flat is None:
+                    return None
+                if not flat[1].flags.writeable:  # (a read-only g is another type: numba wants one in the tuple)
+                    flat[1] = flat[1].copy()
+                for arrays, a in zip((ps, gs, ms, vs), flat):
+                    arrays.append(a)
                 sizes.append(data.size)
             if not ps:
                 continue

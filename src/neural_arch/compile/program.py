@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from neural_arch.autograd.engine import _accumulate_leaf, _owned
-from neural_arch.autograd.function import _as_array, backward_of, forward_arrays, unbroadcast
+from neural_arch.autograd.function import _as_array, forward_arrays, unbroadcast
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.compile import fusion
@@ -72,11 +72,9 @@ class _Sources:
     def view_of(self, arr):
         if not isinstance(arr, _ndarray) or arr.size == 0:
             return []
-        found = []
-        for ref, src in self.by_pointer.get(arr.__array_interface__["data"][0], []):
-            if src.dtype == arr.dtype and src is not arr:
-                found.append(("view", ref, arr.shape, arr.strides))
-        return found
+        return [("view", ref, arr.shape, arr.strides)
+                for ref, src in self.by_pointer.get(arr.__array_interface__["data"][0], [])
+                if src.dtype == arr.dtype and src is not arr]
 
     def casts_of(self, arr):
         if not isinstance(arr, _ndarray) or arr.size == 0:
@@ -106,14 +104,11 @@ def _ref_of(b, a, src_b: _Sources, src_a: _Sources, where: str):
     arr_a = a.data if isinstance(a, Tensor) else a
     if not isinstance(arr_b, _ndarray) or not isinstance(arr_a, _ndarray):
         raise Refused(f"{where} is not a NumPy array")
-    links_a = {(r[0], r[1]) for r in src_a.view_of(arr_a)}
-    for ref in src_b.view_of(arr_b):
-        if (ref[0], ref[1]) in links_a:
-            return ref
-    links_a = {(r[0], r[1]) for r in src_a.casts_of(arr_a)}
-    for ref in src_b.casts_of(arr_b):
-        if (ref[0], ref[1]) in links_a:
-            return ref
+    for links in (_Sources.view_of, _Sources.casts_of):  # a view of the same source in both, else a cast
+        linked = {(r[0], r[1]) for r in links(src_a, arr_a)}
+        for ref in links(src_b, arr_b):
+            if (ref[0], ref[1]) in linked:
+                return ref
     if arr_a.shape == arr_b.shape and arr_a.dtype == arr_b.dtype and np.array_equal(arr_a, arr_b, equal_nan=True):
         return ("const", arr_b)
     raise Refused(f"{where} is computed in Python from data, not by an op (e.g. from tensor.data)")
@@ -338,7 +333,7 @@ class Program:
                     if not retain:
                         ctx._saved = None
                     continue
-                in_grads = backward_of(ctx, g)
+                in_grads = ctx.backward(ctx, g)  # (a node with a float32 path carries it as its own)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if not retain:

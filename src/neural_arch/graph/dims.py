@@ -59,12 +59,6 @@ class Dim:
         return "+".join(parts).replace("+-", "-") or "0"
 
 
-def subsets(names) -> list:
-    """Every subset of ``names`` as a frozenset, smallest first (the terms of a multilinear fit)."""
-    names = sorted(names)
-    return [frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
-
-
 def fit(values: list, points: list, names: list):
     """The int or ``Dim`` that takes ``values[i]`` at the symbol sizes ``points[i]`` (dicts).
 
@@ -72,7 +66,8 @@ def fit(values: list, points: list, names: list):
     """
     if all(v == values[0] for v in values):
         return values[0]
-    terms = subsets(names)
+    names = sorted(names)  # the terms: every subset of the names, smallest first
+    terms = [frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
     a = np.array([[np.prod([p[s] for s in t]) for t in terms] for p in points], dtype=np.float64)
     coef, *_ = np.linalg.lstsq(a, np.array(values, dtype=np.float64), rcond=None)
     rounded = np.rint(coef).astype(np.int64)

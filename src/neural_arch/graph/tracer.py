@@ -170,10 +170,7 @@ class _Run:
 
     def _add(self, value, *objs):
         self.values[value.name] = value
-        for o in objs:
-            self.ids[id(o)] = value.name
-            self.alive.append(o)
-        return value.name
+        return self._add_alias(value.name, *objs)
 
     # -- tensors and arrays to value names ------------------------------------------------------------
     def tensor_value(self, t) -> str:
@@ -189,19 +186,17 @@ class _Run:
     def array_value(self, arr, owner=None) -> str:
         name = self.ids.get(id(arr))
         if name is not None:
-            if owner is not None:
-                self.ids[id(owner)] = name
-                self.alive.append(owner)
-            return name
+            return self._add_alias(name, owner)
         arr = np.asarray(arr)
         for iname, _, iarr in self.input_arrays:  # a copy of an input (na.tensor(ids)) is that input
             if iarr.shape == arr.shape and iarr.dtype == arr.dtype and np.array_equal(iarr, arr):
                 return self._add_alias(iname, arr, owner)
         self.counts["const"] = k = self.counts.get("const", 0) + 1
         v = Value(f"const_{k}", "const", arr.shape, arr.dtype, arr.shape, data=np.array(arr), module=self.stack[-1])
-        return self._add(v, arr, *([owner] if owner is not None else []))
+        return self._add(v, arr, owner)
 
     def _add_alias(self, name, *objs):
+        """Name ``objs`` (Nones skipped) ``name``, keeping them alive so that their ids are not reused."""
         for o in objs:
             if o is not None:
                 self.ids[id(o)] = name
@@ -212,14 +207,11 @@ class _Run:
         """A node parameter with its arrays replaced by ConstRefs (so they become graph values)."""
         if isinstance(p, np.ndarray) and p.ndim > 0:
             return ConstRef(self.array_value(p))
-        if isinstance(p, np.ndarray):  # a 0-d array: a number
+        if isinstance(p, (np.ndarray, np.generic)):  # a 0-d array or a NumPy scalar: a number
             return p.item()
-        if isinstance(p, np.generic):
-            return p.item()
-        if isinstance(p, tuple):
-            return tuple(self.param_value(x) for x in p)
-        if isinstance(p, list):
-            return [self.param_value(x) for x in p]
+        if isinstance(p, (tuple, list)):
+            items = [self.param_value(x) for x in p]
+            return tuple(items) if isinstance(p, tuple) else items
         if isinstance(p, slice):
             return slice(self.param_value(p.start), self.param_value(p.stop), self.param_value(p.step))
         if isinstance(p, Tensor):

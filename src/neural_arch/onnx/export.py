@@ -62,7 +62,7 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
         if conv is None:
             raise ExportError(f"onnx.export: op {node.op} (called in {node.module or 'the top level'} of "
                               f"{type(model).__name__}) has no ONNX mapping; add one to neural_arch/onnx/ops.py")
-        xs = [b.value(n) if n not in b.names else b.names[n] for n in node.inputs]
+        xs = [b.value(n) for n in node.inputs]
         try:
             b.names[node.output] = conv(b, node, xs)
         except ExportError:
@@ -75,8 +75,7 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
     outputs = []
     seen = set()
     for name, gname in zip(out_names, graph.outputs):
-        src = b.value(gname) if gname not in b.names else b.names[gname]
-        b.add("Identity", [src], outputs=[name])
+        b.add("Identity", [b.value(gname)], outputs=[name])
         if name in seen:
             raise ExportError(f"onnx.export: output name {name!r} given twice")
         seen.add(name)
@@ -104,10 +103,5 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
 
 
 def _dims(shape) -> list:
-    out = []
-    for d in shape:
-        if isinstance(d, Dim):
-            out.append(d.is_symbol())  # a bare symbol keeps its name; an expression stays unnamed
-        else:
-            out.append(int(d))
-    return out
+    """ONNX's dims: a bare symbol keeps its name; an expression stays unnamed (None)."""
+    return [d.is_symbol() if isinstance(d, Dim) else int(d) for d in shape]

@@ -69,14 +69,13 @@ def pow_scalar(b, node, xs):
     return b.add("Pow", [xs[0], _scalar_like(b, node, p)])
 
 
-def clip(lo_key, hi_key):
-    def conv(b, node, xs):
-        lo, hi = node.params[lo_key], node.params[hi_key]
-        ins = [xs[0], "" if lo is None else _scalar_like(b, node, lo), "" if hi is None else _scalar_like(b, node, hi)]
-        while ins[-1] == "":
-            ins.pop()
-        return b.add("Clip", ins)
-    return conv
+def clip(b, node, xs):
+    """Clamp and Hardtanh (params ``lo``, ``hi``, either None): Clip with its absent bounds left out."""
+    lo, hi = node.params["lo"], node.params["hi"]
+    ins = [xs[0], "" if lo is None else _scalar_like(b, node, lo), "" if hi is None else _scalar_like(b, node, hi)]
+    while ins[-1] == "":
+        ins.pop()
+    return b.add("Clip", ins)
 
 
 def where(b, node, xs):
@@ -285,14 +284,12 @@ def _plus_one(d):
     return d + 1
 
 
-def gather_elements(b, node, xs):
-    ref = node.params["index"]
-    return b.add("GatherElements", [xs[0], b.cast(b.value(ref), b.dtype(ref), np.int64)], axis=int(node.params["axis"]))
-
-
-def index_select(b, node, xs):
-    ref = node.params["index"]
-    return b.add("Gather", [xs[0], b.cast(b.value(ref), b.dtype(ref), np.int64)], axis=int(node.params["axis"]))
+def gather(op):
+    """Gather / GatherElements along ``axis`` at the op's ``index`` array."""
+    def conv(b, node, xs):
+        ref = node.params["index"]
+        return b.add(op, [xs[0], b.cast(b.value(ref), b.dtype(ref), np.int64)], axis=int(node.params["axis"]))
+    return conv
 
 
 def cumsum(b, node, xs):
@@ -318,8 +315,7 @@ def reduce(op):
 def var(b, node, xs):
     p = node.params
     x, axes = xs[0], p["axes"]
-    mean = b.reduce("ReduceMean", x, axes, True)
-    d = b.add("Sub", [x, mean])
+    d = b.add("Sub", [x, b.reduce("ReduceMean", x, axes, True)])
     m = b.reduce("ReduceMean", b.add("Mul", [d, d]), axes, p["keepdim"])
     shape = b.g.values[node.inputs[0]].example_shape
     n = math.prod(shape[a] for a in (axes if axes is not None else range(len(shape))))
@@ -378,14 +374,10 @@ def channel_norm(b, node, xs):
     g = p["groups"]
     if g is None:
         axes = (0,) + tuple(range(2, len(shape)))
-        mean = b.reduce("ReduceMean", x, axes, True)
-        cen = b.add("Sub", [x, mean])
-        v = b.reduce("ReduceMean", b.add("Mul", [cen, cen]), axes, True)
-    else:
-        grouped = b.add("Reshape", [x, b.shape([shape[0], g, -1])])
-        mean = b.reduce("ReduceMean", grouped, [2], True)
-        cen = b.add("Sub", [grouped, mean])
-        v = b.reduce("ReduceMean", b.add("Mul", [cen, cen]), [2], True)
+    else:  # statistics per (sample, group): over the last axis of x as (N, G, C / G * spatial)
+        x, axes = b.add("Reshape", [x, b.shape([shape[0], g, -1])]), [2]
+    cen = b.add("Sub", [x, b.reduce("ReduceMean", x, axes, True)])
+    v = b.reduce("ReduceMean", b.add("Mul", [cen, cen]), axes, True)
     y = b.add("Div", [cen, b.add("Sqrt", [b.add("Add", [v, b.scalar(p["eps"], dt)])])])
     y = b.add("Reshape", [y, b.shape(shape)])
     view = b.ints([1, c] + [1] * (len(shape) - 2))
@@ -486,10 +478,10 @@ OPS = {
     "Pow": binary("Pow"), "Maximum": binary("Max"), "Minimum": binary("Min"),
     "Neg": unary("Neg"), "Exp": unary("Exp"), "Log": unary("Log"), "Sqrt": unary("Sqrt"), "Sin": unary("Sin"),
     "Cos": unary("Cos"), "Tanh": unary("Tanh"), "Sigmoid": unary("Sigmoid"), "Abs": unary("Abs"),
-    "Rsqrt": rsqrt, "Log1p": log1p, "Expm1": expm1, "PowScalar": pow_scalar, "Clamp": clip("lo", "hi"),
+    "Rsqrt": rsqrt, "Log1p": log1p, "Expm1": expm1, "PowScalar": pow_scalar, "Clamp": clip,
     "Where": where, "ZeroGrad": zero_grad,
     # activations
-    "ReLU": unary("Relu"), "LeakyReLU": leaky_relu, "Hardtanh": clip("lo", "hi"), "GELU": gelu, "SiLU": silu,
+    "ReLU": unary("Relu"), "LeakyReLU": leaky_relu, "Hardtanh": clip, "GELU": gelu, "SiLU": silu,
     "Softplus": softplus, "Mish": mish, "LogSigmoid": log_sigmoid, "ELU": elu,
     "Hardswish": unary("HardSwish"), "Hardsigmoid": unary("HardSigmoid", alpha=1 / 6, beta=0.5),
     "Softmax": softmax,
@@ -497,8 +489,8 @@ OPS = {
     "Linear": linear, "MatMul": binary("MatMul"), "Einsum": einsum, "Embedding": embedding,
     # shapes and indexing
     "Reshape": reshape, "Permute": permute, "Expand": expand, "Tile": tile, "Cat": cat, "Stack": stack,
-    "Flip": flip, "Triangle": triangle, "ConstantPad": constant_pad, "Index": index, "Gather": gather_elements,
-    "IndexSelect": index_select, "CumSum": cumsum,
+    "Flip": flip, "Triangle": triangle, "ConstantPad": constant_pad, "Index": index, "Gather": gather("GatherElements"),
+    "IndexSelect": gather("Gather"), "CumSum": cumsum,
     # reductions
     "Sum": reduce("ReduceSum"), "Mean": reduce("ReduceMean"), "Prod": reduce("ReduceProd"),
     "AMax": reduce("ReduceMax"), "MaxDim": reduce("ReduceMax"), "LogSumExp": reduce("ReduceLogSumExp"),

@@ -31,7 +31,6 @@ from neural_arch.backend.kernels._dispatch import (
     calls,
     dispatch,
     enabled,
-    enabled_by_env,
     numba_installed,
     set_enabled,
 )

@@ -11,16 +11,11 @@ import numpy as np
 from neural_arch.backend.threads import policy
 
 
-def enabled_by_env() -> bool:
-    """False when the environment sets ``NEURAL_ARCH_JIT`` to 0 / false / no / off (``policy.jit``)."""
-    return policy.jit
-
-
 def numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-_on = enabled_by_env() and numba_installed()
+_on = policy.jit and numba_installed()  # (policy.jit: False when NEURAL_ARCH_JIT is 0 / false / no / off)
 calls: Counter = Counter()
 _F32 = np.dtype(np.float32)
 

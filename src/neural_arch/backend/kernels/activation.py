@@ -296,20 +296,15 @@ def silu(x, alpha, with_grad):
 
 
 # -- sigmoid ---------------------------------------------------------------------------------------------
-def _sigmoid(x):
-    """y = 1 / (1 + e^-x)"""
-    return sigmoid_array(x)
-
-
 @kernel(FAST, rows=(0, 1))
 def sigmoid_forward(x, y):
-    """_expf clamps its argument: no overflow; a NaN x stays NaN"""
+    """expf clamps its argument: no overflow; a NaN x stays NaN"""
     for i in range(x.size):
         v = x[i]
         y[i] = v if np.isnan(v) else sigmoidf(v)
 
 
-@dispatch(_sigmoid)
+@dispatch(sigmoid_array)
 def sigmoid(x):
     return _map(sigmoid_forward, x)[0]
 

@@ -37,6 +37,17 @@ def _decayed(p, g, maximize, weight_decay):
     return g + weight_decay * p if weight_decay != 0 else g
 
 
+def _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize):
+    """The gradient the Adam family uses: negated to maximize; ``p *= 1 - lr wd`` (decoupled) or ``g + wd p``."""
+    g = -g if maximize else g
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    return g
+
+
 def _flat_views(p, g, *states):
     """(p, g, *states) as 1-d views in p's memory order (g converted to float32 in that layout), or None
     when p is not contiguous or a state array has another layout."""
@@ -60,12 +71,7 @@ _NONE = np.empty(0, _F32)  # a kernel's placeholder for a state array the option
 def _adam_step(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
     """p <- p (1 - lr wd) (AdamW) or g <- g + wd p (Adam);  m <- lerp(m, g, 1 - b1);  v <- b2 v + (1 - b2) g^2;
     p <- p - lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (v: max of all v so far with ``vmax``)"""
-    if decoupled:
-        g = -g if maximize else g
-        if weight_decay != 0:
-            p *= 1 - lr * weight_decay
-    else:
-        g = _decayed(p, g, maximize, weight_decay)
+    g = _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize)
     lerp_(m, g, 1 - beta1)
     v *= beta2
     v += (1 - beta2) * (g * g)
@@ -419,17 +425,6 @@ def adadelta_step(p, g, square_avg, acc_delta, lr, rho, eps, weight_decay, maxim
 
 
 # -- NAdam and RAdam: Adam's moments, then their own step -------------------------------------------------
-def _adam_family_grad(p, g, lr, weight_decay, decoupled, maximize):
-    """The gradient NAdam and RAdam use: negated to maximize; ``p *= 1 - lr wd`` (decoupled) or ``g + wd p``."""
-    g = -g if maximize else g
-    if weight_decay != 0:
-        if decoupled:
-            p *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * p
-    return g
-
-
 def _nadam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step,
                 mu, mu_next, mu_product):
     """(g as ``_adam_family_grad``)  m <- lerp(m, g, 1 - b1);  v <- b2 v + (1 - b2) g^2;
