@@ -159,7 +159,7 @@ def process_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | No
     if top_p is not None and top_p < 1.0:
         order = np.argsort(scores, axis=-1, kind="stable")  # ascending
         sorted_scores = np.take_along_axis(scores, order, axis=-1)
-        cum = np.cumsum(_softmax(sorted_scores), axis=-1)
+        cum = np.cumsum(softmax_rows(sorted_scores), axis=-1)
         remove_sorted = cum <= (1 - top_p)
         remove_sorted[:, -1] = False
         remove = np.zeros_like(remove_sorted)
@@ -168,7 +168,8 @@ def process_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | No
     return scores
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """softmax over the last axis, in float64 (the sampling distribution of a row of scores)."""
     x = x.astype(np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -176,7 +177,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def sample_next_token(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One token per row, drawn from softmax(scores) by inverting the CDF (vectorised over rows)."""
-    cdf = np.cumsum(_softmax(scores), axis=-1)
+    cdf = np.cumsum(softmax_rows(scores), axis=-1)
     u = rng.random((scores.shape[0], 1)) * cdf[:, -1:]
     return np.minimum((cdf < u).sum(axis=-1), scores.shape[-1] - 1).astype(np.int64)
 
