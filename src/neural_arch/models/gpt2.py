@@ -31,7 +31,6 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    default_position_ids,
     head_logits_and_loss,
     matrix_decay_groups,
     token_ids,
@@ -191,7 +190,7 @@ class GPT2Model(nn.Module):
             raise ShapeError(f"GPT2: sequence length {past + T} (past {past} + new {T}) exceeds n_positions "
                              f"{self.config.n_positions}, the number of learned position embeddings")
         if position_ids is None:
-            position_ids = default_position_ids(attention_mask, past, T)  # (1, T)
+            position_ids = np.arange(past, past + T, dtype=np.int64)[None]  # (1, T)
         position_ids = np.asarray(position_ids.data if isinstance(position_ids, Tensor) else position_ids)
         bias, is_causal = attention_bias(attention_mask, past, T, self.wte.weight.dtype)
         x = self.drop(self.wte(ops.tensor(ids)) + self.wpe(ops.tensor(position_ids.astype(np.int64))))  # (B, T, C)

@@ -34,7 +34,6 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    default_position_ids,
     head_logits_and_loss,
     matrix_decay_groups,
     token_ids,
@@ -212,7 +211,7 @@ class ModernModel(nn.Module):
         B, T = ids.shape
         past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
         if position_ids is None:
-            position_ids = default_position_ids(attention_mask, past, T)  # (1, T)
+            position_ids = np.arange(past, past + T, dtype=np.int64)[None]  # (1, T)
         position_ids = np.asarray(position_ids.data if isinstance(position_ids, Tensor) else position_ids)
         dtype = self.embed_tokens.weight.dtype
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, dtype)

@@ -30,7 +30,7 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.models.generation import position_ids_from_mask, softmax_rows
+from neural_arch.models.generation import position_ids_from_mask, softmax_rows, top_p_filter
 from neural_arch.serve.batching import QueueFull, WorkerThread
 
 __all__ = ["DecodeLoop", "GenSequence", "RecomputeDecodeLoop", "choose_tokens", "safe_text_end"]
@@ -365,13 +365,7 @@ def choose_tokens(seqs: list[GenSequence], logits: np.ndarray) -> np.ndarray:
     scores = logits[rows].astype(np.float32) / temperature[rows, None]                       # (R, V)
     top_p = np.asarray([1.0 if seqs[i].top_p is None else seqs[i].top_p for i in rows])
     if (top_p < 1).any():
-        order = np.argsort(scores, axis=-1, kind="stable")                                     # ascending
-        cum = np.cumsum(softmax_rows(np.take_along_axis(scores, order, axis=-1)), axis=-1)
-        remove_sorted = (cum <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
-        remove_sorted[:, -1] = False                                                           # keep the best
-        remove = np.zeros_like(remove_sorted)
-        np.put_along_axis(remove, order, remove_sorted, axis=-1)
-        scores = np.where(remove, -np.inf, scores)
+        scores = top_p_filter(scores, top_p)
     cdf = np.cumsum(softmax_rows(scores), axis=-1)
     u = np.asarray([seqs[i].rng.random() for i in rows])[:, None] * cdf[:, -1:]
     tokens[rows] = np.minimum((cdf < u).sum(axis=-1), scores.shape[-1] - 1)
