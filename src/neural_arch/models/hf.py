@@ -13,16 +13,15 @@ only that layout; each model file maps the names and the config fields.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+import safetensors
 from safetensors.numpy import load_file, save_file
 
-from neural_arch.backend.dtypes import bfloat16
 from neural_arch.errors import CheckpointError
-from neural_arch.io.atomic import honour_umask
+from neural_arch.io.atomic import atomic_write
+from neural_arch.io.serialization import SAFETENSORS_DTYPES
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -67,27 +66,15 @@ def load_safetensors_file(path) -> dict:
         raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from exc
 
 
-_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-
-
 def _load_with_bfloat16(path: Path) -> dict:
-    """The safetensors format read directly: 8-byte header length, JSON header, raw little-endian data."""
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    body = memoryview(raw)[8 + n:]
+    """The tensors of a file holding bfloat16 ones, which ``safetensors.numpy`` cannot make."""
     out = {}
-    for name, info in header.items():
-        start, end = info["data_offsets"]
-        if info["dtype"] == "BF16" and bfloat16 is not None:  # as stored: no upcast
-            arr = np.frombuffer(body[start:end], dtype="<u2").view(bfloat16).copy()
+    for name, info in safetensors.deserialize(path.read_bytes()):
+        if info["dtype"] in SAFETENSORS_DTYPES:  # BF16 too when ml_dtypes is installed: as stored, no upcast
+            arr = np.frombuffer(info["data"], dtype=np.dtype(SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
+            arr = arr.copy()
         elif info["dtype"] == "BF16":
-            bits = np.frombuffer(body[start:end], dtype="<u2").astype(np.uint32) << 16
-            arr = bits.view(np.float32)
-        elif info["dtype"] in _DTYPES:
-            arr = np.frombuffer(body[start:end], dtype=np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")).copy()
+            arr = (np.frombuffer(info["data"], dtype="<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             raise CheckpointError(f"{str(path)!r}: tensor {name!r} has dtype {info['dtype']}, which we cannot read")
         out[name] = arr.reshape(info["shape"])
@@ -120,20 +107,6 @@ def to_numpy_dict(state_dict) -> dict:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename over ``path``: a failure never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        honour_umask(tmp)  # mkstemp's 0o600 would hide a saved model from the user's group
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
 
@@ -145,9 +118,9 @@ def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     arrays = to_numpy_dict(state_dict)
-    _atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(arrays, tmp, metadata={"format": "pt"}))
+    atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(arrays, tmp, metadata={"format": "pt"}))
     text = json.dumps(config_dict, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
 
 
 def load_causal_lm(model, arrays: dict, directory, owner: str):
