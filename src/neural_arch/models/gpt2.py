@@ -17,7 +17,7 @@ whose weight is stored (in, out), the transpose of ``nn.Linear``'s; names are
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from neural_arch.models.generation import (
     matrix_decay_groups,
     token_ids,
 )
-from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
+from neural_arch.models.hf import config_from_dict, load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]
 
@@ -86,8 +86,7 @@ class GPT2Config:
         for key, value in cls._FIXED.items():
             if d.get(key, value) != value:
                 raise ConfigError(f"GPT2Config: {key}={d[key]!r} is not supported (only {value!r})")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         """The ``config.json`` dict that ``transformers.GPT2Config`` reads."""
@@ -263,8 +262,6 @@ class GPT2LMHeadModel(GradientCheckpointingMixin, GenerationMixin, nn.Module):
         ``transformer.`` prefix, as the original ``gpt2`` on the Hub). Returns the model in eval mode.
         """
         model = cls(GPT2Config.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = {}
         for name, arr in load_safetensors_dir(directory).items():
             if name.endswith((".attn.bias", ".attn.masked_bias")) and arr.ndim != 1:
@@ -272,7 +269,7 @@ class GPT2LMHeadModel(GradientCheckpointingMixin, GenerationMixin, nn.Module):
             if not name.startswith(("transformer.", "lm_head.")):
                 name = "transformer." + name
             arrays[name] = arr
-        return load_causal_lm(model, arrays, directory, "GPT2LMHeadModel")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` (and we) can load."""

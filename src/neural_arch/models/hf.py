@@ -13,21 +13,47 @@ only that layout; each model file maps the names and the config fields.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import safetensors
 from safetensors.numpy import load_file, save_file
 
-from neural_arch.errors import CheckpointError
+from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.io.atomic import atomic_write
 from neural_arch.io.serialization import SAFETENSORS_DTYPES
+from neural_arch.nn import functional as F
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 
 __all__ = ["read_config", "load_safetensors_dir", "load_safetensors_file", "save_pretrained_dir", "to_numpy_dict"]
+
+
+# config.json's activation names (hidden_act, ...) -> the function, as transformers' ACT2FN
+ACT2FN = {
+    "gelu": F.gelu,                                            # exact, erf-based
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "quick_gelu": F.quick_gelu,                                # x * sigmoid(1.702 x), CLIP's
+    "relu": F.relu,
+    "tanh": F.tanh,
+}
+
+
+def get_activation(name: str):
+    """``ACT2FN[name]``, or a ``ConfigError`` naming the activations there are."""
+    if name not in ACT2FN:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(ACT2FN)}")
+    return ACT2FN[name]
+
+
+def config_from_dict(cls, d: dict):
+    """The config dataclass ``cls`` from a ``config.json`` dict; keys that are not its fields are ignored."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _directory(directory) -> Path:
@@ -123,18 +149,21 @@ def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
     atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
 
 
-def load_causal_lm(model, arrays: dict, directory, owner: str):
-    """Fill a causal LM from a checkpoint's ``arrays`` (already renamed to our keys), in eval mode.
+def load_causal_lm(model, arrays: dict, directory, dtype=None):
+    """Fill a causal LM from a checkpoint's ``arrays`` (already renamed to our keys) after casting it to
+    ``dtype`` (when given); returns it in eval mode.
 
     As transformers saves them, a tied ``lm_head.weight`` may be stored or not (it is the embedding
     matrix); any other missing or unexpected tensor is a :class:`CheckpointError` naming them."""
-    tied = model.config.tie_word_embeddings
+    if dtype is not None:
+        model.to(dtype)
+    tied = getattr(model.config, "tie_word_embeddings", False)
     if tied:
         arrays.pop("lm_head.weight", None)
     result = model.load_state_dict(arrays, strict=False)
     missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and tied)]
     if missing or result.unexpected_keys:
-        raise CheckpointError(f"{owner}.from_pretrained({str(directory)!r}): missing tensors {missing}, "
+        raise CheckpointError(f"{type(model).__name__}.from_pretrained({str(directory)!r}): missing tensors {missing}, "
                               f"unexpected tensors {result.unexpected_keys}")
     return model.eval()
 

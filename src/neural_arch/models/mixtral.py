@@ -281,10 +281,8 @@ class MixtralForCausalLM(GenerationMixin, nn.Module):
     def from_pretrained(cls, directory, dtype=None) -> MixtralForCausalLM:
         """Load a ``MixtralForCausalLM`` directory (config.json + model.safetensors); eval mode."""
         model = cls(MixtralConfig.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = {k: v for k, v in load_safetensors_dir(directory).items() if not k.endswith("rotary_emb.inv_freq")}
-        return load_causal_lm(model, arrays, directory, "MixtralForCausalLM")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as MixtralForCausalLM."""

@@ -21,7 +21,7 @@ Llama's "rotate half" (channel i pairs with channel i + head_dim/2).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from neural_arch.models.generation import (
     matrix_decay_groups,
     token_ids,
 )
-from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
+from neural_arch.models.hf import config_from_dict, load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 
 __all__ = ["LlamaConfig", "LlamaForCausalLM", "ModernConfig", "ModernTransformer"]
 
@@ -97,8 +97,7 @@ class ModernConfig:
             raise ConfigError(f"ModernConfig: hidden_act {d['hidden_act']!r} is not supported (SwiGLU uses silu)")
         if d.get("pretraining_tp", 1) != 1:
             raise ConfigError("ModernConfig: pretraining_tp != 1 is not supported")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         """The ``config.json`` dict that ``transformers.LlamaConfig`` reads."""
@@ -281,10 +280,8 @@ class ModernTransformer(GradientCheckpointingMixin, GenerationMixin, nn.Module):
     def from_pretrained(cls, directory, dtype=None) -> ModernTransformer:
         """Load a ``LlamaForCausalLM`` directory (config.json + model.safetensors); eval mode."""
         model = cls(ModernConfig.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = {k: v for k, v in load_safetensors_dir(directory).items() if not k.endswith("rotary_emb.inv_freq")}
-        return load_causal_lm(model, arrays, directory, "ModernTransformer")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as LlamaForCausalLM."""
