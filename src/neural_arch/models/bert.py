@@ -26,6 +26,7 @@ import numpy as np
 
 from neural_arch import nn, ops
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import to_numpy
 from neural_arch.errors import CheckpointError, ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.models import hf
 from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
@@ -633,9 +634,7 @@ class RobertaForSequenceClassification(BertPreTrainedModel):
 # ----------------------------------------------------------------------------------------------
 
 def _as_array(x) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.data
-    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
+    return to_numpy(x.data if isinstance(x, Tensor) else x)
 
 
 def _int_array(x, what: str, op: str, shape: tuple | None = None) -> np.ndarray:

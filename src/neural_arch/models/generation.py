@@ -24,6 +24,7 @@ import numpy as np
 from neural_arch import ops
 from neural_arch.autograd import no_grad
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import to_numpy
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.nn import functional as F
@@ -52,8 +53,7 @@ class CausalLMOutputWithPast:
 # -- inputs -----------------------------------------------------------------------------------------
 def token_ids(input_ids, vocab_size: int, op: str) -> np.ndarray:
     """A (B, T) int64 array from a Tensor, array or nested list, with the mistakes named."""
-    ids = input_ids.data if isinstance(input_ids, Tensor) else np.asarray(input_ids)
-    ids = ids.get() if hasattr(ids, "get") else ids  # CuPy -> host: ids are tiny
+    ids = to_numpy(input_ids.data if isinstance(input_ids, Tensor) else input_ids)  # CuPy -> host: ids are tiny
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"{op}: input_ids must be integer token ids, got dtype {ids.dtype}")
     if ids.ndim != 2:

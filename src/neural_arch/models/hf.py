@@ -20,6 +20,8 @@ import numpy as np
 import safetensors
 from safetensors.numpy import load_file, save_file
 
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import to_numpy
 from neural_arch.errors import CheckpointError, ConfigError
 from neural_arch.io.atomic import atomic_write
 from neural_arch.io.serialization import SAFETENSORS_DTYPES
@@ -126,9 +128,7 @@ def to_numpy_dict(state_dict) -> dict:
     """A state_dict of Tensors (or arrays) -> contiguous NumPy arrays, as safetensors needs."""
     out = {}
     for name, value in state_dict.items():
-        arr = value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
-        if not isinstance(arr, np.ndarray):
-            arr = arr.get() if hasattr(arr, "get") else np.asarray(arr)  # a CuPy array -> host
+        arr = to_numpy(value.data if isinstance(value, Tensor) else value)  # a CuPy array -> host
         out[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # keeps 0-d tensors 0-d (logit_scale)
     return out
 
