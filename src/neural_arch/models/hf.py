@@ -66,15 +66,23 @@ def _directory(directory) -> Path:
     return path
 
 
+def read_json(path: Path, owner: str, default=None):
+    """The JSON in the file ``path`` (``default`` when there is none); invalid JSON is a CheckpointError
+    naming ``owner`` (the reader) and the file."""
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{owner}: {str(path)!r} is not valid JSON ({exc})") from exc
+
+
 def read_config(directory) -> dict:
     """The dict stored in ``directory/config.json``."""
     path = _directory(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"from_pretrained: no {CONFIG_NAME} in {str(path.parent)!r}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"from_pretrained: {str(path)!r} is not valid JSON ({exc})") from exc
+    return read_json(path, "from_pretrained")
 
 
 def load_safetensors_file(path) -> dict:
