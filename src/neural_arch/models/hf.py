@@ -73,7 +73,7 @@ def read_json(path: Path, owner: str, default=None):
         return default
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{owner}: {str(path)!r} is not valid JSON ({exc})") from exc
 
 
