@@ -88,7 +88,7 @@ class LRScheduler:
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current_lrs()
 
     def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -346,22 +346,17 @@ class OneCycleLR(LRScheduler):
             raise ConfigError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
         self._anneal_func_type = anneal_strategy
         n = self.total_steps
-        if three_phase:
-            self._schedule_phases = [
-                dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=float(2 * pct_start * n) - 2, start_lr="max_lr", end_lr="initial_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-                dict(end_step=n - 1, start_lr="initial_lr", end_lr="min_lr",
-                     start_momentum="max_momentum", end_momentum="max_momentum"),
-            ]
+        up = dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
+                  start_momentum="max_momentum", end_momentum="base_momentum")
+        if three_phase:  # up, back down to initial_lr, then the final anneal
+            self._schedule_phases = [up, dict(end_step=float(2 * pct_start * n) - 2, start_lr="max_lr",
+                                              end_lr="initial_lr", start_momentum="base_momentum",
+                                              end_momentum="max_momentum"),
+                                     dict(end_step=n - 1, start_lr="initial_lr", end_lr="min_lr",
+                                          start_momentum="max_momentum", end_momentum="max_momentum")]
         else:
-            self._schedule_phases = [
-                dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-            ]
+            self._schedule_phases = [up, dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
+                                              start_momentum="base_momentum", end_momentum="max_momentum")]
         max_lrs = _per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for m, group in zip(max_lrs, optimizer.param_groups):
