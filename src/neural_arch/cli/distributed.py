@@ -43,6 +43,7 @@ from neural_arch.distributed.launch import mpiexec_command, threads_per_rank
 from neural_arch.errors import ConfigError
 from neural_arch.io.checkpoint import save_checkpoint
 from neural_arch.train import JSONLLogger, ProgressBar, Trainer
+from neural_arch.train.callbacks import format_metric
 
 STOP_FILE_ENV = "NEURAL_ARCH_STOP_FILE"
 
@@ -137,7 +138,7 @@ def _train_rank(cfg, resume, echo) -> int:
     callbacks = [_StepAgreement(dist)]
     if rank == 0:
         callbacks += [JSONLLogger(run_dir / "metrics.jsonl", cfg.train.log_every), ProgressBar(cfg.logging.progress)]
-    trainer = _rank_trainer_class()(
+    trainer = _RankTrainer(
         model, run.optimizer, loader, task=run.task, val_loader=run.val_loader if rank == 0 else None,
         scheduler=run.scheduler, max_steps=max_steps, eval_every=cfg.train.eval_every,
         checkpoint_every=cfg.train.checkpoint_every, run_dir=run_dir if rank == 0 else None,
@@ -155,26 +156,19 @@ def _train_rank(cfg, resume, echo) -> int:
         say(f"stopped at step {trainer.step}; checkpoint {ckpt_path}\ncontinue with: neural-arch train --resume "
             f"{ckpt_path} --nproc N (any N)")
         return 130
-    summary = ", ".join(f"{k} {100 * v:.2f}%" if k == "accuracy" else f"{k} {v:.4f}" for k, v in metrics.items())
+    summary = ", ".join(f"{k} {format_metric(k, v)}" for k, v in metrics.items())
     say(f"done: {trainer.step} steps in {elapsed:.0f} s on {world} ranks; final val {summary}; checkpoint {ckpt_path}")
     return 0
 
 
-def _epoch_sampler_class():
-    class EpochSampler(DistributedSampler):
-        """A DistributedSampler that moves to the next epoch each time an epoch's order is drawn (the loader
-        saves its state before drawing, so a resumed run redraws the same order)."""
+class _EpochSampler(DistributedSampler):
+    """A DistributedSampler that moves to the next epoch each time an epoch's order is drawn (the loader
+    saves its state before drawing, so a resumed run redraws the same order)."""
 
-        def __iter__(self):
-            order = super().__iter__()
-            self.epoch += 1
-            return order
-
-    return EpochSampler
-
-
-def _EpochSampler(*args, **kwargs):
-    return _epoch_sampler_class()(*args, **kwargs)
+    def __iter__(self):
+        order = super().__iter__()
+        self.epoch += 1
+        return order
 
 
 class _StepAgreement:
@@ -204,45 +198,42 @@ class _StepAgreement:
             trainer.should_stop = True
 
 
-def _rank_trainer_class():
-    class RankTrainer(Trainer):
-        """Trainer on one rank: checkpoints hold the unwrapped model and a data position that any N can
-        resume from; only the rank with a run_dir (rank 0) writes; only rank 0 evaluates."""
+class _RankTrainer(Trainer):
+    """Trainer on one rank: checkpoints hold the unwrapped model and a data position that any N can
+    resume from; only the rank with a run_dir (rank 0) writes; only rank 0 evaluates."""
 
-        def evaluate(self, loader=None) -> dict:
-            if self.val_loader is None and loader is None:
-                return {}
-            ddp, self.model = self.model, self.model.module  # no collectives while the other ranks train on
-            try:
-                return super().evaluate(loader)
-            finally:
-                self.model = ddp
+    def evaluate(self, loader=None) -> dict:
+        if self.val_loader is None and loader is None:
+            return {}
+        ddp, self.model = self.model, self.model.module  # no collectives while the other ranks train on
+        try:
+            return super().evaluate(loader)
+        finally:
+            self.model = ddp
 
-        def save_checkpoint(self, path=None):
-            path = Path(path) if path is not None else self.checkpoint_path
-            if path is None:
-                return None
-            # not under "train_loader": a single process (whose sampler differs) then starts the epoch afresh
-            data_state = {"distributed_loader": self.train_loader.state_dict(), "epoch": self.epoch,
-                          "world_size": self.world_size}
-            save_checkpoint(path, self.model.module, self.optimizer, self.scheduler, step=self.step,
-                            data_state=data_state, metadata=dict(self.metadata, last_eval=self.last_eval))
-            self._call("on_checkpoint", path)
-            return path
+    def save_checkpoint(self, path=None):
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            return None
+        # not under "train_loader": a single process (whose sampler differs) then starts the epoch afresh
+        data_state = {"distributed_loader": self.train_loader.state_dict(), "epoch": self.epoch,
+                      "world_size": self.world_size}
+        save_checkpoint(path, self.model.module, self.optimizer, self.scheduler, step=self.step,
+                        data_state=data_state, metadata=dict(self.metadata, last_eval=self.last_eval))
+        self._call("on_checkpoint", path)
+        return path
 
-        def load_checkpoint(self, path) -> str:
-            ddp, self.model = self.model, self.model.module
-            try:
-                ckpt = super().load_checkpoint(path)  # every rank reads the same file: replicas stay equal
-            finally:
-                self.model = ddp
-            data = ckpt.get("data") or {}
-            state = data.get("distributed_loader")
-            if state is not None:
-                self.train_loader.load_state_dict(state)  # global step k reads the same rows for any N
-                return "" if data.get("world_size") == self.world_size else \
-                    f"saved on {data.get('world_size')} ranks, continuing on {self.world_size}"
-            self.train_loader.sampler.set_epoch(self.epoch)
-            return "saved by a single process: the data order restarts at the beginning of the epoch"
-
-    return RankTrainer
+    def load_checkpoint(self, path) -> str:
+        ddp, self.model = self.model, self.model.module
+        try:
+            ckpt = super().load_checkpoint(path)  # every rank reads the same file: replicas stay equal
+        finally:
+            self.model = ddp
+        data = ckpt.get("data") or {}
+        state = data.get("distributed_loader")
+        if state is not None:
+            self.train_loader.load_state_dict(state)  # global step k reads the same rows for any N
+            return "" if data.get("world_size") == self.world_size else \
+                f"saved on {data.get('world_size')} ranks, continuing on {self.world_size}"
+        self.train_loader.sampler.set_epoch(self.epoch)
+        return "saved by a single process: the data order restarts at the beginning of the epoch"

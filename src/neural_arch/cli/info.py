@@ -16,14 +16,25 @@ from neural_arch.backend import cuda_is_available, kernels, memory, threads
 OPTIONAL = ["numba", "threadpoolctl"]
 
 
+def _requirements() -> list[str]:
+    """neural-arch's requirements as its installed metadata lists them (pyproject.toml); none without it."""
+    try:
+        return importlib.metadata.requires("neural-arch") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def extras() -> dict[str, list[str]]:
     """extra -> the distributions it requires, from the installed package's metadata (pyproject.toml)."""
     out: dict[str, list[str]] = {}
-    try:
-        requirements = importlib.metadata.requires("neural-arch") or []
-    except importlib.metadata.PackageNotFoundError:
-        return out
-    for req in requirements:
+    for req in _requirements():
         if "extra ==" not in req:
             continue
         spec, _, marker = req.partition(";")
@@ -32,14 +43,6 @@ def extras() -> dict[str, list[str]]:
         if extra != "dev" and not name.startswith("neural-arch"):
             out.setdefault(extra, []).append(name)
     return out
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        importlib.metadata.version(distribution)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
 
 
 def _importable(module: str) -> str | None:
@@ -88,7 +91,7 @@ def devices() -> str:
 def collect_info() -> dict[str, str]:
     found_extras = []
     for extra, dists in extras().items():
-        found = [d for d in dists if _installed(d)]
+        found = [d for d in dists if _version(d) is not None]
         state = "yes" if len(found) == len(dists) else ("partly: " + ", ".join(found) if found else "no")
         found_extras.append(f"{extra} ({state})")
     optional = [f"{m} {_importable(m)}" if _importable(m) else f"{m} (no)" for m in OPTIONAL]
@@ -104,25 +107,14 @@ def collect_info() -> dict[str, str]:
     }
 
 
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def package_versions() -> dict[str, str]:
     """Installed versions of neural-arch, its requirements and every extra's packages (what a run records)."""
     names = ["neural-arch", "numpy"]
-    try:
-        requirements = importlib.metadata.requires("neural-arch") or []
-    except importlib.metadata.PackageNotFoundError:
-        requirements = []
-    for req in requirements:
+    for req in _requirements():
         name = re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0]
         if name and not name.startswith("neural-arch") and name not in names:
             names.append(name)
-    return {name: _version(name) for name in names}
+    return {name: _version(name) or "not installed" for name in names}
 
 
 @click.command(short_help="Versions, BLAS, devices, optional extras.")

@@ -19,8 +19,7 @@ from neural_arch.errors import MissingFeatureError, NeuralArchError
 
 COVERAGE_PAGE = "docs/coverage.md"
 
-# torch module -> the neural-arch module that provides it (imported when first asked for; a
-# module that does not exist yet gives an empty facade whose every name raises the clear error)
+# torch module -> the neural-arch module that provides it (imported when first asked for)
 TARGETS = {
     "torch": "neural_arch",
     "torch.nn": "neural_arch.nn",
@@ -68,10 +67,7 @@ def target_of(name: str) -> str | None:
     if parent == "torch" or parent not in TARGETS and target_of(parent) is None:
         return None
     candidate = f"{target_of(parent)}.{leaf}"
-    try:
-        return candidate if importlib.util.find_spec(candidate) is not None else None
-    except ModuleNotFoundError:
-        return None
+    return candidate if _exists(candidate) else None
 
 
 def is_known(name: str) -> bool:
@@ -131,12 +127,7 @@ def build(name: str) -> Facade:
     target_name = target_of(name)
     if target_name is None:
         raise MissingModuleError(str(missing(name)), name=name)
-    try:
-        target = importlib.import_module(target_name)
-    except ModuleNotFoundError as e:  # a module of TARGETS that another stream adds (linalg, fft, ...)
-        if e.name is None or not target_name.startswith(e.name):
-            raise
-        target = None
+    target = importlib.import_module(target_name)
     if name == "torch":
         return Facade(name, target, torch_top.own(), torch_top.fallbacks())
     return Facade(name, target)

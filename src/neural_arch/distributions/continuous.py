@@ -15,13 +15,11 @@ class _LocScale(Distribution):
     reparameterised (loc + scale * a standard draw)."""
 
     has_rsample = True
+    _dtype_of = "loc"
 
     def __init__(self, loc, scale, validate_args=None):
         self.loc, self.scale = broadcast_all(loc, scale)
         super().__init__(self.loc.shape)
-
-    def _dtype(self):
-        return self.loc.dtype
 
 
 class Normal(_LocScale):
@@ -74,14 +72,12 @@ class LogNormal(Distribution):
     """exp(X) with X ~ N(loc, scale^2).  log p(y) = log N(log y) - log y"""
 
     has_rsample = True
+    _dtype_of = "loc"
 
     def __init__(self, loc, scale, validate_args=None):
         self.base_dist = Normal(loc, scale)
         self.loc, self.scale = self.base_dist.loc, self.base_dist.scale
         super().__init__(self.loc.shape)
-
-    def _dtype(self):
-        return self.loc.dtype
 
     @property
     def mean(self):
@@ -112,13 +108,11 @@ class Uniform(Distribution):
     """U[low, high).  log p(x) = -log(high - low) inside, -inf outside"""
 
     has_rsample = True
+    _dtype_of = "low"
 
     def __init__(self, low, high, validate_args=None):
         self.low, self.high = broadcast_all(low, high)
         super().__init__(self.low.shape)
-
-    def _dtype(self):
-        return self.low.dtype
 
     @property
     def mean(self):
@@ -158,13 +152,11 @@ class Exponential(Distribution):
     """Exp(rate).  log p(x) = log rate - rate x"""
 
     has_rsample = True
+    _dtype_of = "rate"
 
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
         super().__init__(self.rate.shape)
-
-    def _dtype(self):
-        return self.rate.dtype
 
     @property
     def mean(self):

@@ -34,12 +34,11 @@ def _binary_params(probs, logits, name):
 class Bernoulli(Distribution):
     """1 with probability p.  log p(x) = x log p + (1 - x) log(1 - p) = -BCE_with_logits(logits, x)"""
 
+    _dtype_of = "probs"
+
     def __init__(self, probs=None, logits=None, validate_args=None):
         self.probs, self.logits = _binary_params(probs, logits, "Bernoulli")
         super().__init__(self.probs.shape)
-
-    def _dtype(self):
-        return self.probs.dtype
 
     @property
     def mean(self):
@@ -77,6 +76,7 @@ class Categorical(Distribution):
     """One of K categories (the last dim of probs/logits).  log p(k) = logits_k - logsumexp(logits)"""
 
     has_enumerate_support = True
+    _dtype_of = "probs"
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         _one_of(probs, logits, "Categorical")
@@ -94,9 +94,6 @@ class Categorical(Distribution):
             self.probs = logits_to_probs(self.logits)
         self._num_events = self.probs.shape[-1]
         super().__init__(self.probs.shape[:-1])
-
-    def _dtype(self):
-        return self.probs.dtype
 
     @property
     def param_shape(self):
@@ -152,6 +149,7 @@ class OneHotCategorical(Distribution):
     """A Categorical whose draws are one-hot vectors (event shape (K,))."""
 
     has_enumerate_support = True
+    _dtype_of = "probs"
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         self._categorical = Categorical(probs, logits)
@@ -159,9 +157,6 @@ class OneHotCategorical(Distribution):
 
     probs = property(lambda self: self._categorical.probs)
     logits = property(lambda self: self._categorical.logits)
-
-    def _dtype(self):
-        return self.probs.dtype
 
     @property
     def mean(self):
@@ -192,12 +187,11 @@ class OneHotCategorical(Distribution):
 class Poisson(Distribution):
     """Poisson(rate).  log p(k) = k log rate - rate - lgamma(k + 1)"""
 
+    _dtype_of = "rate"
+
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
         super().__init__(self.rate.shape)
-
-    def _dtype(self):
-        return self.rate.dtype
 
     @property
     def mean(self):
@@ -224,12 +218,11 @@ class Poisson(Distribution):
 class Geometric(Distribution):
     """The number of failures before the first success.  log p(k) = k log(1 - p) + log p"""
 
+    _dtype_of = "probs"
+
     def __init__(self, probs=None, logits=None, validate_args=None):
         self.probs, self.logits = _binary_params(probs, logits, "Geometric")
         super().__init__(self.probs.shape)
-
-    def _dtype(self):
-        return self.probs.dtype
 
     @property
     def mean(self):

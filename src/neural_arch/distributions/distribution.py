@@ -57,6 +57,7 @@ class Distribution:
 
     has_rsample = False
     has_enumerate_support = False
+    _dtype_of: str | None = None  # the parameter whose dtype values are converted to (see _dtype)
 
     def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
         self._batch_shape = tuple(batch_shape)
@@ -140,7 +141,9 @@ class Distribution:
         return v
 
     def _dtype(self):
-        return get_default_dtype()
+        """The dtype a value is converted to: that of the parameter named ``_dtype_of`` (the default dtype
+        when there is none)."""
+        return get_default_dtype() if self._dtype_of is None else getattr(self, self._dtype_of).dtype
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_shape={self._batch_shape}, event_shape={self._event_shape})"

@@ -12,13 +12,11 @@ class Gamma(Distribution):
     """Gamma(concentration a, rate b).  log p(x) = a log b + (a - 1) log x - b x - lgamma(a)"""
 
     has_rsample = True
+    _dtype_of = "rate"
 
     def __init__(self, concentration, rate, validate_args=None):
         self.concentration, self.rate = broadcast_all(concentration, rate)
         super().__init__(self.concentration.shape)
-
-    def _dtype(self):
-        return self.rate.dtype
 
     @property
     def mean(self):
@@ -74,13 +72,11 @@ class Beta(Distribution):
     """Beta(a, b) on (0, 1).  log p(x) = (a - 1) log x + (b - 1) log(1 - x) - log B(a, b)"""
 
     has_rsample = True
+    _dtype_of = "concentration1"
 
     def __init__(self, concentration1, concentration0, validate_args=None):
         self.concentration1, self.concentration0 = broadcast_all(concentration1, concentration0)
         super().__init__(self.concentration1.shape)
-
-    def _dtype(self):
-        return self.concentration1.dtype
 
     @property
     def mean(self):

@@ -19,6 +19,7 @@ class MultivariateNormal(Distribution):
     log p(x) = -k/2 log(2 pi) - sum log diag L - |L^{-1} (x - loc)|^2 / 2"""
 
     has_rsample = True
+    _dtype_of = "loc"
 
     def __init__(self, loc, covariance_matrix=None, precision_matrix=None, scale_tril=None, validate_args=None):
         given = [m for m in (covariance_matrix, precision_matrix, scale_tril) if m is not None]
@@ -42,9 +43,6 @@ class MultivariateNormal(Distribution):
         self.loc = ops.expand(loc, batch + (k,))
         self._unbroadcasted_scale_tril = tril
         super().__init__(batch, (k,))
-
-    def _dtype(self):
-        return self.loc.dtype
 
     @property
     def scale_tril(self):

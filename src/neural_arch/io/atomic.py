@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> Path:
-    """Write ``data`` to ``path`` atomically (see the module docstring) and return the path."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Make ``path`` the file that ``write(tmp)`` writes at the temporary path ``tmp``, atomically (see the
+    module docstring: same directory, fsync, rename, fsync of the directory); returns the path."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
     try:
-        honour_umask(fd)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
+        honour_umask(tmp)
+        _fsync(tmp, os.O_RDWR)
         os.replace(tmp, path)
     except BaseException:
         # NOTE: BaseException, so that Ctrl-C during a save removes the temp file too.
@@ -39,23 +40,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memory
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(directory)
+    if os.name == "posix":  # Windows cannot open a directory; its rename is durable enough
+        _fsync(directory, os.O_RDONLY)
     return path
 
 
-def honour_umask(fd_or_path) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically (see the module docstring) and return the path."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def honour_umask(path) -> None:
     """Give a ``mkstemp`` file the mode ``open()`` would have given it: 0o666 minus the umask.
 
     ``mkstemp`` creates files with 0o600 whatever the umask says; a checkpoint
     that replaces the target should be readable as the user's other files are.
     """
-    if os.name != "posix":
-        return
-    umask = _umask()
-    if isinstance(fd_or_path, int):
-        os.fchmod(fd_or_path, 0o666 & ~umask)
-    else:
-        os.chmod(fd_or_path, 0o666 & ~umask)
+    if os.name == "posix":
+        os.chmod(path, 0o666 & ~_umask())
 
 
 def _umask() -> int:
@@ -71,11 +73,9 @@ def _umask() -> int:
     return umask
 
 
-def _fsync_directory(directory: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a directory; its rename is durable enough
-        return
-    dfd = os.open(directory, os.O_RDONLY)
+def _fsync(path, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
-        os.fsync(dfd)
+        os.fsync(fd)
     finally:
-        os.close(dfd)
+        os.close(fd)

@@ -39,6 +39,7 @@ import safetensors.numpy
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.device import to_numpy
+from neural_arch.backend.dtypes import bfloat16
 from neural_arch.errors import CheckpointError
 from neural_arch.io.atomic import atomic_write_bytes
 
@@ -47,18 +48,14 @@ TREE_KEY = "neural_arch.tree"
 HASH_KEY = "neural_arch.sha256"
 
 # safetensors dtype names -> NumPy dtypes; BF16 needs ml_dtypes (numpy has no bfloat16)
-_DTYPES = {
+SAFETENSORS_DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16,
     "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
     "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8,
     "BOOL": np.bool_,
 }
-try:
-    import ml_dtypes
-
-    _DTYPES["BF16"] = ml_dtypes.bfloat16
-except ImportError:  # pragma: no cover - ml_dtypes is an optional extra
-    pass
+if bfloat16 is not None:  # ml_dtypes is an optional extra
+    SAFETENSORS_DTYPES["BF16"] = bfloat16
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -133,7 +130,7 @@ def _digest(items) -> str:
 
 
 def _safetensors_dtype(arr: np.ndarray) -> str:
-    for name, dt in _DTYPES.items():
+    for name, dt in SAFETENSORS_DTYPES.items():
         if arr.dtype == dt:
             return name
     raise CheckpointError(f"na.save: dtype {arr.dtype} cannot be stored in safetensors")
@@ -172,10 +169,10 @@ def load_bytes(data: bytes, source: str = "<bytes>") -> dict:
                               "truncated or corrupted; use an earlier checkpoint") from None
     arrays = {}
     for name, info in entries:
-        if info["dtype"] not in _DTYPES:
+        if info["dtype"] not in SAFETENSORS_DTYPES:
             raise CheckpointError(f"na.load: tensor '{name}' in '{source}' has dtype {info['dtype']}, "
                                   f"which neural-arch cannot read (install ml_dtypes for BF16)")
-        arrays[name] = np.frombuffer(info["data"], dtype=_DTYPES[info["dtype"]]).reshape(info["shape"])
+        arrays[name] = np.frombuffer(info["data"], dtype=SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
     if HASH_KEY in metadata:
         digest = _digest((n, i["dtype"], i["shape"], i["data"]) for n, i in entries)
         if digest != metadata[HASH_KEY]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from neural_arch import nn, ops
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import to_numpy
 from neural_arch.errors import CheckpointError, ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.models import hf
 from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
@@ -79,9 +80,9 @@ class BertConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(f"{type(self).__name__}: hidden_size {self.hidden_size} is not a multiple of "
                               f"num_attention_heads {self.num_attention_heads}")
-        if self.hidden_act not in _ACTIVATIONS:
+        if self.hidden_act not in hf.ACT2FN:
             raise ConfigError(f"{type(self).__name__}: hidden_act {self.hidden_act!r} is not supported; "
-                              f"use one of {sorted(_ACTIVATIONS)}")
+                              f"use one of {sorted(hf.ACT2FN)}")
         if self.position_embedding_type != "absolute":
             raise ConfigError(f"{type(self).__name__}: position_embedding_type {self.position_embedding_type!r} "
                               "is not supported; only 'absolute' (learned positions) is implemented")
@@ -147,14 +148,6 @@ class MaskedLMOutput:
 class SequenceClassifierOutput:
     logits: Tensor                         # (B, num_labels)
     loss: Tensor | None = None
-
-
-_ACTIVATIONS = {
-    "gelu": F.gelu,                                            # exact: x * Phi(x)
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,7 +229,7 @@ class BertIntermediate(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = _ACTIVATIONS[config.hidden_act]
+        self.act = hf.ACT2FN[config.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.dense(x))   # (B, T, 4H)
@@ -500,7 +493,7 @@ class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act = _ACTIVATIONS[config.hidden_act]
+        self.act = hf.ACT2FN[config.hidden_act]
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, h: Tensor) -> Tensor:
@@ -641,9 +634,7 @@ class RobertaForSequenceClassification(BertPreTrainedModel):
 # ----------------------------------------------------------------------------------------------
 
 def _as_array(x) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.data
-    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
+    return to_numpy(x.data if isinstance(x, Tensor) else x)
 
 
 def _int_array(x, what: str, op: str, shape: tuple | None = None) -> np.ndarray:

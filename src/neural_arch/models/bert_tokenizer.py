@@ -18,23 +18,14 @@ everything to 128); like transformers we ignore them and pad/truncate per call.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from neural_arch.errors import CheckpointError, ConfigError, DataError
+from neural_arch.models.hf import read_json
 
 __all__ = ["BertTokenizer"]
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"BertTokenizer: {str(path)!r} is not valid JSON ({exc})") from exc
 
 
 def _token_text(value) -> str | None:
@@ -73,7 +64,7 @@ class BertTokenizer:
         path = Path(directory)
         if not path.is_dir():
             raise CheckpointError(f"BertTokenizer.from_pretrained: {str(path)!r} is not a directory")
-        tok_config = _read_json(path / "tokenizer_config.json")
+        tok_config = read_json(path / "tokenizer_config.json", "BertTokenizer", {})
         if (path / "tokenizer.json").is_file():
             tok = _RustTokenizer.from_file(str(path / "tokenizer.json"))
         elif (path / "vocab.txt").is_file():
@@ -89,11 +80,11 @@ class BertTokenizer:
             model_max_length = tok_config.get("model_max_length", 512)
             if not isinstance(model_max_length, int) or model_max_length > 10**6:  # transformers' "no limit" sentinel
                 model_max_length = 512
-            max_positions = _read_json(path / "config.json").get("max_position_embeddings")
+            max_positions = read_json(path / "config.json", "BertTokenizer", {}).get("max_position_embeddings")
             if isinstance(max_positions, int):
                 model_max_length = min(model_max_length, max_positions)
         pad = _token_text(tok_config.get("pad_token")) or _token_text(
-            _read_json(path / "special_tokens_map.json").get("pad_token"))
+            read_json(path / "special_tokens_map.json", "BertTokenizer", {}).get("pad_token"))
         if pad is None:
             pad = "[PAD]" if tok.token_to_id("[PAD]") is not None else "<pad>"
         return cls(tok, model_max_length=model_max_length, pad_token=pad)

@@ -31,15 +31,11 @@ from neural_arch import nn, ops
 from neural_arch.autograd import Tensor, no_grad
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models import hf
-from neural_arch.models.vit import ModelOutput, get_activation, multi_head_attention
+from neural_arch.models.hf import config_from_dict, get_activation
+from neural_arch.models.vit import ModelOutput, multi_head_attention
 
 __all__ = ["CLIPTextConfig", "CLIPVisionConfig", "CLIPConfig", "CLIPModel", "clip_loss",
            "zero_shot_classifier", "zero_shot_predict", "retrieval_recall"]
-
-
-def _from_dict(cls, d: dict):
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -104,13 +100,13 @@ class CLIPConfig:
 
     def __post_init__(self):
         if isinstance(self.text_config, dict):
-            self.text_config = _from_dict(CLIPTextConfig, self.text_config)
+            self.text_config = config_from_dict(CLIPTextConfig, self.text_config)
         if isinstance(self.vision_config, dict):
-            self.vision_config = _from_dict(CLIPVisionConfig, self.vision_config)
+            self.vision_config = config_from_dict(CLIPVisionConfig, self.vision_config)
 
     @classmethod
     def from_dict(cls, d: dict) -> CLIPConfig:
-        return _from_dict(cls, d)
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         text = {f.name: getattr(self.text_config, f.name) for f in fields(self.text_config)}

@@ -6,7 +6,7 @@ what is particular to it:
 - ``CausalLMOutputWithPast``: what calling a model returns (``.logits``, ...).
 - ``token_ids``: checks and converts the ids a user passes.
 - ``attention_bias``: the causal + padding mask, as an additive bias.
-- ``default_position_ids``, ``causal_lm_loss``, ``head_logits_and_loss``, ``matrix_decay_groups``.
+- ``position_ids_from_mask``, ``causal_lm_loss``, ``head_logits_and_loss``, ``matrix_decay_groups``.
 - ``generate``: greedy or sampled decoding (temperature, top-k, top-p), a
   stop token and ``max_new_tokens``, with a key/value cache so that each new
   token runs the model on one position only.
@@ -24,6 +24,7 @@ import numpy as np
 from neural_arch import ops
 from neural_arch.autograd import no_grad
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import to_numpy
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ConfigError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.nn import functional as F
@@ -52,8 +53,7 @@ class CausalLMOutputWithPast:
 # -- inputs -----------------------------------------------------------------------------------------
 def token_ids(input_ids, vocab_size: int, op: str) -> np.ndarray:
     """A (B, T) int64 array from a Tensor, array or nested list, with the mistakes named."""
-    ids = input_ids.data if isinstance(input_ids, Tensor) else np.asarray(input_ids)
-    ids = ids.get() if hasattr(ids, "get") else ids  # CuPy -> host: ids are tiny
+    ids = to_numpy(input_ids.data if isinstance(input_ids, Tensor) else input_ids)  # CuPy -> host: ids are tiny
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"{op}: input_ids must be integer token ids, got dtype {ids.dtype}")
     if ids.ndim != 2:
@@ -65,16 +65,11 @@ def token_ids(input_ids, vocab_size: int, op: str) -> np.ndarray:
     return ids.astype(np.int64, copy=False)
 
 
-def default_position_ids(attention_mask: np.ndarray | None, past_length: int, T: int) -> np.ndarray:
-    """Positions ``past_length .. past_length + T - 1`` for every row: (1, T), as transformers' forward.
-
-    ``generate`` instead counts only real tokens (``position_ids_from_mask``), so a left-padded
-    prompt starts at position 0 just like the unpadded one."""
-    return np.arange(past_length, past_length + T, dtype=np.int64)[None]
-
-
 def position_ids_from_mask(attention_mask: np.ndarray) -> np.ndarray:
-    """(B, T) positions counting only unmasked tokens; padding gets 1 (any value works: it is masked)."""
+    """(B, T) positions counting only unmasked tokens; padding gets 1 (any value works: it is masked).
+
+    What ``generate`` passes, so that a left-padded prompt starts at position 0 just like the unpadded
+    one; a model's forward without position ids counts ``past .. past + T - 1``, as transformers'."""
     pos = np.cumsum(attention_mask, axis=-1) - 1
     return np.where(attention_mask == 0, 1, pos).astype(np.int64)
 
@@ -157,18 +152,27 @@ def process_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | No
         kth = np.partition(scores, -top_k, axis=-1)[:, -top_k][:, None]
         scores = np.where(scores < kth, -np.inf, scores)
     if top_p is not None and top_p < 1.0:
-        order = np.argsort(scores, axis=-1, kind="stable")  # ascending
-        sorted_scores = np.take_along_axis(scores, order, axis=-1)
-        cum = np.cumsum(_softmax(sorted_scores), axis=-1)
-        remove_sorted = cum <= (1 - top_p)
-        remove_sorted[:, -1] = False
-        remove = np.zeros_like(remove_sorted)
-        np.put_along_axis(remove, order, remove_sorted, axis=-1)
-        scores = np.where(remove, -np.inf, scores)
+        scores = top_p_filter(scores, np.asarray([top_p]))
     return scores
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def top_p_filter(scores: np.ndarray, top_p: np.ndarray) -> np.ndarray:
+    """``scores`` (B, V) with -inf on the tokens top-p drops, ``top_p`` one value per row (or one for all).
+
+    Sorted ascending, tokens are dropped while the cumulative probability stays <= 1 - top_p (none
+    where top_p is 1); the most likely token always stays."""
+    top_p = top_p.reshape(-1, 1)
+    order = np.argsort(scores, axis=-1, kind="stable")  # ascending
+    cum = np.cumsum(softmax_rows(np.take_along_axis(scores, order, axis=-1)), axis=-1)
+    remove_sorted = (cum <= (1 - top_p)) & (top_p < 1)
+    remove_sorted[:, -1] = False  # keep the best
+    remove = np.zeros_like(remove_sorted)
+    np.put_along_axis(remove, order, remove_sorted, axis=-1)
+    return np.where(remove, -np.inf, scores)
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """softmax over the last axis, in float64 (the sampling distribution of a row of scores)."""
     x = x.astype(np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -176,7 +180,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def sample_next_token(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One token per row, drawn from softmax(scores) by inverting the CDF (vectorised over rows)."""
-    cdf = np.cumsum(_softmax(scores), axis=-1)
+    cdf = np.cumsum(softmax_rows(scores), axis=-1)
     u = rng.random((scores.shape[0], 1)) * cdf[:, -1:]
     return np.minimum((cdf < u).sum(axis=-1), scores.shape[-1] - 1).astype(np.int64)
 

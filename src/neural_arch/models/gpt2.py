@@ -17,7 +17,7 @@ whose weight is stored (in, out), the transpose of ``nn.Linear``'s; names are
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -31,12 +31,11 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    default_position_ids,
     head_logits_and_loss,
     matrix_decay_groups,
     token_ids,
 )
-from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
+from neural_arch.models.hf import config_from_dict, load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel", "GPT2Model"]
 
@@ -87,8 +86,7 @@ class GPT2Config:
         for key, value in cls._FIXED.items():
             if d.get(key, value) != value:
                 raise ConfigError(f"GPT2Config: {key}={d[key]!r} is not supported (only {value!r})")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         """The ``config.json`` dict that ``transformers.GPT2Config`` reads."""
@@ -191,7 +189,7 @@ class GPT2Model(nn.Module):
             raise ShapeError(f"GPT2: sequence length {past + T} (past {past} + new {T}) exceeds n_positions "
                              f"{self.config.n_positions}, the number of learned position embeddings")
         if position_ids is None:
-            position_ids = default_position_ids(attention_mask, past, T)  # (1, T)
+            position_ids = np.arange(past, past + T, dtype=np.int64)[None]  # (1, T)
         position_ids = np.asarray(position_ids.data if isinstance(position_ids, Tensor) else position_ids)
         bias, is_causal = attention_bias(attention_mask, past, T, self.wte.weight.dtype)
         x = self.drop(self.wte(ops.tensor(ids)) + self.wpe(ops.tensor(position_ids.astype(np.int64))))  # (B, T, C)
@@ -264,8 +262,6 @@ class GPT2LMHeadModel(GradientCheckpointingMixin, GenerationMixin, nn.Module):
         ``transformer.`` prefix, as the original ``gpt2`` on the Hub). Returns the model in eval mode.
         """
         model = cls(GPT2Config.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = {}
         for name, arr in load_safetensors_dir(directory).items():
             if name.endswith((".attn.bias", ".attn.masked_bias")) and arr.ndim != 1:
@@ -273,7 +269,7 @@ class GPT2LMHeadModel(GradientCheckpointingMixin, GenerationMixin, nn.Module):
             if not name.startswith(("transformer.", "lm_head.")):
                 name = "transformer." + name
             arrays[name] = arr
-        return load_causal_lm(model, arrays, directory, "GPT2LMHeadModel")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` (and we) can load."""

@@ -13,22 +13,49 @@ only that layout; each model file maps the names and the config fields.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import safetensors
 from safetensors.numpy import load_file, save_file
 
-from neural_arch.backend.dtypes import bfloat16
-from neural_arch.errors import CheckpointError
-from neural_arch.io.atomic import honour_umask
+from neural_arch.autograd.tensor import Tensor
+from neural_arch.backend.device import to_numpy
+from neural_arch.errors import CheckpointError, ConfigError
+from neural_arch.io.atomic import atomic_write
+from neural_arch.io.serialization import SAFETENSORS_DTYPES
+from neural_arch.nn import functional as F
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 
 __all__ = ["read_config", "load_safetensors_dir", "load_safetensors_file", "save_pretrained_dir", "to_numpy_dict"]
+
+
+# config.json's activation names (hidden_act, ...) -> the function, as transformers' ACT2FN
+ACT2FN = {
+    "gelu": F.gelu,                                            # exact, erf-based
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "quick_gelu": F.quick_gelu,                                # x * sigmoid(1.702 x), CLIP's
+    "relu": F.relu,
+    "tanh": F.tanh,
+}
+
+
+def get_activation(name: str):
+    """``ACT2FN[name]``, or a ``ConfigError`` naming the activations there are."""
+    if name not in ACT2FN:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(ACT2FN)}")
+    return ACT2FN[name]
+
+
+def config_from_dict(cls, d: dict):
+    """The config dataclass ``cls`` from a ``config.json`` dict; keys that are not its fields are ignored."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _directory(directory) -> Path:
@@ -39,15 +66,23 @@ def _directory(directory) -> Path:
     return path
 
 
+def read_json(path: Path, owner: str, default=None):
+    """The JSON in the file ``path`` (``default`` when there is none); invalid JSON is a CheckpointError
+    naming ``owner`` (the reader) and the file."""
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{owner}: {str(path)!r} is not valid JSON ({exc})") from exc
+
+
 def read_config(directory) -> dict:
     """The dict stored in ``directory/config.json``."""
     path = _directory(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"from_pretrained: no {CONFIG_NAME} in {str(path.parent)!r}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"from_pretrained: {str(path)!r} is not valid JSON ({exc})") from exc
+    return read_json(path, "from_pretrained")
 
 
 def load_safetensors_file(path) -> dict:
@@ -67,27 +102,15 @@ def load_safetensors_file(path) -> dict:
         raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from exc
 
 
-_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-
-
 def _load_with_bfloat16(path: Path) -> dict:
-    """The safetensors format read directly: 8-byte header length, JSON header, raw little-endian data."""
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    body = memoryview(raw)[8 + n:]
+    """The tensors of a file holding bfloat16 ones, which ``safetensors.numpy`` cannot make."""
     out = {}
-    for name, info in header.items():
-        start, end = info["data_offsets"]
-        if info["dtype"] == "BF16" and bfloat16 is not None:  # as stored: no upcast
-            arr = np.frombuffer(body[start:end], dtype="<u2").view(bfloat16).copy()
+    for name, info in safetensors.deserialize(path.read_bytes()):
+        if info["dtype"] in SAFETENSORS_DTYPES:  # BF16 too when ml_dtypes is installed: as stored, no upcast
+            arr = np.frombuffer(info["data"], dtype=np.dtype(SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
+            arr = arr.copy()
         elif info["dtype"] == "BF16":
-            bits = np.frombuffer(body[start:end], dtype="<u2").astype(np.uint32) << 16
-            arr = bits.view(np.float32)
-        elif info["dtype"] in _DTYPES:
-            arr = np.frombuffer(body[start:end], dtype=np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")).copy()
+            arr = (np.frombuffer(info["data"], dtype="<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             raise CheckpointError(f"{str(path)!r}: tensor {name!r} has dtype {info['dtype']}, which we cannot read")
         out[name] = arr.reshape(info["shape"])
@@ -113,25 +136,9 @@ def to_numpy_dict(state_dict) -> dict:
     """A state_dict of Tensors (or arrays) -> contiguous NumPy arrays, as safetensors needs."""
     out = {}
     for name, value in state_dict.items():
-        arr = value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
-        if not isinstance(arr, np.ndarray):
-            arr = arr.get() if hasattr(arr, "get") else np.asarray(arr)  # a CuPy array -> host
+        arr = to_numpy(value.data if isinstance(value, Tensor) else value)  # a CuPy array -> host
         out[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # keeps 0-d tensors 0-d (logit_scale)
     return out
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename over ``path``: a failure never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        honour_umask(tmp)  # mkstemp's 0o600 would hide a saved model from the user's group
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
@@ -145,23 +152,26 @@ def save_pretrained_dir(directory, state_dict, config_dict: dict) -> None:
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     arrays = to_numpy_dict(state_dict)
-    _atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(arrays, tmp, metadata={"format": "pt"}))
+    atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(arrays, tmp, metadata={"format": "pt"}))
     text = json.dumps(config_dict, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
 
 
-def load_causal_lm(model, arrays: dict, directory, owner: str):
-    """Fill a causal LM from a checkpoint's ``arrays`` (already renamed to our keys), in eval mode.
+def load_causal_lm(model, arrays: dict, directory, dtype=None):
+    """Fill a causal LM from a checkpoint's ``arrays`` (already renamed to our keys) after casting it to
+    ``dtype`` (when given); returns it in eval mode.
 
     As transformers saves them, a tied ``lm_head.weight`` may be stored or not (it is the embedding
     matrix); any other missing or unexpected tensor is a :class:`CheckpointError` naming them."""
-    tied = model.config.tie_word_embeddings
+    if dtype is not None:
+        model.to(dtype)
+    tied = getattr(model.config, "tie_word_embeddings", False)
     if tied:
         arrays.pop("lm_head.weight", None)
     result = model.load_state_dict(arrays, strict=False)
     missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and tied)]
     if missing or result.unexpected_keys:
-        raise CheckpointError(f"{owner}.from_pretrained({str(directory)!r}): missing tensors {missing}, "
+        raise CheckpointError(f"{type(model).__name__}.from_pretrained({str(directory)!r}): missing tensors {missing}, "
                               f"unexpected tensors {result.unexpected_keys}")
     return model.eval()
 

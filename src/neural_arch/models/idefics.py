@@ -32,14 +32,15 @@ key/value cache: each call runs the whole sequence.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.autograd import Tensor
-from neural_arch.errors import CheckpointError, ConfigError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
+from neural_arch.models import hf
 from neural_arch.models.clip import CLIPVisionConfig, CLIPVisionTransformer
 from neural_arch.models.generation import (
     CausalLMOutputWithPast,
@@ -48,7 +49,6 @@ from neural_arch.models.generation import (
     position_ids_from_mask,
     token_ids,
 )
-from neural_arch.models.hf import load_safetensors_dir, read_config, save_pretrained_dir
 from neural_arch.models.modern import MLP, DecoderLayer, ModernConfig, rope_cos_sin
 
 __all__ = ["IdeficsConfig", "IdeficsForVisionText2Text", "IdeficsGatedCrossAttentionLayer", "IdeficsPerceiverResampler"]
@@ -133,8 +133,7 @@ class IdeficsConfig:
         for key in ("freeze_text_module_exceptions", "freeze_vision_module_exceptions"):
             if d.get(key):
                 raise ConfigError(f"IdeficsConfig: {key} is not supported; freeze or unfreeze whole parts")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return hf.config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         """The ``config.json`` dict that ``transformers.IdeficsConfig`` reads."""
@@ -411,16 +410,10 @@ class IdeficsForVisionText2Text(nn.Module):
     @classmethod
     def from_pretrained(cls, directory, dtype=None) -> IdeficsForVisionText2Text:
         """Load an ``IdeficsForVisionText2Text`` directory (config.json + model.safetensors); eval mode."""
-        model = cls(IdeficsConfig.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
-        arrays = {k: v for k, v in load_safetensors_dir(directory).items() if "rotary_emb" not in k}
-        result = model.load_state_dict(arrays, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise CheckpointError(f"IdeficsForVisionText2Text.from_pretrained({str(directory)!r}): missing tensors "
-                                  f"{result.missing_keys}, unexpected tensors {result.unexpected_keys}")
-        return model.eval()
+        model = cls(IdeficsConfig.from_dict(hf.read_config(directory)))
+        arrays = {k: v for k, v in hf.load_safetensors_dir(directory).items() if "rotary_emb" not in k}
+        return hf.load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as IdeficsForVisionText2Text."""
-        save_pretrained_dir(directory, self.state_dict(), self.config.to_dict())
+        hf.save_pretrained_dir(directory, self.state_dict(), self.config.to_dict())

@@ -28,7 +28,7 @@ tied to the embedding by default, as in the published checkpoints.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -36,7 +36,7 @@ import neural_arch.nn.functional as F
 from neural_arch import nn, ops
 from neural_arch.errors import ConfigError, ShapeError
 from neural_arch.models.generation import CausalLMOutputWithPast, GenerationMixin, head_logits_and_loss, token_ids
-from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
+from neural_arch.models.hf import config_from_dict, load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 from neural_arch.nn import Parameter
 from neural_arch.ops.scan import causal_depthwise_conv1d, selective_scan
 
@@ -84,8 +84,7 @@ class MambaConfig:
         """From a Mamba ``config.json``."""
         if d.get("hidden_act", "silu") != "silu":
             raise ConfigError(f"MambaConfig: hidden_act {d['hidden_act']!r} is not supported (only silu)")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         """The ``config.json`` dict that ``transformers.MambaConfig`` reads."""
@@ -251,10 +250,8 @@ class MambaForCausalLM(GenerationMixin, nn.Module):
     def from_pretrained(cls, directory, dtype=None) -> MambaForCausalLM:
         """Load a ``MambaForCausalLM`` directory (config.json + model.safetensors); eval mode."""
         model = cls(MambaConfig.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = dict(load_safetensors_dir(directory))
-        return load_causal_lm(model, arrays, directory, "MambaForCausalLM")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as MambaForCausalLM."""

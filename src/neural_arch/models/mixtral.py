@@ -42,7 +42,6 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    default_position_ids,
     head_logits_and_loss,
     matrix_decay_groups,
     token_ids,
@@ -208,7 +207,7 @@ class MixtralModel(nn.Module):
         T = ids.shape[1]
         past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
         if position_ids is None:
-            position_ids = default_position_ids(attention_mask, past, T)
+            position_ids = np.arange(past, past + T, dtype=np.int64)[None]
         position_ids = np.asarray(getattr(position_ids, "data", position_ids))
         dtype = self.embed_tokens.weight.dtype
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, dtype)
@@ -282,10 +281,8 @@ class MixtralForCausalLM(GenerationMixin, nn.Module):
     def from_pretrained(cls, directory, dtype=None) -> MixtralForCausalLM:
         """Load a ``MixtralForCausalLM`` directory (config.json + model.safetensors); eval mode."""
         model = cls(MixtralConfig.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = {k: v for k, v in load_safetensors_dir(directory).items() if not k.endswith("rotary_emb.inv_freq")}
-        return load_causal_lm(model, arrays, directory, "MixtralForCausalLM")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as MixtralForCausalLM."""

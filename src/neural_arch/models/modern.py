@@ -21,7 +21,7 @@ Llama's "rotate half" (channel i pairs with channel i + head_dim/2).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -34,12 +34,11 @@ from neural_arch.models.generation import (
     CausalLMOutputWithPast,
     GenerationMixin,
     attention_bias,
-    default_position_ids,
     head_logits_and_loss,
     matrix_decay_groups,
     token_ids,
 )
-from neural_arch.models.hf import load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
+from neural_arch.models.hf import config_from_dict, load_causal_lm, load_safetensors_dir, read_config, save_causal_lm
 
 __all__ = ["LlamaConfig", "LlamaForCausalLM", "ModernConfig", "ModernTransformer"]
 
@@ -98,8 +97,7 @@ class ModernConfig:
             raise ConfigError(f"ModernConfig: hidden_act {d['hidden_act']!r} is not supported (SwiGLU uses silu)")
         if d.get("pretraining_tp", 1) != 1:
             raise ConfigError("ModernConfig: pretraining_tp != 1 is not supported")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         """The ``config.json`` dict that ``transformers.LlamaConfig`` reads."""
@@ -212,7 +210,7 @@ class ModernModel(nn.Module):
         B, T = ids.shape
         past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
         if position_ids is None:
-            position_ids = default_position_ids(attention_mask, past, T)  # (1, T)
+            position_ids = np.arange(past, past + T, dtype=np.int64)[None]  # (1, T)
         position_ids = np.asarray(position_ids.data if isinstance(position_ids, Tensor) else position_ids)
         dtype = self.embed_tokens.weight.dtype
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, dtype)
@@ -282,10 +280,8 @@ class ModernTransformer(GradientCheckpointingMixin, GenerationMixin, nn.Module):
     def from_pretrained(cls, directory, dtype=None) -> ModernTransformer:
         """Load a ``LlamaForCausalLM`` directory (config.json + model.safetensors); eval mode."""
         model = cls(ModernConfig.from_dict(read_config(directory)))
-        if dtype is not None:
-            model.to(dtype)
         arrays = {k: v for k, v in load_safetensors_dir(directory).items() if not k.endswith("rotary_emb.inv_freq")}
-        return load_causal_lm(model, arrays, directory, "ModernTransformer")
+        return load_causal_lm(model, arrays, directory, dtype)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads as LlamaForCausalLM."""

@@ -160,23 +160,19 @@ class ResNet(nn.Module):
         return self.fc(self.forward_features(x))
 
 
-def _resnet(block, layers, **kwargs) -> ResNet:
-    return ResNet(block, layers, **kwargs)
-
-
 def resnet18(num_classes: int = 1000, **kwargs) -> ResNet:
     """ResNet-18, as ``torchvision.models.resnet18(num_classes=...)`` (random weights)."""
-    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, **kwargs)
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, **kwargs)
 
 
 def resnet34(num_classes: int = 1000, **kwargs) -> ResNet:
     """ResNet-34, as ``torchvision.models.resnet34``."""
-    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
 
 
 def resnet50(num_classes: int = 1000, **kwargs) -> ResNet:
     """ResNet-50, as ``torchvision.models.resnet50`` (Bottleneck blocks, stride on the 3x3)."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
 
 
 def resnet_small(num_classes: int = 10, in_channels: int = 1, widths=(32, 64, 128), layers=(1, 1, 1),

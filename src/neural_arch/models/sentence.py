@@ -20,7 +20,6 @@ sentence-transformers does then, we mean-pool and do not normalise.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +39,6 @@ _POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len")
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
-
-
-def _read_json(path: Path, default):
-    if not path.is_file():
-        return default
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"SentenceEncoder: {str(path)!r} is not valid JSON ({exc})") from exc
 
 
 # legacy boolean keys of 1_Pooling/config.json -> the mode names of newer files ("pooling_mode": "mean")
@@ -103,7 +93,7 @@ class SentenceEncoder(nn.Module):
         root = Path(directory)
         if not root.is_dir():
             raise CheckpointError(f"SentenceEncoder.from_pretrained: {str(root)!r} is not a directory")
-        modules = _read_json(root / "modules.json", None)
+        modules = hf.read_json(root / "modules.json", "SentenceEncoder", None)
         if modules is None:  # a bare encoder: Transformer + mean Pooling, as sentence-transformers builds it
             modules = [{"type": _TRANSFORMER, "path": ""}, {"type": _POOLING, "path": None}]
         kinds = [m.get("type") for m in modules]
@@ -113,7 +103,7 @@ class SentenceEncoder(nn.Module):
                               "Pooling and Normalize is supported")
 
         encoder_dir = root / next(m for m in modules if m["type"] == _TRANSFORMER)["path"]
-        st_config = _read_json(encoder_dir / "sentence_bert_config.json", {})
+        st_config = hf.read_json(encoder_dir / "sentence_bert_config.json", "SentenceEncoder", {})
         config = hf.read_config(encoder_dir)
         model_cls = RobertaModel if config.get("model_type") in RobertaConfig.accepted_model_types else BertModel
         model = model_cls.from_pretrained(encoder_dir)
@@ -121,7 +111,7 @@ class SentenceEncoder(nn.Module):
         pooling = "mean"
         pooling_entry = next((m for m in modules if m["type"] == _POOLING), None)
         if pooling_entry is not None and pooling_entry.get("path"):
-            pooling = _pooling_mode(_read_json(root / pooling_entry["path"] / "config.json", {}))
+            pooling = _pooling_mode(hf.read_json(root / pooling_entry["path"] / "config.json", "SentenceEncoder", {}))
 
         # sentence-transformers truncates at max_seq_length, never beyond the position table
         max_positions = model.config.max_position_embeddings

@@ -35,6 +35,7 @@ from neural_arch import nn, ops
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.models import hf
 from neural_arch.models._checkpointing import GradientCheckpointingMixin, checkpoint, checkpointing
+from neural_arch.models.hf import config_from_dict, get_activation
 
 __all__ = ["ViTConfig", "ViTModel", "ViTForImageClassification", "ModelOutput", "attention_rollout"]
 
@@ -54,22 +55,6 @@ class ModelOutput(dict):
 
     def __setattr__(self, name, value):
         self[name] = value
-
-
-ACT2FN = {
-    "gelu": F.gelu,                                            # exact, erf-based
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "quick_gelu": F.quick_gelu,                                # x * sigmoid(1.702 x), CLIP's
-    "relu": F.relu,
-    "tanh": ops.tanh,
-}
-
-
-def get_activation(name: str):
-    if name not in ACT2FN:
-        raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(ACT2FN)}")
-    return ACT2FN[name]
 
 
 @dataclass
@@ -112,8 +97,7 @@ class ViTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ViTConfig:
         """Read a ``config.json`` dict; fields we do not model (dtype, architectures, ...) are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

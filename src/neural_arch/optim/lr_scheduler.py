@@ -88,7 +88,7 @@ class LRScheduler:
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current_lrs()
 
     def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -346,22 +346,17 @@ class OneCycleLR(LRScheduler):
             raise ConfigError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
         self._anneal_func_type = anneal_strategy
         n = self.total_steps
-        if three_phase:
-            self._schedule_phases = [
-                dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=float(2 * pct_start * n) - 2, start_lr="max_lr", end_lr="initial_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-                dict(end_step=n - 1, start_lr="initial_lr", end_lr="min_lr",
-                     start_momentum="max_momentum", end_momentum="max_momentum"),
-            ]
+        up = dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
+                  start_momentum="max_momentum", end_momentum="base_momentum")
+        if three_phase:  # up, back down to initial_lr, then the final anneal
+            self._schedule_phases = [up, dict(end_step=float(2 * pct_start * n) - 2, start_lr="max_lr",
+                                              end_lr="initial_lr", start_momentum="base_momentum",
+                                              end_momentum="max_momentum"),
+                                     dict(end_step=n - 1, start_lr="initial_lr", end_lr="min_lr",
+                                          start_momentum="max_momentum", end_momentum="max_momentum")]
         else:
-            self._schedule_phases = [
-                dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-            ]
+            self._schedule_phases = [up, dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
+                                              start_momentum="base_momentum", end_momentum="max_momentum")]
         max_lrs = _per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:
             for m, group in zip(max_lrs, optimizer.param_groups):
@@ -370,19 +365,7 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ConfigError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
-            self.use_beta1 = "betas" in optimizer.defaults
-            maxs = _per_group("max_momentum", optimizer, max_momentum)
-            bases = _per_group("base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
-                for m, b, group in zip(maxs, bases, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m
-                    group["max_momentum"] = m
-                    group["base_momentum"] = b
+            self.use_beta1 = _init_momentum("OneCycleLR", optimizer, base_momentum, max_momentum, last_epoch)[0]
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start, end, pct):
@@ -409,10 +392,7 @@ class OneCycleLR(LRScheduler):
                 start = phase["end_step"]
             lrs.append(lr)
             if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (mom, *group["betas"][1:])
-                else:
-                    group["momentum"] = mom
+                _set_momentum(group, mom, self.use_beta1)
         return lrs
 
 
@@ -422,6 +402,30 @@ def _per_group(name: str, optimizer: Optimizer, value) -> list:
             raise ConfigError(f"expected {len(optimizer.param_groups)} values for {name}, got {len(value)}")
         return list(value)
     return [value] * len(optimizer.param_groups)
+
+
+def _set_momentum(group: dict, momentum: float, use_beta1: bool) -> None:
+    if use_beta1:  # Adam-like: beta1 plays the momentum's part
+        group["betas"] = (momentum, *group["betas"][1:])
+    else:
+        group["momentum"] = momentum
+
+
+def _init_momentum(name: str, optimizer: Optimizer, base_momentum, max_momentum, last_epoch: int) -> tuple:
+    """OneCycleLR and CyclicLR with ``cycle_momentum``: ``(use_beta1, base_momentums, max_momentums)``,
+    and each group's momentum set to its max on a fresh start."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ConfigError(f"{name}: cycle_momentum needs an optimizer with momentum or betas; "
+                          "pass cycle_momentum=False")
+    use_beta1 = "betas" in optimizer.defaults
+    bases = _per_group("base_momentum", optimizer, base_momentum)
+    maxs = _per_group("max_momentum", optimizer, max_momentum)
+    if last_epoch == -1:
+        for m, b, group in zip(maxs, bases, optimizer.param_groups):
+            _set_momentum(group, m, use_beta1)
+            group["max_momentum"] = m
+            group["base_momentum"] = b
+    return use_beta1, bases, maxs
 
 
 class WarmupCosineLR(LRScheduler):
@@ -664,20 +668,8 @@ class CyclicLR(LRScheduler):
         self._init_scale_fn()
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ConfigError("CyclicLR: cycle_momentum needs an optimizer with momentum or betas; "
-                                  "pass cycle_momentum=False")
-            self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
-            if last_epoch == -1:
-                for m, b, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m
-                    group["max_momentum"] = m
-                    group["base_momentum"] = b
+            self.use_beta1, self.base_momentums, self.max_momentums = _init_momentum(
+                "CyclicLR", optimizer, base_momentum, max_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -715,11 +707,7 @@ class CyclicLR(LRScheduler):
         lrs = [base + (top - base) * scale_factor * self.scale_fn(at) for base, top in zip(self.base_lrs, self.max_lrs)]
         if self.cycle_momentum:
             for group, lo, hi in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
-                momentum = hi - (hi - lo) * scale_factor * self.scale_fn(at)
-                if self.use_beta1:
-                    group["betas"] = (momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = momentum
+                _set_momentum(group, hi - (hi - lo) * scale_factor * self.scale_fn(at), self.use_beta1)
         return lrs
 
     def state_dict(self) -> dict:

@@ -206,9 +206,7 @@ class Optimizer:
                 raise CheckpointError(
                     f"optimizer state {key!r} has shape {arr.shape} but its parameter has shape {param.shape}"
                 )
-            out = arr.astype(param.dtype) if arr.dtype.kind == "f" else arr.copy()
-            if out is arr:
-                out = arr.copy()
+            out = arr.astype(param.dtype) if arr.dtype.kind == "f" else arr.copy()  # a copy either way
             if isinstance(out, np.ndarray) and isinstance(param.data, np.ndarray) and out.shape == param.shape:
                 out = _like(param.data, out)  # the one-pass steps want the state in the parameter's layout
             dev = _device.device_of(param.data)

@@ -56,10 +56,9 @@ class WorkerThread:
         self._work_fn = work
         self._busy_since: float | None = None  # monotonic time the current forward began; None: idle
         self.stopped: BaseException | None = None  # what ended the thread before close()
+        self._cond = threading.Condition()  # guards the subclass's queue and _closed
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def _start_thread(self) -> None:
-        self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -80,19 +79,35 @@ class WorkerThread:
         """None when the worker is healthy; else a sentence saying what is wrong."""
         if self.stopped is not None:
             return f"the model's worker stopped ({type(self.stopped).__name__}: {self.stopped})"
-        if not self._thread.is_alive() and self._thread.ident is not None and not self._closing():
+        if not self._thread.is_alive() and self._thread.ident is not None and not self._closed:
             return "the model's worker stopped"
         since = self._busy_since
         if stuck_after_s is not None and since is not None and time.monotonic() - since > stuck_after_s:
             return f"one forward of the model has run for {time.monotonic() - since:.0f} s"
         return None
 
-    def _closing(self) -> bool:
-        return False
-
-    def _refuse_if_stopped(self) -> None:
+    def _refuse_if_closed(self) -> None:
+        """Raise ``QueueFull`` when no new work can be taken: closing, or the worker is gone. Under the lock."""
+        if self._closed:
+            raise QueueFull("the server is shutting down")
         if self.stopped is not None or not self._thread.is_alive():
             raise QueueFull(self.problem() or "the model's worker stopped")
+
+    def _gather(self, waiting) -> None:
+        """Under the lock: let ``waiting`` grow to ``max_batch_size`` for at most ``max_wait_s`` (or until close)."""
+        deadline = time.monotonic() + self.max_wait_s
+        while len(waiting) < self.max_batch_size and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._cond.wait(left)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Take no more work, finish what is queued, stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
 
 
 class _Item:
@@ -130,10 +145,8 @@ class Batcher(WorkerThread):
             max_queue
         self.on_batch = on_batch
         self._items: collections.deque[_Item] = collections.deque()
-        self._cond = threading.Condition()
-        self._closed = False
         super().__init__(self._work, f"neural-arch-{name}")
-        self._start_thread()
+        self._thread.start()
 
     def depth(self) -> int:
         """Items waiting (not yet taken into a batch)."""
@@ -143,9 +156,7 @@ class Batcher(WorkerThread):
         """Queue every payload or none; one future per payload. Call on the event loop."""
         loop = asyncio.get_running_loop()
         with self._cond:
-            if self._closed:
-                raise QueueFull("the server is shutting down")
-            self._refuse_if_stopped()
+            self._refuse_if_closed()
             if len(self._items) + len(payloads) > self.max_queue:
                 self._drop_abandoned()
             if len(self._items) + len(payloads) > self.max_queue:
@@ -160,9 +171,6 @@ class Batcher(WorkerThread):
         that live requests could use. Called under the lock, only when the queue looks full."""
         self._items = collections.deque(it for it in self._items if not it.future.done())
 
-    def _closing(self) -> bool:
-        return self._closed
-
     def _on_stopped(self, error: Exception) -> None:
         error = QueueFull(self.problem() or str(error))
         with self._cond:
@@ -170,25 +178,13 @@ class Batcher(WorkerThread):
         for it in items:
             it.loop.call_soon_threadsafe(_settle, it.future, error)
 
-    def close(self, timeout: float | None = None) -> None:
-        """Take no more items, finish those queued, stop the worker."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-
     def _take(self) -> list[_Item] | None:
         with self._cond:
             while not self._items and not self._closed:
                 self._cond.wait()
             if not self._items:
                 return None  # closed and drained
-            deadline = time.monotonic() + self.max_wait_s
-            while len(self._items) < self.max_batch_size and not self._closed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
+            self._gather(self._items)
             n = min(self.max_batch_size, len(self._items))
             return [self._items.popleft() for _ in range(n)]
 

@@ -22,7 +22,6 @@ A model with a limited number of positions (GPT-2's ``n_positions``) slides as `
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.models.generation import position_ids_from_mask
+from neural_arch.models.generation import position_ids_from_mask, softmax_rows, top_p_filter
 from neural_arch.serve.batching import QueueFull, WorkerThread
 
 __all__ = ["DecodeLoop", "GenSequence", "RecomputeDecodeLoop", "choose_tokens", "safe_text_end"]
@@ -96,8 +95,6 @@ class DecodeLoop(WorkerThread):
         self.limit = getattr(lm, "max_positions", None)
         self.on_step = on_step
         self._waiting: collections.deque[GenSequence] = collections.deque()
-        self._cond = threading.Condition()
-        self._closed = False
         # the batch: its rows, their real cache lengths, the cache per layer and the mask
         self.rows: list[GenSequence] = []
         self.lengths = np.zeros(0, np.int64)
@@ -105,7 +102,7 @@ class DecodeLoop(WorkerThread):
         self.mask = np.zeros((0, 0), np.int64)
         self._live: set[int] = set()  # ids of the admitted sequences not finished yet (rows, or between them)
         super().__init__(self._work, "neural-arch-decode")
-        self._start_thread()
+        self._thread.start()
 
     # -- the request side (event loop) ------------------------------------------------------------
     def depth(self) -> int:
@@ -119,25 +116,13 @@ class DecodeLoop(WorkerThread):
     def submit(self, seqs: list[GenSequence]) -> None:
         """Queue every sequence or none (``QueueFull``)."""
         with self._cond:
-            if self._closed:
-                raise QueueFull("the server is shutting down")
-            self._refuse_if_stopped()
+            self._refuse_if_closed()
             if len(self._waiting) + len(seqs) > self.max_queue:
                 self._waiting = collections.deque(s for s in self._waiting if not s.cancelled)  # abandoned
             if len(self._waiting) + len(seqs) > self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} of {self.max_queue} sequences are waiting")
             self._waiting.extend(seqs)
             self._cond.notify()
-
-    def close(self, timeout: float | None = None) -> None:
-        """Admit no more sequences, finish every one queued or running, stop the worker."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-
-    def _closing(self) -> bool:
-        return self._closed
 
     def _on_stopped(self, error: Exception) -> None:
         with self._cond:
@@ -153,12 +138,7 @@ class DecodeLoop(WorkerThread):
             if not self._waiting and not self.rows:
                 return None  # closed and drained
             if not self.rows:  # idle: let a batch gather for at most max_wait_s
-                deadline = time.monotonic() + self.max_wait_s
-                while len(self._waiting) < self.max_batch_size and not self._closed:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
+                self._gather(self._waiting)
             n = min(self.max_batch_size - len(self.rows), len(self._waiting))
             joining = [self._waiting.popleft() for _ in range(n)]
             self._live.update(id(seq) for seq in joining)
@@ -385,23 +365,11 @@ def choose_tokens(seqs: list[GenSequence], logits: np.ndarray) -> np.ndarray:
     scores = logits[rows].astype(np.float32) / temperature[rows, None]                       # (R, V)
     top_p = np.asarray([1.0 if seqs[i].top_p is None else seqs[i].top_p for i in rows])
     if (top_p < 1).any():
-        order = np.argsort(scores, axis=-1, kind="stable")                                     # ascending
-        cum = np.cumsum(_softmax(np.take_along_axis(scores, order, axis=-1)), axis=-1)
-        remove_sorted = (cum <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
-        remove_sorted[:, -1] = False                                                           # keep the best
-        remove = np.zeros_like(remove_sorted)
-        np.put_along_axis(remove, order, remove_sorted, axis=-1)
-        scores = np.where(remove, -np.inf, scores)
-    cdf = np.cumsum(_softmax(scores), axis=-1)
+        scores = top_p_filter(scores, top_p)
+    cdf = np.cumsum(softmax_rows(scores), axis=-1)
     u = np.asarray([seqs[i].rng.random() for i in rows])[:, None] * cdf[:, -1:]
     tokens[rows] = np.minimum((cdf < u).sum(axis=-1), scores.shape[-1] - 1)
     return tokens
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _left_pad(a: np.ndarray, width: int, axis: int = 2) -> np.ndarray:

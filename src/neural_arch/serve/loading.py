@@ -23,7 +23,6 @@ server runs them on one worker thread each.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from neural_arch.cli.build import build_run, checkpoint_config
@@ -40,6 +39,7 @@ from neural_arch.models import (
     load_tokenizer,
 )
 from neural_arch.models.bert import RobertaConfig
+from neural_arch.models.hf import read_json
 from neural_arch.serve import vision
 from neural_arch.serve.onnx_models import load_onnx
 from neural_arch.serve.served import (
@@ -86,7 +86,7 @@ def _load_hf_dir(path: Path, name: str) -> ServedModel:
     if any(str(a).endswith("ForSequenceClassification") for a in architectures):
         return _text_classifier(path, name, config)
     if config.get("model_type") == "vit":
-        return _vit_classifier(path, name)
+        return _vit_classifier(path, name, config)
     if (path / "modules.json").is_file() or config.get("model_type") in _ENCODER_TYPES:
         encoder = SentenceEncoder.from_pretrained(path)
         return ServedModel(name, EMBEDDINGS, encoder, encoder.tokenizer, embedding_dim=encoder.model.config.hidden_size,
@@ -100,13 +100,7 @@ def _load_hf_dir(path: Path, name: str) -> ServedModel:
 
 def _read_config(folder: Path) -> dict:
     """``folder/config.json`` as a dict ({} when there is none); invalid JSON is a CheckpointError."""
-    file = folder / "config.json"
-    if not file.is_file():
-        return {}
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"serve: '{file}' is not valid JSON ({e})") from None
+    config = read_json(folder / "config.json", "serve", {})
     return config if isinstance(config, dict) else {}
 
 
@@ -138,9 +132,8 @@ def _text_classifier(path: Path, name: str, config: dict) -> ServedModel:
                        inputs="text")
 
 
-def _vit_classifier(path: Path, name: str) -> ServedModel:
+def _vit_classifier(path: Path, name: str, config: dict) -> ServedModel:
     """A ViT image classifier folder (``ViTForImageClassification``): ``/v1/classify`` on images."""
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     model = ViTForImageClassification.from_pretrained(path).eval()
     if model.config.num_labels < 1:
         raise ConfigError(f"serve: '{path}' is a ViT without a classifier head (no labels); /v1/classify needs one")

@@ -13,6 +13,7 @@ import numpy as np
 
 from neural_arch.autograd.grad_mode import no_grad
 from neural_arch.autograd.tensor import Tensor
+from neural_arch.models import generation
 from neural_arch.serve.batching import Batcher
 from neural_arch.serve.decoding import DecodeLoop, RecomputeDecodeLoop
 from neural_arch.serve.served import COMPLETIONS, EMBEDDINGS, ServedModel
@@ -34,9 +35,7 @@ def embed_batch(encoder, texts: list[str]) -> list[tuple[np.ndarray, int]]:
 
 def softmax_rows(logits: np.ndarray) -> list[np.ndarray]:
     """Class probabilities per row of (B, C) logits, in float64."""
-    logits = np.asarray(logits, np.float64)
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return list(z / z.sum(axis=1, keepdims=True))
+    return list(generation.softmax_rows(np.asarray(logits)))
 
 
 def classify_batch(model, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -103,18 +102,8 @@ def make_worker(served: ServedModel, settings, metrics):
     if served.kind == COMPLETIONS:
         return DecodeLoop(served.model, served.tokenizer, settings.max_batch_size, wait, settings.max_queue,
                           eos_token_id=served.eos_token_id, on_step=metrics.observe_step)
-    if served.run_batch is not None:
-        run = served.run_batch
-    elif served.kind == EMBEDDINGS:
-        def run(texts):
-            return embed_batch(served.model, texts)
-    elif served.inputs == "text":
-        def run(texts):
-            return classify_text_batch(served.model, served.tokenizer, texts)
-    else:
-        def run(images):
-            return classify_batch(served.model, images)
-    if settings.length_groups and (served.kind == EMBEDDINGS or served.inputs == "text"):
+    run = _batch_function(served)
+    if settings.length_groups and _takes_texts(served):
         run = by_length(run, served.forward_cost)
     return Batcher(run, settings.max_batch_size, wait, settings.max_queue, on_batch=metrics.observe_batch,
                    name=served.kind)
@@ -131,15 +120,23 @@ def warm_up(served: ServedModel) -> None:
             served.model(np.zeros((1, 1), np.int64), attention_mask=np.ones((1, 3), np.int64),
                          position_ids=np.full((1, 1), 2, np.int64), past_key_values=out.past_key_values,
                          use_cache=True, logits_to_keep=1)
-    elif served.run_batch is not None:
-        served.run_batch(["warm up"] if served.kind == EMBEDDINGS or served.inputs == "text" else
-                         [_blank_image(served)])
-    elif served.kind == EMBEDDINGS:
-        embed_batch(served.model, ["warm up"])
-    elif served.inputs == "text":
-        classify_text_batch(served.model, served.tokenizer, ["warm up"])
     else:
-        classify_batch(served.model, [_blank_image(served)])
+        _batch_function(served)(["warm up"] if _takes_texts(served) else [_blank_image(served)])
+
+
+def _takes_texts(served: ServedModel) -> bool:
+    return served.kind == EMBEDDINGS or served.inputs == "text"
+
+
+def _batch_function(served: ServedModel) -> Callable[[list], list]:
+    """What one batch of embeddings or classification runs: ``served.run_batch``, or the built-in one."""
+    if served.run_batch is not None:
+        return served.run_batch
+    if served.kind == EMBEDDINGS:
+        return lambda texts: embed_batch(served.model, texts)
+    if served.inputs == "text":
+        return lambda texts: classify_text_batch(served.model, served.tokenizer, texts)
+    return lambda images: classify_batch(served.model, images)
 
 
 def _blank_image(served: ServedModel) -> np.ndarray:

@@ -9,22 +9,14 @@ NOTE: it lives here, beside the module whose forward it reuses, and is registere
 
 from __future__ import annotations
 
+import functools
+
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.nn import functional as F
 from neural_arch.nn.modules.attention import MultiheadAttention
 from neural_arch.nn.modules.module import Module
 
 __all__ = ["multi_head_attention_forward"]
-
-
-class _OutProjection:
-    """The output projection as a callable (the module's ``out_proj`` Linear, without a module)."""
-
-    def __init__(self, weight, bias):
-        self.weight, self.bias = weight, bias
-
-    def __call__(self, x):
-        return F.linear(x, self.weight, self.bias)
 
 
 def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
@@ -52,7 +44,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     m.in_proj_weight, m.in_proj_bias = in_proj_weight, in_proj_bias
     m.q_proj_weight, m.k_proj_weight, m.v_proj_weight = q_proj_weight, k_proj_weight, v_proj_weight
     m.bias_k, m.bias_v, m.add_zero_attn = bias_k, bias_v, add_zero_attn
-    m.out_proj = _OutProjection(out_proj_weight, out_proj_bias)
+    m.out_proj = functools.partial(F.linear, weight=out_proj_weight, bias=out_proj_bias)  # the Linear's call
     return MultiheadAttention.forward(m, query, key, value, key_padding_mask, need_weights, attn_mask,
                                       average_attn_weights, is_causal)
 

@@ -19,10 +19,6 @@ from neural_arch.nn.modules.module import Module
 from neural_arch.nn.parameter import empty_param
 
 
-def _buffer(arr) -> Tensor:
-    return Tensor._wrap(arr)
-
-
 def _affine_parameters(module, shape, affine: bool, bias: bool, dtype, device) -> None:
     """Register ``weight`` and ``bias`` of ``shape`` (int or tuple), or None for each one not asked for."""
     shape = (shape,) if isinstance(shape, numbers.Integral) else shape
@@ -49,13 +45,12 @@ class _NormBase(Module):
         _affine_parameters(self, num_features, affine, bias, dtype, device)
         if track_running_stats:
             dt = get_default_dtype() if dtype is None else resolve_dtype(dtype)
-            self.register_buffer("running_mean", _buffer(np.zeros(num_features, dtype=dt)))
-            self.register_buffer("running_var", _buffer(np.ones(num_features, dtype=dt)))
-            self.register_buffer("num_batches_tracked", _buffer(np.zeros((), dtype=np.int64)))
+            self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
+            self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
+            self.register_buffer("num_batches_tracked", Tensor._wrap(np.zeros((), dtype=np.int64)))
         else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
@@ -110,17 +105,21 @@ class BatchNorm2d(_BatchNorm):
 
 
 class InstanceNorm2d(_NormBase):
-    """Normalise each (sample, channel) plane of ``(N, C, H, W)`` over H and W. Defaults as torch:
-    ``affine=False, track_running_stats=False``."""
+    """Normalise each (sample, channel) plane of ``(N, C, H, W)`` (or ``(C, H, W)``) over H and W. Defaults
+    as torch: ``affine=False, track_running_stats=False``."""
+
+    _ndim = 4  # the rank of a batched input (InstanceNorm1d: 3, InstanceNorm3d: 5)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def forward(self, input):
-        if input.ndim not in (3, 4):
-            raise ShapeError(f"InstanceNorm2d: expected 3D or 4D input, got shape {shape_str(input.shape)}")
-        if input.ndim == 3:
+        nd = self._ndim
+        if input.ndim not in (nd - 1, nd):
+            raise ShapeError(f"{type(self).__name__}: expected {nd - 1}D or {nd}D input, got shape "
+                             f"{shape_str(input.shape)}")
+        if input.ndim == nd - 1:
             return self.forward(input.unsqueeze(0)).squeeze(0)
         use_input_stats = self.training or not self.track_running_stats
         return F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,

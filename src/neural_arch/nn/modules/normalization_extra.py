@@ -61,28 +61,13 @@ class SyncBatchNorm(_BatchNorm):
 class InstanceNorm1d(InstanceNorm2d):
     """Instance norm over ``(N, C, L)`` (or ``(C, L)``)."""
 
-    def forward(self, input):
-        if input.ndim not in (2, 3):
-            raise ShapeError(f"InstanceNorm1d: expected 2D or 3D input, got shape {shape_str(input.shape)}")
-        if input.ndim == 2:
-            return self.forward(input.unsqueeze(0)).squeeze(0)
-        return self._normalise(input)
-
-    def _normalise(self, input):
-        use_input_stats = self.training or not self.track_running_stats
-        return F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                               use_input_stats, self.momentum if self.momentum is not None else 0.1, self.eps)
+    _ndim = 3
 
 
-class InstanceNorm3d(InstanceNorm1d):
+class InstanceNorm3d(InstanceNorm2d):
     """Instance norm over ``(N, C, D, H, W)`` (or ``(C, D, H, W)``)."""
 
-    def forward(self, input):
-        if input.ndim not in (4, 5):
-            raise ShapeError(f"InstanceNorm3d: expected 4D or 5D input, got shape {shape_str(input.shape)}")
-        if input.ndim == 4:
-            return self.forward(input.unsqueeze(0)).squeeze(0)
-        return self._normalise(input)
+    _ndim = 5
 
 
 class LocalResponseNorm(Module):

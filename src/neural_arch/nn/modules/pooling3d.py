@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from neural_arch.nn import functional as F
 from neural_arch.nn.modules.module import Module
-from neural_arch.nn.modules.pooling import _AdaptiveMaxPool, _AdaptivePool, _MaxPoolNd
+from neural_arch.nn.modules.pooling import AvgPool2d, _AdaptiveMaxPool, _AdaptivePool, _MaxPoolNd
 from neural_arch.nn.modules.pooling_extra import _LPPool
 
 __all__ = ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "AvgPool3d", "LPPool3d", "MaxPool3d", "MaxUnpool1d",
@@ -18,18 +18,10 @@ class MaxPool3d(_MaxPoolNd):
     _pool = staticmethod(F.max_pool3d)
 
 
-class AvgPool3d(Module):
+class AvgPool3d(AvgPool2d):
     """Mean over windows of ``(N, C, D, H, W)``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
-                 divisor_override=None):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
-
-    def forward(self, input):
-        return F.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
-                            self.divisor_override)
+    _pool = staticmethod(F.avg_pool3d)
 
 
 class AdaptiveAvgPool3d(_AdaptivePool):

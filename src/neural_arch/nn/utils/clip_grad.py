@@ -59,9 +59,6 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     Returns ``total`` (before clipping) as a 0-d tensor. ``norm_type`` may be ``inf``
     (the largest absolute entry). ``foreach`` is accepted for torch compatibility and ignored.
     """
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    parameters = list(parameters)
     grads = _grads(parameters)
     if not grads:
         return Tensor._wrap(np.asarray(0.0, dtype=np.float32))
