@@ -274,6 +274,53 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     return "\n".join(lines)
 
 
+def products(rounds: int = 9, shapes=SHAPES) -> str:
+    """fwd+bwd of the plan the table picks on each shape with the products on MKL and on NumPy's OpenBLAS
+    (``conv_algorithms.force_products``), and torch's, interleaved, on one thread, by CPU time; a Markdown
+    table of the medians (ms), and which BLAS ``conv_algorithms.products()`` picks on this machine."""
+    import time
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as TF
+
+    import neural_arch as na
+    import neural_arch.nn.functional as F
+    from benchmarks.harness import compare
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import conv_algorithms
+
+    torch.set_num_threads(1)
+    na.set_num_threads(1)
+    arch = ", ".join(str(i.get("architecture")) for i in threads.blas_info())
+    picks = f"products() picks {conv_algorithms.products()} (CPU {conv_algorithms.cpu_vendor()}, OpenBLAS {arch})"
+    lines = [picks, "", "| shape | plan | MKL | OpenBLAS | torch | torch / MKL | torch / OpenBLAS |",
+             "|---|---|---|---|---|---|---|"]
+    for name, xs, ws, stride, pad in shapes:
+        x, w = _pair([xs, ws], scale=0.1)
+        ours = [na.tensor(x, requires_grad=xs[1] > 3), na.tensor(w, requires_grad=True)]
+        ref = [torch.tensor(x, requires_grad=xs[1] > 3), torch.tensor(w, requires_grad=True)]
+        up = np.ones(F.conv2d(ours[0], ours[1], stride=stride, padding=pad).shape, np.float32)
+
+        def step(lib, fn, tensors, blas, stride=stride, pad=pad, up=up):
+            def run():
+                conv_algorithms.force_products = blas
+                try:
+                    fn.conv2d(tensors[0], tensors[1], stride=stride, padding=pad).backward(lib.tensor(up))
+                finally:
+                    conv_algorithms.force_products = None
+            return run
+
+        contenders = {"mkl": step(na, F, ours, "mkl"), "openblas": step(na, F, ours, "openblas"),
+                      "torch": step(torch, TF, ref, None)}
+        res = compare(name, contenders, rounds=rounds, clock=time.process_time)
+        med = {c: res.median(c) * 1e3 for c in contenders}
+        plan = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:], xs[2:], xs[0]).name
+        lines.append(f"| {name} | {plan} | {med['mkl']:.2f} | {med['openblas']:.2f} | {med['torch']:.2f} | "
+                     f"{med['torch'] / med['mkl']:.2f} | {med['torch'] / med['openblas']:.2f} |")
+    return "\n".join(lines)
+
+
 def stem_im2col(rounds: int = 11):
     """The stem's fwd+bwd (no dL/dx), one thread, CPU time: ours with the phase-plane im2col, torch, and ours
     with the strided im2col (``kernels.conv._PHASES`` off), interleaved in one process."""
@@ -313,8 +360,8 @@ def stem_im2col(rounds: int = 11):
                     rounds=rounds, clock=time.process_time)]
 
 
-if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet|stem|profile] [rounds]: one thread, CPU
-    # time (profile: the default threads, wall time)
+if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|products|resnet|stem|profile] [rounds]: one
+    # thread, CPU time (profile: the default threads, wall time)
     import sys
     import time
 
@@ -331,6 +378,8 @@ if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet
         print(candidates(count))
     elif mode == "profile":  # at the default thread counts, wall time: take it on a quiet machine
         print(profile(count))
+    elif mode == "products":
+        print(products(count))
     elif mode == "stem":
         print(table(stem_im2col(count)))
     elif mode == "resnet":  # the step, one thread, CPU time, with the previous plan beside it

@@ -118,6 +118,58 @@ def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
           torch_fn=lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw), **F32)
 
 
+@pytest.mark.parametrize("blas", ["mkl", "openblas"])
+@pytest.mark.parametrize("plan", ["im2col/cache/transposed", "im2col/whole/direct", "winograd/cache/direct",
+                                  "dense/whole/direct"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_conv2d_products_on_either_blas(blas, plan, n_threads, monkeypatch):
+    """The conv pipelines' products on MKL and on NumPy's OpenBLAS (``conv_algorithms.products``, which picks
+    OpenBLAS on CPUs that are not Intel's), forced, over one and two threads: the same values as torch, and
+    OpenBLAS's product is the one that ran."""
+    from neural_arch.backend import gemm, threads
+    from neural_arch.backend.kernels import _dispatch, conv, conv_algorithms
+
+    if not _dispatch.active() or not gemm.mkl_in_use():
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use: NumPy's BLAS runs every product")
+    if blas == "openblas" and not conv_algorithms._openblas_callable():
+        pytest.skip("NumPy's BLAS is not an OpenBLAS we can call by address and hold to one thread")
+    calls = []
+
+    def counted(fn):
+        def run(*args):
+            calls.append(fn.__name__)
+            return fn(*args)
+        return run
+
+    monkeypatch.setattr(conv, "openblas_here", counted(conv.openblas_here))
+    monkeypatch.setattr(conv, "_openblas_into", counted(conv._openblas_into))
+    monkeypatch.setattr(conv_algorithms, "force_products", blas)
+    monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES[plan])
+    monkeypatch.setattr(threads.policy, "num_threads", n_threads)
+    shapes = CONV2D[:3] + CONV2D[11:] + WINOGRAD_SHAPES + [((16, 5, 2, 2), (6, 5, 3, 3), dict(padding=1))]
+    for xs, ws, kw in shapes:
+        xs = (max(4, xs[0]),) + xs[1:]
+        inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
+        check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
+    assert bool(calls) == (blas == "openblas")
+
+
+def test_conv2d_products_blas_choice(monkeypatch):
+    """OpenBLAS for the conv products where MKL is in use on a CPU that is not Intel's; MKL on Intel's."""
+    from neural_arch.backend import gemm
+    from neural_arch.backend.kernels import conv_algorithms
+
+    if not gemm.mkl_in_use():
+        pytest.skip("MKL is not in use: NumPy's BLAS runs every product")
+    monkeypatch.setattr(conv_algorithms, "_openblas_callable", lambda: True)
+    for vendor, expected in (("GenuineIntel", "mkl"), ("AuthenticAMD", "openblas"), ("", "mkl")):
+        monkeypatch.setattr(conv_algorithms, "_products", None)
+        monkeypatch.setattr(conv_algorithms, "cpu_vendor", lambda vendor=vendor: vendor)
+        assert conv_algorithms.products() == expected
+    monkeypatch.setattr(conv_algorithms, "force_products", "mkl")
+    assert conv_algorithms.products() == "mkl"
+
+
 WINOGRAD_SHAPES = [  # 3x3 stride 1: odd and even output sizes, paddings 0 to 2, asymmetric ones
     ((2, 3, 7, 6), (4, 3, 3, 3), dict(padding=1)),
     ((2, 5, 8, 8), (6, 5, 3, 3), dict(padding=1)),
