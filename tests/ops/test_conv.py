@@ -129,8 +129,8 @@ def test_conv2d_products_on_either_blas(blas, plan, n_threads, monkeypatch):
     from neural_arch.backend import gemm, threads
     from neural_arch.backend.kernels import _dispatch, conv, conv_algorithms
 
-    if not _dispatch.active() or not gemm.mkl_in_use():
-        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use: NumPy's BLAS runs every product")
+    if not _dispatch.active() or (blas == "mkl" and not gemm.mkl_in_use()):
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use")
     if blas == "openblas" and not conv_algorithms._openblas_callable():
         pytest.skip("NumPy's BLAS is not an OpenBLAS we can call by address and hold to one thread")
     calls = []
@@ -155,17 +155,21 @@ def test_conv2d_products_on_either_blas(blas, plan, n_threads, monkeypatch):
 
 
 def test_conv2d_products_blas_choice(monkeypatch):
-    """OpenBLAS for the conv products where MKL is in use on a CPU that is not Intel's; MKL on Intel's."""
+    """OpenBLAS for the conv products on a CPU that is not Intel's (MKL in use or not); on Intel's MKL where
+    it is in use, else NumPy's matmul with the plan from before the table."""
     from neural_arch.backend import gemm
     from neural_arch.backend.kernels import conv_algorithms
 
-    if not gemm.mkl_in_use():
-        pytest.skip("MKL is not in use: NumPy's BLAS runs every product")
     monkeypatch.setattr(conv_algorithms, "_openblas_callable", lambda: True)
-    for vendor, expected in (("GenuineIntel", "mkl"), ("AuthenticAMD", "openblas"), ("", "mkl")):
-        monkeypatch.setattr(conv_algorithms, "_products", None)
-        monkeypatch.setattr(conv_algorithms, "cpu_vendor", lambda vendor=vendor: vendor)
-        assert conv_algorithms.products() == expected
+    for mkl in (True, False):
+        monkeypatch.setattr(gemm, "mkl_in_use", lambda mkl=mkl: mkl)
+        for vendor, expected in (("GenuineIntel", "mkl" if mkl else "numpy"), ("AuthenticAMD", "openblas"),
+                                 ("", "mkl" if mkl else "numpy")):
+            monkeypatch.setattr(conv_algorithms, "_products", None)
+            monkeypatch.setattr(conv_algorithms, "cpu_vendor", lambda vendor=vendor: vendor)
+            assert conv_algorithms.products() == expected
+            plan = conv_algorithms.plan_for(64, 64, (3, 3), (1, 1), (16, 16), (16, 16), 32)
+            assert plan.method == ("im2col" if expected == "numpy" else "winograd")
     monkeypatch.setattr(conv_algorithms, "force_products", "mkl")
     assert conv_algorithms.products() == "mkl"
 
@@ -188,12 +192,11 @@ DENSE_SHAPES = [  # fewer input pixels than taps: the dense product applies (str
 def test_conv2d_keeps_the_dense_filter_for_backward():
     """The dense method's forward leaves its expanded filter in the op's context and the backward uses it:
     dL/dx and dL/dW as torch's, and the filter expanded once per step (one ``expand`` call). (2x2 images in
-    a batch of 16: the table's own choice where MKL runs the products.)"""
-    from neural_arch.backend import gemm
-    from neural_arch.backend.kernels import _dispatch, conv_dense
+    a batch of 16: the table's own choice where MKL or OpenBLAS-by-address runs the products.)"""
+    from neural_arch.backend.kernels import _dispatch, conv_algorithms, conv_dense
 
-    if not _dispatch.active() or not gemm.mkl_in_use():
-        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use: no dense method")
+    if not _dispatch.active() or conv_algorithms.products() == "numpy":
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or the conv products are NumPy's: no dense method")
     x, w = randn(16, 8, 2, 2, seed=1).astype(np.float32), randn(8, 8, 3, 3, seed=2).astype(np.float32)
     ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
     ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
@@ -207,7 +210,6 @@ def test_conv2d_keeps_the_dense_filter_for_backward():
 
 
 def test_conv2d_algorithm_table_picks_a_candidate():
-    from neural_arch.backend import gemm
     from neural_arch.backend.kernels import conv_algorithms
 
     for c, o, k, s, hw in [(16, 32, (3, 3), (1, 1), (28, 28)), (3, 64, (7, 7), (2, 2), (32, 32)),
@@ -218,7 +220,8 @@ def test_conv2d_algorithm_table_picks_a_candidate():
             assert plan in conv_algorithms.CANDIDATES.values()
             assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
             # (dense only where the image has fewer pixels than the kernel has taps, in a batch of 16 or more)
-            dense = gemm.mkl_in_use() and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1] and batch >= 16
+            table = conv_algorithms.products() != "numpy"
+            dense = table and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1] and batch >= 16
             assert (plan.method == "dense") == dense
     # nor where the expanded filter would be more than twice the filter (a 7x7 kernel on a 6x6 image)
     assert conv_algorithms.plan_for(8, 8, (7, 7), (1, 1), (6, 6), (6, 6), 32).method != "dense"

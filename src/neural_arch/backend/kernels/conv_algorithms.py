@@ -18,7 +18,8 @@ wins at some shapes on this hardware:
 
 Which BLAS runs the pipelines' products is a choice too (:func:`products`): MKL's sequential GEMM where MKL
 is in use, except on CPUs that are not Intel's, where MKL does not run its AVX-512 kernels and NumPy's
-OpenBLAS (called by address, one thread inside our calls) is faster at every conv shape measured.
+OpenBLAS (called by address, one thread inside our calls) is faster at every conv shape measured; there
+OpenBLAS runs them whether MKL is in use or not.
 
 The table in :func:`plan_for` is what the measurements chose (``python -m benchmarks.conv_algos candidates``;
 the figures for every candidate are in BENCHMARKS.md, "conv2d per shape"). ``force`` overrides it, for
@@ -54,23 +55,20 @@ _products: str | None = None  # products(), decided once
 
 def products() -> str:
     """The BLAS of the conv pipelines' products: ``"mkl"`` (MKL's sequential GEMM, ``gemm.matmul_here``),
-    ``"openblas"`` (NumPy's OpenBLAS by address, held to one thread inside our calls) or ``"numpy"`` (no MKL:
-    ``np.matmul``, which is NumPy's BLAS). OpenBLAS where MKL is in use on a CPU that is not Intel's: MKL
-    runs its AVX2 code there, OpenBLAS its AVX-512 kernels on an AVX-512 CPU (and on Haswell's, when
-    ``OPENBLAS_CORETYPE`` forces them, it was no slower). Decided once; ``force_products`` overrides it."""
+    ``"openblas"`` (NumPy's OpenBLAS by address, held to one thread inside our calls) or ``"numpy"``
+    (``np.matmul``: NumPy's BLAS, with the plan every shape took before the table). OpenBLAS on a CPU that is
+    not Intel's, whether MKL is in use or not: MKL runs its AVX2 code there (~100 GFLOP/s on a Zen 5 core
+    against OpenBLAS's ~220 with its AVX-512 kernels; with ``OPENBLAS_CORETYPE=Haswell`` forced, OpenBLAS
+    was still no slower). Decided once; ``force_products`` overrides it."""
     global _products
     if force_products is not None:
         return force_products
     if _products is None:
-        _products = "numpy"
-        if gemm.mkl_in_use():
-            _products = "openblas" if _openblas_runs_faster() else "mkl"
+        if cpu_vendor() not in ("GenuineIntel", "") and _openblas_callable():
+            _products = "openblas"
+        else:
+            _products = "mkl" if gemm.mkl_in_use() else "numpy"
     return _products
-
-
-def _openblas_runs_faster() -> bool:
-    """A CPU that is not Intel's, and an OpenBLAS we can call by address and hold to one thread."""
-    return cpu_vendor() not in ("GenuineIntel", "") and _openblas_callable()
 
 
 def _openblas_callable() -> bool:
@@ -99,7 +97,7 @@ def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tupl
     over 2, a batch smaller than the threads; dense: groups, or at least as many pixels as taps)."""
     if force is not None:
         return force
-    if not gemm.mkl_in_use():
+    if products() == "numpy":
         return Plan("im2col", "cache", "transposed")
     pixels = out_hw[0] * out_hw[1]
     # fewer input pixels than taps (ResNet's 2x2 images under 3x3): most of im2col's columns are padding. The
