@@ -189,6 +189,33 @@ DENSE_SHAPES = [  # fewer input pixels than taps: the dense product applies (str
 ]
 
 
+def test_winograd_turned_filter_from_the_forward_transform(monkeypatch):
+    """dL/dx's filter transform is derived from the forward's (a permutation of the 16 positions and the
+    channel axes swapped) and equals transforming the turned filter; a Winograd step transforms once, and
+    its dL/dx and dL/dW are torch's."""
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import _dispatch, conv_algorithms, winograd
+
+    w = randn(5, 3, 3, 3, seed=2).astype(np.float32)
+    direct = winograd.transform_filter(np.ascontiguousarray(winograd.input_grad_filter(w)))
+    np.testing.assert_allclose(winograd.turned(winograd.transform_filter(w)), direct, rtol=0, atol=1e-6)
+    if not _dispatch.active():
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0): no Winograd path")
+    monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES["winograd/cache/direct"])
+    monkeypatch.setattr(threads.policy, "num_threads", 1)
+    calls = []
+    transform = winograd.transform_filter
+    monkeypatch.setattr(winograd, "transform_filter", lambda f: calls.append(f.shape) or transform(f))
+    x = randn(4, 3, 6, 7, seed=1).astype(np.float32)
+    ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
+    ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
+    F.conv2d(*ours, padding=1).square().sum().backward()
+    TF.conv2d(*ref, padding=1).square().sum().backward()
+    assert calls == [w.shape[:2] + (3, 3)]
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_conv2d_keeps_the_dense_filter_for_backward():
     """The dense method's forward leaves its expanded filter in the op's context and the backward uses it:
     dL/dx and dL/dW as torch's, and the filter expanded once per step (one ``expand`` call). (2x2 images in

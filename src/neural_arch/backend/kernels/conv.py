@@ -449,6 +449,8 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, kept=None):
     ops, bias = _Ops(ranges), None if b is None else b.reshape(1, o, 1, 1)
     if geom.plan.method == "winograd":
         geom.filter = winograd.transform_filter(w)
+        if kept is not None:  # the backward's dL/dx turns it instead of transforming the turned filter again
+            kept["winograd"] = geom.filter
     threads.run_split(_forward_images, [(ops, x[lo:hi], wm, bias, y[lo:hi], geom) for lo, hi in ranges])
     return y
 
@@ -466,7 +468,9 @@ def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w, 
     # one partial dL/dW per range (each thread sums its own images), added up at the end
     gws = [np.zeros(wm.shape, np.float32) if need_w else None for _ in ranges]
     if need_x and geom.plan.method == "winograd":
-        geom.filter = winograd.transform_filter(np.ascontiguousarray(winograd.input_grad_filter(w)))
+        u = kept.get("winograd") if kept else None
+        geom.filter = winograd.turned(u) if u is not None else winograd.transform_filter(
+            np.ascontiguousarray(winograd.input_grad_filter(w)))
     threads.run_split(_backward_images, [
         (_Ops(ranges), x[lo:hi], grad[lo:hi], wm, None if gx is None else gx[lo:hi], part, geom)
         for (lo, hi), part in zip(ranges, gws)])
