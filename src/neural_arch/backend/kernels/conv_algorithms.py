@@ -112,12 +112,9 @@ def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tupl
     # part (ResNet-18's 64 channels at 16x16 and 128 at 8x8; it lost at 16 channels and at 4x4 and 2x2)
     fits = tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1)
     method = "winograd" if fits and in_channels >= 64 and pixels >= 64 else "im2col"
-    # dL/dW: MKL runs g cols^T as it stands faster once the output has 128 rows or more, OpenBLAS once it has
-    # 256; below that, with a long K (large images), the transposed orientation (1.2-1.3x at the ops suite's
-    # 32 channels on either)
-    openblas = products() == "openblas"
-    weight_grad = "direct" if out_channels >= (256 if openblas else 128) else "transposed"
-    # small images with large weights (ResNet's 8x8 and below; on OpenBLAS 4x4 and below: its 64->128 3x3/2
-    # runs 10-13% faster in cache-sized chunks): one chunk, each weight read once
-    chunk = "whole" if pixels <= (16 if openblas else 64) else "cache"
+    # dL/dW: MKL runs g cols^T as it stands faster once the output has 128 rows or more; below that,
+    # with a long K (large images), the transposed orientation (1.3x at the ops suite's 32 channels)
+    weight_grad = "direct" if out_channels >= 128 else "transposed"
+    # small images with large weights (ResNet's 8x8 and below): one chunk, each weight read once
+    chunk = "whole" if pixels <= 64 else "cache"
     return Plan(method, chunk, weight_grad)
