@@ -57,9 +57,9 @@ def products() -> str:
     """The BLAS of the conv pipelines' products: ``"mkl"`` (MKL's sequential GEMM, ``gemm.matmul_here``),
     ``"openblas"`` (NumPy's OpenBLAS by address, held to one thread inside our calls) or ``"numpy"``
     (``np.matmul``: NumPy's BLAS, with the plan every shape took before the table). OpenBLAS on a CPU that is
-    not Intel's, whether MKL is in use or not: MKL runs its AVX2 code there (~100 GFLOP/s on a Zen 5 core
-    against OpenBLAS's ~220 with its AVX-512 kernels; with ``OPENBLAS_CORETYPE=Haswell`` forced, OpenBLAS
-    was still no slower). Decided once; ``force_products`` overrides it."""
+    not Intel's, whether MKL is in use or not: MKL runs its AVX2 code there, OpenBLAS its AVX-512 kernels on
+    an AVX-512 CPU (twice MKL's speed on a Zen 5 core; with ``OPENBLAS_CORETYPE=Haswell`` forced, still no
+    slower: BENCHMARKS.md, "Stream conv3"). Decided once; ``force_products`` overrides it."""
     global _products
     if force_products is not None:
         return force_products

@@ -55,8 +55,8 @@ _TURN = [4 * p + q for p in (3, 1, 2, 0) for q in (3, 1, 2, 0)]
 def turned(u):
     """The transform of :func:`input_grad_filter` (w turned by 180 degrees, channel axes swapped) from w's own
     transform ``u`` (16, O, C): G (R g R) G^T = P (G g G^T) P^T, so U'[(a, b), c, o] = U[(p(a), p(b)), o, c]
-    with p swapping 0 and 3. A permutation and a transpose (4x cheaper than transforming again, 128x128);
-    the values differ from the direct transform by the order of a few roundings."""
+    with p swapping 0 and 3: a permutation and a transpose, cheaper than transforming again; the values
+    differ from the direct transform by the order of a few roundings."""
     return np.ascontiguousarray(u[_TURN].transpose(0, 2, 1))
 
 
