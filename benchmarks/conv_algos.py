@@ -70,13 +70,14 @@ def _torch_resnet18(classes):
 
 
 def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: int = 100, clock=None,
-                  previous_plan: bool = False, without_dense: bool = False):
+                  previous_plan: bool = False, without_dense: bool = False, mkl_products: bool = False):
     """One SGD training step (forward, cross-entropy, backward, momentum update) of ResNet-18 on
     ``batch`` images of ``side`` x ``side``, ours against torch's, interleaved. ``previous_plan`` adds our
     step with every conv forced to the plan all shapes took before the per-shape table (im2col, chunks
     sized for the caches, dL/dW transposed): the table's effect, measured in the same process.
     ``without_dense`` adds our step with the dense method off (``kernels.conv._DENSE``): im2col where the
-    table picks dense (the 2x2 stage)."""
+    table picks dense (the 2x2 stage). ``mkl_products`` adds our step with the convs' products on MKL
+    (``conv_algorithms.force_products``), where ``products()`` picks OpenBLAS (CPUs that are not Intel's)."""
     import time
 
     from benchmarks.harness import compare
@@ -105,6 +106,17 @@ def resnet18_step(rounds: int = 5, side: int = 64, batch: int = BATCH, classes: 
                 conv._DENSE = True
 
         contenders["neural-arch, no dense"] = step_without_dense
+    if mkl_products:
+        from neural_arch.backend.kernels import conv_algorithms as algos
+
+        def step_mkl():
+            algos.force_products = "mkl"
+            try:
+                step_na()
+            finally:
+                algos.force_products = None
+
+        contenders["neural-arch, MKL products"] = step_mkl
     return [compare(f"ResNet-18 training step, batch {batch}, {side}x{side}", contenders, rounds=rounds,
                     clock=clock or time.perf_counter)]
 
@@ -274,6 +286,55 @@ def candidates(rounds: int = 9, shapes=SHAPES) -> str:
     return "\n".join(lines)
 
 
+def products(rounds: int = 9, shapes=SHAPES, threads_each: int = 1) -> str:
+    """fwd+bwd of the plan the table picks on each shape with the products on MKL and on NumPy's OpenBLAS
+    (``conv_algorithms.force_products``), and torch's, interleaved, on one thread, by CPU time (with
+    ``threads_each`` > 1: on that many threads each, by wall time); a Markdown table of the medians (ms), and
+    which BLAS ``conv_algorithms.products()`` picks on this machine."""
+    import time
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as TF
+
+    import neural_arch as na
+    import neural_arch.nn.functional as F
+    from benchmarks.harness import compare
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import conv_algorithms
+
+    torch.set_num_threads(threads_each)
+    na.set_num_threads(threads_each)
+    clock = time.process_time if threads_each == 1 else time.perf_counter
+    arch = ", ".join(str(i.get("architecture")) for i in threads.blas_info())
+    picks = f"products() picks {conv_algorithms.products()} (CPU {conv_algorithms.cpu_vendor()}, OpenBLAS {arch})"
+    lines = [picks, "", "| shape | plan | MKL | OpenBLAS | torch | torch / MKL | torch / OpenBLAS |",
+             "|---|---|---|---|---|---|---|"]
+    for name, xs, ws, stride, pad in shapes:
+        x, w = _pair([xs, ws], scale=0.1)
+        ours = [na.tensor(x, requires_grad=xs[1] > 3), na.tensor(w, requires_grad=True)]
+        ref = [torch.tensor(x, requires_grad=xs[1] > 3), torch.tensor(w, requires_grad=True)]
+        up = np.ones(F.conv2d(ours[0], ours[1], stride=stride, padding=pad).shape, np.float32)
+
+        def step(lib, fn, tensors, blas, stride=stride, pad=pad, up=up):
+            def run():
+                conv_algorithms.force_products = blas
+                try:
+                    fn.conv2d(tensors[0], tensors[1], stride=stride, padding=pad).backward(lib.tensor(up))
+                finally:
+                    conv_algorithms.force_products = None
+            return run
+
+        contenders = {"mkl": step(na, F, ours, "mkl"), "openblas": step(na, F, ours, "openblas"),
+                      "torch": step(torch, TF, ref, None)}
+        res = compare(name, contenders, rounds=rounds, clock=clock)
+        med = {c: res.median(c) * 1e3 for c in contenders}
+        plan = conv_algorithms.plan_for(xs[1], ws[0], ws[2:], (stride, stride), up.shape[2:], xs[2:], xs[0]).name
+        lines.append(f"| {name} | {plan} | {med['mkl']:.2f} | {med['openblas']:.2f} | {med['torch']:.2f} | "
+                     f"{med['torch'] / med['mkl']:.2f} | {med['torch'] / med['openblas']:.2f} |")
+    return "\n".join(lines)
+
+
 def stem_im2col(rounds: int = 11):
     """The stem's fwd+bwd (no dL/dx), one thread, CPU time: ours with the phase-plane im2col, torch, and ours
     with the strided im2col (``kernels.conv._PHASES`` off), interleaved in one process."""
@@ -313,8 +374,8 @@ def stem_im2col(rounds: int = 11):
                     rounds=rounds, clock=time.process_time)]
 
 
-if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet|stem|profile] [rounds]: one thread, CPU
-    # time (profile: the default threads, wall time)
+if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|products|resnet|stem|profile] [rounds]: one
+    # thread, CPU time (profile: the default threads, wall time)
     import sys
     import time
 
@@ -331,11 +392,14 @@ if __name__ == "__main__":  # python -m benchmarks.conv_algos [candidates|resnet
         print(candidates(count))
     elif mode == "profile":  # at the default thread counts, wall time: take it on a quiet machine
         print(profile(count))
+    elif mode == "products":  # products 9 2: at two threads each, wall time
+        print(products(count, threads_each=int(args[1]) if len(args) > 1 else 1))
     elif mode == "stem":
         print(table(stem_im2col(count)))
     elif mode == "resnet":  # the step, one thread, CPU time, with the previous plan beside it
         torch.set_num_threads(1)
         na.set_num_threads(1)
-        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True, without_dense=True)))
+        print(table(resnet18_step(count, clock=time.process_time, previous_plan=True, without_dense=True,
+                                  mkl_products=True)))
     else:
         print(table(run_one_thread(count)))

@@ -118,6 +118,62 @@ def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
           torch_fn=lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw), **F32)
 
 
+@pytest.mark.parametrize("blas", ["mkl", "openblas"])
+@pytest.mark.parametrize("plan", ["im2col/cache/transposed", "im2col/whole/direct", "winograd/cache/direct",
+                                  "dense/whole/direct"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_conv2d_products_on_either_blas(blas, plan, n_threads, monkeypatch):
+    """The conv pipelines' products on MKL and on NumPy's OpenBLAS (``conv_algorithms.products``, which picks
+    OpenBLAS on CPUs that are not Intel's), forced, over one and two threads: the same values as torch, and
+    OpenBLAS's product is the one that ran."""
+    from neural_arch.backend import gemm, threads
+    from neural_arch.backend.kernels import _dispatch, conv, conv_algorithms
+
+    if not _dispatch.active() or (blas == "mkl" and not gemm.mkl_in_use()):
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use")
+    if blas == "openblas" and not conv_algorithms._openblas_callable():
+        pytest.skip("NumPy's BLAS is not an OpenBLAS we can call by address and hold to one thread")
+    calls = []
+
+    def counted(fn):
+        def run(*args):
+            calls.append(fn.__name__)
+            return fn(*args)
+        return run
+
+    monkeypatch.setattr(conv, "openblas_here", counted(conv.openblas_here))
+    monkeypatch.setattr(conv, "_openblas_into", counted(conv._openblas_into))
+    monkeypatch.setattr(conv_algorithms, "force_products", blas)
+    monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES[plan])
+    monkeypatch.setattr(threads.policy, "num_threads", n_threads)
+    shapes = CONV2D[:3] + CONV2D[11:] + WINOGRAD_SHAPES + [((16, 5, 2, 2), (6, 5, 3, 3), dict(padding=1))]
+    for xs, ws, kw in shapes:
+        xs = (max(4, xs[0]),) + xs[1:]
+        inputs = [randn(*xs, seed=1), randn(*ws, seed=2), randn(ws[0], seed=3)]
+        check(conv2d_call(F, True, kw), inputs, torch_fn=conv2d_call(TF, True, kw), **F32)
+    assert bool(calls) == (blas == "openblas")
+
+
+def test_conv2d_products_blas_choice(monkeypatch):
+    """OpenBLAS for the conv products on a CPU that is not Intel's (MKL in use or not); on Intel's MKL where
+    it is in use, else NumPy's matmul with the plan from before the table."""
+    from neural_arch.backend import gemm
+    from neural_arch.backend.kernels import conv_algorithms
+
+    monkeypatch.setattr(conv_algorithms, "_openblas_callable", lambda: True)
+    for mkl in (True, False):
+        monkeypatch.setattr(gemm, "mkl_in_use", lambda mkl=mkl: mkl)
+        for vendor, expected in (("GenuineIntel", "mkl" if mkl else "numpy"), ("AuthenticAMD", "openblas"),
+                                 ("", "mkl" if mkl else "numpy")):
+            monkeypatch.setattr(conv_algorithms, "_products", None)
+            monkeypatch.setattr(conv_algorithms, "cpu_vendor", lambda vendor=vendor: vendor)
+            assert conv_algorithms.products() == expected
+            plan = conv_algorithms.plan_for(64, 64, (3, 3), (1, 1), (16, 16), (16, 16), 32)
+            assert plan.method == ("im2col" if expected == "numpy" else "winograd")
+    monkeypatch.setattr(conv_algorithms, "force_products", "mkl")
+    assert conv_algorithms.products() == "mkl"
+
+
 WINOGRAD_SHAPES = [  # 3x3 stride 1: odd and even output sizes, paddings 0 to 2, asymmetric ones
     ((2, 3, 7, 6), (4, 3, 3, 3), dict(padding=1)),
     ((2, 5, 8, 8), (6, 5, 3, 3), dict(padding=1)),
@@ -133,15 +189,41 @@ DENSE_SHAPES = [  # fewer input pixels than taps: the dense product applies (str
 ]
 
 
+def test_winograd_turned_filter_from_the_forward_transform(monkeypatch):
+    """dL/dx's filter transform is derived from the forward's (a permutation of the 16 positions and the
+    channel axes swapped) and equals transforming the turned filter; a Winograd step transforms once, and
+    its dL/dx and dL/dW are torch's."""
+    from neural_arch.backend import threads
+    from neural_arch.backend.kernels import _dispatch, conv_algorithms, winograd
+
+    w = randn(5, 3, 3, 3, seed=2).astype(np.float32)
+    direct = winograd.transform_filter(np.ascontiguousarray(winograd.input_grad_filter(w)))
+    np.testing.assert_allclose(winograd.turned(winograd.transform_filter(w)), direct, rtol=0, atol=1e-6)
+    if not _dispatch.active():
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0): no Winograd path")
+    monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES["winograd/cache/direct"])
+    monkeypatch.setattr(threads.policy, "num_threads", 1)
+    calls = []
+    transform = winograd.transform_filter
+    monkeypatch.setattr(winograd, "transform_filter", lambda f: calls.append(f.shape) or transform(f))
+    x = randn(4, 3, 6, 7, seed=1).astype(np.float32)
+    ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
+    ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
+    F.conv2d(*ours, padding=1).square().sum().backward()
+    TF.conv2d(*ref, padding=1).square().sum().backward()
+    assert calls == [w.shape[:2] + (3, 3)]
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_conv2d_keeps_the_dense_filter_for_backward():
     """The dense method's forward leaves its expanded filter in the op's context and the backward uses it:
     dL/dx and dL/dW as torch's, and the filter expanded once per step (one ``expand`` call). (2x2 images in
-    a batch of 16: the table's own choice where MKL runs the products.)"""
-    from neural_arch.backend import gemm
-    from neural_arch.backend.kernels import _dispatch, conv_dense
+    a batch of 16: the table's own choice where MKL or OpenBLAS-by-address runs the products.)"""
+    from neural_arch.backend.kernels import _dispatch, conv_algorithms, conv_dense
 
-    if not _dispatch.active() or not gemm.mkl_in_use():
-        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use: no dense method")
+    if not _dispatch.active() or conv_algorithms.products() == "numpy":
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or the conv products are NumPy's: no dense method")
     x, w = randn(16, 8, 2, 2, seed=1).astype(np.float32), randn(8, 8, 3, 3, seed=2).astype(np.float32)
     ours = [na.tensor(x, requires_grad=True), na.tensor(w, requires_grad=True)]
     ref = [torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)]
@@ -155,7 +237,6 @@ def test_conv2d_keeps_the_dense_filter_for_backward():
 
 
 def test_conv2d_algorithm_table_picks_a_candidate():
-    from neural_arch.backend import gemm
     from neural_arch.backend.kernels import conv_algorithms
 
     for c, o, k, s, hw in [(16, 32, (3, 3), (1, 1), (28, 28)), (3, 64, (7, 7), (2, 2), (32, 32)),
@@ -166,7 +247,8 @@ def test_conv2d_algorithm_table_picks_a_candidate():
             assert plan in conv_algorithms.CANDIDATES.values()
             assert plan.method == "im2col" or (k, s) == ((3, 3), (1, 1))  # Winograd computes only 3x3 stride 1
             # (dense only where the image has fewer pixels than the kernel has taps, in a batch of 16 or more)
-            dense = gemm.mkl_in_use() and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1] and batch >= 16
+            table = conv_algorithms.products() != "numpy"
+            dense = table and s == (1, 1) and hw[0] * hw[1] < k[0] * k[1] and batch >= 16
             assert (plan.method == "dense") == dense
     # nor where the expanded filter would be more than twice the filter (a 7x7 kernel on a 6x6 image)
     assert conv_algorithms.plan_for(8, 8, (7, 7), (1, 1), (6, 6), (6, 6), 32).method != "dense"

@@ -29,7 +29,7 @@ from neural_arch.backend import gemm, threads
 from neural_arch.backend.kernels import conv_dense, winograd
 from neural_arch.backend.kernels._dispatch import dispatch
 from neural_arch.backend.kernels._jit import FAST, F, U, inline, kernel
-from neural_arch.backend.kernels.conv_algorithms import plan_for
+from neural_arch.backend.kernels.conv_algorithms import plan_for, products
 
 
 def out_size(xshape, wshape, pads, stride, dilation) -> tuple:
@@ -349,9 +349,44 @@ _PHASES = True  # (a module switch so that one process can time both im2col spel
 _DENSE = True  # (the same for the dense method where the table picks it: off, those convs run im2col)
 
 
+def openblas_here(a, b):
+    """a @ b (a and b of one ndim, the same batch shape) by NumPy's OpenBLAS on the calling thread, called
+    by address (``cblas.product``) and held to one thread meanwhile: the conv pipelines' product where
+    ``conv_algorithms.products()`` says "openblas". ``np.matmul`` for what BLAS cannot read in place."""
+    from neural_arch.backend import cblas  # noqa: PLC0415 - numba, compiled only when it is used
+
+    out = np.empty(a.shape[:-1] + b.shape[-1:], np.float32)
+    threads.blas_enter()
+    try:
+        if a.ndim == b.ndim and cblas.product(a, b, out, threads._numpy_openblas().gemm[out.dtype]):
+            return out
+        return np.matmul(a, b, out=out)
+    finally:
+        threads.blas_exit()
+
+
+def _openblas_into(a, b, out):
+    from neural_arch.backend import cblas  # noqa: PLC0415 - numba, compiled only when it is used
+
+    if not cblas.product(a, b, out, threads._numpy_openblas().gemm[out.dtype]):
+        np.matmul(a, b, out=out)
+
+
+def openblas_split(a, b):
+    """a @ b for 2-D a, b by NumPy's OpenBLAS, split over the threads as ``gemm.matmul`` splits it (blocks
+    of the output, one one-thread call each): the dense method's products where OpenBLAS runs them."""
+    jobs = gemm._blocks(a, b) if threads.policy.num_threads > 1 else None
+    if jobs is None:
+        return openblas_here(a, b)
+    result, parts, partial_products = jobs
+    threads.run_split(_openblas_into, parts)
+    return result.sum(axis=0) if partial_products else result
+
+
 class _Ops:
     """The kernels and the product one range's pipeline calls: serial kernels and one-thread BLAS when
-    every thread has its own range, else the ones that split themselves over the threads."""
+    every thread has its own range, else the ones that split themselves over the threads (the product
+    then splits itself only on MKL: OpenBLAS's, on one thread, runs as one call)."""
 
     def __init__(self, ranges):
         serial = len(ranges) > 1
@@ -359,7 +394,11 @@ class _Ops:
         self.im2col, self.im2col_flat, self.im2col_phases = pick(im2col_copy), pick(im2col_copy_flat), pick(
             im2col_copy_phases)
         self.col2im, self.col2im_flat = pick(col2im_sum), pick(col2im_sum_flat)
-        self.matmul = gemm.matmul_here if serial else gemm.matmul
+        blas = products()
+        if blas == "openblas" and (serial or threads.policy.num_threads < 2):
+            self.matmul = openblas_here
+        else:
+            self.matmul = gemm.matmul_here if serial else gemm.matmul
 
 
 class _Geometry:
@@ -392,13 +431,17 @@ class _Geometry:
                                     tuple(self.dilation), self.out_hw)
 
 
+def _dense_matmul():
+    return openblas_split if products() == "openblas" else gemm.matmul
+
+
 @dispatch(_conv2d_forward)
 def conv2d_forward(x, w, b, stride, pads, dilation, groups, kept=None):
     x = np.ascontiguousarray(x)
     geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups)
     n, o = x.shape[0], w.shape[0]
     if geom.plan.method == "dense":  # the whole batch in one product, split over the threads by gemm.matmul
-        y = conv_dense.convolve(x, w, geom.taps(), geom.out_hw, kept)
+        y = conv_dense.convolve(x, w, geom.taps(), geom.out_hw, kept, _dense_matmul())
         return y if b is None else np.add(y, b.reshape(1, o, 1, 1), out=y)
     y = np.empty((n, o) + geom.out_hw, np.float32)
     wm = w.reshape(groups, o // groups, -1)
@@ -406,6 +449,8 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, kept=None):
     ops, bias = _Ops(ranges), None if b is None else b.reshape(1, o, 1, 1)
     if geom.plan.method == "winograd":
         geom.filter = winograd.transform_filter(w)
+        if kept is not None:  # the backward's dL/dx turns it instead of transforming the turned filter again
+            kept["winograd"] = geom.filter
     threads.run_split(_forward_images, [(ops, x[lo:hi], wm, bias, y[lo:hi], geom) for lo, hi in ranges])
     return y
 
@@ -415,7 +460,7 @@ def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w, 
     geom = _Geometry(x.shape, w.shape, tuple(stride), pads, dilation, groups, grad.shape[2:])
     n, o = grad.shape[:2]
     if geom.plan.method == "dense":
-        return conv_dense.gradients(grad, x, w, geom.taps(), need_x, need_w, kept)
+        return conv_dense.gradients(grad, x, w, geom.taps(), need_x, need_w, kept, _dense_matmul())
     wm = w.reshape(groups, o // groups, -1)
     x = np.ascontiguousarray(x) if need_w else x
     ranges = image_ranges(n)
@@ -423,7 +468,9 @@ def conv2d_backward(grad, x, w, stride, pads, dilation, groups, need_x, need_w, 
     # one partial dL/dW per range (each thread sums its own images), added up at the end
     gws = [np.zeros(wm.shape, np.float32) if need_w else None for _ in ranges]
     if need_x and geom.plan.method == "winograd":
-        geom.filter = winograd.transform_filter(np.ascontiguousarray(winograd.input_grad_filter(w)))
+        u = kept.get("winograd") if kept else None
+        geom.filter = winograd.turned(u) if u is not None else winograd.transform_filter(
+            np.ascontiguousarray(winograd.input_grad_filter(w)))
     threads.run_split(_backward_images, [
         (_Ops(ranges), x[lo:hi], grad[lo:hi], wm, None if gx is None else gx[lo:hi], part, geom)
         for (lo, hi), part in zip(ranges, gws)])

@@ -16,6 +16,11 @@ wins at some shapes on this hardware:
   stands; ``"transposed"`` as (cols g^T)^T, which BLAS runs faster when the output has few rows (few
   output channels) and K is long. NumPy's OpenBLAS always takes ``"transposed"`` (measured there before).
 
+Which BLAS runs the pipelines' products is a choice too (:func:`products`): MKL's sequential GEMM where MKL
+is in use, except on CPUs that are not Intel's, where MKL does not run its AVX-512 kernels and NumPy's
+OpenBLAS (called by address, one thread inside our calls) is faster at every conv shape measured; there
+OpenBLAS runs them whether MKL is in use or not.
+
 The table in :func:`plan_for` is what the measurements chose (``python -m benchmarks.conv_algos candidates``;
 the figures for every candidate are in BENCHMARKS.md, "conv2d per shape"). ``force`` overrides it, for
 those measurements.
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from neural_arch.backend import gemm
+import numpy as np
+
+from neural_arch.backend import gemm, threads
 
 
 class Plan(NamedTuple):
@@ -42,6 +49,44 @@ CANDIDATES = {p.name: p for p in [Plan(m, c, g) for m in ("im2col", "winograd") 
                                   for g in ("direct", "transposed")] + [Plan("dense", "whole", "direct")]}
 
 force: Plan | None = None  # every float32 conv2d takes this plan when set (benchmarks' candidates)
+force_products: str | None = None  # "mkl" or "openblas": the products' BLAS when set (benchmarks, tests)
+_products: str | None = None  # products(), decided once
+
+
+def products() -> str:
+    """The BLAS of the conv pipelines' products: ``"mkl"`` (MKL's sequential GEMM, ``gemm.matmul_here``),
+    ``"openblas"`` (NumPy's OpenBLAS by address, held to one thread inside our calls) or ``"numpy"``
+    (``np.matmul``: NumPy's BLAS, with the plan every shape took before the table). OpenBLAS on a CPU that is
+    not Intel's, whether MKL is in use or not: MKL runs its AVX2 code there, OpenBLAS its AVX-512 kernels on
+    an AVX-512 CPU (twice MKL's speed on a Zen 5 core; with ``OPENBLAS_CORETYPE=Haswell`` forced, still no
+    slower: BENCHMARKS.md, "Stream conv3"). Decided once; ``force_products`` overrides it."""
+    global _products
+    if force_products is not None:
+        return force_products
+    if _products is None:
+        if cpu_vendor() not in ("GenuineIntel", "") and _openblas_callable():
+            _products = "openblas"
+        else:
+            _products = "mkl" if gemm.mkl_in_use() else "numpy"
+    return _products
+
+
+def _openblas_callable() -> bool:
+    """NumPy's BLAS is an OpenBLAS with an ILP64 ``cblas_sgemm`` we found, and our calls hold it to one thread."""
+    blas = threads._numpy_openblas()
+    return threads.blas_is_ours() and blas is not None and np.dtype(np.float32) in blas.gemm
+
+
+def cpu_vendor() -> str:
+    """/proc/cpuinfo's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``), "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple,
@@ -52,7 +97,7 @@ def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tupl
     over 2, a batch smaller than the threads; dense: groups, or at least as many pixels as taps)."""
     if force is not None:
         return force
-    if not gemm.mkl_in_use():
+    if products() == "numpy":
         return Plan("im2col", "cache", "transposed")
     pixels = out_hw[0] * out_hw[1]
     # fewer input pixels than taps (ResNet's 2x2 images under 3x3): most of im2col's columns are padding. The

@@ -141,17 +141,18 @@ def _channels_last(x):
     return np.ascontiguousarray(x.reshape(n, c, -1).transpose(0, 2, 1)).reshape(n, -1)
 
 
-def convolve(x, w, taps, out_hw, kept=None):
+def convolve(x, w, taps, out_hw, kept=None, matmul=gemm.matmul):
     """y (N, O, Ho, Wo) = conv(x) for x (N, C, H, W) and w (O, C, kh, kw), by the expanded filter; with a
-    dict ``kept`` the expanded filter is left in it for :func:`gradients`."""
+    dict ``kept`` the expanded filter is left in it for :func:`gradients`. ``matmul``: the 2-D product
+    (split over the threads), ``gemm.matmul`` or the OpenBLAS one ``conv_algorithms.products()`` picks."""
     n, o = x.shape[0], w.shape[0]
     big = expand(w.reshape(o, w.shape[1], -1), taps)
     if kept is not None:
         kept["dense"] = big
-    return gemm.matmul(_channels_last(x), big.reshape(o * taps.shape[0], -1).T).reshape((n, o) + tuple(out_hw))
+    return matmul(_channels_last(x), big.reshape(o * taps.shape[0], -1).T).reshape((n, o) + tuple(out_hw))
 
 
-def gradients(grad, x, w, taps, need_x, need_w, kept=None):
+def gradients(grad, x, w, taps, need_x, need_w, kept=None, matmul=gemm.matmul):
     """(dL/dx or None, dL/dW or None) of :func:`convolve` for dL/dy = ``grad`` (N, O, Ho, Wo); the expanded
     filter is taken from ``kept`` when the forward left it there."""
     (n, o, c), (height, width) = grad.shape[:2] + w.shape[1:2], x.shape[2:]
@@ -161,9 +162,9 @@ def gradients(grad, x, w, taps, need_x, need_w, kept=None):
         big = kept.get("dense") if kept else None
         if big is None:
             big = expand(w.reshape(o, c, -1), taps)
-        gxt = gemm.matmul(g, big.reshape(g.shape[1], -1)).reshape(n, height * width, c)
+        gxt = matmul(g, big.reshape(g.shape[1], -1)).reshape(n, height * width, c)
         gx = np.ascontiguousarray(gxt.transpose(0, 2, 1)).reshape(x.shape)
     if need_w:
-        dense_grad = gemm.matmul(g.T, _channels_last(x))
+        dense_grad = matmul(g.T, _channels_last(x))
         gw = fold(dense_grad.reshape((o,) + taps.shape + (c,)), taps, w.shape[2] * w.shape[3]).reshape(w.shape)
     return gx, gw

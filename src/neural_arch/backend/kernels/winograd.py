@@ -47,6 +47,19 @@ def input_grad_filter(w):
     return w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
 
 
+# G R = P G for R the reversal of a filter's three taps and P the swap of rows 0 and 3 of G (rows 1 and 2 of G
+# are symmetric): the position (a, b) of the turned filter's transform is (p(a), p(b)) of the filter's
+_TURN = [4 * p + q for p in (3, 1, 2, 0) for q in (3, 1, 2, 0)]
+
+
+def turned(u):
+    """The transform of :func:`input_grad_filter` (w turned by 180 degrees, channel axes swapped) from w's own
+    transform ``u`` (16, O, C): G (R g R) G^T = P (G g G^T) P^T, so U'[(a, b), c, o] = U[(p(a), p(b)), o, c]
+    with p swapping 0 and 3: a permutation and a transpose, cheaper than transforming again; the values
+    differ from the direct transform by the order of a few roundings."""
+    return np.ascontiguousarray(u[_TURN].transpose(0, 2, 1))
+
+
 def convolve(x, u, top_left, out_hw, matmul, y=None):
     """y = the 3x3 stride-1 correlation of x (n, C, H, W), any strides, with the filter transformed to ``u``
     (16, O, C), padded by ``top_left`` (rows above, columns to the left; the rest of each window that
