@@ -50,7 +50,7 @@ def _floating(x) -> Tensor:
 class Unary(Function):
     """y = f(x)        dy/dx = f'(x): ``fn`` and ``derivative`` (of x and y) name the pair.
 
-    Shared by the functions below, each stating its own pair in ``UNARY`` (its math in ``UNARY_MATH``).
+    Shared by the functions below, each stating its own pair (and its math) in ``UNARY``.
     """
 
     half = "float32"
@@ -69,10 +69,6 @@ class Unary(Function):
             return (grad * ctx.derivative(x, y)).astype(grad.dtype, copy=False)
 
 
-def _sinc(x):
-    return np.sinc(x)
-
-
 def _sinc_grad(x, y):
     px = np.pi * x
     safe = np.where(x == 0, 1, x)
@@ -82,62 +78,44 @@ def _sinc_grad(x, y):
 
 LN2, LN10 = math.log(2), math.log(10)
 
-# name: (f, df/dx as a function of x and y = f(x))
+# name: (f, df/dx as a function of x and y = f(x), the pair's math for the docstring: the docs site renders it)
 UNARY = {
-    "tan": (np.tan, lambda x, y: 1 + y * y),
-    "asin": (np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x)),
-    "acos": (np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x)),
-    "atan": (np.arctan, lambda x, y: 1 / (1 + x * x)),
-    "sinh": (np.sinh, lambda x, y: np.cosh(x)),
-    "cosh": (np.cosh, lambda x, y: np.sinh(x)),
-    "asinh": (np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1)),
-    "acosh": (np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1)),
-    "atanh": (np.arctanh, lambda x, y: 1 / (1 - x * x)),
-    "log2": (np.log2, lambda x, y: 1 / (x * LN2)),
-    "log10": (np.log10, lambda x, y: 1 / (x * LN10)),
-    "exp2": (np.exp2, lambda x, y: y * LN2),
-    "reciprocal": (np.reciprocal, lambda x, y: -y * y),
-    "sinc": (_sinc, _sinc_grad),
-    "erf": (lambda x: _special().erf(x), lambda x, y: 2 / math.sqrt(math.pi) * np.exp(-x * x)),
-    "erfc": (lambda x: _special().erfc(x), lambda x, y: -2 / math.sqrt(math.pi) * np.exp(-x * x)),
-    "erfinv": (lambda x: _special().erfinv(x), lambda x, y: math.sqrt(math.pi) / 2 * np.exp(y * y)),
-    "lgamma": (lambda x: _special().gammaln(x), lambda x, y: _special().digamma(x)),
-    "digamma": (lambda x: _special().digamma(x), lambda x, y: _special().polygamma(1, x)),
-}
-
-
-# the math of each pair in UNARY, for the docstrings (the docs site renders it)
-UNARY_MATH = {
-    "tan": "y = tan x        dy/dx = 1 + y^2",
-    "asin": "y = arcsin x        dy/dx = 1 / sqrt(1 - x^2)",
-    "acos": "y = arccos x        dy/dx = -1 / sqrt(1 - x^2)",
-    "atan": "y = arctan x        dy/dx = 1 / (1 + x^2)",
-    "sinh": "y = sinh x        dy/dx = cosh x",
-    "cosh": "y = cosh x        dy/dx = sinh x",
-    "asinh": "y = arsinh x        dy/dx = 1 / sqrt(x^2 + 1)",
-    "acosh": "y = arcosh x        dy/dx = 1 / sqrt(x^2 - 1)",
-    "atanh": "y = artanh x        dy/dx = 1 / (1 - x^2)",
-    "log2": "y = log_2 x        dy/dx = 1 / (x ln 2)",
-    "log10": "y = log_10 x        dy/dx = 1 / (x ln 10)",
-    "exp2": "y = 2^x        dy/dx = y ln 2",
-    "reciprocal": "y = 1 / x        dy/dx = -y^2",
-    "sinc": "y = sin(pi x) / (pi x), y(0) = 1        dy/dx = (cos(pi x) - y) / x, 0 at x = 0",
-    "erf": "y = erf x        dy/dx = 2 / sqrt(pi) e^(-x^2)",
-    "erfc": "y = 1 - erf x        dy/dx = -2 / sqrt(pi) e^(-x^2)",
-    "erfinv": "y = erf^(-1) x        dy/dx = sqrt(pi) / 2 e^(y^2)",
-    "lgamma": "y = ln |Gamma(x)|        dy/dx = psi(x) (digamma)",
-    "digamma": "y = psi(x) = Gamma'(x) / Gamma(x)        dy/dx = polygamma(1, x)",
+    "tan": (np.tan, lambda x, y: 1 + y * y, "y = tan x        dy/dx = 1 + y^2"),
+    "asin": (np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x), "y = arcsin x        dy/dx = 1 / sqrt(1 - x^2)"),
+    "acos": (np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x), "y = arccos x        dy/dx = -1 / sqrt(1 - x^2)"),
+    "atan": (np.arctan, lambda x, y: 1 / (1 + x * x), "y = arctan x        dy/dx = 1 / (1 + x^2)"),
+    "sinh": (np.sinh, lambda x, y: np.cosh(x), "y = sinh x        dy/dx = cosh x"),
+    "cosh": (np.cosh, lambda x, y: np.sinh(x), "y = cosh x        dy/dx = sinh x"),
+    "asinh": (np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1), "y = arsinh x        dy/dx = 1 / sqrt(x^2 + 1)"),
+    "acosh": (np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1), "y = arcosh x        dy/dx = 1 / sqrt(x^2 - 1)"),
+    "atanh": (np.arctanh, lambda x, y: 1 / (1 - x * x), "y = artanh x        dy/dx = 1 / (1 - x^2)"),
+    "log2": (np.log2, lambda x, y: 1 / (x * LN2), "y = log_2 x        dy/dx = 1 / (x ln 2)"),
+    "log10": (np.log10, lambda x, y: 1 / (x * LN10), "y = log_10 x        dy/dx = 1 / (x ln 10)"),
+    "exp2": (np.exp2, lambda x, y: y * LN2, "y = 2^x        dy/dx = y ln 2"),
+    "reciprocal": (np.reciprocal, lambda x, y: -y * y, "y = 1 / x        dy/dx = -y^2"),
+    "sinc": (np.sinc, _sinc_grad,
+             "y = sin(pi x) / (pi x), y(0) = 1        dy/dx = (cos(pi x) - y) / x, 0 at x = 0"),
+    "erf": (lambda x: _special().erf(x), lambda x, y: 2 / math.sqrt(math.pi) * np.exp(-x * x),
+            "y = erf x        dy/dx = 2 / sqrt(pi) e^(-x^2)"),
+    "erfc": (lambda x: _special().erfc(x), lambda x, y: -2 / math.sqrt(math.pi) * np.exp(-x * x),
+             "y = 1 - erf x        dy/dx = -2 / sqrt(pi) e^(-x^2)"),
+    "erfinv": (lambda x: _special().erfinv(x), lambda x, y: math.sqrt(math.pi) / 2 * np.exp(y * y),
+               "y = erf^(-1) x        dy/dx = sqrt(pi) / 2 e^(y^2)"),
+    "lgamma": (lambda x: _special().gammaln(x), lambda x, y: _special().digamma(x),
+               "y = ln |Gamma(x)|        dy/dx = psi(x) (digamma)"),
+    "digamma": (lambda x: _special().digamma(x), lambda x, y: _special().polygamma(1, x),
+                "y = psi(x) = Gamma'(x) / Gamma(x)        dy/dx = polygamma(1, x)"),
 }
 
 
 def _unary(name):
-    fn, derivative = UNARY[name]
+    fn, derivative, math_ = UNARY[name]
 
     def op(x) -> Tensor:
         return Unary.apply(_floating(x), fn=fn, derivative=derivative)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` (torch.{name}): a ``Unary`` op.\n\n{UNARY_MATH[name]}\n"
+    op.__doc__ = f"Elementwise ``{name}`` (torch.{name}): a ``Unary`` op.\n\n{math_}\n"
     return op
 
 
