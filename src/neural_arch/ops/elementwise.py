@@ -548,80 +548,46 @@ def where(condition, x, y) -> Tensor:
 
 
 # -- no-grad elementwise: comparisons and logic ---------------------------------------------------------
-def _no_grad_binary(ufunc, name=None, doc=None):
-    """A comparison or bitwise op: operands promoted as for arithmetic, no graph node."""
+def _no_grad_binary(ufunc, doc, promote=True):
+    """A comparison, logical or bitwise op: operands promoted as for arithmetic (``promote``), no graph node."""
 
     def op(a, b) -> Tensor:
-        a, b = binary_operands(a, b)
+        a, b = binary_operands(a, b) if promote else (as_tensor(a), as_tensor(b))
         return Tensor._wrap(ufunc(a.data, b.data))
-
-    op.__name__ = name or ufunc.__name__
-    op.__doc__ = doc
-    return op
-
-
-eq = _no_grad_binary(np.equal, doc="a == b elementwise with broadcasting; a bool tensor (torch.eq).")
-"""a == b elementwise with broadcasting; a bool tensor (torch.eq)."""
-ne = _no_grad_binary(np.not_equal, doc="a != b elementwise; a bool tensor (torch.ne).")
-"""a != b elementwise; a bool tensor (torch.ne)."""
-lt = _no_grad_binary(np.less, doc="a < b elementwise; a bool tensor (torch.lt).")
-"""a < b elementwise; a bool tensor (torch.lt)."""
-le = _no_grad_binary(np.less_equal, doc="a <= b elementwise; a bool tensor (torch.le).")
-"""a <= b elementwise; a bool tensor (torch.le)."""
-gt = _no_grad_binary(np.greater, doc="a > b elementwise; a bool tensor (torch.gt).")
-"""a > b elementwise; a bool tensor (torch.gt)."""
-ge = _no_grad_binary(np.greater_equal, doc="a >= b elementwise; a bool tensor (torch.ge).")
-"""a >= b elementwise; a bool tensor (torch.ge)."""
-
-
-def _logical(ufunc, doc=None):
-    def op(a, b) -> Tensor:
-        return Tensor._wrap(ufunc(as_tensor(a).data, as_tensor(b).data))
 
     op.__name__ = ufunc.__name__
     op.__doc__ = doc
     return op
 
 
-logical_and = _logical(np.logical_and, doc="a and b elementwise (nonzero is true); a bool tensor (torch.logical_and).")
-"""a and b elementwise (nonzero is true); a bool tensor (torch.logical_and)."""
-logical_or = _logical(np.logical_or, doc="a or b elementwise; a bool tensor (torch.logical_or).")
-"""a or b elementwise; a bool tensor (torch.logical_or)."""
-logical_xor = _logical(np.logical_xor, doc="a xor b elementwise; a bool tensor (torch.logical_xor).")
-"""a xor b elementwise; a bool tensor (torch.logical_xor)."""
+def _no_grad_unary(ufunc, doc, name=None):
+    def op(x) -> Tensor:
+        return Tensor._wrap(ufunc(x.data))
+
+    op.__name__ = name or ufunc.__name__
+    op.__doc__ = doc
+    return op
 
 
-def logical_not(x) -> Tensor:
-    """not x, elementwise; a bool tensor, no gradient (torch.logical_not)."""
-    return Tensor._wrap(np.logical_not(x.data))
-
-
-def isnan(x) -> Tensor:
-    """x != x, elementwise; a bool tensor (torch.isnan)."""
-    return Tensor._wrap(np.isnan(x.data))
-
-
-def isinf(x) -> Tensor:
-    """True where x is +inf or -inf; a bool tensor (torch.isinf)."""
-    return Tensor._wrap(np.isinf(x.data))
-
-
-def isfinite(x) -> Tensor:
-    """True where x is neither inf nor nan; a bool tensor (torch.isfinite)."""
-    return Tensor._wrap(np.isfinite(x.data))
-
-
-bitwise_and = _no_grad_binary(np.bitwise_and, "bitwise_and", "a & b for integer and bool tensors (torch.bitwise_and).")
-"""a & b for integer and bool tensors (torch.bitwise_and)."""
-bitwise_or = _no_grad_binary(np.bitwise_or, "bitwise_or", "a | b for integer and bool tensors (torch.bitwise_or).")
-"""a | b for integer and bool tensors (torch.bitwise_or)."""
-bitwise_xor = _no_grad_binary(np.bitwise_xor, "bitwise_xor", "a ^ b for integer and bool tensors (torch.bitwise_xor).")
-"""a ^ b for integer and bool tensors (torch.bitwise_xor)."""
-
-
-def bitwise_not(x) -> Tensor:
-    """~x for integer and bool tensors; no gradient (torch.bitwise_not)."""
-    return Tensor._wrap(np.invert(x.data))
+eq = _no_grad_binary(np.equal, "a == b elementwise with broadcasting; a bool tensor (torch.eq).")
+ne = _no_grad_binary(np.not_equal, "a != b elementwise; a bool tensor (torch.ne).")
+lt = _no_grad_binary(np.less, "a < b elementwise; a bool tensor (torch.lt).")
+le = _no_grad_binary(np.less_equal, "a <= b elementwise; a bool tensor (torch.le).")
+gt = _no_grad_binary(np.greater, "a > b elementwise; a bool tensor (torch.gt).")
+ge = _no_grad_binary(np.greater_equal, "a >= b elementwise; a bool tensor (torch.ge).")
+logical_and = _no_grad_binary(np.logical_and, "a and b elementwise (nonzero is true); a bool tensor "
+                              "(torch.logical_and).", promote=False)
+logical_or = _no_grad_binary(np.logical_or, "a or b elementwise; a bool tensor (torch.logical_or).", promote=False)
+logical_xor = _no_grad_binary(np.logical_xor, "a xor b elementwise; a bool tensor (torch.logical_xor).", promote=False)
+logical_not = _no_grad_unary(np.logical_not, "not x, elementwise; a bool tensor, no gradient (torch.logical_not).")
+isnan = _no_grad_unary(np.isnan, "x != x, elementwise; a bool tensor (torch.isnan).")
+isinf = _no_grad_unary(np.isinf, "True where x is +inf or -inf; a bool tensor (torch.isinf).")
+isfinite = _no_grad_unary(np.isfinite, "True where x is neither inf nor nan; a bool tensor (torch.isfinite).")
+bitwise_and = _no_grad_binary(np.bitwise_and, "a & b for integer and bool tensors (torch.bitwise_and).")
+bitwise_or = _no_grad_binary(np.bitwise_or, "a | b for integer and bool tensors (torch.bitwise_or).")
+bitwise_xor = _no_grad_binary(np.bitwise_xor, "a ^ b for integer and bool tensors (torch.bitwise_xor).")
+bitwise_not = _no_grad_unary(np.invert, "~x for integer and bool tensors; no gradient (torch.bitwise_not).",
+                             "bitwise_not")
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
