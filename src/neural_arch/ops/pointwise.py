@@ -381,9 +381,7 @@ def heaviside(x, values) -> Tensor:
     return Tensor._wrap(np.where(a == 0, v, a > 0).astype(a.dtype))  # NaN -> 0, as torch
 
 
-def signbit(x) -> Tensor:
-    """True where the sign bit is set (-0.0 included)."""
-    return Tensor._wrap(np.signbit(x.data))
+signbit = ew._no_grad_unary(np.signbit, "True where the sign bit is set (-0.0 included).")
 
 
 def isposinf(x) -> Tensor:
@@ -455,22 +453,9 @@ def frexp(x):
     return Tensor._wrap(m), Tensor._wrap(e.astype(np.int32))
 
 
-def gcd(x, y) -> Tensor:
-    """The greatest common divisor of integer tensors."""
-    x, y = binary_operands(x, y)
-    return Tensor._wrap(np.gcd(x.data, y.data))
-
-
-def lcm(x, y) -> Tensor:
-    """The least common multiple of integer tensors."""
-    x, y = binary_operands(x, y)
-    return Tensor._wrap(np.lcm(x.data, y.data))
-
-
-def nextafter(x, y) -> Tensor:
-    """The next representable value after x towards y (not differentiable)."""
-    x, y = binary_operands(x, y)
-    return Tensor._wrap(np.nextafter(x.data, y.data))
+gcd = ew._no_grad_binary(np.gcd, "The greatest common divisor of integer tensors.")
+lcm = ew._no_grad_binary(np.lcm, "The least common multiple of integer tensors.")
+nextafter = ew._no_grad_binary(np.nextafter, "The next representable value after a towards b (not differentiable).")
 
 
 def i0(x) -> Tensor:
