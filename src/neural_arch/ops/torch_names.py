@@ -12,12 +12,16 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category, get_default_dtype, resolve_dtype
 from neural_arch.errors import DTypeError, IndexingError, ShapeError
-from neural_arch.ops import creation, elementwise, loss, loss_extra, pool, pool_extra, shape, spatial
+from neural_arch.ops import creation, elementwise, loss, loss_extra, shape
 from neural_arch.ops import matrix_functions as mf
 from neural_arch.ops._operands import as_tensor
 from neural_arch.ops.embedding import embedding as _embedding  # (the family modules by path: ops.norm and
 from neural_arch.ops.norm import batch_norm as _batch_norm  # ops.embedding are also function names)
 from neural_arch.ops.norm import instance_norm as _instance_norm
+from neural_arch.ops.pool3d import adaptive_max_pool1d_with_indices as adaptive_max_pool1d  # torch's: with indices
+from neural_arch.ops.pool3d import max_pool1d_with_indices
+from neural_arch.ops.pool_extra import adaptive_avg_pool1d
+from neural_arch.ops.spatial import channel_shuffle
 
 __all__ = [
     "greater", "greater_equal", "less", "less_equal", "not_equal", "swapdims", "ravel", "clone", "detach", "ger",
@@ -334,27 +338,6 @@ def instance_norm(input, weight, bias, running_mean, running_var, use_input_stat
     """``F.instance_norm`` with torch's top-level argument order (``cudnn_enabled`` has no effect here)."""
     return _instance_norm(input, running_mean, running_var, weight, bias, use_input_stats=use_input_stats,
                               momentum=momentum, eps=eps)
-
-
-def adaptive_avg_pool1d(input, output_size) -> Tensor:  # noqa: A002
-    """``F.adaptive_avg_pool1d``."""
-    return pool_extra.adaptive_avg_pool1d(input, output_size)
-
-
-def adaptive_max_pool1d(input, output_size) -> tuple:  # noqa: A002
-    """``F.adaptive_max_pool1d`` returning (values, indices), as ``torch.adaptive_max_pool1d`` always does."""
-    return pool_extra.adaptive_max_pool1d(input, output_size, return_indices=True)
-
-
-def max_pool1d_with_indices(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode: bool = False):  # noqa: A002
-    """``F.max_pool1d`` returning (values, indices); an empty ``stride`` means ``kernel_size``, as torch's."""
-    return pool.max_pool1d(input, kernel_size, stride=stride or None, padding=padding, dilation=dilation,
-                           ceil_mode=ceil_mode, return_indices=True)
-
-
-def channel_shuffle(input, groups: int) -> Tensor:  # noqa: A002
-    """``F.channel_shuffle``."""
-    return spatial.channel_shuffle(input, groups)
 
 
 def constant_pad_nd(input, pad, value: float = 0) -> Tensor:  # noqa: A002
