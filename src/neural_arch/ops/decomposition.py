@@ -37,8 +37,7 @@ def _T(a):
     return np.swapaxes(a, -1, -2)
 
 
-def _mm(a, b):
-    return gemm.matmul(a, b)
+_mm = gemm.matmul
 
 
 def _square(x: Tensor, op: str) -> None:
