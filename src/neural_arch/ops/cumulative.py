@@ -13,13 +13,10 @@ from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.index import getitem
+from neural_arch.ops.reduce import _rev_cumsum
 from neural_arch.ops.shape import cat
 
 __all__ = ["cumprod", "cumulative_trapezoid", "diff", "logcumsumexp", "trapezoid", "trapz"]
-
-
-def _rev_cumsum(a, axis):
-    return np.flip(np.cumsum(np.flip(a, axis), axis=axis), axis)
 
 
 class CumProd(Function):

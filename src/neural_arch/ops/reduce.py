@@ -219,8 +219,12 @@ class CumSum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a = ctx.axis
-        return np.flip(np.cumsum(np.flip(grad, a), axis=a), a)
+        return _rev_cumsum(grad, ctx.axis)
+
+
+def _rev_cumsum(a, axis):
+    """sum_{i >= j} a_i along ``axis``: a cumsum from the end."""
+    return np.flip(np.cumsum(np.flip(a, axis), axis=axis), axis)
 
 
 class Norm2(Function):
@@ -261,12 +265,8 @@ def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     if dtype is not None:
         x = x.to(dtype)
     if not is_floating(x.data.dtype):
-        raise _dtype_error("mean", x)
+        raise DTypeError(f"mean: needs a floating-point input, got {x.dtype}; convert with .float() first")
     return Mean.apply(x, axes=normalize_dims(dim, x.data.ndim, "mean"), keepdim=keepdim)
-
-
-def _dtype_error(op, x):
-    return DTypeError(f"{op}: needs a floating-point input, got {x.dtype}; convert with .float() first")
 
 
 def prod(x, dim=None, keepdim: bool = False) -> Tensor:
@@ -399,16 +399,12 @@ def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
     if p == float("-inf"):
         return amin(ew.abs(x), dim, keepdim)
     if p == 0:
-        return sum(ne_zero(x), dim, keepdim).to(x.dtype)
+        return sum(Tensor._wrap(x.data != 0), dim, keepdim).to(x.dtype)
     if p == 2:
         return Norm2.apply(x, axes=normalize_dims(dim, x.data.ndim, "norm"), keepdim=keepdim)
     if p == 1:
         return sum(ew.abs(x), dim, keepdim)
     return ew.pow(sum(ew.pow(ew.abs(x), p), dim, keepdim), 1.0 / p)
-
-
-def ne_zero(x):
-    return Tensor._wrap(x.data != 0)
 
 
 def all(x, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
