@@ -197,13 +197,11 @@ view = reshape
 
 
 def view_as(x: Tensor, other: Tensor) -> Tensor:
-    """``x`` reshaped to ``other``'s shape (Tensor.view_as)."""
+    """``x`` reshaped to ``other``'s shape (Tensor.view_as, Tensor.reshape_as)."""
     return reshape(x, other.shape)
 
 
-def reshape_as(x: Tensor, other: Tensor) -> Tensor:
-    """``x`` reshaped to ``other``'s shape (Tensor.reshape_as)."""
-    return reshape(x, other.shape)
+reshape_as = view_as
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -419,12 +417,8 @@ def chunk(x: Tensor, chunks: int, dim: int = 0):
     axis = normalize_dims(dim, x.data.ndim, "chunk")[0]
     n = x.data.shape[axis]
     if n == 0:  # torch: an empty dim gives `chunks` empty pieces
-        return tuple(narrow_empty(x, axis) for _ in range(chunks))
+        return tuple(narrow(x, axis, 0, 0) for _ in range(chunks))
     return split(x, -(-n // chunks), dim)
-
-
-def narrow_empty(x: Tensor, axis: int) -> Tensor:
-    return narrow(x, axis, 0, 0)
 
 
 def unbind(x: Tensor, dim: int = 0):
