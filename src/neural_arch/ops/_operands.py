@@ -70,12 +70,8 @@ def binary_operands(a, b) -> tuple[Tensor, Tensor]:
 
 def _with_scalar(t: Tensor, value) -> tuple[Tensor, Tensor]:
     """``t`` and the scalar ``value`` as a 0-d Tensor, both in the dtype they meet in."""
-    dtype = scalar_dtype(value, t.data.dtype)
-    xp = array_namespace(t.data)
-    try:
-        s = Tensor._wrap(xp.asarray(value, dtype=dtype))
-    except OverflowError:  # uint8_tensor * 300: wrap around as torch does
-        s = Tensor._wrap(xp.asarray(np.array(value).astype(dtype)))
+    s = as_tensor(value, t)
+    dtype = s.data.dtype
     return (t if dtype == t.data.dtype else t.to(dtype)), s  # (a higher category's scalar wins outright)
 
 
