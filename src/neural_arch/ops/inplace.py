@@ -99,8 +99,7 @@ def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
 
 
 def _new(self, data, dtype, requires_grad):
-    out = Tensor(np.asarray(data, dtype=self.data.dtype if dtype is None else dtype), requires_grad=requires_grad)
-    return out
+    return Tensor(np.asarray(data, dtype=self.data.dtype if dtype is None else dtype), requires_grad=requires_grad)
 
 
 def _size(size):
