@@ -11,14 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import category
-from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import (
     activation,
     cumulative,
     decomposition,
     index,
-    inplace,  # torch's in-place and new_* methods (add_, zero_, new_zeros, ...)
+    inplace,  # store (behind every in-place method), zero_, fill_, new_zeros, ...
     layout,
     linalg,
     matrix_functions,
@@ -40,26 +38,8 @@ def _reflected(fn):
 
 
 def _inplace(fn, symbol: str):
-    """``x += y`` and friends on tensors that need no grad: write into x's array."""
-
-    def op(self, other):
-        out = fn(self, other)
-        if out.data.dtype != self.data.dtype:
-            if category(out.data.dtype) > category(self.data.dtype):  # as torch: no silent truncation
-                raise DTypeError(
-                    f"in-place {fn.__name__}: the result is {out.dtype} and cannot be stored in this "
-                    f"{self.dtype} tensor; use the out-of-place form (x = x {symbol} y)"
-                )
-            out = Tensor._wrap(out.data.astype(self.data.dtype))
-        if out.data.shape != self.data.shape:
-            raise ShapeError(
-                f"in-place {fn.__name__}: the result has shape {shape_str(out.shape)}, which does not fit "
-                f"this tensor's shape {shape_str(self.shape)}"
-            )
-        self[...] = out.data
-        return self
-
-    return op
+    """``x += y`` and friends on tensors that need no grad: write into x's array (``inplace.store``)."""
+    return lambda self, other: inplace.store(self, fn(self, other), f"in-place {fn.__name__}", f"x = x {symbol} y")
 
 
 METHODS = {
@@ -227,7 +207,7 @@ PROPERTIES = {"T": shape.T, "mT": shape.mT, "real": cx.real, "imag": cx.imag,
 def register() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
-    for name in INPLACE:  # x.op_() from x.op(); the hand-written ones below (alpha=, value=) replace some
+    for name in INPLACE:  # x.op_() from x.op()
         setattr(Tensor, name + "_", _inplace_method(METHODS[name], name))
     for name, fn in inplace.METHODS.items():
         setattr(Tensor, name, fn)
