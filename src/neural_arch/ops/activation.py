@@ -24,6 +24,7 @@ from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops._half import HALF
+from neural_arch.ops._operands import floating as _float
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
 from neural_arch.ops.shape import chunk
 
@@ -265,14 +266,6 @@ class Softmax(Function):
 
 
 # -- the functional API (torch.nn.functional names and signatures) ---------------------------------------
-def _float(x: Tensor, op: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if not is_floating(x.data.dtype):
-        raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; convert with .float() first")
-    return x
-
-
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0). ``inplace`` is accepted and ignored (a new tensor is always returned)."""
     if input.data.dtype.kind in "iu":

@@ -19,10 +19,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import norm as kern
 from neural_arch.backend.kernels.half import convert
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
+from neural_arch.ops._operands import floating
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
@@ -143,13 +143,6 @@ def _update_running(running, mu, var, n):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-def _float_input(x, op):
-    if not isinstance(x, Tensor) or not is_floating(x.data.dtype):
-        raise DTypeError(f"{op}: input must be a floating-point Tensor, got "
-                         f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
-    return x
-
-
 def _param(p, shape, op, name, dtype):
     """Check an affine parameter's shape; cast it to the input's dtype."""
     if p is None:
@@ -204,7 +197,7 @@ def _trailing(x, normalized_shape, op):
 # -- the functional API ------------------------------------------------------------------------------------
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalise over the last ``len(normalized_shape)`` dims, then ``* weight + bias``."""
-    x = _float_input(input, "layer_norm")
+    x = floating(input, "layer_norm")
     ns = _trailing(x, normalized_shape, "layer_norm")
     w = _param(weight, ns, "layer_norm", "weight", x.dtype)
     b = _param(bias, ns, "layer_norm", "bias", x.dtype)
@@ -215,7 +208,7 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
 def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; ``eps=None`` means the
     machine epsilon of the input's dtype, as torch.nn.functional.rms_norm."""
-    x = _float_input(input, "rms_norm")
+    x = floating(input, "rms_norm")
     ns = _trailing(x, normalized_shape, "rms_norm")
     if eps is None:
         eps = float(np.finfo(x.data.dtype).eps)
@@ -234,7 +227,7 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
     that training adds one to; with ``momentum=None`` the update is the cumulative average
     (momentum = 1 / count), as torch's modules do.
     """
-    x = _float_input(input, "batch_norm")
+    x = floating(input, "batch_norm")
     c = _channels(x, "batch_norm")
     rm = _stat_array(running_mean, c, "batch_norm", "running_mean")
     rv = _stat_array(running_var, c, "batch_norm", "running_var")
@@ -261,7 +254,7 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
                   use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each (sample, channel) over its spatial dims (group_norm with one channel per group);
     running stats as in batch_norm, averaged over the batch."""
-    x = _float_input(input, "instance_norm")
+    x = floating(input, "instance_norm")
     c = _channels(x, "instance_norm")
     if x.data.ndim < 3:
         raise ShapeError(f"instance_norm: expected input of shape (N, C, L, ...), got {shape_str(x.shape)}")
@@ -282,7 +275,7 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
 
 def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalise each sample over groups of C / num_groups channels (and all spatial dims)."""
-    x = _float_input(input, "group_norm")
+    x = floating(input, "group_norm")
     c = _channels(x, "group_norm")
     if num_groups <= 0 or c % num_groups:
         raise ShapeError(f"group_norm: {c} channels cannot be split into num_groups={num_groups} groups")

@@ -15,10 +15,11 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
+from neural_arch.ops._operands import as_floating as _floating
 from neural_arch.ops._operands import as_tensor, binary_operands
 
 __all__ = [
@@ -40,11 +41,6 @@ def _special():
         raise ImportError("erf, erfinv, lgamma, digamma and polygamma need SciPy: pip install 'neural-arch[special]'"
                           ) from None
     return scipy.special
-
-
-def _floating(x) -> Tensor:
-    x = as_tensor(x)
-    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
 
 
 class Unary(Function):

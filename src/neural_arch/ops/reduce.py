@@ -15,11 +15,12 @@ import numpy as np
 from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import reduce as kern
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._operands import as_floating
 
 __all__ = [
     "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "logsumexp", "max", "mean",
@@ -248,10 +249,6 @@ class Norm2(Function):
 
 
 # -- the functional API ------------------------------------------------------------------------------
-def _float_input(x: Tensor) -> Tensor:
-    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
-
-
 def sum(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
     """Sum over ``dim`` (all dims by default). Integer and bool inputs sum into int64, as in torch."""
     if dtype is None and x.data.dtype.kind in "biu":
@@ -283,7 +280,7 @@ def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
     if unbiased is not None:
         correction = 1 if unbiased else 0
     axes = normalize_dims(dim, x.data.ndim, "var")
-    return Var.apply(_float_input(x), axes=axes, correction=correction, keepdim=keepdim,
+    return Var.apply(as_floating(x), axes=axes, correction=correction, keepdim=keepdim,
                      all_dims=dim is None or x.data.ndim == 0)
 
 
@@ -294,12 +291,12 @@ def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
 
 def var_mean(x, dim=None, *, correction=1, keepdim=False):
     """``(var, mean)`` over ``dim`` (torch.var_mean)."""
-    return var(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
+    return var(x, dim, correction=correction, keepdim=keepdim), mean(as_floating(x), dim, keepdim)
 
 
 def std_mean(x, dim=None, *, correction=1, keepdim=False):
     """``(std, mean)`` over ``dim`` (torch.std_mean)."""
-    return std(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
+    return std(x, dim, correction=correction, keepdim=keepdim), mean(as_floating(x), dim, keepdim)
 
 
 def _check_nonempty(x, axes, op):
@@ -377,7 +374,7 @@ def _arg_extreme(x, dim, keepdim: bool, use_min: bool, op: str) -> Tensor:
 
 def logsumexp(x, dim, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) along ``dim``, computed without overflow (torch.logsumexp)."""
-    return LogSumExp.apply(_float_input(x), axes=normalize_dims(dim, x.data.ndim, "logsumexp"), keepdim=keepdim)
+    return LogSumExp.apply(as_floating(x), axes=normalize_dims(dim, x.data.ndim, "logsumexp"), keepdim=keepdim)
 
 
 def cumsum(x, dim: int) -> Tensor:
@@ -391,7 +388,7 @@ def cumsum(x, dim: int) -> Tensor:
 
 def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm over ``dim`` (all elements by default): 'fro', inf, -inf, 0, and any p > 0."""
-    x = _float_input(x)
+    x = as_floating(x)
     if p == "fro":
         p = 2
     if p == float("inf"):
