@@ -16,10 +16,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.backend.random import get_generator
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
+from neural_arch.ops._operands import floating
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
@@ -62,12 +62,9 @@ class CounterDropout(Function):
 
 
 def _check(input, p, op):
-    if not isinstance(input, Tensor):
-        raise DTypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
+    floating(input, op)
     if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
         raise ConfigError(f"{op}: dropout probability must be in [0, 1], got {p}")
-    if not is_floating(input.data.dtype):
-        raise DTypeError(f"{op}: needs a floating-point tensor, got {input.dtype}")
 
 
 def _draw(p: float, generator):

@@ -26,9 +26,9 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import is_floating
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.ops._half import compute_dtype
+from neural_arch.ops._operands import floating
 from neural_arch.ops.shape import reshape
 
 __all__ = ["interpolate"]
@@ -151,8 +151,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if nd not in (3, 4) or (_MODES[mode] is not None and nd != _MODES[mode]):
         want = {"linear": "a 3-d (N, C, L)", "bilinear": "a 4-d (N, C, H, W)"}.get(mode, "a 3-d or 4-d")
         raise ShapeError(f"{op}: mode {mode!r} needs {want} input, got shape {shape_str(input.shape)}")
-    if not is_floating(input.data.dtype):
-        raise DTypeError(f"{op}: expects a floating-point input, got {input.dtype}")
+    floating(input, op)
     if align_corners is not None and mode in ("nearest", "nearest-exact"):
         raise ConfigError(f"{op}: align_corners can only be set with the interpolating modes "
                           f"('linear', 'bilinear'), not with mode={mode!r}")

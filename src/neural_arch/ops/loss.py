@@ -23,7 +23,7 @@ from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DataError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._operands import binary_operands
+from neural_arch.ops._operands import binary_operands, floating
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors, unsqueeze
 
@@ -144,9 +144,7 @@ class SoftTargetCrossEntropy(Function):
 
 def _class_input(input: Tensor, target, weight, op: str):
     """Validate (input, target, weight); return arrays with a batch dim, and whether one was added."""
-    if not isinstance(input, Tensor) or not is_floating(input.data.dtype):
-        raise DTypeError(f"{op}: input must be a floating-point Tensor")
-    x = input.data
+    x = floating(input, op).data
     if x.ndim == 0:
         raise ShapeError(f"{op}: input must have a class dim, got a 0-d tensor")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)

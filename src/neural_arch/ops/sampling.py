@@ -14,10 +14,11 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
+from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import creation
+from neural_arch.ops._operands import floating
 from neural_arch.ops.pointwise import _special
 
 __all__ = ["bernoulli", "multinomial", "normal", "poisson", "standard_gamma"]
@@ -149,6 +150,4 @@ def standard_gamma_grad(x, alpha):
 
 def standard_gamma(alpha: Tensor, generator=None) -> Tensor:
     """Gamma(alpha, 1) draws, one per element of ``alpha``, differentiable in alpha (implicit reparameterisation)."""
-    if not is_floating(alpha.data.dtype):
-        raise DTypeError(f"standard_gamma: alpha must be floating point, got {alpha.dtype}")
-    return StandardGamma.apply(alpha, generator=generator)
+    return StandardGamma.apply(floating(alpha, "standard_gamma"), generator=generator)
