@@ -18,6 +18,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
+from neural_arch.ops.shape import _shape_arg as _size
 
 
 def store(self: Tensor, out, name: str, instead: str = "the out-of-place form") -> Tensor:
@@ -69,10 +70,6 @@ def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
 
 def _new(self, data, dtype, requires_grad):
     return Tensor(np.asarray(data, dtype=self.data.dtype if dtype is None else dtype), requires_grad=requires_grad)
-
-
-def _size(size):
-    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
 
 
 def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False):
