@@ -156,6 +156,14 @@ def _class_input(input: Tensor, target, weight, op: str):
     return x, t, c
 
 
+def _weight_array(weight, like):
+    """``weight`` (a Tensor, an array or None) as an array of ``like``'s dtype."""
+    if weight is None:
+        return None
+    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    return w.astype(like.dtype, copy=False)
+
+
 def _check_target_dtype(t, op):
     if t.dtype.kind not in "iu":
         raise DTypeError(f"{op}: class-index targets must be integers, got {t.dtype}")
@@ -182,9 +190,7 @@ def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
     x, t, c = _class_input(input, target, weight, op)
     _class_target_shape(x, t, op)
     _check_target_dtype(t, op)
-    w = None
-    if weight is not None:
-        w = (weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(x.dtype, copy=False)
+    w = _weight_array(weight, x)
     inp = input
     if x.ndim == 1:  # (C,) with a 0-d target: a batch of one
         inp, t = unsqueeze(input, 0), t.reshape(1)
@@ -213,8 +219,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
                          f"got {shape_str(t.shape)}")
     tt = target if isinstance(target, Tensor) else Tensor(t)
     inp, tt = binary_operands(input, tt)
-    w = None if weight is None else (weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(
-        inp.data.dtype, copy=False)
+    w = _weight_array(weight, inp.data)
     if x.ndim == 1:
         out = SoftTargetCrossEntropy.apply(inp.reshape(1, -1), tt.reshape(1, -1), weight=w,
                                            smoothing=label_smoothing, reduction=reduction)
@@ -396,13 +401,6 @@ class BinaryCrossEntropy(Function):
             with np.errstate(divide="ignore"):
                 gt = g * (np.log1p(-p) - np.log(p))
         return gp, gt
-
-
-def _weight_array(weight, like):
-    if weight is None:
-        return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
-    return w.astype(like.dtype, copy=False)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
