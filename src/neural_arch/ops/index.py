@@ -32,7 +32,7 @@ class Index(Function):
 
     @staticmethod
     def forward(ctx, x, idx):
-        ctx.shape, ctx.idx, ctx.dtype = x.shape, idx, x.dtype
+        ctx.shape, ctx.idx = x.shape, idx
         return x[idx]
 
     @staticmethod
