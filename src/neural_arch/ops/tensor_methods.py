@@ -42,6 +42,11 @@ def _inplace(fn, symbol: str):
     return lambda self, other: inplace.store(self, fn(self, other), f"in-place {fn.__name__}", f"x = x {symbol} y")
 
 
+def _named(module, names: str) -> dict:
+    """``{name: module.name}`` for each of the space-separated ``names``: methods spelled as the op they call."""
+    return {name: getattr(module, name) for name in names.split()}
+
+
 METHODS = {
     # operators
     "__add__": ew.add, "__radd__": _reflected(ew.add), "__sub__": ew.sub, "__rsub__": _reflected(ew.sub),
@@ -56,92 +61,58 @@ METHODS = {
     "__iadd__": _inplace(ew.add, "+"), "__isub__": _inplace(ew.sub, "-"), "__imul__": _inplace(ew.mul, "*"),
     "__itruediv__": _inplace(ew.div, "/"), "__getitem__": index.getitem,
     # elementwise
-    "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": ew.div, "pow": ew.pow, "neg": ew.neg, "exp": ew.exp,
-    "log": ew.log, "log1p": ew.log1p, "expm1": ew.expm1, "sqrt": ew.sqrt, "rsqrt": ew.rsqrt, "abs": ew.abs,
-    "sign": ew.sign, "sin": ew.sin, "cos": ew.cos, "tanh": ew.tanh, "sigmoid": ew.sigmoid, "clamp": ew.clamp,
-    "clip": ew.clamp, "maximum": ew.maximum, "minimum": ew.minimum, "floor": ew.floor, "ceil": ew.ceil,
-    "round": ew.round, "trunc": ew.trunc, "eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt,
-    "ge": ew.ge, "logical_and": ew.logical_and, "logical_or": ew.logical_or, "logical_not": ew.logical_not,
-    "logical_xor": ew.logical_xor, "isnan": ew.isnan, "isinf": ew.isinf, "isfinite": ew.isfinite,
-    "where": lambda self, cond, other: ew.where(cond, self, other), "allclose": ew.allclose, "equal": ew.equal,
-    # reductions
-    "sum": reduce.sum, "mean": reduce.mean, "prod": reduce.prod, "var": reduce.var, "std": reduce.std,
-    "max": reduce.max, "min": reduce.min, "amax": reduce.amax, "amin": reduce.amin, "argmax": reduce.argmax,
-    "argmin": reduce.argmin, "logsumexp": reduce.logsumexp, "cumsum": reduce.cumsum, "norm": reduce.norm,
-    "all": reduce.all, "any": reduce.any, "count_nonzero": reduce.count_nonzero,
-    # shape
-    "reshape": shape.reshape, "view": shape.view, "view_as": shape.view_as, "reshape_as": shape.reshape_as,
-    "transpose": shape.transpose, "swapaxes": shape.transpose, "permute": shape.permute, "t": shape.t,
-    "squeeze": shape.squeeze, "unsqueeze": shape.unsqueeze, "expand": shape.expand,
-    "expand_as": shape.expand_as, "broadcast_to": shape.broadcast_to, "flatten": shape.flatten,
-    "unflatten": shape.unflatten, "repeat": shape.repeat, "tile": shape.tile,
-    "repeat_interleave": shape.repeat_interleave, "split": shape.split, "chunk": shape.chunk,
-    "unbind": shape.unbind, "flip": shape.flip, "roll": shape.roll, "tril": shape.tril, "triu": shape.triu,
-    # indexing
-    "gather": index.gather, "scatter_add": index.scatter_add, "index_select": index.index_select,
-    "masked_fill": index.masked_fill, "narrow": index.narrow,
-    # linear algebra
-    "matmul": linalg.matmul, "mm": linalg.mm, "bmm": linalg.bmm, "dot": linalg.dot,
-    # activations
-    "relu": activation.relu, "softmax": activation.softmax, "log_softmax": activation.log_softmax,
-    # sorting and order statistics
-    "sort": sorting.sort, "argsort": sorting.argsort, "msort": sorting.msort, "topk": sorting.topk,
-    "kthvalue": sorting.kthvalue, "median": sorting.median, "nanmedian": sorting.nanmedian, "mode": sorting.mode,
-    "quantile": sorting.quantile, "nanquantile": sorting.nanquantile, "cummax": sorting.cummax,
-    "cummin": sorting.cummin, "unique": sorting.unique, "unique_consecutive": sorting.unique_consecutive,
-    "histc": sorting.histc,
-    # diagonals, products and matrix functions
-    "diagonal": products.diagonal, "diag": products.diag, "diag_embed": products.diag_embed,
-    "diagflat": products.diagflat, "trace": products.trace, "addmm": products.addmm, "addbmm": products.addbmm,
-    "baddbmm": products.baddbmm, "addmv": products.addmv, "addr": products.addr, "kron": products.kron,
-    "inner": products.inner, "vdot": products.vdot, "cross": products.cross, "dist": products.dist,
-    "det": decomposition.det, "slogdet": decomposition.slogdet, "logdet": matrix_functions.logdet,
-    "inverse": matrix_functions.inverse, "pinverse": matrix_functions.pinverse,
-    "matrix_power": matrix_functions.matrix_power, "cholesky": matrix_functions.old_cholesky,
-    "cholesky_solve": matrix_functions.cholesky_solve, "cholesky_inverse": matrix_functions.cholesky_inverse,
-    "svd": matrix_functions.old_svd, "qr": matrix_functions.old_qr, "outer": linalg.outer, "ger": linalg.outer,
-    "mv": linalg.matmul, "lstsq": matrix_functions.lstsq,
-    # more pointwise math
-    **{name: getattr(pointwise, name) for name in (
-        "absolute", "acos", "acosh", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
-        "asin", "asinh", "atan", "atan2", "atanh", "clamp_max", "clamp_min", "copysign", "cosh", "deg2rad",
-        "digamma", "divide", "erf", "erfc", "erfinv", "exp2", "fix", "float_power", "floor_divide", "fmax", "fmin",
-        "fmod", "frac", "heaviside", "hypot", "isclose", "isneginf", "isposinf", "isreal", "lerp", "lgamma",
-        "log10", "log2", "logaddexp", "logaddexp2", "logit", "multiply", "nan_to_num", "negative", "positive",
-        "rad2deg", "reciprocal", "remainder", "signbit", "sinc", "sinh", "square", "subtract", "tan",
-        "true_divide", "xlogy")},
-    "polygamma": lambda self, n: pointwise.polygamma(n, self),
+    **_named(ew, "add sub mul div pow neg exp log log1p expm1 sqrt rsqrt abs sign sin cos tanh sigmoid clamp clip "
+                 "maximum minimum floor ceil round trunc eq ne lt le gt ge logical_and logical_or logical_not "
+                 "logical_xor isnan isinf isfinite allclose equal bitwise_and bitwise_or bitwise_xor bitwise_not"),
+    "where": lambda self, cond, other: ew.where(cond, self, other),
     "greater": ew.gt, "greater_equal": ew.ge, "less": ew.lt, "less_equal": ew.le, "not_equal": ew.ne,
+    # reductions
+    **_named(reduce, "sum mean prod var std max min amax amin argmax argmin logsumexp cumsum norm all any "
+                     "count_nonzero"),
+    # shape
+    **_named(shape, "reshape view view_as reshape_as transpose swapaxes permute t squeeze unsqueeze expand "
+                    "expand_as broadcast_to flatten unflatten repeat tile repeat_interleave split chunk unbind flip "
+                    "roll tril triu"),
+    # indexing
+    **_named(index, "gather scatter_add index_select masked_fill narrow"),
+    # linear algebra
+    **_named(linalg, "matmul mm bmm dot outer"), "ger": linalg.outer, "mv": linalg.matmul,
+    # activations
+    **_named(activation, "relu softmax log_softmax"),
+    # sorting and order statistics
+    **_named(sorting, "sort argsort msort topk kthvalue median nanmedian mode quantile nanquantile cummax cummin "
+                      "unique unique_consecutive histc"),
+    # diagonals, products and matrix functions
+    **_named(products, "diagonal diag diag_embed diagflat trace addmm addbmm baddbmm addmv addr kron inner vdot cross "
+                       "dist"),
+    **_named(decomposition, "det slogdet"),
+    **_named(matrix_functions, "logdet inverse pinverse matrix_power cholesky_solve cholesky_inverse lstsq matrix_exp "
+                               "triangular_solve"),
+    "cholesky": matrix_functions.old_cholesky, "svd": matrix_functions.old_svd, "qr": matrix_functions.old_qr,
+    # more pointwise math
+    **_named(pointwise, "absolute acos acosh arccos arccosh arcsin arcsinh arctan arctan2 arctanh asin asinh atan "
+                        "atan2 atanh clamp_max clamp_min copysign cosh deg2rad digamma divide erf erfc erfinv exp2 fix "
+                        "float_power floor_divide fmax fmin fmod frac heaviside hypot isclose isneginf isposinf isreal "
+                        "lerp lgamma log10 log2 logaddexp logaddexp2 logit multiply nan_to_num negative positive "
+                        "rad2deg reciprocal remainder signbit sinc sinh square subtract tan true_divide xlogy addcmul "
+                        "addcdiv sgn ldexp frexp gcd lcm nextafter i0 mvlgamma renorm"),
+    "polygamma": lambda self, n: pointwise.polygamma(n, self),
     # cumulative
-    "cumprod": cumulative.cumprod, "logcumsumexp": cumulative.logcumsumexp, "diff": cumulative.diff,
+    **_named(cumulative, "cumprod logcumsumexp diff"),
     # layout
-    "rot90": layout.rot90, "fliplr": layout.fliplr, "flipud": layout.flipud, "movedim": layout.movedim,
-    "moveaxis": layout.movedim, "select": layout.select, "tensor_split": layout.tensor_split,
-    "hsplit": layout.hsplit, "vsplit": layout.vsplit, "dsplit": layout.dsplit, "swapdims": shape.transpose,
-    "ravel": lambda self: shape.reshape(self, -1),
+    **_named(layout, "rot90 fliplr flipud movedim moveaxis select tensor_split hsplit vsplit dsplit"),
+    "swapdims": shape.transpose, "ravel": lambda self: shape.reshape(self, -1),
     # scatter and selection
-    "scatter": scatter.scatter, "scatter_reduce": scatter.scatter_reduce, "index_add": scatter.index_add,
-    "index_copy": scatter.index_copy, "index_fill": scatter.index_fill, "masked_scatter": scatter.masked_scatter,
-    "masked_select": scatter.masked_select, "take": scatter.take, "take_along_dim": scatter.take_along_dim,
-    "nonzero": scatter.nonzero, "argwhere": scatter.argwhere, "index_put": scatter.index_put, "put": scatter.put,
-    "select_scatter": scatter.select_scatter, "slice_scatter": scatter.slice_scatter,
+    **_named(scatter, "scatter scatter_reduce index_add index_copy index_fill masked_scatter masked_select take "
+                      "take_along_dim nonzero argwhere index_put put select_scatter slice_scatter"),
     # sampling
-    "bernoulli": sampling.bernoulli, "multinomial": sampling.multinomial, "bernoulli_": sampling.bernoulli_,
-    "exponential_": sampling.exponential_, "geometric_": sampling.geometric_, "cauchy_": sampling.cauchy_,
-    "log_normal_": sampling.log_normal_, "random_": sampling.random_,
+    **_named(sampling, "bernoulli multinomial bernoulli_ exponential_ geometric_ cauchy_ log_normal_ random_"),
     # complex
     "conj": cx.conj, "conj_physical": cx.conj, "resolve_conj": lambda self: self, "resolve_neg": lambda self: self,
     "angle": cx.angle, "is_complex": cx.is_complex, "is_conj": lambda self: False, "is_neg": lambda self: False,
     # statistics and the rest
-    "nansum": statistics.nansum, "nanmean": statistics.nanmean, "aminmax": statistics.aminmax,
-    "cov": statistics.cov, "corrcoef": statistics.corrcoef, "bincount": statistics.bincount,
-    "histogram": statistics.histogram, "addcmul": pointwise.addcmul, "addcdiv": pointwise.addcdiv,
-    "sgn": pointwise.sgn, "ldexp": pointwise.ldexp, "frexp": pointwise.frexp, "gcd": pointwise.gcd,
-    "lcm": pointwise.lcm, "nextafter": pointwise.nextafter, "i0": pointwise.i0, "mvlgamma": pointwise.mvlgamma,
-    "renorm": pointwise.renorm, "matrix_exp": matrix_functions.matrix_exp,
+    **_named(statistics, "nansum nanmean aminmax cov corrcoef bincount histogram"),
     "adjoint": lambda self: cx.conj(shape.mT(self)),
-    "triangular_solve": matrix_functions.triangular_solve, "bitwise_and": ew.bitwise_and,
-    "bitwise_or": ew.bitwise_or, "bitwise_xor": ew.bitwise_xor, "bitwise_not": ew.bitwise_not,
     "type_as": lambda self, other: self.to(other.dtype), "ndimension": lambda self: self.data.ndim,
     "nelement": lambda self: self.data.size, "is_signed": lambda self: self.data.dtype.kind in "fic",
     "is_nonzero": lambda self: bool(self.item()), "is_same_size": lambda self, other: self.shape == other.shape,
