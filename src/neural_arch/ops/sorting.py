@@ -278,14 +278,9 @@ def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False, return_
     Returns the tensor alone or a tuple (output, inverse indices, counts) as torch does.
     """
     a = x.data
-    if dim is None:
-        out, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(a.shape)
-    else:
-        axis = _axis(x, dim, "unique")
-        out, inverse, counts = np.unique(a, return_inverse=True, return_counts=True, axis=axis)
-        inverse = inverse.reshape(-1)
-    return _unique_result(out, inverse, counts, return_inverse, return_counts)
+    axis = None if dim is None else _axis(x, dim, "unique")
+    out, inverse, counts = np.unique(a, return_inverse=True, return_counts=True, axis=axis)
+    return _unique_result(out, inverse.reshape(a.shape if dim is None else -1), counts, return_inverse, return_counts)
 
 
 def _unique_result(out, inverse, counts, return_inverse, return_counts):
@@ -300,11 +295,7 @@ def _unique_result(out, inverse, counts, return_inverse, return_counts):
 def unique_consecutive(x: Tensor, return_inverse: bool = False, return_counts: bool = False, dim=None):
     """Collapse runs of equal consecutive elements (or slices along ``dim``) to one."""
     a = x.data
-    if dim is None:
-        flat, axis = a.reshape(-1), 0
-    else:
-        axis = _axis(x, dim, "unique_consecutive")
-        flat = a
+    flat, axis = (a.reshape(-1), 0) if dim is None else (a, _axis(x, dim, "unique_consecutive"))
     moved = np.moveaxis(flat, axis, 0)
     n = moved.shape[0]
     if n == 0:
