@@ -32,9 +32,7 @@ LstsqResult = namedtuple("lstsq", ["solution", "residuals", "rank", "singular_va
 OldSVDResult = namedtuple("svd", ["U", "S", "V"])
 
 
-def inverse(a: Tensor) -> Tensor:
-    """torch.inverse: the same as ``linalg.inv``."""
-    return dec.inv(a)
+inverse = dec.inv  # torch.inverse
 
 
 def logdet(a: Tensor) -> Tensor:

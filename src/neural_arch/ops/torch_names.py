@@ -147,9 +147,7 @@ def unsafe_split(input, split_size, dim: int = 0) -> tuple:  # noqa: A002
     return shape.split(as_tensor(input), split_size, dim)
 
 
-def unsafe_split_with_sizes(input, split_sizes, dim: int = 0) -> tuple:  # noqa: A002
-    """``split_with_sizes`` (see ``unsafe_split``)."""
-    return split_with_sizes(input, split_sizes, dim)
+unsafe_split_with_sizes = split_with_sizes  # (see unsafe_split)
 
 
 def unsafe_chunk(input, chunks: int, dim: int = 0) -> tuple:  # noqa: A002
