@@ -550,8 +550,8 @@ def where(condition, x, y) -> Tensor:
 def _no_grad_binary(ufunc, doc, promote=True):
     """A comparison, logical or bitwise op: operands promoted as for arithmetic (``promote``), no graph node."""
 
-    def op(a, b) -> Tensor:
-        a, b = binary_operands(a, b) if promote else (as_tensor(a), as_tensor(b))
+    def op(input, other) -> Tensor:  # noqa: A002 - torch's names
+        a, b = binary_operands(input, other) if promote else (as_tensor(input), as_tensor(other))
         return Tensor._wrap(ufunc(a.data, b.data))
 
     op.__name__ = ufunc.__name__
@@ -568,23 +568,25 @@ def _no_grad_unary(ufunc, doc, name=None):
     return op
 
 
-eq = _no_grad_binary(np.equal, "a == b elementwise with broadcasting; a bool tensor (torch.eq).")
-ne = _no_grad_binary(np.not_equal, "a != b elementwise; a bool tensor (torch.ne).")
-lt = _no_grad_binary(np.less, "a < b elementwise; a bool tensor (torch.lt).")
-le = _no_grad_binary(np.less_equal, "a <= b elementwise; a bool tensor (torch.le).")
-gt = _no_grad_binary(np.greater, "a > b elementwise; a bool tensor (torch.gt).")
-ge = _no_grad_binary(np.greater_equal, "a >= b elementwise; a bool tensor (torch.ge).")
-logical_and = _no_grad_binary(np.logical_and, "a and b elementwise (nonzero is true); a bool tensor "
+eq = _no_grad_binary(np.equal, "input == other elementwise with broadcasting; a bool tensor (torch.eq).")
+ne = _no_grad_binary(np.not_equal, "input != other elementwise; a bool tensor (torch.ne, torch.not_equal).")
+lt = _no_grad_binary(np.less, "input < other elementwise; a bool tensor (torch.lt, torch.less).")
+le = _no_grad_binary(np.less_equal, "input <= other elementwise; a bool tensor (torch.le, torch.less_equal).")
+gt = _no_grad_binary(np.greater, "input > other elementwise; a bool tensor (torch.gt, torch.greater).")
+ge = _no_grad_binary(np.greater_equal, "input >= other elementwise; a bool tensor (torch.ge, torch.greater_equal).")
+logical_and = _no_grad_binary(np.logical_and, "input and other elementwise (nonzero is true); a bool tensor "
                               "(torch.logical_and).", promote=False)
-logical_or = _no_grad_binary(np.logical_or, "a or b elementwise; a bool tensor (torch.logical_or).", promote=False)
-logical_xor = _no_grad_binary(np.logical_xor, "a xor b elementwise; a bool tensor (torch.logical_xor).", promote=False)
+logical_or = _no_grad_binary(np.logical_or, "input or other elementwise; a bool tensor (torch.logical_or).",
+                             promote=False)
+logical_xor = _no_grad_binary(np.logical_xor, "input xor other elementwise; a bool tensor (torch.logical_xor).",
+                              promote=False)
 logical_not = _no_grad_unary(np.logical_not, "not x, elementwise; a bool tensor, no gradient (torch.logical_not).")
 isnan = _no_grad_unary(np.isnan, "x != x, elementwise; a bool tensor (torch.isnan).")
 isinf = _no_grad_unary(np.isinf, "True where x is +inf or -inf; a bool tensor (torch.isinf).")
 isfinite = _no_grad_unary(np.isfinite, "True where x is neither inf nor nan; a bool tensor (torch.isfinite).")
-bitwise_and = _no_grad_binary(np.bitwise_and, "a & b for integer and bool tensors (torch.bitwise_and).")
-bitwise_or = _no_grad_binary(np.bitwise_or, "a | b for integer and bool tensors (torch.bitwise_or).")
-bitwise_xor = _no_grad_binary(np.bitwise_xor, "a ^ b for integer and bool tensors (torch.bitwise_xor).")
+bitwise_and = _no_grad_binary(np.bitwise_and, "input & other for integer and bool tensors (torch.bitwise_and).")
+bitwise_or = _no_grad_binary(np.bitwise_or, "input | other for integer and bool tensors (torch.bitwise_or).")
+bitwise_xor = _no_grad_binary(np.bitwise_xor, "input ^ other for integer and bool tensors (torch.bitwise_xor).")
 bitwise_not = _no_grad_unary(np.invert, "~x for integer and bool tensors; no gradient (torch.bitwise_not).",
                              "bitwise_not")
 

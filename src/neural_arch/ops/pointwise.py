@@ -451,7 +451,8 @@ def frexp(x):
 
 gcd = ew._no_grad_binary(np.gcd, "The greatest common divisor of integer tensors.")
 lcm = ew._no_grad_binary(np.lcm, "The least common multiple of integer tensors.")
-nextafter = ew._no_grad_binary(np.nextafter, "The next representable value after a towards b (not differentiable).")
+nextafter = ew._no_grad_binary(np.nextafter, "The next representable value after input towards other (not "
+                                             "differentiable).")
 
 
 def i0(x) -> Tensor:

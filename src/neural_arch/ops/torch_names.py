@@ -35,29 +35,9 @@ __all__ = [
 
 
 # -- comparisons and layout: the Tensor methods as functions ---------------------------------------------
-def greater(input, other) -> Tensor:  # noqa: A002 - torch's names
-    """``input > other`` elementwise (torch's alias of ``gt``)."""
-    return elementwise.gt(input, other)
-
-
-def greater_equal(input, other) -> Tensor:  # noqa: A002
-    """``input >= other`` elementwise (torch's alias of ``ge``)."""
-    return elementwise.ge(input, other)
-
-
-def less(input, other) -> Tensor:  # noqa: A002
-    """``input < other`` elementwise (torch's alias of ``lt``)."""
-    return elementwise.lt(input, other)
-
-
-def less_equal(input, other) -> Tensor:  # noqa: A002
-    """``input <= other`` elementwise (torch's alias of ``le``)."""
-    return elementwise.le(input, other)
-
-
-def not_equal(input, other) -> Tensor:  # noqa: A002
-    """``input != other`` elementwise (torch's alias of ``ne``)."""
-    return elementwise.ne(input, other)
+# torch's aliases of the comparisons
+greater, greater_equal, less, less_equal = elementwise.gt, elementwise.ge, elementwise.lt, elementwise.le
+not_equal = elementwise.ne
 
 
 def swapdims(input, dim0: int, dim1: int) -> Tensor:  # noqa: A002
