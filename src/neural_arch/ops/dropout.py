@@ -103,11 +103,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
 def _channel_dropout(input, p, training, generator, op, batched_ndim):
     """Drop whole channels: the mask has the (N, C) dims (or C alone when unbatched) and 1s elsewhere."""
-    if isinstance(input, Tensor) and input.data.ndim not in (batched_ndim - 1, batched_ndim):
+    _check(input, p, op)
+    if input.data.ndim not in (batched_ndim - 1, batched_ndim):
         raise ShapeError(f"{op}: expected a {batched_ndim - 1}-d or {batched_ndim}-d input, got "
                          f"{shape_str(input.shape)}")
-    if not isinstance(input, Tensor):
-        _check(input, p, op)
     shape = input.data.shape
     lead = 2 if input.data.ndim == batched_ndim else 1
     return _dropout(input, p, training, shape[:lead] + (1,) * (len(shape) - lead), op, generator)
@@ -124,9 +123,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     """Channel dropout for (N, C, H, W) inputs. A 3-d input is taken as (N, C, L), as torch
     does (with its warning): one mask value per (sample, channel)."""
     if isinstance(input, Tensor) and input.data.ndim == 3:
-        _check(input, p, "dropout2d")
-        s = input.data.shape
-        return _dropout(input, p, training, s[:2] + (1,), "dropout2d", generator)
+        return _dropout(input, p, training, input.data.shape[:2] + (1,), "dropout2d", generator)
     return _channel_dropout(input, p, training, generator, "dropout2d", 4)
 
 
