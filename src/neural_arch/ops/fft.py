@@ -91,7 +91,7 @@ class FFTC2R(Function):
     @staticmethod
     def forward(ctx, x, sizes, axes, norm):
         ctx.in_shape, ctx.axes, ctx.norm, ctx.sizes = x.shape, axes, norm, sizes
-        return np.fft.irfftn(x, sizes, axes, norm=norm).astype(np.float32 if x.dtype == np.complex64 else np.float64)
+        return np.fft.irfftn(x, sizes, axes, norm=norm).astype(x.real.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -117,9 +117,7 @@ def _as_input(x: Tensor, op: str, real_only: bool = False) -> Tensor:
     kind = x.data.dtype.kind
     if real_only and kind == "c":
         raise DTypeError(f"{op}: expects a real input, got {x.dtype} (use the complex transform, e.g. fft)")
-    if kind in "biu":
-        return x.float()
-    return x
+    return x.float() if kind in "biu" else x
 
 
 def _axes_sizes(x: Tensor, s, dim, op: str, default_all: bool):
