@@ -436,8 +436,7 @@ def div(a, b, rounding_mode: str | None = None) -> Tensor:
     if rounding_mode == "floor":
         return Tensor._wrap(np.floor_divide(a.data, b.data))
     if rounding_mode == "trunc":
-        q = np.trunc(a.data / b.data)
-        return Tensor._wrap(q.astype(a.data.dtype, copy=False))
+        return Tensor._wrap(np.trunc(a.data / b.data).astype(a.data.dtype, copy=False))
     raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
 
 

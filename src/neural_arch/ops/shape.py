@@ -7,6 +7,7 @@ inverse movement of the gradient (or, for expand/repeat, a sum over copies).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -403,11 +404,7 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0):
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
             raise ShapeError(f"split: sizes {sizes} do not add up to {n}, the size of dim {axis}")
-    out, start = [], 0
-    for s in sizes:
-        out.append(narrow(x, axis, start, s))
-        start += s
-    return tuple(out)
+    return tuple(narrow(x, axis, start, s) for start, s in zip(itertools.accumulate(sizes, initial=0), sizes))
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0):
