@@ -499,9 +499,7 @@ def ceil(x) -> Tensor:
 
 def round(x, decimals: int = 0) -> Tensor:  # noqa: A001
     """Round half to even, as torch.round (and np.round) do."""
-    if not is_floating(x.data.dtype):
-        return x
-    return ZeroGrad.apply(x, fn=lambda a: np.round(a, decimals))
+    return ZeroGrad.apply(x, fn=lambda a: np.round(a, decimals)) if is_floating(x.data.dtype) else x
 
 
 def trunc(x) -> Tensor:

@@ -192,9 +192,7 @@ def combinations(x: Tensor, r: int = 2, with_replacement: bool = False) -> Tenso
         raise ShapeError(f"combinations: expects a 1-d tensor, got {shape_str(x.shape)}")
     pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     idx = np.array(list(pick(range(x.data.shape[0]), r)), dtype=np.int64).reshape(-1, r)
-    if idx.size == 0:
-        return Tensor._wrap(np.zeros((0,) if r else (0,), dtype=x.data.dtype))
-    return getitem(x, idx)
+    return getitem(x, idx) if idx.size else Tensor._wrap(np.zeros(0, dtype=x.data.dtype))
 
 
 def _triangle_indices(row: int, col: int, offset: int, upper: bool, dtype):

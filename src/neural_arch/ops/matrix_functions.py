@@ -81,9 +81,7 @@ def pinv(a: Tensor, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
 
 def pinverse(a: Tensor, rcond: float = 1e-15) -> Tensor:
     """torch.pinverse: ``pinv`` with a relative cutoff ``rcond``."""
-    if autocast_state.enabled:
-        return _in_float32(pinverse, a, rcond=rcond)
-    return pinv(a, rtol=rcond)
+    return _in_float32(pinverse, a, rcond=rcond) if autocast_state.enabled else pinv(a, rtol=rcond)
 
 
 def lstsq(a: Tensor, b: Tensor, rcond=None, *, driver=None):

@@ -185,9 +185,7 @@ def kron(a: Tensor, b: Tensor) -> Tensor:
 
 def inner(a: Tensor, b: Tensor) -> Tensor:
     """Sum over the last dims of a and b (for scalars, their product)."""
-    if a.data.ndim == 0 or b.data.ndim == 0:
-        return ew.mul(a, b)
-    return tensordot(a, b, dims=([-1], [-1]))
+    return ew.mul(a, b) if a.data.ndim == 0 or b.data.ndim == 0 else tensordot(a, b, dims=([-1], [-1]))
 
 
 def vdot(a: Tensor, b: Tensor) -> Tensor:

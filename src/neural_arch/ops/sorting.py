@@ -219,10 +219,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
         raise ValueError(f"{op}: interpolation must be linear, lower, higher, midpoint or nearest, "
                          f"got {interpolation!r}")
-    if dim is None:
-        src, axis = reshape(x, (-1,)), 0
-    else:
-        src, axis = _as_1d(x), _axis(x, dim, op)
+    src, axis = (reshape(x, (-1,)), 0) if dim is None else (_as_1d(x), _axis(x, dim, op))
     a = src.data
     n = a.shape[axis]
     if n == 0:
@@ -233,8 +230,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     outs = []
     for qv in qs.reshape(-1):
         pos = qv * (count - 1).astype(np.float64)
-        lo = np.floor(pos)
-        hi = np.ceil(pos)
+        lo, hi = np.floor(pos), np.ceil(pos)
         if interpolation == "nearest":
             lo = hi = np.round(pos)  # half to even, as torch
         elif interpolation == "lower":
@@ -255,9 +251,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
         elif not keepdim or x.data.ndim == 0:
             out = reshape(out, [s for i, s in enumerate(out.data.shape) if i != axis])
         outs.append(out)
-    if qs.ndim == 0:
-        return outs[0]
-    return stack(outs, 0)
+    return outs[0] if qs.ndim == 0 else stack(outs, 0)
 
 
 def quantile(x: Tensor, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear") -> Tensor:
