@@ -145,20 +145,17 @@ def _unfold(self, dimension, size, step):
     return layout.movedim(shape.reshape(picked, new_shape), d + 1, -1)
 
 # x.abs_(), x.clamp_(0, 1), x.scatter_(...): the out-of-place op, written back into x (tensors that need no grad)
-INPLACE = [
-    "abs", "absolute", "acos", "acosh", "add", "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "addr", "arccos",
-    "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "asin", "asinh", "atan", "atan2", "atanh",
-    "baddbmm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil", "clamp", "clamp_max",
-    "clamp_min", "clip", "conj_physical", "copysign", "cos", "cosh", "cumprod", "cumsum", "deg2rad", "digamma",
-    "div", "divide", "eq", "erf", "erfc", "erfinv", "exp", "exp2", "expm1", "fix", "float_power", "floor",
-    "floor_divide", "fmod", "frac", "gcd", "ge", "greater", "greater_equal", "gt", "heaviside", "hypot", "i0",
-    "index_add", "index_copy", "index_fill", "index_put", "put", "lcm", "ldexp", "le", "lerp", "less", "less_equal",
-    "lgamma", "log", "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "lt",
-    "masked_fill", "masked_scatter", "mul", "multiply", "mvlgamma", "nan_to_num", "ne", "neg", "negative",
-    "nextafter", "not_equal", "polygamma", "pow", "rad2deg", "reciprocal", "relu", "remainder", "renorm", "round",
-    "rsqrt", "scatter", "scatter_add", "scatter_reduce", "sgn", "sigmoid", "sign", "sin", "sinc", "sinh", "sqrt",
-    "square", "sub", "subtract", "tan", "tanh", "tril", "triu", "true_divide", "trunc", "xlogy",
-]
+INPLACE = (
+    "abs absolute acos acosh add addbmm addcdiv addcmul addmm addmv addr arccos arccosh arcsin arcsinh arctan "
+    "arctan2 arctanh asin asinh atan atan2 atanh baddbmm bitwise_and bitwise_not bitwise_or bitwise_xor ceil clamp "
+    "clamp_max clamp_min clip conj_physical copysign cos cosh cumprod cumsum deg2rad digamma div divide eq erf erfc "
+    "erfinv exp exp2 expm1 fix float_power floor floor_divide fmod frac gcd ge greater greater_equal gt heaviside "
+    "hypot i0 index_add index_copy index_fill index_put put lcm ldexp le lerp less less_equal lgamma log log10 "
+    "log1p log2 logical_and logical_not logical_or logical_xor logit lt masked_fill masked_scatter mul multiply "
+    "mvlgamma nan_to_num ne neg negative nextafter not_equal polygamma pow rad2deg reciprocal relu remainder renorm "
+    "round rsqrt scatter scatter_add scatter_reduce sgn sigmoid sign sin sinc sinh sqrt square sub subtract tan "
+    "tanh tril triu true_divide trunc xlogy"
+).split()
 
 
 def _inplace_method(fn, name: str):
