@@ -147,9 +147,9 @@ def asarray(obj, *, dtype=None, device=None, copy: bool | None = None, requires_
     """``obj`` as a tensor, sharing its memory when it can (a tensor or NumPy array of the right dtype) unless
     ``copy=True``; ``copy=False`` refuses a copy it cannot avoid. Python data becomes a tensor as ``tensor`` does."""
     if isinstance(obj, Tensor | np.ndarray):
+        src = obj.data if isinstance(obj, Tensor) else obj
         out = creation.as_tensor(obj, dtype=dtype, device=device)
-        if copy is False and out.data is not (obj.data if isinstance(obj, Tensor) else obj) and not np.shares_memory(
-                out.data, obj.data if isinstance(obj, Tensor) else obj):
+        if copy is False and out.data is not src and not np.shares_memory(out.data, src):
             raise DTypeError(f"asarray: copy=False but the {dtype} result cannot share the input's memory; "
                              "pass copy=None to allow the copy")
         if copy:
