@@ -29,6 +29,11 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     return Tensor(value)
 
 
+def array_of(x):
+    """The array of a Tensor; anything else (a list, a number, an array) through ``np.asarray``."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
 def floating(x, op: str) -> Tensor:
     """``x`` itself when it is a floating-point Tensor; anything else is a DTypeError naming ``op``."""
     if not isinstance(x, Tensor) or not is_floating(x.data.dtype):

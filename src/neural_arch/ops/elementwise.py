@@ -14,7 +14,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
-from neural_arch.ops._operands import as_tensor, binary_operands
+from neural_arch.ops._operands import array_of, as_tensor, binary_operands
 
 __all__ = [
     "abs", "add", "allclose", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil", "clamp",
@@ -536,7 +536,7 @@ def minimum(a, b) -> Tensor:
 
 def where(condition, x, y) -> Tensor:
     """``x`` where ``condition`` holds, else ``y`` (broadcast together)."""
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = array_of(condition)
     if cond.dtype != np.bool_:
         cond = cond.astype(bool)
     x, y = binary_operands(x, y)

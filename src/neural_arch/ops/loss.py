@@ -23,7 +23,7 @@ from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DataError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._operands import binary_operands, floating
+from neural_arch.ops._operands import array_of, binary_operands, floating
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors, unsqueeze
 
@@ -147,10 +147,10 @@ def _class_input(input: Tensor, target, weight, op: str):
     x = floating(input, op).data
     if x.ndim == 0:
         raise ShapeError(f"{op}: input must have a class dim, got a 0-d tensor")
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = array_of(target)
     c = x.shape[0] if x.ndim == 1 else x.shape[1]
     if weight is not None:
-        wd = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        wd = array_of(weight)
         if wd.shape != (c,):
             raise ShapeError(f"{op}: weight must have shape ({c},) (one per class), got {shape_str(wd.shape)}")
     return x, t, c
@@ -160,7 +160,7 @@ def _weight_array(weight, like):
     """``weight`` (a Tensor, an array or None) as an array of ``like``'s dtype."""
     if weight is None:
         return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    w = array_of(weight)
     return w.astype(like.dtype, copy=False)
 
 
@@ -209,7 +209,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     reduction = _reduction(reduction, size_average, reduce, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    tdata = target.data if isinstance(target, Tensor) else np.asarray(target)
+    tdata = array_of(target)
     if not is_floating(tdata.dtype):
         return _nll(input, target, weight, ignore_index, reduction, label_smoothing, True, "cross_entropy")
     # probability targets

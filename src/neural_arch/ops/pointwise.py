@@ -19,8 +19,8 @@ from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
+from neural_arch.ops._operands import array_of, as_tensor, binary_operands
 from neural_arch.ops._operands import as_floating as _floating
-from neural_arch.ops._operands import as_tensor, binary_operands
 
 __all__ = [
     "absolute", "acos", "acosh", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "asin",
@@ -371,7 +371,7 @@ def float_power(x, exponent) -> Tensor:
 def heaviside(x, values) -> Tensor:
     """0 where x < 0, ``values`` where x = 0, 1 where x > 0 (not differentiable)."""
     a = x.data
-    v = values.data if isinstance(values, Tensor) else np.asarray(values)
+    v = array_of(values)
     if a.dtype != v.dtype:
         raise DTypeError(f"heaviside: input is {x.dtype} but values is {v.dtype}; they must match")
     return Tensor._wrap(np.where(a == 0, v, a > 0).astype(a.dtype))  # NaN -> 0, as torch

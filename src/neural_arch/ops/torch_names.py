@@ -14,7 +14,7 @@ from neural_arch.backend.dtypes import category, get_default_dtype, resolve_dtyp
 from neural_arch.errors import DTypeError, IndexingError, ShapeError
 from neural_arch.ops import creation, elementwise, loss, loss_extra, shape
 from neural_arch.ops import matrix_functions as mf
-from neural_arch.ops._operands import as_tensor
+from neural_arch.ops._operands import array_of, as_tensor
 from neural_arch.ops.embedding import embedding as _embedding  # (the family modules by path: ops.norm and
 from neural_arch.ops.norm import batch_norm as _batch_norm  # ops.embedding are also function names)
 from neural_arch.ops.norm import instance_norm as _instance_norm
@@ -190,7 +190,7 @@ def bitwise_right_shift(input, other) -> Tensor:  # noqa: A002
 
 def unravel_index(indices, shape: tuple) -> tuple:
     """The coordinates in ``shape`` of flat ``indices`` (row-major), one int64 tensor per dimension."""
-    flat = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    flat = array_of(indices)
     if flat.dtype.kind not in "iu":
         raise DTypeError(f"unravel_index: expected integer indices, got {flat.dtype}")
     size = int(np.prod(shape, dtype=np.int64))
