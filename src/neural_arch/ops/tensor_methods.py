@@ -60,36 +60,27 @@ METHODS = {
     "__rand__": _reflected(ew.bitwise_and), "__ror__": _reflected(ew.bitwise_or),
     "__iadd__": _inplace(ew.add, "+"), "__isub__": _inplace(ew.sub, "-"), "__imul__": _inplace(ew.mul, "*"),
     "__itruediv__": _inplace(ew.div, "/"), "__getitem__": index.getitem,
-    # elementwise
     **_named(ew, "add sub mul div pow neg exp log log1p expm1 sqrt rsqrt abs sign sin cos tanh sigmoid clamp clip "
                  "maximum minimum floor ceil round trunc eq ne lt le gt ge logical_and logical_or logical_not "
                  "logical_xor isnan isinf isfinite allclose equal bitwise_and bitwise_or bitwise_xor bitwise_not"),
     "where": lambda self, cond, other: ew.where(cond, self, other),
     "greater": ew.gt, "greater_equal": ew.ge, "less": ew.lt, "less_equal": ew.le, "not_equal": ew.ne,
-    # reductions
     **_named(reduce, "sum mean prod var std max min amax amin argmax argmin logsumexp cumsum norm all any "
                      "count_nonzero"),
-    # shape
     **_named(shape, "reshape view view_as reshape_as transpose swapaxes permute t squeeze unsqueeze expand "
                     "expand_as broadcast_to flatten unflatten repeat tile repeat_interleave split chunk unbind flip "
                     "roll tril triu"),
-    # indexing
     **_named(index, "gather scatter_add index_select masked_fill narrow"),
-    # linear algebra
     **_named(linalg, "matmul mm bmm dot outer"), "ger": linalg.outer, "mv": linalg.matmul,
-    # activations
     **_named(activation, "relu softmax log_softmax"),
-    # sorting and order statistics
     **_named(sorting, "sort argsort msort topk kthvalue median nanmedian mode quantile nanquantile cummax cummin "
                       "unique unique_consecutive histc"),
-    # diagonals, products and matrix functions
     **_named(products, "diagonal diag diag_embed diagflat trace addmm addbmm baddbmm addmv addr kron inner vdot cross "
                        "dist"),
     **_named(decomposition, "det slogdet"),
     **_named(matrix_functions, "logdet inverse pinverse matrix_power cholesky_solve cholesky_inverse lstsq matrix_exp "
                                "triangular_solve"),
     "cholesky": matrix_functions.old_cholesky, "svd": matrix_functions.old_svd, "qr": matrix_functions.old_qr,
-    # more pointwise math
     **_named(pointwise, "absolute acos acosh arccos arccosh arcsin arcsinh arctan arctan2 arctanh asin asinh atan "
                         "atan2 atanh clamp_max clamp_min copysign cosh deg2rad digamma divide erf erfc erfinv exp2 fix "
                         "float_power floor_divide fmax fmin fmod frac heaviside hypot isclose isneginf isposinf isreal "
@@ -97,20 +88,15 @@ METHODS = {
                         "rad2deg reciprocal remainder signbit sinc sinh square subtract tan true_divide xlogy addcmul "
                         "addcdiv sgn ldexp frexp gcd lcm nextafter i0 mvlgamma renorm"),
     "polygamma": lambda self, n: pointwise.polygamma(n, self),
-    # cumulative
     **_named(cumulative, "cumprod logcumsumexp diff"),
-    # layout
     **_named(layout, "rot90 fliplr flipud movedim moveaxis select tensor_split hsplit vsplit dsplit"),
     "swapdims": shape.transpose, "ravel": lambda self: shape.reshape(self, -1),
-    # scatter and selection
     **_named(scatter, "scatter scatter_reduce index_add index_copy index_fill masked_scatter masked_select take "
                       "take_along_dim nonzero argwhere index_put put select_scatter slice_scatter"),
-    # sampling
     **_named(sampling, "bernoulli multinomial bernoulli_ exponential_ geometric_ cauchy_ log_normal_ random_"),
-    # complex
     "conj": cx.conj, "conj_physical": cx.conj, "resolve_conj": lambda self: self, "resolve_neg": lambda self: self,
     "angle": cx.angle, "is_complex": cx.is_complex, "is_conj": lambda self: False, "is_neg": lambda self: False,
-    # statistics and the rest
+    # the rest
     **_named(statistics, "nansum nanmean aminmax cov corrcoef bincount histogram"),
     "adjoint": lambda self: cx.conj(shape.mT(self)),
     "type_as": lambda self, other: self.to(other.dtype), "ndimension": lambda self: self.data.ndim,
