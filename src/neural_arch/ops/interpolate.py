@@ -182,12 +182,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if mode.startswith("nearest"):
         exact = mode == "nearest-exact"
         ih, iw = (_nearest_index(n, o, s, exact) for n, o, s in zip(spatial, sizes, scales))
-        y = _apply_4d(input, k, lambda x4: NearestResize.apply(x4, ih=ih, iw=iw))
-    else:
-        dtype = compute_dtype(input.data.dtype)
-        hmap, wmap = (_linear_map(n, o, s, bool(align_corners), dtype) for n, o, s in zip(spatial, sizes, scales))
-        y = _apply_4d(input, k, lambda x4: LinearResize.apply(x4, hmap=hmap, wmap=wmap))
-    return y
+        return _apply_4d(input, k, lambda x4: NearestResize.apply(x4, ih=ih, iw=iw))
+    dtype = compute_dtype(input.data.dtype)
+    hmap, wmap = (_linear_map(n, o, s, bool(align_corners), dtype) for n, o, s in zip(spatial, sizes, scales))
+    return _apply_4d(input, k, lambda x4: LinearResize.apply(x4, hmap=hmap, wmap=wmap))
 
 
 def _apply_4d(input: Tensor, k: int, fn) -> Tensor:
