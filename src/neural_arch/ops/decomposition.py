@@ -288,9 +288,7 @@ def qr(a: Tensor, mode: str = "reduced"):
     m, n = a.data.shape[-2:]
     k = m if mode == "complete" else min(m, n)
     batch = a.data.shape[:-2]
-    packed = QR.apply(a, mode=mode)
-    q, r = _split(packed, [batch + (m, k), batch + (k, n)])
-    return QRResult(q, r)
+    return QRResult(*_split(QR.apply(a, mode=mode), [batch + (m, k), batch + (k, n)]))
 
 
 class SVD(Function):
@@ -348,9 +346,8 @@ def svd(a: Tensor, full_matrices: bool = True):
     k = min(m, n)
     batch = a.data.shape[:-2]
     cu, rv = (m, n) if full_matrices else (k, k)
-    packed = SVD.apply(a, full_matrices=full_matrices)
-    u, s, vh = _split(packed, [batch + (m, cu), batch + (k,), batch + (rv, n)])
-    return SVDResult(u, s, vh)
+    shapes = [batch + (m, cu), batch + (k,), batch + (rv, n)]
+    return SVDResult(*_split(SVD.apply(a, full_matrices=full_matrices), shapes))
 
 
 class Eigh(Function):
@@ -389,5 +386,4 @@ def eigh(a: Tensor, UPLO: str = "L"):  # noqa: N803 - torch's name
         raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
     n = a.data.shape[-1]
     batch = a.data.shape[:-2]
-    w, q = _split(Eigh.apply(a, uplo=UPLO), [batch + (n,), batch + (n, n)])
-    return EighResult(w, q)
+    return EighResult(*_split(Eigh.apply(a, uplo=UPLO), [batch + (n,), batch + (n, n)]))

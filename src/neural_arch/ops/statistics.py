@@ -79,8 +79,7 @@ def corrcoef(x: Tensor) -> Tensor:
     c = cov(x)
     if c.data.ndim == 0:
         return ew.div(c, c)
-    d = c.diagonal()
-    std = ew.sqrt(d)
+    std = ew.sqrt(c.diagonal())
     c = ew.div(ew.div(c, std.reshape(-1, 1)), std.reshape(1, -1))
     return ew.clamp(c, -1, 1)
 
