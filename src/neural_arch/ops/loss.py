@@ -196,9 +196,7 @@ def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
         inp, t = unsqueeze(input, 0), t.reshape(1)
     out = ClassNLL.apply(inp, target=t, weight=w, ignore_index=ignore_index, smoothing=smoothing,
                          reduction=reduction, fused=fused, op=op)
-    if x.ndim == 1 and reduction == "none":
-        out = out.reshape(())
-    return out
+    return out.reshape(()) if x.ndim == 1 and reduction == "none" else out
 
 
 def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
