@@ -299,23 +299,22 @@ def std_mean(x, dim=None, *, correction=1, keepdim=False):
     return std(x, dim, correction=correction, keepdim=keepdim), mean(as_floating(x), dim, keepdim)
 
 
-def _check_nonempty(x, axes, op):
+def _nonempty_axes(x, dim, op):
+    """The axes of ``dim``, none of them empty (a max or min over nothing has no value)."""
+    axes = normalize_dims(dim, x.data.ndim, op)
     if builtins.any(x.data.shape[a] == 0 for a in axes) or (not axes and x.data.size == 0):
         raise ShapeError(f"{op}: cannot reduce over an empty dimension (input shape {shape_str(x.shape)})")
+    return axes
 
 
 def amax(x, dim=None, keepdim: bool = False) -> Tensor:
     """The maximum along ``dim``; ties share the gradient equally (torch.amax)."""
-    axes = normalize_dims(dim, x.data.ndim, "amax")
-    _check_nonempty(x, axes, "amax")
-    return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=False)
+    return AMax.apply(x, axes=_nonempty_axes(x, dim, "amax"), keepdim=keepdim, use_min=False)
 
 
 def amin(x, dim=None, keepdim: bool = False) -> Tensor:
     """The minimum along ``dim``; ties share the gradient equally (torch.amin)."""
-    axes = normalize_dims(dim, x.data.ndim, "amin")
-    _check_nonempty(x, axes, "amin")
-    return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=True)
+    return AMax.apply(x, axes=_nonempty_axes(x, dim, "amin"), keepdim=keepdim, use_min=True)
 
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -329,8 +328,7 @@ def _max_min(x, dim, keepdim, use_min, op):
     if x.data.ndim == 0:  # torch: dim 0 / -1 of a 0-d tensor is the element itself
         normalize_dims(dim, 0, op)
         return MaxResult(x.clone(), Tensor._wrap(np.zeros((), dtype=np.int64)))
-    (axis,) = normalize_dims(dim, x.data.ndim, op)
-    _check_nonempty(x, (axis,), op)
+    (axis,) = _nonempty_axes(x, dim, op)
     values = MaxDim.apply(x, axis=axis, keepdim=keepdim, use_min=use_min)
     node = values._ctx
     idx = node.indices if node is not None else _indices(x.data, axis, keepdim, use_min)
