@@ -333,9 +333,7 @@ def repeat(x: Tensor, *repeats) -> Tensor:
 
 def tile(x: Tensor, dims) -> Tensor:
     """``x`` repeated ``dims`` times along each dim (torch.tile)."""
-    reps = tuple(dims)
-    reps = (1,) * (x.data.ndim - len(reps)) + reps
-    return Tile.apply(x, reps=reps)
+    return Tile.apply(x, reps=(1,) * (x.data.ndim - len(dims)) + tuple(dims))
 
 
 def repeat_interleave(x: Tensor, repeats: int, dim: int | None = None) -> Tensor:
@@ -458,11 +456,8 @@ def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
         widths[x.data.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     if mode != "constant":
         return pad_nonconstant(x, widths, mode)
-    if any(lo < 0 or hi < 0 for lo, hi in widths):
-        for axis, (lo, hi) in enumerate(widths):  # negative padding crops first
-            if lo < 0 or hi < 0:
-                n = x.data.shape[axis]
-                start, stop = -min(lo, 0), n + min(hi, 0)
-                x = narrow(x, axis, start, stop - start)
-        widths = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
-    return ConstantPad.apply(x, widths=tuple(widths), value=value)
+    for axis, (lo, hi) in enumerate(widths):  # negative padding crops first
+        if lo < 0 or hi < 0:
+            n = x.data.shape[axis]
+            x = narrow(x, axis, -min(lo, 0), n + min(hi, 0) + min(lo, 0))
+    return ConstantPad.apply(x, widths=tuple((max(lo, 0), max(hi, 0)) for lo, hi in widths), value=value)
