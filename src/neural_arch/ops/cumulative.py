@@ -126,9 +126,7 @@ def _trapezoid_parts(y: Tensor, x, dx, dim):
         xs = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
         width = diff(xs, dim=-1 if xs.data.ndim == 1 else dim)
         if xs.data.ndim == 1 and y.data.ndim > 1:  # a 1-d x applies along dim
-            shape = [1] * y.data.ndim
-            shape[axis] = -1
-            width = width.reshape(shape)
+            width = width.reshape([-1 if d == axis else 1 for d in range(y.data.ndim)])
         return ew.mul(mid, width), axis
     return ew.mul(mid, 1 if dx is None else dx), axis
 

@@ -187,9 +187,7 @@ def _cumulative(x: Tensor, dim: int, use_min: bool, result):
     zero_d, x1 = x.data.ndim == 0, _as_1d(x)
     a = x1.data
     running = (np.minimum if use_min else np.maximum).accumulate(a, axis=axis)
-    shape = [1] * a.ndim
-    shape[axis] = a.shape[axis]
-    pos = np.arange(a.shape[axis]).reshape(shape)
+    pos = np.arange(a.shape[axis]).reshape([-1 if d == axis else 1 for d in range(a.ndim)])
     # the latest position holding the running extreme (torch takes the last of equal values); once a
     # NaN appears the running value is NaN, at the latest NaN's position
     hit = (a == running) | (np.isnan(a) if a.dtype.kind == "f" else False)
