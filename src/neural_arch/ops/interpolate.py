@@ -82,12 +82,8 @@ def _scatter_axis(g, idx, n: int, axis: int):
         return g
     starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
     sums = np.add.reduceat(g, starts, axis=axis) if len(starts) < len(idx) else g
-    shape = list(g.shape)
-    shape[axis] = n
-    out = np.zeros(shape, dtype=g.dtype)
-    where = [slice(None)] * g.ndim
-    where[axis] = idx[starts]
-    out[tuple(where)] = sums
+    out = np.zeros(g.shape[:axis] + (n,) + g.shape[axis + 1:], dtype=g.dtype)
+    out[(slice(None),) * axis + (idx[starts],)] = sums
     return out
 
 
