@@ -6,7 +6,8 @@ import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.device import array_namespace
-from neural_arch.backend.dtypes import category, promote_types, scalar_dtype
+from neural_arch.backend.dtypes import category, get_default_dtype, is_floating, promote_types, scalar_dtype
+from neural_arch.errors import DTypeError
 
 _SCALARS = (int, float, bool, np.generic)
 _ndarray = np.ndarray
@@ -26,6 +27,26 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
         except OverflowError:  # uint8_tensor * 300: wrap around as torch does
             return Tensor._wrap(xp.asarray(np.array(value).astype(dtype)))
     return Tensor(value)
+
+
+def array_of(x):
+    """The array of a Tensor; anything else (a list, a number, an array) through ``np.asarray``."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def floating(x, op: str) -> Tensor:
+    """``x`` itself when it is a floating-point Tensor; anything else is a DTypeError naming ``op``."""
+    if not isinstance(x, Tensor) or not is_floating(x.data.dtype):
+        got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise DTypeError(f"{op}: needs a floating-point Tensor, got {got}; convert with .float() first")
+    return x
+
+
+def as_floating(x) -> Tensor:
+    """``x`` as a Tensor, integer and bool ones converted to the default float dtype (what exp, log, sin ... of
+    integers give)."""
+    x = as_tensor(x)
+    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
 
 
 def binary_operands(a, b) -> tuple[Tensor, Tensor]:
@@ -70,12 +91,8 @@ def binary_operands(a, b) -> tuple[Tensor, Tensor]:
 
 def _with_scalar(t: Tensor, value) -> tuple[Tensor, Tensor]:
     """``t`` and the scalar ``value`` as a 0-d Tensor, both in the dtype they meet in."""
-    dtype = scalar_dtype(value, t.data.dtype)
-    xp = array_namespace(t.data)
-    try:
-        s = Tensor._wrap(xp.asarray(value, dtype=dtype))
-    except OverflowError:  # uint8_tensor * 300: wrap around as torch does
-        s = Tensor._wrap(xp.asarray(np.array(value).astype(dtype)))
+    s = as_tensor(value, t)
+    dtype = s.data.dtype
     return (t if dtype == t.data.dtype else t.to(dtype)), s  # (a higher category's scalar wins outright)
 
 

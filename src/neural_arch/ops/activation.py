@@ -24,6 +24,7 @@ from neural_arch.backend.kernels.half import convert
 from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops._half import HALF
+from neural_arch.ops._operands import floating as _float
 from neural_arch.ops.elementwise import sigmoid, tanh  # noqa: F401 - F.sigmoid / F.tanh
 from neural_arch.ops.shape import chunk
 
@@ -265,14 +266,6 @@ class Softmax(Function):
 
 
 # -- the functional API (torch.nn.functional names and signatures) ---------------------------------------
-def _float(x: Tensor, op: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if not is_floating(x.data.dtype):
-        raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; convert with .float() first")
-    return x
-
-
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0). ``inplace`` is accepted and ignored (a new tensor is always returned)."""
     if input.data.dtype.kind in "iu":
@@ -374,35 +367,32 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     return a * sigmoid(b)
 
 
-def _softmax_dim(x: Tensor, dim, op: str) -> tuple:
-    if dim is None:  # torch's legacy implicit choice, with its warning
-        warnings.warn(f"Implicit dimension choice for {op} has been deprecated; pass dim=", stacklevel=3)
-        dim = 0 if x.data.ndim in (0, 1, 3) else 1
-    return normalize_dims(dim, x.data.ndim, op)
-
-
-def _softmax_input(input, dtype, op):
+def _softmax_args(input, dim, dtype, op) -> tuple:
+    """(input cast to ``dtype``, the axes of ``dim``) for the softmax family."""
     x = input if dtype is None else input.to(dtype)
     if not is_floating(x.data.dtype):
         raise DTypeError(f"{op}: needs a floating-point tensor, got {x.dtype}; pass dtype= or convert first")
-    return x
+    if dim is None:  # torch's legacy implicit choice, with its warning
+        warnings.warn(f"Implicit dimension choice for {op} has been deprecated; pass dim=", stacklevel=3)
+        dim = 0 if x.data.ndim in (0, 1, 3) else 1
+    return x, normalize_dims(dim, x.data.ndim, op)
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """e^{x_i} / sum_j e^{x_j} along ``dim``; ``dtype`` casts the input first, as torch."""
-    x = _softmax_input(input, dtype, "softmax")
-    return Softmax.apply(x, axis=_softmax_dim(x, dim, "softmax"), log=False)
+    x, axes = _softmax_args(input, dim, dtype, "softmax")
+    return Softmax.apply(x, axis=axes, log=False)
 
 
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """softmax(-x) along ``dim`` (torch.nn.functional.softmin)."""
-    x = _softmax_input(input, dtype, "softmin")
-    return Softmax.apply(-x, axis=_softmax_dim(x, dim, "softmin"), log=False)
+    x, axes = _softmax_args(input, dim, dtype, "softmin")
+    return Softmax.apply(-x, axis=axes, log=False)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """x_i - log sum_j e^{x_j} along ``dim``, stable for any finite logits."""
-    x = _softmax_input(input, dtype, "log_softmax")
-    return Softmax.apply(x, axis=_softmax_dim(x, dim, "log_softmax"), log=True)
+    x, axes = _softmax_args(input, dim, dtype, "log_softmax")
+    return Softmax.apply(x, axis=axes, log=True)
 
 

@@ -12,8 +12,9 @@ import numpy as np
 from neural_arch.autograd.grad_mode import STATE
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import get_generator
-from neural_arch.errors import ConfigError, DTypeError, GradientError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, GradientError, ShapeError, shape_str
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._operands import floating as _float
 from neural_arch.ops.activation import celu, elu, hardtanh, leaky_relu, relu, selu, softmax
 from neural_arch.ops.elementwise import abs as _abs
 from neural_arch.ops.elementwise import tanh, where
@@ -23,11 +24,6 @@ __all__ = [
     "celu_", "elu_", "gumbel_softmax", "hardshrink", "hardtanh_", "leaky_relu_", "prelu", "relu_", "rrelu", "rrelu_",
     "selu_", "softshrink", "softsign", "tanhshrink", "threshold", "threshold_",
 ]
-
-
-def _float(x, op):
-    if not isinstance(x, Tensor) or x.data.dtype.kind != "f":
-        raise DTypeError(f"{op}: expects a floating-point Tensor, got {getattr(x, 'dtype', type(x).__name__)}")
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:

@@ -25,10 +25,6 @@ __all__ = ["angle", "complex", "conj", "conj_physical", "imag", "is_complex", "p
            "view_as_real"]
 
 
-def _real_dtype(dtype):
-    return np.float32 if dtype == np.complex64 else np.float64
-
-
 def _complex_dtype(dtype):
     return np.complex64 if dtype in (np.float32, np.float16) else np.complex128
 
@@ -85,7 +81,7 @@ class Angle(Function):
     @staticmethod
     def forward(ctx, z):
         ctx.save_for_backward(z)
-        return np.angle(z).astype(_real_dtype(z.dtype) if z.dtype.kind == "c" else z.dtype)
+        return np.angle(z).astype(z.real.dtype)
 
     @staticmethod
     def backward(ctx, grad):

@@ -14,6 +14,7 @@ from neural_arch.backend.device import to_device
 from neural_arch.backend.dtypes import get_default_dtype, resolve_dtype
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import ShapeError
+from neural_arch.ops.shape import _shape_arg
 
 __all__ = [
     "arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "linspace",
@@ -23,10 +24,8 @@ __all__ = [
 
 
 def _shape(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = size[0]
     try:
-        shape = tuple(int(s) for s in size)
+        shape = _shape_arg(size)
     except TypeError:
         raise ShapeError(f"sizes must be integers, got {size!r}") from None
     if any(s < 0 for s in shape):

@@ -39,16 +39,12 @@ def _lse(*terms):
 
 
 def _shift(a, k):
-    """a[s - k] (with -inf where s < k)."""
+    """a[s - k] (with -inf where s - k is outside a); k may be negative."""
     out = np.full_like(a, _NEG)
-    out[k:] = a[:-k]
-    return out
-
-
-def _unshift(a, k):
-    """a[s + k] (with -inf past the end)."""
-    out = np.full_like(a, _NEG)
-    out[:-k] = a[k:]
+    if k > 0:
+        out[k:] = a[:-k]
+    else:
+        out[:k] = a[-k:]
     return out
 
 
@@ -72,7 +68,7 @@ def _one_sample(lp, labels, blank):
     skip_next[:-2] = skip[2:]
     for t in range(T - 2, -1, -1):
         b = beta[t + 1]
-        beta[t] = emit[t] + _lse(b, _unshift(b, 1), np.where(skip_next, _unshift(b, 2), _NEG))
+        beta[t] = emit[t] + _lse(b, _shift(b, -1), np.where(skip_next, _shift(b, -2), _NEG))
     nll = -_lse(alpha[T - 1, S - 1], alpha[T - 1, S - 2] if S > 1 else _NEG)
     ab = alpha + beta  # (T, S')
     lcab = np.full((T, C), _NEG)

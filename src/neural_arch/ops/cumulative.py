@@ -13,13 +13,10 @@ from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
 from neural_arch.ops._dims import normalize_dims
 from neural_arch.ops.index import getitem
+from neural_arch.ops.reduce import _rev_cumsum
 from neural_arch.ops.shape import cat
 
 __all__ = ["cumprod", "cumulative_trapezoid", "diff", "logcumsumexp", "trapezoid", "trapz"]
-
-
-def _rev_cumsum(a, axis):
-    return np.flip(np.cumsum(np.flip(a, axis), axis=axis), axis)
 
 
 class CumProd(Function):
@@ -129,9 +126,7 @@ def _trapezoid_parts(y: Tensor, x, dx, dim):
         xs = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
         width = diff(xs, dim=-1 if xs.data.ndim == 1 else dim)
         if xs.data.ndim == 1 and y.data.ndim > 1:  # a 1-d x applies along dim
-            shape = [1] * y.data.ndim
-            shape[axis] = -1
-            width = width.reshape(shape)
+            width = width.reshape([-1 if d == axis else 1 for d in range(y.data.ndim)])
         return ew.mul(mid, width), axis
     return ew.mul(mid, 1 if dx is None else dx), axis
 

@@ -5,7 +5,7 @@ Gradients are torch's (real case; ``tools/autograd/FunctionsManual.cpp``).
 Notation: A the input, G = dL/d(output), ^T the transpose over the last two dims.
 
 An op with several differentiable outputs (qr, svd, eigh) returns them packed
-into one flat array; ``_unpack`` slices them back out with differentiable
+into one flat array; ``_split`` slices them back out with differentiable
 indexing, so backward gets one packed gradient, zeros where an output was not used.
 """
 
@@ -21,9 +21,8 @@ from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import gemm
 from neural_arch.errors import DTypeError, GradientError, NumericalError, ShapeError, shape_str
-from neural_arch.ops.index import getitem
 from neural_arch.ops.reduce import _prod_others
-from neural_arch.ops.shape import reshape, transpose
+from neural_arch.ops.shape import transpose
 
 __all__ = ["cholesky", "det", "eigh", "inv", "qr", "slogdet", "solve", "svd"]
 
@@ -37,8 +36,7 @@ def _T(a):
     return np.swapaxes(a, -1, -2)
 
 
-def _mm(a, b):
-    return gemm.matmul(a, b)
+_mm = gemm.matmul
 
 
 def _square(x: Tensor, op: str) -> None:
@@ -56,24 +54,16 @@ def _floating(x: Tensor, op: str) -> None:
                          "or .float()")
 
 
-def _unpack(packed: Tensor, shapes) -> list[Tensor]:
-    outs, start = [], 0
-    for shape in shapes:
-        n = math.prod(shape)
-        outs.append(reshape(getitem(packed, slice(start, start + n)), shape))
-        start += n
-    return outs
-
-
 def _pack(*arrays):
     return np.concatenate([a.reshape(-1) for a in arrays])
 
 
-def _split(grad, shapes):
+def _split(packed, shapes) -> list:
+    """The consecutive pieces of a flat ``packed`` (an array, or a Tensor: differentiable slices), one per shape."""
     parts, start = [], 0
     for shape in shapes:
         n = math.prod(shape)
-        parts.append(grad[start:start + n].reshape(shape))
+        parts.append(packed[start:start + n].reshape(shape))
         start += n
     return parts
 
@@ -298,9 +288,7 @@ def qr(a: Tensor, mode: str = "reduced"):
     m, n = a.data.shape[-2:]
     k = m if mode == "complete" else min(m, n)
     batch = a.data.shape[:-2]
-    packed = QR.apply(a, mode=mode)
-    q, r = _unpack(packed, [batch + (m, k), batch + (k, n)])
-    return QRResult(q, r)
+    return QRResult(*_split(QR.apply(a, mode=mode), [batch + (m, k), batch + (k, n)]))
 
 
 class SVD(Function):
@@ -358,9 +346,8 @@ def svd(a: Tensor, full_matrices: bool = True):
     k = min(m, n)
     batch = a.data.shape[:-2]
     cu, rv = (m, n) if full_matrices else (k, k)
-    packed = SVD.apply(a, full_matrices=full_matrices)
-    u, s, vh = _unpack(packed, [batch + (m, cu), batch + (k,), batch + (rv, n)])
-    return SVDResult(u, s, vh)
+    shapes = [batch + (m, cu), batch + (k,), batch + (rv, n)]
+    return SVDResult(*_split(SVD.apply(a, full_matrices=full_matrices), shapes))
 
 
 class Eigh(Function):
@@ -399,5 +386,4 @@ def eigh(a: Tensor, UPLO: str = "L"):  # noqa: N803 - torch's name
         raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
     n = a.data.shape[-1]
     batch = a.data.shape[:-2]
-    w, q = _unpack(Eigh.apply(a, uplo=UPLO), [batch + (n,), batch + (n, n)])
-    return EighResult(w, q)
+    return EighResult(*_split(Eigh.apply(a, uplo=UPLO), [batch + (n,), batch + (n, n)]))

@@ -16,10 +16,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels.dropout import apply_mask
 from neural_arch.backend.random import get_generator
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
+from neural_arch.ops._operands import floating
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
@@ -62,12 +62,9 @@ class CounterDropout(Function):
 
 
 def _check(input, p, op):
-    if not isinstance(input, Tensor):
-        raise DTypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
+    floating(input, op)
     if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
         raise ConfigError(f"{op}: dropout probability must be in [0, 1], got {p}")
-    if not is_floating(input.data.dtype):
-        raise DTypeError(f"{op}: needs a floating-point tensor, got {input.dtype}")
 
 
 def _draw(p: float, generator):
@@ -106,11 +103,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
 def _channel_dropout(input, p, training, generator, op, batched_ndim):
     """Drop whole channels: the mask has the (N, C) dims (or C alone when unbatched) and 1s elsewhere."""
-    if isinstance(input, Tensor) and input.data.ndim not in (batched_ndim - 1, batched_ndim):
+    _check(input, p, op)
+    if input.data.ndim not in (batched_ndim - 1, batched_ndim):
         raise ShapeError(f"{op}: expected a {batched_ndim - 1}-d or {batched_ndim}-d input, got "
                          f"{shape_str(input.shape)}")
-    if not isinstance(input, Tensor):
-        _check(input, p, op)
     shape = input.data.shape
     lead = 2 if input.data.ndim == batched_ndim else 1
     return _dropout(input, p, training, shape[:lead] + (1,) * (len(shape) - lead), op, generator)
@@ -127,9 +123,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     """Channel dropout for (N, C, H, W) inputs. A 3-d input is taken as (N, C, L), as torch
     does (with its warning): one mask value per (sample, channel)."""
     if isinstance(input, Tensor) and input.data.ndim == 3:
-        _check(input, p, "dropout2d")
-        s = input.data.shape
-        return _dropout(input, p, training, s[:2] + (1,), "dropout2d", generator)
+        return _dropout(input, p, training, input.data.shape[:2] + (1,), "dropout2d", generator)
     return _channel_dropout(input, p, training, generator, "dropout2d", 4)
 
 

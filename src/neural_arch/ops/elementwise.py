@@ -14,7 +14,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import get_default_dtype, is_floating
 from neural_arch.backend.kernels import activation as kern
 from neural_arch.backend.kernels import elementwise as ew
-from neural_arch.ops._operands import as_tensor, binary_operands
+from neural_arch.ops._operands import array_of, as_tensor, binary_operands
 
 __all__ = [
     "abs", "add", "allclose", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil", "clamp",
@@ -331,7 +331,6 @@ class ZeroGrad(Function):
 
     @staticmethod
     def forward(ctx, x, fn):
-        ctx.shape = x.shape
         return fn(x)
 
     @staticmethod
@@ -437,8 +436,7 @@ def div(a, b, rounding_mode: str | None = None) -> Tensor:
     if rounding_mode == "floor":
         return Tensor._wrap(np.floor_divide(a.data, b.data))
     if rounding_mode == "trunc":
-        q = np.trunc(a.data / b.data)
-        return Tensor._wrap(q.astype(a.data.dtype, copy=False))
+        return Tensor._wrap(np.trunc(a.data / b.data).astype(a.data.dtype, copy=False))
     raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
 
 
@@ -501,9 +499,7 @@ def ceil(x) -> Tensor:
 
 def round(x, decimals: int = 0) -> Tensor:  # noqa: A001
     """Round half to even, as torch.round (and np.round) do."""
-    if not is_floating(x.data.dtype):
-        return x
-    return ZeroGrad.apply(x, fn=lambda a: np.round(a, decimals))
+    return ZeroGrad.apply(x, fn=lambda a: np.round(a, decimals)) if is_floating(x.data.dtype) else x
 
 
 def trunc(x) -> Tensor:
@@ -540,7 +536,7 @@ def minimum(a, b) -> Tensor:
 
 def where(condition, x, y) -> Tensor:
     """``x`` where ``condition`` holds, else ``y`` (broadcast together)."""
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = array_of(condition)
     if cond.dtype != np.bool_:
         cond = cond.astype(bool)
     x, y = binary_operands(x, y)
@@ -548,80 +544,48 @@ def where(condition, x, y) -> Tensor:
 
 
 # -- no-grad elementwise: comparisons and logic ---------------------------------------------------------
-def _no_grad_binary(ufunc, name=None, doc=None):
-    """A comparison or bitwise op: operands promoted as for arithmetic, no graph node."""
+def _no_grad_binary(ufunc, doc, promote=True):
+    """A comparison, logical or bitwise op: operands promoted as for arithmetic (``promote``), no graph node."""
 
-    def op(a, b) -> Tensor:
-        a, b = binary_operands(a, b)
+    def op(input, other) -> Tensor:  # noqa: A002 - torch's names
+        a, b = binary_operands(input, other) if promote else (as_tensor(input), as_tensor(other))
         return Tensor._wrap(ufunc(a.data, b.data))
-
-    op.__name__ = name or ufunc.__name__
-    op.__doc__ = doc
-    return op
-
-
-eq = _no_grad_binary(np.equal, doc="a == b elementwise with broadcasting; a bool tensor (torch.eq).")
-"""a == b elementwise with broadcasting; a bool tensor (torch.eq)."""
-ne = _no_grad_binary(np.not_equal, doc="a != b elementwise; a bool tensor (torch.ne).")
-"""a != b elementwise; a bool tensor (torch.ne)."""
-lt = _no_grad_binary(np.less, doc="a < b elementwise; a bool tensor (torch.lt).")
-"""a < b elementwise; a bool tensor (torch.lt)."""
-le = _no_grad_binary(np.less_equal, doc="a <= b elementwise; a bool tensor (torch.le).")
-"""a <= b elementwise; a bool tensor (torch.le)."""
-gt = _no_grad_binary(np.greater, doc="a > b elementwise; a bool tensor (torch.gt).")
-"""a > b elementwise; a bool tensor (torch.gt)."""
-ge = _no_grad_binary(np.greater_equal, doc="a >= b elementwise; a bool tensor (torch.ge).")
-"""a >= b elementwise; a bool tensor (torch.ge)."""
-
-
-def _logical(ufunc, doc=None):
-    def op(a, b) -> Tensor:
-        return Tensor._wrap(ufunc(as_tensor(a).data, as_tensor(b).data))
 
     op.__name__ = ufunc.__name__
     op.__doc__ = doc
     return op
 
 
-logical_and = _logical(np.logical_and, doc="a and b elementwise (nonzero is true); a bool tensor (torch.logical_and).")
-"""a and b elementwise (nonzero is true); a bool tensor (torch.logical_and)."""
-logical_or = _logical(np.logical_or, doc="a or b elementwise; a bool tensor (torch.logical_or).")
-"""a or b elementwise; a bool tensor (torch.logical_or)."""
-logical_xor = _logical(np.logical_xor, doc="a xor b elementwise; a bool tensor (torch.logical_xor).")
-"""a xor b elementwise; a bool tensor (torch.logical_xor)."""
+def _no_grad_unary(ufunc, doc, name=None):
+    def op(x) -> Tensor:
+        return Tensor._wrap(ufunc(x.data))
+
+    op.__name__ = name or ufunc.__name__
+    op.__doc__ = doc
+    return op
 
 
-def logical_not(x) -> Tensor:
-    """not x, elementwise; a bool tensor, no gradient (torch.logical_not)."""
-    return Tensor._wrap(np.logical_not(x.data))
-
-
-def isnan(x) -> Tensor:
-    """x != x, elementwise; a bool tensor (torch.isnan)."""
-    return Tensor._wrap(np.isnan(x.data))
-
-
-def isinf(x) -> Tensor:
-    """True where x is +inf or -inf; a bool tensor (torch.isinf)."""
-    return Tensor._wrap(np.isinf(x.data))
-
-
-def isfinite(x) -> Tensor:
-    """True where x is neither inf nor nan; a bool tensor (torch.isfinite)."""
-    return Tensor._wrap(np.isfinite(x.data))
-
-
-bitwise_and = _no_grad_binary(np.bitwise_and, "bitwise_and", "a & b for integer and bool tensors (torch.bitwise_and).")
-"""a & b for integer and bool tensors (torch.bitwise_and)."""
-bitwise_or = _no_grad_binary(np.bitwise_or, "bitwise_or", "a | b for integer and bool tensors (torch.bitwise_or).")
-"""a | b for integer and bool tensors (torch.bitwise_or)."""
-bitwise_xor = _no_grad_binary(np.bitwise_xor, "bitwise_xor", "a ^ b for integer and bool tensors (torch.bitwise_xor).")
-"""a ^ b for integer and bool tensors (torch.bitwise_xor)."""
-
-
-def bitwise_not(x) -> Tensor:
-    """~x for integer and bool tensors; no gradient (torch.bitwise_not)."""
-    return Tensor._wrap(np.invert(x.data))
+eq = _no_grad_binary(np.equal, "input == other elementwise with broadcasting; a bool tensor (torch.eq).")
+ne = _no_grad_binary(np.not_equal, "input != other elementwise; a bool tensor (torch.ne, torch.not_equal).")
+lt = _no_grad_binary(np.less, "input < other elementwise; a bool tensor (torch.lt, torch.less).")
+le = _no_grad_binary(np.less_equal, "input <= other elementwise; a bool tensor (torch.le, torch.less_equal).")
+gt = _no_grad_binary(np.greater, "input > other elementwise; a bool tensor (torch.gt, torch.greater).")
+ge = _no_grad_binary(np.greater_equal, "input >= other elementwise; a bool tensor (torch.ge, torch.greater_equal).")
+logical_and = _no_grad_binary(np.logical_and, "input and other elementwise (nonzero is true); a bool tensor "
+                              "(torch.logical_and).", promote=False)
+logical_or = _no_grad_binary(np.logical_or, "input or other elementwise; a bool tensor (torch.logical_or).",
+                             promote=False)
+logical_xor = _no_grad_binary(np.logical_xor, "input xor other elementwise; a bool tensor (torch.logical_xor).",
+                              promote=False)
+logical_not = _no_grad_unary(np.logical_not, "not x, elementwise; a bool tensor, no gradient (torch.logical_not).")
+isnan = _no_grad_unary(np.isnan, "x != x, elementwise; a bool tensor (torch.isnan).")
+isinf = _no_grad_unary(np.isinf, "True where x is +inf or -inf; a bool tensor (torch.isinf).")
+isfinite = _no_grad_unary(np.isfinite, "True where x is neither inf nor nan; a bool tensor (torch.isfinite).")
+bitwise_and = _no_grad_binary(np.bitwise_and, "input & other for integer and bool tensors (torch.bitwise_and).")
+bitwise_or = _no_grad_binary(np.bitwise_or, "input | other for integer and bool tensors (torch.bitwise_or).")
+bitwise_xor = _no_grad_binary(np.bitwise_xor, "input ^ other for integer and bool tensors (torch.bitwise_xor).")
+bitwise_not = _no_grad_unary(np.invert, "~x for integer and bool tensors; no gradient (torch.bitwise_not).",
+                             "bitwise_not")
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:

@@ -32,9 +32,7 @@ def _resize(a, axes, sizes):
         if have > n:
             out = np.take(out, np.arange(n), axis=ax)
         elif have < n:
-            pad = [(0, 0)] * out.ndim
-            pad[ax] = (0, n - have)
-            out = np.pad(out, pad)
+            out = np.pad(out, [(0, n - have) if d == ax else (0, 0) for d in range(out.ndim)])
     return out
 
 
@@ -91,7 +89,7 @@ class FFTC2R(Function):
     @staticmethod
     def forward(ctx, x, sizes, axes, norm):
         ctx.in_shape, ctx.axes, ctx.norm, ctx.sizes = x.shape, axes, norm, sizes
-        return np.fft.irfftn(x, sizes, axes, norm=norm).astype(np.float32 if x.dtype == np.complex64 else np.float64)
+        return np.fft.irfftn(x, sizes, axes, norm=norm).astype(x.real.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -99,9 +97,7 @@ class FFTC2R(Function):
         n = ctx.sizes[-1]
         double = n - (n // 2 + 1)
         if double > 0:
-            idx = [slice(None)] * g.ndim
-            idx[ctx.axes[-1]] = slice(1, 1 + double)
-            g[tuple(idx)] *= 2
+            g[(slice(None),) * ctx.axes[-1] + (slice(1, 1 + double),)] *= 2
         in_sizes = [ctx.in_shape[a] for a in ctx.axes]
         return _resize(g, ctx.axes, in_sizes).astype(_complex(np.empty(0, grad.dtype)).dtype, copy=False)
 
@@ -117,9 +113,7 @@ def _as_input(x: Tensor, op: str, real_only: bool = False) -> Tensor:
     kind = x.data.dtype.kind
     if real_only and kind == "c":
         raise DTypeError(f"{op}: expects a real input, got {x.dtype} (use the complex transform, e.g. fft)")
-    if kind in "biu":
-        return x.float()
-    return x
+    return x.float() if kind in "biu" else x
 
 
 def _axes_sizes(x: Tensor, s, dim, op: str, default_all: bool):

@@ -17,10 +17,10 @@ import numpy as np
 
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.random import get_generator
-from neural_arch.errors import ConfigError, ShapeError, shape_str
-from neural_arch.ops.conv import ntuple
+from neural_arch.errors import ConfigError, ShapeError
+from neural_arch.ops.conv import _batched, ntuple
 from neural_arch.ops.pool import MaxPoolGather
-from neural_arch.ops.shape import reshape
+from neural_arch.ops.pool3d import _max_result
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool2d_with_indices", "fractional_max_pool3d",
            "fractional_max_pool3d_with_indices"]
@@ -39,10 +39,7 @@ def _starts(u, n, m, k, dtype):
 
 
 def _fractional(op, input, nd, kernel_size, output_size, output_ratio, return_indices, samples, generator):
-    unbatched = input.ndim == nd + 1
-    x = reshape(input, (1,) + tuple(input.shape)) if unbatched else input
-    if x.ndim != nd + 2:
-        raise ShapeError(f"{op}: expected a {nd + 1}-d or {nd + 2}-d input, got {shape_str(input.shape)}")
+    x, unbatched = _batched(input, nd + 2, op, "(N, C, *spatial)")
     kernel = ntuple(kernel_size, nd, "kernel_size", op)
     spatial = tuple(x.shape[2:])
     if output_size is None:
@@ -77,9 +74,7 @@ def _fractional(op, input, nd, kernel_size, output_size, output_ratio, return_in
     index = np.take_along_axis(flat.reshape((N * C,) + out + (-1,)), arg[..., None], axis=-1)[..., 0]
     index = index.reshape((N, C) + out)
     y = MaxPoolGather.apply(x, window=None, found=(index, None), overlapping=True)
-    if unbatched:
-        y, index = reshape(y, tuple(y.shape[1:])), index[0]
-    return (y, Tensor._wrap(index)) if return_indices else y
+    return _max_result(y, index, unbatched, return_indices)
 
 
 def fractional_max_pool2d(input: Tensor, kernel_size, output_size=None, output_ratio=None, return_indices=False,

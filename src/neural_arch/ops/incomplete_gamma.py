@@ -10,8 +10,9 @@ import numpy as np
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import GradientError
+from neural_arch.ops._operands import as_floating as _floating
 from neural_arch.ops._operands import binary_operands
-from neural_arch.ops.pointwise import _floating, _special
+from neural_arch.ops.pointwise import _special
 
 __all__ = ["igamma", "igammac"]
 

@@ -24,11 +24,7 @@ def _is_basic(idx) -> bool:
 
 
 def _scatter_add_into(out, idx, grad):
-    xp = array_namespace(out)
-    if xp is np:
-        np.add.at(out, idx, grad)
-    else:  # CuPy spells it differently
-        xp.add.at(out, idx, grad)
+    array_namespace(out).add.at(out, idx, grad)
 
 
 class Index(Function):
@@ -36,7 +32,7 @@ class Index(Function):
 
     @staticmethod
     def forward(ctx, x, idx):
-        ctx.shape, ctx.idx, ctx.dtype = x.shape, idx, x.dtype
+        ctx.shape, ctx.idx = x.shape, idx
         return x[idx]
 
     @staticmethod
@@ -51,9 +47,7 @@ class Index(Function):
 
 def getitem(x: Tensor, index) -> Tensor:
     """``x[index]``: basic and advanced indexing as in torch; the gradient scatters back (repeated indices add)."""
-    idx = normalize_index(index)
-    out = Index.apply(x, idx=idx)
-    return out
+    return Index.apply(x, idx=normalize_index(index))
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:

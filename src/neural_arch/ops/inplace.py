@@ -1,7 +1,7 @@
-"""torch's in-place and ``new_*`` Tensor methods that PyTorch scripts use outside the graph:
-``add_``, ``sub_``, ``mul_``, ``div_``, ``clamp_``, ``masked_fill_``, ``zero_``, ``fill_``,
-``copy_``, ``uniform_``, ``normal_``, and ``new_zeros`` / ``new_ones`` / ``new_full`` /
-``new_empty`` / ``new_tensor``.
+"""torch's in-place and ``new_*`` Tensor methods that PyTorch scripts use outside the graph: ``store``, behind
+every in-place method (``add_``, ``clamp_``, ``masked_fill_``, ...: tensor_methods.py makes them from the
+out-of-place ops), and the ones with no out-of-place op: ``zero_``, ``fill_``, ``copy_``, ``uniform_``,
+``normal_``, and ``new_zeros`` / ``new_ones`` / ``new_full`` / ``new_empty`` / ``new_tensor``.
 
 An in-place method computes the out-of-place op and writes the result into the tensor's array
 (``Tensor.__setitem__``), so it is allowed where that is: on tensors that need no gradient, or
@@ -18,54 +18,24 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
-from neural_arch.ops import elementwise as ew
-from neural_arch.ops import index
+from neural_arch.ops.shape import _shape_arg as _size
 
 
-def store(self: Tensor, out, name: str) -> Tensor:
+def store(self: Tensor, out, name: str, instead: str = "the out-of-place form") -> Tensor:
     """Write ``out`` into ``self``'s array (same shape, or broadcast to it; no silent narrowing to an int or bool
-    tensor) and return ``self``."""
+    tensor) and return ``self``. ``instead`` names what to write in the error messages' advice."""
     data = out.data if isinstance(out, Tensor) else np.asarray(out)
     if data.dtype != self.data.dtype and category(data.dtype) > category(self.data.dtype):
         raise DTypeError(f"{name}: the result is {data.dtype} and cannot be stored in this {self.dtype} tensor; "
-                         f"use the out-of-place form")
+                         f"use {instead}")
     if data.shape != self.data.shape:
-        data = np.broadcast_to(data, self.data.shape) if data.ndim <= self.data.ndim else data
-        if data.shape != self.data.shape:
+        try:
+            data = np.broadcast_to(data, self.data.shape)
+        except ValueError:
             raise ShapeError(f"{name}: the result has shape {shape_str(data.shape)}, which does not fit this "
-                             f"tensor's shape {shape_str(self.shape)}")
+                             f"tensor's shape {shape_str(self.shape)}; use {instead}") from None
     self[...] = data.astype(self.data.dtype, copy=False)
     return self
-
-
-def add_(self, other, *, alpha=1):
-    """``self += alpha * other`` in place."""
-    return store(self, ew.add(self, other, alpha=alpha), "add_")
-
-
-def sub_(self, other, *, alpha=1):
-    """``self -= alpha * other`` in place."""
-    return store(self, ew.sub(self, other, alpha=alpha), "sub_")
-
-
-def mul_(self, other):
-    """``self *= other`` in place."""
-    return store(self, ew.mul(self, other), "mul_")
-
-
-def div_(self, other, *, rounding_mode=None):
-    """``self /= other`` in place."""
-    return store(self, ew.div(self, other, rounding_mode=rounding_mode), "div_")
-
-
-def clamp_(self, min=None, max=None):  # noqa: A002 - torch's names
-    """Clamp into ``[min, max]`` in place."""
-    return store(self, ew.clamp(self, min, max), "clamp_")
-
-
-def masked_fill_(self, mask, value):
-    """Set the entries where ``mask`` is true to ``value``, in place."""
-    return store(self, index.masked_fill(self, mask, value), "masked_fill_")
 
 
 def zero_(self):
@@ -99,12 +69,7 @@ def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
 
 
 def _new(self, data, dtype, requires_grad):
-    out = Tensor(np.asarray(data, dtype=self.data.dtype if dtype is None else dtype), requires_grad=requires_grad)
-    return out
-
-
-def _size(size):
-    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    return Tensor(np.asarray(data, dtype=self.data.dtype if dtype is None else dtype), requires_grad=requires_grad)
 
 
 def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False):
@@ -132,5 +97,5 @@ def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = Fal
     return _new(self, data.data if isinstance(data, Tensor) else data, dtype, requires_grad)
 
 
-METHODS = {f.__name__: f for f in (add_, sub_, mul_, div_, clamp_, masked_fill_, zero_, fill_, copy_, uniform_,
-                                    normal_, new_zeros, new_ones, new_full, new_empty, new_tensor)}
+METHODS = {f.__name__: f for f in (zero_, fill_, copy_, uniform_, normal_, new_zeros, new_ones, new_full, new_empty,
+                                    new_tensor)}

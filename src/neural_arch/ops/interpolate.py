@@ -26,9 +26,9 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import is_floating
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.ops._half import compute_dtype
+from neural_arch.ops._operands import floating
 from neural_arch.ops.shape import reshape
 
 __all__ = ["interpolate"]
@@ -82,12 +82,8 @@ def _scatter_axis(g, idx, n: int, axis: int):
         return g
     starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
     sums = np.add.reduceat(g, starts, axis=axis) if len(starts) < len(idx) else g
-    shape = list(g.shape)
-    shape[axis] = n
-    out = np.zeros(shape, dtype=g.dtype)
-    where = [slice(None)] * g.ndim
-    where[axis] = idx[starts]
-    out[tuple(where)] = sums
+    out = np.zeros(g.shape[:axis] + (n,) + g.shape[axis + 1:], dtype=g.dtype)
+    out[(slice(None),) * axis + (idx[starts],)] = sums
     return out
 
 
@@ -151,8 +147,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if nd not in (3, 4) or (_MODES[mode] is not None and nd != _MODES[mode]):
         want = {"linear": "a 3-d (N, C, L)", "bilinear": "a 4-d (N, C, H, W)"}.get(mode, "a 3-d or 4-d")
         raise ShapeError(f"{op}: mode {mode!r} needs {want} input, got shape {shape_str(input.shape)}")
-    if not is_floating(input.data.dtype):
-        raise DTypeError(f"{op}: expects a floating-point input, got {input.dtype}")
+    floating(input, op)
     if align_corners is not None and mode in ("nearest", "nearest-exact"):
         raise ConfigError(f"{op}: align_corners can only be set with the interpolating modes "
                           f"('linear', 'bilinear'), not with mode={mode!r}")
@@ -183,12 +178,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if mode.startswith("nearest"):
         exact = mode == "nearest-exact"
         ih, iw = (_nearest_index(n, o, s, exact) for n, o, s in zip(spatial, sizes, scales))
-        y = _apply_4d(input, k, lambda x4: NearestResize.apply(x4, ih=ih, iw=iw))
-    else:
-        dtype = compute_dtype(input.data.dtype)
-        hmap, wmap = (_linear_map(n, o, s, bool(align_corners), dtype) for n, o, s in zip(spatial, sizes, scales))
-        y = _apply_4d(input, k, lambda x4: LinearResize.apply(x4, hmap=hmap, wmap=wmap))
-    return y
+        return _apply_4d(input, k, lambda x4: NearestResize.apply(x4, ih=ih, iw=iw))
+    dtype = compute_dtype(input.data.dtype)
+    hmap, wmap = (_linear_map(n, o, s, bool(align_corners), dtype) for n, o, s in zip(spatial, sizes, scales))
+    return _apply_4d(input, k, lambda x4: LinearResize.apply(x4, hmap=hmap, wmap=wmap))
 
 
 def _apply_4d(input: Tensor, k: int, fn) -> Tensor:

@@ -120,15 +120,10 @@ def dsplit(x: Tensor, sections):
 
 
 def _atleast(tensors, nd, where):
-    ts = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)) else tensors
-    out = []
-    for t in ts:
-        shape = t.data.shape
-        if len(shape) < nd:
-            shape = where(shape)
-            t = reshape(t, shape)
-        out.append(t)
-    return out[0] if len(out) == 1 and not (len(tensors) == 1 and isinstance(tensors[0], (list, tuple))) else tuple(out)
+    """Each tensor with fewer than ``nd`` dims reshaped to ``where(shape)``; one tensor in, one out."""
+    seq = len(tensors) == 1 and isinstance(tensors[0], (list, tuple))
+    out = tuple(reshape(t, where(t.data.shape)) if t.data.ndim < nd else t for t in (tensors[0] if seq else tensors))
+    return out if seq or len(out) != 1 else out[0]
 
 
 def atleast_1d(*tensors):
@@ -175,19 +170,12 @@ def meshgrid(*tensors, indexing: str = "ij"):
     ts = list(tensors[0]) if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)) else list(tensors)
     if indexing not in ("ij", "xy"):
         raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
-    ts = [reshape(t, (-1,)) for t in ts]
-    sizes = [t.data.shape[0] for t in ts]
-    if indexing == "xy" and len(ts) >= 2:
-        sizes[0], sizes[1] = sizes[1], sizes[0]
-    out = []
-    for i, t in enumerate(ts):
-        pos = i
-        if indexing == "xy" and len(ts) >= 2 and i < 2:
-            pos = 1 - i
-        shape = [1] * len(ts)
-        shape[pos] = -1
-        out.append(expand(reshape(t, shape), tuple(sizes)))
-    return tuple(out)
+    n = len(ts)
+    pos = [1, 0, *range(2, n)] if indexing == "xy" and n >= 2 else list(range(n))  # the dim each input runs along
+    sizes = [0] * n
+    for p, t in zip(pos, ts):
+        sizes[p] = t.data.size  # (the inputs are 1-d: reshaping below flattens any other)
+    return tuple(expand(reshape(t, [-1 if d == p else 1 for d in range(n)]), tuple(sizes)) for p, t in zip(pos, ts))
 
 
 def cartesian_prod(*tensors) -> Tensor:
@@ -204,9 +192,7 @@ def combinations(x: Tensor, r: int = 2, with_replacement: bool = False) -> Tenso
         raise ShapeError(f"combinations: expects a 1-d tensor, got {shape_str(x.shape)}")
     pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     idx = np.array(list(pick(range(x.data.shape[0]), r)), dtype=np.int64).reshape(-1, r)
-    if idx.size == 0:
-        return Tensor._wrap(np.zeros((0,) if r else (0,), dtype=x.data.dtype))
-    return getitem(x, idx)
+    return getitem(x, idx) if idx.size else Tensor._wrap(np.zeros(0, dtype=x.data.dtype))
 
 
 def _triangle_indices(row: int, col: int, offset: int, upper: bool, dtype):

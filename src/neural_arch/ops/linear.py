@@ -107,10 +107,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     want = weight.data.shape[:1] if weight.data.ndim == 2 else ()
     if bias is not None and tuple(bias.shape) not in (want, ()):
         raise ShapeError(f"linear: bias must have shape {shape_str(want)}, got {shape_str(bias.shape)}")
-    dt = input.data.dtype
-    if (weight.data.ndim == 2 and is_floating(dt) and weight.data.dtype == dt
-            and (bias is None or (bias.data.dtype == dt and bias.data.ndim == 1))):
-        return Linear.apply(input, weight, *(() if bias is None else (bias,)))
     out = matmul(input, weight.mT if weight.data.ndim == 2 else weight)
     return out + bias if bias is not None else out
 

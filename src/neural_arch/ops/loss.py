@@ -23,7 +23,7 @@ from neural_arch.backend.kernels.activation import sigmoid_array, softplus_array
 from neural_arch.errors import ConfigError, DataError, DTypeError, IndexingError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
 from neural_arch.ops._dims import normalize_dims
-from neural_arch.ops._operands import binary_operands
+from neural_arch.ops._operands import array_of, binary_operands, floating
 from neural_arch.ops.elementwise import clamp
 from neural_arch.ops.shape import broadcast_tensors, unsqueeze
 
@@ -144,18 +144,24 @@ class SoftTargetCrossEntropy(Function):
 
 def _class_input(input: Tensor, target, weight, op: str):
     """Validate (input, target, weight); return arrays with a batch dim, and whether one was added."""
-    if not isinstance(input, Tensor) or not is_floating(input.data.dtype):
-        raise DTypeError(f"{op}: input must be a floating-point Tensor")
-    x = input.data
+    x = floating(input, op).data
     if x.ndim == 0:
         raise ShapeError(f"{op}: input must have a class dim, got a 0-d tensor")
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = array_of(target)
     c = x.shape[0] if x.ndim == 1 else x.shape[1]
     if weight is not None:
-        wd = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        wd = array_of(weight)
         if wd.shape != (c,):
             raise ShapeError(f"{op}: weight must have shape ({c},) (one per class), got {shape_str(wd.shape)}")
     return x, t, c
+
+
+def _weight_array(weight, like):
+    """``weight`` (a Tensor, an array or None) as an array of ``like``'s dtype."""
+    if weight is None:
+        return None
+    w = array_of(weight)
+    return w.astype(like.dtype, copy=False)
 
 
 def _check_target_dtype(t, op):
@@ -184,17 +190,13 @@ def _nll(input, target, weight, ignore_index, reduction, smoothing, fused, op):
     x, t, c = _class_input(input, target, weight, op)
     _class_target_shape(x, t, op)
     _check_target_dtype(t, op)
-    w = None
-    if weight is not None:
-        w = (weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(x.dtype, copy=False)
+    w = _weight_array(weight, x)
     inp = input
     if x.ndim == 1:  # (C,) with a 0-d target: a batch of one
         inp, t = unsqueeze(input, 0), t.reshape(1)
     out = ClassNLL.apply(inp, target=t, weight=w, ignore_index=ignore_index, smoothing=smoothing,
                          reduction=reduction, fused=fused, op=op)
-    if x.ndim == 1 and reduction == "none":
-        out = out.reshape(())
-    return out
+    return out.reshape(()) if x.ndim == 1 and reduction == "none" else out
 
 
 def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
@@ -205,7 +207,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     reduction = _reduction(reduction, size_average, reduce, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    tdata = target.data if isinstance(target, Tensor) else np.asarray(target)
+    tdata = array_of(target)
     if not is_floating(tdata.dtype):
         return _nll(input, target, weight, ignore_index, reduction, label_smoothing, True, "cross_entropy")
     # probability targets
@@ -215,8 +217,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
                          f"got {shape_str(t.shape)}")
     tt = target if isinstance(target, Tensor) else Tensor(t)
     inp, tt = binary_operands(input, tt)
-    w = None if weight is None else (weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(
-        inp.data.dtype, copy=False)
+    w = _weight_array(weight, inp.data)
     if x.ndim == 1:
         out = SoftTargetCrossEntropy.apply(inp.reshape(1, -1), tt.reshape(1, -1), weight=w,
                                            smoothing=label_smoothing, reduction=reduction)
@@ -398,13 +399,6 @@ class BinaryCrossEntropy(Function):
             with np.errstate(divide="ignore"):
                 gt = g * (np.log1p(-p) - np.log(p))
         return gp, gt
-
-
-def _weight_array(weight, like):
-    if weight is None:
-        return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
-    return w.astype(like.dtype, copy=False)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,

@@ -16,6 +16,7 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, ShapeError, shape_str
 from neural_arch.ops import reduce as _r
+from neural_arch.ops._operands import array_of
 from neural_arch.ops.activation import logsigmoid, relu, softplus
 from neural_arch.ops.elementwise import exp, log, minimum, sqrt, where
 from neural_arch.ops.linear import linear
@@ -26,10 +27,6 @@ __all__ = [
     "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss", "pairwise_distance", "pdist",
     "poisson_nll_loss", "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
 ]
-
-
-def _arr(t):
-    return t.data if isinstance(t, Tensor) else np.asarray(t)
 
 
 def _same_shape(op, **tensors):
@@ -64,7 +61,7 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
                          reduction: str = "mean") -> Tensor:
     """``x`` where y = 1, ``max(0, margin - x)`` where y = -1 (torch's spelling: both terms where y is neither)."""
     reduction = _reduction(reduction, size_average, reduce, "hinge_embedding_loss")
-    y = _arr(target)
+    y = array_of(target)
     loss = where(y != 1, relu(margin - input), 0.0) + where(y != -1, input, 0.0)
     return _reduce(loss, reduction)
 
@@ -98,7 +95,7 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_aver
     dot = _r.sum(input1 * input2, dim)
     mag = sqrt((_r.sum(input1 * input1, dim) + 1e-12) * (_r.sum(input2 * input2, dim) + 1e-12))
     cos = dot / mag
-    y = _arr(target)
+    y = array_of(target)
     loss = where(y == 1, 1 - cos, 0.0) + where(y == -1, relu(cos - margin), 0.0)
     return _reduce(loss, reduction)
 
@@ -134,7 +131,7 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
     if p not in (1, 2):
         raise ConfigError(f"multi_margin_loss: only p = 1 and p = 2 are supported, got {p}")
     x = input if input.ndim == 2 else input.reshape(1, -1)
-    y = _arr(target).reshape(-1).astype(np.int64)
+    y = array_of(target).reshape(-1).astype(np.int64)
     N, C = x.shape
     rows = np.arange(N)
     z = relu(margin - x[rows, y].reshape(N, 1) + x)
@@ -153,7 +150,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     class indices in ``target`` before its first -1."""
     reduction = _reduction(reduction, size_average, reduce, "multilabel_margin_loss")
     x = input if input.ndim == 2 else input.reshape(1, -1)
-    y = _arr(target).reshape(x.shape).astype(np.int64)
+    y = array_of(target).reshape(x.shape).astype(np.int64)
     N, C = x.shape
     is_target = np.zeros((N, C), bool)
     for n in range(N):
@@ -174,7 +171,7 @@ def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, 
     reduction = _reduction(reduction, size_average, reduce, "poisson_nll_loss")
     loss = exp(input) - target * input if log_input else input - target * log(input + eps)
     if full:
-        y = _arr(target)
+        y = array_of(target)
         safe = np.where(y > 1, y, 1.0)
         stirling = np.where(y > 1, safe * np.log(safe) - safe + 0.5 * np.log(2 * math.pi * safe), 0.0)
         loss = loss + Tensor(stirling.astype(loss.data.dtype))
@@ -201,8 +198,6 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return _reduce(loss, reduction)
-
-
 
 
 def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction: str = "mean",

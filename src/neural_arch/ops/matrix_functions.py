@@ -21,7 +21,7 @@ from neural_arch.ops import decomposition as dec
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
 from neural_arch.ops.linalg import matmul
-from neural_arch.ops.shape import permute, transpose, tril, triu, unsqueeze
+from neural_arch.ops.shape import mT, permute, tril, triu, unsqueeze
 
 __all__ = [
     "cholesky_inverse", "cholesky_solve", "frobenius_norm", "inverse", "logdet", "matrix_exp", "matrix_power",
@@ -32,13 +32,7 @@ LstsqResult = namedtuple("lstsq", ["solution", "residuals", "rank", "singular_va
 OldSVDResult = namedtuple("svd", ["U", "S", "V"])
 
 
-def _mT(x: Tensor) -> Tensor:  # noqa: N802
-    return transpose(x, -1, -2)
-
-
-def inverse(a: Tensor) -> Tensor:
-    """torch.inverse: the same as ``linalg.inv``."""
-    return dec.inv(a)
+inverse = dec.inv  # torch.inverse
 
 
 def logdet(a: Tensor) -> Tensor:
@@ -67,9 +61,12 @@ def _in_float32(fn, *tensors, **kwargs):
         return fn(*tensors, **kwargs)
 
 
-def _default_rtol(a: Tensor):
-    m, n = a.data.shape[-2:]
-    return np.finfo(a.data.dtype).eps * max(m, n)
+def _cutoff(a: Tensor, s: np.ndarray, atol, rtol):
+    """max(atol, rtol * the largest singular value); rtol defaults to eps * max(m, n) when atol is not given."""
+    atol = 0.0 if atol is None else float(atol)
+    if rtol is None:
+        rtol = np.finfo(a.data.dtype).eps * max(a.data.shape[-2:]) if atol == 0 else 0.0
+    return np.maximum(atol, float(rtol) * s.max(axis=-1, keepdims=True, initial=0))
 
 
 def pinv(a: Tensor, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
@@ -77,19 +74,14 @@ def pinv(a: Tensor, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
     max(atol, rtol * largest) count as zero."""
     dec._floating(a, "pinv")
     u, s, vh = dec.svd(a, full_matrices=False)
-    atol = 0.0 if atol is None else float(atol)
-    rtol = (_default_rtol(a) if atol == 0 else 0.0) if rtol is None else float(rtol)
-    cutoff = np.maximum(atol, rtol * s.data.max(axis=-1, keepdims=True, initial=0))
-    keep = s.data > cutoff
+    keep = s.data > _cutoff(a, s.data, atol, rtol)
     s_inv = ew.where(Tensor._wrap(keep), ew.div(1.0, ew.where(Tensor._wrap(keep), s, 1.0)), 0.0)
-    return matmul(_mT(vh) * unsqueeze(s_inv, -2), _mT(u))
+    return matmul(mT(vh) * unsqueeze(s_inv, -2), mT(u))
 
 
 def pinverse(a: Tensor, rcond: float = 1e-15) -> Tensor:
     """torch.pinverse: ``pinv`` with a relative cutoff ``rcond``."""
-    if autocast_state.enabled:
-        return _in_float32(pinverse, a, rcond=rcond)
-    return pinv(a, rtol=rcond)
+    return _in_float32(pinverse, a, rcond=rcond) if autocast_state.enabled else pinv(a, rtol=rcond)
 
 
 def lstsq(a: Tensor, b: Tensor, rcond=None, *, driver=None):
@@ -107,8 +99,7 @@ def lstsq(a: Tensor, b: Tensor, rcond=None, *, driver=None):
     x = matmul(pinv(a, rtol=rcond), bm)
     s = np.linalg.svd(a.data, compute_uv=False)
     m, n = a.data.shape[-2:]
-    cut = (rcond if rcond is not None else _default_rtol(a)) * s.max(axis=-1, keepdims=True, initial=0)
-    rank = (s > cut).sum(axis=-1)
+    rank = (s > _cutoff(a, s, None, rcond)).sum(axis=-1)
     if m > n and np.all(rank == n):
         resid = reduce.sum(ew.pow(ew.sub(matmul(a, x), bm), 2), -2)
     else:
@@ -122,10 +113,7 @@ def matrix_rank(a: Tensor, *, atol=None, rtol=None, hermitian: bool = False) -> 
     (a,) = autocast_args(FP32, a)  # on torch's float32 list: cast before the dtype check
     dec._floating(a, "matrix_rank")
     s = np.linalg.svd(a.data, compute_uv=False)
-    atol = 0.0 if atol is None else float(atol)
-    rtol = (_default_rtol(a) if atol == 0 else 0.0) if rtol is None else float(rtol)
-    cut = np.maximum(atol, rtol * s.max(axis=-1, keepdims=True, initial=0))
-    return Tensor._wrap((s > cut).sum(axis=-1).astype(np.int64))
+    return Tensor._wrap((s > _cutoff(a, s, atol, rtol)).sum(axis=-1).astype(np.int64))
 
 
 def matrix_power(a: Tensor, n: int) -> Tensor:
@@ -204,9 +192,9 @@ def solve_triangular(a: Tensor, b: Tensor, *, upper: bool, left: bool = True, un
 def cholesky_solve(b: Tensor, low: Tensor, upper: bool = False) -> Tensor:
     """X with (L L^T) X = B, given the Cholesky factor L (``upper``: U with U^T U)."""
     if upper:
-        low = _mT(low)
+        low = mT(low)
     y = solve_triangular(low, b, upper=False)
-    return solve_triangular(_mT(low), y, upper=True)
+    return solve_triangular(mT(low), y, upper=True)
 
 
 def cholesky_inverse(low: Tensor, upper: bool = False) -> Tensor:
@@ -220,8 +208,8 @@ def old_svd(a: Tensor, some: bool = True, compute_uv: bool = True):
     """torch.svd: (U, S, V) with V (not Vh); ``some=False`` gives the full U and V."""
     u, s, vh = dec.svd(a, full_matrices=not some)
     if not compute_uv:
-        return OldSVDResult(Tensor._wrap(np.zeros_like(u.data)), s, Tensor._wrap(np.zeros_like(_mT(vh).data)))
-    return OldSVDResult(u, s, _mT(vh))
+        return OldSVDResult(Tensor._wrap(np.zeros_like(u.data)), s, Tensor._wrap(np.zeros_like(mT(vh).data)))
+    return OldSVDResult(u, s, mT(vh))
 
 
 def old_cholesky(a: Tensor, upper: bool = False) -> Tensor:
@@ -334,6 +322,6 @@ def triangular_solve(b: Tensor, a: Tensor, upper: bool = True, transpose: bool =
     """torch.triangular_solve (deprecated there): (X, A) with op(A) X = B, op = transpose when asked."""
     tri = triu(a) if upper else tril(a)
     if transpose:
-        tri, upper = _mT(tri), not upper
+        tri, upper = mT(tri), not upper
     return namedtuple("triangular_solve", ["solution", "cloned_coefficient"])(
         solve_triangular(tri, b, upper=upper, unitriangular=unitriangular), a.clone())

@@ -19,10 +19,10 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import norm as kern
 from neural_arch.backend.kernels.half import convert
-from neural_arch.errors import ConfigError, DTypeError, ShapeError, shape_str
+from neural_arch.errors import ConfigError, ShapeError, shape_str
+from neural_arch.ops._operands import floating
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"]
 
@@ -143,13 +143,6 @@ def _update_running(running, mu, var, n):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-def _float_input(x, op):
-    if not isinstance(x, Tensor) or not is_floating(x.data.dtype):
-        raise DTypeError(f"{op}: input must be a floating-point Tensor, got "
-                         f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
-    return x
-
-
 def _param(p, shape, op, name, dtype):
     """Check an affine parameter's shape; cast it to the input's dtype."""
     if p is None:
@@ -177,19 +170,18 @@ def _with_stats(x, w, b, mean, var, eps):
     return y + b.reshape(view) if b is not None else y
 
 
-def _channels(x, op):
+def _channel_args(input, op, weight, bias, running_mean=None, running_var=None) -> tuple:
+    """(x, C, weight, bias, running_mean, running_var) of an (N, C, ...) input: each parameter checked to have one
+    entry per channel, the affine ones cast to x's dtype, the statistics as arrays (None where not given)."""
+    x = floating(input, op)
     if x.data.ndim < 2:
         raise ShapeError(f"{op}: expected input of shape (N, C, ...), got {shape_str(x.shape)}")
-    return x.data.shape[1]
-
-
-def _stat_array(t, c, op, name):
-    if t is None:
-        return None
-    arr = t.data if isinstance(t, Tensor) else t
-    if arr.shape != (c,):
-        raise ShapeError(f"{op}: {name} must have shape ({c},) (one per channel), got {shape_str(arr.shape)}")
-    return arr
+    c = x.data.shape[1]
+    stats = [None if t is None else t.data if isinstance(t, Tensor) else t for t in (running_mean, running_var)]
+    for name, arr in zip(("running_mean", "running_var"), stats):
+        if arr is not None and arr.shape != (c,):
+            raise ShapeError(f"{op}: {name} must have shape ({c},) (one per channel), got {shape_str(arr.shape)}")
+    return x, c, _param(weight, (c,), op, "weight", x.dtype), _param(bias, (c,), op, "bias", x.dtype), *stats
 
 
 def _trailing(x, normalized_shape, op):
@@ -204,7 +196,7 @@ def _trailing(x, normalized_shape, op):
 # -- the functional API ------------------------------------------------------------------------------------
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalise over the last ``len(normalized_shape)`` dims, then ``* weight + bias``."""
-    x = _float_input(input, "layer_norm")
+    x = floating(input, "layer_norm")
     ns = _trailing(x, normalized_shape, "layer_norm")
     w = _param(weight, ns, "layer_norm", "weight", x.dtype)
     b = _param(bias, ns, "layer_norm", "bias", x.dtype)
@@ -215,7 +207,7 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
 def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; ``eps=None`` means the
     machine epsilon of the input's dtype, as torch.nn.functional.rms_norm."""
-    x = _float_input(input, "rms_norm")
+    x = floating(input, "rms_norm")
     ns = _trailing(x, normalized_shape, "rms_norm")
     if eps is None:
         eps = float(np.finfo(x.data.dtype).eps)
@@ -234,12 +226,7 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
     that training adds one to; with ``momentum=None`` the update is the cumulative average
     (momentum = 1 / count), as torch's modules do.
     """
-    x = _float_input(input, "batch_norm")
-    c = _channels(x, "batch_norm")
-    rm = _stat_array(running_mean, c, "batch_norm", "running_mean")
-    rv = _stat_array(running_var, c, "batch_norm", "running_var")
-    w = _param(weight, (c,), "batch_norm", "weight", x.dtype)
-    b = _param(bias, (c,), "batch_norm", "bias", x.dtype)
+    x, c, w, b, rm, rv = _channel_args(input, "batch_norm", weight, bias, running_mean, running_var)
     if training:
         if x.data.size // c <= 1:
             raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, got input "
@@ -261,14 +248,9 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
                   use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each (sample, channel) over its spatial dims (group_norm with one channel per group);
     running stats as in batch_norm, averaged over the batch."""
-    x = _float_input(input, "instance_norm")
-    c = _channels(x, "instance_norm")
+    x, c, w, b, rm, rv = _channel_args(input, "instance_norm", weight, bias, running_mean, running_var)
     if x.data.ndim < 3:
         raise ShapeError(f"instance_norm: expected input of shape (N, C, L, ...), got {shape_str(x.shape)}")
-    rm = _stat_array(running_mean, c, "instance_norm", "running_mean")
-    rv = _stat_array(running_var, c, "instance_norm", "running_var")
-    w = _param(weight, (c,), "instance_norm", "weight", x.dtype)
-    b = _param(bias, (c,), "instance_norm", "bias", x.dtype)
     if use_input_stats:
         if math.prod(x.data.shape[2:]) <= 1:
             raise ShapeError(f"instance_norm: expected more than 1 spatial element per channel, got input "
@@ -282,9 +264,7 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
 
 def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalise each sample over groups of C / num_groups channels (and all spatial dims)."""
-    x = _float_input(input, "group_norm")
-    c = _channels(x, "group_norm")
+    x, c, w, b, _, _ = _channel_args(input, "group_norm", weight, bias)
     if num_groups <= 0 or c % num_groups:
         raise ShapeError(f"group_norm: {c} channels cannot be split into num_groups={num_groups} groups")
-    return _channel_norm(x, _param(weight, (c,), "group_norm", "weight", x.dtype),
-                         _param(bias, (c,), "group_norm", "bias", x.dtype), num_groups, eps)
+    return _channel_norm(x, w, b, num_groups, eps)

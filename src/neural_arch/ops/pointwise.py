@@ -15,11 +15,12 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.errors import DTypeError
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops import reduce
-from neural_arch.ops._operands import as_tensor, binary_operands
+from neural_arch.ops._operands import array_of, as_tensor, binary_operands
+from neural_arch.ops._operands import as_floating as _floating
 
 __all__ = [
     "absolute", "acos", "acosh", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "asin",
@@ -42,15 +43,10 @@ def _special():
     return scipy.special
 
 
-def _floating(x) -> Tensor:
-    x = as_tensor(x)
-    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
-
-
 class Unary(Function):
     """y = f(x)        dy/dx = f'(x): ``fn`` and ``derivative`` (of x and y) name the pair.
 
-    Shared by the functions below, each stating its own pair in ``UNARY`` (its math in ``UNARY_MATH``).
+    Shared by the functions below, each stating its own pair (and its math) in ``UNARY``.
     """
 
     half = "float32"
@@ -69,10 +65,6 @@ class Unary(Function):
             return (grad * ctx.derivative(x, y)).astype(grad.dtype, copy=False)
 
 
-def _sinc(x):
-    return np.sinc(x)
-
-
 def _sinc_grad(x, y):
     px = np.pi * x
     safe = np.where(x == 0, 1, x)
@@ -82,62 +74,44 @@ def _sinc_grad(x, y):
 
 LN2, LN10 = math.log(2), math.log(10)
 
-# name: (f, df/dx as a function of x and y = f(x))
+# name: (f, df/dx as a function of x and y = f(x), the pair's math for the docstring: the docs site renders it)
 UNARY = {
-    "tan": (np.tan, lambda x, y: 1 + y * y),
-    "asin": (np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x)),
-    "acos": (np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x)),
-    "atan": (np.arctan, lambda x, y: 1 / (1 + x * x)),
-    "sinh": (np.sinh, lambda x, y: np.cosh(x)),
-    "cosh": (np.cosh, lambda x, y: np.sinh(x)),
-    "asinh": (np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1)),
-    "acosh": (np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1)),
-    "atanh": (np.arctanh, lambda x, y: 1 / (1 - x * x)),
-    "log2": (np.log2, lambda x, y: 1 / (x * LN2)),
-    "log10": (np.log10, lambda x, y: 1 / (x * LN10)),
-    "exp2": (np.exp2, lambda x, y: y * LN2),
-    "reciprocal": (np.reciprocal, lambda x, y: -y * y),
-    "sinc": (_sinc, _sinc_grad),
-    "erf": (lambda x: _special().erf(x), lambda x, y: 2 / math.sqrt(math.pi) * np.exp(-x * x)),
-    "erfc": (lambda x: _special().erfc(x), lambda x, y: -2 / math.sqrt(math.pi) * np.exp(-x * x)),
-    "erfinv": (lambda x: _special().erfinv(x), lambda x, y: math.sqrt(math.pi) / 2 * np.exp(y * y)),
-    "lgamma": (lambda x: _special().gammaln(x), lambda x, y: _special().digamma(x)),
-    "digamma": (lambda x: _special().digamma(x), lambda x, y: _special().polygamma(1, x)),
-}
-
-
-# the math of each pair in UNARY, for the docstrings (the docs site renders it)
-UNARY_MATH = {
-    "tan": "y = tan x        dy/dx = 1 + y^2",
-    "asin": "y = arcsin x        dy/dx = 1 / sqrt(1 - x^2)",
-    "acos": "y = arccos x        dy/dx = -1 / sqrt(1 - x^2)",
-    "atan": "y = arctan x        dy/dx = 1 / (1 + x^2)",
-    "sinh": "y = sinh x        dy/dx = cosh x",
-    "cosh": "y = cosh x        dy/dx = sinh x",
-    "asinh": "y = arsinh x        dy/dx = 1 / sqrt(x^2 + 1)",
-    "acosh": "y = arcosh x        dy/dx = 1 / sqrt(x^2 - 1)",
-    "atanh": "y = artanh x        dy/dx = 1 / (1 - x^2)",
-    "log2": "y = log_2 x        dy/dx = 1 / (x ln 2)",
-    "log10": "y = log_10 x        dy/dx = 1 / (x ln 10)",
-    "exp2": "y = 2^x        dy/dx = y ln 2",
-    "reciprocal": "y = 1 / x        dy/dx = -y^2",
-    "sinc": "y = sin(pi x) / (pi x), y(0) = 1        dy/dx = (cos(pi x) - y) / x, 0 at x = 0",
-    "erf": "y = erf x        dy/dx = 2 / sqrt(pi) e^(-x^2)",
-    "erfc": "y = 1 - erf x        dy/dx = -2 / sqrt(pi) e^(-x^2)",
-    "erfinv": "y = erf^(-1) x        dy/dx = sqrt(pi) / 2 e^(y^2)",
-    "lgamma": "y = ln |Gamma(x)|        dy/dx = psi(x) (digamma)",
-    "digamma": "y = psi(x) = Gamma'(x) / Gamma(x)        dy/dx = polygamma(1, x)",
+    "tan": (np.tan, lambda x, y: 1 + y * y, "y = tan x        dy/dx = 1 + y^2"),
+    "asin": (np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x), "y = arcsin x        dy/dx = 1 / sqrt(1 - x^2)"),
+    "acos": (np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x), "y = arccos x        dy/dx = -1 / sqrt(1 - x^2)"),
+    "atan": (np.arctan, lambda x, y: 1 / (1 + x * x), "y = arctan x        dy/dx = 1 / (1 + x^2)"),
+    "sinh": (np.sinh, lambda x, y: np.cosh(x), "y = sinh x        dy/dx = cosh x"),
+    "cosh": (np.cosh, lambda x, y: np.sinh(x), "y = cosh x        dy/dx = sinh x"),
+    "asinh": (np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1), "y = arsinh x        dy/dx = 1 / sqrt(x^2 + 1)"),
+    "acosh": (np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1), "y = arcosh x        dy/dx = 1 / sqrt(x^2 - 1)"),
+    "atanh": (np.arctanh, lambda x, y: 1 / (1 - x * x), "y = artanh x        dy/dx = 1 / (1 - x^2)"),
+    "log2": (np.log2, lambda x, y: 1 / (x * LN2), "y = log_2 x        dy/dx = 1 / (x ln 2)"),
+    "log10": (np.log10, lambda x, y: 1 / (x * LN10), "y = log_10 x        dy/dx = 1 / (x ln 10)"),
+    "exp2": (np.exp2, lambda x, y: y * LN2, "y = 2^x        dy/dx = y ln 2"),
+    "reciprocal": (np.reciprocal, lambda x, y: -y * y, "y = 1 / x        dy/dx = -y^2"),
+    "sinc": (np.sinc, _sinc_grad,
+             "y = sin(pi x) / (pi x), y(0) = 1        dy/dx = (cos(pi x) - y) / x, 0 at x = 0"),
+    "erf": (lambda x: _special().erf(x), lambda x, y: 2 / math.sqrt(math.pi) * np.exp(-x * x),
+            "y = erf x        dy/dx = 2 / sqrt(pi) e^(-x^2)"),
+    "erfc": (lambda x: _special().erfc(x), lambda x, y: -2 / math.sqrt(math.pi) * np.exp(-x * x),
+             "y = 1 - erf x        dy/dx = -2 / sqrt(pi) e^(-x^2)"),
+    "erfinv": (lambda x: _special().erfinv(x), lambda x, y: math.sqrt(math.pi) / 2 * np.exp(y * y),
+               "y = erf^(-1) x        dy/dx = sqrt(pi) / 2 e^(y^2)"),
+    "lgamma": (lambda x: _special().gammaln(x), lambda x, y: _special().digamma(x),
+               "y = ln |Gamma(x)|        dy/dx = psi(x) (digamma)"),
+    "digamma": (lambda x: _special().digamma(x), lambda x, y: _special().polygamma(1, x),
+                "y = psi(x) = Gamma'(x) / Gamma(x)        dy/dx = polygamma(1, x)"),
 }
 
 
 def _unary(name):
-    fn, derivative = UNARY[name]
+    fn, derivative, math_ = UNARY[name]
 
     def op(x) -> Tensor:
         return Unary.apply(_floating(x), fn=fn, derivative=derivative)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` (torch.{name}): a ``Unary`` op.\n\n{UNARY_MATH[name]}\n"
+    op.__doc__ = f"Elementwise ``{name}`` (torch.{name}): a ``Unary`` op.\n\n{math_}\n"
     return op
 
 
@@ -397,15 +371,13 @@ def float_power(x, exponent) -> Tensor:
 def heaviside(x, values) -> Tensor:
     """0 where x < 0, ``values`` where x = 0, 1 where x > 0 (not differentiable)."""
     a = x.data
-    v = values.data if isinstance(values, Tensor) else np.asarray(values)
+    v = array_of(values)
     if a.dtype != v.dtype:
         raise DTypeError(f"heaviside: input is {x.dtype} but values is {v.dtype}; they must match")
     return Tensor._wrap(np.where(a == 0, v, a > 0).astype(a.dtype))  # NaN -> 0, as torch
 
 
-def signbit(x) -> Tensor:
-    """True where the sign bit is set (-0.0 included)."""
-    return Tensor._wrap(np.signbit(x.data))
+signbit = ew._no_grad_unary(np.signbit, "True where the sign bit is set (-0.0 included).")
 
 
 def isposinf(x) -> Tensor:
@@ -477,22 +449,10 @@ def frexp(x):
     return Tensor._wrap(m), Tensor._wrap(e.astype(np.int32))
 
 
-def gcd(x, y) -> Tensor:
-    """The greatest common divisor of integer tensors."""
-    x, y = binary_operands(x, y)
-    return Tensor._wrap(np.gcd(x.data, y.data))
-
-
-def lcm(x, y) -> Tensor:
-    """The least common multiple of integer tensors."""
-    x, y = binary_operands(x, y)
-    return Tensor._wrap(np.lcm(x.data, y.data))
-
-
-def nextafter(x, y) -> Tensor:
-    """The next representable value after x towards y (not differentiable)."""
-    x, y = binary_operands(x, y)
-    return Tensor._wrap(np.nextafter(x.data, y.data))
+gcd = ew._no_grad_binary(np.gcd, "The greatest common divisor of integer tensors.")
+lcm = ew._no_grad_binary(np.lcm, "The least common multiple of integer tensors.")
+nextafter = ew._no_grad_binary(np.nextafter, "The next representable value after input towards other (not "
+                                             "differentiable).")
 
 
 def i0(x) -> Tensor:

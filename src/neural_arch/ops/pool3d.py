@@ -19,7 +19,7 @@ from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.errors import ConfigError, IndexingError, ShapeError, shape_str
-from neural_arch.ops.conv import ntuple
+from neural_arch.ops.conv import _batched, _unbatch, ntuple
 from neural_arch.ops.conv3d import conv3d
 from neural_arch.ops.elementwise import pow as _pow
 from neural_arch.ops.linalg import einsum
@@ -35,12 +35,12 @@ __all__ = [
 ]
 
 
-def _batched5(input: Tensor, op: str):
-    if input.ndim == 4:
-        return reshape(input, (1,) + tuple(input.shape)), True
-    if input.ndim != 5:
-        raise ShapeError(f"{op}: expected (N, C, D, H, W) or (C, D, H, W), got {shape_str(input.shape)}")
-    return input, False
+def _max_result(y: Tensor, index, unbatched: bool, return_indices: bool):
+    """A max pool's output (and, with ``return_indices``, its per-plane flat indices), the batch dim removed again
+    for an unbatched input."""
+    if unbatched:
+        y, index = _unbatch(y, True), index[0]
+    return (y, Tensor._wrap(index)) if return_indices else y
 
 
 def _out_size(n, k, s, p, d, ceil_mode):
@@ -86,7 +86,7 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
                return_indices: bool = False):
     """Max over each window of ``(N, C, D, H, W)``; ``stride`` defaults to ``kernel_size``."""
     op = "max_pool3d"
-    x, unbatched = _batched5(input, op)
+    x, unbatched = _batched(input, 5, op, "(N, C, D, H, W)")
     kernel = ntuple(kernel_size, 3, "kernel_size", op)
     stride = kernel if stride is None or stride == [] else ntuple(stride, 3, "stride", op)
     padding = ntuple(padding, 3, "padding", op, minimum=0)
@@ -96,9 +96,7 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     index = _window_argmax(x.data, kernel, stride, padding, dilation, ceil_mode)
     overlapping = any(s < k for s, k in zip(stride, kernel)) or any(d > 1 for d in dilation)
     y = MaxPoolGather.apply(x, window=None, found=(index, None), overlapping=overlapping)
-    if unbatched:
-        y, index = reshape(y, tuple(y.shape[1:])), index[0]
-    return (y, Tensor._wrap(index)) if return_indices else y
+    return _max_result(y, index, unbatched, return_indices)
 
 
 def max_pool3d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -135,7 +133,7 @@ def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     op = "avg_pool3d"
     if ceil_mode:
         raise ConfigError(f"{op}: ceil_mode=True is not implemented")
-    x, unbatched = _batched5(input, op)
+    x, unbatched = _batched(input, 5, op, "(N, C, D, H, W)")
     kernel = ntuple(kernel_size, 3, "kernel_size", op)
     stride = kernel if stride is None or stride == [] else ntuple(stride, 3, "stride", op)
     padding = ntuple(padding, 3, "padding", op, minimum=0)
@@ -150,14 +148,13 @@ def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     else:
         counts = conv3d(Tensor(np.ones((1, 1) + tuple(x.shape[2:]), x.data.dtype)), box, None, stride, padding)
         y = sums / counts.detach()
-    y = reshape(y, (N, C) + tuple(y.shape[2:]))
-    return reshape(y, tuple(y.shape[1:])) if unbatched else y
+    return _unbatch(reshape(y, (N, C) + tuple(y.shape[2:])), unbatched)
 
 
 def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
     """Average pooling of ``(N, C, D, H, W)`` to ``output_size`` (an int or a triple; None keeps a size)."""
     op = "adaptive_avg_pool3d"
-    x, unbatched = _batched5(input, op)
+    x, unbatched = _batched(input, 5, op, "(N, C, D, H, W)")
     sizes = _sizes3(output_size, x.shape[2:], op)
     mats = []
     for n, out in zip(x.shape[2:], sizes):
@@ -165,8 +162,7 @@ def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
         cols = np.arange(n)
         inside = (cols >= start[:, None]) & (cols < end[:, None])
         mats.append(Tensor((inside / (end - start)[:, None]).astype(x.data.dtype)))
-    y = einsum("ncdhw,pd,qh,rw->ncpqr", x, *mats)
-    return reshape(y, tuple(y.shape[1:])) if unbatched else y
+    return _unbatch(einsum("ncdhw,pd,qh,rw->ncpqr", x, *mats), unbatched)
 
 
 def _sizes3(output_size, spatial, op):
@@ -183,7 +179,7 @@ def _sizes3(output_size, spatial, op):
 def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):
     """Max pooling of ``(N, C, D, H, W)`` to ``output_size`` (torch's adaptive windows)."""
     op = "adaptive_max_pool3d"
-    x, unbatched = _batched5(input, op)
+    x, unbatched = _batched(input, 5, op, "(N, C, D, H, W)")
     spatial = tuple(x.shape[2:])
     sizes = _sizes3(output_size, spatial, op)
     idx = [_adaptive_windows(n, o)[0] for n, o in zip(spatial, sizes)]  # each (out, kmax)
@@ -199,9 +195,7 @@ def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False
     index = (idx[0][od, td] * spatial[1] + idx[1][oh, th]) * spatial[2] + idx[2][ow, tw]
     overlapping = any(n % o for n, o in zip(spatial, sizes))
     y = MaxPoolGather.apply(x, window=None, found=(index, None), overlapping=overlapping)
-    if unbatched:
-        y, index = reshape(y, tuple(y.shape[1:])), index[0]
-    return (y, Tensor._wrap(index)) if return_indices else y
+    return _max_result(y, index, unbatched, return_indices)
 
 
 def adaptive_max_pool3d_with_indices(input: Tensor, output_size, return_indices: bool = True):
@@ -241,10 +235,7 @@ class MaxUnpool(Function):
 
 
 def _max_unpool(op, nd, input, indices, kernel_size, stride, padding, output_size):
-    unbatched = input.ndim == nd + 1
-    x = reshape(input, (1,) + tuple(input.shape)) if unbatched else input
-    if x.ndim != nd + 2:
-        raise ShapeError(f"{op}: expected a {nd + 1}-d or {nd + 2}-d input, got {shape_str(input.shape)}")
+    x, unbatched = _batched(input, nd + 2, op, "(N, C, *spatial)")
     kernel = ntuple(kernel_size, nd, "kernel_size", op)
     stride = kernel if stride is None else ntuple(stride, nd, "stride", op)
     padding = ntuple(padding, nd, "padding", op, minimum=0)
@@ -257,8 +248,7 @@ def _max_unpool(op, nd, input, indices, kernel_size, stride, padding, output_siz
     if index.size and (index.min() < 0 or index.max() >= math.prod(out)):
         raise IndexingError(f"{op}: indices must lie in the output plane of {math.prod(out)} elements {out}, got "
                             f"[{index.min()}, {index.max()}]")
-    y = MaxUnpool.apply(x, index=index, out_spatial=out)
-    return reshape(y, tuple(y.shape[1:])) if unbatched else y
+    return _unbatch(MaxUnpool.apply(x, index=index, out_spatial=out), unbatched)
 
 
 def max_unpool1d(input: Tensor, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:

@@ -35,9 +35,7 @@ def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False
                               (1, ntuple(output_size, 1, "output_size", "adaptive_max_pool1d")[0]), return_indices)
     y, idx = out if return_indices else (out, None)
     y = reshape(y, (*y.shape[:-2], y.shape[-1]))
-    if return_indices:
-        return y, Tensor._wrap(idx.data.reshape(y.shape))
-    return y
+    return (y, Tensor._wrap(idx.data.reshape(y.shape))) if return_indices else y
 
 
 def _lp_finish(mean, norm_type, window):

@@ -132,43 +132,41 @@ def _scaled_sum(inp, prod, beta, alpha) -> Tensor:
     return ew.add(ew.mul(inp, beta) if beta != 1 else inp, prod)
 
 
-def _need(t: Tensor, nd: int, op: str, what: str):
-    if t.data.ndim != nd:
-        raise ShapeError(f"{op}: {what} must be {nd}-d, got {shape_str(t.shape)}")
+def _need(op: str, nd: int, **tensors):
+    """Each of ``tensors`` (by name) must have ``nd`` dims."""
+    for what, t in tensors.items():
+        if t.data.ndim != nd:
+            raise ShapeError(f"{op}: {what} must be {nd}-d, got {shape_str(t.shape)}")
 
 
 def addmm(inp, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * (mat1 @ mat2)"""
-    _need(mat1, 2, "addmm", "mat1")
-    _need(mat2, 2, "addmm", "mat2")
+    _need("addmm", 2, mat1=mat1, mat2=mat2)
     return _scaled_sum(inp, matmul(mat1, mat2), beta, alpha)
 
 
 def addbmm(inp, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * sum_b (batch1[b] @ batch2[b])"""
-    _need(batch1, 3, "addbmm", "batch1")
-    _need(batch2, 3, "addbmm", "batch2")
+    _need("addbmm", 3, batch1=batch1, batch2=batch2)
     return _scaled_sum(inp, reduce.sum(matmul(batch1, batch2), 0), beta, alpha)
 
 
 def baddbmm(inp, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * (batch1 @ batch2), batched"""
-    _need(batch1, 3, "baddbmm", "batch1")
-    _need(batch2, 3, "baddbmm", "batch2")
+    _need("baddbmm", 3, batch1=batch1, batch2=batch2)
     return _scaled_sum(inp, matmul(batch1, batch2), beta, alpha)
 
 
 def addmv(inp, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * (mat @ vec)"""
-    _need(mat, 2, "addmv", "mat")
-    _need(vec, 1, "addmv", "vec")
+    _need("addmv", 2, mat=mat)
+    _need("addmv", 1, vec=vec)
     return _scaled_sum(inp, matmul(mat, vec), beta, alpha)
 
 
 def addr(inp, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * outer(vec1, vec2)"""
-    _need(vec1, 1, "addr", "vec1")
-    _need(vec2, 1, "addr", "vec2")
+    _need("addr", 1, vec1=vec1, vec2=vec2)
     return _scaled_sum(inp, outer(vec1, vec2), beta, alpha)
 
 
@@ -187,15 +185,12 @@ def kron(a: Tensor, b: Tensor) -> Tensor:
 
 def inner(a: Tensor, b: Tensor) -> Tensor:
     """Sum over the last dims of a and b (for scalars, their product)."""
-    if a.data.ndim == 0 or b.data.ndim == 0:
-        return ew.mul(a, b)
-    return tensordot(a, b, dims=([-1], [-1]))
+    return ew.mul(a, b) if a.data.ndim == 0 or b.data.ndim == 0 else tensordot(a, b, dims=([-1], [-1]))
 
 
 def vdot(a: Tensor, b: Tensor) -> Tensor:
     """The dot product of two 1-d tensors (real tensors: the same as ``dot``)."""
-    _need(a, 1, "vdot", "input")
-    _need(b, 1, "vdot", "other")
+    _need("vdot", 1, input=a, other=b)
     return matmul(a, b)
 
 

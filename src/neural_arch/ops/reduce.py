@@ -15,11 +15,12 @@ import numpy as np
 from neural_arch.autograd.autocast import FP32
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
+from neural_arch.backend.dtypes import is_floating
 from neural_arch.backend.kernels import reduce as kern
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import elementwise as ew
 from neural_arch.ops._dims import normalize_dims
+from neural_arch.ops._operands import as_floating
 
 __all__ = [
     "all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum", "logsumexp", "max", "mean",
@@ -219,8 +220,12 @@ class CumSum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a = ctx.axis
-        return np.flip(np.cumsum(np.flip(grad, a), axis=a), a)
+        return _rev_cumsum(grad, ctx.axis)
+
+
+def _rev_cumsum(a, axis):
+    """sum_{i >= j} a_i along ``axis``: a cumsum from the end."""
+    return np.flip(np.cumsum(np.flip(a, axis), axis=axis), axis)
 
 
 class Norm2(Function):
@@ -244,10 +249,6 @@ class Norm2(Function):
 
 
 # -- the functional API ------------------------------------------------------------------------------
-def _float_input(x: Tensor) -> Tensor:
-    return x if is_floating(x.data.dtype) else x.to(get_default_dtype())
-
-
 def sum(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # noqa: A001
     """Sum over ``dim`` (all dims by default). Integer and bool inputs sum into int64, as in torch."""
     if dtype is None and x.data.dtype.kind in "biu":
@@ -261,12 +262,8 @@ def mean(x, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     if dtype is not None:
         x = x.to(dtype)
     if not is_floating(x.data.dtype):
-        raise _dtype_error("mean", x)
+        raise DTypeError(f"mean: needs a floating-point input, got {x.dtype}; convert with .float() first")
     return Mean.apply(x, axes=normalize_dims(dim, x.data.ndim, "mean"), keepdim=keepdim)
-
-
-def _dtype_error(op, x):
-    return DTypeError(f"{op}: needs a floating-point input, got {x.dtype}; convert with .float() first")
 
 
 def prod(x, dim=None, keepdim: bool = False) -> Tensor:
@@ -283,7 +280,7 @@ def var(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
     if unbiased is not None:
         correction = 1 if unbiased else 0
     axes = normalize_dims(dim, x.data.ndim, "var")
-    return Var.apply(_float_input(x), axes=axes, correction=correction, keepdim=keepdim,
+    return Var.apply(as_floating(x), axes=axes, correction=correction, keepdim=keepdim,
                      all_dims=dim is None or x.data.ndim == 0)
 
 
@@ -294,31 +291,30 @@ def std(x, dim=None, *, correction=1, keepdim: bool = False, unbiased=None) -> T
 
 def var_mean(x, dim=None, *, correction=1, keepdim=False):
     """``(var, mean)`` over ``dim`` (torch.var_mean)."""
-    return var(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
+    return var(x, dim, correction=correction, keepdim=keepdim), mean(as_floating(x), dim, keepdim)
 
 
 def std_mean(x, dim=None, *, correction=1, keepdim=False):
     """``(std, mean)`` over ``dim`` (torch.std_mean)."""
-    return std(x, dim, correction=correction, keepdim=keepdim), mean(_float_input(x), dim, keepdim)
+    return std(x, dim, correction=correction, keepdim=keepdim), mean(as_floating(x), dim, keepdim)
 
 
-def _check_nonempty(x, axes, op):
+def _nonempty_axes(x, dim, op):
+    """The axes of ``dim``, none of them empty (a max or min over nothing has no value)."""
+    axes = normalize_dims(dim, x.data.ndim, op)
     if builtins.any(x.data.shape[a] == 0 for a in axes) or (not axes and x.data.size == 0):
         raise ShapeError(f"{op}: cannot reduce over an empty dimension (input shape {shape_str(x.shape)})")
+    return axes
 
 
 def amax(x, dim=None, keepdim: bool = False) -> Tensor:
     """The maximum along ``dim``; ties share the gradient equally (torch.amax)."""
-    axes = normalize_dims(dim, x.data.ndim, "amax")
-    _check_nonempty(x, axes, "amax")
-    return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=False)
+    return AMax.apply(x, axes=_nonempty_axes(x, dim, "amax"), keepdim=keepdim, use_min=False)
 
 
 def amin(x, dim=None, keepdim: bool = False) -> Tensor:
     """The minimum along ``dim``; ties share the gradient equally (torch.amin)."""
-    axes = normalize_dims(dim, x.data.ndim, "amin")
-    _check_nonempty(x, axes, "amin")
-    return AMax.apply(x, axes=axes, keepdim=keepdim, use_min=True)
+    return AMax.apply(x, axes=_nonempty_axes(x, dim, "amin"), keepdim=keepdim, use_min=True)
 
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -332,8 +328,7 @@ def _max_min(x, dim, keepdim, use_min, op):
     if x.data.ndim == 0:  # torch: dim 0 / -1 of a 0-d tensor is the element itself
         normalize_dims(dim, 0, op)
         return MaxResult(x.clone(), Tensor._wrap(np.zeros((), dtype=np.int64)))
-    (axis,) = normalize_dims(dim, x.data.ndim, op)
-    _check_nonempty(x, (axis,), op)
+    (axis,) = _nonempty_axes(x, dim, op)
     values = MaxDim.apply(x, axis=axis, keepdim=keepdim, use_min=use_min)
     node = values._ctx
     idx = node.indices if node is not None else _indices(x.data, axis, keepdim, use_min)
@@ -377,7 +372,7 @@ def _arg_extreme(x, dim, keepdim: bool, use_min: bool, op: str) -> Tensor:
 
 def logsumexp(x, dim, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) along ``dim``, computed without overflow (torch.logsumexp)."""
-    return LogSumExp.apply(_float_input(x), axes=normalize_dims(dim, x.data.ndim, "logsumexp"), keepdim=keepdim)
+    return LogSumExp.apply(as_floating(x), axes=normalize_dims(dim, x.data.ndim, "logsumexp"), keepdim=keepdim)
 
 
 def cumsum(x, dim: int) -> Tensor:
@@ -391,7 +386,7 @@ def cumsum(x, dim: int) -> Tensor:
 
 def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm over ``dim`` (all elements by default): 'fro', inf, -inf, 0, and any p > 0."""
-    x = _float_input(x)
+    x = as_floating(x)
     if p == "fro":
         p = 2
     if p == float("inf"):
@@ -399,16 +394,12 @@ def norm(x, p=2, dim=None, keepdim: bool = False) -> Tensor:
     if p == float("-inf"):
         return amin(ew.abs(x), dim, keepdim)
     if p == 0:
-        return sum(ne_zero(x), dim, keepdim).to(x.dtype)
+        return sum(Tensor._wrap(x.data != 0), dim, keepdim).to(x.dtype)
     if p == 2:
         return Norm2.apply(x, axes=normalize_dims(dim, x.data.ndim, "norm"), keepdim=keepdim)
     if p == 1:
         return sum(ew.abs(x), dim, keepdim)
     return ew.pow(sum(ew.pow(ew.abs(x), p), dim, keepdim), 1.0 / p)
-
-
-def ne_zero(x):
-    return Tensor._wrap(x.data != 0)
 
 
 def all(x, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001

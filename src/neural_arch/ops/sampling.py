@@ -14,22 +14,19 @@ import numpy as np
 
 from neural_arch.autograd.function import Function
 from neural_arch.autograd.tensor import Tensor
-from neural_arch.backend.dtypes import get_default_dtype, is_floating
+from neural_arch.backend.dtypes import get_default_dtype
 from neural_arch.backend.random import get_generator
 from neural_arch.errors import DTypeError, ShapeError, shape_str
 from neural_arch.ops import creation
+from neural_arch.ops._operands import array_of, floating
 from neural_arch.ops.pointwise import _special
 
 __all__ = ["bernoulli", "multinomial", "normal", "poisson", "standard_gamma"]
 
 
-def _array(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
-
-
 def bernoulli(x: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability ``x`` (or ``p``) per element, else 0, in x's dtype."""
-    probs = np.broadcast_to(_array(p), x.data.shape) if p is not None else x.data
+    probs = np.broadcast_to(array_of(p), x.data.shape) if p is not None else x.data
     if probs.size and (np.nanmin(probs) < 0 or np.nanmax(probs) > 1):
         raise ValueError("bernoulli: probabilities must lie in [0, 1]")
     draw = get_generator(generator).random(probs.shape)
@@ -70,7 +67,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None)
     if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
         return creation.normal(mean, std, size if size is not None else (), generator=generator, dtype=dtype,
                                device=device)
-    m, s = _array(mean), _array(std)
+    m, s = array_of(mean), array_of(std)
     ref = mean if isinstance(mean, Tensor) else std
     d = ref.data.dtype if ref.data.dtype.kind == "f" else get_default_dtype()
     shape = np.broadcast_shapes(m.shape, s.shape)
@@ -85,7 +82,7 @@ def _fill(x: Tensor, values) -> Tensor:
 
 def bernoulli_(x: Tensor, p=0.5, *, generator=None) -> Tensor:
     """Fill x with 0/1 draws, 1 with probability p."""
-    probs = np.broadcast_to(_array(p), x.data.shape)
+    probs = np.broadcast_to(array_of(p), x.data.shape)
     return _fill(x, get_generator(generator).random(x.data.shape) < probs)
 
 
@@ -149,6 +146,4 @@ def standard_gamma_grad(x, alpha):
 
 def standard_gamma(alpha: Tensor, generator=None) -> Tensor:
     """Gamma(alpha, 1) draws, one per element of ``alpha``, differentiable in alpha (implicit reparameterisation)."""
-    if not is_floating(alpha.data.dtype):
-        raise DTypeError(f"standard_gamma: alpha must be floating point, got {alpha.dtype}")
-    return StandardGamma.apply(alpha, generator=generator)
+    return StandardGamma.apply(floating(alpha, "standard_gamma"), generator=generator)

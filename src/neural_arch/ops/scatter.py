@@ -180,9 +180,7 @@ def scatter_reduce(x: Tensor, dim: int, index, src: Tensor, reduce: str, *, incl
 def _index_along(x: Tensor, dim: int, index, source_shape, op):
     (axis,) = normalize_dims(dim, x.data.ndim, op)
     idx = _check_index(index, op, x.data.shape[axis]).reshape(-1)
-    shape = [1] * x.data.ndim
-    shape[axis] = idx.size
-    full = np.broadcast_to(idx.reshape(shape), source_shape)
+    full = np.broadcast_to(idx.reshape([-1 if d == axis else 1 for d in range(x.data.ndim)]), source_shape)
     return axis, np.ascontiguousarray(full)
 
 

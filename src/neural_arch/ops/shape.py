@@ -7,6 +7,7 @@ inverse movement of the gradient (or, for expand/repeat, a sum over copies).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -197,13 +198,11 @@ view = reshape
 
 
 def view_as(x: Tensor, other: Tensor) -> Tensor:
-    """``x`` reshaped to ``other``'s shape (Tensor.view_as)."""
+    """``x`` reshaped to ``other``'s shape (Tensor.view_as, Tensor.reshape_as)."""
     return reshape(x, other.shape)
 
 
-def reshape_as(x: Tensor, other: Tensor) -> Tensor:
-    """``x`` reshaped to ``other``'s shape (Tensor.reshape_as)."""
-    return reshape(x, other.shape)
+reshape_as = view_as
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -334,9 +333,7 @@ def repeat(x: Tensor, *repeats) -> Tensor:
 
 def tile(x: Tensor, dims) -> Tensor:
     """``x`` repeated ``dims`` times along each dim (torch.tile)."""
-    reps = tuple(dims)
-    reps = (1,) * (x.data.ndim - len(reps)) + reps
-    return Tile.apply(x, reps=reps)
+    return Tile.apply(x, reps=(1,) * (x.data.ndim - len(dims)) + tuple(dims))
 
 
 def repeat_interleave(x: Tensor, repeats: int, dim: int | None = None) -> Tensor:
@@ -405,11 +402,7 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0):
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
             raise ShapeError(f"split: sizes {sizes} do not add up to {n}, the size of dim {axis}")
-    out, start = [], 0
-    for s in sizes:
-        out.append(narrow(x, axis, start, s))
-        start += s
-    return tuple(out)
+    return tuple(narrow(x, axis, start, s) for start, s in zip(itertools.accumulate(sizes, initial=0), sizes))
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0):
@@ -419,12 +412,8 @@ def chunk(x: Tensor, chunks: int, dim: int = 0):
     axis = normalize_dims(dim, x.data.ndim, "chunk")[0]
     n = x.data.shape[axis]
     if n == 0:  # torch: an empty dim gives `chunks` empty pieces
-        return tuple(narrow_empty(x, axis) for _ in range(chunks))
+        return tuple(narrow(x, axis, 0, 0) for _ in range(chunks))
     return split(x, -(-n // chunks), dim)
-
-
-def narrow_empty(x: Tensor, axis: int) -> Tensor:
-    return narrow(x, axis, 0, 0)
 
 
 def unbind(x: Tensor, dim: int = 0):
@@ -467,11 +456,8 @@ def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
         widths[x.data.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     if mode != "constant":
         return pad_nonconstant(x, widths, mode)
-    if any(lo < 0 or hi < 0 for lo, hi in widths):
-        for axis, (lo, hi) in enumerate(widths):  # negative padding crops first
-            if lo < 0 or hi < 0:
-                n = x.data.shape[axis]
-                start, stop = -min(lo, 0), n + min(hi, 0)
-                x = narrow(x, axis, start, stop - start)
-        widths = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
-    return ConstantPad.apply(x, widths=tuple(widths), value=value)
+    for axis, (lo, hi) in enumerate(widths):  # negative padding crops first
+        if lo < 0 or hi < 0:
+            n = x.data.shape[axis]
+            x = narrow(x, axis, -min(lo, 0), n + min(hi, 0) + min(lo, 0))
+    return ConstantPad.apply(x, widths=tuple((max(lo, 0), max(hi, 0)) for lo, hi in widths), value=value)

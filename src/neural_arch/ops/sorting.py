@@ -187,9 +187,7 @@ def _cumulative(x: Tensor, dim: int, use_min: bool, result):
     zero_d, x1 = x.data.ndim == 0, _as_1d(x)
     a = x1.data
     running = (np.minimum if use_min else np.maximum).accumulate(a, axis=axis)
-    shape = [1] * a.ndim
-    shape[axis] = a.shape[axis]
-    pos = np.arange(a.shape[axis]).reshape(shape)
+    pos = np.arange(a.shape[axis]).reshape([-1 if d == axis else 1 for d in range(a.ndim)])
     # the latest position holding the running extreme (torch takes the last of equal values); once a
     # NaN appears the running value is NaN, at the latest NaN's position
     hit = (a == running) | (np.isnan(a) if a.dtype.kind == "f" else False)
@@ -219,10 +217,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
         raise ValueError(f"{op}: interpolation must be linear, lower, higher, midpoint or nearest, "
                          f"got {interpolation!r}")
-    if dim is None:
-        src, axis = reshape(x, (-1,)), 0
-    else:
-        src, axis = _as_1d(x), _axis(x, dim, op)
+    src, axis = (reshape(x, (-1,)), 0) if dim is None else (_as_1d(x), _axis(x, dim, op))
     a = src.data
     n = a.shape[axis]
     if n == 0:
@@ -233,8 +228,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     outs = []
     for qv in qs.reshape(-1):
         pos = qv * (count - 1).astype(np.float64)
-        lo = np.floor(pos)
-        hi = np.ceil(pos)
+        lo, hi = np.floor(pos), np.ceil(pos)
         if interpolation == "nearest":
             lo = hi = np.round(pos)  # half to even, as torch
         elif interpolation == "lower":
@@ -255,9 +249,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
         elif not keepdim or x.data.ndim == 0:
             out = reshape(out, [s for i, s in enumerate(out.data.shape) if i != axis])
         outs.append(out)
-    if qs.ndim == 0:
-        return outs[0]
-    return stack(outs, 0)
+    return outs[0] if qs.ndim == 0 else stack(outs, 0)
 
 
 def quantile(x: Tensor, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear") -> Tensor:
@@ -278,14 +270,9 @@ def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False, return_
     Returns the tensor alone or a tuple (output, inverse indices, counts) as torch does.
     """
     a = x.data
-    if dim is None:
-        out, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(a.shape)
-    else:
-        axis = _axis(x, dim, "unique")
-        out, inverse, counts = np.unique(a, return_inverse=True, return_counts=True, axis=axis)
-        inverse = inverse.reshape(-1)
-    return _unique_result(out, inverse, counts, return_inverse, return_counts)
+    axis = None if dim is None else _axis(x, dim, "unique")
+    out, inverse, counts = np.unique(a, return_inverse=True, return_counts=True, axis=axis)
+    return _unique_result(out, inverse.reshape(a.shape if dim is None else -1), counts, return_inverse, return_counts)
 
 
 def _unique_result(out, inverse, counts, return_inverse, return_counts):
@@ -300,11 +287,7 @@ def _unique_result(out, inverse, counts, return_inverse, return_counts):
 def unique_consecutive(x: Tensor, return_inverse: bool = False, return_counts: bool = False, dim=None):
     """Collapse runs of equal consecutive elements (or slices along ``dim``) to one."""
     a = x.data
-    if dim is None:
-        flat, axis = a.reshape(-1), 0
-    else:
-        axis = _axis(x, dim, "unique_consecutive")
-        flat = a
+    flat, axis = (a.reshape(-1), 0) if dim is None else (a, _axis(x, dim, "unique_consecutive"))
     moved = np.moveaxis(flat, axis, 0)
     n = moved.shape[0]
     if n == 0:

@@ -19,15 +19,11 @@ AminmaxResult = namedtuple("aminmax", ["min", "max"])
 HistogramResult = namedtuple("histogram", ["hist", "bin_edges"])
 
 
-def _nan_mask(x: Tensor) -> Tensor:
-    return ew.isnan(x)
-
-
 def nansum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Sum treating NaN as zero (the gradient at a NaN is zero)."""
     if x.data.dtype.kind != "f":
         return reduce.sum(x, dim, keepdim, dtype=dtype)
-    return reduce.sum(ew.where(_nan_mask(x), 0.0, x), dim, keepdim, dtype=dtype)
+    return reduce.sum(ew.where(ew.isnan(x), 0.0, x), dim, keepdim, dtype=dtype)
 
 
 def nanmean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -83,8 +79,7 @@ def corrcoef(x: Tensor) -> Tensor:
     c = cov(x)
     if c.data.ndim == 0:
         return ew.div(c, c)
-    d = c.diagonal()
-    std = ew.sqrt(d)
+    std = ew.sqrt(c.diagonal())
     c = ew.div(ew.div(c, std.reshape(-1, 1)), std.reshape(1, -1))
     return ew.clamp(c, -1, 1)
 

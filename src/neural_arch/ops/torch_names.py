@@ -12,12 +12,16 @@ import numpy as np
 from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend.dtypes import category, get_default_dtype, resolve_dtype
 from neural_arch.errors import DTypeError, IndexingError, ShapeError
-from neural_arch.ops import creation, elementwise, loss, loss_extra, pool, pool_extra, shape, spatial
+from neural_arch.ops import creation, elementwise, loss, loss_extra, shape
 from neural_arch.ops import matrix_functions as mf
-from neural_arch.ops._operands import as_tensor
+from neural_arch.ops._operands import array_of, as_tensor
 from neural_arch.ops.embedding import embedding as _embedding  # (the family modules by path: ops.norm and
 from neural_arch.ops.norm import batch_norm as _batch_norm  # ops.embedding are also function names)
 from neural_arch.ops.norm import instance_norm as _instance_norm
+from neural_arch.ops.pool3d import adaptive_max_pool1d_with_indices as adaptive_max_pool1d  # torch's: with indices
+from neural_arch.ops.pool3d import max_pool1d_with_indices
+from neural_arch.ops.pool_extra import adaptive_avg_pool1d
+from neural_arch.ops.spatial import channel_shuffle
 
 __all__ = [
     "greater", "greater_equal", "less", "less_equal", "not_equal", "swapdims", "ravel", "clone", "detach", "ger",
@@ -31,29 +35,9 @@ __all__ = [
 
 
 # -- comparisons and layout: the Tensor methods as functions ---------------------------------------------
-def greater(input, other) -> Tensor:  # noqa: A002 - torch's names
-    """``input > other`` elementwise (torch's alias of ``gt``)."""
-    return elementwise.gt(input, other)
-
-
-def greater_equal(input, other) -> Tensor:  # noqa: A002
-    """``input >= other`` elementwise (torch's alias of ``ge``)."""
-    return elementwise.ge(input, other)
-
-
-def less(input, other) -> Tensor:  # noqa: A002
-    """``input < other`` elementwise (torch's alias of ``lt``)."""
-    return elementwise.lt(input, other)
-
-
-def less_equal(input, other) -> Tensor:  # noqa: A002
-    """``input <= other`` elementwise (torch's alias of ``le``)."""
-    return elementwise.le(input, other)
-
-
-def not_equal(input, other) -> Tensor:  # noqa: A002
-    """``input != other`` elementwise (torch's alias of ``ne``)."""
-    return elementwise.ne(input, other)
+# torch's aliases of the comparisons
+greater, greater_equal, less, less_equal = elementwise.gt, elementwise.ge, elementwise.lt, elementwise.le
+not_equal = elementwise.ne
 
 
 def swapdims(input, dim0: int, dim1: int) -> Tensor:  # noqa: A002
@@ -143,9 +127,7 @@ def unsafe_split(input, split_size, dim: int = 0) -> tuple:  # noqa: A002
     return shape.split(as_tensor(input), split_size, dim)
 
 
-def unsafe_split_with_sizes(input, split_sizes, dim: int = 0) -> tuple:  # noqa: A002
-    """``split_with_sizes`` (see ``unsafe_split``)."""
-    return split_with_sizes(input, split_sizes, dim)
+unsafe_split_with_sizes = split_with_sizes  # (see unsafe_split)
 
 
 def unsafe_chunk(input, chunks: int, dim: int = 0) -> tuple:  # noqa: A002
@@ -165,9 +147,9 @@ def asarray(obj, *, dtype=None, device=None, copy: bool | None = None, requires_
     """``obj`` as a tensor, sharing its memory when it can (a tensor or NumPy array of the right dtype) unless
     ``copy=True``; ``copy=False`` refuses a copy it cannot avoid. Python data becomes a tensor as ``tensor`` does."""
     if isinstance(obj, Tensor | np.ndarray):
+        src = obj.data if isinstance(obj, Tensor) else obj
         out = creation.as_tensor(obj, dtype=dtype, device=device)
-        if copy is False and out.data is not (obj.data if isinstance(obj, Tensor) else obj) and not np.shares_memory(
-                out.data, obj.data if isinstance(obj, Tensor) else obj):
+        if copy is False and out.data is not src and not np.shares_memory(out.data, src):
             raise DTypeError(f"asarray: copy=False but the {dtype} result cannot share the input's memory; "
                              "pass copy=None to allow the copy")
         if copy:
@@ -208,7 +190,7 @@ def bitwise_right_shift(input, other) -> Tensor:  # noqa: A002
 
 def unravel_index(indices, shape: tuple) -> tuple:
     """The coordinates in ``shape`` of flat ``indices`` (row-major), one int64 tensor per dimension."""
-    flat = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    flat = array_of(indices)
     if flat.dtype.kind not in "iu":
         raise DTypeError(f"unravel_index: expected integer indices, got {flat.dtype}")
     size = int(np.prod(shape, dtype=np.int64))
@@ -334,27 +316,6 @@ def instance_norm(input, weight, bias, running_mean, running_var, use_input_stat
     """``F.instance_norm`` with torch's top-level argument order (``cudnn_enabled`` has no effect here)."""
     return _instance_norm(input, running_mean, running_var, weight, bias, use_input_stats=use_input_stats,
                               momentum=momentum, eps=eps)
-
-
-def adaptive_avg_pool1d(input, output_size) -> Tensor:  # noqa: A002
-    """``F.adaptive_avg_pool1d``."""
-    return pool_extra.adaptive_avg_pool1d(input, output_size)
-
-
-def adaptive_max_pool1d(input, output_size) -> tuple:  # noqa: A002
-    """``F.adaptive_max_pool1d`` returning (values, indices), as ``torch.adaptive_max_pool1d`` always does."""
-    return pool_extra.adaptive_max_pool1d(input, output_size, return_indices=True)
-
-
-def max_pool1d_with_indices(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode: bool = False):  # noqa: A002
-    """``F.max_pool1d`` returning (values, indices); an empty ``stride`` means ``kernel_size``, as torch's."""
-    return pool.max_pool1d(input, kernel_size, stride=stride or None, padding=padding, dilation=dilation,
-                           ceil_mode=ceil_mode, return_indices=True)
-
-
-def channel_shuffle(input, groups: int) -> Tensor:  # noqa: A002
-    """``F.channel_shuffle``."""
-    return spatial.channel_shuffle(input, groups)
 
 
 def constant_pad_nd(input, pad, value: float = 0) -> Tensor:  # noqa: A002

@@ -13,10 +13,8 @@ __all__ = ["bartlett_window", "blackman_window", "hamming_window", "hann_window"
 def _window(values_of, n: int, periodic: bool, dtype, requires_grad):
     """torch's convention: a periodic window of length n is the symmetric one of length n + 1, minus its last."""
     d = get_default_dtype() if dtype is None else resolve_dtype(dtype)
-    if n == 0:
-        arr = np.zeros(0)
-    elif n == 1:
-        arr = np.ones(1)
+    if n <= 1:  # empty, or the one value 1
+        arr = np.ones(n)
     else:
         arr = values_of(n + 1)[:-1] if periodic else values_of(n)
     arr = np.asarray(arr, dtype=d)
@@ -31,10 +29,8 @@ def hann_window(window_length: int, periodic: bool = True, *, dtype=None, device
 def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.54, beta: float = 0.46, *,
                    dtype=None, device=None, requires_grad=False) -> Tensor:
     """The Hamming window alpha - beta cos(...)."""
-    def values(n):
-        return alpha - beta * np.cos(2 * np.pi * np.arange(n) / (n - 1))
-
-    return _window(values, window_length, periodic, dtype, requires_grad)
+    return _window(lambda n: alpha - beta * np.cos(2 * np.pi * np.arange(n) / (n - 1)), window_length, periodic,
+                   dtype, requires_grad)
 
 
 def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, device=None,
