@@ -307,7 +307,7 @@ def products(rounds: int = 9, shapes=SHAPES, threads_each: int = 1) -> str:
     na.set_num_threads(threads_each)
     clock = time.process_time if threads_each == 1 else time.perf_counter
     arch = ", ".join(str(i.get("architecture")) for i in threads.blas_info())
-    picks = f"products() picks {conv_algorithms.products()} (CPU {conv_algorithms.cpu_vendor()}, OpenBLAS {arch})"
+    picks = f"products() picks {conv_algorithms.products()} (CPU {conv_algorithms.threads.cpu_vendor()}, OpenBLAS {arch})"
     lines = [picks, "", "| shape | plan | MKL | OpenBLAS | torch | torch / MKL | torch / OpenBLAS |",
              "|---|---|---|---|---|---|---|"]
     for name, xs, ws, stride, pad in shapes:

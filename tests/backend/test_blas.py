@@ -28,19 +28,34 @@ def _run(code: str, **env_extra) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+def _mkl():
+    """MKL loaded whatever the CPU (``threads.mkl()`` is None under "auto" on a CPU that is not Intel's)"""
+    from neural_arch.backend import blas
+
+    return blas.load_mkl()
+
+
 needs_mkl = pytest.mark.skipif(not _mkl_installed(), reason="the mkl wheel is not installed (the `mkl` extra)")
 
 
 @needs_mkl
-@pytest.mark.skipif(os.environ.get("NEURAL_ARCH_BLAS_LIB", "auto") not in ("auto", "mkl"),
-                    reason="NEURAL_ARCH_BLAS_LIB asks for another library")
-def test_mkl_is_the_library_of_our_products_when_installed():
-    """So that an environment with the `mkl` extra cannot silently run NumPy's OpenBLAS instead."""
-    lib = threads.mkl()
-    assert lib is not None and lib.address(np.float32) and lib.address(np.float64)
-    assert lib.address(ml_dtypes.bfloat16) and lib.address(np.float16)
-    assert threads._gemm_address(np.dtype(np.float32)) == lib.address(np.float32)  # the polls call it too
-    assert threads.describe()["products"].startswith("MKL")
+def test_mkl_is_the_library_of_our_products_when_installed_on_an_intel_cpu():
+    """So that an environment with the `mkl` extra cannot silently run NumPy's OpenBLAS instead on an Intel
+    CPU ("auto"), nor MKL's slower AVX2 code on another CPU; NEURAL_ARCH_BLAS_LIB=mkl takes it anywhere."""
+    code = ("import ml_dtypes, numpy as np\nfrom neural_arch.backend import threads\n"
+            "lib = threads.mkl()\n"
+            "if lib is not None:\n"
+            "    assert lib.address(np.float32) and lib.address(np.float64)\n"
+            "    assert lib.address(ml_dtypes.bfloat16) and lib.address(np.float16)\n"
+            "    assert threads._gemm_address(np.dtype(np.float32)) == lib.address(np.float32)\n"  # the polls too
+            "print(lib is not None, threads.describe()['products'].split()[0])\n")
+    intel = threads.cpu_vendor() in ("GenuineIntel", "")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == (["True", "MKL"] if intel else ["False", "NumPy's"]), out.stdout
+    out = _run(code, NEURAL_ARCH_BLAS_LIB="mkl")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "MKL"], out.stdout
 
 
 @needs_mkl
@@ -50,7 +65,7 @@ def test_importing_loads_no_mkl_and_the_first_product_does():
             "before = mkl()\n"
             "(na.randn(128, 128) @ na.randn(128, 128)).numpy()\n"  # (small products stay NumPy's)
             "print(before, mkl())\n")
-    out = _run(code)
+    out = _run(code, NEURAL_ARCH_BLAS_LIB="mkl")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "True"]
     out = _run(code, NEURAL_ARCH_BLAS_LIB="openblas")
@@ -101,7 +116,7 @@ def test_mkl_reads_these_layouts_in_place_and_multiplies_right(name, dtype):
     ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
     target = np.empty(ref.shape, dtype) if out is None else out.astype(dtype, order="K")
     a.flags.writeable = False  # a sum's gradient arrives read-only
-    assert cblas.product(a, b, target, threads.mkl().address(dtype))
+    assert cblas.product(a, b, target, _mkl().address(dtype))
     np.testing.assert_allclose(target, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
@@ -111,10 +126,10 @@ def test_what_blas_cannot_read_in_place_falls_back_to_numpy():
 
     b = rng.standard_normal((6, 5))
     broadcast = np.broadcast_to(rng.standard_normal((1, 6)), (4, 6))  # a zero stride
-    assert not cblas.product(broadcast, b, np.empty((4, 5)), threads.mkl().address(np.float64))
+    assert not cblas.product(broadcast, b, np.empty((4, 5)), _mkl().address(np.float64))
     np.testing.assert_allclose(gemm.matmul(broadcast, b), np.matmul(broadcast, b), rtol=1e-12)
     every_other = rng.standard_normal((4, 12))[:, ::2]  # neither rows nor columns contiguous
-    assert not cblas.product(every_other, b, np.empty((4, 5)), threads.mkl().address(np.float64))
+    assert not cblas.product(every_other, b, np.empty((4, 5)), _mkl().address(np.float64))
     np.testing.assert_allclose(gemm.matmul(every_other, b), np.matmul(every_other, b), rtol=1e-12)
 
 

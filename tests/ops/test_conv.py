@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from parity import check, gradcheck, randn
 
 import neural_arch as na
 import neural_arch.nn.functional as F
 from neural_arch.errors import ConfigError, DTypeError, ShapeError
+from parity import check, gradcheck, randn
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 
@@ -92,7 +92,6 @@ def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
     others fall back to im2col.)"""
     from neural_arch.backend import threads
     from neural_arch.backend.kernels import conv_algorithms
-
     from neural_arch.backend.kernels.conv import _Geometry
 
     monkeypatch.setattr(conv_algorithms, "force", conv_algorithms.CANDIDATES[plan])
@@ -118,6 +117,18 @@ def test_conv2d_every_algorithm_candidate(plan, n_threads, monkeypatch):
           torch_fn=lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw), **F32)
 
 
+def _use_mkl(monkeypatch):
+    """Our products on MKL for this test, as NEURAL_ARCH_BLAS_LIB=mkl would make them."""
+    from neural_arch.backend import blas, gemm, threads
+
+    lib = blas.load_mkl()
+    assert lib is not None, f"MKL (the dev extra installs it) did not load: {blas.load_error}"
+    monkeypatch.setattr(threads, "_mkl", lib)
+    monkeypatch.setattr(gemm, "_mkl", None)  # gemm decides again, from threads.mkl()
+    monkeypatch.setattr(gemm, "_mkl_gemm", {})
+    assert gemm.mkl_in_use()
+
+
 @pytest.mark.parametrize("blas", ["mkl", "openblas"])
 @pytest.mark.parametrize("plan", ["im2col/cache/transposed", "im2col/whole/direct", "winograd/cache/direct",
                                   "dense/whole/direct"])
@@ -126,11 +137,13 @@ def test_conv2d_products_on_either_blas(blas, plan, n_threads, monkeypatch):
     """The conv pipelines' products on MKL and on NumPy's OpenBLAS (``conv_algorithms.products``, which picks
     OpenBLAS on CPUs that are not Intel's), forced, over one and two threads: the same values as torch, and
     OpenBLAS's product is the one that ran."""
-    from neural_arch.backend import gemm, threads
+    from neural_arch.backend import threads
     from neural_arch.backend.kernels import _dispatch, conv, conv_algorithms
 
-    if not _dispatch.active() or (blas == "mkl" and not gemm.mkl_in_use()):
-        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0) or MKL is not in use")
+    if not _dispatch.active():
+        pytest.skip("the kernels are off (NEURAL_ARCH_JIT=0)")
+    if blas == "mkl":  # in use whatever the CPU ("auto" leaves it out on CPUs that are not Intel's)
+        _use_mkl(monkeypatch)
     if blas == "openblas" and not conv_algorithms._openblas_callable():
         pytest.skip("NumPy's BLAS is not an OpenBLAS we can call by address and hold to one thread")
     calls = []
@@ -166,7 +179,7 @@ def test_conv2d_products_blas_choice(monkeypatch):
         for vendor, expected in (("GenuineIntel", "mkl" if mkl else "numpy"), ("AuthenticAMD", "openblas"),
                                  ("", "mkl" if mkl else "numpy")):
             monkeypatch.setattr(conv_algorithms, "_products", None)
-            monkeypatch.setattr(conv_algorithms, "cpu_vendor", lambda vendor=vendor: vendor)
+            monkeypatch.setattr(conv_algorithms.threads, "cpu_vendor", lambda vendor=vendor: vendor)
             assert conv_algorithms.products() == expected
             plan = conv_algorithms.plan_for(64, 64, (3, 3), (1, 1), (16, 16), (16, 16), 32)
             assert plan.method == ("im2col" if expected == "numpy" else "winograd")

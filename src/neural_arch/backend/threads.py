@@ -51,7 +51,8 @@ threads when it is not an OpenBLAS whose thread count we can set (the split prod
 
 ``blas_lib`` picks the library of the products we run ourselves (:func:`mkl`): ``"mkl"`` is Intel
 MKL's sequential GEMMs (``backend/blas.py``; ``pip install neural-arch[mkl]``), ``"openblas"`` NumPy's
-own BLAS, ``"auto"`` MKL when it is installed and NumPy's BLAS is not already MKL.
+own BLAS, ``"auto"`` MKL when it is installed, the CPU is Intel's (MKL runs its slower AVX2 code on
+others) and NumPy's BLAS is not already MKL.
 """
 
 from __future__ import annotations
@@ -258,7 +259,9 @@ def mkl() -> blas.MKL | None:
         if choice not in _BLAS_LIBS:
             raise ConfigError(f"NEURAL_ARCH_BLAS_LIB={choice!r}: expected one of {', '.join(_BLAS_LIBS)}")
         found = None
-        if choice != "openblas" and not _numpy_blas_is_mkl():
+        # "auto" takes MKL on Intel's CPUs only: elsewhere it runs its AVX2 code at half OpenBLAS's speed
+        if (choice == "mkl" or (choice == "auto" and cpu_vendor() in ("GenuineIntel", ""))) \
+                and not _numpy_blas_is_mkl():
             found = blas.load_mkl()
         if found is None and choice == "mkl":
             why = "NumPy's own BLAS is MKL" if _numpy_blas_is_mkl() else f"it could not be loaded ({blas.load_error})"
@@ -267,6 +270,18 @@ def mkl() -> blas.MKL | None:
                               "NEURAL_ARCH_BLAS_LIB=auto")
         _mkl = found
     return _mkl
+
+
+def cpu_vendor() -> str:
+    """/proc/cpuinfo's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``), "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _numpy_blas_is_mkl() -> bool:

@@ -64,7 +64,7 @@ def products() -> str:
     if force_products is not None:
         return force_products
     if _products is None:
-        if cpu_vendor() not in ("GenuineIntel", "") and _openblas_callable():
+        if threads.cpu_vendor() not in ("GenuineIntel", "") and _openblas_callable():
             _products = "openblas"
         else:
             _products = "mkl" if gemm.mkl_in_use() else "numpy"
@@ -75,18 +75,6 @@ def _openblas_callable() -> bool:
     """NumPy's BLAS is an OpenBLAS with an ILP64 ``cblas_sgemm`` we found, and our calls hold it to one thread."""
     blas = threads._numpy_openblas()
     return threads.blas_is_ours() and blas is not None and np.dtype(np.float32) in blas.gemm
-
-
-def cpu_vendor() -> str:
-    """/proc/cpuinfo's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``), "" where it cannot be read."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def plan_for(in_channels: int, out_channels: int, kernel_hw: tuple, stride: tuple, out_hw: tuple,
