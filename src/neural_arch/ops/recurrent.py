@@ -159,12 +159,10 @@ def lstm_weight_grads(dgates, xh, w_ih, needs_x):
     T, B, G = dgates.shape
     n_in = w_ih.shape[1]
     d2 = dgates.reshape(T * B, G)
-    xh2 = xh.reshape(T * B, xh.shape[2])
-    # one product each, read in place from [x | h_prev]: each gradient is then an array of its own, which the
-    # engine hands to the parameter as it is (a view of a shared product cost a copy each)
-    dw_ih, dw_hh = matmul(d2.T, xh2[:, :n_in]), matmul(d2.T, xh2[:, n_in:])
+    # [dW_ih | dW_hh]^T = [x | h_prev]^T d in one product; each gradient is a (column-major) view of it
+    dw_t = matmul(xh.reshape(T * B, xh.shape[2]).T, d2)
     dx = matmul(d2, w_ih).reshape(T, B, n_in) if needs_x else None
-    return dx, dw_ih, dw_hh, d2.sum(axis=0)
+    return dx, dw_t[:n_in].T, dw_t[n_in:].T, d2.sum(axis=0)
 
 
 class RNNLayer(Function):
@@ -266,7 +264,7 @@ class LSTMLayer(Function):
         gates = np.empty((T, B, 4 * H), x.dtype)
         tanh_c = np.empty((T, B, H), x.dtype)
         c_prev = new((T, B, H), x.dtype)
-        # [x_t | h_{t-1}] side by side (backward reads each part in place for dW_ih and dW_hh)
+        # [x_t | h_{t-1}] side by side: backward's dW_ih and dW_hh are then one product
         xh = new((T, B, n_in + P), x.dtype)
         xh[:, :, :n_in] = x
         h_prev = xh[:, :, n_in:]
