@@ -390,10 +390,10 @@ def _node_names(t) -> set:
                     reason="needs numba and BLAS's cblas_sgemm address")
 def test_lstm_wavefront_equals_the_per_layer_ops(monkeypatch):
     """At two threads, a float32 nn.LSTM runs each pair of layers as one wavefront op (ops/recurrent_wave.py):
-    the same steps as one lstm_layer per layer, but each chunk's input projection is its own product (MKL
-    need not round it as the whole sequence's: the outputs differed in the last bit on an AMD EPYC host), the
-    pair's weight gradients are summed chunk by chunk, and the first layer's gradients (and the input's) go
-    through dL/dy1 computed per chunk: everything agrees to float32 rounding.
+    the same steps as one lstm_layer per layer, but each chunk's input projection is its own product, the
+    second layer's weight gradients are summed chunk by chunk, and the first layer's gradients (and the
+    input's) go through dL/dy1 computed per chunk: everything agrees to float32 rounding. (The outputs were
+    once pinned bit for bit; on an AMD EPYC host they differ in the last bit, at main too, cause not found.)
     Three layers: a pair, then one layer on its own; 17 steps: an uneven last chunk."""
     from neural_arch.backend import threads
     from neural_arch.ops import recurrent_wave
@@ -448,7 +448,7 @@ def test_lstm_wavefront_parity_with_torch(monkeypatch):
 @pytest.mark.skipif(not kernels.numba_installed() or not rk.sequence_gemm(np.float32),
                     reason="needs numba and BLAS's cblas_sgemm address")
 def test_lstm_wavefront_gradients_do_not_depend_on_the_threads(monkeypatch):
-    """The wavefront's weight gradients are summed chunk by chunk by whichever thread is free
+    """The wavefront's second-layer weight gradients are summed chunk by chunk by whichever thread is free
     (recurrent_wave._Fill): the order of the sums is fixed, so repeated backwards give the same bits, with
     and without dL/dx (which changes the layer-1 jobs, so which thread takes which product)."""
     from neural_arch.backend import threads

@@ -13,15 +13,16 @@ so the two jobs of a round cost about the same. Backward runs the same in revers
 this thread, ending with dL/d(layer 1's output) of the chunk (one product, dgates2 @ W_ih2), while the helper
 runs layer 1's backward over chunk k + 1, ending with its chunk of dL/dx. A round waits for both jobs; the
 pipeline idles one chunk at each end, and layer 1's backward job (no dL/dy1 product) is the shorter one. The
-weight gradients fill that idle time: dL/dW = sum over chunks of dgates[chunk]^T [x | h_prev][chunk], each
-chunk's products queued once its gates' gradients exist and taken by whichever thread has finished its job
-of the round (``_Fill``); what is left runs on both threads after the loops. Without the compiled loop
+weight gradients fill that idle time: layer 2's dL/dW = sum over chunks of dgates[chunk]^T [y1 | h_prev][chunk],
+each chunk's products queued once its gates' gradients exist and taken by whichever thread has finished its
+job of the round (``_Fill``); what is left, and layer 1's, whose chunks end too late to fill the rounds (one
+product each over the sequence), run on both threads after the loops. Without the compiled loop
 (float64, kernels off) the op still works: each chunk runs ``LSTMLayer``'s Python loop, one job after the
 other.
 
 The steps are the arithmetic of ``LSTMLayer`` (the same compiled loop on the same operands). Each chunk's
 input projection is its own product, layer 1's input gradient goes through dL/dy1 computed per chunk, and
-the weight gradients are summed chunk by chunk (in a fixed order, whichever thread runs a product), all of
+layer 2's weight gradients are summed chunk by chunk (in a fixed order, whichever thread runs a product), all of
 which BLAS may round differently from one product over the sequence (a few float32 ulps);
 ``tests/nn/test_rnn.py`` compares the two paths.
 
@@ -244,8 +245,8 @@ class LSTMPairLayer(Function):
         dx = np.empty((T, B, n_in), grad.dtype) if needs_x else None
         w_ih1, w_ih2 = np.ascontiguousarray(w_ih1), np.ascontiguousarray(w_ih2)
         addr = _sequence_gemm(gy2, w_hh1, w_hh2)
-        # dL/dW = sum over chunks of dgates[chunk]^T [x | h_prev][chunk], added chunk by chunk by whichever
-        # thread has finished its part of a round (``_Fill``), the rest after the loops
+        # dL/dW = sum over chunks of dgates[chunk]^T [x | h_prev][chunk]: layer 2's added chunk by chunk by
+        # whichever thread has finished its part of a round (``_Fill``), the rest after the loops
         fill = _Fill(addr)
         grads1, add1 = fill.weights(one.dgates, xh1, n_in)
         grads2, add2 = fill.weights(two.dgates, xh2, H)
@@ -260,7 +261,6 @@ class LSTMPairLayer(Function):
         def first(s, e):
             def job():
                 one.steps(addr, gy1, s, e)
-                add1(s, e)
                 if needs_x:
                     _project(one.dgates[s:e], w_ih1, None, dx[s:e])
             return job
@@ -269,6 +269,7 @@ class LSTMPairLayer(Function):
         for k in range(len(chunks) + 1):  # (layer 1's packing: in the first round, which has one job)
             fill.round([second(*chunks[k]) if k < len(chunks) else None,
                         first(*chunks[k - 1]) if k else lambda: one.prepare(addr)], bool(addr))
+        add1(0, T)  # layer 1's: one product over the sequence (its chunks end too late to fill the rounds)
         db1, db2 = (fill.bias(one.dgates), fill.bias(two.dgates)) if has_bias else (None, None)
         fill.round([None, None], bool(addr))  # what is left: both threads take products until none is
         grads1 += (db1, db1.copy()) if has_bias else ()
@@ -277,8 +278,8 @@ class LSTMPairLayer(Function):
 
 
 class _Fill:
-    """The weight gradients' products as small tasks for whichever thread of a round has finished its own job
-    (the pipeline's rounds wait for both jobs, and layer 1's backward job is the shorter one).
+    """The weight gradients' products as tasks for whichever thread of a round has finished its own job (the
+    pipeline's rounds wait for both jobs, and layer 1's backward job, with no dL/dy1 product, is the shorter).
 
     Tasks form chains, each adding to its own block of one gradient in a fixed order (the chunks' order),
     one thread at a time (a lock per chain): the sums do not depend on which thread ran what. A thread
