@@ -64,7 +64,11 @@ def pair_applies(x, *weights) -> bool:
 
 
 def _chunks(T: int):
-    return [(s, min(s + CHUNK_STEPS, T)) for s in range(0, T, CHUNK_STEPS)]
+    """The steps of each round: a first chunk of half the length, then ``CHUNK_STEPS`` each. Backward's
+    rounds are paced by layer 2's jobs (with dL/dy1), and its last round, layer 1 over the first chunk,
+    waits alone: a short first chunk shortens it. (Forward's rounds cost the same either way.)"""
+    first = min(max(1, CHUNK_STEPS // 2), T)
+    return [(0, first)] + [(s, min(s + CHUNK_STEPS, T)) for s in range(first, T, CHUNK_STEPS)]
 
 
 def _run_round(jobs, together: bool) -> None:
@@ -194,6 +198,7 @@ class LSTMPairLayer(Function):
         xg1, xg2 = np.empty((T, B, 4 * H), x.dtype), np.empty((T, B, 4 * H), x.dtype)
         addr = _sequence_gemm(x, *weights)
         chunks = _chunks(T)
+        ahead = chunks[min(1, len(chunks) - 1)][1]
 
         def prepare():
             one.xh[:, :, :n_in] = x
@@ -201,23 +206,29 @@ class LSTMPairLayer(Function):
             two.prepare(addr)
 
         # each job projects its own chunk's input first: the two jobs of a round then cost about the same
+        def layer_two_input(s, e):
+            two.xh[s:e, :, :H] = one.ys[s:e]
+            _project(one.ys[s:e], w_ih2.T, bias2, xg2[s:e])
+
         def first(s, e):
             def job():
-                if s:  # (the first chunk's: while the helper prepares, below)
+                if s >= ahead:  # (the first two chunks': while the helper prepares, below)
                     _project(x[s:e], w_ih1.T, bias1, xg1[s:e])
                 one.steps(addr, xg1, s, e)
+                if e == T:  # the last round has layer 2's job alone: its projection is done here instead
+                    layer_two_input(s, e)
             return job
 
         def second(s, e):
             def job():
-                two.xh[s:e, :, :H] = one.ys[s:e]
-                _project(one.ys[s:e], w_ih2.T, bias2, xg2[s:e])
+                if e < T:
+                    layer_two_input(s, e)
                 two.steps(addr, xg2, s, e)
             return job
 
-        # the pipeline's first round has one job: the helper copies and packs the weights for both layers
-        # meanwhile, where the jobs of the first two rounds did it
-        _run_round([lambda: _project(x[:chunks[0][1]], w_ih1.T, bias1, xg1[:chunks[0][1]]), prepare], bool(addr))
+        # before the first round (which has one job), this thread projects the first two chunks' input while
+        # the helper copies and packs the weights for both layers (which the first two rounds' jobs did)
+        _run_round([lambda: _project(x[:ahead], w_ih1.T, bias1, xg1[:ahead]), prepare], bool(addr))
         for k in range(len(chunks) + 1):
             _run_round([first(*chunks[k]) if k < len(chunks) else None, second(*chunks[k - 1]) if k else None],
                        bool(addr))
