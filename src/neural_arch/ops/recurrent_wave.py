@@ -266,11 +266,14 @@ class LSTMPairLayer(Function):
             def job():
                 two.steps(addr, gy2, s, e)
                 add2(s, e)
-                _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
+                if e < T:
+                    _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
             return job
 
         def first(s, e):
             def job():
+                if e == T:  # the last chunk's dL/dy1: here, not in the first round, which has one job
+                    _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
                 one.steps(addr, gy1, s, e)
                 if needs_x:
                     _project(one.dgates[s:e], w_ih1, None, dx[s:e])
