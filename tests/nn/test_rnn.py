@@ -506,10 +506,12 @@ def _lstm_pair_flat(x, h1, c1, h2, c2, *w):
     return [y, h1n, c1n, h2n, c2n]
 
 
+@pytest.mark.parametrize("T", [2, 10, 18])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_lstm_pair_op_parity_with_torch(dtype):
-    """The op itself (any dtype; float64 runs its Python loop) against torch's two-layer LSTM, gradients included."""
-    args = [a.astype(dtype) for a in _pair_args(10, 3, 4, 5)]
+def test_lstm_pair_op_parity_with_torch(dtype, T):
+    """The op itself (any dtype; float64 runs its Python loop) against torch's two-layer LSTM, gradients included;
+    T = 2 is shorter than a chunk, 10 a short first chunk and one more, 18 ends with a chunk of one step."""
+    args = [a.astype(dtype) for a in _pair_args(T, 3, 4, 5)]
     ref = torch.nn.LSTM(4, 5, num_layers=2).to(DTYPES[dtype])
     with torch.no_grad():
         for k, name in enumerate(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",

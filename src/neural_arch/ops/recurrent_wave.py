@@ -68,13 +68,15 @@ def _chunks(T: int):
     rounds are paced by layer 2's jobs (with dL/dy1), and its last round, layer 1 over the first chunk,
     waits alone: a short first chunk shortens it. (Forward's rounds cost the same either way.)"""
     first = min(max(1, CHUNK_STEPS // 2), T)
-    return [(0, first)] + [(s, min(s + CHUNK_STEPS, T)) for s in range(first, T, CHUNK_STEPS)]
+    return [(0, first)] + [(s, min(s + CHUNK_STEPS, T)) for s in range(first, T, CHUNK_STEPS)] if T else []
 
 
 def _run_round(jobs, together: bool) -> None:
     """The jobs of one round: at once (the first on this thread, the second on a helper) when ``together``,
     else one after the other (the Python loop's steps hold the GIL: nothing to gain from a helper)."""
     jobs = [(job,) for job in jobs if job is not None]
+    if len(jobs) < 2:
+        together = False  # (none, or one: nothing to hand to a helper)
     if together:
         threads.run_split(_call, jobs)
     else:
@@ -198,7 +200,7 @@ class LSTMPairLayer(Function):
         xg1, xg2 = np.empty((T, B, 4 * H), x.dtype), np.empty((T, B, 4 * H), x.dtype)
         addr = _sequence_gemm(x, *weights)
         chunks = _chunks(T)
-        ahead = chunks[min(1, len(chunks) - 1)][1]
+        ahead = chunks[min(1, len(chunks) - 1)][1] if chunks else 0
 
         def prepare():
             one.xh[:, :, :n_in] = x
