@@ -13,7 +13,7 @@ so the two jobs of a round cost about the same. Backward runs the same in revers
 this thread, ending with dL/d(layer 1's output) of the chunk (one product, dgates2 @ W_ih2), while the helper
 runs layer 1's backward over chunk k + 1, ending with its chunk of dL/dx. A round waits for both jobs; the
 pipeline idles one chunk at each end, and layer 1's backward job (no dL/dy1 product) is the shorter one. The
-weight gradients fill that idle time: layer 2's dL/dW = sum over chunks of dgates[chunk]^T [y1 | h_prev][chunk],
+weight gradients fill that idle time: layer 2's dL/dW = sum over chunks of ``dgates[c]^T [y1 | h_prev][c]``,
 each chunk's products queued once its gates' gradients exist and taken by whichever thread has finished its
 job of the round (``_Fill``); what is left, and layer 1's, whose chunks end too late to fill the rounds (one
 product each over the sequence), run on both threads after the loops. Without the compiled loop
