@@ -5,6 +5,8 @@ target: torch / ours >= 1.0 for the LSTM's fwd+bwd). Both modules hold the same 
 off by default): whether to turn it on is decided by this column on a quiet machine. The column "layer by
 layer" is ours with ``ops.recurrent_wave.ENABLED`` off: an LSTM's layers one after the other instead of
 each pair as a wavefront over two threads (it differs from "neural-arch" only at two threads or more).
+``NEURAL_ARCH_RNN_BENCH_CHUNKS=5,10`` adds a column per chunk length: ours with
+``ops.recurrent_wave.CHUNK_STEPS`` set to it (the wavefront's steps per round; default 7), forward and fwd+bwd.
 
     python -m benchmarks rnn              (``--rounds N``; ``NEURAL_ARCH_RNN_BENCH_SIZE=small`` for a smoke run)
 
@@ -103,6 +105,25 @@ def _contenders(ours, ref, xn, xt):
         y.sum().backward()
         ref.zero_grad()
 
-    return {"fwd": {"neural-arch": fwd_na, "torch": fwd_torch},
-            "fwd+bwd": {"neural-arch": step_na, "torch": step_torch, "steps split": step_na_split,
-                        "layer by layer": step_na_layer_by_layer}}
+    table = {"fwd": {"neural-arch": fwd_na, "torch": fwd_torch},
+             "fwd+bwd": {"neural-arch": step_na, "torch": step_torch, "steps split": step_na_split,
+                         "layer by layer": step_na_layer_by_layer}}
+    for steps in filter(None, os.environ.get("NEURAL_ARCH_RNN_BENCH_CHUNKS", "").split(",")):
+        table["fwd"][f"chunks {int(steps)}"] = _with_chunk_steps(fwd_na, int(steps))
+        table["fwd+bwd"][f"chunks {int(steps)}"] = _with_chunk_steps(step_na, int(steps))
+    return table
+
+
+def _with_chunk_steps(call, steps: int):
+    """``call`` run with the wavefront's chunks of ``steps`` steps (``ops.recurrent_wave.CHUNK_STEPS``)."""
+    from neural_arch.ops import recurrent_wave
+
+    def run():
+        default = recurrent_wave.CHUNK_STEPS
+        recurrent_wave.CHUNK_STEPS = steps
+        try:
+            call()
+        finally:
+            recurrent_wave.CHUNK_STEPS = default
+
+    return run

@@ -390,9 +390,11 @@ def _node_names(t) -> set:
                     reason="needs numba and BLAS's cblas_sgemm address")
 def test_lstm_wavefront_equals_the_per_layer_ops(monkeypatch):
     """At two threads, a float32 nn.LSTM runs each pair of layers as one wavefront op (ops/recurrent_wave.py):
-    its outputs and final states are bit for bit those of one lstm_layer per layer, as are the second layer's
-    gradients; the first layer's gradients (and the input's) go through dL/dy1 computed per chunk, so they
-    agree to float32 rounding. Three layers: a pair, then one layer on its own; 17 steps: an uneven last chunk."""
+    the same steps as one lstm_layer per layer, but each chunk's input projection is its own product, the
+    second layer's weight gradients are summed chunk by chunk, and the first layer's gradients (and the
+    input's) go through dL/dy1 computed per chunk: everything agrees to float32 rounding. (The outputs were
+    once pinned bit for bit; on an AMD EPYC host they differ in the last bit, at main too, cause not found.)
+    Three layers: a pair, then one layer on its own; 17 steps: an uneven last chunk."""
     from neural_arch.backend import threads
     from neural_arch.ops import recurrent_wave
 
@@ -428,10 +430,7 @@ def test_lstm_wavefront_equals_the_per_layer_ops(monkeypatch):
                      **{n: p.grad.numpy() for n, p in layer.named_parameters()}})
     wave, per_layer = runs
     for name in wave:
-        if name in ("y", "h_n", "c_n") or name.endswith(("_l1", "_l2")):
-            np.testing.assert_array_equal(wave[name], per_layer[name], err_msg=name)
-        else:
-            np.testing.assert_allclose(wave[name], per_layer[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(wave[name], per_layer[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.skipif(not kernels.numba_installed() or not rk.sequence_gemm(np.float32),
@@ -444,6 +443,53 @@ def test_lstm_wavefront_parity_with_torch(monkeypatch):
     ours, ref = _pair("LSTM", np.float32, 5, 6, num_layers=2)
     inputs = [randn(16, 3, 5, seed=5), randn(2, 3, 6, seed=6), randn(2, 3, 6, seed=7)]
     _compare(ours, ref, inputs, np.float32)
+
+
+@pytest.mark.skipif(not kernels.numba_installed() or not rk.sequence_gemm(np.float32),
+                    reason="needs numba and BLAS's cblas_sgemm address")
+def test_lstm_wavefront_gradients_do_not_depend_on_the_threads(monkeypatch):
+    """The wavefront's second-layer weight gradients are summed chunk by chunk by whichever thread is free
+    (recurrent_wave._Fill): the order of the sums is fixed, so repeated backwards give the same bits, with
+    and without dL/dx (which changes the layer-1 jobs, so which thread takes which product)."""
+    from neural_arch.backend import threads
+
+    monkeypatch.setattr(threads.policy, "num_threads", 2)
+    if not threads.blas_is_ours():
+        pytest.skip("the wavefront needs our pool to drive BLAS")
+    na.manual_seed(3)
+    layer = nn.LSTM(8, 16, num_layers=2)
+    x = np.random.default_rng(1).standard_normal((30, 5, 8)).astype(np.float32)
+    for needs_x in (False, True):
+        runs = []
+        for _ in range(4):
+            layer.zero_grad()
+            xt = na.tensor(x, requires_grad=needs_x)
+            y, _ = layer(xt)
+            assert "LSTMPairLayer" in _node_names(y)
+            (y * y).sum().backward()
+            runs.append({n: p.grad.numpy().copy() for n, p in layer.named_parameters()})
+        for run in runs[1:]:
+            for name, grad in run.items():
+                np.testing.assert_array_equal(grad, runs[0][name], err_msg=name)
+
+
+def test_add_product_accumulates_in_place():
+    """recurrent_sequence.add_product: out += a @ b through BLAS with beta = 1, reading a transposed view and
+    rows with a stride in place (the wavefront's weight gradients), and False for an out it cannot write."""
+    if not kernels.numba_installed() or not rk.sequence_gemm(np.float32):
+        pytest.skip("needs numba and BLAS's cblas_sgemm address")
+    from neural_arch.backend.kernels import recurrent_sequence
+
+    rng = np.random.default_rng(4)
+    d = rng.standard_normal((21, 12)).astype(np.float32)
+    xh = rng.standard_normal((21, 10)).astype(np.float32)
+    out = rng.standard_normal((12, 4)).astype(np.float32)
+    expected = out.astype(np.float64) + d.T.astype(np.float64) @ xh[:, 6:]
+    assert recurrent_sequence.add_product(rk.sequence_gemm(np.float32), d.T, xh[:, 6:], out)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    column_major = np.zeros((4, 12), np.float32).T
+    assert not recurrent_sequence.add_product(rk.sequence_gemm(np.float32), d.T, xh[:, 6:], column_major)
+    assert not column_major.any()
 
 
 def _pair_args(T, B, n_in, H, seed=20):
@@ -460,10 +506,12 @@ def _lstm_pair_flat(x, h1, c1, h2, c2, *w):
     return [y, h1n, c1n, h2n, c2n]
 
 
+@pytest.mark.parametrize("T", [2, 10, 18])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_lstm_pair_op_parity_with_torch(dtype):
-    """The op itself (any dtype; float64 runs its Python loop) against torch's two-layer LSTM, gradients included."""
-    args = [a.astype(dtype) for a in _pair_args(10, 3, 4, 5)]
+def test_lstm_pair_op_parity_with_torch(dtype, T):
+    """The op itself (any dtype; float64 runs its Python loop) against torch's two-layer LSTM, gradients included;
+    T = 2 is shorter than a chunk, 10 a short first chunk and one more, 18 ends with a chunk of one step."""
+    args = [a.astype(dtype) for a in _pair_args(T, 3, 4, 5)]
     ref = torch.nn.LSTM(4, 5, num_layers=2).to(DTYPES[dtype])
     with torch.no_grad():
         for k, name in enumerate(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",

@@ -20,9 +20,10 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 
-def _gemm_at(float_type):
-    """An intrinsic calling ILP64 ``cblas_?gemm(RowMajor, ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)``
-    at the address ``addr`` (alpha and beta: float, double: ``float_type``; pointers as integers)."""
+def _gemm_at(float_type, beta: float = 0.0):
+    """An intrinsic calling ILP64 ``cblas_?gemm(RowMajor, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)``
+    at the address ``addr`` (alpha and beta: float, double: ``float_type``; pointers as integers): beta = 0
+    writes c = a @ b, beta = 1 adds, c += a @ b."""
 
     @intrinsic
     def call(typingctx, addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
@@ -33,7 +34,7 @@ def _gemm_at(float_type):
             _, ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
             builder.call(fn, [ir.Constant(i32, 101), builder.trunc(ta_, i32), builder.trunc(tb_, i32), m_, n_, k_,
                               ir.Constant(f, 1.0), builder.inttoptr(a_, ptr), lda_, builder.inttoptr(b_, ptr), ldb_,
-                              ir.Constant(f, 0.0), builder.inttoptr(c_, ptr), ldc_])
+                              ir.Constant(f, beta), builder.inttoptr(c_, ptr), ldc_])
             return context.get_dummy_value()
 
         return types.void(addr, ta, tb, m, n, k, a, lda, b, ldb, c, ldc), codegen
@@ -42,6 +43,7 @@ def _gemm_at(float_type):
 
 
 _sgemm_at, _dgemm_at = _gemm_at(ir.FloatType), _gemm_at(ir.DoubleType)
+_sgemm_add_at = _gemm_at(ir.FloatType, 1.0)
 _NO_TRANS, _TRANS = 111, 112  # CBLAS's codes
 
 

@@ -12,14 +12,19 @@ chunk to chunk. Each job starts with its chunk's input projection (its C x B row
 so the two jobs of a round cost about the same. Backward runs the same in reverse: layer 2 over chunk k on
 this thread, ending with dL/d(layer 1's output) of the chunk (one product, dgates2 @ W_ih2), while the helper
 runs layer 1's backward over chunk k + 1, ending with its chunk of dL/dx. A round waits for both jobs; the
-pipeline idles one chunk at each end. Weight gradients stay one product per layer after the loops
-(``recurrent.lstm_weight_grads``). Without the compiled loop (float64, kernels off) the op still works: each
-chunk runs ``LSTMLayer``'s Python loop, one job after the other.
+pipeline idles one chunk at each end, and layer 1's backward job (no dL/dy1 product) is the shorter one. The
+weight gradients fill that idle time: layer 2's dL/dW = sum over chunks of ``dgates[c]^T [y1 | h_prev][c]``,
+each chunk's products queued once its gates' gradients exist and taken by whichever thread has finished its
+job of the round (``_Fill``); what is left, and layer 1's, whose chunks end too late to fill the rounds (one
+product each over the sequence), run on both threads after the loops. Without the compiled loop
+(float64, kernels off) the op still works: each chunk runs ``LSTMLayer``'s Python loop, one job after the
+other.
 
-The steps are the arithmetic of ``LSTMLayer`` (the same compiled loop on the same operands), so the outputs,
-the final states and layer 2's gradients are bit for bit those of two ``LSTMLayer`` calls. Layer 1's input
-gradient goes through dL/dy1 computed per chunk instead of in one product, which BLAS may round differently
-(a few float32 ulps); ``tests/nn/test_rnn.py`` compares the two paths.
+The steps are the arithmetic of ``LSTMLayer`` (the same compiled loop on the same operands). Each chunk's
+input projection is its own product, layer 1's input gradient goes through dL/dy1 computed per chunk, and
+layer 2's weight gradients are summed chunk by chunk (in a fixed order, whichever thread runs a product), all of
+which BLAS may round differently from one product over the sequence (a few float32 ulps);
+``tests/nn/test_rnn.py`` compares the two paths.
 
 When (``nn.LSTM`` asks :func:`pair_applies` for each pair of consecutive layers): float32 NumPy arrays with
 the compiled loop available (``recurrent.sequence_gemm``), at least two threads and our pool driving BLAS,
@@ -29,6 +34,9 @@ between the layers in training, autocast off. Everything else runs ``LSTMLayer``
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import numpy as np
 
 from neural_arch.autograd.autocast import LOWER
@@ -37,7 +45,7 @@ from neural_arch.autograd.tensor import Tensor
 from neural_arch.backend import threads
 from neural_arch.backend.gemm import matmul_here
 from neural_arch.backend.kernels.recurrent import lstm_step_backward, lstm_step_forward
-from neural_arch.ops.recurrent import _sequence_gemm, _whole_loop, lstm_weight_grads
+from neural_arch.ops.recurrent import _sequence_gemm, _whole_loop
 
 __all__ = ["lstm_pair", "pair_applies"]
 
@@ -56,13 +64,19 @@ def pair_applies(x, *weights) -> bool:
 
 
 def _chunks(T: int):
-    return [(s, min(s + CHUNK_STEPS, T)) for s in range(0, T, CHUNK_STEPS)]
+    """The steps of each round: a first chunk of half the length, then ``CHUNK_STEPS`` each. Backward's
+    rounds are paced by layer 2's jobs (with dL/dy1), and its last round, layer 1 over the first chunk,
+    waits alone: a short first chunk shortens it. (Forward's rounds cost the same either way.)"""
+    first = min(max(1, CHUNK_STEPS // 2), T)
+    return [(0, first)] + [(s, min(s + CHUNK_STEPS, T)) for s in range(first, T, CHUNK_STEPS)] if T else []
 
 
 def _run_round(jobs, together: bool) -> None:
     """The jobs of one round: at once (the first on this thread, the second on a helper) when ``together``,
     else one after the other (the Python loop's steps hold the GIL: nothing to gain from a helper)."""
     jobs = [(job,) for job in jobs if job is not None]
+    if len(jobs) < 2:
+        together = False  # (none, or one: nothing to hand to a helper)
     if together:
         threads.run_split(_call, jobs)
     else:
@@ -94,16 +108,22 @@ class _Layer:
         self.ys = ys
         self.h, self.c = h0.copy(), c0.copy()
         self.hg = np.empty((B, 4 * H), dtype)
-        self.w_hh_t = np.ascontiguousarray(w_hh.T)
+        self.w_hh = w_hh
+        self.w_hh_t = self.packing = None  # made by ``prepare``
         self.active = np.full(T, B, np.int64)
-        self.packing = None
+
+    def prepare(self, addr):
+        """The row-major W_hh^T the steps multiply by, and its packing for the compiled loop when ``addr``."""
+        self.w_hh_t = np.ascontiguousarray(self.w_hh.T)
+        if addr:
+            self.packing = _whole_loop().packed_right(self.w_hh_t, self.h.shape[0], self.active)
 
     def steps(self, addr, xg, s, e):
         """Forward steps s .. e - 1, from the state left by the steps before: the compiled loop when ``addr``
         (``recurrent.sequence_gemm``) is known, else ``LSTMLayer``'s Python loop."""
+        if self.w_hh_t is None:
+            self.prepare(addr)
         if addr:
-            if self.packing is None:
-                self.packing = _whole_loop().packed_right(self.w_hh_t, self.h.shape[0], self.active)
             _whole_loop().lstm_steps_forward(addr, self.packing, xg[s:e], self.w_hh_t, None, self.h, self.c,
                                              self.hg, self.gates[s:e], self.tanh_c[s:e], self.c_prev[s:e],
                                              self.h_prev[s:e], self.ys[s:e], self.ys[s:e], self.active[s:e], False)
@@ -127,11 +147,15 @@ class _LayerGrads:
         self.w_hh = np.ascontiguousarray(w_hh)
         self.packing = None
 
+    def prepare(self, addr):
+        """W_hh packed for the compiled loop (when ``addr``)."""
+        if addr and self.packing is None:
+            self.packing = _whole_loop().packed_right(self.w_hh, self.dh.shape[0], self.active)
+
     def steps(self, addr, gy, s, e):
         """Backward steps e - 1 .. s (the compiled loop when ``addr``, else ``LSTMLayer``'s Python loop)."""
         if addr:
-            if self.packing is None:
-                self.packing = _whole_loop().packed_right(self.w_hh, self.dh.shape[0], self.active)
+            self.prepare(addr)
             _whole_loop().lstm_steps_backward(addr, self.packing, gy[s:e], self.w_hh, None, self.dh, self.dc,
                                               self.dc_next, self.dr, self.gates[s:e], self.tanh_c[s:e],
                                               self.c_prev[s:e], self.dgates[s:e], None, self.active[s:e], False)
@@ -172,26 +196,41 @@ class LSTMPairLayer(Function):
         out = np.empty(ny + 4 * B * H, x.dtype)  # [y2, h1_n, c1_n, h2_n, c2_n]; y2 is written in place
         one = _Layer(T, B, n_in, h0a, c0a, w_hh1, np.empty((T, B, H), x.dtype))
         two = _Layer(T, B, H, h0b, c0b, w_hh2, out[:ny].reshape(T, B, H))
-        one.xh[:, :, :n_in] = x
         x = np.ascontiguousarray(x)
         xg1, xg2 = np.empty((T, B, 4 * H), x.dtype), np.empty((T, B, 4 * H), x.dtype)
         addr = _sequence_gemm(x, *weights)
+        chunks = _chunks(T)
+        ahead = chunks[min(1, len(chunks) - 1)][1] if chunks else 0
+
+        def prepare():
+            one.xh[:, :, :n_in] = x
+            one.prepare(addr)
+            two.prepare(addr)
 
         # each job projects its own chunk's input first: the two jobs of a round then cost about the same
+        def layer_two_input(s, e):
+            two.xh[s:e, :, :H] = one.ys[s:e]
+            _project(one.ys[s:e], w_ih2.T, bias2, xg2[s:e])
+
         def first(s, e):
             def job():
-                _project(x[s:e], w_ih1.T, bias1, xg1[s:e])
+                if s >= ahead:  # (the first two chunks': while the helper prepares, below)
+                    _project(x[s:e], w_ih1.T, bias1, xg1[s:e])
                 one.steps(addr, xg1, s, e)
+                if e == T:  # the last round has layer 2's job alone: its projection is done here instead
+                    layer_two_input(s, e)
             return job
 
         def second(s, e):
             def job():
-                two.xh[s:e, :, :H] = one.ys[s:e]
-                _project(one.ys[s:e], w_ih2.T, bias2, xg2[s:e])
+                if e < T:
+                    layer_two_input(s, e)
                 two.steps(addr, xg2, s, e)
             return job
 
-        chunks = _chunks(T)
+        # before the first round (which has one job), this thread projects the first two chunks' input while
+        # the helper copies and packs the weights for both layers (which the first two rounds' jobs did)
+        _run_round([lambda: _project(x[:ahead], w_ih1.T, bias1, xg1[:ahead]), prepare], bool(addr))
         for k in range(len(chunks) + 1):
             _run_round([first(*chunks[k]) if k < len(chunks) else None, second(*chunks[k - 1]) if k else None],
                        bool(addr))
@@ -207,6 +246,7 @@ class LSTMPairLayer(Function):
         has_bias = ctx.params
         w_ih1, w_hh1, w_ih2, w_hh2, g1, tc1, cp1, xh1, g2, tc2, cp2, xh2 = ctx.saved_tensors
         T, B, H = tc1.shape
+        n_in = w_ih1.shape[1]
         ny = T * B * H
         states = [grad[ny + i * B * H:ny + (i + 1) * B * H].reshape(B, H).copy() for i in range(4)]
         active = np.full(T, B, np.int64)
@@ -215,32 +255,125 @@ class LSTMPairLayer(Function):
         gy2 = np.ascontiguousarray(grad[:ny].reshape(T, B, H))
         gy1 = np.empty((T, B, H), grad.dtype)  # dL/dy1, filled chunk by chunk by layer 2's jobs
         needs_x = ctx.needs_input_grad[0]
-        dx = np.empty((T, B, w_ih1.shape[1]), grad.dtype) if needs_x else None
+        dx = np.empty((T, B, n_in), grad.dtype) if needs_x else None
         w_ih1, w_ih2 = np.ascontiguousarray(w_ih1), np.ascontiguousarray(w_ih2)
         addr = _sequence_gemm(gy2, w_hh1, w_hh2)
+        # dL/dW = sum over chunks of dgates[chunk]^T [x | h_prev][chunk]: layer 2's added chunk by chunk by
+        # whichever thread has finished its part of a round (``_Fill``), the rest after the loops
+        fill = _Fill(addr)
+        grads1, add1 = fill.weights(one.dgates, xh1, n_in)
+        grads2, add2 = fill.weights(two.dgates, xh2, H)
 
         def second(s, e):
             def job():
                 two.steps(addr, gy2, s, e)
-                _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
+                add2(s, e)
+                if e < T:
+                    _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
             return job
 
         def first(s, e):
             def job():
+                if e == T:  # the last chunk's dL/dy1: here, not in the first round, which has one job
+                    _project(two.dgates[s:e], w_ih2, None, gy1[s:e])
                 one.steps(addr, gy1, s, e)
                 if needs_x:
                     _project(one.dgates[s:e], w_ih1, None, dx[s:e])
             return job
 
         chunks = _chunks(T)[::-1]
-        for k in range(len(chunks) + 1):
-            _run_round([second(*chunks[k]) if k < len(chunks) else None, first(*chunks[k - 1]) if k else None],
-                       bool(addr))
-        _, dw_ih1, dw_hh1, db1 = lstm_weight_grads(one.dgates, xh1, w_ih1, False)
-        _, dw_ih2, dw_hh2, db2 = lstm_weight_grads(two.dgates, xh2, w_ih2, False)
-        grads1 = (dw_ih1, dw_hh1) + ((db1, db1.copy()) if has_bias else ())
-        grads2 = (dw_ih2, dw_hh2) + ((db2, db2.copy()) if has_bias else ())
+        for k in range(len(chunks) + 1):  # (layer 1's packing: in the first round, which has one job)
+            fill.round([second(*chunks[k]) if k < len(chunks) else None,
+                        first(*chunks[k - 1]) if k else lambda: one.prepare(addr)], bool(addr))
+        add1(0, T)  # layer 1's: one product over the sequence (its chunks end too late to fill the rounds)
+        db1, db2 = (fill.bias(one.dgates), fill.bias(two.dgates)) if has_bias else (None, None)
+        fill.round([None, None], bool(addr))  # what is left: both threads take products until none is
+        grads1 += (db1, db1.copy()) if has_bias else ()
+        grads2 += (db2, db2.copy()) if has_bias else ()
         return (dx, one.dh, one.dc, two.dh, two.dc) + grads1 + grads2
+
+
+class _Fill:
+    """The weight gradients' products as tasks for whichever thread of a round has finished its own job (the
+    pipeline's rounds wait for both jobs, and layer 1's backward job, with no dL/dy1 product, is the shorter).
+
+    Tasks form chains, each adding to its own block of one gradient in a fixed order (the chunks' order),
+    one thread at a time (a lock per chain): the sums do not depend on which thread ran what. A thread
+    starts a task only while the other job of its round still runs, so a round ends at most one task later;
+    the last call, ``round([None, None])``, runs all that is left on both threads."""
+
+    ROWS = 400  # gate rows of dL/dW per task: (400 x 7 B) @ (7 B x 200), ~0.2 ms at this benchmark's size
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.chains = []  # (lock, deque of tasks)
+
+    def weights(self, dgates, xh, n_in):
+        """(zeroed dL/dW_ih, dL/dW_hh), and ``add(s, e)``, which queues their products over steps s .. e - 1."""
+        G = dgates.shape[2]
+        dw_ih = np.zeros((G, n_in), dgates.dtype)
+        dw_hh = np.zeros((G, xh.shape[2] - n_in), dgates.dtype)
+        parts = [(xh[:, :, :n_in], dw_ih), (xh[:, :, n_in:], dw_hh)]
+        rows = [(r, min(r + self.ROWS, G)) for r in range(0, G, self.ROWS)]
+        first = len(self.chains)
+        self.chains += [(threading.Lock(), deque()) for _ in range(len(parts) * len(rows))]
+
+        def add(s, e):
+            d = dgates[s:e].reshape(-1, G)
+            i = first
+            for src, dw in parts:
+                b = src[s:e].reshape(-1, src.shape[2])
+                for r0, r1 in rows:
+                    self.chains[i][1].append((d[:, r0:r1].T, b, dw[r0:r1]))
+                    i += 1
+
+        return (dw_ih, dw_hh), add
+
+    def bias(self, dgates):
+        """dL/db = sum of dgates over steps and rows, as one more task; returns its (zeroed) array."""
+        db = np.zeros(dgates.shape[2], dgates.dtype)
+        self.chains.append((threading.Lock(), deque([(dgates.reshape(-1, dgates.shape[2]), None, db)])))
+        return db
+
+    def _run(self, task):
+        a, b, out = task
+        if b is None:
+            np.sum(a, axis=0, out=out)
+        elif not (self.addr and _whole_loop().add_product(self.addr, a, b, out)):
+            out += a @ b
+
+    def take(self, busy) -> None:
+        """Run queued tasks while ``busy()`` (the round's other job runs) and one is free to take."""
+        while busy():
+            for lock, queue in self.chains:
+                if queue and lock.acquire(blocking=False):
+                    try:
+                        if queue:
+                            self._run(queue.popleft())
+                    finally:
+                        lock.release()
+                    break
+            else:
+                return
+
+    def round(self, jobs, together: bool) -> None:
+        """One round of two jobs (None: none), each then taking tasks while the other runs (``together``:
+        at once, as ``_run_round``; else one after the other, and the tasks after both)."""
+        if not together:
+            for job in jobs:
+                if job is not None:
+                    job()
+            self.take(lambda: True)
+            return
+        done = [job is None for job in jobs]
+
+        def part(i):
+            if jobs[i] is not None:
+                jobs[i]()
+            done[i] = True
+            self.take(lambda: not done[1 - i] or all(j is None for j in jobs))
+
+        _run_round([lambda: part(0), lambda: part(1)], True)
 
 
 def lstm_pair(x: Tensor, state1, state2, weights1, weights2):

@@ -31,7 +31,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from neural_arch.backend import threads
-from neural_arch.backend.cblas import _NO_TRANS, _sgemm_at
+from neural_arch.backend.cblas import _NO_TRANS, _operand, _sgemm_add_at, _sgemm_at
 from neural_arch.backend.kernels import _dispatch
 from neural_arch.backend.kernels._jit import FAST, _jit, inline
 from neural_arch.backend.kernels.recurrent import lstm_rows_backward, lstm_rows_forward
@@ -173,6 +173,30 @@ def lstm_steps_backward(addr, packing, gy, w_hh, w_hr, dh, dc, dc_next, dr, gate
     compute, packed = packing
     _backward_loop(addr, compute, _address(packed), gy, w_hh, _NO_MATRIX if w_hr is None else w_hr, dh, dc,
                    dc_next, dr, gates, tanh_c, c_prev, dgates, _NO_STEPS if dhs is None else dhs, active, reverse)
+
+
+def _add_product_into(addr, a, b, out):
+    """out += a @ b (2-D float32, BLAS's GEMM at ``addr`` with beta = 1); False, with nothing written, when
+    BLAS cannot read an operand in place or ``out`` is not row-major."""
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    ta, lda = _operand(a, 4)
+    tb, ldb = _operand(b, 4)
+    tc, ldc = _operand(out, 4)
+    if ta == 0 or tb == 0 or tc != _NO_TRANS or b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
+        return False
+    if m and n and k:
+        _sgemm_add_at(addr, ta, tb, m, n, k, a.ctypes.data, lda, b.ctypes.data, ldb, out.ctypes.data, ldc)
+    return True
+
+
+_add_product = _jit(_add_product_into, FAST)
+
+
+def add_product(addr, a, b, out) -> bool:
+    """out += a @ b by the GEMM at ``addr`` (``recurrent.sequence_gemm``), accumulating in place: a weight
+    gradient summed over chunks of steps (``ops/recurrent_wave.py``). False when BLAS cannot read the arrays
+    as they are (the caller then adds NumPy's product)."""
+    return _add_product(addr, a, b, out)
 
 
 # -- MKL's pack-once GEMM for the per-step products ---------------------------------------------------------
