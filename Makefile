@@ -23,44 +23,32 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 train: $(VENV)/.train-deps
 	$(BIN)/neural-arch train
 
-# Data the suite reads from the system: Debian's dataset-fashion-mnist (the real-data test of
-# data/mnist.py). Installed when missing, as root (or through sudo); fails loudly when it cannot be.
+# What some tests read from the system, installed through apt when missing (as root, or through sudo);
+# $(call apt_install,PACKAGE,WHAT) fails loudly, naming the package, when it cannot be.
+define apt_install
+@command -v apt-get >/dev/null || { echo "make test: $@ is missing and there is no apt-get;" \
+  "install Debian's $(1) ($(2))" >&2; exit 1; }
+@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+  echo "make test: $@ is missing; as root run: apt-get update && apt-get install $(1)" >&2; \
+  exit 1; fi; \
+$$sudo apt-get update -q && $$sudo apt-get install -y -q $(1) || { \
+  echo "make test: installing $(1) failed (see above)" >&2; exit 1; }
+@test -e $@ || { echo "make test: $(1) is installed but $@ is missing" >&2; exit 1; }
+endef
+
+# Fashion-MNIST (the real-data test of data/mnist.py; or copy its four .gz files to the folder)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-
-$(FASHION_MNIST):
-	@command -v apt-get >/dev/null || { echo "make test: $@ is missing and there is no apt-get;" \
-	  "install Debian's dataset-fashion-mnist (or copy Fashion-MNIST's four .gz files to $(@D))" >&2; exit 1; }
-	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
-	  echo "make test: $@ is missing; as root run: apt-get update && apt-get install dataset-fashion-mnist" >&2; \
-	  exit 1; fi; \
-	$$sudo apt-get update -q && $$sudo apt-get install -y -q dataset-fashion-mnist || { \
-	  echo "make test: installing dataset-fashion-mnist failed (see above)" >&2; exit 1; }
-	@test -f $@ || { echo "make test: dataset-fashion-mnist is installed but $@ is missing" >&2; exit 1; }
-
-# The browser that tests/docs/test_site.py drives (through playwright): Debian's chromium, installed
-# as the data set above is when missing.
+# Chromium, which tests/docs/test_site.py drives headless (through playwright)
 CHROMIUM := $(firstword $(shell command -v chromium chromium-browser 2>/dev/null) /usr/bin/chromium)
-
-$(CHROMIUM):
-	@command -v apt-get >/dev/null || { echo "make test: Chromium is missing and there is no apt-get;" \
-	  "install chromium (the docs test drives it headless)" >&2; exit 1; }
-	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
-	  echo "make test: Chromium is missing; as root run: apt-get update && apt-get install chromium" >&2; \
-	  exit 1; fi; \
-	$$sudo apt-get update -q && $$sudo apt-get install -y -q chromium || { \
-	  echo "make test: installing chromium failed (see above)" >&2; exit 1; }
-
-# Graphviz's dot, which tests/graph/test_trace.py renders an SVG with (Graph.to_svg): Debian's graphviz.
+# Graphviz's dot, which tests/graph/test_trace.py renders an SVG with (Graph.to_svg)
 DOT := $(firstword $(shell command -v dot 2>/dev/null) /usr/bin/dot)
 
+$(FASHION_MNIST):
+	$(call apt_install,dataset-fashion-mnist,the Fashion-MNIST files)
+$(CHROMIUM):
+	$(call apt_install,chromium,the docs test drives it headless)
 $(DOT):
-	@command -v apt-get >/dev/null || { echo "make test: Graphviz's dot is missing and there is no apt-get;" \
-	  "install graphviz (Graph.to_svg calls dot)" >&2; exit 1; }
-	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
-	  echo "make test: Graphviz's dot is missing; as root run: apt-get update && apt-get install graphviz" >&2; \
-	  exit 1; fi; \
-	$$sudo apt-get update -q && $$sudo apt-get install -y -q graphviz || { \
-	  echo "make test: installing graphviz failed (see above)" >&2; exit 1; }
+	$(call apt_install,graphviz,Graph.to_svg calls dot)
 
 ## Run the whole test suite.
 test: $(VENV)/.test-deps $(FASHION_MNIST) $(CHROMIUM) $(DOT)
