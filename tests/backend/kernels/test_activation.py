@@ -65,3 +65,42 @@ def test_relu_forward_keeps_nan_like_numpy_and_torch():
     y = np.empty_like(x)
     activation.relu_forward(x, y)
     np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+# (kernel, scalar arguments after x, how many outputs). Exact GELU is not here: on the AMD host LLVM's
+# machine combiner orders its product chain one way in the vector loop and another in the scalar one
+# (fastmath's reassoc + nsz), an ulp apart (NOTES.md, stream effnet).
+_PLACED = [
+    (activation.sigmoid_forward, (), 1),
+    (activation.silu_forward, (f32(1.0),), 1),
+    (activation.silu_forward_with_grad, (f32(1.0),), 2),
+    (activation.silu_forward_with_grad, (f32(1.702),), 2),
+    (activation.gelu_tanh_forward, (), 1),
+    (activation.gelu_tanh_forward_with_grad, (), 2),
+]
+
+
+@pytest.mark.parametrize("kern, scalars, n_out", _PLACED, ids=lambda p: getattr(p, "__name__", None))
+def test_an_activation_kernel_gives_the_same_bits_wherever_its_arrays_lie(kern, scalars, n_out):
+    """LLVM vectorises these loops and keeps a scalar copy, which runs the tail and, when an output starts
+    within a vector's length after an input (two small arrays malloc put side by side; an in-place call),
+    the whole call. Both copies must round alike: with fastmath's reciprocal approximation the vector
+    copy divided by an estimate on an AMD EPYC and the scalar one exactly, and EfficientNet's
+    squeeze-excite activations (8 elements) differed by an ulp between an eager step and its replay."""
+    for n in (5, 8, 15, 1000):
+        x0 = (rng.standard_normal(n) * 3).astype(f32)
+        far = np.empty((1 + n_out) * 4096, f32)  # x and the outputs 16 KB apart (the vector copy runs)
+        x, *apart = (far[k * 4096: k * 4096 + n] for k in range(1 + n_out))
+        x[:] = x0
+        kern(x, *scalars, *apart)
+        # x and the outputs side by side in one buffer (the scalar copy runs)
+        buf = np.empty((1 + n_out) * n, f32)
+        x, *beside = np.split(buf, 1 + n_out)
+        x[:] = x0
+        kern(x, *scalars, *beside)
+        for a, b in zip(apart, beside):
+            assert np.array_equal(a, b), (n, np.abs(a - b).max())
+        if n_out == 1:  # in place: the output is the input
+            x = x0.copy()
+            kern(x, *scalars, x)
+            assert np.array_equal(apart[0], x), (n, np.abs(apart[0] - x).max())

@@ -13,8 +13,8 @@ Rules that make these loops vectorise (measured; see BENCHMARKS.md):
   gets a test per element that keeps the loop scalar: offsets are spelled ``U(...)`` (uint64).
 
 numba caches each compiled kernel beside its own source file and checks only that file's date: after
-editing an ``@inline`` helper here, delete ``backend/kernels/__pycache__/*.nb[ic]`` or the kernels of the
-other files keep the old helper compiled in.
+editing an ``@inline`` helper or ``FAST``'s flags here, delete ``backend/kernels/__pycache__/*.nb[ic]`` or the
+kernels of the other files keep the old helper or flags compiled in.
 
 numba is imported on the first kernel call, not when neural-arch is imported: a kernel and the
 ``@inline`` helpers it calls are plain Python functions until then.
@@ -35,7 +35,15 @@ from neural_arch.backend import threads
 
 F = np.float32
 U = np.uint64  # an index LLVM knows is >= 0
-FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
+# fastmath's flags less "arcp" (reciprocal approximations): with it, LLVM may lower a vectorised
+# division to a reciprocal estimate plus a Newton step (it does on an AMD EPYC, znver5) while the scalar
+# copy of the same loop divides exactly. Which copy runs is decided at run time: the scalar one does the
+# tail elements and, when the vectoriser's overlap check finds the output within a vector's length of an
+# input (two small arrays that malloc put side by side), the whole call. The same values then gave
+# results an ulp apart depending on where the arrays lay (EfficientNet's squeeze-excite sigmoid/SiLU on 8
+# elements, Adam on a 2-element bias), so a compiled replay was not bit for bit the eager step.
+FASTMATH = {"nnan", "ninf", "nsz", "contract", "afn", "reassoc"}  # (numba takes a set, not a frozenset)
+FAST = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
 
 _inline: dict = {}  # Python function -> its options, then its numba dispatcher once compiled
