@@ -146,3 +146,20 @@ def test_half_products_accumulate_in_float32_and_round_once(dtype, shape, monkey
     assert got.dtype == dtype
     step = np.abs(ref) * (2.0 ** -7 if dtype == ml_dtypes.bfloat16 else 2.0 ** -10)  # one step at |ref|
     assert np.all(np.abs(got.astype(np.float32) - ref) <= step + 1e-4)
+
+
+@needs_mkl
+def test_an_lstm_time_loop_takes_mkls_packed_gemm_on_any_cpu_unless_told_openblas():
+    """The per-step products of an LSTM's loop run on MKL's pack-once GEMM wherever MKL is installed (on a
+    CPU that is not Intel's too, where our other products stay on OpenBLAS), never with "openblas"."""
+    code = ("import numpy as np\nfrom neural_arch.backend import threads\n"
+            "from neural_arch.backend.kernels import recurrent, recurrent_sequence\n"
+            "lib = threads.loop_mkl()\n"
+            "print(lib is not None and recurrent.sequence_gemm(np.float32) == lib.address(np.float32),"
+            " recurrent_sequence._mkl_packing() is not None)\n")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True"], out.stdout
+    out = _run(code, NEURAL_ARCH_BLAS_LIB="openblas")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"], out.stdout

@@ -272,6 +272,16 @@ def mkl() -> blas.MKL | None:
     return _mkl
 
 
+def loop_mkl() -> blas.MKL | None:
+    """MKL for an LSTM's time loop (its pack-once GEMM per step, ``kernels/recurrent_sequence.py``), which
+    beats either library's plain GEMM there on the CPUs measured: :func:`mkl` itself, or under "auto" on a
+    CPU that is not Intel's, MKL loaded for that loop alone. None with ``blas_lib="openblas"``."""
+    lib = mkl()
+    if lib is None and policy.blas_lib == "auto" and not _numpy_blas_is_mkl():
+        lib = blas.load_mkl()
+    return lib
+
+
 def cpu_vendor() -> str:
     """/proc/cpuinfo's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``), "" where it cannot be read."""
     try:

@@ -223,9 +223,10 @@ def sequence_gemm(dtype) -> int:
     """The address of BLAS's ILP64 ``cblas_sgemm`` when an LSTM's whole time loop can run in one numba
     call for arrays of ``dtype`` (``recurrent_sequence.py``: float32, with the kernels on), else 0: the
     caller then runs its time loop in Python (the readable path, which computes the same)."""
-    if not _dispatch.active() or np.dtype(dtype) != _F32:
+    if not _dispatch.active() or np.dtype(dtype) != _F32 or not threads._gemm_address(_F32):
         return 0
-    return threads._gemm_address(_F32)
+    lib = threads.loop_mkl()  # the loop's BLAS: MKL's packed GEMM where it can be had
+    return lib.address(_F32) if lib is not None else threads._gemm_address(_F32)
 
 
 _F32 = np.dtype(np.float32)

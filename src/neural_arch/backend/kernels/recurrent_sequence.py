@@ -13,8 +13,8 @@ BLAS on the same operands, then the same row helpers as ``lstm_step_forward`` /
 ``lstm_step_backward``. float32 only, like the cell kernels; every array C-contiguous but ``h_prev``
 (the caller, ``ops/recurrent.py``, sees to it; ``recurrent.sequence_gemm`` says when this runs).
 
-With MKL as the BLAS of our products (``threads.mkl()``), the per-step products use its pack-once GEMM:
-``W_hh`` is packed into MKL's blocked layout once per call (``cblas_sgemm_pack``) and each step runs
+With MKL for the loop (``threads.loop_mkl()``: any CPU, unless told "openblas"), the per-step products
+use its pack-once GEMM: ``W_hh`` is packed into MKL's blocked layout once per call (``cblas_sgemm_pack``) and each step runs
 ``cblas_sgemm_compute`` on it, where a plain GEMM re-packs it every step (oneDNN's LSTM, which torch
 runs, packs once too). Any other BLAS: its plain ``cblas_sgemm``.
 
@@ -202,8 +202,8 @@ def add_product(addr, a, b, out) -> bool:
 # -- MKL's pack-once GEMM for the per-step products ---------------------------------------------------------
 # A GEMM packs its right operand into its own blocked layout on every call; the per-step products
 # multiply by the same W_hh 35 times, so MKL's cblas_sgemm_pack (once per sequence) and
-# cblas_sgemm_compute (per step) skip that (oneDNN's LSTM does the same). Only when our products run on
-# MKL (``threads.mkl()``, loaded by ``backend/blas.py``); with another BLAS the plain GEMM runs.
+# cblas_sgemm_compute (per step) skip that (oneDNN's LSTM does the same). Whenever MKL can be had for the
+# loop (``threads.loop_mkl()``, loaded by ``backend/blas.py``); without it the plain GEMM runs.
 _BLAS_B_MATRIX = 162
 _packing = False  # False: not looked for yet; None: none; else (get_size, pack, compute address)
 
@@ -212,7 +212,7 @@ def _mkl_packing():
     global _packing
     if _packing is False:
         _packing = None
-        lib = threads.mkl()
+        lib = threads.loop_mkl()
         dll = ctypes.CDLL(lib.path) if lib is not None else None  # the handle MKL is already loaded under
         # the explicit 64-bit-integer entry points, as blas.py's (MKL's interface layer stays LP64)
         names = ("pack_get_size", "pack", "compute")
