@@ -14,8 +14,8 @@ BLAS on the same operands, then the same row helpers as ``lstm_step_forward`` /
 (the caller, ``ops/recurrent.py``, sees to it; ``recurrent.sequence_gemm`` says when this runs).
 
 With MKL for the loop (``threads.loop_mkl()``: any CPU, unless told "openblas"), the per-step products
-use its pack-once GEMM: ``W_hh`` is packed into MKL's blocked layout once per call (``cblas_sgemm_pack``) and each step runs
-``cblas_sgemm_compute`` on it, where a plain GEMM re-packs it every step (oneDNN's LSTM, which torch
+use its pack-once GEMM: ``W_hh`` is packed into MKL's blocked layout once per call (``cblas_sgemm_pack``)
+and each step runs ``cblas_sgemm_compute`` on it, where a plain GEMM re-packs it every step (oneDNN's LSTM, which torch
 runs, packs once too). Any other BLAS: its plain ``cblas_sgemm``.
 
 Imported on first use only: it compiles (or loads) numba code and reads ``spin``'s intrinsics.
