@@ -34,7 +34,7 @@ import os
 import sys
 from pathlib import Path
 
-from neural_arch.backend.kernels._jit import EXACT, FAST, kernel
+from neural_arch.backend.kernels._jit import EXACT, FAST, FAST_SIGNED, kernel
 from neural_arch.backend.kernels.activation import INV_SQRT_2PI, SQRT_2_OVER_PI
 
 _HEADER = """\
@@ -133,15 +133,18 @@ def build(group) -> object:
     for i, layout in enumerate(group.layouts):
         if tail is None or ("ext", i) not in tail.sources:
             body.append(f"x{i} = in{i}" + {"full": "[r, c]", "cols": "[c]", "scalar": "[0]"}[layout])
-    fast = False
+    kinds = set()
     for k, m in enumerate(group.members[:-1] if tail else group.members):
         names = [f"x{src[1]}" if src[0] == "ext" else f"v{src[1]}" for src in m.sources]
         body += op_lines(m.kind, m.params, f"v{k}", names, k in group.derivs, k)
-        fast = fast or m.kind in FAST_KINDS
+        kinds.add(m.kind)
+    # the flags of the members' eager kernels (exact GELU's are FAST without nsz: kernels/activation.py)
+    flags = "FAST_SIGNED" if "gelu" in kinds else "FAST" if kinds & FAST_KINDS else "EXACT"
     body += [f"out{k}[r, c] = v{k}" for k in group.stored if group.members[k] is not tail]
     body += [f"deriv{k}[r, c] = d{k}" for k in group.derivs]
     what = " -> ".join(m.kind for m in group.members)
-    source = (_HEADER.format(what=what, helpers=_HELPERS, args=", ".join(args), first=outs[0])
+    source = (f"# compiled with _jit.{flags}\n"
+              + _HEADER.format(what=what, helpers=_HELPERS, args=", ".join(args), first=outs[0])
               + "        for c in range(cols):\n" + "".join(f"            {line}\n" for line in body))
     if tail is not None:
         source += "".join(f"        {line}\n" for line in _layer_norm_lines(tail, len(group.members) - 1))
@@ -150,7 +153,8 @@ def build(group) -> object:
     if cached is None:
         fn = _import(source, digest)
         rows = tuple(range(len(outs))) + tuple(len(outs) + i for i, lay in enumerate(group.layouts) if lay == "full")
-        cached = _loaded[digest] = kernel(FAST if fast else EXACT, rows=rows, offset=len(outs) + len(ins))(fn)
+        options = {"FAST_SIGNED": FAST_SIGNED, "FAST": FAST, "EXACT": EXACT}[flags]
+        cached = _loaded[digest] = kernel(options, rows=rows, offset=len(outs) + len(ins))(fn)
     return cached
 
 

@@ -67,10 +67,12 @@ def test_relu_forward_keeps_nan_like_numpy_and_torch():
     np.testing.assert_array_equal(y, np.maximum(x, 0))
 
 
-# (kernel, scalar arguments after x, how many outputs). Exact GELU is not here: on the AMD host LLVM's
-# machine combiner orders its product chain one way in the vector loop and another in the scalar one
-# (fastmath's reassoc + nsz), an ulp apart (NOTES.md, stream effnet).
+# (kernel, scalar arguments after x, how many outputs). Exact GELU's kernels are compiled without
+# fastmath's nsz (``_jit.FAST_SIGNED``): with it, on the AMD host, LLVM's machine combiner ordered their
+# product chain one way in the vector loop and another in the scalar one, an ulp apart.
 _PLACED = [
+    (activation.gelu_forward, (), 1),
+    (activation.gelu_forward_with_grad, (), 2),
     (activation.sigmoid_forward, (), 1),
     (activation.silu_forward, (f32(1.0),), 1),
     (activation.silu_forward_with_grad, (f32(1.0),), 2),

@@ -44,6 +44,9 @@ U = np.uint64  # an index LLVM knows is >= 0
 # elements, Adam on a 2-element bias), so a compiled replay was not bit for bit the eager step.
 FASTMATH = {"nnan", "ninf", "nsz", "contract", "afn", "reassoc"}  # (numba takes a set, not a frozenset)
 FAST = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+# FAST without nsz, for the kernels whose product chains x86's machine combiner otherwise orders one way in
+# the vector loop and another in the scalar one (exact GELU: an ulp apart, by the arrays' addresses)
+FAST_SIGNED = dict(FAST, fastmath=FASTMATH - {"nsz"})
 EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no reassociation: bit-for-bit with NumPy order
 
 _inline: dict = {}  # Python function -> its options, then its numba dispatcher once compiled

@@ -15,7 +15,7 @@ import numpy as np
 
 from neural_arch.backend.kernels import half
 from neural_arch.backend.kernels._dispatch import dispatch
-from neural_arch.backend.kernels._jit import EXACT, FAST, F, expf, f32, fit, inline, kernel, sigmoidf
+from neural_arch.backend.kernels._jit import EXACT, FAST, FAST_SIGNED, F, expf, f32, fit, inline, kernel, sigmoidf
 from neural_arch.backend.threads import policy
 
 INV_SQRT_2PI = 0.3989422804014327
@@ -166,7 +166,7 @@ def normal_cdf_and_gauss(v):
     return (half_erfc if v < F(0.0) else F(1.0) - half_erfc), gauss
 
 
-@kernel(FAST, rows=(0, 1))
+@kernel(FAST_SIGNED, rows=(0, 1))
 def gelu_forward(x, out):
     for i in range(x.size):
         v = f32(x[i])
@@ -174,7 +174,7 @@ def gelu_forward(x, out):
         out[i] = fit(out, v * cdf)
 
 
-@kernel(FAST, rows=(0, 1, 2))
+@kernel(FAST_SIGNED, rows=(0, 1, 2))
 def gelu_forward_with_grad(x, out, deriv):
     for i in range(x.size):
         v = f32(x[i])
@@ -237,7 +237,7 @@ def _gelu_backward(x, g, tanh):
     return g * _gelu(x, tanh, True)[1]
 
 
-@kernel(FAST, rows=(0, 1, 2))
+@kernel(FAST_SIGNED, rows=(0, 1, 2))
 def gelu_backward_kernel(x, g, dx):
     """dx = g (Phi(x) + x phi(x)), the derivative spelled as gelu_forward_with_grad's"""
     for i in range(x.size):
