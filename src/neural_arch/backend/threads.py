@@ -275,11 +275,18 @@ def mkl() -> blas.MKL | None:
 def loop_mkl() -> blas.MKL | None:
     """MKL for an LSTM's time loop (its pack-once GEMM per step, ``kernels/recurrent_sequence.py``), which
     beats either library's plain GEMM there on the CPUs measured: :func:`mkl` itself, or under "auto" on a
-    CPU that is not Intel's, MKL loaded for that loop alone. None with ``blas_lib="openblas"``."""
-    lib = mkl()
-    if lib is None and policy.blas_lib == "auto" and not _numpy_blas_is_mkl():
-        lib = blas.load_mkl()
-    return lib
+    CPU that is not Intel's, MKL loaded for that loop alone. None with ``blas_lib="openblas"``. Decided
+    once (asking threadpoolctl about NumPy's BLAS costs about half a millisecond)."""
+    global _loop_mkl
+    if _loop_mkl is False:
+        lib = mkl()
+        if lib is None and policy.blas_lib == "auto" and not _numpy_blas_is_mkl():
+            lib = blas.load_mkl()
+        _loop_mkl = lib
+    return _loop_mkl
+
+
+_loop_mkl: blas.MKL | None | bool = False  # False: not decided yet
 
 
 def cpu_vendor() -> str:
